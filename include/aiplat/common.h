@@ -1,0 +1,116 @@
+/**
+ * @file aiplat/common.h
+ * @brief Export macro, status codes, error detail, memory and library init.
+ *
+ * Conventions for the whole API (docs/decisions/0001-api-conventions.md):
+ *  - Every function returning ::aiplat_status returns ::AIPLAT_OK (0) on
+ *    success. On failure the detail is kept per thread (aiplat_error_last())
+ *    and, for functions taking a handle, also in that handle.
+ *  - Strings passed in are copied; the caller keeps ownership of its memory.
+ *  - A `const char *` returned is borrowed: valid for the life of the handle it
+ *    came from unless the doc comment says otherwise.
+ *  - Buffers the library allocates for the caller are released with
+ *    aiplat_free(), never with the caller's own free().
+ *  - Destroy functions accept NULL.
+ */
+#ifndef AIPLAT_COMMON_H
+#define AIPLAT_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#if defined(_WIN32) || defined(__CYGWIN__)
+#  if defined(AIPLAT_BUILDING)
+#    define AIPLAT_API __declspec(dllexport)
+#  else
+#    define AIPLAT_API __declspec(dllimport)
+#  endif
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#  define AIPLAT_API __attribute__((visibility("default")))
+#else
+#  define AIPLAT_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * Status codes. The numbers are part of the ABI: they are pinned, never
+ * reused, and new codes are only appended.
+ */
+typedef enum aiplat_status {
+  AIPLAT_OK = 0,                   /**< success */
+  AIPLAT_ERR_INVALID_ARGUMENT = 1, /**< a NULL handle, a bad parameter */
+  AIPLAT_ERR_NO_MEMORY = 2,        /**< allocation failed */
+  AIPLAT_ERR_CONFIG = 3,           /**< a setting is missing or invalid */
+  AIPLAT_ERR_NOT_FOUND = 4,        /**< no such item, name, subject or file */
+  AIPLAT_ERR_IO = 5,               /**< a read or write failed */
+  AIPLAT_ERR_TIMEOUT = 6,          /**< a deadline passed */
+  AIPLAT_ERR_CONNECTION = 7,       /**< cannot connect, or the connection was lost */
+  AIPLAT_ERR_PROTOCOL = 8,         /**< the peer sent something that is not its protocol */
+  AIPLAT_ERR_DECODE = 9,           /**< bytes that do not decode (protobuf, JSON, audio) */
+  AIPLAT_ERR_TOO_LARGE = 10,       /**< a payload or value over its limit */
+  AIPLAT_ERR_BAD_REQUEST = 11,     /**< the server refused the request (HTTP 4xx) */
+  AIPLAT_ERR_AUTH = 12,            /**< authentication or authorisation failed (401/403) */
+  AIPLAT_ERR_RATE_LIMITED = 13,    /**< the server asked us to slow down (429) */
+  AIPLAT_ERR_SERVER = 14,          /**< the server failed (HTTP 5xx, an error inside a 200) */
+  AIPLAT_ERR_UNAVAILABLE = 15,     /**< the server or service is not ready (503, no responders) */
+  AIPLAT_ERR_CANCELLED = 16,       /**< cancelled by the caller or stopped by a callback */
+  AIPLAT_ERR_CLOSED = 17,          /**< the handle was closed */
+  AIPLAT_ERR_STATE = 18,           /**< the call is not valid in the handle's current state */
+  AIPLAT_ERR_BUFFER_TOO_SMALL = 19,/**< the caller's buffer cannot hold the result */
+  AIPLAT_ERR_NOT_SUPPORTED = 20,   /**< not supported by this build or this server */
+  AIPLAT_ERR_CORRUPT = 21,         /**< stored data failed its checksum or format check */
+  AIPLAT_ERR_EXISTS = 22,          /**< the item already exists */
+  AIPLAT_ERR_INTERNAL = 23         /**< a bug in libaiplat or a dependency */
+} aiplat_status;
+
+/** Static English text for a status code; never NULL, never freed. */
+AIPLAT_API const char *aiplat_status_str(aiplat_status status);
+
+/**
+ * The last failure on the calling thread.
+ *
+ * Copies the detail message of the most recent failure of any libaiplat
+ * call made on this thread into @p buf (always NUL-terminated, truncated to
+ * @p buflen - 1 bytes), and returns its status. Returns ::AIPLAT_OK and an
+ * empty string when no call on this thread has failed since the last
+ * aiplat_error_clear(). @p buf may be NULL when @p buflen is 0.
+ * Thread: any; the record is per thread.
+ */
+AIPLAT_API aiplat_status aiplat_error_last(char *buf, size_t buflen);
+
+/** Forget the calling thread's last failure. */
+AIPLAT_API void aiplat_error_clear(void);
+
+/** Release a buffer the library allocated for the caller. NULL is a no-op. */
+AIPLAT_API void aiplat_free(void *ptr);
+
+/** The run-time library version, "MAJOR.MINOR.PATCH"; static. */
+AIPLAT_API const char *aiplat_version_string(void);
+
+/** The run-time library version as (major << 16) | (minor << 8) | patch. */
+AIPLAT_API uint32_t aiplat_version_number(void);
+
+/**
+ * Initialise the library's global state (libcurl's among it).
+ *
+ * Reference counted: every successful call must be matched by one
+ * aiplat_cleanup(); the last one releases the global state. Call it before
+ * starting threads that use libaiplat. Handles' create functions call it
+ * themselves when the program has not, so calling it is only needed to
+ * control when the global work happens.
+ * Thread: safe to call from any thread.
+ */
+AIPLAT_API aiplat_status aiplat_init(void);
+
+/** Drop one reference taken by aiplat_init(); the last one releases. */
+AIPLAT_API void aiplat_cleanup(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AIPLAT_COMMON_H */

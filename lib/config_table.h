@@ -1,0 +1,74 @@
+/* The one table of settings the library knows (README "Configuration").
+ * X(NAME, default or NULL, type, secret, description)
+ * Types: STR, INT, DBL, BOOL, DUR, URL, URLS (comma-separated URLs), LEVEL. */
+#ifndef AIPLAT_CONFIG_TABLE_H
+#define AIPLAT_CONFIG_TABLE_H
+
+#define AIP_CONFIG_TABLE(X) \
+  X(LOG_LEVEL, "INFO", LEVEL, 0, "log level: DEBUG, INFO, WARNING (WARN) or ERROR") \
+  X(SERVICE_NAME, NULL, STR, 0, "service name in logs and discovery (each service sets its own)") \
+  X(NATS_URL, "nats://localhost:4222", URLS, 0, "NATS server URL, or several separated by commas") \
+  X(NATS_NAME, NULL, STR, 0, "connection name shown by the server (default: the service name)") \
+  X(NATS_CREDS, NULL, STR, 0, "path of a NATS .creds file (JWT + nkey seed)") \
+  X(NATS_NKEY_SEED, NULL, STR, 1, "nkey seed for nkey authentication") \
+  X(NATS_TOKEN, NULL, STR, 1, "token for token authentication") \
+  X(NATS_USER, NULL, STR, 0, "user name for user/password authentication") \
+  X(NATS_PASSWORD, NULL, STR, 1, "password for user/password authentication") \
+  X(NATS_TLS_CA, NULL, STR, 0, "CA certificate file to verify the NATS server") \
+  X(NATS_TLS_CERT, NULL, STR, 0, "client certificate file for NATS TLS") \
+  X(NATS_TLS_KEY, NULL, STR, 0, "client private key file for NATS TLS") \
+  X(NATS_CONNECT_TIMEOUT, "5s", DUR, 0, "timeout of one connection attempt") \
+  X(NATS_RECONNECT_WAIT, "2s", DUR, 0, "wait between reconnection attempts (jitter added)") \
+  X(NATS_MAX_RECONNECTS, "-1", INT, 0, "reconnection attempts before giving up; -1 is forever") \
+  X(HEALTH_PORT, "8080", INT, 0, "port of the /health, /ready and /metrics server; 0 disables it") \
+  X(HEALTH_BIND, "0.0.0.0", STR, 0, "address the health server binds to") \
+  X(WORKERS, "4", INT, 0, "handler worker threads per service") \
+  X(REQUEST_TIMEOUT, "60s", DUR, 0, "deadline of one request inside a service") \
+  X(SHUTDOWN_GRACE, "20s", DUR, 0, "time in-flight requests get to finish on SIGTERM") \
+  X(VLLM_URL, "http://localhost:8000", URL, 0, "OpenAI-compatible chat completions server") \
+  X(LLM_MODEL, "default", STR, 0, "model name sent to the LLM server") \
+  X(LLM_API_KEY, NULL, STR, 1, "bearer token for the LLM server") \
+  X(LLM_MAX_TOKENS, "512", INT, 0, "default max_tokens of a completion") \
+  X(LLM_TEMPERATURE, "0.7", DBL, 0, "default sampling temperature") \
+  X(LLM_TIMEOUT, "120s", DUR, 0, "total timeout of one LLM request") \
+  X(EMBEDDINGS_URL, "http://localhost:8000", URL, 0, "OpenAI-compatible embeddings server") \
+  X(EMBEDDINGS_MODEL, "default", STR, 0, "embeddings model name") \
+  X(EMBEDDINGS_API_KEY, NULL, STR, 1, "bearer token for the embeddings server") \
+  X(RERANKER_URL, NULL, URL, 0, "reranker server; unset disables reranking") \
+  X(RERANKER_MODEL, "default", STR, 0, "reranker model name") \
+  X(RERANKER_API_KEY, NULL, STR, 1, "bearer token for the reranker") \
+  X(STT_URL, "http://localhost:8000", URL, 0, "speech-to-text server (OpenAI audio transcriptions)") \
+  X(STT_MODEL, "whisper-1", STR, 0, "speech-to-text model name") \
+  X(STT_API_KEY, NULL, STR, 1, "bearer token for the speech-to-text server") \
+  X(TTS_URL, "http://localhost:8000", URL, 0, "text-to-speech server (OpenAI audio speech)") \
+  X(TTS_MODEL, "tts-1", STR, 0, "text-to-speech model name") \
+  X(TTS_VOICE, "rms", STR, 0, "default voice") \
+  X(TTS_API_KEY, NULL, STR, 1, "bearer token for the text-to-speech server") \
+  X(HTTP_CONNECT_TIMEOUT, "5s", DUR, 0, "connect timeout of model-server requests") \
+  X(HTTP_TIMEOUT, "60s", DUR, 0, "total timeout of model-server requests (LLM: LLM_TIMEOUT)") \
+  X(HTTP_MAX_RETRIES, "3", INT, 0, "retries on connect errors, 429, 502, 503, 504") \
+  X(HTTP_CA_FILE, NULL, STR, 0, "CA bundle for HTTPS model servers (default: the system's)") \
+  X(HTTP_MAX_RESPONSE_BYTES, "67108864", INT, 0, "largest response body accepted") \
+  X(VECTOR_STORE, NULL, STR, 0, "local or milvus (default: milvus when MILVUS_HOST is set, else local)") \
+  X(VECTOR_STORE_PATH, "knowledge_base.aipvs", STR, 0, "file of the local vector store") \
+  X(MILVUS_HOST, "localhost", STR, 0, "Milvus host") \
+  X(MILVUS_PORT, "19530", INT, 0, "Milvus port") \
+  X(MILVUS_COLLECTION, "knowledge_base", STR, 0, "Milvus collection of the knowledge base") \
+  X(MILVUS_DB, NULL, STR, 0, "Milvus database name (default database when unset)") \
+  X(MILVUS_TOKEN, NULL, STR, 1, "Milvus token or user:password") \
+  X(MILVUS_TLS, "false", BOOL, 0, "use HTTPS to reach Milvus") \
+  X(RAG_TOP_K, "5", INT, 0, "passages returned by a RAG query") \
+  X(RAG_CANDIDATES, "20", INT, 0, "candidates fetched before reranking") \
+  X(RAG_MIN_SCORE, "0", DBL, 0, "minimum score of a returned passage") \
+  X(RAG_CONTEXT_CHARS, "4000", INT, 0, "character budget of the prompt context") \
+  X(CHAT_HISTORY_TURNS, "10", INT, 0, "conversation turns kept per conversation") \
+  X(CHAT_HISTORY_TTL, "1h", DUR, 0, "time a conversation's history is kept") \
+  X(SYSTEM_PROMPT, NULL, STR, 0, "system prompt of chat-handler (a built-in one when unset)") \
+  X(ARGO_URL, NULL, URL, 0, "Argo Workflows server, e.g. https://argo-server:2746") \
+  X(ARGO_NAMESPACE, "ai-ml", STR, 0, "namespace of Argo WorkflowTemplates") \
+  X(ARGO_TOKEN, NULL, STR, 1, "bearer token for the Argo server") \
+  X(KUBEFLOW_URL, NULL, URL, 0, "Kubeflow Pipelines API, e.g. http://ml-pipeline:8888") \
+  X(KUBEFLOW_TOKEN, NULL, STR, 1, "bearer token for Kubeflow Pipelines") \
+  X(PIPELINE_POLL_INTERVAL, "5s", DUR, 0, "interval between pipeline status polls")
+
+#endif
