@@ -5,7 +5,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "harness/testutil.h"
+#include "micro.h"
 #include "trace.h"
 #include "workq.h"
 
@@ -118,6 +121,76 @@ START_TEST(workq_rejects_bad_sizes) {
 }
 END_TEST
 
+START_TEST(micro_names_and_versions) {
+  ck_assert(aip_micro_name_valid("chat-handler"));
+  ck_assert(aip_micro_name_valid("stt_module2"));
+  ck_assert(!aip_micro_name_valid(""));
+  ck_assert(!aip_micro_name_valid("chat.handler"));
+  ck_assert(!aip_micro_name_valid("a b"));
+  ck_assert(!aip_micro_name_valid(NULL));
+  static const char *const good[] = {"0.1.0", "1.0.0", "10.20.30", "1.0.0-alpha.1",
+                                     "1.0.0+build.5", "1.0.0-rc.1+sha.abc", "1.0.0-0a"};
+  static const char *const bad[] = {"", "1", "1.0", "01.0.0", "1.0.0-", "1.0.0-01",
+                                    "1.0.0+", "v1.0.0", "1.0.0.0", "1.0.0-a..b"};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+    ck_assert_msg(aip_micro_version_valid(good[i]), "rejected %s", good[i]);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    ck_assert_msg(!aip_micro_version_valid(bad[i]), "accepted %s", bad[i]);
+  char a[AIP_MICRO_ID_LEN + 1], b[AIP_MICRO_ID_LEN + 1];
+  aip_micro_new_id(a);
+  aip_micro_new_id(b);
+  ck_assert_uint_eq(strlen(a), AIP_MICRO_ID_LEN);
+  ck_assert_str_ne(a, b);
+  ck_assert(aip_micro_name_valid(a));
+}
+END_TEST
+
+START_TEST(micro_bodies_follow_adr32) {
+  aip_micro_identity id = {"echo", "ABC123", "1.2.3", "echoes \"things\""};
+  aip_micro_endpoint eps[] = {{"echo", "demo.echo", "q", 4, 1, 4000, "boom"},
+                              {"idle", "demo.idle", "q", 0, 0, 0, NULL}};
+  json_error_t err;
+  char *s = aip_micro_ping_json(&id);
+  json_t *j = json_loads(s, 0, &err);
+  ck_assert_ptr_nonnull(j);
+  ck_assert_str_eq(json_string_value(json_object_get(j, "type")), "io.nats.micro.v1.ping_response");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "name")), "echo");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "id")), "ABC123");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "version")), "1.2.3");
+  ck_assert(json_is_object(json_object_get(j, "metadata")));
+  json_decref(j);
+  free(s);
+
+  s = aip_micro_info_json(&id, eps, 2);
+  j = json_loads(s, 0, &err);
+  ck_assert_str_eq(json_string_value(json_object_get(j, "type")), "io.nats.micro.v1.info_response");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "description")), "echoes \"things\"");
+  json_t *e0 = json_array_get(json_object_get(j, "endpoints"), 0);
+  ck_assert_str_eq(json_string_value(json_object_get(e0, "subject")), "demo.echo");
+  ck_assert_str_eq(json_string_value(json_object_get(e0, "queue_group")), "q");
+  ck_assert(json_is_object(json_object_get(e0, "metadata")));
+  ck_assert_uint_eq(json_array_size(json_object_get(j, "endpoints")), 2);
+  json_decref(j);
+  free(s);
+
+  s = aip_micro_stats_json(&id, 1764149400123LL, eps, 2);
+  j = json_loads(s, 0, &err);
+  ck_assert_str_eq(json_string_value(json_object_get(j, "type")), "io.nats.micro.v1.stats_response");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "started")), "2025-11-26T09:30:00.123Z");
+  e0 = json_array_get(json_object_get(j, "endpoints"), 0);
+  ck_assert_int_eq(json_integer_value(json_object_get(e0, "num_requests")), 4);
+  ck_assert_int_eq(json_integer_value(json_object_get(e0, "num_errors")), 1);
+  ck_assert_str_eq(json_string_value(json_object_get(e0, "last_error")), "boom");
+  ck_assert_int_eq(json_integer_value(json_object_get(e0, "processing_time")), 4000);
+  ck_assert_int_eq(json_integer_value(json_object_get(e0, "average_processing_time")), 1000);
+  json_t *e1 = json_array_get(json_object_get(j, "endpoints"), 1);
+  ck_assert_str_eq(json_string_value(json_object_get(e1, "last_error")), "");
+  ck_assert_int_eq(json_integer_value(json_object_get(e1, "average_processing_time")), 0);
+  json_decref(j);
+  free(s);
+}
+END_TEST
+
 Suite *make_suite(void) {
   Suite *s = suite_create("trace-workq");
   TCase *tc = tcase_create("trace");
@@ -125,6 +198,8 @@ Suite *make_suite(void) {
   tcase_add_test(tc, traceparent_parse_rejects);
   tcase_add_test(tc, traceparent_continue_and_start);
   suite_add_tcase(s, tc);
+  tcase_add_test(tc, micro_names_and_versions);
+  tcase_add_test(tc, micro_bodies_follow_adr32);
   tc = tcase_create("workq");
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, workq_runs_every_job_with_bounded_concurrency);
