@@ -20,6 +20,8 @@ struct aip_series {
   const aiplat_metric *family;
   uint64_t hash;
   char **values; /* one per label name */
+  char *ltext;   /* rendered `{a="x",b="y"` without the brace, "" if none */
+  size_t ltext_len;
   aip_metric_type type;
   _Atomic uint64_t ival;  /* counter: whole increments */
   _Atomic uint64_t dbits; /* counter: other increments; gauge: value;
@@ -37,6 +39,7 @@ struct aiplat_metric {
   char **labels;
   size_t nbuckets;
   double *buckets;
+  char **le; /* the bounds as rendered in le="..." */
   pthread_mutex_t mu; /* serialises series creation */
   _Atomic(aip_series *) head; /* newest first, read without a lock */
   size_t nseries;             /* under mu */
@@ -178,10 +181,32 @@ static const char *type_name(aip_metric_type t) {
 
 /* ---- series ------------------------------------------------------------ */
 
+static bool put_escaped(aip_buf *b, const char *s, bool quote);
+static bool put_double(aip_buf *b, double v);
+
+/* The label set is rendered once, when the series is made: a scrape then
+ * copies it instead of formatting it for every line. */
+static bool series_render_labels(aip_series *s, const aiplat_metric *f) {
+  aip_buf b = {0};
+  bool ok = aip_buf_reserve(&b, 0);
+  for (size_t i = 0; ok && i < f->nlabels; i++)
+    ok = aip_buf_putc(&b, i == 0 ? '{' : ',') &&
+         aip_buf_puts(&b, f->labels[i]) && aip_buf_puts(&b, "=\"") &&
+         put_escaped(&b, s->values[i], true) && aip_buf_putc(&b, '"');
+  if (!ok) {
+    aip_buf_free(&b);
+    return false;
+  }
+  s->ltext = aip_buf_steal(&b, &s->ltext_len);
+  return true;
+}
+
 static void series_free(aip_series *s, size_t nlabels) {
   if (!s) return;
-  for (size_t i = 0; i < nlabels; i++) free(s->values[i]);
+  if (s->values)
+    for (size_t i = 0; i < nlabels; i++) free(s->values[i]);
   free(s->values);
+  free(s->ltext);
   free(s);
 }
 
@@ -214,6 +239,10 @@ static aip_series *series_new(aiplat_metric *f, uint64_t h,
       series_free(s, f->nlabels);
       return NULL;
     }
+  }
+  if (!series_render_labels(s, f)) {
+    series_free(s, f->nlabels);
+    return NULL;
   }
   atomic_init(&s->ival, 0);
   atomic_init(&s->dbits, double_to_bits(0.0));
@@ -349,8 +378,10 @@ static void family_free(aiplat_metric *f) {
     series_free(s, f->nlabels);
     s = next;
   }
-  for (size_t i = 0; i < f->nlabels; i++) free(f->labels[i]);
+  for (size_t i = 0; f->labels && i < f->nlabels; i++) free(f->labels[i]);
   free(f->labels);
+  for (size_t i = 0; f->le && i < f->nbuckets; i++) free(f->le[i]);
+  free(f->le);
   free(f->buckets);
   free(f->name);
   free(f->help);
@@ -505,7 +536,6 @@ aiplat_status aip_metrics_register(aiplat_metrics *m, aip_metric_type type,
   if (!(f->name = strdup(name)) || !(f->help = strdup(help)) ||
       (nlabels && !(f->labels = calloc(nlabels, sizeof *f->labels))) ||
       (nbuckets && !(f->buckets = malloc(nbuckets * sizeof *f->buckets)))) {
-    f->nlabels = 0;
     family_free(f);
     goto nomem;
   }
@@ -516,6 +546,19 @@ aiplat_status aip_metrics_register(aiplat_metrics *m, aip_metric_type type,
     }
   }
   if (nbuckets) memcpy(f->buckets, buckets, nbuckets * sizeof *buckets);
+  if (nbuckets && !(f->le = calloc(nbuckets, sizeof *f->le))) {
+    family_free(f);
+    goto nomem;
+  }
+  for (size_t i = 0; i < nbuckets; i++) {
+    aip_buf lb = {0};
+    if (!put_double(&lb, buckets[i])) {
+      aip_buf_free(&lb);
+      family_free(f);
+      goto nomem;
+    }
+    f->le[i] = aip_buf_steal(&lb, NULL);
+  }
   /* A family without labels has exactly one series: show it from now on. */
   if (nlabels == 0) {
     aip_series *s = NULL;
@@ -609,12 +652,25 @@ void aip_metrics_free(aiplat_metrics *m) {
 
 /* ---- exposition -------------------------------------------------------- */
 
+static bool put_u64(aip_buf *b, uint64_t v) {
+  char tmp[24];
+  size_t i = sizeof tmp;
+  do {
+    tmp[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  return aip_buf_append(b, tmp + i, sizeof tmp - i);
+}
+
 /* Shortest text that reads back as the same double; integers without a
  * fraction; NaN and infinities as the format spells them. */
 static bool put_double(aip_buf *b, double v) {
   if (isnan(v)) return aip_buf_puts(b, "NaN");
   if (isinf(v)) return aip_buf_puts(b, v > 0 ? "+Inf" : "-Inf");
-  if (v == floor(v) && fabs(v) < 1e15) return aip_buf_printf(b, "%.0f", v);
+  if (v == floor(v) && fabs(v) < 1e15) {
+    if (v < 0 && !aip_buf_putc(b, '-')) return false;
+    return put_u64(b, (uint64_t)fabs(v));
+  }
   char tmp[40];
   for (int prec = 15; prec <= 17; prec++) {
     snprintf(tmp, sizeof tmp, "%.*g", prec, v);
@@ -646,37 +702,28 @@ static bool put_header(aip_buf *b, const char *name, const char *help,
   return ok && aip_buf_printf(b, "\n# TYPE %s %s\n", name, type);
 }
 
-/* `{a="x",b="y"` plus `,le="0.5"` when @le is given, then `}`; nothing for
- * an empty set. */
-static bool put_labels(aip_buf *b, const aiplat_metric *f, const aip_series *s,
-                       const double *le, bool le_inf) {
-  bool any = f->nlabels > 0 || le || le_inf;
-  if (!any) return true;
-  bool ok = aip_buf_putc(b, '{');
-  for (size_t i = 0; ok && i < f->nlabels; i++) {
-    ok = (i == 0 || aip_buf_putc(b, ',')) &&
-         aip_buf_printf(b, "%s=\"", f->labels[i]) &&
-         put_escaped(b, s->values[i], true) && aip_buf_putc(b, '"');
-  }
-  if (ok && (le || le_inf)) {
-    ok = (f->nlabels == 0 || aip_buf_putc(b, ',')) &&
-         aip_buf_puts(b, "le=\"") &&
-         (le_inf ? aip_buf_puts(b, "+Inf") : put_double(b, *le)) &&
-         aip_buf_putc(b, '"');
-  }
-  return ok && aip_buf_putc(b, '}');
+/* The series' label set, with le="..." appended for a bucket line. */
+static bool put_labels(aip_buf *b, const aip_series *s, const char *le) {
+  if (!le)
+    return s->ltext_len == 0 ||
+           (aip_buf_append(b, s->ltext, s->ltext_len) && aip_buf_putc(b, '}'));
+  return (s->ltext_len ? aip_buf_append(b, s->ltext, s->ltext_len) &&
+                             aip_buf_putc(b, ',')
+                       : aip_buf_putc(b, '{')) &&
+         aip_buf_puts(b, "le=\"") && aip_buf_puts(b, le) &&
+         aip_buf_puts(b, "\"}");
 }
 
 static bool put_series(aip_buf *b, const aiplat_metric *f, aip_series *s) {
   bool ok = true;
   if (f->type != AIP_METRIC_HISTOGRAM) {
-    ok = aip_buf_puts(b, f->name) && put_labels(b, f, s, NULL, false) &&
+    ok = aip_buf_puts(b, f->name) && put_labels(b, s, NULL) &&
          aip_buf_putc(b, ' ');
     uint64_t iv = atomic_load_explicit(&s->ival, memory_order_relaxed);
     double dv =
         bits_to_double(atomic_load_explicit(&s->dbits, memory_order_relaxed));
     if (f->type == AIP_METRIC_COUNTER && dv == 0)
-      ok = ok && aip_buf_printf(b, "%" PRIu64, iv);
+      ok = ok && put_u64(b, iv);
     else if (f->type == AIP_METRIC_COUNTER)
       ok = ok && put_double(b, (double)iv + dv);
     else
@@ -688,19 +735,18 @@ static bool put_series(aip_buf *b, const aiplat_metric *f, aip_series *s) {
   uint64_t cum = 0;
   for (size_t i = 0; ok && i <= f->nbuckets; i++) {
     cum += atomic_load_explicit(&s->counts[i], memory_order_relaxed);
-    bool inf = i == f->nbuckets;
-    ok = aip_buf_printf(b, "%s_bucket", f->name) &&
-         put_labels(b, f, s, inf ? NULL : &f->buckets[i], inf) &&
-         aip_buf_printf(b, " %" PRIu64 "\n", cum);
+    ok = aip_buf_puts(b, f->name) && aip_buf_puts(b, "_bucket") &&
+         put_labels(b, s, i == f->nbuckets ? "+Inf" : f->le[i]) &&
+         aip_buf_putc(b, ' ') && put_u64(b, cum) && aip_buf_putc(b, '\n');
   }
   double sum =
       bits_to_double(atomic_load_explicit(&s->dbits, memory_order_relaxed));
-  ok = ok && aip_buf_printf(b, "%s_sum", f->name) &&
-       put_labels(b, f, s, NULL, false) && aip_buf_putc(b, ' ') &&
-       put_double(b, sum) && aip_buf_putc(b, '\n');
-  ok = ok && aip_buf_printf(b, "%s_count", f->name) &&
-       put_labels(b, f, s, NULL, false) &&
-       aip_buf_printf(b, " %" PRIu64 "\n", cum);
+  ok = ok && aip_buf_puts(b, f->name) && aip_buf_puts(b, "_sum") &&
+       put_labels(b, s, NULL) && aip_buf_putc(b, ' ') && put_double(b, sum) &&
+       aip_buf_putc(b, '\n');
+  ok = ok && aip_buf_puts(b, f->name) && aip_buf_puts(b, "_count") &&
+       put_labels(b, s, NULL) && aip_buf_putc(b, ' ') && put_u64(b, cum) &&
+       aip_buf_putc(b, '\n');
   return ok;
 }
 
