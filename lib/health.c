@@ -1,7 +1,8 @@
 /* Health HTTP server: /health, /ready, /metrics on libmicrohttpd.
  * docs/decisions/0007-health-and-metrics.md explains the choices. */
-#include "config.h"
+#include "config.h" /* autoconf's: before any system header */
 
+/* System and dependency headers, then the library's own. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
@@ -60,7 +61,7 @@ struct aiplat_health {
   /* Address from the configuration. */
   struct sockaddr_storage addr;
   socklen_t addrlen;
-  bool dual_stack; /* bound to "::": IPv4 clients too */
+  bool dual_stack;                     /* bound to "::": IPv4 clients too */
   char addr_text[HEALTH_HOST_MAX + 4]; /* "[host]" */
   int port_cfg;
   /* Server life: start/stop/destroy, on the owner's thread. */
@@ -84,8 +85,7 @@ struct aiplat_health {
 
 /* ---- configuration ----------------------------------------------------- */
 
-static aiplat_status parse_bind(aiplat_health *h, const char *text,
-                                int port) {
+static aiplat_status parse_bind(aiplat_health *h, const char *text, int port) {
   char host[HEALTH_HOST_MAX];
   const char *orig = text;
   size_t n = strlen(text);
@@ -136,8 +136,7 @@ bad:
 static aiplat_status read_config(aiplat_health *h, aiplat_config *cfg) {
   int64_t port;
   const char *bind = NULL;
-  aiplat_status st =
-      aiplat_config_get_int(cfg, "HEALTH_PORT", 0, 65535, &port);
+  aiplat_status st = aiplat_config_get_int(cfg, "HEALTH_PORT", 0, 65535, &port);
   if (st != AIPLAT_OK) {
     char msg[AIP_ERRMSG_MAX];
     aiplat_config_last_error(cfg, msg, sizeof msg);
@@ -157,7 +156,6 @@ static aiplat_status read_config(aiplat_health *h, aiplat_config *cfg) {
 
 static enum MHD_Result respond(struct MHD_Connection *c, unsigned status,
                                const char *ctype, aip_buf *body) {
-  static char oom[] = "{\"error\":\"out of memory\"}";
   struct MHD_Response *r = NULL;
   if (body->data) {
     size_t len = 0;
@@ -166,6 +164,7 @@ static enum MHD_Result respond(struct MHD_Connection *c, unsigned status,
     if (!r) free(data);
   }
   if (!r) {
+    static char oom[] = "{\"error\":\"out of memory\"}";
     aip_buf_free(body);
     status = MHD_HTTP_INTERNAL_SERVER_ERROR;
     ctype = CT_JSON;
@@ -204,18 +203,19 @@ static bool put_json_string(aip_buf *b, const char *s) {
 
 /* ---- liveness ---------------------------------------------------------- */
 
-static enum MHD_Result serve_health(aiplat_health *h, struct MHD_Connection *c) {
+static enum MHD_Result serve_health(aiplat_health *h,
+                                    struct MHD_Connection *c) {
   if (atomic_load(&h->stopping))
     return respond_text(c, MHD_HTTP_SERVICE_UNAVAILABLE,
                         "{\"status\":\"stopping\"}");
   aip_buf b = {0};
   pthread_mutex_lock(&h->mu);
   bool live = h->live;
-  bool ok = live || (aip_buf_puts(&b, "{\"status\":\"failed\"") &&
-                     (!h->live_reason ||
-                      (aip_buf_puts(&b, ",\"reason\":") &&
-                       put_json_string(&b, h->live_reason))) &&
-                     aip_buf_putc(&b, '}'));
+  bool ok =
+      live || (aip_buf_puts(&b, "{\"status\":\"failed\"") &&
+               (!h->live_reason || (aip_buf_puts(&b, ",\"reason\":") &&
+                                    put_json_string(&b, h->live_reason))) &&
+               aip_buf_putc(&b, '}'));
   pthread_mutex_unlock(&h->mu);
   if (live) return respond_text(c, MHD_HTTP_OK, "{\"status\":\"ok\"}");
   if (!ok) aip_buf_free(&b);
@@ -235,7 +235,7 @@ static void run_inline(hcheck *k, bool *ok, char *msg) {
     aip_log_kv(AIPLAT_LOG_WARNING,
                "health: a readiness check blocked the server; make it "
                "non-blocking or add it with aiplat_health_add_cached_check()",
-               "check", k->name, "took_ms", ms, NULL);
+               "check", k->name, "took_ms", ms, (const char *)NULL);
   }
 }
 
@@ -289,8 +289,8 @@ static bool evaluate_ready(aiplat_health *h, aip_buf *b, bool *oom) {
   }
   ok = ok && aip_buf_putc(&checks, '}');
   bool ready = gate && all;
-  ok = ok && aip_buf_printf(b, "{\"status\":\"%s\"",
-                            ready ? "ready" : "not ready");
+  ok = ok &&
+       aip_buf_printf(b, "{\"status\":\"%s\"", ready ? "ready" : "not ready");
   if (ok && !gate)
     ok = aip_buf_puts(b, ",\"reason\":") &&
          put_json_string(b, reason ? reason : "not ready");
@@ -310,8 +310,8 @@ static enum MHD_Result serve_ready(aiplat_health *h, struct MHD_Connection *c) {
   bool oom = false;
   bool ready = evaluate_ready(h, &b, &oom);
   if (oom) aip_buf_free(&b);
-  return respond(c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
-                 CT_JSON, &b);
+  return respond(c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, CT_JSON,
+                 &b);
 }
 
 /* ---- metrics ----------------------------------------------------------- */
@@ -377,7 +377,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
   memcpy(h->mhd_last, line, sizeof line);
   pthread_mutex_unlock(&h->log_mu);
   aip_log_kv(AIPLAT_LOG_WARNING, "health: http server", "detail", line,
-             "address", h->addr_text, NULL);
+             "address", h->addr_text, (const char *)NULL);
 }
 
 /* ---- cached checks ----------------------------------------------------- */
@@ -502,8 +502,8 @@ static aiplat_status add_check(aiplat_health *h, const char *name,
     }
   }
   if (h->nchecks >= HEALTH_MAX_CHECKS) {
-    st = aip_fail(&h->err, AIPLAT_ERR_TOO_LARGE,
-                  "health: at most %d checks", HEALTH_MAX_CHECKS);
+    st = aip_fail(&h->err, AIPLAT_ERR_TOO_LARGE, "health: at most %d checks",
+                  HEALTH_MAX_CHECKS);
     goto out;
   }
   if (cached) {
@@ -631,9 +631,9 @@ AIPLAT_API aiplat_status aiplat_health_start(aiplat_health *h) {
   if (!h->daemon) {
     int e = probe_bind(h);
     if (e) {
-      st = aip_fail(&h->err, AIPLAT_ERR_IO,
-                    "health: cannot listen on %s:%d: %s", h->addr_text,
-                    h->port_cfg, strerror(e));
+      st =
+          aip_fail(&h->err, AIPLAT_ERR_IO, "health: cannot listen on %s:%d: %s",
+                   h->addr_text, h->port_cfg, strerror(e));
     } else {
       pthread_mutex_lock(&h->log_mu);
       st = aip_fail(&h->err, AIPLAT_ERR_IO,
@@ -650,7 +650,7 @@ AIPLAT_API aiplat_status aiplat_health_start(aiplat_health *h) {
   char port[16];
   snprintf(port, sizeof port, "%d", atomic_load(&h->port));
   aip_log_kv(AIPLAT_LOG_INFO, "health: listening", "address", h->addr_text,
-             "port", port, NULL);
+             "port", port, (const char *)NULL);
 out:
   pthread_mutex_unlock(&h->life_mu);
   return st;
@@ -667,7 +667,7 @@ AIPLAT_API aiplat_status aiplat_health_stop(aiplat_health *h) {
     atomic_store(&h->port, 0);
     atomic_store(&h->stopping, false);
     aip_log_kv(AIPLAT_LOG_INFO, "health: stopped", "address", h->addr_text,
-               NULL);
+               (const char *)NULL);
   }
   pthread_mutex_unlock(&h->life_mu);
   return AIPLAT_OK;

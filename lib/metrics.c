@@ -1,8 +1,7 @@
 /* Metrics registry and the Prometheus text exposition format 0.0.4. */
-#include "config.h"
+#include "config.h" /* autoconf's: before any system header */
 
-#include "metrics.h"
-
+/* System and dependency headers, then the library's own. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +14,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "metrics.h"
+
 struct aip_series {
   aip_series *next; /* older series; immutable once published */
   const aiplat_metric *family;
@@ -23,9 +24,9 @@ struct aip_series {
   char *ltext;   /* rendered `{a="x",b="y"` without the brace, "" if none */
   size_t ltext_len;
   aip_metric_type type;
-  _Atomic uint64_t ival;  /* counter: whole increments */
-  _Atomic uint64_t dbits; /* counter: other increments; gauge: value;
-                             histogram: sum (bits of a double) */
+  _Atomic uint64_t ival;     /* counter: whole increments */
+  _Atomic uint64_t dbits;    /* counter: other increments; gauge: value;
+                                histogram: sum (bits of a double) */
   _Atomic uint64_t counts[]; /* histogram: per bucket, then the overflow */
 };
 
@@ -39,8 +40,8 @@ struct aiplat_metric {
   char **labels;
   size_t nbuckets;
   double *buckets;
-  char **le; /* the bounds as rendered in le="..." */
-  pthread_mutex_t mu; /* serialises series creation */
+  char **le;                  /* the bounds as rendered in le="..." */
+  pthread_mutex_t mu;         /* serialises series creation */
   _Atomic(aip_series *) head; /* newest first, read without a lock */
   size_t nseries;             /* under mu */
 };
@@ -67,10 +68,12 @@ const size_t aip_metrics_default_nbuckets =
     AIP_ARRAY_LEN(aip_metrics_default_buckets);
 
 /* Names the registry renders itself from the process's state. */
-static const char *const process_names[] = {
-    "process_cpu_seconds_total",    "process_open_fds",
-    "process_max_fds",              "process_virtual_memory_bytes",
-    "process_resident_memory_bytes", "process_start_time_seconds"};
+static const char *const process_names[] = {"process_cpu_seconds_total",
+                                            "process_open_fds",
+                                            "process_max_fds",
+                                            "process_virtual_memory_bytes",
+                                            "process_resident_memory_bytes",
+                                            "process_start_time_seconds"};
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -139,8 +142,8 @@ static bool valid_metric_name(const char *s) {
   if (n == 0 || n > AIP_METRICS_MAX_NAME) return false;
   for (size_t i = 0; i < n; i++) {
     char c = s[i];
-    bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                 c == '_' || c == ':';
+    bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+                 c == ':';
     if (!alpha && !(i > 0 && c >= '0' && c <= '9')) return false;
   }
   return true;
@@ -173,9 +176,12 @@ static uint64_t hash_values(const char *const *v, size_t n) {
 
 static const char *type_name(aip_metric_type t) {
   switch (t) {
-    case AIP_METRIC_COUNTER: return "counter";
-    case AIP_METRIC_GAUGE: return "gauge";
-    default: return "histogram";
+    case AIP_METRIC_COUNTER:
+      return "counter";
+    case AIP_METRIC_GAUGE:
+      return "gauge";
+    default:
+      return "histogram";
   }
 }
 
@@ -250,9 +256,8 @@ static aip_series *series_new(aiplat_metric *f, uint64_t h,
   return s;
 }
 
-aiplat_status aip_metric_series_get(aiplat_metric *f,
-                                    const char *const *values, size_t n,
-                                    aip_series **out) {
+aiplat_status aip_metric_series_get(aiplat_metric *f, const char *const *values,
+                                    size_t n, aip_series **out) {
   aip_err *err = &f->reg->err;
   *out = NULL;
   if (n != f->nlabels)
@@ -362,7 +367,8 @@ double aip_series_value(const aip_series *s) {
       n += atomic_load_explicit(&m->counts[i], memory_order_relaxed);
     return (double)n;
   }
-  double d = bits_to_double(atomic_load_explicit(&m->dbits, memory_order_relaxed));
+  double d =
+      bits_to_double(atomic_load_explicit(&m->dbits, memory_order_relaxed));
   if (s->type == AIP_METRIC_COUNTER)
     d += (double)atomic_load_explicit(&m->ival, memory_order_relaxed);
   return d;
@@ -417,9 +423,8 @@ static bool family_renders(const aiplat_metric *f, const char *name) {
 
 static aiplat_status check_definition(aiplat_metrics *m, aip_metric_type type,
                                       const char *name, const char *help,
-                                      const char *const *labels,
-                                      size_t nlabels, const double *buckets,
-                                      size_t nbuckets) {
+                                      const char *const *labels, size_t nlabels,
+                                      const double *buckets, size_t nbuckets) {
   aip_err *err = &m->err;
   if (!name || !valid_metric_name(name))
     return aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT,
@@ -429,8 +434,8 @@ static aiplat_status check_definition(aiplat_metrics *m, aip_metric_type type,
   size_t hl = strlen(help);
   if (hl > AIP_METRICS_MAX_HELP || !aip_utf8_valid(help, hl))
     return aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT,
-                    "metrics: %s: help must be UTF-8 of at most %d bytes",
-                    name, AIP_METRICS_MAX_HELP);
+                    "metrics: %s: help must be UTF-8 of at most %d bytes", name,
+                    AIP_METRICS_MAX_HELP);
   if (nlabels > AIP_METRICS_MAX_LABELS)
     return aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "metrics: %s: %zu labels (limit %d)", name, nlabels,
@@ -485,8 +490,8 @@ aiplat_status aip_metrics_register(aiplat_metrics *m, aip_metric_type type,
     nbuckets = aip_metrics_default_nbuckets;
   }
   if (type != AIP_METRIC_HISTOGRAM) nbuckets = 0;
-  aiplat_status st = check_definition(m, type, name, help, labels, nlabels,
-                                      buckets, nbuckets);
+  aiplat_status st =
+      check_definition(m, type, name, help, labels, nlabels, buckets, nbuckets);
   if (st != AIPLAT_OK) return st;
 
   pthread_mutex_lock(&m->mu);
@@ -627,8 +632,7 @@ static void compute_start_time(void) {
 
 aiplat_status aip_metrics_new(aiplat_metrics **out) {
   aiplat_metrics *m = calloc(1, sizeof *m);
-  if (!m)
-    return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "metrics: out of memory");
+  if (!m) return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "metrics: out of memory");
   aip_err_init(&m->err);
   pthread_mutex_init(&m->mu, NULL);
   pthread_once(&start_once, compute_start_time);
@@ -789,9 +793,9 @@ static bool put_process(aip_buf *b, const aiplat_metrics *m) {
   bool ok = true;
   struct rusage ru;
   if (getrusage(RUSAGE_SELF, &ru) == 0) {
-    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
-                 ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) /
-                     1e6;
+    double cpu =
+        (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+        ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
     ok = put_sample(b, "process_cpu_seconds_total",
                     "Total user and system CPU time spent in seconds.",
                     "counter", cpu);
@@ -876,8 +880,8 @@ aiplat_status aip_metrics_register_std(aiplat_metrics *m) {
   aiplat_metric *req, *err, *dur, *infl, *reconn, *disc, *build;
   aiplat_status st;
   if ((st = aip_metrics_register(m, AIP_METRIC_COUNTER, "aiplat_requests_total",
-                                 "Requests handled, by endpoint.", ep, 1,
-                                 NULL, 0, &req)) ||
+                                 "Requests handled, by endpoint.", ep, 1, NULL,
+                                 0, &req)) ||
       (st = aip_metrics_register(
            m, AIP_METRIC_COUNTER, "aiplat_request_errors_total",
            "Requests that ended in an error, by endpoint and error kind.",
@@ -886,26 +890,25 @@ aiplat_status aip_metrics_register_std(aiplat_metrics *m) {
            m, AIP_METRIC_HISTOGRAM, "aiplat_request_duration_seconds",
            "Time from receiving a request to its reply or ack, by endpoint.",
            ep, 1, NULL, 0, &dur)) ||
-      (st = aip_metrics_register(m, AIP_METRIC_GAUGE,
-                                 "aiplat_requests_in_flight",
-                                 "Requests being handled, by endpoint.", ep,
-                                 1, NULL, 0, &infl)) ||
+      (st = aip_metrics_register(
+           m, AIP_METRIC_GAUGE, "aiplat_requests_in_flight",
+           "Requests being handled, by endpoint.", ep, 1, NULL, 0, &infl)) ||
       (st = aip_metrics_register(
            m, AIP_METRIC_COUNTER, "aiplat_nats_reconnects_total",
            "Times the NATS connection was re-established.", NULL, 0, NULL, 0,
            &reconn)) ||
-      (st = aip_metrics_register(m, AIP_METRIC_COUNTER,
-                                 "aiplat_nats_disconnects_total",
-                                 "Times the NATS connection was lost.", NULL,
-                                 0, NULL, 0, &disc)) ||
+      (st = aip_metrics_register(
+           m, AIP_METRIC_COUNTER, "aiplat_nats_disconnects_total",
+           "Times the NATS connection was lost.", NULL, 0, NULL, 0, &disc)) ||
       (st = aip_metrics_register(
            m, AIP_METRIC_GAUGE, "aiplat_build_info",
-           "The libaiplat version in use; the value is always 1.", ver, 1,
-           NULL, 0, &build)))
+           "The libaiplat version in use; the value is always 1.", ver, 1, NULL,
+           0, &build)))
     return st;
   const char *version = aiplat_version_string();
   aip_series *bs = aip_metric_series(build, &version, 1);
-  if (!bs) return aip_fail(&m->err, AIPLAT_ERR_NO_MEMORY, "metrics: out of memory");
+  if (!bs)
+    return aip_fail(&m->err, AIPLAT_ERR_NO_MEMORY, "metrics: out of memory");
   aip_series_set(bs, 1);
   atomic_store_explicit(&m->std_requests, req, memory_order_release);
   atomic_store_explicit(&m->std_errors, err, memory_order_release);
@@ -975,11 +978,13 @@ AIPLAT_API aiplat_status aiplat_metrics_create(aiplat_metrics **out) {
   *out = NULL;
   aiplat_status st = aip_global_ref();
   if (st != AIPLAT_OK) return st;
-  if ((st = aip_metrics_new(out)) != AIPLAT_OK) {
+  aiplat_metrics *m = NULL;
+  if ((st = aip_metrics_new(&m)) != AIPLAT_OK) {
     aip_global_unref();
     return st;
   }
-  (*out)->standalone = true;
+  m->standalone = true;
+  *out = m;
   return AIPLAT_OK;
 }
 
@@ -990,29 +995,23 @@ AIPLAT_API void aiplat_metrics_destroy(aiplat_metrics *m) {
     aip_log_kv(AIPLAT_LOG_ERROR,
                "metrics: aiplat_metrics_destroy() given a health handle's "
                "registry; ignored",
-               NULL);
+               (const char *)NULL);
     return;
   }
   aip_metrics_free(m);
   aip_global_unref();
 }
 
-AIPLAT_API aiplat_status aiplat_metrics_counter(aiplat_metrics *m,
-                                                const char *name,
-                                                const char *help,
-                                                const char *const *label_names,
-                                                size_t nlabels,
-                                                aiplat_metric **out) {
+AIPLAT_API aiplat_status aiplat_metrics_counter(
+    aiplat_metrics *m, const char *name, const char *help,
+    const char *const *label_names, size_t nlabels, aiplat_metric **out) {
   return aip_metrics_register(m, AIP_METRIC_COUNTER, name, help, label_names,
                               nlabels, NULL, 0, out);
 }
 
-AIPLAT_API aiplat_status aiplat_metrics_gauge(aiplat_metrics *m,
-                                              const char *name,
-                                              const char *help,
-                                              const char *const *label_names,
-                                              size_t nlabels,
-                                              aiplat_metric **out) {
+AIPLAT_API aiplat_status aiplat_metrics_gauge(
+    aiplat_metrics *m, const char *name, const char *help,
+    const char *const *label_names, size_t nlabels, aiplat_metric **out) {
   return aip_metrics_register(m, AIP_METRIC_GAUGE, name, help, label_names,
                               nlabels, NULL, 0, out);
 }
@@ -1034,8 +1033,8 @@ static aiplat_status update_prepare(aiplat_metric *metric,
                                     double v, bool want_histogram,
                                     const char *what, aip_series **out) {
   if (!metric)
-    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "metrics: %s: NULL metric",
-                    what);
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "metrics: %s: NULL metric", what);
   aip_err *err = &metric->reg->err;
   if ((metric->type == AIP_METRIC_HISTOGRAM) != want_histogram)
     return aip_fail(err, AIPLAT_ERR_STATE, "metrics: %s: %s is a %s", what,
@@ -1052,7 +1051,7 @@ AIPLAT_API aiplat_status aiplat_metric_add(aiplat_metric *metric,
   if (metric && metric->type == AIP_METRIC_COUNTER && !(delta >= 0))
     return aip_fail(&metric->reg->err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "metrics: add: counter %s cannot go down", metric->name);
-  aip_series *s;
+  aip_series *s = NULL;
   aiplat_status st =
       update_prepare(metric, label_values, nvalues, delta, false, "add", &s);
   if (st == AIPLAT_OK) aip_series_add(s, delta);
@@ -1065,7 +1064,7 @@ AIPLAT_API aiplat_status aiplat_metric_set(aiplat_metric *metric,
   if (metric && metric->type == AIP_METRIC_COUNTER)
     return aip_fail(&metric->reg->err, AIPLAT_ERR_STATE,
                     "metrics: set: %s is a counter", metric->name);
-  aip_series *s;
+  aip_series *s = NULL;
   aiplat_status st =
       update_prepare(metric, label_values, nvalues, value, false, "set", &s);
   if (st == AIPLAT_OK) aip_series_set(s, value);
@@ -1075,9 +1074,9 @@ AIPLAT_API aiplat_status aiplat_metric_set(aiplat_metric *metric,
 AIPLAT_API aiplat_status aiplat_metric_observe(aiplat_metric *metric,
                                                const char *const *label_values,
                                                size_t nvalues, double value) {
-  aip_series *s;
-  aiplat_status st = update_prepare(metric, label_values, nvalues, value, true,
-                                    "observe", &s);
+  aip_series *s = NULL;
+  aiplat_status st =
+      update_prepare(metric, label_values, nvalues, value, true, "observe", &s);
   if (st == AIPLAT_OK) aip_series_observe(s, value);
   return st;
 }
@@ -1097,8 +1096,8 @@ AIPLAT_API aiplat_status aiplat_metrics_render(aiplat_metrics *m, char **out,
   return AIPLAT_OK;
 }
 
-AIPLAT_API aiplat_status aiplat_metrics_last_error(aiplat_metrics *m,
-                                                   char *buf, size_t buflen) {
+AIPLAT_API aiplat_status aiplat_metrics_last_error(aiplat_metrics *m, char *buf,
+                                                   size_t buflen) {
   if (!m)
     return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
                     "metrics: NULL registry");

@@ -9,8 +9,9 @@
  * lock-free list; only creating a series takes the family's mutex.
  *
  * The public face of the same objects is in include/aiplat/health.h
- * (aiplat_metrics_*, aiplat_metric_*). docs/decisions/0007-health-and-metrics.md
- * explains the choices. Not installed. */
+ * (aiplat_metrics_*, aiplat_metric_*).
+ * docs/decisions/0007-health-and-metrics.md explains the choices. Not
+ * installed. */
 #ifndef AIPLAT_METRICS_H
 #define AIPLAT_METRICS_H
 
@@ -26,13 +27,13 @@ typedef enum aip_metric_type {
 } aip_metric_type;
 
 /* Limits that keep a registry bounded whatever its callers do. */
-#define AIP_METRICS_MAX_NAME 200         /* bytes of a metric or label name */
-#define AIP_METRICS_MAX_HELP 1024        /* bytes of a help text */
-#define AIP_METRICS_MAX_LABELS 16        /* label names per family */
-#define AIP_METRICS_MAX_VALUE 1024       /* bytes of one label value */
-#define AIP_METRICS_MAX_SERIES 2000      /* series per family */
-#define AIP_METRICS_MAX_FAMILIES 1000    /* families per registry */
-#define AIP_METRICS_MAX_BUCKETS 64       /* finite buckets per histogram */
+#define AIP_METRICS_MAX_NAME 200      /* bytes of a metric or label name */
+#define AIP_METRICS_MAX_HELP 1024     /* bytes of a help text */
+#define AIP_METRICS_MAX_LABELS 16     /* label names per family */
+#define AIP_METRICS_MAX_VALUE 1024    /* bytes of one label value */
+#define AIP_METRICS_MAX_SERIES 2000   /* series per family */
+#define AIP_METRICS_MAX_FAMILIES 1000 /* families per registry */
+#define AIP_METRICS_MAX_BUCKETS 64    /* finite buckets per histogram */
 
 /* One series: a counter, gauge or histogram for one tuple of label values. */
 typedef struct aip_series aip_series;
@@ -68,9 +69,9 @@ aiplat_status aip_metric_series_get(aiplat_metric *metric,
 /* Hot-path updates on a cached series; thread-safe, lock-free. The caller
  * uses the update that matches the family's type (checked by the public
  * wrappers, trusted here). */
-void aip_series_inc(aip_series *s, uint64_t n);  /* counter, gauge */
-void aip_series_add(aip_series *s, double v);    /* counter (v >= 0), gauge */
-void aip_series_set(aip_series *s, double v);    /* gauge */
+void aip_series_inc(aip_series *s, uint64_t n);   /* counter, gauge */
+void aip_series_add(aip_series *s, double v);     /* counter (v >= 0), gauge */
+void aip_series_set(aip_series *s, double v);     /* gauge */
 void aip_series_observe(aip_series *s, double v); /* histogram; NaN ignored */
 
 /* Current value of a counter or gauge series, count of a histogram one. */
@@ -95,11 +96,11 @@ const char *aip_metrics_status_label(aiplat_status st);
  * set, never a concrete subject carrying a user id). Pointers owned by the
  * registry, valid until it is destroyed; copy the struct freely. */
 typedef struct aip_endpoint_metrics {
-  aiplat_metric *errors;  /* aiplat_request_errors_total{endpoint,error} */
-  aip_series *requests;   /* aiplat_requests_total{endpoint} */
-  aip_series *in_flight;  /* aiplat_requests_in_flight{endpoint} */
-  aip_series *duration;   /* aiplat_request_duration_seconds{endpoint} */
-  const char *endpoint;   /* the label value, owned by the series */
+  aiplat_metric *errors; /* aiplat_request_errors_total{endpoint,error} */
+  aip_series *requests;  /* aiplat_requests_total{endpoint} */
+  aip_series *in_flight; /* aiplat_requests_in_flight{endpoint} */
+  aip_series *duration;  /* aiplat_request_duration_seconds{endpoint} */
+  const char *endpoint;  /* the label value, owned by the series */
 } aip_endpoint_metrics;
 
 /* Register the library's families (idempotent): aiplat_requests_total,

@@ -14,7 +14,9 @@
 
 static double secs = 0.5;
 
-static double now_s(void) { return (double)aip_now_ns() / 1e9; }
+static double now_s(void) {
+  return (double)aip_now_ns() / 1e9;
+}
 
 typedef struct job {
   aip_series *s;

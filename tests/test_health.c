@@ -133,8 +133,11 @@ static aiplat_health *make_health(const char *bind, const char *port_text,
                                   aiplat_status *st) {
   aiplat_config *cfg = NULL;
   ck_assert_int_eq(aiplat_config_create(&cfg), AIPLAT_OK);
-  if (port_text) ck_assert_int_eq(aiplat_config_set(cfg, "HEALTH_PORT", port_text), AIPLAT_OK);
-  if (bind) ck_assert_int_eq(aiplat_config_set(cfg, "HEALTH_BIND", bind), AIPLAT_OK);
+  if (port_text)
+    ck_assert_int_eq(aiplat_config_set(cfg, "HEALTH_PORT", port_text),
+                     AIPLAT_OK);
+  if (bind)
+    ck_assert_int_eq(aiplat_config_set(cfg, "HEALTH_BIND", bind), AIPLAT_OK);
   aiplat_health *out = NULL;
   *st = aiplat_health_create(&out, cfg);
   aiplat_config_destroy(cfg);
@@ -216,10 +219,12 @@ START_TEST(ready_follows_a_check) {
   http(port, "GET", "/ready", NULL, &r);
   ck_assert_int_eq(r.status, 503);
   json_t *j = parse_json(&r);
-  ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "not ready");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "status")),
+                   "not ready");
   json_t *nats = json_object_get(json_object_get(j, "checks"), "nats");
   ck_assert(json_is_false(json_object_get(nats, "ok")));
-  ck_assert_str_eq(json_string_value(json_object_get(nats, "message")), "disconnected");
+  ck_assert_str_eq(json_string_value(json_object_get(nats, "message")),
+                   "disconnected");
   json_decref(j);
   resp_free(&r);
 
@@ -257,10 +262,13 @@ START_TEST(failing_checks_are_named_in_json) {
   flag_check nats = {.message = "disconnected"}, db = {.message = "fine"};
   atomic_store(&nats.ok, false);
   atomic_store(&db.ok, true);
-  ck_assert_int_eq(aiplat_health_add_check(h, "nats", flag_fn, &nats), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_health_add_check(h, "nats", flag_fn, &nats),
+                   AIPLAT_OK);
   ck_assert_int_eq(aiplat_health_add_check(h, "db", flag_fn, &db), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_health_add_check(h, "weird.one-2", weird_fn, NULL), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_health_add_check(h, "silent", silent_fail_fn, NULL), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_health_add_check(h, "weird.one-2", weird_fn, NULL),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_health_add_check(h, "silent", silent_fail_fn, NULL),
+                   AIPLAT_OK);
   resp r;
   http(port, "GET", "/ready", NULL, &r);
   ck_assert_int_eq(r.status, 503);
@@ -270,20 +278,23 @@ START_TEST(failing_checks_are_named_in_json) {
   ck_assert_int_eq(json_object_size(checks), 4);
   json_t *c = json_object_get(checks, "nats");
   ck_assert(json_is_false(json_object_get(c, "ok")));
-  ck_assert_str_eq(json_string_value(json_object_get(c, "message")), "disconnected");
+  ck_assert_str_eq(json_string_value(json_object_get(c, "message")),
+                   "disconnected");
   c = json_object_get(checks, "db");
   ck_assert(json_is_true(json_object_get(c, "ok")));
   ck_assert_str_eq(json_string_value(json_object_get(c, "message")), "fine");
   c = json_object_get(checks, "silent");
   ck_assert(json_is_false(json_object_get(c, "ok")));
-  ck_assert_str_eq(json_string_value(json_object_get(c, "message")), "check failed");
+  ck_assert_str_eq(json_string_value(json_object_get(c, "message")),
+                   "check failed");
   c = json_object_get(checks, "weird.one-2");
   ck_assert(json_is_false(json_object_get(c, "ok")));
   const char *m = json_string_value(json_object_get(c, "message"));
   ck_assert_ptr_nonnull(m);
   const char *want = "say \"hi\" \\ \n\t\x01 ?? caf\xc3\xa9 xxx";
   ck_assert_msg(strncmp(m, want, strlen(want)) == 0, "message: %s", m);
-  ck_assert_uint_eq(strlen(m), AIPLAT_HEALTH_MESSAGE_MAX - 1); /* cut, 2 bytes replaced */
+  ck_assert_uint_eq(strlen(m),
+                    AIPLAT_HEALTH_MESSAGE_MAX - 1); /* cut, 2 bytes replaced */
   json_decref(j);
   resp_free(&r);
 }
@@ -295,7 +306,8 @@ START_TEST(manual_gate) {
   http(port, "GET", "/ready", NULL, &r);
   ck_assert_int_eq(r.status, 503);
   json_t *j = parse_json(&r);
-  ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "not ready");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "status")),
+                   "not ready");
   ck_assert_str_eq(json_string_value(json_object_get(j, "reason")), "draining");
   json_decref(j);
   resp_free(&r);
@@ -312,7 +324,8 @@ START_TEST(manual_gate) {
   http(port, "GET", "/ready", NULL, &r);
   ck_assert_int_eq(r.status, 503);
   j = parse_json(&r);
-  ck_assert_str_eq(json_string_value(json_object_get(j, "reason")), "not ready");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "reason")),
+                   "not ready");
   json_decref(j);
   resp_free(&r);
   http(port, "GET", "/health", NULL, &r); /* a drain does not fail liveness */
@@ -323,12 +336,14 @@ END_TEST
 
 START_TEST(liveness_latch) {
   resp r;
-  ck_assert_int_eq(aiplat_health_set_live(h, false, "nats closed for good"), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_health_set_live(h, false, "nats closed for good"),
+                   AIPLAT_OK);
   http(port, "GET", "/health", NULL, &r);
   ck_assert_int_eq(r.status, 503);
   json_t *j = parse_json(&r);
   ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "failed");
-  ck_assert_str_eq(json_string_value(json_object_get(j, "reason")), "nats closed for good");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "reason")),
+                   "nats closed for good");
   json_decref(j);
   resp_free(&r);
   ck_assert_int_eq(aiplat_health_set_live(h, true, NULL), AIPLAT_OK);
@@ -339,7 +354,8 @@ START_TEST(liveness_latch) {
 END_TEST
 
 START_TEST(unknown_paths_are_404) {
-  static const char *const paths[] = {"/", "/nope", "/health/", "/healthz",
+  static const char *const paths[] = {"/",          "/nope",
+                                      "/health/",   "/healthz",
                                       "/metrics/x", "/ready?x=1/../metrics",
                                       "/HEALTH"};
   for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
@@ -350,7 +366,8 @@ START_TEST(unknown_paths_are_404) {
     ck_assert_msg(r.status == want, "%s: %ld", paths[i], r.status);
     if (want == 404) {
       json_t *j = parse_json(&r);
-      ck_assert_str_eq(json_string_value(json_object_get(j, "error")), "not found");
+      ck_assert_str_eq(json_string_value(json_object_get(j, "error")),
+                       "not found");
       json_decref(j);
     }
     resp_free(&r);
@@ -418,7 +435,8 @@ END_TEST
 static int connect_raw(int p) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   ck_assert_int_ge(fd, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p)};
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)p)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
   struct timeval tv = {5, 0};
@@ -448,13 +466,16 @@ static size_t raw_exchange(int p, const char *req, size_t len, char *out,
 
 START_TEST(garbage_requests_do_not_hurt) {
   char out[4096];
-  static const char garbage[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
-                                "GARBAGE \r\n\r\n";
+  static const char garbage[] =
+      "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
+      "GARBAGE \r\n\r\n";
   raw_exchange(port, garbage, sizeof garbage - 1, out, sizeof out);
-  ck_assert_msg(out[0] == '\0' || strncmp(out, "HTTP/1.1 400", 12) == 0, "%s", out);
+  ck_assert_msg(out[0] == '\0' || strncmp(out, "HTTP/1.1 400", 12) == 0, "%s",
+                out);
   static const char bad_version[] = "GET /health HTTP/9.9\r\nHost: x\r\n\r\n";
   raw_exchange(port, bad_version, sizeof bad_version - 1, out, sizeof out);
-  ck_assert_msg(strncmp(out, "HTTP/1.1 505", 12) == 0 || strncmp(out, "HTTP/1.1 400", 12) == 0,
+  ck_assert_msg(strncmp(out, "HTTP/1.1 505", 12) == 0 ||
+                    strncmp(out, "HTTP/1.1 400", 12) == 0,
                 "%s", out);
   /* A header larger than the connection's memory. */
   size_t big = 100 * 1024;
@@ -472,7 +493,8 @@ START_TEST(garbage_requests_do_not_hurt) {
   /* HTTP/1.0 without a Host header still works. */
   static const char old[] = "GET /health HTTP/1.0\r\n\r\n";
   raw_exchange(port, old, sizeof old - 1, out, sizeof out);
-  ck_assert_msg(strncmp(out, "HTTP/1.0 200", 12) == 0 || strncmp(out, "HTTP/1.1 200", 12) == 0,
+  ck_assert_msg(strncmp(out, "HTTP/1.0 200", 12) == 0 ||
+                    strncmp(out, "HTTP/1.1 200", 12) == 0,
                 "%s", out);
   ck_assert_ptr_nonnull(strstr(out, "{\"status\":\"ok\"}"));
   resp r;
@@ -489,13 +511,15 @@ START_TEST(slow_client_does_not_block_others) {
   ck_assert_int_eq(http(port, "GET", "/health", NULL, &r), CURLE_OK);
   ck_assert_int_eq(r.status, 200);
   resp_free(&r);
-  ck_assert_int_eq(send(fd, "lth HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 44,
-                        MSG_NOSIGNAL),
-                   44);
+  ck_assert_int_eq(
+      send(fd, "lth HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 44,
+           MSG_NOSIGNAL),
+      44);
   char out[1024];
   size_t got = 0;
   ssize_t n;
-  while ((n = recv(fd, out + got, sizeof out - 1 - got, 0)) > 0) got += (size_t)n;
+  while ((n = recv(fd, out + got, sizeof out - 1 - got, 0)) > 0)
+    got += (size_t)n;
   out[got] = '\0';
   close(fd);
   ck_assert_msg(strncmp(out, "HTTP/1.1 200", 12) == 0, "%s", out);
@@ -512,7 +536,8 @@ START_TEST(port_in_use_is_an_io_error_naming_the_address) {
   ck_assert_int_eq(st, AIPLAT_OK);
   aiplat_error_clear();
   ck_assert_int_eq(aiplat_health_start(h2), AIPLAT_ERR_IO);
-  ck_assert_int_eq(aiplat_health_last_error(h2, msg, sizeof msg), AIPLAT_ERR_IO);
+  ck_assert_int_eq(aiplat_health_last_error(h2, msg, sizeof msg),
+                   AIPLAT_ERR_IO);
   char want[64];
   snprintf(want, sizeof want, "127.0.0.1:%d", port);
   ck_assert_msg(strstr(msg, want) != NULL, "%s", msg);
@@ -535,7 +560,8 @@ START_TEST(port_zero_stop_and_restart) {
   ck_assert_int_eq(aiplat_health_port(h), 0);
   ck_assert_int_eq(aiplat_health_stop(h), AIPLAT_OK);
   resp r;
-  ck_assert_int_eq(http(port, "GET", "/health", NULL, &r), CURLE_COULDNT_CONNECT);
+  ck_assert_int_eq(http(port, "GET", "/health", NULL, &r),
+                   CURLE_COULDNT_CONNECT);
   resp_free(&r);
   ck_assert_int_eq(aiplat_health_start(h), AIPLAT_OK);
   port = aiplat_health_port(h);
@@ -577,7 +603,8 @@ START_TEST(bind_to_loopback_only) {
   if (other_ipv4(other, sizeof other)) {
     resp r;
     CURLcode rc = http_host(other, port, "GET", "/health", NULL, &r);
-    ck_assert_msg(rc != CURLE_OK, "reachable on %s although bound to 127.0.0.1", other);
+    ck_assert_msg(rc != CURLE_OK, "reachable on %s although bound to 127.0.0.1",
+                  other);
     resp_free(&r);
   }
 }
@@ -586,7 +613,8 @@ END_TEST
 static bool ipv6_loopback_works(void) {
   int fd = socket(AF_INET6, SOCK_STREAM, 0);
   if (fd < 0) return false;
-  struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+  struct sockaddr_in6 a = {.sin6_family = AF_INET6,
+                           .sin6_addr = IN6ADDR_LOOPBACK_INIT};
   bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
   close(fd);
   return ok;
@@ -594,7 +622,8 @@ static bool ipv6_loopback_works(void) {
 
 START_TEST(bind_ipv6) {
   if (!ipv6_loopback_works()) {
-    fprintf(stderr, "bind_ipv6: no IPv6 loopback here; only the parsing is tested\n");
+    fprintf(stderr,
+            "bind_ipv6: no IPv6 loopback here; only the parsing is tested\n");
     aiplat_status st;
     aiplat_health *h6 = make_health("[::1]", "0", &st);
     ck_assert_int_eq(st, AIPLAT_OK);
@@ -609,7 +638,8 @@ START_TEST(bind_ipv6) {
     ck_assert_int_eq(aiplat_health_start(h6), AIPLAT_OK);
     int p = aiplat_health_port(h6);
     resp r;
-    ck_assert_int_eq(http_host("[::1]", p, "GET", "/health", NULL, &r), CURLE_OK);
+    ck_assert_int_eq(http_host("[::1]", p, "GET", "/health", NULL, &r),
+                     CURLE_OK);
     ck_assert_int_eq(r.status, 200);
     resp_free(&r);
     CURLcode rc = http_host("127.0.0.1", p, "GET", "/health", NULL, &r);
@@ -651,14 +681,16 @@ START_TEST(bad_settings_are_config_errors) {
   ck_assert_int_eq(aiplat_health_create(&bad, NULL), AIPLAT_ERR_CONFIG);
   ck_assert_ptr_null(bad);
   TH_UNSETENV("HEALTH_BIND");
-  ck_assert_int_eq(aiplat_health_create(NULL, NULL), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_health_create(NULL, NULL),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
 }
 END_TEST
 
 START_TEST(defaults_from_environment) {
   aiplat_health *d = NULL;
-  ck_assert_int_eq(aiplat_health_create(&d, NULL), AIPLAT_OK); /* 0.0.0.0:8080 */
-  ck_assert_int_eq(aiplat_health_port(d), 0);                  /* not started */
+  ck_assert_int_eq(aiplat_health_create(&d, NULL),
+                   AIPLAT_OK);                /* 0.0.0.0:8080 */
+  ck_assert_int_eq(aiplat_health_port(d), 0); /* not started */
   ck_assert_ptr_nonnull(aiplat_health_metrics(d));
   aiplat_health_destroy(d);
   aiplat_health_destroy(NULL);
@@ -687,12 +719,16 @@ START_TEST(check_registration_errors) {
     ck_assert_int_eq(aiplat_health_add_check(h, bad[i], ok_fn, NULL),
                      AIPLAT_ERR_INVALID_ARGUMENT);
   long_name[64] = '\0';
-  ck_assert_int_eq(aiplat_health_add_check(h, long_name, ok_fn, NULL), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_health_add_check(h, "x", NULL, NULL), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_health_add_check(h, long_name, ok_fn, NULL),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_health_add_check(h, "x", NULL, NULL),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(aiplat_health_add_check(h, "x", ok_fn, NULL), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_health_add_check(h, "x", ok_fn, NULL), AIPLAT_ERR_EXISTS);
-  ck_assert_int_eq(aiplat_health_add_cached_check(h, "x", ok_fn, NULL, 1000, 100),
+  ck_assert_int_eq(aiplat_health_add_check(h, "x", ok_fn, NULL),
                    AIPLAT_ERR_EXISTS);
+  ck_assert_int_eq(
+      aiplat_health_add_cached_check(h, "x", ok_fn, NULL, 1000, 100),
+      AIPLAT_ERR_EXISTS);
   aiplat_health_last_error(h, msg, sizeof msg);
   ck_assert_ptr_nonnull(strstr(msg, "x"));
   ck_assert_int_eq(aiplat_health_add_cached_check(h, "c", ok_fn, NULL, 5, 100),
@@ -767,14 +803,16 @@ START_TEST(cached_check_never_blocks_the_server) {
   hang_check k = {.hang = true};
   pthread_mutex_init(&k.mu, NULL);
   pthread_cond_init(&k.cv, NULL);
-  ck_assert_int_eq(aiplat_health_add_cached_check(h, "probe", hang_fn, &k, 20, 200),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_health_add_cached_check(h, "probe", hang_fn, &k, 20, 200),
+      AIPLAT_OK);
   /* Hanging from the start: first "not checked yet", then out of budget. */
   json_t *j = wait_ready(503);
-  const char *m = json_string_value(
-      json_object_get(json_object_get(json_object_get(j, "checks"), "probe"), "message"));
-  ck_assert_msg(strcmp(m, "not checked yet") == 0 || strstr(m, "no answer within 200 ms"),
-                "%s", m);
+  const char *m = json_string_value(json_object_get(
+      json_object_get(json_object_get(j, "checks"), "probe"), "message"));
+  ck_assert_msg(
+      strcmp(m, "not checked yet") == 0 || strstr(m, "no answer within 200 ms"),
+      "%s", m);
   json_decref(j);
   for (int i = 0; i < 400; i++) {
     resp r;
@@ -794,7 +832,8 @@ START_TEST(cached_check_never_blocks_the_server) {
   j = wait_ready(200);
   json_t *probe = json_object_get(json_object_get(j, "checks"), "probe");
   ck_assert(json_is_true(json_object_get(probe, "ok")));
-  ck_assert_str_eq(json_string_value(json_object_get(probe, "message")), "probed");
+  ck_assert_str_eq(json_string_value(json_object_get(probe, "message")),
+                   "probed");
   json_decref(j);
   /* It keeps running on its interval. */
   int runs = atomic_load(&k.runs);
@@ -833,7 +872,8 @@ START_TEST(blocking_inline_check_is_reported_once) {
   aiplat_log_set_level(AIPLAT_LOG_WARNING);
   aiplat_log_set_callback(capture_log, NULL);
   atomic_store(&slow_warnings, 0);
-  ck_assert_int_eq(aiplat_health_add_check(h, "slowpoke", slow_fn, NULL), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_health_add_check(h, "slowpoke", slow_fn, NULL),
+                   AIPLAT_OK);
   for (int i = 0; i < 2; i++) {
     resp r;
     http(port, "GET", "/ready", NULL, &r);
@@ -883,16 +923,17 @@ static bool parse_value(const char *s, double *v) {
 
 /* Check one exposition; returns NULL or a description of the first fault.
  * @err is a caller buffer. */
-static const char *check_exposition(const char *text, char *err, size_t errlen) {
+static const char *check_exposition(const char *text, char *err,
+                                    size_t errlen) {
   expo_state *st = calloc(1, sizeof *st);
   const char *line = text;
   int lineno = 0;
-#define FAIL(...)                                 \
-  do {                                            \
-    int k_ = snprintf(err, errlen, "line %d: ", lineno); \
+#define FAIL(...)                                         \
+  do {                                                    \
+    int k_ = snprintf(err, errlen, "line %d: ", lineno);  \
     snprintf(err + k_, errlen - (size_t)k_, __VA_ARGS__); \
-    free(st);                                     \
-    return err;                                   \
+    free(st);                                             \
+    return err;                                           \
   } while (0)
   if (!*text) FAIL("empty exposition");
   while (*line) {
@@ -913,7 +954,8 @@ static const char *check_exposition(const char *text, char *err, size_t errlen) 
         if (!is_name_char(name[i], i == 0)) FAIL("bad HELP name %.64s", name);
       if (sp) { /* only \\ and \n escapes in help text */
         for (char *p = sp + 1; *p; p++) {
-          if (*p == '\\' && p[1] != '\\' && p[1] != 'n') FAIL("bad escape in HELP");
+          if (*p == '\\' && p[1] != '\\' && p[1] != 'n')
+            FAIL("bad escape in HELP");
           if (*p == '\\') p++;
         }
       }
@@ -923,13 +965,17 @@ static const char *check_exposition(const char *text, char *err, size_t errlen) 
     if (strncmp(buf, "# TYPE ", 7) == 0) {
       char name[256], type[32];
       if (sscanf(buf + 7, "%255s %31s", name, type) != 2) FAIL("bad TYPE line");
-      if (strcmp(name, st->help_for) != 0) FAIL("TYPE %s without HELP before it", name);
-      if (strcmp(type, "counter") && strcmp(type, "gauge") && strcmp(type, "histogram"))
+      if (strcmp(name, st->help_for) != 0)
+        FAIL("TYPE %s without HELP before it", name);
+      if (strcmp(type, "counter") && strcmp(type, "gauge") &&
+          strcmp(type, "histogram"))
         FAIL("unknown type %s", type);
       for (int i = 0; i < st->nseen; i++)
         if (strcmp(st->seen_types[i], name) == 0) FAIL("TYPE %s twice", name);
-      if (st->nseen < 64) snprintf(st->seen_types[st->nseen++], 256, "%s", name);
-      if (st->in_hist && !(st->have_inf && st->have_sum)) FAIL("unfinished histogram");
+      if (st->nseen < 64)
+        snprintf(st->seen_types[st->nseen++], 256, "%s", name);
+      if (st->in_hist && !(st->have_inf && st->have_sum))
+        FAIL("unfinished histogram");
       st->in_hist = false;
       snprintf(st->family, sizeof st->family, "%s", name);
       snprintf(st->type, sizeof st->type, "%.15s", type);
@@ -952,7 +998,8 @@ static const char *check_exposition(const char *text, char *err, size_t errlen) 
       while (*p != '}') {
         char lname[128];
         size_t j = 0;
-        while (is_name_char(*p, j == 0) && *p != ':' && j < sizeof lname - 1) lname[j++] = *p++;
+        while (is_name_char(*p, j == 0) && *p != ':' && j < sizeof lname - 1)
+          lname[j++] = *p++;
         lname[j] = '\0';
         if (j == 0 || *p != '=' || p[1] != '"') FAIL("bad label in %s", name);
         p += 2;
@@ -963,8 +1010,10 @@ static const char *check_exposition(const char *text, char *err, size_t errlen) 
           char c = *p++;
           if (c == '\\') {
             c = *p++;
-            if (c == 'n') c = '\n';
-            else if (c != '\\' && c != '"') FAIL("bad escape in label value");
+            if (c == 'n')
+              c = '\n';
+            else if (c != '\\' && c != '"')
+              FAIL("bad escape in label value");
           }
           if (vk < sizeof value - 1) value[vk++] = c;
         }
@@ -974,11 +1023,14 @@ static const char *check_exposition(const char *text, char *err, size_t errlen) 
           if (!parse_value(value, &le)) FAIL("bad le %.32s", value);
           has_le = true;
         } else {
-          lk += (size_t)snprintf(labels + lk, sizeof labels - lk, "%.100s=%.300s;", lname, value);
+          lk += (size_t)snprintf(labels + lk, sizeof labels - lk,
+                                 "%.100s=%.300s;", lname, value);
           if (lk >= sizeof labels) FAIL("too many labels");
         }
-        if (*p == ',') p++;
-        else if (*p != '}') FAIL("bad label separator");
+        if (*p == ',')
+          p++;
+        else if (*p != '}')
+          FAIL("bad label separator");
       }
       p++;
     }
@@ -986,17 +1038,21 @@ static const char *check_exposition(const char *text, char *err, size_t errlen) 
     double v;
     if (!parse_value(p + 1, &v)) FAIL("bad value \"%s\"", p + 1);
     if (strcmp(st->type, "histogram") != 0) {
-      if (strcmp(name, st->family) != 0) FAIL("sample %s under family %s", name, st->family);
-      if (strcmp(st->type, "counter") == 0 && !(v >= 0)) FAIL("counter %s < 0", name);
+      if (strcmp(name, st->family) != 0)
+        FAIL("sample %s under family %s", name, st->family);
+      if (strcmp(st->type, "counter") == 0 && !(v >= 0))
+        FAIL("counter %s < 0", name);
       continue;
     }
     size_t fl = strlen(st->family);
-    if (strncmp(name, st->family, fl) != 0) FAIL("sample %s under %s", name, st->family);
+    if (strncmp(name, st->family, fl) != 0)
+      FAIL("sample %s under %s", name, st->family);
     const char *suffix = name + fl;
     if (strcmp(suffix, "_bucket") == 0) {
       if (!has_le) FAIL("bucket without le");
       if (!st->in_hist || strcmp(labels, st->hseries) != 0) {
-        if (st->in_hist && !(st->have_inf && st->have_sum)) FAIL("unfinished histogram");
+        if (st->in_hist && !(st->have_inf && st->have_sum))
+          FAIL("unfinished histogram");
         st->in_hist = true;
         snprintf(st->hseries, sizeof st->hseries, "%s", labels);
         st->last_le = -INFINITY;
@@ -1017,8 +1073,10 @@ static const char *check_exposition(const char *text, char *err, size_t errlen) 
         FAIL("_sum before its +Inf bucket");
       st->have_sum = true;
     } else if (strcmp(suffix, "_count") == 0) {
-      if (!st->have_sum || strcmp(labels, st->hseries) != 0) FAIL("_count before _sum");
-      if (v != st->inf_count) FAIL("_count %g != +Inf bucket %g", v, st->inf_count);
+      if (!st->have_sum || strcmp(labels, st->hseries) != 0)
+        FAIL("_count before _sum");
+      if (v != st->inf_count)
+        FAIL("_count %g != +Inf bucket %g", v, st->inf_count);
       st->in_hist = false;
     } else {
       FAIL("sample %s in histogram %s", name, st->family);
@@ -1033,7 +1091,8 @@ static const char *check_exposition(const char *text, char *err, size_t errlen) 
 /* The value of the line that starts with @prefix followed by a space. */
 static bool sample_value(const char *text, const char *prefix, double *v) {
   size_t n = strlen(prefix);
-  for (const char *l = text; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+  for (const char *l = text; l && *l;
+       l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
     if (strncmp(l, prefix, n) == 0 && l[n] == ' ') {
       char tmp[64];
       const char *e = strchr(l + n + 1, '\n');
@@ -1059,15 +1118,17 @@ START_TEST(metrics_text_format) {
   aiplat_metrics *m = aiplat_health_metrics(h);
   aiplat_metric *jobs, *temp, *lat;
   const char *labels[] = {"kind", "note"};
-  ck_assert_int_eq(aiplat_metrics_counter(m, "app_jobs_total", "Jobs done.\nBy kind \\ note.",
-                                          labels, 2, &jobs),
-                   AIPLAT_OK);
-  ck_assert_int_eq(aiplat_metrics_gauge(m, "app_temperature_celsius", "", NULL, 0, &temp),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_metrics_counter(m, "app_jobs_total",
+                             "Jobs done.\nBy kind \\ note.", labels, 2, &jobs),
+      AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_metrics_gauge(m, "app_temperature_celsius", "", NULL, 0, &temp),
+      AIPLAT_OK);
   const double b[] = {0.1, 0.5, 1, 2.5};
   const char *ep[] = {"endpoint"};
-  ck_assert_int_eq(aiplat_metrics_histogram(m, "app_latency_seconds", "Latency.", ep, 1, b, 4,
-                                            &lat),
+  ck_assert_int_eq(aiplat_metrics_histogram(m, "app_latency_seconds",
+                                            "Latency.", ep, 1, b, 4, &lat),
                    AIPLAT_OK);
   const char *v1[] = {"a\"b\\c\nd", "caf\xc3\xa9"};
   const char *v2[] = {"plain", ""};
@@ -1077,42 +1138,58 @@ START_TEST(metrics_text_format) {
   ck_assert_int_eq(aiplat_metric_set(temp, NULL, 0, -3.25), AIPLAT_OK);
   const char *chat[] = {"chat"}, *voice[] = {"voice"};
   const double obs[] = {0.05, 0.1, 0.3, 0.7, 2, 7, 100};
-  for (size_t i = 0; i < 7; i++) ck_assert_int_eq(aiplat_metric_observe(lat, chat, 1, obs[i]), AIPLAT_OK);
+  for (size_t i = 0; i < 7; i++)
+    ck_assert_int_eq(aiplat_metric_observe(lat, chat, 1, obs[i]), AIPLAT_OK);
   ck_assert_int_eq(aiplat_metric_observe(lat, voice, 1, 0.2), AIPLAT_OK);
 
   char *text = get_metrics();
   char err[512];
   const char *fault = check_exposition(text, err, sizeof err);
   ck_assert_msg(fault == NULL, "%s\n%s", fault, text);
-  ck_assert_ptr_nonnull(strstr(text, "# HELP app_jobs_total Jobs done.\\nBy kind \\\\ note.\n"
-                                     "# TYPE app_jobs_total counter\n"));
-  ck_assert_ptr_nonnull(strstr(text, "# HELP app_temperature_celsius\n# TYPE app_temperature_celsius gauge\n"
-                                     "app_temperature_celsius -3.25\n"));
   ck_assert_ptr_nonnull(
-      strstr(text, "app_jobs_total{kind=\"a\\\"b\\\\c\\nd\",note=\"caf\xc3\xa9\"} 3\n"));
-  ck_assert_ptr_nonnull(strstr(text, "app_jobs_total{kind=\"plain\",note=\"\"} 2.5\n"));
+      strstr(text,
+             "# HELP app_jobs_total Jobs done.\\nBy kind \\\\ note.\n"
+             "# TYPE app_jobs_total counter\n"));
+  ck_assert_ptr_nonnull(strstr(
+      text,
+      "# HELP app_temperature_celsius\n# TYPE app_temperature_celsius gauge\n"
+      "app_temperature_celsius -3.25\n"));
+  ck_assert_ptr_nonnull(strstr(
+      text,
+      "app_jobs_total{kind=\"a\\\"b\\\\c\\nd\",note=\"caf\xc3\xa9\"} 3\n"));
+  ck_assert_ptr_nonnull(
+      strstr(text, "app_jobs_total{kind=\"plain\",note=\"\"} 2.5\n"));
   double v;
-  ck_assert(sample_value(text, "app_latency_seconds_bucket{endpoint=\"chat\",le=\"0.1\"}", &v));
+  ck_assert(sample_value(
+      text, "app_latency_seconds_bucket{endpoint=\"chat\",le=\"0.1\"}", &v));
   ck_assert_double_eq(v, 2);
-  ck_assert(sample_value(text, "app_latency_seconds_bucket{endpoint=\"chat\",le=\"0.5\"}", &v));
+  ck_assert(sample_value(
+      text, "app_latency_seconds_bucket{endpoint=\"chat\",le=\"0.5\"}", &v));
   ck_assert_double_eq(v, 3);
-  ck_assert(sample_value(text, "app_latency_seconds_bucket{endpoint=\"chat\",le=\"2.5\"}", &v));
+  ck_assert(sample_value(
+      text, "app_latency_seconds_bucket{endpoint=\"chat\",le=\"2.5\"}", &v));
   ck_assert_double_eq(v, 5);
-  ck_assert(sample_value(text, "app_latency_seconds_bucket{endpoint=\"chat\",le=\"+Inf\"}", &v));
+  ck_assert(sample_value(
+      text, "app_latency_seconds_bucket{endpoint=\"chat\",le=\"+Inf\"}", &v));
   ck_assert_double_eq(v, 7);
-  ck_assert(sample_value(text, "app_latency_seconds_count{endpoint=\"chat\"}", &v));
+  ck_assert(
+      sample_value(text, "app_latency_seconds_count{endpoint=\"chat\"}", &v));
   ck_assert_double_eq(v, 7);
-  ck_assert(sample_value(text, "app_latency_seconds_sum{endpoint=\"chat\"}", &v));
+  ck_assert(
+      sample_value(text, "app_latency_seconds_sum{endpoint=\"chat\"}", &v));
   ck_assert_double_eq_tol(v, 110.15, 1e-9);
-  ck_assert(sample_value(text, "app_latency_seconds_count{endpoint=\"voice\"}", &v));
+  ck_assert(
+      sample_value(text, "app_latency_seconds_count{endpoint=\"voice\"}", &v));
   ck_assert_double_eq(v, 1);
   /* The library's own families and the process. */
   ck_assert(sample_value(text, "aiplat_nats_reconnects_total", &v));
   ck_assert_double_eq(v, 0);
-  ck_assert_ptr_nonnull(strstr(text, "# TYPE aiplat_request_duration_seconds histogram\n"));
+  ck_assert_ptr_nonnull(
+      strstr(text, "# TYPE aiplat_request_duration_seconds histogram\n"));
   ck_assert_ptr_nonnull(strstr(text, "# TYPE aiplat_requests_total counter\n"));
   char build[64];
-  snprintf(build, sizeof build, "aiplat_build_info{version=\"%s\"}", aiplat_version_string());
+  snprintf(build, sizeof build, "aiplat_build_info{version=\"%s\"}",
+           aiplat_version_string());
   ck_assert(sample_value(text, build, &v));
   ck_assert_double_eq(v, 1);
   ck_assert(sample_value(text, "process_resident_memory_bytes", &v));
@@ -1141,18 +1218,24 @@ START_TEST(exposition_checker_catches_faults) {
       "# HELP x\n# TYPE x counter\ny 1\n",
       "# HELP x\n# TYPE x counter\nx{a=\"\\t\"} 1\n",
       "# HELP x\n# TYPE x counter\nx one\n",
-      "# HELP h\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\n"
-      "h_sum 1\nh_count 1\n",
-      "# HELP h\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\n"
-      "h_sum 1\nh_count 3\n",
-      "# HELP h\n# TYPE h histogram\nh_bucket{le=\"2\"} 1\nh_bucket{le=\"1\"} 1\n"
-      "h_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 2\n",
-      "# HELP h\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n",
+      /* the +Inf bucket below a finite one */
+      ("# HELP h\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\n"
+       "h_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n"),
+      /* _count differs from the +Inf bucket */
+      ("# HELP h\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\n"
+       "h_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 3\n"),
+      /* le decreasing */
+      ("# HELP h\n# TYPE h histogram\nh_bucket{le=\"2\"} 1\n"
+       "h_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 2\n"),
+      /* no +Inf bucket */
+      ("# HELP h\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\n"
+       "h_count 1\n"),
       "# HELP x\n# TYPE x counter\n# HELP x\n# TYPE x counter\n",
   };
   char err[256];
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-    ck_assert_msg(check_exposition(bad[i], err, sizeof err) != NULL, "case %zu passed", i);
+    ck_assert_msg(check_exposition(bad[i], err, sizeof err) != NULL,
+                  "case %zu passed", i);
   ck_assert_ptr_null(check_exposition(
       "# HELP h x\n# TYPE h histogram\nh_bucket{a=\"1\",le=\"1\"} 1\n"
       "h_bucket{a=\"1\",le=\"+Inf\"} 2\nh_sum{a=\"1\"} 3\nh_count{a=\"1\"} 2\n",
@@ -1164,12 +1247,17 @@ START_TEST(metric_registration_errors) {
   aiplat_metrics *m = aiplat_health_metrics(h);
   aiplat_metric *a = NULL, *b = NULL;
   const char *lab[] = {"kind"};
-  const char *le[] = {"le"}, *dunder[] = {"__x"}, *dup[] = {"k", "k"}, *dash[] = {"a-b"};
-  ck_assert_int_eq(aiplat_metrics_counter(m, "1abc", "", NULL, 0, &a), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_metrics_counter(m, "a-b", "", NULL, 0, &a), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_metrics_counter(m, NULL, "", NULL, 0, &a), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_metrics_counter(m, "ok_total", "bad\xff", NULL, 0, &a),
+  const char *le[] = {"le"}, *dunder[] = {"__x"}, *dup[] = {"k", "k"},
+             *dash[] = {"a-b"};
+  ck_assert_int_eq(aiplat_metrics_counter(m, "1abc", "", NULL, 0, &a),
                    AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_metrics_counter(m, "a-b", "", NULL, 0, &a),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_metrics_counter(m, NULL, "", NULL, 0, &a),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(
+      aiplat_metrics_counter(m, "ok_total", "bad\xff", NULL, 0, &a),
+      AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(aiplat_metrics_histogram(m, "h", "", le, 1, NULL, 0, &a),
                    AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(aiplat_metrics_counter(m, "c_total", "", dunder, 1, &a),
@@ -1190,38 +1278,60 @@ START_TEST(metric_registration_errors) {
   ck_assert_int_eq(aiplat_metrics_histogram(m, "h", "", NULL, 0, NULL, 3, &a),
                    AIPLAT_ERR_INVALID_ARGUMENT);
   /* Idempotent registration, conflicts. */
-  ck_assert_int_eq(aiplat_metrics_counter(m, "c_total", "help", lab, 1, &a), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_metrics_counter(m, "c_total", "help", lab, 1, &b), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_metrics_counter(m, "c_total", "help", lab, 1, &a),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_metrics_counter(m, "c_total", "help", lab, 1, &b),
+                   AIPLAT_OK);
   ck_assert_ptr_eq(a, b);
-  ck_assert_int_eq(aiplat_metrics_gauge(m, "c_total", "help", lab, 1, &b), AIPLAT_ERR_EXISTS);
-  ck_assert_int_eq(aiplat_metrics_counter(m, "c_total", "other", lab, 1, &b), AIPLAT_ERR_EXISTS);
-  ck_assert_int_eq(aiplat_metrics_counter(m, "c_total", "help", NULL, 0, &b), AIPLAT_ERR_EXISTS);
+  ck_assert_int_eq(aiplat_metrics_gauge(m, "c_total", "help", lab, 1, &b),
+                   AIPLAT_ERR_EXISTS);
+  ck_assert_int_eq(aiplat_metrics_counter(m, "c_total", "other", lab, 1, &b),
+                   AIPLAT_ERR_EXISTS);
+  ck_assert_int_eq(aiplat_metrics_counter(m, "c_total", "help", NULL, 0, &b),
+                   AIPLAT_ERR_EXISTS);
   aiplat_metrics_last_error(m, msg, sizeof msg);
   ck_assert_ptr_nonnull(strstr(msg, "c_total"));
   aiplat_metric *hist;
-  ck_assert_int_eq(aiplat_metrics_histogram(m, "rt_seconds", "", NULL, 0, NULL, 0, &hist), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_metrics_counter(m, "rt_seconds_bucket", "", NULL, 0, &b), AIPLAT_ERR_EXISTS);
-  ck_assert_int_eq(aiplat_metrics_gauge(m, "rt_seconds_count", "", NULL, 0, &b), AIPLAT_ERR_EXISTS);
-  ck_assert_int_eq(aiplat_metrics_counter(m, "x_sum", "", NULL, 0, &b), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_metrics_histogram(m, "x", "", NULL, 0, NULL, 0, &b), AIPLAT_ERR_EXISTS);
-  ck_assert_int_eq(aiplat_metrics_gauge(m, "process_open_fds", "", NULL, 0, &b), AIPLAT_ERR_EXISTS);
-  ck_assert_int_eq(aiplat_metrics_counter(m, "aiplat_requests_total", "x", NULL, 0, &b),
+  ck_assert_int_eq(
+      aiplat_metrics_histogram(m, "rt_seconds", "", NULL, 0, NULL, 0, &hist),
+      AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_metrics_counter(m, "rt_seconds_bucket", "", NULL, 0, &b),
+      AIPLAT_ERR_EXISTS);
+  ck_assert_int_eq(aiplat_metrics_gauge(m, "rt_seconds_count", "", NULL, 0, &b),
                    AIPLAT_ERR_EXISTS);
+  ck_assert_int_eq(aiplat_metrics_counter(m, "x_sum", "", NULL, 0, &b),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_metrics_histogram(m, "x", "", NULL, 0, NULL, 0, &b),
+                   AIPLAT_ERR_EXISTS);
+  ck_assert_int_eq(aiplat_metrics_gauge(m, "process_open_fds", "", NULL, 0, &b),
+                   AIPLAT_ERR_EXISTS);
+  ck_assert_int_eq(
+      aiplat_metrics_counter(m, "aiplat_requests_total", "x", NULL, 0, &b),
+      AIPLAT_ERR_EXISTS);
   /* Updates. */
   const char *one[] = {"v"}, *two[] = {"v", "w"};
-  ck_assert_int_eq(aiplat_metric_add(a, two, 2, 1), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_metric_add(a, NULL, 1, 1), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_metric_add(a, one, 1, -1), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_metric_add(a, one, 1, NAN), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_metric_add(a, two, 2, 1),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_metric_add(a, NULL, 1, 1),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_metric_add(a, one, 1, -1),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_metric_add(a, one, 1, NAN),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(aiplat_metric_set(a, one, 1, 1), AIPLAT_ERR_STATE);
   ck_assert_int_eq(aiplat_metric_observe(a, one, 1, 1), AIPLAT_ERR_STATE);
   ck_assert_int_eq(aiplat_metric_add(hist, NULL, 0, 1), AIPLAT_ERR_STATE);
-  ck_assert_int_eq(aiplat_metric_observe(hist, NULL, 0, NAN), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_metric_add(NULL, NULL, 0, 1), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_metric_observe(hist, NULL, 0, NAN),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_metric_add(NULL, NULL, 0, 1),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   const char *nul[] = {NULL};
-  ck_assert_int_eq(aiplat_metric_add(a, nul, 1, 1), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_metric_add(a, nul, 1, 1),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   const char *badutf[] = {"\xc3\x28"};
-  ck_assert_int_eq(aiplat_metric_add(a, badutf, 1, 1), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_metric_add(a, badutf, 1, 1),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   char *huge = malloc(2000);
   memset(huge, 'v', 1999);
   huge[1999] = '\0';
@@ -1260,7 +1370,8 @@ START_TEST(standalone_registry) {
   aiplat_metrics *m = NULL;
   ck_assert_int_eq(aiplat_metrics_create(&m), AIPLAT_OK);
   aiplat_metric *c;
-  ck_assert_int_eq(aiplat_metrics_counter(m, "solo_total", "Solo.", NULL, 0, &c), AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_metrics_counter(m, "solo_total", "Solo.", NULL, 0, &c), AIPLAT_OK);
   ck_assert_int_eq(aiplat_metric_add(c, NULL, 0, 41), AIPLAT_OK);
   ck_assert_int_eq(aiplat_metric_add(c, NULL, 0, 1), AIPLAT_OK);
   char *text = NULL;
@@ -1274,10 +1385,13 @@ START_TEST(standalone_registry) {
   ck_assert(sample_value(text, "solo_total", &v));
   ck_assert_double_eq(v, 42);
   ck_assert(sample_value(text, "process_resident_memory_bytes", &v));
-  ck_assert_ptr_null(strstr(text, "aiplat_requests_total")); /* not a health registry */
+  ck_assert_ptr_null(
+      strstr(text, "aiplat_requests_total")); /* not a health registry */
   aiplat_free(text);
-  ck_assert_int_eq(aiplat_metrics_render(m, NULL, NULL), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_metrics_render(NULL, &text, NULL), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_metrics_render(m, NULL, NULL),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_metrics_render(NULL, &text, NULL),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   aiplat_metrics_destroy(m);
   aiplat_metrics_destroy(NULL);
 }
@@ -1305,7 +1419,8 @@ static void *adder(void *arg) {
     aiplat_metric_add(w->counter, mine, 1, 1);
     aiplat_metric_add(w->gauge, shared, 1, 1);
     aiplat_metric_add(w->gauge, shared, 1, -1);
-    aiplat_metric_observe(w->hist, shared, 1, (i % 4) * 0.5); /* 0, .5, 1, 1.5 */
+    aiplat_metric_observe(w->hist, shared, 1,
+                          (i % 4) * 0.5); /* 0, .5, 1, 1.5 */
   }
   return NULL;
 }
@@ -1316,9 +1431,13 @@ START_TEST(concurrent_updates_sum_exactly) {
   const double b[] = {0.25, 1};
   worker w[THREADS];
   aiplat_metric *c, *g, *hi;
-  ck_assert_int_eq(aiplat_metrics_counter(m, "ops_total", "Ops.", lab, 1, &c), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_metrics_gauge(m, "level", "Level.", lab, 1, &g), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_metrics_histogram(m, "size", "Size.", lab, 1, b, 2, &hi), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_metrics_counter(m, "ops_total", "Ops.", lab, 1, &c),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_metrics_gauge(m, "level", "Level.", lab, 1, &g),
+                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_metrics_histogram(m, "size", "Size.", lab, 1, b, 2, &hi),
+      AIPLAT_OK);
   pthread_t t[THREADS];
   for (int i = 0; i < THREADS; i++) {
     w[i] = (worker){.counter = c, .gauge = g, .hist = hi, .id = i};
@@ -1361,7 +1480,9 @@ static void *scrape(void *arg) {
   CURL *c = curl_easy_init();
   char url[64];
   for (int i = 0; i < s->rounds; i++) {
-    const char *path = i % 3 == 0 ? "/ready" : i % 3 == 1 ? "/health" : "/metrics";
+    const char *path = i % 3 == 0   ? "/ready"
+                       : i % 3 == 1 ? "/health"
+                                    : "/metrics";
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s->port, path);
     resp r = {.content_length = -1};
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -1373,7 +1494,8 @@ static void *scrape(void *arg) {
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
     char err[256];
     if (rc != CURLE_OK || r.status != 200) {
-      snprintf(s->fault, sizeof s->fault, "%s: curl %d status %ld", path, rc, r.status);
+      snprintf(s->fault, sizeof s->fault, "%s: curl %d status %ld", path, rc,
+               r.status);
     } else if (i % 3 == 2 && check_exposition(r.body, err, sizeof err)) {
       snprintf(s->fault, sizeof s->fault, "exposition: %.200s", err);
     } else {
@@ -1399,9 +1521,11 @@ START_TEST(many_concurrent_scrapes) {
   aiplat_metrics *m = aiplat_health_metrics(h);
   const char *ep[] = {"endpoint"};
   aiplat_metric *c, *hi;
-  ck_assert_int_eq(aiplat_metrics_counter(m, "busy_total", "Busy.", ep, 1, &c), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_metrics_histogram(m, "busy_seconds", "Busy.", ep, 1, NULL, 0, &hi),
+  ck_assert_int_eq(aiplat_metrics_counter(m, "busy_total", "Busy.", ep, 1, &c),
                    AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_metrics_histogram(m, "busy_seconds", "Busy.", ep, 1, NULL, 0, &hi),
+      AIPLAT_OK);
   flag_check f = {.message = "fine"};
   atomic_store(&f.ok, true);
   ck_assert_int_eq(aiplat_health_add_check(h, "flag", flag_fn, &f), AIPLAT_OK);
@@ -1409,7 +1533,8 @@ START_TEST(many_concurrent_scrapes) {
   worker ow[2] = {{.counter = c, .hist = hi, .stop = &stop},
                   {.counter = c, .hist = hi, .stop = &stop}};
   pthread_t ot[2], st[THREADS];
-  for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_create(&ot[i], NULL, observer, &ow[i]), 0);
+  for (int i = 0; i < 2; i++)
+    ck_assert_int_eq(pthread_create(&ot[i], NULL, observer, &ow[i]), 0);
   scraper s[THREADS];
   for (int i = 0; i < THREADS; i++) {
     s[i] = (scraper){.port = port, .rounds = 30};
@@ -1419,7 +1544,8 @@ START_TEST(many_concurrent_scrapes) {
   atomic_store(&stop, true);
   for (int i = 0; i < 2; i++) pthread_join(ot[i], NULL);
   for (int i = 0; i < THREADS; i++)
-    ck_assert_msg(s[i].ok == 30, "scraper %d: %d ok, last fault: %s", i, s[i].ok, s[i].fault);
+    ck_assert_msg(s[i].ok == 30, "scraper %d: %d ok, last fault: %s", i,
+                  s[i].ok, s[i].fault);
 }
 END_TEST
 

@@ -10,7 +10,9 @@
 
 static aiplat_metrics *m;
 
-static void setup(void) { ck_assert_int_eq(aip_metrics_new(&m), AIPLAT_OK); }
+static void setup(void) {
+  ck_assert_int_eq(aip_metrics_new(&m), AIPLAT_OK);
+}
 
 static void teardown(void) {
   aip_metrics_free(m);
@@ -32,7 +34,8 @@ static bool has_line(const char *text, const char *line) {
 
 START_TEST(endpoint_metrics) {
   aip_endpoint_metrics chat, voice, again;
-  ck_assert_int_eq(aip_metrics_endpoint(m, "ai.chat.user.*.message", &chat), AIPLAT_OK);
+  ck_assert_int_eq(aip_metrics_endpoint(m, "ai.chat.user.*.message", &chat),
+                   AIPLAT_OK);
   ck_assert_int_eq(aip_metrics_endpoint(m, "voice", &voice), AIPLAT_OK);
   ck_assert_int_eq(aip_metrics_endpoint(m, "voice", &again), AIPLAT_OK);
   ck_assert_ptr_eq(voice.requests, again.requests); /* same series */
@@ -41,7 +44,7 @@ START_TEST(endpoint_metrics) {
   aip_endpoint_begin(&chat);
   aip_endpoint_begin(&chat);
   ck_assert_double_eq(aip_series_value(chat.in_flight), 2);
-  aip_endpoint_end(&chat, AIPLAT_OK, 200 * 1000000LL);         /* 0.2 s */
+  aip_endpoint_end(&chat, AIPLAT_OK, 200 * 1000000LL);            /* 0.2 s */
   aip_endpoint_end(&chat, AIPLAT_ERR_TIMEOUT, 61 * 1000000000LL); /* 61 s */
   aip_endpoint_begin(&voice);
   aip_endpoint_end(&voice, AIPLAT_ERR_DECODE, -5); /* clock skew: 0 */
@@ -54,19 +57,42 @@ START_TEST(endpoint_metrics) {
   aip_metrics_nats_disconnected(m);
 
   char *t = render();
-  ck_assert_msg(has_line(t, "aiplat_requests_total{endpoint=\"ai.chat.user.*.message\"} 2"), "%s", t);
+  ck_assert_msg(
+      has_line(t,
+               "aiplat_requests_total{endpoint=\"ai.chat.user.*.message\"} 2"),
+      "%s", t);
   ck_assert(has_line(t, "aiplat_requests_total{endpoint=\"voice\"} 3"));
-  ck_assert(has_line(t, "aiplat_requests_in_flight{endpoint=\"ai.chat.user.*.message\"} 0"));
-  ck_assert(has_line(t, "aiplat_request_errors_total{endpoint=\"ai.chat.user.*.message\",error=\"timeout\"} 1"));
-  ck_assert(has_line(t, "aiplat_request_errors_total{endpoint=\"voice\",error=\"decode\"} 2"));
-  ck_assert(has_line(t, "aiplat_request_errors_total{endpoint=\"voice\",error=\"unknown\"} 1"));
-  ck_assert(has_line(t, "aiplat_request_duration_seconds_bucket{endpoint=\"ai.chat.user.*.message\",le=\"0.1\"} 0"));
-  ck_assert(has_line(t, "aiplat_request_duration_seconds_bucket{endpoint=\"ai.chat.user.*.message\",le=\"0.25\"} 1"));
-  ck_assert(has_line(t, "aiplat_request_duration_seconds_bucket{endpoint=\"ai.chat.user.*.message\",le=\"60\"} 1"));
-  ck_assert(has_line(t, "aiplat_request_duration_seconds_bucket{endpoint=\"ai.chat.user.*.message\",le=\"120\"} 2"));
-  ck_assert(has_line(t, "aiplat_request_duration_seconds_bucket{endpoint=\"ai.chat.user.*.message\",le=\"+Inf\"} 2"));
-  ck_assert(has_line(t, "aiplat_request_duration_seconds_sum{endpoint=\"ai.chat.user.*.message\"} 61.2"));
-  ck_assert(has_line(t, "aiplat_request_duration_seconds_bucket{endpoint=\"voice\",le=\"0.005\"} 3"));
+  ck_assert(has_line(
+      t, "aiplat_requests_in_flight{endpoint=\"ai.chat.user.*.message\"} 0"));
+  ck_assert(has_line(t,
+                     "aiplat_request_errors_total{endpoint=\"ai.chat.user.*."
+                     "message\",error=\"timeout\"} 1"));
+  ck_assert(has_line(
+      t, "aiplat_request_errors_total{endpoint=\"voice\",error=\"decode\"} 2"));
+  ck_assert(has_line(
+      t,
+      "aiplat_request_errors_total{endpoint=\"voice\",error=\"unknown\"} 1"));
+  ck_assert(has_line(t,
+                     "aiplat_request_duration_seconds_bucket{endpoint=\"ai."
+                     "chat.user.*.message\",le=\"0.1\"} 0"));
+  ck_assert(has_line(t,
+                     "aiplat_request_duration_seconds_bucket{endpoint=\"ai."
+                     "chat.user.*.message\",le=\"0.25\"} 1"));
+  ck_assert(has_line(t,
+                     "aiplat_request_duration_seconds_bucket{endpoint=\"ai."
+                     "chat.user.*.message\",le=\"60\"} 1"));
+  ck_assert(has_line(t,
+                     "aiplat_request_duration_seconds_bucket{endpoint=\"ai."
+                     "chat.user.*.message\",le=\"120\"} 2"));
+  ck_assert(has_line(t,
+                     "aiplat_request_duration_seconds_bucket{endpoint=\"ai."
+                     "chat.user.*.message\",le=\"+Inf\"} 2"));
+  ck_assert(has_line(t,
+                     "aiplat_request_duration_seconds_sum{endpoint=\"ai.chat."
+                     "user.*.message\"} 61.2"));
+  ck_assert(has_line(t,
+                     "aiplat_request_duration_seconds_bucket{endpoint="
+                     "\"voice\",le=\"0.005\"} 3"));
   ck_assert(has_line(t, "aiplat_nats_reconnects_total 2"));
   ck_assert(has_line(t, "aiplat_nats_disconnects_total 1"));
   /* No error series for endpoints that had none. */
@@ -76,7 +102,8 @@ START_TEST(endpoint_metrics) {
   aip_endpoint_begin(NULL);
   aip_endpoint_end(NULL, AIPLAT_OK, 1);
   aip_metrics_nats_reconnected(NULL);
-  ck_assert_int_eq(aip_metrics_endpoint(m, NULL, &again), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aip_metrics_endpoint(m, NULL, &again),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
 }
 END_TEST
 
@@ -97,13 +124,15 @@ END_TEST
 
 START_TEST(status_labels) {
   ck_assert_str_eq(aip_metrics_status_label(AIPLAT_OK), "ok");
-  ck_assert_str_eq(aip_metrics_status_label(AIPLAT_ERR_RATE_LIMITED), "rate_limited");
+  ck_assert_str_eq(aip_metrics_status_label(AIPLAT_ERR_RATE_LIMITED),
+                   "rate_limited");
   ck_assert_str_eq(aip_metrics_status_label(AIPLAT_ERR_INTERNAL), "internal");
   ck_assert_str_eq(aip_metrics_status_label((aiplat_status)-1), "unknown");
   for (int a = 0; a <= AIPLAT_ERR_INTERNAL; a++) {
     const char *la = aip_metrics_status_label((aiplat_status)a);
     ck_assert_str_ne(la, "unknown");
-    for (const char *p = la; *p; p++) ck_assert((*p >= 'a' && *p <= 'z') || *p == '_');
+    for (const char *p = la; *p; p++)
+      ck_assert((*p >= 'a' && *p <= 'z') || *p == '_');
     for (int b = a + 1; b <= AIPLAT_ERR_INTERNAL; b++)
       ck_assert_str_ne(la, aip_metrics_status_label((aiplat_status)b));
   }
@@ -113,17 +142,26 @@ END_TEST
 START_TEST(number_formatting) {
   aiplat_metric *g, *c, *h;
   const char *k[] = {"k"};
-  ck_assert_int_eq(aip_metrics_register(m, AIP_METRIC_GAUGE, "g", "G.", k, 1, NULL, 0, &g), AIPLAT_OK);
-  ck_assert_int_eq(aip_metrics_register(m, AIP_METRIC_COUNTER, "c_total", "C.", NULL, 0, NULL, 0, &c), AIPLAT_OK);
+  ck_assert_int_eq(
+      aip_metrics_register(m, AIP_METRIC_GAUGE, "g", "G.", k, 1, NULL, 0, &g),
+      AIPLAT_OK);
+  ck_assert_int_eq(aip_metrics_register(m, AIP_METRIC_COUNTER, "c_total", "C.",
+                                        NULL, 0, NULL, 0, &c),
+                   AIPLAT_OK);
   const double b[] = {1e-9, 0.1, 0.3, 1, 1e20};
-  ck_assert_int_eq(aip_metrics_register(m, AIP_METRIC_HISTOGRAM, "h", "H.", NULL, 0, b, 5, &h), AIPLAT_OK);
+  ck_assert_int_eq(aip_metrics_register(m, AIP_METRIC_HISTOGRAM, "h", "H.",
+                                        NULL, 0, b, 5, &h),
+                   AIPLAT_OK);
   static const struct {
     const char *label;
     double v;
     const char *text;
-  } cases[] = {{"a", 0.1, "0.1"},       {"b", -2, "-2"},
-               {"c", 1e300, "1e+300"},  {"d", NAN, "NaN"},
-               {"e", INFINITY, "+Inf"}, {"f", -INFINITY, "-Inf"},
+  } cases[] = {{"a", 0.1, "0.1"},
+               {"b", -2, "-2"},
+               {"c", 1e300, "1e+300"},
+               {"d", NAN, "NaN"},
+               {"e", INFINITY, "+Inf"},
+               {"f", -INFINITY, "-Inf"},
                {"g", 1.0 / 3, "0.3333333333333333"},
                {"h", 123456789012, "123456789012"},
                {"i", 2.5e-7, "2.5e-07"}};
@@ -132,9 +170,9 @@ START_TEST(number_formatting) {
   aip_series *cs = aip_metric_series(c, NULL, 0);
   aip_series_inc(cs, 3);
   aip_series_add(cs, 0.25);
-  aip_series_add(cs, -1);  /* ignored: counters only go up */
-  aip_series_add(cs, NAN); /* ignored */
-  aip_series_set(cs, 100); /* ignored: not a gauge */
+  aip_series_add(cs, -1);    /* ignored: counters only go up */
+  aip_series_add(cs, NAN);   /* ignored */
+  aip_series_set(cs, 100);   /* ignored: not a gauge */
   aip_series_observe(cs, 1); /* ignored: not a histogram */
   aip_series *hs = aip_metric_series(h, NULL, 0);
   aip_series_observe(hs, NAN); /* ignored */
@@ -143,7 +181,8 @@ START_TEST(number_formatting) {
   char *t = render();
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char line[128];
-    snprintf(line, sizeof line, "g{k=\"%s\"} %s", cases[i].label, cases[i].text);
+    snprintf(line, sizeof line, "g{k=\"%s\"} %s", cases[i].label,
+             cases[i].text);
     ck_assert_msg(has_line(t, line), "missing %s in\n%s", line, t);
   }
   ck_assert(has_line(t, "c_total 3.25"));
@@ -162,16 +201,22 @@ END_TEST
 START_TEST(series_in_creation_order) {
   aiplat_metric *c;
   const char *k[] = {"k"};
-  ck_assert_int_eq(aip_metrics_register(m, AIP_METRIC_COUNTER, "o_total", "", k, 1, NULL, 0, &c), AIPLAT_OK);
+  ck_assert_int_eq(aip_metrics_register(m, AIP_METRIC_COUNTER, "o_total", "", k,
+                                        1, NULL, 0, &c),
+                   AIPLAT_OK);
   const char *names[] = {"zeta", "alpha", "mid"};
-  for (int i = 0; i < 3; i++) aip_series_inc(aip_metric_series(c, &names[i], 1), 1);
+  for (int i = 0; i < 3; i++)
+    aip_series_inc(aip_metric_series(c, &names[i], 1), 1);
   char *t = render();
-  char *z = strstr(t, "k=\"zeta\""), *a = strstr(t, "k=\"alpha\""), *mi = strstr(t, "k=\"mid\"");
+  char *z = strstr(t, "k=\"zeta\""), *a = strstr(t, "k=\"alpha\""),
+       *mi = strstr(t, "k=\"mid\"");
   ck_assert(z && a && mi && z < a && a < mi);
   /* Label tuples that concatenate alike are still different series. */
   aiplat_metric *two;
   const char *kk[] = {"a", "b"};
-  ck_assert_int_eq(aip_metrics_register(m, AIP_METRIC_COUNTER, "p_total", "", kk, 2, NULL, 0, &two), AIPLAT_OK);
+  ck_assert_int_eq(aip_metrics_register(m, AIP_METRIC_COUNTER, "p_total", "",
+                                        kk, 2, NULL, 0, &two),
+                   AIPLAT_OK);
   const char *x[] = {"a", "bc"}, *y[] = {"ab", "c"};
   ck_assert_ptr_ne(aip_metric_series(two, x, 2), aip_metric_series(two, y, 2));
   free(t);
@@ -182,15 +227,15 @@ START_TEST(utf8_validation) {
   ck_assert(aip_utf8_valid("", 0));
   ck_assert(aip_utf8_valid("plain", 5));
   ck_assert(aip_utf8_valid("caf\xc3\xa9", 5));
-  ck_assert(aip_utf8_valid("\xe2\x82\xac", 3));         /* euro */
-  ck_assert(aip_utf8_valid("\xf0\x9f\x98\x80", 4));     /* emoji */
-  ck_assert(!aip_utf8_valid("\xc3", 1));                /* truncated */
-  ck_assert(!aip_utf8_valid("\xc0\xaf", 2));            /* overlong */
-  ck_assert(!aip_utf8_valid("\xe0\x80\xaf", 3));        /* overlong */
-  ck_assert(!aip_utf8_valid("\xed\xa0\x80", 3));        /* surrogate */
-  ck_assert(!aip_utf8_valid("\xf4\x90\x80\x80", 4));    /* > U+10FFFF */
+  ck_assert(aip_utf8_valid("\xe2\x82\xac", 3));      /* euro */
+  ck_assert(aip_utf8_valid("\xf0\x9f\x98\x80", 4));  /* emoji */
+  ck_assert(!aip_utf8_valid("\xc3", 1));             /* truncated */
+  ck_assert(!aip_utf8_valid("\xc0\xaf", 2));         /* overlong */
+  ck_assert(!aip_utf8_valid("\xe0\x80\xaf", 3));     /* overlong */
+  ck_assert(!aip_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+  ck_assert(!aip_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
   ck_assert(!aip_utf8_valid("\xff", 1));
-  ck_assert(!aip_utf8_valid("a\x80", 2));               /* lone continuation */
+  ck_assert(!aip_utf8_valid("a\x80", 2)); /* lone continuation */
 }
 END_TEST
 
@@ -225,10 +270,13 @@ static void *race_inc(void *arg) {
 START_TEST(lock_free_series_under_contention) {
   aiplat_metric *c;
   const char *k[] = {"k"};
-  ck_assert_int_eq(aip_metrics_register(m, AIP_METRIC_COUNTER, "race_total", "", k, 1, NULL, 0, &c), AIPLAT_OK);
+  ck_assert_int_eq(aip_metrics_register(m, AIP_METRIC_COUNTER, "race_total", "",
+                                        k, 1, NULL, 0, &c),
+                   AIPLAT_OK);
   pthread_t t[RACERS];
   racer r = {.family = c};
-  for (int i = 0; i < RACERS; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, race_create, &r), 0);
+  for (int i = 0; i < RACERS; i++)
+    ck_assert_int_eq(pthread_create(&t[i], NULL, race_create, &r), 0);
   for (int i = 0; i < RACERS; i++) pthread_join(t[i], NULL);
   char *text = render();
   int lines = 0;
@@ -242,7 +290,8 @@ START_TEST(lock_free_series_under_contention) {
 
   const char *hot[] = {"hot"};
   racer hr = {.cached = aip_metric_series(c, hot, 1), .n = 200000};
-  for (int i = 0; i < RACERS; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, race_inc, &hr), 0);
+  for (int i = 0; i < RACERS; i++)
+    ck_assert_int_eq(pthread_create(&t[i], NULL, race_inc, &hr), 0);
   for (int i = 0; i < RACERS; i++) pthread_join(t[i], NULL);
   ck_assert_double_eq(aip_series_value(hr.cached), RACERS * 200000.0);
 }

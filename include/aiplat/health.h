@@ -11,8 +11,9 @@
  *    aiplat_health_set_live(h, false, ...) or while the server is stopping.
  *  - `GET /ready`   readiness: 200 when the manual gate
  *    (aiplat_health_set_ready()) is open and every registered check passes,
- *    else 503. The JSON body names every check with its result:
- *    `{"status":"not ready","checks":{"nats":{"ok":false,"message":"disconnected"}}}`.
+ *    else 503. The JSON body names every check with its result, e.g.
+ *    `{"status":"not ready","checks":{"nats":
+ *    {"ok":false,"message":"disconnected"}}}`.
  *  - `GET /metrics` the registry in the Prometheus text format 0.0.4.
  *
  * Other paths answer 404, other methods than GET and HEAD 405 with an
@@ -217,12 +218,9 @@ AIPLAT_API aiplat_status aiplat_metrics_counter(
     const char *const *label_names, size_t nlabels, aiplat_metric **out);
 
 /** Register a gauge family (a value that goes up and down); as counter. */
-AIPLAT_API aiplat_status aiplat_metrics_gauge(aiplat_metrics *m,
-                                              const char *name,
-                                              const char *help,
-                                              const char *const *label_names,
-                                              size_t nlabels,
-                                              aiplat_metric **out);
+AIPLAT_API aiplat_status aiplat_metrics_gauge(
+    aiplat_metrics *m, const char *name, const char *help,
+    const char *const *label_names, size_t nlabels, aiplat_metric **out);
 
 /**
  * Register a histogram family; as counter, plus:
@@ -274,8 +272,8 @@ AIPLAT_API aiplat_status aiplat_metrics_render(aiplat_metrics *m, char **out,
                                                size_t *len);
 
 /** Copy the detail of the registry's last failure into @p buf. */
-AIPLAT_API aiplat_status aiplat_metrics_last_error(aiplat_metrics *m,
-                                                   char *buf, size_t buflen);
+AIPLAT_API aiplat_status aiplat_metrics_last_error(aiplat_metrics *m, char *buf,
+                                                   size_t buflen);
 
 #ifdef __cplusplus
 }
