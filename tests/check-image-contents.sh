@@ -1,0 +1,131 @@
+#!/bin/sh
+# tools/image-contents.sh, which fills the runtime stage of every service
+# image, yields a closure that is complete (the program loads with nothing
+# from the host), minimal (only the program's libraries, the loader,
+# libgcc_s, CA certificates and three /etc files), stripped and reproducible,
+# and it refuses what it cannot handle. Run on a program of the build tree
+# linked against libaiplat the way the services are (a libtool wrapper, like
+# build/services/<name>/<name>), and on nats-server when it is installed.
+set -eu
+src=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
+build=${top_builddir:-$src}
+tool=$src/tools/image-contents.sh
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail() { echo "check-image-contents: $*" >&2; exit 1; }
+for p in readelf ldd tar gzip; do
+  command -v $p >/dev/null 2>&1 || fail "$p not found (Debian packages binutils, libc-bin, tar, gzip)"
+done
+
+prog=$build/tests/test_config
+[ -f "$prog" ] || fail "$prog is not built"
+real=$build/tests/.libs/test_config
+[ -f "$real" ] || real=$build/tests/.libs/lt-test_config
+[ -f "$real" ] || fail "no libtool program behind $prog: this test expects a shared build"
+
+"$tool" --root "$tmp/a" "$prog" > "$tmp/a.txt" 2> "$tmp/a.err" \
+  || { cat "$tmp/a.err" >&2; fail "failed on $prog"; }
+rt=$tmp/a/runtime
+app=$tmp/a/app/usr/bin/test_config
+
+# The program is the ELF behind the wrapper, stripped.
+[ "$(od -An -tx1 -N4 "$app" | tr -d ' \n')" = 7f454c46 ] || fail "$app is not the ELF program"
+if readelf -SW "$app" | grep -q ' \.symtab \| \.debug_'; then fail "$app is not stripped"; fi
+[ "$(find "$tmp/a/app" -type f | wc -l)" -eq 1 ] || fail "the app layer holds more than the program"
+
+# The loader the program asks for, libc, libgcc_s, libaiplat, certificates, users.
+interp=$(readelf -lW "$real" | sed -n 's/.*Requesting program interpreter: \(.*\)]$/\1/p')
+[ -n "$interp" ] || fail "$real has no program interpreter"
+[ -x "$rt$interp" ] || fail "the loader $interp is missing"
+for lib in libc.so.6 libgcc_s.so.1 libnats.so.3.4 libcurl.so.4; do
+  [ -n "$(find "$rt" -name "$lib")" ] || fail "$lib is missing"
+done
+soname=$(readelf -dW "$build/lib/.libs/libaiplat.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]$/\1/p')
+[ -f "$rt/usr/lib/$soname" ] || fail "$soname is not in /usr/lib"
+cmp -s "$rt/etc/ssl/certs/ca-certificates.crt" /etc/ssl/certs/ca-certificates.crt \
+  || fail "the CA bundle is missing or differs"
+[ "$(readlink "$rt/usr/lib/ssl/cert.pem")" = /etc/ssl/certs/ca-certificates.crt ] \
+  || fail "/usr/lib/ssl/cert.pem does not point to the CA bundle"
+grep -q '^nonroot:x:65532:65532:' "$rt/etc/passwd" || fail "no passwd entry for uid 65532"
+grep -q '^hosts: files dns$' "$rt/etc/nsswitch.conf" || fail "nsswitch.conf is wrong"
+
+# Complete: with the copied loader and only the root's directories, every
+# library resolves inside the root.
+dirs=$(find "$rt" -name '*.so*' -type f -exec dirname {} + | sort -u | tr '\n' ':')
+"$rt$interp" --inhibit-cache --library-path "$dirs" --list "$app" > "$tmp/list" \
+  || fail "the copied loader cannot load the program"
+outside=$(awk '$2 == "=>" && index($3, "'"$rt"'") != 1 { print $1 " => " $3 }' "$tmp/list")
+[ -z "$outside" ] || fail "libraries resolved outside the image: $outside"
+grep -q 'not found' "$tmp/list" && fail "libraries not found: $(grep 'not found' "$tmp/list")"
+
+# Minimal: every ELF file is the program, the loader, libgcc_s or in the
+# program's ldd closure.
+LD_LIBRARY_PATH=$build/lib/.libs ldd "$real" | awk '$2 == "=>" { print $1 }' | sort > "$tmp/needed"
+find "$rt" -type f -name '*.so*' -exec basename {} \; | sort > "$tmp/shipped"
+extra=$(comm -13 "$tmp/needed" "$tmp/shipped" | grep -v -x -e libgcc_s.so.1 -e "$(basename "$interp")" || true)
+[ -z "$extra" ] || fail "libraries the program does not need: $extra"
+missing=$(comm -23 "$tmp/needed" "$tmp/shipped")
+[ -z "$missing" ] || fail "libraries the program needs but the image lacks: $missing"
+
+# The report lists every file and a total that adds up.
+sum=$(awk '$1 == "runtime" || $1 == "app" { s += $2 } END { print s }' "$tmp/a.txt")
+grep -q "^total: [0-9]* files, $sum bytes" "$tmp/a.txt" || fail "the total is not the sum of the lines"
+grep -q "as gzip layers$" "$tmp/a.txt" || fail "no compressed estimate"
+
+# Reproducible: a second run gives byte-equal layers.
+"$tool" --quiet --root "$tmp/b" "$prog" > /dev/null
+for layer in runtime app; do
+  for d in a b; do
+    tar --sort=name --numeric-owner --owner=0 --group=0 -C "$tmp/$d/$layer" -cf "$tmp/$d.$layer.tar" .
+  done
+  cmp -s "$tmp/a.$layer.tar" "$tmp/b.$layer.tar" || fail "the $layer layer differs between two runs"
+done
+
+# Budgets are enforced.
+if "$tool" --quiet --max-mb 1 "$prog" > /dev/null 2> "$tmp/err"; then
+  fail "--max-mb 1 accepted a closure of several MB"
+fi
+grep -q 'exceeds the budget of 1 MB' "$tmp/err" || fail "unclear budget message: $(cat "$tmp/err")"
+"$tool" --quiet --max-mb 100 --max-gz-mb 50 "$prog" > /dev/null || fail "a generous budget failed"
+
+# Refusals, each with a message.
+refuse() { # what, args...
+  what=$1; shift
+  if "$tool" --quiet "$@" > /dev/null 2> "$tmp/err"; then fail "accepted $what"; fi
+  [ -s "$tmp/err" ] || fail "no message for $what"
+}
+refuse "a missing file" "$tmp/nonexistent"
+printf '#!/bin/sh\necho hi\n' > "$tmp/script.sh"
+refuse "a shell script" "$tmp/script.sh"
+refuse "a non-empty --root" --root "$tmp/a" "$prog"
+refuse "a bad --max-mb" --max-mb ten "$prog"
+
+# A program whose library is gone is refused, naming the library.
+printf 'int gone(void) { return 0; }\n' > "$tmp/gone.c"
+printf 'int gone(void);\nint main(void) { return gone(); }\n' > "$tmp/needs.c"
+if ${CC:-cc} -shared -fPIC -o "$tmp/libgone.so" "$tmp/gone.c" 2>/dev/null \
+   && ${CC:-cc} -o "$tmp/needs" "$tmp/needs.c" -L"$tmp" -lgone 2>/dev/null; then
+  rm -f "$tmp/libgone.so"
+  refuse "a program with a missing library" "$tmp/needs"
+  grep -q libgone.so "$tmp/err" || fail "the missing library is not named: $(cat "$tmp/err")"
+fi
+
+# A static program needs no loader and no libraries.
+printf 'int main(void) { return 0; }\n' > "$tmp/static.c"
+if ${CC:-cc} -static -o "$tmp/static" "$tmp/static.c" 2>/dev/null; then
+  "$tool" --root "$tmp/s" "$tmp/static" > /dev/null || fail "failed on a static program"
+  [ -z "$(find "$tmp/s" -name '*.so*')" ] || fail "libraries shipped with a static program"
+  [ -x "$tmp/s/app/usr/bin/static" ] || fail "the static program is missing"
+fi
+
+# nats-server (a Go program linked to libc) runs from its image root.
+if [ -n "${NATS_SERVER:-}" ] && [ -x "$NATS_SERVER" ]; then
+  "$tool" --root "$tmp/n" "$NATS_SERVER" > "$tmp/n.txt"
+  nrt=$tmp/n/runtime
+  ninterp=$(readelf -lW "$NATS_SERVER" | sed -n 's/.*Requesting program interpreter: \(.*\)]$/\1/p')
+  ndirs=$(find "$nrt" -name '*.so*' -type f -exec dirname {} + | sort -u | tr '\n' ':')
+  out=$("$nrt$ninterp" --inhibit-cache --library-path "$ndirs" "$tmp/n/app$NATS_SERVER" --version) \
+    || fail "nats-server does not run from its image root"
+  case $out in nats-server:*) ;; *) fail "unexpected nats-server output: $out" ;; esac
+  echo "check-image-contents: nats-server $(tail -n 1 "$tmp/n.txt")"
+fi
+echo "check-image-contents: test_config $(tail -n 1 "$tmp/a.txt")"
