@@ -16,16 +16,16 @@ for p in readelf ldd tar gzip; do
   command -v $p >/dev/null 2>&1 || fail "$p not found (Debian packages binutils, libc-bin, tar, gzip)"
 done
 
-prog=$build/tests/test_config
+prog=$build/tests/test_core
 [ -f "$prog" ] || fail "$prog is not built"
-real=$build/tests/.libs/test_config
-[ -f "$real" ] || real=$build/tests/.libs/lt-test_config
+real=$build/tests/.libs/test_core
+[ -f "$real" ] || real=$build/tests/.libs/lt-test_core
 [ -f "$real" ] || fail "no libtool program behind $prog: this test expects a shared build"
 
 "$tool" --root "$tmp/a" "$prog" > "$tmp/a.txt" 2> "$tmp/a.err" \
   || { cat "$tmp/a.err" >&2; fail "failed on $prog"; }
 rt=$tmp/a/runtime
-app=$tmp/a/app/usr/bin/test_config
+app=$tmp/a/app/usr/bin/test_core
 
 # The program is the ELF behind the wrapper, stripped.
 [ "$(od -An -tx1 -N4 "$app" | tr -d ' \n')" = 7f454c46 ] || fail "$app is not the ELF program"
@@ -56,6 +56,49 @@ dirs=$(find "$rt" -name '*.so*' -type f -exec dirname {} + | sort -u | tr '\n' '
 outside=$(awk '$2 == "=>" && index($3, "'"$rt"'") != 1 { print $1 " => " $3 }' "$tmp/list")
 [ -z "$outside" ] || fail "libraries resolved outside the image: $outside"
 grep -q 'not found' "$tmp/list" && fail "libraries not found: $(grep 'not found' "$tmp/list")"
+
+# It runs: the program (libaiplat's init starts libcurl and OpenSSL) passes
+# its suite inside the image's file tree as uid 65532 with an empty
+# environment: chroot as root, else in a user namespace; where neither is
+# allowed, through the copied loader (host directories stay a fallback).
+# Check needs a writable /tmp, which only this copy of the tree gets.
+mkdir -p "$tmp/merged/tmp" && chmod 1777 "$tmp/merged/tmp"
+cp -a "$rt/." "$tmp/merged/" && cp -a "$tmp/a/app/." "$tmp/merged/"
+chroot=$(command -v chroot || echo /usr/sbin/chroot)
+if [ "$(id -u)" -eq 0 ] && [ -x "$chroot" ]; then
+  how="chroot as uid 65532"
+  set -- env -i "$chroot" --userspec=65532:65532 "$tmp/merged" /usr/bin/test_core
+elif [ -x "$chroot" ] && unshare -r true 2>/dev/null; then
+  how="chroot in a user namespace"
+  set -- env -i unshare -r "$chroot" "$tmp/merged" /usr/bin/test_core
+else
+  how="the copied loader"
+  set -- env -i "$rt$interp" --inhibit-cache --library-path "$dirs" "$app"
+fi
+"$@" > "$tmp/run.log" 2>&1 || { cat "$tmp/run.log" >&2; fail "the program fails in its image tree ($how)"; }
+grep -q 'Failures: 0, Errors: 0' "$tmp/run.log" || { cat "$tmp/run.log" >&2; fail "unexpected output ($how)"; }
+echo "check-image-contents: test_core passes inside its image tree ($how)"
+
+# Why libgcc_s is shipped although ldd does not list it: glibc loads it
+# when a thread exits through pthread_exit, and aborts without it.
+if [ "$how" != "the copied loader" ]; then
+  cat > "$tmp/pexit.c" <<'C'
+#include <pthread.h>
+static void *run(void *arg) { pthread_exit(arg); }
+int main(void) { pthread_t t; pthread_create(&t, 0, run, 0); return pthread_join(t, 0); }
+C
+  if ${CC:-cc} -pthread -o "$tmp/pexit" "$tmp/pexit.c" 2>/dev/null; then
+    "$tool" --quiet --root "$tmp/p" "$tmp/pexit" > /dev/null
+    cp -a "$tmp/p/app/." "$tmp/p/runtime/"
+    case $how in
+      chroot\ as*) run() { env -i "$chroot" --userspec=65532:65532 "$tmp/p/runtime" /usr/bin/pexit; } ;;
+      *) run() { env -i unshare -r "$chroot" "$tmp/p/runtime" /usr/bin/pexit; } ;;
+    esac
+    run > /dev/null 2>&1 || fail "pthread_exit fails inside the image tree"
+    find "$tmp/p/runtime" -name libgcc_s.so.1 -exec rm {} +
+    if run > /dev/null 2>&1; then fail "pthread_exit worked without libgcc_s: drop it from the image?"; fi
+  fi
+fi
 
 # Minimal: every ELF file is the program, the loader, libgcc_s or in the
 # program's ldd closure.
@@ -128,4 +171,4 @@ if [ -n "${NATS_SERVER:-}" ] && [ -x "$NATS_SERVER" ]; then
   case $out in nats-server:*) ;; *) fail "unexpected nats-server output: $out" ;; esac
   echo "check-image-contents: nats-server $(tail -n 1 "$tmp/n.txt")"
 fi
-echo "check-image-contents: test_config $(tail -n 1 "$tmp/a.txt")"
+echo "check-image-contents: test_core $(tail -n 1 "$tmp/a.txt")"

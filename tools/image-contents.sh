@@ -64,6 +64,7 @@ elif [ -e "$root" ] && [ -n "$(ls -A "$root" 2>/dev/null)" ]; then
   die "--root $root is not empty"
 fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/image-contents-work.XXXXXX")
+# shellcheck disable=SC2317 # called by the trap
 cleanup() {
   rm -rf "$work"
   [ "$cleanup_root" -eq 0 ] || rm -rf "$root"
@@ -85,6 +86,7 @@ resolve_wrapper() {
   real=$(dirname "$w")/.libs/$p
   [ -f "$real" ] || real=$(dirname "$w")/.libs/$(basename "$w")
   [ -f "$real" ] || return 1
+  # shellcheck disable=SC2016 # a literal $LD_LIBRARY_PATH in the wrapper
   libpath=$(sed -n 's/^ *LD_LIBRARY_PATH="\([^"$]*\):*\$LD_LIBRARY_PATH".*/\1/p' "$w" | head -n 1)
   return 0
 }
@@ -99,8 +101,8 @@ closure() {
     esac
   }
   case $out in *"statically linked"*) return 0 ;; esac
-  missing=$(printf '%s\n' "$out" | sed -n 's/^[[:space:]]*\([^ ]*\) => not found.*/\1/p')
-  [ -z "$missing" ] || die "$bin needs libraries ldd cannot find:" $missing
+  missing=$(printf '%s\n' "$out" | sed -n 's/^[[:space:]]*\([^ ]*\) => not found.*/\1/p' | tr '\n' ' ')
+  [ -z "$missing" ] || die "$bin needs libraries ldd cannot find: $missing"
   printf '%s\n' "$out" | while read -r a b c _; do
     case $a in linux-vdso.so* | linux-gate.so*) continue ;; esac
     if [ "$b" = "=>" ]; then path=$c; else path=$a; fi
