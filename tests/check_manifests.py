@@ -615,6 +615,11 @@ def check_app_objects(ctx, app, report):
         name = get(doc, "metadata", "name")
         if not isinstance(name, str) or not NAME_RE.match(name):
             report.err("parse", at, f"metadata.name {name!r} is not a lowercase-hyphen name")
+        if kind == "Secret":
+            report.err("secret-literal", at, "a Secret object in Git holds its values in the "
+                                             "clear; create it outside (External Secrets) and "
+                                             "reference it with secretKeyRef")
+            continue
         if kind == "Deployment":
             if api != "apps/v1":
                 report.err("parse", at, f"apiVersion {api!r}; expected apps/v1")
