@@ -98,6 +98,36 @@ C
     find "$tmp/p/runtime" -name libgcc_s.so.1 -exec rm {} +
     if run > /dev/null 2>&1; then fail "pthread_exit worked without libgcc_s: drop it from the image?"; fi
   fi
+  # Host names resolve through the shipped nsswitch.conf and the /etc/hosts
+  # Kubernetes mounts, with no NSS module loaded from the file system.
+  cat > "$tmp/resolve.c" <<'C'
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+int main(int argc, char **argv) {
+  struct addrinfo hints, *res;
+  char buf[INET_ADDRSTRLEN];
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_INET;
+  if (argc < 2 || getaddrinfo(argv[1], "4222", &hints, &res) != 0) return 1;
+  inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, buf, sizeof buf);
+  puts(buf);
+  freeaddrinfo(res);
+  return 0;
+}
+C
+  if ${CC:-cc} -o "$tmp/resolve" "$tmp/resolve.c" 2>/dev/null; then
+    "$tool" --quiet --root "$tmp/r" "$tmp/resolve" > /dev/null
+    cp -a "$tmp/r/app/." "$tmp/r/runtime/"
+    echo '10.1.2.3 nats.ai-ml.svc.cluster.local' > "$tmp/r/runtime/etc/hosts"
+    if [ "$(id -u)" -eq 0 ]; then
+      got=$(env -i "$chroot" --userspec=65532:65532 "$tmp/r/runtime" /usr/bin/resolve nats.ai-ml.svc.cluster.local) || got=failed
+    else
+      got=$(env -i unshare -r "$chroot" "$tmp/r/runtime" /usr/bin/resolve nats.ai-ml.svc.cluster.local) || got=failed
+    fi
+    [ "$got" = 10.1.2.3 ] || fail "host lookup inside the image tree gave '$got'"
+  fi
 fi
 
 # Minimal: every ELF file is the program, the loader, libgcc_s or in the

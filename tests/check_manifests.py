@@ -11,7 +11,8 @@ Modes:
   --self-test FIXTURES   every bad-* fixture must be rejected for exactly the
                          rules its "# expect:" line names, every good-* one
                          accepted, and every rule must have a bad fixture
-  FILE...                check files on their own (a YAML file is one app)
+  FILE...                check files on their own: Dockerfiles one by one, the
+                         YAML files of one directory as one app
 Every error is printed as "rule: where: what" and makes the exit status 1.
 """
 
@@ -105,6 +106,7 @@ class Context:
             os.path.join(src, "deploy", "service-env.txt"))
         self.debian_build_deps = self._read_configure_deps(
             os.path.join(src, "configure.ac"))
+        self.dist_prefix = self._read_dist_prefix(os.path.join(src, "configure.ac"))
 
     @staticmethod
     def _read_table(path):
@@ -149,6 +151,12 @@ class Context:
         pkgs |= set(re.findall(r"AIPLAT_REQUIRE\(\[[A-Z0-9_]+\],\s*\[[^]]*\],"
                                r"\s*\[([a-z0-9.+-]+)\]\)", text))
         return pkgs
+
+    @staticmethod
+    def _read_dist_prefix(path):
+        with open(path, encoding="utf-8") as f:
+            m = re.search(r"AC_INIT\(\[([^]]+)\],\s*\[([^]]+)\]", f.read())
+        return f"{m.group(1)}-{m.group(2)}/" if m else "libaiplat-0.0.0/"
 
     def known_env(self, name, app):
         if name in self.table:
@@ -754,20 +762,26 @@ def check_dockerfile(ctx, path, app_name, report):
 
 # ---------------------------------------------------------------- modes
 
-def check_file(ctx, path, report):
-    if path.endswith("Dockerfile"):
-        check_dockerfile(ctx, path, None, report)
-        return
-    run_yamllint(ctx, path, report)
-    docs = load_docs(path, report)
-    app = App(None)
-    classify(app, docs, path)
-    names = [get(d, "metadata", "name") for d, _, _ in app.objects if d.get("kind") == "Deployment"]
-    names += [get(d, "metadata", "name") for d, _, _ in app.flux]
-    app.name = names[0] if names and isinstance(names[0], str) else None
-    for doc, p, raw in app.flux:
-        check_flux_ks(ctx, app, doc, raw, p, report)
-    check_app_objects(ctx, app, report)
+def check_files(ctx, paths, report):
+    """Dockerfiles one by one; YAML files of one directory as one app."""
+    groups = {}
+    for path in paths:
+        if path.endswith("Dockerfile"):
+            check_dockerfile(ctx, path, None, report)
+        else:
+            groups.setdefault(os.path.dirname(os.path.abspath(path)), []).append(path)
+    for group in groups.values():
+        app = App(None)
+        for path in group:
+            run_yamllint(ctx, path, report)
+            classify(app, load_docs(path, report), path)
+        names = [get(d, "metadata", "name") for d, _, _ in app.objects
+                 if d.get("kind") == "Deployment"]
+        names += [get(d, "metadata", "name") for d, _, _ in app.flux]
+        app.name = names[0] if names and isinstance(names[0], str) else None
+        for doc, p, raw in app.flux:
+            check_flux_ks(ctx, app, doc, raw, p, report)
+        check_app_objects(ctx, app, report)
 
 
 def check_tree(ctx, deploy, report):
@@ -775,6 +789,14 @@ def check_tree(ctx, deploy, report):
     if not os.path.isdir(apps_dir):
         report.err("structure", apps_dir, "missing")
         return
+    # `make dist` writes v7 tar archives, which silently drop any path
+    # longer than 99 characters.
+    for top, _, files in os.walk(deploy):
+        for f in files:
+            rel = os.path.relpath(os.path.join(top, f), ctx.src)
+            if not rel.startswith("..") and len(ctx.dist_prefix + rel) > 99:
+                report.err("structure", rel, f"{ctx.dist_prefix}{rel} is longer than the 99 "
+                                             f"characters `make dist` can store")
     names = sorted(n for n in os.listdir(apps_dir)
                    if os.path.isdir(os.path.join(apps_dir, n)))
     if not names:
@@ -884,7 +906,7 @@ def self_test(ctx, fixtures):
         if os.path.isdir(path):
             check_tree(ctx, path, report)
         else:
-            check_file(ctx, path, report)
+            check_files(ctx, [path], report)
         got = report.rules()
         if f.startswith("good-"):
             if got:
@@ -933,8 +955,8 @@ def main():
         report = Report()
         if opts.tree:
             check_tree(ctx, opts.tree, report)
-        for f in opts.files:
-            check_file(ctx, f, report)
+        if opts.files:
+            check_files(ctx, opts.files, report)
         report.print()
         ok = ok and not report.errors
         if not report.errors:
