@@ -19,9 +19,9 @@ for h in "$src"/include/aiplat/*.h; do
   esac
   printf '#include <aiplat/%s>\n#include <aiplat/%s>\nint main(void){return 0;}\n' "$name" "$name" > "$tmp/t.c"
   cp "$tmp/t.c" "$tmp/t.cpp"
-  $CC -std=c99 -pedantic -Wall -Wextra -Werror -I"$src/include" -I"$build/include" \
+  $CC -std=c99 -pedantic -Wall -Wextra -Werror -I"$src/include" -I"$build/include" -I"$build/include/aiplat" \
     -c "$tmp/t.c" -o "$tmp/t.o" || { echo "$name: does not compile as C99" >&2; fail=1; }
-  $CXX -std=c++11 -pedantic -Wall -Wextra -Werror -I"$src/include" -I"$build/include" \
+  $CXX -std=c++11 -pedantic -Wall -Wextra -Werror -I"$src/include" -I"$build/include" -I"$build/include/aiplat" \
     -c "$tmp/t.cpp" -o "$tmp/t.o" || { echo "$name: does not compile as C++11" >&2; fail=1; }
 done
 [ $fail -eq 0 ] && echo "check-headers: all public headers compile as C99 and C++11"
