@@ -93,7 +93,20 @@ static void newline(jout *j) {
 
 static void put_str(jout *j, const char *s, size_t n) {
   put(j, "\"");
-  if (j->ok && !aip_buf_json_escape(&j->b, s, n)) j->ok = false;
+  /* Copy runs that need no escape in one go; escape the rest. */
+  size_t i = 0;
+  while (j->ok && i < n) {
+    size_t run = i;
+    while (run < n) {
+      unsigned char c = (unsigned char)s[run];
+      if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') break;
+      run++;
+    }
+    if (run > i && !aip_buf_append(&j->b, s + i, run - i)) j->ok = false;
+    if (run < n && j->ok && !aip_buf_json_escape(&j->b, s + run, 1))
+      j->ok = false;
+    i = run + 1;
+  }
   put(j, "\"");
 }
 
@@ -116,7 +129,9 @@ static void put_double(jout *j, double v) {
     return;
   }
   char buf[40];
-  for (int prec = 1; prec <= 17; prec++) {
+  /* %g drops trailing zeros, so 15 digits already give "0.7" for 0.7; only
+   * values that need more digits to read back take 16 or 17. */
+  for (int prec = 15; prec <= 17; prec++) {
     snprintf(buf, sizeof buf, "%.*g", prec, v);
     if (strtod(buf, NULL) == v) break;
   }
