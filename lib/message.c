@@ -1,12 +1,11 @@
 /* Message handles: an aiplat_msg wraps a protobuf-c message of a v1 type;
  * fields are reached by name through the descriptors
  * (docs/decisions/0005-message-access.md). */
-#include "config.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "message_internal.h"
 
 struct aiplat_msg {
@@ -20,7 +19,7 @@ struct aiplat_msg {
   size_t kids_n;
 };
 
-/* ---- child handles ------------------------------------------------------ */
+/* ---- child handles ------------------------------------------------------- */
 
 static size_t kid_slot(const aiplat_msg *root, const ProtobufCMessage *pm) {
   uint64_t h = (uint64_t)(uintptr_t)pm;
@@ -138,8 +137,8 @@ static aiplat_status kid_get(aiplat_msg *m, ProtobufCMessage *pm,
 /* ---- top-level handles --------------------------------------------------- */
 
 static aiplat_status null_arg(const char *fn) {
-  return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "message: %s: NULL argument",
-                  fn);
+  return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
+                  "message: %s: NULL argument", fn);
 }
 
 aiplat_status aip_msg_wrap(aiplat_msg **out, ProtobufCMessage *pm) {
@@ -163,7 +162,9 @@ aiplat_status aip_msg_wrap(aiplat_msg **out, ProtobufCMessage *pm) {
   return AIPLAT_OK;
 }
 
-ProtobufCMessage *aip_msg_pb(aiplat_msg *m) { return m ? m->pm : NULL; }
+ProtobufCMessage *aip_msg_pb(aiplat_msg *m) {
+  return m ? m->pm : NULL;
+}
 
 ProtobufCMessage *aip_msg_release(aiplat_msg *m) {
   if (!m || m->root != m) return NULL;
@@ -182,7 +183,8 @@ void aip_msg_forget_children(aiplat_msg *m) {
 static aiplat_status create_desc(aiplat_msg **out,
                                  const ProtobufCMessageDescriptor *desc) {
   ProtobufCMessage *pm = aip_pb_new(desc);
-  if (!pm) return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "message: out of memory");
+  if (!pm)
+    return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "message: out of memory");
   aiplat_status st = aip_msg_wrap(out, pm);
   if (st != AIPLAT_OK) free(pm);
   return st;
@@ -223,12 +225,13 @@ AIPLAT_API aiplat_status aiplat_msg_copy(aiplat_msg **out, aiplat_msg *m) {
   aiplat_status st = aip_msg_pack(m->pm, &buf, &len, &m->err);
   if (st != AIPLAT_OK) return st;
   /* Our own encoding: no need for the hostile-input walk. */
-  ProtobufCMessage *pm = protobuf_c_message_unpack(m->pm->descriptor, NULL,
-                                                   len, buf);
+  ProtobufCMessage *pm =
+      protobuf_c_message_unpack(m->pm->descriptor, NULL, len, buf);
   free(buf);
   if (!pm)
     return aip_fail(&m->err, AIPLAT_ERR_NO_MEMORY,
-                    "message: out of memory copying %s", m->pm->descriptor->name);
+                    "message: out of memory copying %s",
+                    m->pm->descriptor->name);
   st = aip_msg_wrap(out, pm);
   if (st != AIPLAT_OK) protobuf_c_message_free_unpacked(pm, NULL);
   return st;
@@ -276,12 +279,9 @@ AIPLAT_API const char *aiplat_msg_type_field_name(aiplat_msg_type type,
   return d && index < d->n_fields ? d->fields[index].name : NULL;
 }
 
-AIPLAT_API aiplat_status aiplat_msg_field_info(aiplat_msg_type type,
-                                               const char *field,
-                                               aiplat_field_kind *kind,
-                                               bool *repeated,
-                                               aiplat_msg_type *message_type,
-                                               uint32_t *number) {
+AIPLAT_API aiplat_status aiplat_msg_field_info(
+    aiplat_msg_type type, const char *field, aiplat_field_kind *kind,
+    bool *repeated, aiplat_msg_type *message_type, uint32_t *number) {
   const ProtobufCMessageDescriptor *d = aip_msg_descriptor(type);
   if (!d)
     return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
@@ -307,11 +307,11 @@ AIPLAT_API aiplat_status aiplat_msg_field_info(aiplat_msg_type type,
 enum access {
   ACC_STRING,
   ACC_BYTES,
-  ACC_INT,    /* get/set_int64 and get/set_uint64 */
+  ACC_INT, /* get/set_int64 and get/set_uint64 */
   ACC_DOUBLE,
   ACC_BOOL,
-  ACC_MESSAGE,  /* single message */
-  ACC_LIST,     /* repeated message */
+  ACC_MESSAGE, /* single message */
+  ACC_LIST,    /* repeated message */
   ACC_MAP,
   ACC_ANY
 };
@@ -325,14 +325,21 @@ static const char *access_hint(const ProtobufCMessageDescriptor *d,
                ? "aiplat_msg_count / aiplat_msg_get_item / aiplat_msg_add_item"
                : "aiplat_msg_count";
   switch (aip_pb_kind(d, f)) {
-    case AIPLAT_FIELD_STRING: return "aiplat_msg_get_string / aiplat_msg_set_string";
-    case AIPLAT_FIELD_BYTES: return "aiplat_msg_get_bytes / aiplat_msg_set_bytes";
+    case AIPLAT_FIELD_STRING:
+      return "aiplat_msg_get_string / aiplat_msg_set_string";
+    case AIPLAT_FIELD_BYTES:
+      return "aiplat_msg_get_bytes / aiplat_msg_set_bytes";
     case AIPLAT_FIELD_INT:
-    case AIPLAT_FIELD_ENUM: return "aiplat_msg_get_int64 / aiplat_msg_set_int64";
-    case AIPLAT_FIELD_UINT: return "aiplat_msg_get_uint64 / aiplat_msg_set_uint64";
-    case AIPLAT_FIELD_DOUBLE: return "aiplat_msg_get_double / aiplat_msg_set_double";
-    case AIPLAT_FIELD_BOOL: return "aiplat_msg_get_bool / aiplat_msg_set_bool";
-    default: return "aiplat_msg_get_message / aiplat_msg_mutable_message";
+    case AIPLAT_FIELD_ENUM:
+      return "aiplat_msg_get_int64 / aiplat_msg_set_int64";
+    case AIPLAT_FIELD_UINT:
+      return "aiplat_msg_get_uint64 / aiplat_msg_set_uint64";
+    case AIPLAT_FIELD_DOUBLE:
+      return "aiplat_msg_get_double / aiplat_msg_set_double";
+    case AIPLAT_FIELD_BOOL:
+      return "aiplat_msg_get_bool / aiplat_msg_set_bool";
+    default:
+      return "aiplat_msg_get_message / aiplat_msg_mutable_message";
   }
 }
 
@@ -350,11 +357,12 @@ static void describe(const ProtobufCMessageDescriptor *d,
     snprintf(buf, n, "a %senum %s", rep,
              ((const ProtobufCEnumDescriptor *)f->descriptor)->short_name);
   else
-    snprintf(buf, n, "%s %s%s", f->type == PROTOBUF_C_TYPE_INT32 ||
-                                        f->type == PROTOBUF_C_TYPE_INT64
-                                    ? "an"
-                                    : "a",
-             rep, aip_pb_type_label(f));
+    snprintf(
+        buf, n, "%s %s%s",
+        f->type == PROTOBUF_C_TYPE_INT32 || f->type == PROTOBUF_C_TYPE_INT64
+            ? "an"
+            : "a",
+        rep, aip_pb_type_label(f));
 }
 
 static bool access_ok(const ProtobufCMessageDescriptor *d,
@@ -362,28 +370,39 @@ static bool access_ok(const ProtobufCMessageDescriptor *d,
   bool rep = f->label == PROTOBUF_C_LABEL_REPEATED;
   aiplat_field_kind k = aip_pb_kind(d, f);
   switch (a) {
-    case ACC_ANY: return true;
-    case ACC_MAP: return k == AIPLAT_FIELD_MAP;
-    case ACC_LIST: return rep && k == AIPLAT_FIELD_MESSAGE;
-    case ACC_MESSAGE: return !rep && k == AIPLAT_FIELD_MESSAGE;
-    default: break;
+    case ACC_ANY:
+      return true;
+    case ACC_MAP:
+      return k == AIPLAT_FIELD_MAP;
+    case ACC_LIST:
+      return rep && k == AIPLAT_FIELD_MESSAGE;
+    case ACC_MESSAGE:
+      return !rep && k == AIPLAT_FIELD_MESSAGE;
+    default:
+      break;
   }
   if (rep) return false;
   switch (a) {
-    case ACC_STRING: return k == AIPLAT_FIELD_STRING;
-    case ACC_BYTES: return k == AIPLAT_FIELD_BYTES;
+    case ACC_STRING:
+      return k == AIPLAT_FIELD_STRING;
+    case ACC_BYTES:
+      return k == AIPLAT_FIELD_BYTES;
     case ACC_INT:
       return k == AIPLAT_FIELD_INT || k == AIPLAT_FIELD_UINT ||
              k == AIPLAT_FIELD_ENUM;
-    case ACC_DOUBLE: return k == AIPLAT_FIELD_DOUBLE;
-    case ACC_BOOL: return k == AIPLAT_FIELD_BOOL;
-    default: return false;
+    case ACC_DOUBLE:
+      return k == AIPLAT_FIELD_DOUBLE;
+    case ACC_BOOL:
+      return k == AIPLAT_FIELD_BOOL;
+    default:
+      return false;
   }
 }
 
 /* Find @field in @m for the access family @a; @fn names the caller. */
 static aiplat_status lookup(aiplat_msg *m, const char *field, enum access a,
-                            const char *fn, const ProtobufCFieldDescriptor **out) {
+                            const char *fn,
+                            const ProtobufCFieldDescriptor **out) {
   if (!m) return null_arg(fn);
   const ProtobufCMessageDescriptor *d = m->pm->descriptor;
   if (!field)
@@ -404,11 +423,11 @@ static aiplat_status lookup(aiplat_msg *m, const char *field, enum access a,
   return AIPLAT_OK;
 }
 
-#define LOOKUP(m, field, acc, fn)                       \
-  const ProtobufCFieldDescriptor *f;                    \
-  do {                                                  \
-    aiplat_status st_ = lookup(m, field, acc, fn, &f);  \
-    if (st_ != AIPLAT_OK) return st_;                   \
+#define LOOKUP(m, field, acc, fn)                      \
+  const ProtobufCFieldDescriptor *f;                   \
+  do {                                                 \
+    aiplat_status st_ = lookup(m, field, acc, fn, &f); \
+    if (st_ != AIPLAT_OK) return st_;                  \
   } while (0)
 
 static aiplat_status no_memory(aiplat_msg *m) {
@@ -425,11 +444,12 @@ static aiplat_status check_utf8(aiplat_msg *m, const char *field,
                   m->pm->descriptor->name, field, bad);
 }
 
-/* ---- presence -------------------------------------------------------------- */
+/* ---- presence ------------------------------------------------------------ */
 
 AIPLAT_API bool aiplat_msg_has(aiplat_msg *m, const char *field) {
   const ProtobufCFieldDescriptor *f;
-  if (lookup(m, field, ACC_ANY, "aiplat_msg_has", &f) != AIPLAT_OK) return false;
+  if (lookup(m, field, ACC_ANY, "aiplat_msg_has", &f) != AIPLAT_OK)
+    return false;
   return aip_pb_has(m->pm, f);
 }
 
@@ -500,7 +520,8 @@ AIPLAT_API aiplat_status aiplat_msg_set_bytes(aiplat_msg *m, const char *field,
   return AIPLAT_OK;
 }
 
-static aiplat_status out_of_range(aiplat_msg *m, const ProtobufCFieldDescriptor *f,
+static aiplat_status out_of_range(aiplat_msg *m,
+                                  const ProtobufCFieldDescriptor *f,
                                   const char *value) {
   return aip_fail(&m->err, AIPLAT_ERR_INVALID_ARGUMENT,
                   "message: %s does not fit %s.%s (%s)", value,
@@ -604,9 +625,10 @@ AIPLAT_API aiplat_status aiplat_msg_set_bool(aiplat_msg *m, const char *field,
   return AIPLAT_OK;
 }
 
-/* ---- nested messages -------------------------------------------------------- */
+/* ---- nested messages ----------------------------------------------------- */
 
-AIPLAT_API aiplat_status aiplat_msg_get_message(aiplat_msg *m, const char *field,
+AIPLAT_API aiplat_status aiplat_msg_get_message(aiplat_msg *m,
+                                                const char *field,
                                                 aiplat_msg **child) {
   if (!child) return null_arg("aiplat_msg_get_message");
   *child = NULL;
@@ -626,7 +648,7 @@ AIPLAT_API aiplat_status aiplat_msg_mutable_message(aiplat_msg *m,
   return kid_get(m, sub, child);
 }
 
-/* ---- repeated messages and maps --------------------------------------------- */
+/* ---- repeated messages and maps ------------------------------------------ */
 
 AIPLAT_API aiplat_status aiplat_msg_count(aiplat_msg *m, const char *field,
                                           size_t *out) {
@@ -674,7 +696,8 @@ AIPLAT_API aiplat_status aiplat_msg_add_item(aiplat_msg *m, const char *field,
   return st;
 }
 
-AIPLAT_API aiplat_status aiplat_msg_remove_item(aiplat_msg *m, const char *field,
+AIPLAT_API aiplat_status aiplat_msg_remove_item(aiplat_msg *m,
+                                                const char *field,
                                                 size_t index) {
   LOOKUP(m, field, ACC_LIST, "aiplat_msg_remove_item");
   size_t n = aip_pb_count(m->pm, f);
@@ -696,7 +719,8 @@ AIPLAT_API aiplat_status aiplat_msg_map_key(aiplat_msg *m, const char *field,
 }
 
 AIPLAT_API aiplat_status aiplat_msg_map_value(aiplat_msg *m, const char *field,
-                                              size_t index, const char **value) {
+                                              size_t index,
+                                              const char **value) {
   if (!value) return null_arg("aiplat_msg_map_value");
   *value = NULL;
   LOOKUP(m, field, ACC_MAP, "aiplat_msg_map_value");
@@ -722,7 +746,8 @@ AIPLAT_API aiplat_status aiplat_msg_map_get(aiplat_msg *m, const char *field,
 }
 
 AIPLAT_API aiplat_status aiplat_msg_map_set(aiplat_msg *m, const char *field,
-                                            const char *key, const char *value) {
+                                            const char *key,
+                                            const char *value) {
   LOOKUP(m, field, ACC_MAP, "aiplat_msg_map_set");
   if (!key || !value)
     return aip_fail(&m->err, AIPLAT_ERR_INVALID_ARGUMENT,
@@ -749,7 +774,8 @@ AIPLAT_API aiplat_status aiplat_msg_map_remove(aiplat_msg *m, const char *field,
   return AIPLAT_OK;
 }
 
-/* ---- wire format --------------------------------------------------------------- */
+/* ---- wire format
+ * --------------------------------------------------------------- */
 
 AIPLAT_API aiplat_status aiplat_msg_encode(aiplat_msg *m, uint8_t **out,
                                            size_t *len) {
@@ -784,12 +810,14 @@ AIPLAT_API aiplat_status aiplat_msg_decode_max(aiplat_msg **out,
   return st;
 }
 
-AIPLAT_API aiplat_status aiplat_msg_decode(aiplat_msg **out, aiplat_msg_type type,
+AIPLAT_API aiplat_status aiplat_msg_decode(aiplat_msg **out,
+                                           aiplat_msg_type type,
                                            const uint8_t *data, size_t len) {
   return aiplat_msg_decode_max(out, type, data, len, AIPLAT_MSG_MAX_SIZE);
 }
 
-/* ---- JSON ------------------------------------------------------------------------ */
+/* ---- JSON
+ * ------------------------------------------------------------------------ */
 
 AIPLAT_API aiplat_status aiplat_msg_to_json(aiplat_msg *m, char **out) {
   if (!m || !out) return null_arg("aiplat_msg_to_json");
@@ -819,7 +847,8 @@ AIPLAT_API aiplat_status aiplat_msg_from_json(aiplat_msg **out,
   return st;
 }
 
-/* ---- helpers for the library -------------------------------------------------------- */
+/* ---- helpers for the library
+ * -------------------------------------------------------- */
 
 aiplat_status aip_msg_set_error(aiplat_msg *reply, aiplat_status code,
                                 const char *text) {

@@ -1,14 +1,13 @@
 /* Descriptor-driven access to the fields of protobuf-c messages: the layer
  * under the aiplat_msg handles and the JSON mapping. No handles here; the
  * callers check kinds and ranges and report errors. */
-#include "config.h"
-
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "message_internal.h"
 
-/* ---- types ------------------------------------------------------------- */
+/* ---- types --------------------------------------------------------------- */
 
 static const ProtobufCMessageDescriptor *const type_desc[] = {
     [AIPLAT_MSG_CHAT_REQUEST] = &aiplat__messages__v1__chat_request__descriptor,
@@ -108,22 +107,29 @@ bool aip_msg_field_default_true(const ProtobufCMessageDescriptor *desc,
 aiplat_field_kind aip_pb_kind(const ProtobufCMessageDescriptor *desc,
                               const ProtobufCFieldDescriptor *f) {
   switch (f->type) {
-    case PROTOBUF_C_TYPE_STRING: return AIPLAT_FIELD_STRING;
-    case PROTOBUF_C_TYPE_BYTES: return AIPLAT_FIELD_BYTES;
+    case PROTOBUF_C_TYPE_STRING:
+      return AIPLAT_FIELD_STRING;
+    case PROTOBUF_C_TYPE_BYTES:
+      return AIPLAT_FIELD_BYTES;
     case PROTOBUF_C_TYPE_INT32:
     case PROTOBUF_C_TYPE_SINT32:
     case PROTOBUF_C_TYPE_SFIXED32:
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64: return AIPLAT_FIELD_INT;
+    case PROTOBUF_C_TYPE_SFIXED64:
+      return AIPLAT_FIELD_INT;
     case PROTOBUF_C_TYPE_UINT32:
     case PROTOBUF_C_TYPE_FIXED32:
     case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64: return AIPLAT_FIELD_UINT;
+    case PROTOBUF_C_TYPE_FIXED64:
+      return AIPLAT_FIELD_UINT;
     case PROTOBUF_C_TYPE_FLOAT:
-    case PROTOBUF_C_TYPE_DOUBLE: return AIPLAT_FIELD_DOUBLE;
-    case PROTOBUF_C_TYPE_BOOL: return AIPLAT_FIELD_BOOL;
-    case PROTOBUF_C_TYPE_ENUM: return AIPLAT_FIELD_ENUM;
+    case PROTOBUF_C_TYPE_DOUBLE:
+      return AIPLAT_FIELD_DOUBLE;
+    case PROTOBUF_C_TYPE_BOOL:
+      return AIPLAT_FIELD_BOOL;
+    case PROTOBUF_C_TYPE_ENUM:
+      return AIPLAT_FIELD_ENUM;
     case PROTOBUF_C_TYPE_MESSAGE:
       return aip_msg_field_is_map(desc, f) ? AIPLAT_FIELD_MAP
                                            : AIPLAT_FIELD_MESSAGE;
@@ -133,14 +139,22 @@ aiplat_field_kind aip_pb_kind(const ProtobufCMessageDescriptor *desc,
 
 const char *aip_pb_type_label(const ProtobufCFieldDescriptor *f) {
   static const char *const names[] = {
-      [PROTOBUF_C_TYPE_INT32] = "int32",       [PROTOBUF_C_TYPE_SINT32] = "sint32",
-      [PROTOBUF_C_TYPE_SFIXED32] = "sfixed32", [PROTOBUF_C_TYPE_INT64] = "int64",
-      [PROTOBUF_C_TYPE_SINT64] = "sint64",     [PROTOBUF_C_TYPE_SFIXED64] = "sfixed64",
-      [PROTOBUF_C_TYPE_UINT32] = "uint32",     [PROTOBUF_C_TYPE_FIXED32] = "fixed32",
-      [PROTOBUF_C_TYPE_UINT64] = "uint64",     [PROTOBUF_C_TYPE_FIXED64] = "fixed64",
-      [PROTOBUF_C_TYPE_FLOAT] = "float",       [PROTOBUF_C_TYPE_DOUBLE] = "double",
-      [PROTOBUF_C_TYPE_BOOL] = "bool",         [PROTOBUF_C_TYPE_ENUM] = "enum",
-      [PROTOBUF_C_TYPE_STRING] = "string",     [PROTOBUF_C_TYPE_BYTES] = "bytes",
+      [PROTOBUF_C_TYPE_INT32] = "int32",
+      [PROTOBUF_C_TYPE_SINT32] = "sint32",
+      [PROTOBUF_C_TYPE_SFIXED32] = "sfixed32",
+      [PROTOBUF_C_TYPE_INT64] = "int64",
+      [PROTOBUF_C_TYPE_SINT64] = "sint64",
+      [PROTOBUF_C_TYPE_SFIXED64] = "sfixed64",
+      [PROTOBUF_C_TYPE_UINT32] = "uint32",
+      [PROTOBUF_C_TYPE_FIXED32] = "fixed32",
+      [PROTOBUF_C_TYPE_UINT64] = "uint64",
+      [PROTOBUF_C_TYPE_FIXED64] = "fixed64",
+      [PROTOBUF_C_TYPE_FLOAT] = "float",
+      [PROTOBUF_C_TYPE_DOUBLE] = "double",
+      [PROTOBUF_C_TYPE_BOOL] = "bool",
+      [PROTOBUF_C_TYPE_ENUM] = "enum",
+      [PROTOBUF_C_TYPE_STRING] = "string",
+      [PROTOBUF_C_TYPE_BYTES] = "bytes",
       [PROTOBUF_C_TYPE_MESSAGE] = "message",
   };
   if ((unsigned)f->type < AIP_ARRAY_LEN(names) && names[f->type])
@@ -156,17 +170,23 @@ static size_t elt_size(ProtobufCType t) {
     case PROTOBUF_C_TYPE_UINT32:
     case PROTOBUF_C_TYPE_FIXED32:
     case PROTOBUF_C_TYPE_FLOAT:
-    case PROTOBUF_C_TYPE_ENUM: return 4;
+    case PROTOBUF_C_TYPE_ENUM:
+      return 4;
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_SINT64:
     case PROTOBUF_C_TYPE_SFIXED64:
     case PROTOBUF_C_TYPE_UINT64:
     case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE: return 8;
-    case PROTOBUF_C_TYPE_BOOL: return sizeof(protobuf_c_boolean);
-    case PROTOBUF_C_TYPE_STRING: return sizeof(char *);
-    case PROTOBUF_C_TYPE_BYTES: return sizeof(ProtobufCBinaryData);
-    case PROTOBUF_C_TYPE_MESSAGE: return sizeof(ProtobufCMessage *);
+    case PROTOBUF_C_TYPE_DOUBLE:
+      return 8;
+    case PROTOBUF_C_TYPE_BOOL:
+      return sizeof(protobuf_c_boolean);
+    case PROTOBUF_C_TYPE_STRING:
+      return sizeof(char *);
+    case PROTOBUF_C_TYPE_BYTES:
+      return sizeof(ProtobufCBinaryData);
+    case PROTOBUF_C_TYPE_MESSAGE:
+      return sizeof(ProtobufCMessage *);
   }
   return 0;
 }
@@ -187,7 +207,8 @@ static void free_value(const ProtobufCFieldDescriptor *f, void *slot) {
   switch (f->type) {
     case PROTOBUF_C_TYPE_STRING: {
       char *s = *(char **)slot;
-      if (s && s != (const char *)f->default_value && s != protobuf_c_empty_string)
+      if (s && s != (const char *)f->default_value &&
+          s != protobuf_c_empty_string)
         free(s);
       break;
     }
@@ -203,7 +224,8 @@ static void free_value(const ProtobufCFieldDescriptor *f, void *slot) {
         protobuf_c_message_free_unpacked(sub, NULL);
       break;
     }
-    default: break;
+    default:
+      break;
   }
 }
 
@@ -215,8 +237,12 @@ static void reset_slot(const ProtobufCFieldDescriptor *f, void *slot) {
                            ? NULL
                            : (char *)protobuf_c_empty_string;
       break;
-    case PROTOBUF_C_TYPE_MESSAGE: *(ProtobufCMessage **)slot = NULL; break;
-    default: memset(slot, 0, elt_size(f->type)); break;
+    case PROTOBUF_C_TYPE_MESSAGE:
+      *(ProtobufCMessage **)slot = NULL;
+      break;
+    default:
+      memset(slot, 0, elt_size(f->type));
+      break;
   }
 }
 
@@ -249,7 +275,8 @@ bool aip_pb_has(const ProtobufCMessage *pm, const ProtobufCFieldDescriptor *f) {
     case 8:
       if (f->type == PROTOBUF_C_TYPE_DOUBLE) return *(const double *)slot != 0;
       return *(const uint64_t *)slot != 0;
-    default: return false;
+    default:
+      return false;
   }
 }
 
@@ -275,8 +302,8 @@ void aip_pb_clear(ProtobufCMessage *pm, const ProtobufCFieldDescriptor *f) {
   }
   free_value(f, slot);
   reset_slot(f, slot);
-  if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_STRING &&
-      f->type != PROTOBUF_C_TYPE_MESSAGE)
+  if (f->label == PROTOBUF_C_LABEL_OPTIONAL &&
+      f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE)
     *(protobuf_c_boolean *)SLOT(pm, f->quantifier_offset) = 0;
 }
 
@@ -313,7 +340,7 @@ static void mark_present(ProtobufCMessage *pm,
     *(protobuf_c_boolean *)SLOT(pm, f->quantifier_offset) = 1;
 }
 
-/* ---- strings and bytes ------------------------------------------------- */
+/* ---- strings and bytes --------------------------------------------------- */
 
 const char *aip_pb_str(const ProtobufCMessage *pm,
                        const ProtobufCFieldDescriptor *f) {
@@ -380,15 +407,20 @@ int64_t aip_pb_i64(const ProtobufCMessage *pm,
     case PROTOBUF_C_TYPE_INT32:
     case PROTOBUF_C_TYPE_SINT32:
     case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_ENUM: return *(const int32_t *)slot;
+    case PROTOBUF_C_TYPE_ENUM:
+      return *(const int32_t *)slot;
     case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32: return *(const uint32_t *)slot;
+    case PROTOBUF_C_TYPE_FIXED32:
+      return *(const uint32_t *)slot;
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64: return *(const int64_t *)slot;
+    case PROTOBUF_C_TYPE_SFIXED64:
+      return *(const int64_t *)slot;
     case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64: return (int64_t) * (const uint64_t *)slot;
-    default: return 0;
+    case PROTOBUF_C_TYPE_FIXED64:
+      return (int64_t) * (const uint64_t *)slot;
+    default:
+      return 0;
   }
 }
 
@@ -398,17 +430,21 @@ uint64_t aip_pb_u64(const ProtobufCMessage *pm,
   const void *slot = CSLOT(pm, f->offset);
   switch (f->type) {
     case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32: return *(const uint32_t *)slot;
+    case PROTOBUF_C_TYPE_FIXED32:
+      return *(const uint32_t *)slot;
     case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64: return *(const uint64_t *)slot;
-    default: return (uint64_t)aip_pb_i64(pm, f);
+    case PROTOBUF_C_TYPE_FIXED64:
+      return *(const uint64_t *)slot;
+    default:
+      return (uint64_t)aip_pb_i64(pm, f);
   }
 }
 
 bool aip_pb_is_unsigned(const ProtobufCFieldDescriptor *f) {
   return f->type == PROTOBUF_C_TYPE_UINT32 ||
          f->type == PROTOBUF_C_TYPE_FIXED32 ||
-         f->type == PROTOBUF_C_TYPE_UINT64 || f->type == PROTOBUF_C_TYPE_FIXED64;
+         f->type == PROTOBUF_C_TYPE_UINT64 ||
+         f->type == PROTOBUF_C_TYPE_FIXED64;
 }
 
 bool aip_pb_i64_fits(const ProtobufCFieldDescriptor *f, int64_t v) {
@@ -416,22 +452,29 @@ bool aip_pb_i64_fits(const ProtobufCFieldDescriptor *f, int64_t v) {
     case PROTOBUF_C_TYPE_INT32:
     case PROTOBUF_C_TYPE_SINT32:
     case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_ENUM: return v >= INT32_MIN && v <= INT32_MAX;
+    case PROTOBUF_C_TYPE_ENUM:
+      return v >= INT32_MIN && v <= INT32_MAX;
     case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32: return v >= 0 && v <= (int64_t)UINT32_MAX;
+    case PROTOBUF_C_TYPE_FIXED32:
+      return v >= 0 && v <= (int64_t)UINT32_MAX;
     case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64: return v >= 0;
-    default: return true;
+    case PROTOBUF_C_TYPE_FIXED64:
+      return v >= 0;
+    default:
+      return true;
   }
 }
 
 bool aip_pb_u64_fits(const ProtobufCFieldDescriptor *f, uint64_t v) {
   switch (f->type) {
     case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64: return true;
+    case PROTOBUF_C_TYPE_FIXED64:
+      return true;
     case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32: return v <= UINT32_MAX;
-    default: return v <= INT64_MAX && aip_pb_i64_fits(f, (int64_t)v);
+    case PROTOBUF_C_TYPE_FIXED32:
+      return v <= UINT32_MAX;
+    default:
+      return v <= INT64_MAX && aip_pb_i64_fits(f, (int64_t)v);
   }
 }
 
@@ -467,8 +510,7 @@ void aip_pb_store_dbl(ProtobufCMessage *pm, const ProtobufCFieldDescriptor *f,
 
 bool aip_pb_bool(const ProtobufCMessage *pm,
                  const ProtobufCFieldDescriptor *f) {
-  if (oneof_absent(pm, f))
-    return aip_msg_field_default_true(pm->descriptor, f);
+  if (oneof_absent(pm, f)) return aip_msg_field_default_true(pm->descriptor, f);
   return *(const protobuf_c_boolean *)CSLOT(pm, f->offset) != 0;
 }
 
@@ -479,7 +521,7 @@ void aip_pb_store_bool(ProtobufCMessage *pm, const ProtobufCFieldDescriptor *f,
   mark_present(pm, f);
 }
 
-/* ---- message fields -------------------------------------------------------- */
+/* ---- message fields ------------------------------------------------------ */
 
 ProtobufCMessage *aip_pb_sub(const ProtobufCMessage *pm,
                              const ProtobufCFieldDescriptor *f) {
@@ -505,7 +547,8 @@ size_t aip_pb_count(const ProtobufCMessage *pm,
 
 ProtobufCMessage *aip_pb_item(const ProtobufCMessage *pm,
                               const ProtobufCFieldDescriptor *f, size_t i) {
-  ProtobufCMessage *const *arr = *(ProtobufCMessage **const *)CSLOT(pm, f->offset);
+  ProtobufCMessage *const *arr =
+      *(ProtobufCMessage * *const *)CSLOT(pm, f->offset);
   return arr[i];
 }
 
@@ -540,7 +583,7 @@ void aip_pb_remove_item(ProtobufCMessage *pm, const ProtobufCFieldDescriptor *f,
   }
 }
 
-/* ---- maps ------------------------------------------------------------------ */
+/* ---- maps ---------------------------------------------------------------- */
 
 static const char *entry_str(const ProtobufCMessage *e, unsigned idx) {
   const ProtobufCFieldDescriptor *f = &e->descriptor->fields[idx];
@@ -607,7 +650,8 @@ static int key_pos_cmp(const void *a, const void *b) {
 
 /* Keep only the last entry of each key (protobuf's rule for maps),
  * preserving the order of the survivors. */
-static bool map_dedupe(ProtobufCMessage *pm, const ProtobufCFieldDescriptor *f) {
+static bool map_dedupe(ProtobufCMessage *pm,
+                       const ProtobufCFieldDescriptor *f) {
   size_t n = aip_pb_count(pm, f);
   if (n < 2) return true;
   key_pos *kp = malloc(n * sizeof *kp);

@@ -53,8 +53,7 @@ void aip_msg_forget_children(aiplat_msg *m);
  * (tags, varints, wire types, lengths, UTF-8, memory estimate). @type_name
  * names the message in error messages. Records failures in @err. */
 aiplat_status aip_msg_wire_check(const ProtobufCMessageDescriptor *desc,
-                                 const uint8_t *data, size_t len,
-                                 aip_err *err);
+                                 const uint8_t *data, size_t len, aip_err *err);
 /* Check and unpack @len bytes (at most @max_size) into a generated struct
  * (*out, freed with protobuf_c_message_free_unpacked(*out, NULL)). */
 aiplat_status aip_msg_unpack(const ProtobufCMessageDescriptor *desc,
@@ -127,7 +126,8 @@ bool aip_pb_u64_fits(const ProtobufCFieldDescriptor *f, uint64_t v);
 /* Store an integer (its two's-complement bits; checked to fit). */
 void aip_pb_store_int(ProtobufCMessage *pm, const ProtobufCFieldDescriptor *f,
                       uint64_t bits);
-double aip_pb_dbl(const ProtobufCMessage *pm, const ProtobufCFieldDescriptor *f);
+double aip_pb_dbl(const ProtobufCMessage *pm,
+                  const ProtobufCFieldDescriptor *f);
 void aip_pb_store_dbl(ProtobufCMessage *pm, const ProtobufCFieldDescriptor *f,
                       double v);
 bool aip_pb_bool(const ProtobufCMessage *pm, const ProtobufCFieldDescriptor *f);

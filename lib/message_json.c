@@ -3,8 +3,6 @@
  * Output is written by hand rather than through jansson so that doubles
  * come out in their shortest exact form (0.7, not 0.69999999999999996) and
  * field order follows the field numbers. Input is parsed with jansson. */
-#include "config.h"
-
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -12,9 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "message_internal.h"
 
-/* ---- base64 (RFC 4648) ------------------------------------------------------ */
+/* ---- base64 (RFC 4648) --------------------------------------------------- */
 
 static const char b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -26,7 +25,8 @@ static bool b64_encode(aip_buf *b, const uint8_t *p, size_t n) {
     if (i + 1 < n) v |= (uint32_t)p[i + 1] << 8;
     if (i + 2 < n) v |= p[i + 2];
     char q[4] = {b64[v >> 18], b64[(v >> 12) & 63],
-                 i + 1 < n ? b64[(v >> 6) & 63] : '=', i + 2 < n ? b64[v & 63] : '='};
+                 i + 1 < n ? b64[(v >> 6) & 63] : '=',
+                 i + 2 < n ? b64[v & 63] : '='};
     if (!aip_buf_append(b, q, 4)) return false;
   }
   return true;
@@ -72,7 +72,8 @@ static uint8_t *b64_decode(const char *s, size_t n, size_t *len) {
   return out;
 }
 
-/* ---- output ------------------------------------------------------------------ */
+/* ---- output
+ * ------------------------------------------------------------------ */
 
 typedef struct jout {
   aip_buf b;
@@ -165,7 +166,9 @@ static void put_scalar(jout *j, const ProtobufCMessage *pm,
       put(j, aip_pb_bool(pm, f) ? "true" : "false");
       break;
     case PROTOBUF_C_TYPE_FLOAT:
-    case PROTOBUF_C_TYPE_DOUBLE: put_double(j, aip_pb_dbl(pm, f)); break;
+    case PROTOBUF_C_TYPE_DOUBLE:
+      put_double(j, aip_pb_dbl(pm, f));
+      break;
     case PROTOBUF_C_TYPE_ENUM: {
       int64_t v = aip_pb_i64(pm, f);
       const ProtobufCEnumValue *ev =
@@ -180,7 +183,8 @@ static void put_scalar(jout *j, const ProtobufCMessage *pm,
     }
     default:
       if (aip_pb_is_unsigned(f))
-        snprintf(buf, sizeof buf, "%llu", (unsigned long long)aip_pb_u64(pm, f));
+        snprintf(buf, sizeof buf, "%llu",
+                 (unsigned long long)aip_pb_u64(pm, f));
       else
         snprintf(buf, sizeof buf, "%lld", (long long)aip_pb_i64(pm, f));
       put(j, buf);
@@ -267,7 +271,8 @@ aiplat_status aip_msg_json_dump(const ProtobufCMessage *pm, uint32_t flags,
   return st;
 }
 
-/* ---- input ---------------------------------------------------------------------- */
+/* ---- input
+ * ---------------------------------------------------------------------- */
 
 typedef struct jin {
   aip_err *err;
@@ -289,14 +294,21 @@ static aiplat_status jfail(jin *c, const char *fmt, ...) {
 
 static const char *json_kind(const json_t *v) {
   switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
+    case JSON_OBJECT:
+      return "an object";
+    case JSON_ARRAY:
+      return "an array";
+    case JSON_STRING:
+      return "a string";
+    case JSON_INTEGER:
+      return "an integer";
+    case JSON_REAL:
+      return "a number";
     case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
+    case JSON_FALSE:
+      return "a boolean";
+    default:
+      return "null";
   }
 }
 
@@ -344,7 +356,8 @@ static aiplat_status json_int(jin *c, const json_t *v, bool is_unsigned,
   }
   if (json_is_real(v)) {
     double x = json_real_value(v);
-    if (x != floor(x) || x < -9.2233720368547758e18 || x >= 1.8446744073709552e19)
+    if (x != floor(x) || x < -9.2233720368547758e18 ||
+        x >= 1.8446744073709552e19)
       return jfail(c, "%g is not an integer in range", x);
     if (x < 0) {
       if (is_unsigned) return jfail(c, "%g is below 0", x);
@@ -429,8 +442,9 @@ static aiplat_status load_scalar(jin *c, ProtobufCMessage *pm,
     }
     case PROTOBUF_C_TYPE_ENUM:
       if (json_is_string(v)) {
-        const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value_by_name(
-            f->descriptor, json_string_value(v));
+        const ProtobufCEnumValue *ev =
+            protobuf_c_enum_descriptor_get_value_by_name(f->descriptor,
+                                                         json_string_value(v));
         if (!ev)
           return jfail(c, "\"%s\" is not a value of %s", json_string_value(v),
                        ((const ProtobufCEnumDescriptor *)f->descriptor)->name);
@@ -466,7 +480,8 @@ static aiplat_status load_field(jin *c, ProtobufCMessage *pm,
     if (!json_is_object(v))
       return jfail(c, "expected an object, got %s", json_kind(v));
     ProtobufCMessage *sub = aip_pb_mutable_sub(pm, f);
-    if (!sub) return aip_fail(c->err, AIPLAT_ERR_NO_MEMORY, "message: out of memory");
+    if (!sub)
+      return aip_fail(c->err, AIPLAT_ERR_NO_MEMORY, "message: out of memory");
     return load(c, sub, v, depth + 1);
   }
   if (aip_msg_field_is_map(d, f)) {
@@ -488,7 +503,8 @@ static aiplat_status load_field(jin *c, ProtobufCMessage *pm,
     return aip_fail(c->err, AIPLAT_ERR_NOT_SUPPORTED,
                     "message: JSON of repeated %s field %s.%s is not supported",
                     aip_pb_type_label(f), d->name, f->name);
-  if (!json_is_array(v)) return jfail(c, "expected an array, got %s", json_kind(v));
+  if (!json_is_array(v))
+    return jfail(c, "expected an array, got %s", json_kind(v));
   size_t i;
   json_t *el;
   size_t plen = strlen(c->path);
@@ -497,7 +513,8 @@ static aiplat_status load_field(jin *c, ProtobufCMessage *pm,
     if (!json_is_object(el))
       return jfail(c, "expected an object, got %s", json_kind(el));
     ProtobufCMessage *sub = aip_pb_add_item(pm, f);
-    if (!sub) return aip_fail(c->err, AIPLAT_ERR_NO_MEMORY, "message: out of memory");
+    if (!sub)
+      return aip_fail(c->err, AIPLAT_ERR_NO_MEMORY, "message: out of memory");
     aiplat_status st = load(c, sub, el, depth + 1);
     if (st != AIPLAT_OK) return st;
   }
@@ -513,8 +530,7 @@ static aiplat_status load(jin *c, ProtobufCMessage *pm, const json_t *obj,
   size_t plen = strlen(c->path);
   json_object_foreach((json_t *)obj, key, v) {
     const ProtobufCFieldDescriptor *f = json_field(pm->descriptor, key);
-    if (!f)
-      return jfail(c, "%s has no field '%s'", pm->descriptor->name, key);
+    if (!f) return jfail(c, "%s has no field '%s'", pm->descriptor->name, key);
     if (json_is_null(v)) continue; /* null: absent */
     snprintf(c->path + plen, sizeof c->path - plen, "%s%s", plen ? "." : "",
              f->name);

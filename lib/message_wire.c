@@ -7,12 +7,11 @@
  * with overflow bits) and has no bound on the memory a small message may
  * expand to. The walk below gives each refusal a message naming the type,
  * the field and the byte offset, and estimates that memory. */
-#include "config.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "message_internal.h"
 
 /* Bytes malloc adds to each block, and protobuf-c's scratch per field
@@ -69,7 +68,7 @@ bool aip_utf8_valid(const char *s, size_t len) {
   return aip_utf8_check(s, len, NULL);
 }
 
-/* ---- the walk ------------------------------------------------------------- */
+/* ---- the walk ------------------------------------------------------------ */
 
 typedef struct wctx {
   aip_err *err;
@@ -99,7 +98,8 @@ static aiplat_status wfail(wctx *c, aiplat_status code, const uint8_t *at,
     if (n < 0) break;
     used += (size_t)n;
   }
-  return aip_fail(c->err, code, "message: cannot decode %s: %s%s%s%s at byte %zu",
+  return aip_fail(c->err, code,
+                  "message: cannot decode %s: %s%s%s%s at byte %zu",
                   c->type_name, c->depth ? "in " : "", path,
                   c->depth ? ": " : "", what, (size_t)(at - c->base));
 }
@@ -125,27 +125,34 @@ static int wire_type_of(ProtobufCType t) {
   switch (t) {
     case PROTOBUF_C_TYPE_SFIXED32:
     case PROTOBUF_C_TYPE_FIXED32:
-    case PROTOBUF_C_TYPE_FLOAT: return PROTOBUF_C_WIRE_TYPE_32BIT;
+    case PROTOBUF_C_TYPE_FLOAT:
+      return PROTOBUF_C_WIRE_TYPE_32BIT;
     case PROTOBUF_C_TYPE_SFIXED64:
     case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE: return PROTOBUF_C_WIRE_TYPE_64BIT;
+    case PROTOBUF_C_TYPE_DOUBLE:
+      return PROTOBUF_C_WIRE_TYPE_64BIT;
     case PROTOBUF_C_TYPE_STRING:
     case PROTOBUF_C_TYPE_BYTES:
-    case PROTOBUF_C_TYPE_MESSAGE: return PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
-    default: return PROTOBUF_C_WIRE_TYPE_VARINT;
+    case PROTOBUF_C_TYPE_MESSAGE:
+      return PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+    default:
+      return PROTOBUF_C_WIRE_TYPE_VARINT;
   }
 }
 
 static const char *wire_type_name(int wt) {
-  static const char *const names[] = {"varint", "64-bit", "length-delimited",
-                                      "group start", "group end", "32-bit"};
+  static const char *const names[] = {"varint",           "64-bit",
+                                      "length-delimited", "group start",
+                                      "group end",        "32-bit"};
   return wt >= 0 && wt < 6 ? names[wt] : "invalid";
 }
 
 static uint64_t scalar_size(ProtobufCType t) {
   switch (wire_type_of(t)) {
-    case PROTOBUF_C_WIRE_TYPE_32BIT: return 4;
-    case PROTOBUF_C_WIRE_TYPE_64BIT: return 8;
+    case PROTOBUF_C_WIRE_TYPE_32BIT:
+      return 4;
+    case PROTOBUF_C_WIRE_TYPE_64BIT:
+      return 8;
     default:
       return t == PROTOBUF_C_TYPE_INT64 || t == PROTOBUF_C_TYPE_UINT64 ||
                      t == PROTOBUF_C_TYPE_SINT64
@@ -197,9 +204,10 @@ static aiplat_status check_known(wctx *c, const ProtobufCFieldDescriptor *f,
     return wfail(c, AIPLAT_ERR_DECODE, at,
                  "field '%s' (number %u, %s) has wire type %d (%s), expected "
                  "%d (%s)",
-                 f->name, f->id, f->type == PROTOBUF_C_TYPE_MESSAGE ? "message"
-                                 : f->type == PROTOBUF_C_TYPE_STRING ? "string"
-                                                                     : "scalar",
+                 f->name, f->id,
+                 f->type == PROTOBUF_C_TYPE_MESSAGE  ? "message"
+                 : f->type == PROTOBUF_C_TYPE_STRING ? "string"
+                                                     : "scalar",
                  wt, wire_type_name(wt), want, wire_type_name(want));
   if (packed) return check_packed(c, f, p, end);
   size_t len = (size_t)(end - p);
@@ -216,8 +224,8 @@ static aiplat_status check_known(wctx *c, const ProtobufCFieldDescriptor *f,
       return AIPLAT_OK;
     }
     case PROTOBUF_C_TYPE_BYTES:
-      c->mem += len + MALLOC_OVERHEAD +
-                (repeated ? sizeof(ProtobufCBinaryData) : 0);
+      c->mem +=
+          len + MALLOC_OVERHEAD + (repeated ? sizeof(ProtobufCBinaryData) : 0);
       return AIPLAT_OK;
     case PROTOBUF_C_TYPE_MESSAGE: {
       if (c->depth >= AIP_MSG_MAX_DEPTH)
@@ -304,8 +312,8 @@ static aiplat_status walk(wctx *c, const ProtobufCMessageDescriptor *d,
                      "proto3 does not have",
                      num, wt);
       default:
-        return wfail(c, AIPLAT_ERR_DECODE, at, "invalid wire type %d of field %u",
-                     wt, num);
+        return wfail(c, AIPLAT_ERR_DECODE, at,
+                     "invalid wire type %d of field %u", wt, num);
     }
     occurrences++;
     if (f) {

@@ -42,7 +42,8 @@ static aiplat_msg *chat_response(void) {
   memset(text, 'x', 800);
   text[800] = '\0';
   check(aiplat_msg_create(&m, AIPLAT_MSG_CHAT_RESPONSE), "create");
-  check(aiplat_msg_set_string(m, "request_id", "6f1c2b7e-9d3a-4c55-8e21-0b7f6a1d2e3c"),
+  check(aiplat_msg_set_string(m, "request_id",
+                              "6f1c2b7e-9d3a-4c55-8e21-0b7f6a1d2e3c"),
         "set");
   check(aiplat_msg_set_string(m, "text", text), "set");
   for (int i = 0; i < 5; i++) {
@@ -96,10 +97,11 @@ static void bench(const char *name, aiplat_msg *m, int iters) {
     aiplat_free(j);
   }
   double js = (now() - t0) / iters;
-  printf("%-28s %9zu B  encode %9.2f us (%7.0f MB/s)  decode %9.2f us "
-         "(%7.0f MB/s)  to_json %8.2f us\n",
-         name, len, enc * 1e6, len / enc / 1e6, dec * 1e6, len / dec / 1e6,
-         js * 1e6);
+  printf(
+      "%-28s %9zu B  encode %9.2f us (%7.0f MB/s)  decode %9.2f us "
+      "(%7.0f MB/s)  to_json %8.2f us\n",
+      name, len, enc * 1e6, len / enc / 1e6, dec * 1e6, len / dec / 1e6,
+      js * 1e6);
   aiplat_free(buf);
 }
 

@@ -44,7 +44,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   aiplat_msg_type type;
-  if (aiplat_msg_type_by_name(argv[1], &type) != AIPLAT_OK) return fail(argv[1]);
+  if (aiplat_msg_type_by_name(argv[1], &type) != AIPLAT_OK)
+    return fail(argv[1]);
   size_t len;
   unsigned char *in = slurp(&len);
   if (!in) return fail("read");

@@ -24,9 +24,9 @@ static const char *msg_error(aiplat_msg *m) {
   return errbuf;
 }
 
-#define ASSERT_CONTAINS(hay, needle)                                  \
-  ck_assert_msg(strstr((hay), (needle)) != NULL, "'%s' not in '%s'", \
-                (needle), (hay))
+#define ASSERT_CONTAINS(hay, needle)                                           \
+  ck_assert_msg(strstr((hay), (needle)) != NULL, "'%s' not in '%s'", (needle), \
+                (hay))
 
 static aiplat_msg *new_msg(aiplat_msg_type t) {
   aiplat_msg *m = NULL;
@@ -52,7 +52,7 @@ static aiplat_msg *decode_ok(aiplat_msg_type t, const uint8_t *b, size_t n) {
   return m;
 }
 
-/* ---- generic fill and verify over every field -------------------------- */
+/* ---- generic fill and verify over every field ---------------------------- */
 
 /* Whether an INT field took the 64-bit test value (int32 ones refuse it). */
 static bool took_wide(aiplat_msg *m, const char *name) {
@@ -102,22 +102,26 @@ static void fill(aiplat_msg *m, int seed) {
         break;
       case AIPLAT_FIELD_INT:
         if (took_wide(m, name))
-          ck_assert_int_eq(aiplat_msg_set_int64(m, name, 1700000000123LL + seed),
-                           AIPLAT_OK);
+          ck_assert_int_eq(
+              aiplat_msg_set_int64(m, name, 1700000000123LL + seed), AIPLAT_OK);
         else
-          ck_assert_int_eq(aiplat_msg_set_int64(m, name, -(int64_t)(num * 1000 + seed)),
-                           AIPLAT_OK);
+          ck_assert_int_eq(
+              aiplat_msg_set_int64(m, name, -(int64_t)(num * 1000 + seed)),
+              AIPLAT_OK);
         break;
       case AIPLAT_FIELD_UINT:
-        ck_assert_int_eq(aiplat_msg_set_uint64(m, name, 4000000000u + (uint64_t)seed),
-                         AIPLAT_OK);
+        ck_assert_int_eq(
+            aiplat_msg_set_uint64(m, name, 4000000000u + (uint64_t)seed),
+            AIPLAT_OK);
         break;
       case AIPLAT_FIELD_ENUM:
-        ck_assert_int_eq(aiplat_msg_set_int64(m, name, 9 + seed % 3), AIPLAT_OK);
+        ck_assert_int_eq(aiplat_msg_set_int64(m, name, 9 + seed % 3),
+                         AIPLAT_OK);
         break;
       case AIPLAT_FIELD_DOUBLE:
-        ck_assert_int_eq(aiplat_msg_set_double(m, name, 0.1 * (num + seed) + 1e-9),
-                         AIPLAT_OK);
+        ck_assert_int_eq(
+            aiplat_msg_set_double(m, name, 0.1 * (num + seed) + 1e-9),
+            AIPLAT_OK);
         break;
       case AIPLAT_FIELD_BOOL:
         /* enable_rag: false is the interesting value (absent reads true). */
@@ -133,7 +137,8 @@ static void fill(aiplat_msg *m, int seed) {
             fill(child, seed + 10 + k);
           }
         } else {
-          ck_assert_int_eq(aiplat_msg_mutable_message(m, name, &child), AIPLAT_OK);
+          ck_assert_int_eq(aiplat_msg_mutable_message(m, name, &child),
+                           AIPLAT_OK);
           ck_assert_int_eq(aiplat_msg_get_type(child), mt);
           fill(child, seed + 1);
         }
@@ -217,7 +222,8 @@ static void verify(aiplat_msg *m, int seed) {
           ck_assert_int_eq(aiplat_msg_count(m, name, &n), AIPLAT_OK);
           ck_assert_uint_eq(n, 2);
           for (size_t k = 0; k < 2; k++) {
-            ck_assert_int_eq(aiplat_msg_get_item(m, name, k, &child), AIPLAT_OK);
+            ck_assert_int_eq(aiplat_msg_get_item(m, name, k, &child),
+                             AIPLAT_OK);
             verify(child, seed + 10 + (int)k);
           }
         } else {
@@ -287,8 +293,8 @@ START_TEST(golden_bytes) {
   ck_assert_int_eq(aiplat_msg_set_bool(m, "enable_rag", false), AIPLAT_OK);
   ck_assert_int_eq(aiplat_msg_set_string(m, "request_id", "r"), AIPLAT_OK);
   ck_assert_int_eq(aiplat_msg_set_int64(m, "max_tokens", 300), AIPLAT_OK);
-  static const uint8_t want[] = {0x0a, 1, 'u', 0x12, 2,    'h', 'i', 0x18,
-                                 0x00, 0x22, 1, 'r', 0x48, 0xac, 0x02};
+  static const uint8_t want[] = {0x0a, 1,    'u', 0x12, 2,    'h',  'i', 0x18,
+                                 0x00, 0x22, 1,   'r',  0x48, 0xac, 0x02};
   size_t len;
   uint8_t *buf = encode(m, &len);
   ck_assert_uint_eq(len, sizeof want);
@@ -299,8 +305,8 @@ START_TEST(golden_bytes) {
   m = new_msg(AIPLAT_MSG_PIPELINE_TRIGGER);
   ck_assert_int_eq(aiplat_msg_set_string(m, "engine", "argo"), AIPLAT_OK);
   ck_assert_int_eq(aiplat_msg_map_set(m, "parameters", "k", "v"), AIPLAT_OK);
-  static const uint8_t want2[] = {0x12, 4,    'a', 'r', 'g', 'o', 0x2a, 6,
-                                  0x0a, 1,    'k', 0x12, 1,   'v'};
+  static const uint8_t want2[] = {0x12, 4,    'a', 'r', 'g',  'o', 0x2a,
+                                  6,    0x0a, 1,   'k', 0x12, 1,   'v'};
   buf = encode(m, &len);
   ck_assert_uint_eq(len, sizeof want2);
   ck_assert_mem_eq(buf, want2, sizeof want2);
@@ -308,7 +314,8 @@ START_TEST(golden_bytes) {
   aiplat_msg_destroy(m);
 
   m = new_msg(AIPLAT_MSG_ERROR);
-  ck_assert_int_eq(aiplat_msg_set_int64(m, "code", AIPLAT_ERR_DECODE), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_msg_set_int64(m, "code", AIPLAT_ERR_DECODE),
+                   AIPLAT_OK);
   static const uint8_t want3[] = {0x08, 9};
   buf = encode(m, &len);
   ck_assert_uint_eq(len, sizeof want3);
@@ -424,7 +431,7 @@ START_TEST(optional_overrides_keep_zero) {
 }
 END_TEST
 
-/* ---- unknown fields ------------------------------------------------------- */
+/* ---- unknown fields ------------------------------------------------------ */
 
 static bool contains(const uint8_t *hay, size_t n, const uint8_t *needle,
                      size_t k) {
@@ -440,10 +447,9 @@ START_TEST(unknown_fields_survive) {
   uint8_t *buf = encode(m, &len);
   aiplat_msg_destroy(m);
   /* A newer peer's fields: 99 (string), 100 (varint 150), 101 (fixed64). */
-  static const uint8_t extra[] = {0x9a, 0x06, 6,    'f',  'u',  't',  'u',
-                                  'r',  'e',  0xa0, 0x06, 0x96, 0x01, 0xa9,
-                                  0x06, 1,    2,    3,    4,    5,    6,
-                                  7,    8};
+  static const uint8_t extra[] = {0x9a, 0x06, 6,    'f',  'u',  't',  'u',  'r',
+                                  'e',  0xa0, 0x06, 0x96, 0x01, 0xa9, 0x06, 1,
+                                  2,    3,    4,    5,    6,    7,    8};
   uint8_t *wire = malloc(len + sizeof extra);
   memcpy(wire, extra, sizeof extra); /* before the known field, even */
   memcpy(wire + sizeof extra, buf, len);
@@ -472,8 +478,8 @@ START_TEST(unknown_fields_survive) {
   aiplat_free(buf);
 
   /* Inside a nested message: ChatResponse.sources[0] with field 50. */
-  static const uint8_t nested[] = {0x1a, 8,    0x0a, 1, 'x', 0x92, 0x03,
-                                   2,    'n', 'w'};
+  static const uint8_t nested[] = {0x1a, 8,    0x0a, 1,   'x',
+                                   0x92, 0x03, 2,    'n', 'w'};
   d = decode_ok(AIPLAT_MSG_CHAT_RESPONSE, nested, sizeof nested);
   aiplat_msg *src;
   ck_assert_int_eq(aiplat_msg_get_item(d, "sources", 0, &src), AIPLAT_OK);
@@ -503,7 +509,8 @@ START_TEST(unknown_fields_survive) {
 }
 END_TEST
 
-/* ---- truncation -------------------------------------------------------------- */
+/* ---- truncation
+ * -------------------------------------------------------------- */
 
 /* Offsets where a top-level field ends, walked independently of the code
  * under test. */
@@ -522,8 +529,12 @@ static size_t boundaries(const uint8_t *b, size_t len, size_t *out) {
         while (b[i++] & 0x80) {
         }
         break;
-      case 1: i += 8; break;
-      case 5: i += 4; break;
+      case 1:
+        i += 8;
+        break;
+      case 5:
+        i += 4;
+        break;
       case 2:
         for (int s = 0;; s += 7) {
           v |= (uint64_t)(b[i] & 0x7f) << s;
@@ -531,7 +542,8 @@ static size_t boundaries(const uint8_t *b, size_t len, size_t *out) {
         }
         i += v;
         break;
-      default: ck_abort_msg("unexpected wire type");
+      default:
+        ck_abort_msg("unexpected wire type");
     }
     out[n++] = i;
   }
@@ -586,7 +598,8 @@ START_TEST(truncated_at_every_byte) {
 }
 END_TEST
 
-/* ---- hostile bytes --------------------------------------------------------------- */
+/* ---- hostile bytes
+ * --------------------------------------------------------------- */
 
 typedef struct bad_case {
   const char *what;
@@ -605,22 +618,27 @@ static const bad_case bad_cases[] = {
      B("\x18\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02"), "malformed varint"},
     {"truncated varint", AIPLAT_MSG_CHAT_REQUEST, B("\x18\xff\xff"),
      "truncated varint"},
-    {"truncated tag", AIPLAT_MSG_CHAT_REQUEST, B("\x80"), "truncated field tag"},
-    {"tag of 6 bytes", AIPLAT_MSG_CHAT_REQUEST, B("\x80\x80\x80\x80\x80\x01\x00"),
-     "malformed field tag"},
-    {"field number 0", AIPLAT_MSG_CHAT_REQUEST, B("\x00\x00"), "field number 0"},
+    {"truncated tag", AIPLAT_MSG_CHAT_REQUEST, B("\x80"),
+     "truncated field tag"},
+    {"tag of 6 bytes", AIPLAT_MSG_CHAT_REQUEST,
+     B("\x80\x80\x80\x80\x80\x01\x00"), "malformed field tag"},
+    {"field number 0", AIPLAT_MSG_CHAT_REQUEST, B("\x00\x00"),
+     "field number 0"},
     {"string sent as varint", AIPLAT_MSG_CHAT_REQUEST, B("\x08\x01"),
      "wire type 0"},
     {"bool sent length-delimited", AIPLAT_MSG_CHAT_REQUEST, B("\x1a\x01\x01"),
      "'enable_rag'"},
     {"double sent as varint", AIPLAT_MSG_SOURCE, B("\x20\x01"), "'score'"},
-    {"message sent as fixed32", AIPLAT_MSG_CHAT_RESPONSE, B("\x25\x01\x02\x03\x04"),
-     "'usage'"},
+    {"message sent as fixed32", AIPLAT_MSG_CHAT_RESPONSE,
+     B("\x25\x01\x02\x03\x04"), "'usage'"},
     {"length past the end", AIPLAT_MSG_CHAT_REQUEST,
-     B("\x0a\xff\xff\xff\xff\x07" "a"), "declares 2147483647 bytes but 1 remain"},
+     B("\x0a\xff\xff\xff\xff\x07"
+       "a"),
+     "declares 2147483647 bytes but 1 remain"},
     {"length of 6 bytes", AIPLAT_MSG_CHAT_REQUEST,
      B("\x0a\x80\x80\x80\x80\x80\x00"), "malformed length"},
-    {"truncated length", AIPLAT_MSG_CHAT_REQUEST, B("\x0a\x80"), "truncated length"},
+    {"truncated length", AIPLAT_MSG_CHAT_REQUEST, B("\x0a\x80"),
+     "truncated length"},
     {"group start", AIPLAT_MSG_CHAT_REQUEST, B("\x0b\x0c"), "groups"},
     {"group end", AIPLAT_MSG_CHAT_REQUEST, B("\x0c"), "groups"},
     {"wire type 6", AIPLAT_MSG_CHAT_REQUEST, B("\x0e"), "invalid wire type 6"},
@@ -629,7 +647,9 @@ static const bad_case bad_cases[] = {
      "truncated 8-byte value"},
     {"truncated fixed32 of an unknown field", AIPLAT_MSG_SOURCE, B("\x7d\x01"),
      "truncated 4-byte value"},
-    {"unknown field past the end", AIPLAT_MSG_SOURCE, B("\x7a\x05" "ab"),
+    {"unknown field past the end", AIPLAT_MSG_SOURCE,
+     B("\x7a\x05"
+       "ab"),
      "declares 5 bytes"},
     {"bad UTF-8", AIPLAT_MSG_CHAT_REQUEST, B("\x12\x02\xc3\x28"), "UTF-8"},
     {"overlong UTF-8", AIPLAT_MSG_CHAT_REQUEST, B("\x12\x02\xc0\xaf"), "UTF-8"},
@@ -637,8 +657,14 @@ static const bad_case bad_cases[] = {
      "UTF-8"},
     {"beyond U+10FFFF", AIPLAT_MSG_CHAT_REQUEST, B("\x12\x04\xf4\x90\x80\x80"),
      "UTF-8"},
-    {"truncated UTF-8", AIPLAT_MSG_CHAT_REQUEST, B("\x12\x02" "a\xe2"), "UTF-8"},
-    {"NUL in a string", AIPLAT_MSG_CHAT_REQUEST, B("\x12\x03" "a\0b"), "NUL"},
+    {"truncated UTF-8", AIPLAT_MSG_CHAT_REQUEST,
+     B("\x12\x02"
+       "a\xe2"),
+     "UTF-8"},
+    {"NUL in a string", AIPLAT_MSG_CHAT_REQUEST,
+     B("\x12\x03"
+       "a\0b"),
+     "NUL"},
     {"bad UTF-8 in a map key", AIPLAT_MSG_PIPELINE_TRIGGER,
      B("\x2a\x04\x0a\x02\xff\xfe"), "in parameters"},
     {"nested: bad UTF-8 in sources[].text", AIPLAT_MSG_CHAT_RESPONSE,
@@ -646,7 +672,9 @@ static const bad_case bad_cases[] = {
     {"nested: truncated inside usage", AIPLAT_MSG_CHAT_RESPONSE,
      B("\x22\x02\x08\x80"), "in usage: truncated varint"},
     {"nested length past the parent's end", AIPLAT_MSG_CHAT_RESPONSE,
-     B("\x1a\x03\x12\x05" "a"), "in sources"},
+     B("\x1a\x03\x12\x05"
+       "a"),
+     "in sources"},
 };
 
 START_TEST(malformed_input_rejected) {
@@ -674,8 +702,7 @@ static uint64_t rng(void) {
 
 /* Decoding must either fail cleanly or yield a message that encodes and
  * decodes again to the same bytes. */
-static void decode_any(aiplat_msg_type t, const uint8_t *b, size_t n,
-                       int *ok) {
+static void decode_any(aiplat_msg_type t, const uint8_t *b, size_t n, int *ok) {
   aiplat_msg *d = NULL;
   aiplat_status st = aiplat_msg_decode(&d, t, b, n);
   if (st != AIPLAT_OK) {
@@ -720,9 +747,15 @@ START_TEST(random_garbage_never_crashes) {
     for (int k = 0; k < flips && len; k++) {
       size_t at = rng() % len;
       switch (rng() % 3) {
-        case 0: b[at] ^= (uint8_t)(1u << (rng() % 8)); break;
-        case 1: b[at] = (uint8_t)rng(); break;
-        default: len = at; break; /* cut */
+        case 0:
+          b[at] ^= (uint8_t)(1u << (rng() % 8));
+          break;
+        case 1:
+          b[at] = (uint8_t)rng();
+          break;
+        default:
+          len = at;
+          break; /* cut */
       }
     }
     decode_any(t, b, len, &ok);
@@ -733,7 +766,8 @@ START_TEST(random_garbage_never_crashes) {
 }
 END_TEST
 
-/* ---- size limits ---------------------------------------------------------------- */
+/* ---- size limits
+ * ---------------------------------------------------------------- */
 
 START_TEST(size_cap) {
   size_t n = AIPLAT_MSG_MAX_SIZE;
@@ -761,20 +795,23 @@ START_TEST(size_cap) {
   ASSERT_CONTAINS(last_error(), "8388609 bytes exceed the limit of 8388608");
 
   /* A per-call limit, both ways. */
-  ck_assert_int_eq(aiplat_msg_decode_max(&d, AIPLAT_MSG_VOICE_REQUEST, big, n,
-                                         n - 1),
-                   AIPLAT_ERR_TOO_LARGE);
-  ck_assert_int_eq(aiplat_msg_decode_max(&d, AIPLAT_MSG_VOICE_REQUEST, big,
-                                         n + 1, n + 1),
-                   AIPLAT_ERR_DECODE); /* allowed, but a stray 0 byte at the end */
+  ck_assert_int_eq(
+      aiplat_msg_decode_max(&d, AIPLAT_MSG_VOICE_REQUEST, big, n, n - 1),
+      AIPLAT_ERR_TOO_LARGE);
+  ck_assert_int_eq(
+      aiplat_msg_decode_max(&d, AIPLAT_MSG_VOICE_REQUEST, big, n + 1, n + 1),
+      AIPLAT_ERR_DECODE); /* allowed, but a stray 0 byte at the end */
   static const uint8_t small[] = {0x0a, 1, 'u'};
-  ck_assert_int_eq(aiplat_msg_decode_max(&d, AIPLAT_MSG_VOICE_REQUEST, small, 3, 2),
-                   AIPLAT_ERR_TOO_LARGE);
-  ck_assert_int_eq(aiplat_msg_decode_max(&d, AIPLAT_MSG_VOICE_REQUEST, small, 3, 3),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_msg_decode_max(&d, AIPLAT_MSG_VOICE_REQUEST, small, 3, 2),
+      AIPLAT_ERR_TOO_LARGE);
+  ck_assert_int_eq(
+      aiplat_msg_decode_max(&d, AIPLAT_MSG_VOICE_REQUEST, small, 3, 3),
+      AIPLAT_OK);
   aiplat_msg_destroy(d);
-  ck_assert_int_eq(aiplat_msg_decode_max(&d, AIPLAT_MSG_VOICE_REQUEST, small, 3, 0),
-                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(
+      aiplat_msg_decode_max(&d, AIPLAT_MSG_VOICE_REQUEST, small, 3, 0),
+      AIPLAT_ERR_INVALID_ARGUMENT);
   free(big);
 }
 END_TEST
@@ -799,8 +836,9 @@ START_TEST(memory_amplification_refused) {
     b[i + 1] = 0x06;
     b[i + 2] = 0;
   }
-  ck_assert_int_eq(aiplat_msg_decode(&d, AIPLAT_MSG_CHAT_RESPONSE, b, n / 3 * 3),
-                   AIPLAT_ERR_TOO_LARGE);
+  ck_assert_int_eq(
+      aiplat_msg_decode(&d, AIPLAT_MSG_CHAT_RESPONSE, b, n / 3 * 3),
+      AIPLAT_ERR_TOO_LARGE);
   free(b);
 
   /* Real messages pass: 20 sources of 1 KiB, 5000 short segments. */
@@ -838,7 +876,8 @@ START_TEST(memory_amplification_refused) {
 }
 END_TEST
 
-/* ---- type errors ------------------------------------------------------------------ */
+/* ---- type errors
+ * ------------------------------------------------------------------ */
 
 static void expect_invalid(aiplat_msg *m, aiplat_status st, const char *field,
                            const char *hint) {
@@ -881,7 +920,8 @@ START_TEST(type_mismatch_errors) {
                  "not a repeated");
   expect_invalid(m, aiplat_msg_get_bool(m, "no_such_field", &b),
                  "'no_such_field'", "has no field");
-  expect_invalid(m, aiplat_msg_set_string(m, "message", NULL), "message", "NULL");
+  expect_invalid(m, aiplat_msg_set_string(m, "message", NULL), "message",
+                 "NULL");
   expect_invalid(m, aiplat_msg_set_string(m, "message", "\xff"), "message",
                  "UTF-8");
   expect_invalid(m, aiplat_msg_get_string(m, NULL, &s), "", "NULL field name");
@@ -901,8 +941,8 @@ START_TEST(type_mismatch_errors) {
 
   m = new_msg(AIPLAT_MSG_CHAT_CHUNK);
   expect_invalid(m, aiplat_msg_set_int64(m, "seq", -1), "seq", "uint32");
-  expect_invalid(m, aiplat_msg_set_uint64(m, "seq", UINT64_C(4294967296)), "seq",
-                 "does not fit");
+  expect_invalid(m, aiplat_msg_set_uint64(m, "seq", UINT64_C(4294967296)),
+                 "seq", "does not fit");
   ck_assert_int_eq(aiplat_msg_set_uint64(m, "seq", UINT32_MAX), AIPLAT_OK);
   expect_invalid(m, aiplat_msg_get_item(m, "usage", 0, &c), "usage",
                  "aiplat_msg_get_message");
@@ -917,12 +957,13 @@ START_TEST(type_mismatch_errors) {
                  "aiplat_msg_map_set");
   expect_invalid(m, aiplat_msg_map_set(m, "parameters", "k", "\xc0\x80"),
                  "parameters", "UTF-8");
-  expect_invalid(m, aiplat_msg_map_set(m, "parameters", NULL, "v"), "parameters",
-                 "NULL");
+  expect_invalid(m, aiplat_msg_map_set(m, "parameters", NULL, "v"),
+                 "parameters", "NULL");
   aiplat_msg_destroy(m);
 
   m = new_msg(AIPLAT_MSG_ERROR);
-  ck_assert_int_eq(aiplat_msg_set_int64(m, "code", -5), AIPLAT_OK); /* open enum */
+  ck_assert_int_eq(aiplat_msg_set_int64(m, "code", -5),
+                   AIPLAT_OK); /* open enum */
   expect_invalid(m, aiplat_msg_set_int64(m, "code", INT64_C(1) << 31), "code",
                  "enum");
   aiplat_msg_destroy(m);
@@ -947,7 +988,7 @@ START_TEST(type_mismatch_errors) {
 }
 END_TEST
 
-/* ---- repeated fields and child handles -------------------------------------- */
+/* ---- repeated fields and child handles ----------------------------------- */
 
 static void add_source(aiplat_msg *m, const char *id, double score) {
   aiplat_msg *c;
@@ -993,10 +1034,12 @@ START_TEST(repeated_access) {
   ck_assert_int_eq(aiplat_msg_set_string(c0, "text", "still here"), AIPLAT_OK);
   /* Out of range. */
   aiplat_msg *c = (aiplat_msg *)1;
-  ck_assert_int_eq(aiplat_msg_get_item(m, "sources", 2, &c), AIPLAT_ERR_NOT_FOUND);
+  ck_assert_int_eq(aiplat_msg_get_item(m, "sources", 2, &c),
+                   AIPLAT_ERR_NOT_FOUND);
   ck_assert_ptr_null(c);
   ASSERT_CONTAINS(msg_error(m), "index 2");
-  ck_assert_int_eq(aiplat_msg_remove_item(m, "sources", 5), AIPLAT_ERR_NOT_FOUND);
+  ck_assert_int_eq(aiplat_msg_remove_item(m, "sources", 5),
+                   AIPLAT_ERR_NOT_FOUND);
   /* A child's child. */
   aiplat_msg *err, *copy;
   ck_assert_int_eq(aiplat_msg_mutable_message(m, "error", &err), AIPLAT_OK);
@@ -1046,7 +1089,8 @@ START_TEST(many_child_handles) {
 }
 END_TEST
 
-/* ---- maps --------------------------------------------------------------------- */
+/* ---- maps
+ * --------------------------------------------------------------------- */
 
 START_TEST(map_access) {
   aiplat_msg *m = new_msg(AIPLAT_MSG_PIPELINE_TRIGGER);
@@ -1099,7 +1143,8 @@ START_TEST(map_access) {
 }
 END_TEST
 
-/* ---- JSON ------------------------------------------------------------------------ */
+/* ---- JSON
+ * ------------------------------------------------------------------------ */
 
 START_TEST(json_parses_back) {
   for (int t = 1; t <= LAST_TYPE; t++) {
@@ -1114,18 +1159,20 @@ START_TEST(json_parses_back) {
     size_t nf = aiplat_msg_type_field_count((aiplat_msg_type)t);
     ck_assert_uint_eq(json_object_size(root), nf);
     for (size_t i = 0; i < nf; i++)
-      ck_assert_ptr_nonnull(
-          json_object_get(root, aiplat_msg_type_field_name((aiplat_msg_type)t, i)));
-    ck_assert_int_eq(aiplat_msg_to_json_flags(m, AIPLAT_MSG_JSON_PRETTY, &pretty),
-                     AIPLAT_OK);
+      ck_assert_ptr_nonnull(json_object_get(
+          root, aiplat_msg_type_field_name((aiplat_msg_type)t, i)));
+    ck_assert_int_eq(
+        aiplat_msg_to_json_flags(m, AIPLAT_MSG_JSON_PRETTY, &pretty),
+        AIPLAT_OK);
     ck_assert_ptr_nonnull(strchr(pretty, '\n'));
     json_t *proot = json_loads(pretty, 0, &jerr);
     ck_assert_ptr_nonnull(proot);
     ck_assert(json_equal(root, proot));
     /* And it reads back into the same message. */
     aiplat_msg *back;
-    ck_assert_msg(aiplat_msg_from_json(&back, (aiplat_msg_type)t, json) == AIPLAT_OK,
-                  "from_json: %s", last_error());
+    ck_assert_msg(
+        aiplat_msg_from_json(&back, (aiplat_msg_type)t, json) == AIPLAT_OK,
+        "from_json: %s", last_error());
     verify(back, t);
     size_t l1, l2;
     uint8_t *e1 = encode(m, &l1), *e2 = encode(back, &l2);
@@ -1154,12 +1201,14 @@ START_TEST(json_values) {
                    AIPLAT_OK);
   char *json;
   ck_assert_int_eq(aiplat_msg_to_json(m, &json), AIPLAT_OK);
-  ck_assert_str_eq(json,
-                   "{\"audio\":\"AAH//g==\",\"content_type\":\"a\\\"b\\\\c\\n\\u0001\","
-                   "\"error\":{\"code\":\"ERROR_CODE_RATE_LIMITED\"}}");
+  ck_assert_str_eq(
+      json,
+      "{\"audio\":\"AAH//g==\",\"content_type\":\"a\\\"b\\\\c\\n\\u0001\","
+      "\"error\":{\"code\":\"ERROR_CODE_RATE_LIMITED\"}}");
   aiplat_free(json);
-  ck_assert_int_eq(aiplat_msg_to_json_flags(m, AIPLAT_MSG_JSON_ELIDE_BYTES, &json),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_msg_to_json_flags(m, AIPLAT_MSG_JSON_ELIDE_BYTES, &json),
+      AIPLAT_OK);
   ASSERT_CONTAINS(json, "\"audio\":\"<4 bytes>\"");
   aiplat_free(json);
   aiplat_msg_destroy(m);
@@ -1220,10 +1269,11 @@ START_TEST(json_input) {
   ck_assert(!aiplat_msg_has(m, "model"));
   aiplat_msg_destroy(m);
 
-  ck_assert_int_eq(aiplat_msg_from_json(&m, AIPLAT_MSG_CHAT_CHUNK,
-                                        "{\"seq\":4294967295,\"error\":{\"code\":"
-                                        "13,\"retryable\":true},\"usage\":{}}"),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_msg_from_json(&m, AIPLAT_MSG_CHAT_CHUNK,
+                           "{\"seq\":4294967295,\"error\":{\"code\":"
+                           "13,\"retryable\":true},\"usage\":{}}"),
+      AIPLAT_OK);
   ck_assert_int_eq(aiplat_msg_get_uint64(m, "seq", &u), AIPLAT_OK);
   ck_assert_uint_eq(u, UINT32_MAX);
   ck_assert(aiplat_msg_has(m, "usage"));
@@ -1245,7 +1295,8 @@ START_TEST(json_input) {
     const char *json, *expect;
   } bad[] = {
       {AIPLAT_MSG_CHAT_REQUEST, "{\"nope\":1}", "has no field 'nope'"},
-      {AIPLAT_MSG_CHAT_REQUEST, "{\"message\":1}", "message: expected a string"},
+      {AIPLAT_MSG_CHAT_REQUEST, "{\"message\":1}",
+       "message: expected a string"},
       {AIPLAT_MSG_CHAT_REQUEST, "{\"max_tokens\":2147483648}", "out of range"},
       {AIPLAT_MSG_CHAT_REQUEST, "{\"max_tokens\":1.5}", "not an integer"},
       {AIPLAT_MSG_CHAT_REQUEST, "{\"max_tokens\":\"12x\"}", "not an integer"},
@@ -1266,9 +1317,9 @@ START_TEST(json_input) {
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     m = (aiplat_msg *)1;
-    ck_assert_msg(aiplat_msg_from_json(&m, bad[i].type, bad[i].json) ==
-                      AIPLAT_ERR_DECODE,
-                  "%s accepted", bad[i].json);
+    ck_assert_msg(
+        aiplat_msg_from_json(&m, bad[i].type, bad[i].json) == AIPLAT_ERR_DECODE,
+        "%s accepted", bad[i].json);
     ck_assert_ptr_null(m);
     ASSERT_CONTAINS(last_error(), bad[i].expect);
     ASSERT_CONTAINS(last_error(), aiplat_msg_type_name(bad[i].type));
@@ -1276,7 +1327,8 @@ START_TEST(json_input) {
 }
 END_TEST
 
-/* ---- introspection ------------------------------------------------------------- */
+/* ---- introspection
+ * ------------------------------------------------------------- */
 
 START_TEST(introspection) {
   ck_assert_str_eq(aiplat_msg_type_name(AIPLAT_MSG_CHAT_REQUEST),
@@ -1287,8 +1339,8 @@ START_TEST(introspection) {
   ck_assert_ptr_null(aiplat_msg_type_name((aiplat_msg_type)(LAST_TYPE + 1)));
   for (int t = 1; t <= LAST_TYPE; t++) {
     aiplat_msg_type back;
-    ck_assert_int_eq(aiplat_msg_type_by_name(aiplat_msg_type_name((aiplat_msg_type)t),
-                                             &back),
+    ck_assert_int_eq(aiplat_msg_type_by_name(
+                         aiplat_msg_type_name((aiplat_msg_type)t), &back),
                      AIPLAT_OK);
     ck_assert_int_eq(back, t);
     aiplat_msg *m;
@@ -1320,36 +1372,36 @@ START_TEST(introspection) {
   bool rep;
   aiplat_msg_type mt;
   uint32_t num;
-  ck_assert_int_eq(aiplat_msg_field_info(AIPLAT_MSG_CHAT_RESPONSE, "sources", &k,
-                                         &rep, &mt, &num),
+  ck_assert_int_eq(aiplat_msg_field_info(AIPLAT_MSG_CHAT_RESPONSE, "sources",
+                                         &k, &rep, &mt, &num),
                    AIPLAT_OK);
   ck_assert_int_eq(k, AIPLAT_FIELD_MESSAGE);
   ck_assert(rep);
   ck_assert_int_eq(mt, AIPLAT_MSG_SOURCE);
   ck_assert_uint_eq(num, 3);
-  ck_assert_int_eq(aiplat_msg_field_info(AIPLAT_MSG_PIPELINE_TRIGGER, "parameters",
-                                         &k, &rep, &mt, &num),
+  ck_assert_int_eq(aiplat_msg_field_info(AIPLAT_MSG_PIPELINE_TRIGGER,
+                                         "parameters", &k, &rep, &mt, &num),
                    AIPLAT_OK);
   ck_assert_int_eq(k, AIPLAT_FIELD_MAP);
   ck_assert(rep);
   ck_assert_int_eq(mt, AIPLAT_MSG_INVALID);
   ck_assert_uint_eq(num, 5);
-  ck_assert_int_eq(aiplat_msg_field_info(AIPLAT_MSG_PIPELINE_TRIGGER, "namespace",
-                                         &k, NULL, NULL, NULL),
+  ck_assert_int_eq(aiplat_msg_field_info(AIPLAT_MSG_PIPELINE_TRIGGER,
+                                         "namespace", &k, NULL, NULL, NULL),
                    AIPLAT_OK);
   ck_assert_int_eq(k, AIPLAT_FIELD_STRING);
-  ck_assert_int_eq(aiplat_msg_field_info(AIPLAT_MSG_ERROR, "code", &k, &rep, NULL,
-                                         &num),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_msg_field_info(AIPLAT_MSG_ERROR, "code", &k, &rep, NULL, &num),
+      AIPLAT_OK);
   ck_assert_int_eq(k, AIPLAT_FIELD_ENUM);
   ck_assert(!rep);
-  ck_assert_int_eq(aiplat_msg_field_info(AIPLAT_MSG_ERROR, "nope", &k, NULL, NULL,
-                                         NULL),
-                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(
+      aiplat_msg_field_info(AIPLAT_MSG_ERROR, "nope", &k, NULL, NULL, NULL),
+      AIPLAT_ERR_INVALID_ARGUMENT);
   ASSERT_CONTAINS(last_error(), "aiplat.messages.v1.Error has no field 'nope'");
-  ck_assert_int_eq(aiplat_msg_field_info((aiplat_msg_type)0, "x", &k, NULL, NULL,
-                                         NULL),
-                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(
+      aiplat_msg_field_info((aiplat_msg_type)0, "x", &k, NULL, NULL, NULL),
+      AIPLAT_ERR_INVALID_ARGUMENT);
 }
 END_TEST
 

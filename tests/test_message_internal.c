@@ -16,21 +16,21 @@ START_TEST(utf8_validation) {
   } cases[] = {
       {"", 0, true, 0},
       {"plain ascii", 11, true, 0},
-      {"\xc3\xbc", 2, true, 0},              /* ü */
-      {"\xe2\x9c\x93", 3, true, 0},          /* ✓ */
-      {"\xf0\x9f\x98\x80", 4, true, 0},      /* U+1F600 */
-      {"\xf4\x8f\xbf\xbf", 4, true, 0},      /* U+10FFFF */
-      {"\xef\xbf\xbf", 3, true, 0},          /* U+FFFF */
-      {"a\x80", 2, false, 1},                /* lone continuation */
-      {"\xc1\xbf", 2, false, 0},             /* overlong 2-byte */
-      {"\xe0\x9f\xbf", 3, false, 0},         /* overlong 3-byte */
-      {"\xf0\x8f\xbf\xbf", 4, false, 0},     /* overlong 4-byte */
-      {"\xed\xa0\x80", 3, false, 0},         /* U+D800 */
-      {"\xed\xbf\xbf", 3, false, 0},         /* U+DFFF */
-      {"\xf4\x90\x80\x80", 4, false, 0},     /* U+110000 */
-      {"\xf5\x80\x80\x80", 4, false, 0},     /* invalid lead */
-      {"ab\xe2\x9c", 4, false, 2},           /* truncated */
-      {"\xe2\x28\xa1", 3, false, 0},         /* bad continuation */
+      {"\xc3\xbc", 2, true, 0},          /* ü */
+      {"\xe2\x9c\x93", 3, true, 0},      /* ✓ */
+      {"\xf0\x9f\x98\x80", 4, true, 0},  /* U+1F600 */
+      {"\xf4\x8f\xbf\xbf", 4, true, 0},  /* U+10FFFF */
+      {"\xef\xbf\xbf", 3, true, 0},      /* U+FFFF */
+      {"a\x80", 2, false, 1},            /* lone continuation */
+      {"\xc1\xbf", 2, false, 0},         /* overlong 2-byte */
+      {"\xe0\x9f\xbf", 3, false, 0},     /* overlong 3-byte */
+      {"\xf0\x8f\xbf\xbf", 4, false, 0}, /* overlong 4-byte */
+      {"\xed\xa0\x80", 3, false, 0},     /* U+D800 */
+      {"\xed\xbf\xbf", 3, false, 0},     /* U+DFFF */
+      {"\xf4\x90\x80\x80", 4, false, 0}, /* U+110000 */
+      {"\xf5\x80\x80\x80", 4, false, 0}, /* invalid lead */
+      {"ab\xe2\x9c", 4, false, 2},       /* truncated */
+      {"\xe2\x28\xa1", 3, false, 0},     /* bad continuation */
       {"\xff", 1, false, 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -51,9 +51,11 @@ START_TEST(wrap_generated_struct) {
   ck_assert(aip_msg_str_set(&r->user_id, "u1"));
   ck_assert(aip_msg_str_set(&r->message, "hello"));
   ck_assert(aip_msg_str_set(&r->message, "hello again")); /* frees the old */
-  r->_max_tokens_case = AIPLAT__MESSAGES__V1__CHAT_REQUEST___MAX_TOKENS_MAX_TOKENS;
+  r->_max_tokens_case =
+      AIPLAT__MESSAGES__V1__CHAT_REQUEST___MAX_TOKENS_MAX_TOKENS;
   r->max_tokens = 64;
-  r->_enable_rag_case = AIPLAT__MESSAGES__V1__CHAT_REQUEST___ENABLE_RAG_ENABLE_RAG;
+  r->_enable_rag_case =
+      AIPLAT__MESSAGES__V1__CHAT_REQUEST___ENABLE_RAG_ENABLE_RAG;
   r->enable_rag = 0;
   ck_assert(!aip_chat_request_enable_rag(r));
 
@@ -78,7 +80,8 @@ START_TEST(wrap_generated_struct) {
   protobuf_c_message_free_unpacked(&r->base, NULL);
 
   /* A struct of another schema is refused and left to the caller. */
-  ProtobufCMessage *bogus = aip_pb_new(&aiplat__messages__v1__error__descriptor);
+  ProtobufCMessage *bogus =
+      aip_pb_new(&aiplat__messages__v1__error__descriptor);
   ck_assert_ptr_nonnull(bogus);
   ProtobufCMessageDescriptor fake = aiplat__messages__v1__error__descriptor;
   bogus->descriptor = &fake;
@@ -109,14 +112,15 @@ END_TEST
 
 START_TEST(set_error_on_replies) {
   static const aiplat_msg_type replies[] = {
-      AIPLAT_MSG_CHAT_RESPONSE,      AIPLAT_MSG_CHAT_CHUNK,
-      AIPLAT_MSG_VOICE_RESPONSE,     AIPLAT_MSG_TRANSCRIBE_RESPONSE,
+      AIPLAT_MSG_CHAT_RESPONSE,       AIPLAT_MSG_CHAT_CHUNK,
+      AIPLAT_MSG_VOICE_RESPONSE,      AIPLAT_MSG_TRANSCRIBE_RESPONSE,
       AIPLAT_MSG_SYNTHESIZE_RESPONSE, AIPLAT_MSG_PIPELINE_STATUS};
   for (size_t i = 0; i < sizeof replies / sizeof replies[0]; i++) {
     aiplat_msg *m, *e;
     ck_assert_int_eq(aiplat_msg_create(&m, replies[i]), AIPLAT_OK);
-    ck_assert_int_eq(aip_msg_set_error(m, AIPLAT_ERR_RATE_LIMITED, "slow \xff down"),
-                     AIPLAT_OK);
+    ck_assert_int_eq(
+        aip_msg_set_error(m, AIPLAT_ERR_RATE_LIMITED, "slow \xff down"),
+        AIPLAT_OK);
     ck_assert_int_eq(aiplat_msg_get_message(m, "error", &e), AIPLAT_OK);
     int64_t code;
     bool retry;
@@ -155,10 +159,12 @@ START_TEST(unpack_and_pack) {
   ProtobufCMessage *pm = NULL;
   aip_err err;
   aip_err_init(&err);
-  ck_assert_int_eq(aip_msg_unpack(&aiplat__messages__v1__chat_request__descriptor,
-                                  wire, sizeof wire, 100, &pm, &err),
-                   AIPLAT_OK);
-  Aiplat__Messages__V1__ChatRequest *r = (Aiplat__Messages__V1__ChatRequest *)pm;
+  ck_assert_int_eq(
+      aip_msg_unpack(&aiplat__messages__v1__chat_request__descriptor, wire,
+                     sizeof wire, 100, &pm, &err),
+      AIPLAT_OK);
+  Aiplat__Messages__V1__ChatRequest *r =
+      (Aiplat__Messages__V1__ChatRequest *)pm;
   ck_assert_str_eq(r->user_id, "u");
   ck_assert_str_eq(r->message, "hi");
   ck_assert(aip_chat_request_enable_rag(r));
@@ -170,9 +176,10 @@ START_TEST(unpack_and_pack) {
   free(out);
   protobuf_c_message_free_unpacked(pm, NULL);
 
-  ck_assert_int_eq(aip_msg_unpack(&aiplat__messages__v1__chat_request__descriptor,
-                                  wire, sizeof wire, 6, &pm, &err),
-                   AIPLAT_ERR_TOO_LARGE);
+  ck_assert_int_eq(
+      aip_msg_unpack(&aiplat__messages__v1__chat_request__descriptor, wire,
+                     sizeof wire, 6, &pm, &err),
+      AIPLAT_ERR_TOO_LARGE);
   ck_assert_ptr_null(pm);
   char buf[256];
   ck_assert_int_eq(aip_err_copy(&err, buf, sizeof buf), AIPLAT_ERR_TOO_LARGE);
@@ -183,7 +190,8 @@ START_TEST(unpack_and_pack) {
   Aiplat__Messages__V1__ChatResponse resp;
   aiplat__messages__v1__chat_response__init(&resp);
   resp.n_sources = 1; /* but no array */
-  ck_assert_int_eq(aip_msg_pack(&resp.base, &out, &len, NULL), AIPLAT_ERR_INTERNAL);
+  ck_assert_int_eq(aip_msg_pack(&resp.base, &out, &len, NULL),
+                   AIPLAT_ERR_INTERNAL);
 }
 END_TEST
 
@@ -196,13 +204,15 @@ START_TEST(wire_check_budget) {
     b[2 * i] = 0x1a;
     b[2 * i + 1] = 0;
   }
-  ck_assert_int_eq(aip_msg_wire_check(&aiplat__messages__v1__chat_response__descriptor,
-                                      b, 2 * count, NULL),
-                   AIPLAT_ERR_TOO_LARGE);
+  ck_assert_int_eq(
+      aip_msg_wire_check(&aiplat__messages__v1__chat_response__descriptor, b,
+                         2 * count, NULL),
+      AIPLAT_ERR_TOO_LARGE);
   /* 10 000 of them fit the slack. */
-  ck_assert_int_eq(aip_msg_wire_check(&aiplat__messages__v1__chat_response__descriptor,
-                                      b, 2 * 10000, NULL),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aip_msg_wire_check(&aiplat__messages__v1__chat_response__descriptor, b,
+                         2 * 10000, NULL),
+      AIPLAT_OK);
   free(b);
 }
 END_TEST

@@ -85,11 +85,11 @@ typedef enum aiplat_msg_type {
 /** How a field is read and written (see the table at the top). Pinned. */
 typedef enum aiplat_field_kind {
   AIPLAT_FIELD_NONE = 0,
-  AIPLAT_FIELD_STRING = 1,  /**< UTF-8 text */
-  AIPLAT_FIELD_BYTES = 2,   /**< binary data */
-  AIPLAT_FIELD_INT = 3,     /**< int32, int64, sint32/64, sfixed32/64 */
-  AIPLAT_FIELD_UINT = 4,    /**< uint32, uint64, fixed32/64 */
-  AIPLAT_FIELD_DOUBLE = 5,  /**< double or float */
+  AIPLAT_FIELD_STRING = 1, /**< UTF-8 text */
+  AIPLAT_FIELD_BYTES = 2,  /**< binary data */
+  AIPLAT_FIELD_INT = 3,    /**< int32, int64, sint32/64, sfixed32/64 */
+  AIPLAT_FIELD_UINT = 4,   /**< uint32, uint64, fixed32/64 */
+  AIPLAT_FIELD_DOUBLE = 5, /**< double or float */
   AIPLAT_FIELD_BOOL = 6,
   AIPLAT_FIELD_ENUM = 7,    /**< an enum, read and written as its number */
   AIPLAT_FIELD_MESSAGE = 8, /**< a nested message (single or repeated) */
@@ -106,7 +106,7 @@ typedef enum aiplat_msg_json_flags {
 /** Largest encoded message aiplat_msg_decode() accepts: 8 MiB (8388608). */
 #define AIPLAT_MSG_MAX_SIZE (8u * 1024u * 1024u)
 
-/* ---- creating and destroying ------------------------------------------ */
+/* ---- creating and destroying --------------------------------------------- */
 
 /**
  * Create an empty message of @p type (every field absent).
@@ -114,7 +114,8 @@ typedef enum aiplat_msg_json_flags {
  * Errors: ::AIPLAT_ERR_INVALID_ARGUMENT (NULL @p out, unknown type),
  * ::AIPLAT_ERR_NO_MEMORY.
  */
-AIPLAT_API aiplat_status aiplat_msg_create(aiplat_msg **out, aiplat_msg_type type);
+AIPLAT_API aiplat_status aiplat_msg_create(aiplat_msg **out,
+                                           aiplat_msg_type type);
 
 /**
  * Create an empty message of the type named @p type_name: its full name
@@ -145,7 +146,7 @@ AIPLAT_API aiplat_status aiplat_msg_copy(aiplat_msg **out, aiplat_msg *m);
 AIPLAT_API aiplat_status aiplat_msg_last_error(aiplat_msg *m, char *buf,
                                                size_t buflen);
 
-/* ---- types and introspection ------------------------------------------ */
+/* ---- types and introspection --------------------------------------------- */
 
 /** The type of @p m; ::AIPLAT_MSG_INVALID for NULL. */
 AIPLAT_API aiplat_msg_type aiplat_msg_get_type(aiplat_msg *m);
@@ -176,14 +177,11 @@ AIPLAT_API const char *aiplat_msg_type_field_name(aiplat_msg_type type,
  * child, else ::AIPLAT_MSG_INVALID; @p number: the field number.
  * Errors: ::AIPLAT_ERR_INVALID_ARGUMENT (no such type or field).
  */
-AIPLAT_API aiplat_status aiplat_msg_field_info(aiplat_msg_type type,
-                                               const char *field,
-                                               aiplat_field_kind *kind,
-                                               bool *repeated,
-                                               aiplat_msg_type *message_type,
-                                               uint32_t *number);
+AIPLAT_API aiplat_status aiplat_msg_field_info(
+    aiplat_msg_type type, const char *field, aiplat_field_kind *kind,
+    bool *repeated, aiplat_msg_type *message_type, uint32_t *number);
 
-/* ---- presence ----------------------------------------------------------- */
+/* ---- presence ------------------------------------------------------------ */
 
 /**
  * Whether @p field is present in @p m. For `enable_rag`, the overrides of
@@ -202,7 +200,7 @@ AIPLAT_API bool aiplat_msg_has(aiplat_msg *m, const char *field);
 AIPLAT_API aiplat_status aiplat_msg_clear_field(aiplat_msg *m,
                                                 const char *field);
 
-/* ---- single fields ------------------------------------------------------ */
+/* ---- single fields ------------------------------------------------------- */
 
 /**
  * Read a string field: @p *out is its UTF-8 text, never NULL ("" when
@@ -223,7 +221,8 @@ AIPLAT_API aiplat_status aiplat_msg_set_string(aiplat_msg *m, const char *field,
  * Read a bytes field: @p *data (borrowed, NULL when empty) and @p *len.
  */
 AIPLAT_API aiplat_status aiplat_msg_get_bytes(aiplat_msg *m, const char *field,
-                                              const uint8_t **data, size_t *len);
+                                              const uint8_t **data,
+                                              size_t *len);
 
 /** Set a bytes field to a copy of @p len bytes at @p data (NULL if 0). */
 AIPLAT_API aiplat_status aiplat_msg_set_bytes(aiplat_msg *m, const char *field,
@@ -269,14 +268,15 @@ AIPLAT_API aiplat_status aiplat_msg_get_bool(aiplat_msg *m, const char *field,
 AIPLAT_API aiplat_status aiplat_msg_set_bool(aiplat_msg *m, const char *field,
                                              bool value);
 
-/* ---- nested messages ------------------------------------------------------ */
+/* ---- nested messages ----------------------------------------------------- */
 
 /**
  * The child message in single message field @p field, or @p *child = NULL
  * when it is absent (the call does not create it). Borrowed: valid until
  * the field is cleared or the top-level message destroyed; never destroy it.
  */
-AIPLAT_API aiplat_status aiplat_msg_get_message(aiplat_msg *m, const char *field,
+AIPLAT_API aiplat_status aiplat_msg_get_message(aiplat_msg *m,
+                                                const char *field,
                                                 aiplat_msg **child);
 
 /**
@@ -287,7 +287,7 @@ AIPLAT_API aiplat_status aiplat_msg_mutable_message(aiplat_msg *m,
                                                     const char *field,
                                                     aiplat_msg **child);
 
-/* ---- repeated messages and maps ------------------------------------------- */
+/* ---- repeated messages and maps ------------------------------------------ */
 
 /** The number of elements of a repeated or map field. */
 AIPLAT_API aiplat_status aiplat_msg_count(aiplat_msg *m, const char *field,
@@ -309,7 +309,8 @@ AIPLAT_API aiplat_status aiplat_msg_add_item(aiplat_msg *m, const char *field,
 
 /** Remove element @p index of a repeated message field; later elements move
  *  down by one and their handles stay valid. */
-AIPLAT_API aiplat_status aiplat_msg_remove_item(aiplat_msg *m, const char *field,
+AIPLAT_API aiplat_status aiplat_msg_remove_item(aiplat_msg *m,
+                                                const char *field,
                                                 size_t index);
 
 /** The key of entry @p index (0-based, in insertion or wire order) of a
@@ -326,7 +327,8 @@ AIPLAT_API aiplat_status aiplat_msg_map_value(aiplat_msg *m, const char *field,
  * Errors: ::AIPLAT_ERR_NOT_FOUND (and @p *value = NULL) when there is none.
  */
 AIPLAT_API aiplat_status aiplat_msg_map_get(aiplat_msg *m, const char *field,
-                                            const char *key, const char **value);
+                                            const char *key,
+                                            const char **value);
 
 /** Set @p key to @p value in a map field (both copied, both UTF-8);
  *  replaces an existing entry in place, else appends. */
@@ -337,7 +339,7 @@ AIPLAT_API aiplat_status aiplat_msg_map_set(aiplat_msg *m, const char *field,
 AIPLAT_API aiplat_status aiplat_msg_map_remove(aiplat_msg *m, const char *field,
                                                const char *key);
 
-/* ---- wire format ----------------------------------------------------------- */
+/* ---- wire format --------------------------------------------------------- */
 
 /**
  * Encode @p m (top-level or child) in the protobuf wire format, fields in
@@ -364,7 +366,8 @@ AIPLAT_API aiplat_status aiplat_msg_encoded_size(aiplat_msg *m, size_t *out);
  * type, a length past the end, a string that is not UTF-8 or contains a NUL
  * byte, protobuf groups.
  */
-AIPLAT_API aiplat_status aiplat_msg_decode(aiplat_msg **out, aiplat_msg_type type,
+AIPLAT_API aiplat_status aiplat_msg_decode(aiplat_msg **out,
+                                           aiplat_msg_type type,
                                            const uint8_t *data, size_t len);
 
 /** aiplat_msg_decode() with an explicit size limit @p max_size (bytes, at
@@ -374,7 +377,8 @@ AIPLAT_API aiplat_status aiplat_msg_decode_max(aiplat_msg **out,
                                                const uint8_t *data, size_t len,
                                                size_t max_size);
 
-/* ---- JSON -------------------------------------------------------------------- */
+/* ---- JSON
+ * -------------------------------------------------------------------- */
 
 /**
  * @p m as compact JSON in the protobuf JSON mapping, with the .proto field

@@ -1,7 +1,8 @@
 /* libFuzzer target for the message decoder: the first byte picks the
  * type, the rest is decoded. A message that decodes must encode, decode
  * again to the same bytes, and convert to JSON and back.
- * Build and run: make fuzz-message && tests/fuzz/fuzz_message -max_total_time=60 */
+ * Build and run: make fuzz-message && tests/fuzz/fuzz_message
+ * -max_total_time=60 */
 #include <aiplat/aiplat.h>
 #include <stdlib.h>
 #include <string.h>
