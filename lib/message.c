@@ -399,36 +399,41 @@ static bool access_ok(const ProtobufCMessageDescriptor *d,
   }
 }
 
-/* Find @field in @m for the access family @a; @fn names the caller. */
-static aiplat_status lookup(aiplat_msg *m, const char *field, enum access a,
-                            const char *fn,
-                            const ProtobufCFieldDescriptor **out) {
-  if (!m) return null_arg(fn);
+/* Find @field in @m for the access family @a; @fn names the caller. NULL
+ * (the failure recorded, always AIPLAT_ERR_INVALID_ARGUMENT) when the
+ * handle, the name or the kind is wrong. */
+static const ProtobufCFieldDescriptor *lookup(aiplat_msg *m, const char *field,
+                                              enum access a, const char *fn) {
+  if (!m) {
+    null_arg(fn);
+    return NULL;
+  }
   const ProtobufCMessageDescriptor *d = m->pm->descriptor;
-  if (!field)
-    return aip_fail(&m->err, AIPLAT_ERR_INVALID_ARGUMENT,
-                    "message: %s: NULL field name (%s)", fn, d->name);
+  if (!field) {
+    aip_fail(&m->err, AIPLAT_ERR_INVALID_ARGUMENT,
+             "message: %s: NULL field name (%s)", fn, d->name);
+    return NULL;
+  }
   const ProtobufCFieldDescriptor *f = aip_pb_field(d, field);
-  if (!f)
-    return aip_fail(&m->err, AIPLAT_ERR_INVALID_ARGUMENT,
-                    "message: %s has no field '%s'", d->name, field);
+  if (!f) {
+    aip_fail(&m->err, AIPLAT_ERR_INVALID_ARGUMENT,
+             "message: %s has no field '%s'", d->name, field);
+    return NULL;
+  }
   if (!access_ok(d, f, a)) {
     char what[96];
     describe(d, f, what, sizeof what);
-    return aip_fail(&m->err, AIPLAT_ERR_INVALID_ARGUMENT,
-                    "message: %s.%s is %s field; %s cannot access it (use %s)",
-                    d->name, field, what, fn, access_hint(d, f));
+    aip_fail(&m->err, AIPLAT_ERR_INVALID_ARGUMENT,
+             "message: %s.%s is %s field; %s cannot access it (use %s)",
+             d->name, field, what, fn, access_hint(d, f));
+    return NULL;
   }
-  *out = f;
-  return AIPLAT_OK;
+  return f;
 }
 
-#define LOOKUP(m, field, acc, fn)                      \
-  const ProtobufCFieldDescriptor *f;                   \
-  do {                                                 \
-    aiplat_status st_ = lookup(m, field, acc, fn, &f); \
-    if (st_ != AIPLAT_OK) return st_;                  \
-  } while (0)
+#define LOOKUP(m, field, acc, fn)                                \
+  const ProtobufCFieldDescriptor *f = lookup(m, field, acc, fn); \
+  if (!f) return AIPLAT_ERR_INVALID_ARGUMENT
 
 static aiplat_status no_memory(aiplat_msg *m) {
   return aip_fail(&m->err, AIPLAT_ERR_NO_MEMORY, "message: out of memory (%s)",
@@ -447,10 +452,9 @@ static aiplat_status check_utf8(aiplat_msg *m, const char *field,
 /* ---- presence ------------------------------------------------------------ */
 
 AIPLAT_API bool aiplat_msg_has(aiplat_msg *m, const char *field) {
-  const ProtobufCFieldDescriptor *f;
-  if (lookup(m, field, ACC_ANY, "aiplat_msg_has", &f) != AIPLAT_OK)
-    return false;
-  return aip_pb_has(m->pm, f);
+  const ProtobufCFieldDescriptor *f =
+      lookup(m, field, ACC_ANY, "aiplat_msg_has");
+  return f && aip_pb_has(m->pm, f);
 }
 
 /* Forget the handles below a message field before it is freed. */
@@ -654,9 +658,7 @@ AIPLAT_API aiplat_status aiplat_msg_count(aiplat_msg *m, const char *field,
                                           size_t *out) {
   if (!out) return null_arg("aiplat_msg_count");
   *out = 0;
-  const ProtobufCFieldDescriptor *f;
-  aiplat_status st = lookup(m, field, ACC_ANY, "aiplat_msg_count", &f);
-  if (st != AIPLAT_OK) return st;
+  LOOKUP(m, field, ACC_ANY, "aiplat_msg_count");
   if (f->label != PROTOBUF_C_LABEL_REPEATED)
     return aip_fail(&m->err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "message: %s.%s is not a repeated or map field; "
@@ -852,9 +854,9 @@ AIPLAT_API aiplat_status aiplat_msg_from_json(aiplat_msg **out,
 
 aiplat_status aip_msg_set_error(aiplat_msg *reply, aiplat_status code,
                                 const char *text) {
-  aiplat_msg *err;
+  aiplat_msg *err = NULL;
   aiplat_status st = aiplat_msg_mutable_message(reply, "error", &err);
-  if (st != AIPLAT_OK) return st;
+  if (st != AIPLAT_OK || !err) return st != AIPLAT_OK ? st : no_memory(reply);
   if (err->pm->descriptor != &aiplat__messages__v1__error__descriptor)
     return aip_fail(&reply->err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "message: %s.error is not an Error",

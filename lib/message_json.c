@@ -336,6 +336,8 @@ static const ProtobufCFieldDescriptor *json_field(
 
 static aiplat_status json_text(jin *c, const json_t *v, const char **s,
                                size_t *n) {
+  *s = "";
+  *n = 0;
   if (!json_is_string(v))
     return jfail(c, "expected a string, got %s", json_kind(v));
   *s = json_string_value(v);
