@@ -469,6 +469,20 @@ static void forget_field(aiplat_msg *m, const ProtobufCFieldDescriptor *f) {
   }
 }
 
+/* Setting a member of a oneof releases the member set before; forget the
+ * handles below it if it was a message. (The v1 schema's oneofs have one
+ * member each; this keeps handles right if that changes.) */
+static void forget_oneof_sibling(aiplat_msg *m,
+                                 const ProtobufCFieldDescriptor *f) {
+  if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) return;
+  uint32_t set =
+      *(const uint32_t *)((const char *)m->pm + f->quantifier_offset);
+  if (set == 0 || set == f->id) return;
+  const ProtobufCFieldDescriptor *other =
+      protobuf_c_message_descriptor_get_field(m->pm->descriptor, set);
+  if (other) forget_field(m, other);
+}
+
 AIPLAT_API aiplat_status aiplat_msg_clear_field(aiplat_msg *m,
                                                 const char *field) {
   LOOKUP(m, field, ACC_ANY, "aiplat_msg_clear_field");
@@ -498,6 +512,7 @@ AIPLAT_API aiplat_status aiplat_msg_set_string(aiplat_msg *m, const char *field,
                     m->pm->descriptor->name, field);
   aiplat_status st = check_utf8(m, field, "the value", value);
   if (st != AIPLAT_OK) return st;
+  forget_oneof_sibling(m, f);
   if (!aip_pb_set_str(m->pm, f, value, strlen(value))) return no_memory(m);
   return AIPLAT_OK;
 }
@@ -520,6 +535,7 @@ AIPLAT_API aiplat_status aiplat_msg_set_bytes(aiplat_msg *m, const char *field,
     return aip_fail(&m->err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "message: NULL data with length %zu for %s.%s", len,
                     m->pm->descriptor->name, field);
+  forget_oneof_sibling(m, f);
   if (!aip_pb_set_bytes(m->pm, f, data, len)) return no_memory(m);
   return AIPLAT_OK;
 }
@@ -562,6 +578,7 @@ AIPLAT_API aiplat_status aiplat_msg_set_int64(aiplat_msg *m, const char *field,
     snprintf(buf, sizeof buf, "%lld", (long long)value);
     return out_of_range(m, f, buf);
   }
+  forget_oneof_sibling(m, f);
   aip_pb_store_int(m->pm, f, (uint64_t)value);
   return AIPLAT_OK;
 }
@@ -593,6 +610,7 @@ AIPLAT_API aiplat_status aiplat_msg_set_uint64(aiplat_msg *m, const char *field,
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)value);
     return out_of_range(m, f, buf);
   }
+  forget_oneof_sibling(m, f);
   aip_pb_store_int(m->pm, f, value);
   return AIPLAT_OK;
 }
@@ -609,6 +627,7 @@ AIPLAT_API aiplat_status aiplat_msg_get_double(aiplat_msg *m, const char *field,
 AIPLAT_API aiplat_status aiplat_msg_set_double(aiplat_msg *m, const char *field,
                                                double value) {
   LOOKUP(m, field, ACC_DOUBLE, "aiplat_msg_set_double");
+  forget_oneof_sibling(m, f);
   aip_pb_store_dbl(m->pm, f, value);
   return AIPLAT_OK;
 }
@@ -625,6 +644,7 @@ AIPLAT_API aiplat_status aiplat_msg_get_bool(aiplat_msg *m, const char *field,
 AIPLAT_API aiplat_status aiplat_msg_set_bool(aiplat_msg *m, const char *field,
                                              bool value) {
   LOOKUP(m, field, ACC_BOOL, "aiplat_msg_set_bool");
+  forget_oneof_sibling(m, f);
   aip_pb_store_bool(m->pm, f, value);
   return AIPLAT_OK;
 }
@@ -647,6 +667,7 @@ AIPLAT_API aiplat_status aiplat_msg_mutable_message(aiplat_msg *m,
   if (!child) return null_arg("aiplat_msg_mutable_message");
   *child = NULL;
   LOOKUP(m, field, ACC_MESSAGE, "aiplat_msg_mutable_message");
+  forget_oneof_sibling(m, f);
   ProtobufCMessage *sub = aip_pb_mutable_sub(m->pm, f);
   if (!sub) return no_memory(m);
   return kid_get(m, sub, child);
@@ -787,6 +808,12 @@ AIPLAT_API aiplat_status aiplat_msg_encode(aiplat_msg *m, uint8_t **out,
 
 AIPLAT_API aiplat_status aiplat_msg_encoded_size(aiplat_msg *m, size_t *out) {
   if (!m || !out) return null_arg("aiplat_msg_encoded_size");
+  *out = 0;
+  if (!protobuf_c_message_check(m->pm))
+    return aip_fail(&m->err, AIPLAT_ERR_INTERNAL,
+                    "message: %s is inconsistent (a NULL where a value is "
+                    "required)",
+                    m->pm->descriptor->name);
   *out = protobuf_c_message_get_packed_size(m->pm);
   return AIPLAT_OK;
 }
