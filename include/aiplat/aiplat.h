@@ -10,5 +10,6 @@
 #include "log.h"
 #include "config.h"
 #include "health.h"
+#include "message.h"
 
 #endif /* AIPLAT_AIPLAT_H */
