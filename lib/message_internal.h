@@ -21,6 +21,7 @@
 
 #include "aiplat/messages/v1/messages.pb-c.h"
 #include "internal.h"
+#include "utf8.h"
 
 /* Heuristic bounds of a decode: the memory protobuf-c may allocate for a
  * message is capped at AIP_MSG_MEM_FACTOR * its size + AIP_MSG_MEM_SLACK.
@@ -63,10 +64,6 @@ aiplat_status aip_msg_unpack(const ProtobufCMessageDescriptor *desc,
  * success). */
 aiplat_status aip_msg_pack(const ProtobufCMessage *pm, uint8_t **out,
                            size_t *len, aip_err *err);
-
-/* Whether @s[0..len) is valid UTF-8 (no surrogates, no overlong forms,
- * nothing above U+10FFFF). */
-bool aip_utf8_valid(const char *s, size_t len);
 
 /* Replace a (non-oneof) string field's value with a copy of @value (NULL:
  * the empty default); frees the old value unless it is the default. False
@@ -158,7 +155,6 @@ bool aip_pb_map_remove(ProtobufCMessage *pm, const ProtobufCFieldDescriptor *f,
 /* After unpacking: keep the last entry of each map key. False on ENOMEM. */
 bool aip_pb_normalize(ProtobufCMessage *pm);
 /* UTF-8 check reporting the offset of the first bad byte. */
-bool aip_utf8_check(const char *s, size_t len, size_t *bad);
 
 /* JSON (lib/message_json.c). */
 aiplat_status aip_msg_json_dump(const ProtobufCMessage *pm, uint32_t flags,

@@ -19,54 +19,6 @@
 #define MALLOC_OVERHEAD 16u
 #define SCAN_COST 64u
 
-bool aip_utf8_check(const char *s, size_t len, size_t *bad) {
-  const unsigned char *p = (const unsigned char *)s, *end = p + len;
-  while (p < end) {
-    /* Most text is ASCII: skip it eight bytes at a time. */
-    while (end - p >= 8) {
-      uint64_t w;
-      memcpy(&w, p, 8);
-      if (w & UINT64_C(0x8080808080808080)) break;
-      p += 8;
-    }
-    if (p == end) break;
-    unsigned c = *p;
-    if (c < 0x80) {
-      p++;
-      continue;
-    }
-    size_t n;
-    uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-      n = 1;
-      cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      n = 2;
-      cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      n = 3;
-      cp = c & 0x07;
-    } else {
-      goto bad;
-    }
-    if ((size_t)(end - p) <= n) goto bad;
-    for (size_t i = 1; i <= n; i++) {
-      if ((p[i] & 0xC0) != 0x80) goto bad;
-      cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if (n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) goto bad;
-    if (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) goto bad;
-    p += n + 1;
-  }
-  return true;
-bad:
-  if (bad) *bad = (size_t)(p - (const unsigned char *)s);
-  return false;
-}
-
-bool aip_utf8_valid(const char *s, size_t len) {
-  return aip_utf8_check(s, len, NULL);
-}
 
 /* ---- the walk ------------------------------------------------------------ */
 

@@ -98,44 +98,6 @@ static void atomic_add_double(_Atomic uint64_t *cell, double v) {
       cell, &old, next, memory_order_relaxed, memory_order_relaxed));
 }
 
-size_t aip_utf8_seq_len(const unsigned char *s, size_t left) {
-  unsigned char c = s[0];
-  size_t n;
-  uint32_t cp;
-  if (c < 0x80) return 1;
-  if (c >= 0xc2 && c <= 0xdf) {
-    n = 2;
-    cp = c & 0x1f;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    n = 3;
-    cp = c & 0x0f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    n = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (left < n) return 0;
-  for (size_t i = 1; i < n; i++) {
-    if ((s[i] & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (s[i] & 0x3f);
-  }
-  /* Overlong forms, UTF-16 surrogates and values past U+10FFFF. */
-  if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
-      (cp >= 0xd800 && cp <= 0xdfff))
-    return 0;
-  return n;
-}
-
-bool aip_utf8_valid(const char *s, size_t len) {
-  const unsigned char *p = (const unsigned char *)s;
-  for (size_t i = 0; i < len;) {
-    size_t n = aip_utf8_seq_len(p + i, len - i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
 
 static bool valid_metric_name(const char *s) {
   size_t n = strlen(s);

@@ -19,6 +19,7 @@
 
 #include "aiplat/health.h"
 #include "internal.h"
+#include "utf8.h"
 
 typedef enum aip_metric_type {
   AIP_METRIC_COUNTER,
@@ -81,10 +82,6 @@ double aip_series_value(const aip_series *s);
  * Safe while other threads update; each histogram's +Inf bucket always
  * equals its _count. False only on out of memory. */
 bool aip_metrics_render_buf(aiplat_metrics *m, aip_buf *b);
-
-/* Length of the valid UTF-8 sequence at @s (1..4), 0 when invalid. */
-size_t aip_utf8_seq_len(const unsigned char *s, size_t left);
-bool aip_utf8_valid(const char *s, size_t len);
 
 /* ---- the library's own metrics, fed by the service framework ---------- */
 
