@@ -154,7 +154,6 @@ bool aip_pb_map_remove(ProtobufCMessage *pm, const ProtobufCFieldDescriptor *f,
                        const char *key);
 /* After unpacking: keep the last entry of each map key. False on ENOMEM. */
 bool aip_pb_normalize(ProtobufCMessage *pm);
-/* UTF-8 check reporting the offset of the first bad byte. */
 
 /* JSON (lib/message_json.c). */
 aiplat_status aip_msg_json_dump(const ProtobufCMessage *pm, uint32_t flags,
