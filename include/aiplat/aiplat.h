@@ -9,5 +9,7 @@
 #include "common.h"
 #include "log.h"
 #include "config.h"
+#include "subject.h"
+#include "bus.h"
 
 #endif /* AIPLAT_AIPLAT_H */
