@@ -103,6 +103,11 @@ aiplat_status aip_bus_fail_nats(aip_err *e, natsStatus s, int jerr,
   /* The thread's nats.c error text belongs to this status only when the
    * status matches; some paths return without setting it. */
   if (last != s || !txt || !*txt) txt = natsStatus_GetText(s);
+  /* nats.c prefixes "(file.c:line): "; keep only the message. */
+  if (txt[0] == '(') {
+    const char *end = strstr(txt, "): ");
+    if (end && end - txt < 48) txt = end + 3;
+  }
   aiplat_status st = map_nats(s, jerr);
   if (st == AIPLAT_OK) st = AIPLAT_ERR_INTERNAL;
   if (jerr)
@@ -229,10 +234,12 @@ static void on_connected(natsConnection *nc, void *closure) {
 }
 
 static void on_disconnected(natsConnection *nc, void *closure) {
-  (void)nc;
   aiplat_bus *bus = closure;
-  aip_log_kv(AIPLAT_LOG_WARNING, "nats disconnected, reconnecting", "servers",
-             bus->servers_log, NULL);
+  if (natsConnection_IsClosed(nc) || natsConnection_IsDraining(nc))
+    aip_log_kv(AIPLAT_LOG_INFO, "nats disconnected (closing)", NULL);
+  else
+    aip_log_kv(AIPLAT_LOG_WARNING, "nats disconnected, reconnecting",
+               "servers", bus->servers_log, NULL);
   emit(bus, AIPLAT_BUS_EVENT_DISCONNECTED, AIPLAT_OK, "disconnected");
 }
 
@@ -297,6 +304,13 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub,
 /* ---- settings ---------------------------------------------------------------- */
 
 static bool nats_ok(natsStatus s) { return s == NATS_OK; }
+
+/* Prefix the thread's last message (from the config) with "bus: ". */
+static aiplat_status cfg_fail(aiplat_status st) {
+  char m[AIP_ERRMSG_MAX];
+  snprintf(m, sizeof m, "%s", aip_thread_errmsg());
+  return aip_fail(NULL, st, "bus: %s", m);
+}
 
 /* Copy @url with any user:password@ removed, for logs. */
 static void redact_url(aip_buf *b, const char *url, size_t len) {
@@ -420,7 +434,7 @@ static aiplat_status set_auth(aiplat_bus *bus, aiplat_config *cfg) {
       (st = aiplat_config_get_string(cfg, "NATS_TOKEN", &token)) ||
       (st = aiplat_config_get_string(cfg, "NATS_USER", &user)) ||
       (st = aiplat_config_get_string(cfg, "NATS_PASSWORD", &pass)))
-    return aip_fail(NULL, st, "bus: %s", aip_thread_errmsg());
+    return cfg_fail(st);
   if (creds && *creds) {
     if ((st = readable("NATS_CREDS", creds))) return st;
     if (!nats_ok(natsOptions_SetUserCredentialsFromFiles(bus->opts, creds,
@@ -467,7 +481,7 @@ static aiplat_status set_tls(aiplat_bus *bus, aiplat_config *cfg) {
   if ((st = aiplat_config_get_string(cfg, "NATS_TLS_CA", &ca)) ||
       (st = aiplat_config_get_string(cfg, "NATS_TLS_CERT", &cert)) ||
       (st = aiplat_config_get_string(cfg, "NATS_TLS_KEY", &key)))
-    return aip_fail(NULL, st, "bus: %s", aip_thread_errmsg());
+    return cfg_fail(st);
   bool has_cert = cert && *cert, has_key = key && *key;
   if (has_cert != has_key)
     return aip_fail(NULL, AIPLAT_ERR_CONFIG,
@@ -507,7 +521,7 @@ static aiplat_status set_timing(aiplat_bus *bus, aiplat_config *cfg) {
       (st = aiplat_config_get_bool(cfg, "NATS_SEND_ASAP", &bus->send_asap)) ||
       (st = aiplat_config_get_bool(cfg, "NATS_RETRY_ON_FAILED_CONNECT",
                                    &bus->retry_connect)))
-    return aip_fail(NULL, st, "bus: %s", aip_thread_errmsg());
+    return cfg_fail(st);
   if (connect_ms <= 0)
     return aip_fail(NULL, AIPLAT_ERR_CONFIG,
                     "bus: NATS_CONNECT_TIMEOUT must be more than 0");
@@ -541,15 +555,15 @@ static aiplat_status configure(aiplat_bus *bus, aiplat_config *cfg) {
   const char *urls = NULL, *name = NULL;
   aiplat_status st;
   if ((st = aiplat_config_get_string(cfg, "NATS_URL", &urls)))
-    return aip_fail(NULL, st, "bus: %s", aip_thread_errmsg());
+    return cfg_fail(st);
   if (!urls || !*urls)
     return aip_fail(NULL, AIPLAT_ERR_CONFIG, "bus: NATS_URL is empty");
   if ((st = set_servers(bus, urls))) return st;
   if ((st = aiplat_config_get_string(cfg, "NATS_NAME", &name)))
-    return aip_fail(NULL, st, "bus: %s", aip_thread_errmsg());
+    return cfg_fail(st);
   if ((!name || !*name) &&
       (st = aiplat_config_get_string(cfg, "SERVICE_NAME", &name)))
-    return aip_fail(NULL, st, "bus: %s", aip_thread_errmsg());
+    return cfg_fail(st);
   if (name && *name && !nats_ok(natsOptions_SetName(bus->opts, name)))
     return aip_fail(NULL, AIPLAT_ERR_CONFIG,
                     "bus: the NATS client refused the connection name");
