@@ -606,6 +606,7 @@ AIPLAT_API aiplat_status aiplat_bus_create(aiplat_bus **out,
     st = aip_bus_fail_nats(NULL, NATS_NO_MEMORY, 0, "bus: natsOptions_Create");
     goto fail;
   }
+  aip_bus_tls_exit_guard(); /* nats.c is initialised now */
   if ((st = configure(bus, cfg)) != AIPLAT_OK) goto fail;
   aiplat_config_destroy(own);
   *out = bus;
@@ -793,7 +794,7 @@ aiplat_status aip_bus_make_msg(aiplat_bus *bus, aip_err *e, natsConnection *nc,
                                const void *data, size_t len,
                                const aiplat_headers *headers, natsMsg **out) {
   (void)bus;
-  *out = NULL;
+  if (out) *out = NULL;
   aiplat_status st = aip_subject_check(e, "bus: publish", subject, false);
   if (st) return st;
   if (reply && (st = aip_subject_check(e, "bus: reply", reply, false)))
@@ -810,6 +811,7 @@ aiplat_status aip_bus_make_msg(aiplat_bus *bus, aip_err *e, natsConnection *nc,
                     "%zu of headers) exceeds the server's max_payload of %lld "
                     "bytes",
                     subject, len + hlen, len, hlen, (long long)max);
+  if (!out) return AIPLAT_OK; /* checks only */
   natsMsg *nm = NULL;
   natsStatus s = natsMsg_Create(&nm, subject, reply, data, (int)len);
   if (s != NATS_OK) return aip_bus_fail_nats(e, s, 0, "bus: publish");
@@ -821,6 +823,27 @@ aiplat_status aip_bus_make_msg(aiplat_bus *bus, aip_err *e, natsConnection *nc,
   return AIPLAT_OK;
 }
 
+aiplat_status aip_bus_send(aip_err *e, natsConnection *nc, const char *subject,
+                           const char *reply, const void *data, size_t len,
+                           const aiplat_headers *headers, const char *what) {
+  /* Without headers, publish straight from the caller's buffer. */
+  bool with_headers = headers && headers->n;
+  natsMsg *nm = NULL;
+  aiplat_status st = aip_bus_make_msg(NULL, e, nc, subject, reply, data, len,
+                                      headers, with_headers ? &nm : NULL);
+  if (st) return st;
+  natsStatus s;
+  if (nm)
+    s = natsConnection_PublishMsg(nc, nm);
+  else if (reply)
+    s = natsConnection_PublishRequest(nc, subject, reply, data, (int)len);
+  else
+    s = natsConnection_Publish(nc, subject, data, (int)len);
+  natsMsg_Destroy(nm);
+  if (s != NATS_OK) return aip_bus_fail_nats(e, s, 0, what);
+  return AIPLAT_OK;
+}
+
 static aiplat_status publish(aiplat_bus *bus, const char *subject,
                              const char *reply, const void *data, size_t len,
                              const aiplat_headers *headers) {
@@ -828,14 +851,8 @@ static aiplat_status publish(aiplat_bus *bus, const char *subject,
     return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "bus: bus is NULL");
   natsConnection *nc = aip_bus_open_conn(bus, &bus->err, "bus: publish");
   if (!nc) return aip_err_copy(&bus->err, NULL, 0);
-  natsMsg *nm = NULL;
-  aiplat_status st = aip_bus_make_msg(bus, &bus->err, nc, subject, reply, data,
-                                      len, headers, &nm);
-  if (st) return st;
-  natsStatus s = natsConnection_PublishMsg(nc, nm);
-  natsMsg_Destroy(nm);
-  if (s != NATS_OK) return aip_bus_fail_nats(&bus->err, s, 0, "bus: publish");
-  return AIPLAT_OK;
+  return aip_bus_send(&bus->err, nc, subject, reply, data, len, headers,
+                      "bus: publish");
 }
 
 AIPLAT_API aiplat_status aiplat_bus_publish(aiplat_bus *bus,
@@ -871,12 +888,15 @@ AIPLAT_API aiplat_status aiplat_bus_request(aiplat_bus *bus,
                     "bus: request: timeout_ms must be more than 0");
   natsConnection *nc = aip_bus_open_conn(bus, &bus->err, "bus: request");
   if (!nc) return aip_err_copy(&bus->err, NULL, 0);
+  bool with_headers = headers && headers->n;
   natsMsg *nm = NULL;
   aiplat_status st = aip_bus_make_msg(bus, &bus->err, nc, subject, NULL, data,
-                                      len, headers, &nm);
+                                      len, headers, with_headers ? &nm : NULL);
   if (st) return st;
   natsMsg *rm = NULL;
-  natsStatus s = natsConnection_RequestMsg(&rm, nc, nm, timeout_ms);
+  natsStatus s =
+      nm ? natsConnection_RequestMsg(&rm, nc, nm, timeout_ms)
+         : natsConnection_Request(&rm, nc, subject, data, (int)len, timeout_ms);
   natsMsg_Destroy(nm);
   if (s == NATS_NO_RESPONDERS)
     return aip_fail(&bus->err, AIPLAT_ERR_UNAVAILABLE,

@@ -77,6 +77,12 @@ bool aip_nkey_public_from_seed(const char *seed, char *pub, size_t publen);
 bool aip_nkey_encode_seed(const unsigned char raw[32], char *seed,
                           size_t seedlen);
 
+/* ---- TLS exit guard (lib/bus_tls.c) ------------------------------------ */
+
+/* Register, once and after nats.c is initialised, the exit handler that
+ * prevents nats.c 3.4.1 and OpenSSL from freeing the same stack at exit. */
+void aip_bus_tls_exit_guard(void);
+
 /* ---- shared between lib/bus*.c ---------------------------------------- */
 
 typedef enum aip_bus_state {
@@ -136,11 +142,17 @@ aiplat_status aip_headers_apply(const aiplat_headers *h, natsMsg *nm,
                                 aip_err *e);
 
 /* Build the natsMsg to publish: subject, reply, data and headers, after
- * checking the subject, headers and size against max_payload. */
+ * checking the subject, headers and size against max_payload. With @out
+ * NULL, only check. */
 aiplat_status aip_bus_make_msg(aiplat_bus *bus, aip_err *e, natsConnection *nc,
                                const char *subject, const char *reply,
                                const void *data, size_t len,
                                const aiplat_headers *headers, natsMsg **out);
+
+/* Check and publish (without a natsMsg copy when there are no headers). */
+aiplat_status aip_bus_send(aip_err *e, natsConnection *nc, const char *subject,
+                           const char *reply, const void *data, size_t len,
+                           const aiplat_headers *headers, const char *what);
 
 typedef enum aip_sub_kind { AIP_SUB_CORE, AIP_SUB_JS } aip_sub_kind;
 

@@ -490,14 +490,8 @@ AIPLAT_API aiplat_status aiplat_bus_msg_respond(aiplat_bus_msg *msg,
                     "acknowledgement; use aiplat_bus_msg_ack/nak/term");
   natsConnection *nc = aip_bus_open_conn(msg->bus, &msg->err, "bus: respond");
   if (!nc) return aip_err_copy(&msg->err, NULL, 0);
-  natsMsg *nm = NULL;
-  aiplat_status st = aip_bus_make_msg(msg->bus, &msg->err, nc, msg->reply,
-                                      NULL, data, len, headers, &nm);
-  if (st) return st;
-  natsStatus s = natsConnection_PublishMsg(nc, nm);
-  natsMsg_Destroy(nm);
-  if (s != NATS_OK) return aip_bus_fail_nats(&msg->err, s, 0, "bus: respond");
-  return AIPLAT_OK;
+  return aip_bus_send(&msg->err, nc, msg->reply, NULL, data, len, headers,
+                      "bus: respond");
 }
 
 AIPLAT_API bool aiplat_bus_msg_is_jetstream(const aiplat_bus_msg *msg) {

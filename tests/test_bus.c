@@ -180,6 +180,63 @@ START_TEST(state_errors) {
 }
 END_TEST
 
+/* ---- TLS ---------------------------------------------------------------------- */
+
+/* Make a CA, a server certificate for 127.0.0.1 and a client certificate in
+ * @dir with the openssl program; false when it is not installed. */
+static bool make_certs(const char *dir) {
+  if (system("openssl version >/dev/null 2>&1") != 0) return false;
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd,
+           "(cd %s && "
+           "printf 'subjectAltName=IP:127.0.0.1\n' > san.ext && "
+           "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+           "  -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=aiplat-test-ca && "
+           "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+           "  -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 && "
+           "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+           "  -out srv.pem -days 2 -extfile san.ext && "
+           "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+           "  -keyout cli.key -out cli.csr -subj /CN=bus-client && "
+           "openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+           "  -out cli.pem -days 2) >/dev/null 2>&1",
+           dir);
+  ck_assert_int_eq(system(cmd), 0);
+  return true;
+}
+
+START_TEST(tls_with_ca_and_client_certificate) {
+  char dir[] = "/tmp/aiplat-tls-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  if (!make_certs(dir)) {
+    fprintf(stderr, "tls test skipped: no openssl program\n");
+    return;
+  }
+  char conf[1024], path[300];
+  snprintf(conf, sizeof conf,
+           "tls { cert_file: \"%s/srv.pem\", key_file: \"%s/srv.key\", "
+           "ca_file: \"%s/ca.pem\", verify: true }",
+           dir, dir, dir);
+  th_nats *s = th_nats_start(conf);
+  ck_assert_ptr_nonnull(s);
+  char url[64], err[512];
+  snprintf(url, sizeof url, "tls://127.0.0.1:%d", th_nats_port(s));
+  char ca[320], cert[320], key[320];
+  snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+  snprintf(cert, sizeof cert, "%s/cli.pem", dir);
+  snprintf(key, sizeof key, "%s/cli.key", dir);
+  const char *full[] = {"NATS_TLS_CA", ca, "NATS_TLS_CERT", cert, "NATS_TLS_KEY", key};
+  ck_assert_int_eq(try_connect(url, full, 6, err, sizeof err), AIPLAT_OK);
+  /* Without the client certificate the server refuses us. */
+  ck_assert_int_ne(try_connect(url, full, 2, err, sizeof err), AIPLAT_OK);
+  /* Without our CA the server's certificate is not trusted. */
+  ck_assert_int_ne(try_connect(url, full + 2, 4, err, sizeof err), AIPLAT_OK);
+  th_nats_stop(s);
+  snprintf(path, sizeof path, "rm -rf %s", dir);
+  ck_assert_int_eq(system(path), 0);
+}
+END_TEST
+
 /* ---- publish / subscribe ---------------------------------------------------- */
 
 typedef struct hdr_check {
@@ -770,6 +827,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, token_auth);
   tcase_add_test(tc, user_password_auth);
   tcase_add_test(tc, state_errors);
+  tcase_add_test(tc, tls_with_ca_and_client_certificate);
   tcase_add_test(tc, publish_subscribe_with_headers);
   tcase_add_test(tc, hostile_subjects_are_never_published);
   tcase_add_test(tc, request_reply);

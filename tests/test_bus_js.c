@@ -410,6 +410,43 @@ START_TEST(consumer_settings_are_updated) {
 }
 END_TEST
 
+START_TEST(consumer_resumes_after_server_restart) {
+  /* A server of its own, restarted with the same JetStream storage. */
+  th_nats *s = th_nats_start(NULL);
+  ck_assert_ptr_nonnull(s);
+  aiplat_bus *b = tu_connect(th_nats_url(s));
+  const char *subjects[] = {"resume.>"};
+  ck_assert_int_eq(aiplat_bus_stream_ensure(b, "RESUME", subjects, 1, 0,
+                                            AIPLAT_BUS_RETENTION_WORK_QUEUE),
+                   AIPLAT_OK);
+  tu_collector c;
+  tu_collector_init(&c);
+  c.ack = true;
+  aiplat_bus_sub *sub = NULL;
+  ck_assert_int_eq(aiplat_bus_js_subscribe(b, "RESUME", "resumer", NULL, 30000, -1, 4,
+                                           tu_collect, &c, &sub),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_bus_js_publish(b, "resume.a", "before", 6, NULL, NULL),
+                   AIPLAT_OK);
+  ck_assert(tu_wait_count(&c, 1, 10000));
+  ck_assert(th_nats_kill(s));
+  ck_assert(th_nats_restart(s));
+  /* JetStream needs a moment after the reconnection: retry the publish. */
+  aiplat_status st = AIPLAT_ERR_TIMEOUT;
+  int64_t end = tu_now_ms() + 20000;
+  while (tu_now_ms() < end &&
+         (st = aiplat_bus_js_publish(b, "resume.a", "after", 5, NULL, NULL)) != AIPLAT_OK)
+    tu_sleep_ms(200);
+  ck_assert_msg(st == AIPLAT_OK, "%s", tu_bus_err(b));
+  ck_assert(tu_wait_count(&c, 2, 20000));
+  ck_assert_str_eq(c.last_data, "after");
+  aiplat_bus_sub_destroy(sub);
+  aiplat_bus_destroy(b);
+  tu_collector_free(&c);
+  th_nats_stop(s);
+}
+END_TEST
+
 /* ---- Key-Value ------------------------------------------------------------------------- */
 
 START_TEST(kv_put_get_delete) {
@@ -536,6 +573,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, max_in_flight_bounds_held_messages);
   tcase_add_test(tc, durable_survives_and_is_shared);
   tcase_add_test(tc, consumer_settings_are_updated);
+  tcase_add_test(tc, consumer_resumes_after_server_restart);
   suite_add_tcase(s, tc);
   TCase *kvc = tcase_create("kv");
   tcase_set_timeout(kvc, 60);
