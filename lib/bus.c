@@ -117,7 +117,9 @@ aiplat_status aip_bus_fail_nats(aip_err *e, natsStatus s, int jerr,
 
 /* ---- references ---------------------------------------------------------- */
 
-void aip_bus_ref(aiplat_bus *bus) { atomic_fetch_add(&bus->refs, 1); }
+void aip_bus_ref(aiplat_bus *bus) {
+  atomic_fetch_add(&bus->refs, 1);
+}
 
 static void bus_free(aiplat_bus *bus) {
   /* The connection is closed and its CLOSED callback has run (close waits
@@ -210,7 +212,8 @@ void aip_bus_release_nsub(aiplat_bus *bus, natsSubscription *ns) {
                NULL);
 }
 
-/* ---- events ---------------------------------------------------------------- */
+/* ---- events ----------------------------------------------------------------
+ */
 
 static void emit(aiplat_bus *bus, aiplat_bus_event ev, aiplat_status st,
                  const char *detail) {
@@ -238,8 +241,8 @@ static void on_disconnected(natsConnection *nc, void *closure) {
   if (natsConnection_IsClosed(nc) || natsConnection_IsDraining(nc))
     aip_log_kv(AIPLAT_LOG_INFO, "nats disconnected (closing)", NULL);
   else
-    aip_log_kv(AIPLAT_LOG_WARNING, "nats disconnected, reconnecting",
-               "servers", bus->servers_log, NULL);
+    aip_log_kv(AIPLAT_LOG_WARNING, "nats disconnected, reconnecting", "servers",
+               bus->servers_log, NULL);
   emit(bus, AIPLAT_BUS_EVENT_DISCONNECTED, AIPLAT_OK, "disconnected");
 }
 
@@ -301,9 +304,12 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub,
   emit(bus, AIPLAT_BUS_EVENT_ERROR, map_nats(err, 0), detail);
 }
 
-/* ---- settings ---------------------------------------------------------------- */
+/* ---- settings
+ * ---------------------------------------------------------------- */
 
-static bool nats_ok(natsStatus s) { return s == NATS_OK; }
+static bool nats_ok(natsStatus s) {
+  return s == NATS_OK;
+}
 
 /* Prefix the thread's last message (from the config) with "bus: ". */
 static aiplat_status cfg_fail(aiplat_status st) {
@@ -362,15 +368,16 @@ static aiplat_status set_servers(aiplat_bus *bus, const char *urls) {
       if (has_scheme(p, len, "tls"))
         any_tls = true;
       else if (!has_scheme(p, len, "nats"))
-        why = "has an unsupported scheme (nats:// or tls://; nats.c 3.4.1 "
-              "has no websocket)";
+        why =
+            "has an unsupported scheme (nats:// or tls://; nats.c 3.4.1 "
+            "has no websocket)";
     }
     if (why) {
       aip_buf shown = {0};
       redact_url(&shown, p, len);
-      st = aip_fail(NULL, AIPLAT_ERR_CONFIG,
-                    "bus: NATS_URL: server %zu (%s) %s", index + 1,
-                    shown.data ? shown.data : "", why);
+      st =
+          aip_fail(NULL, AIPLAT_ERR_CONFIG, "bus: NATS_URL: server %zu (%s) %s",
+                   index + 1, shown.data ? shown.data : "", why);
       aip_buf_free(&shown);
       goto out;
     }
@@ -392,9 +399,8 @@ static aiplat_status set_servers(aiplat_bus *bus, const char *urls) {
     redact_url(&logb, p, len);
     p = comma ? comma + 1 : NULL;
   }
-  if (count > INT_MAX ||
-      !nats_ok(natsOptions_SetServers(bus->opts, (const char **)list,
-                                      (int)count))) {
+  if (count > INT_MAX || !nats_ok(natsOptions_SetServers(
+                             bus->opts, (const char **)list, (int)count))) {
     st = aip_fail(NULL, AIPLAT_ERR_CONFIG,
                   "bus: NATS_URL: the NATS client refused the list (%s)",
                   logb.data ? logb.data : "");
@@ -413,8 +419,8 @@ out:
 
 static aiplat_status readable(const char *var, const char *path) {
   if (access(path, R_OK) != 0)
-    return aip_fail(NULL, AIPLAT_ERR_CONFIG, "bus: %s: cannot read %s: %s",
-                    var, path, strerror(errno));
+    return aip_fail(NULL, AIPLAT_ERR_CONFIG, "bus: %s: cannot read %s: %s", var,
+                    path, strerror(errno));
   return AIPLAT_OK;
 }
 
@@ -437,8 +443,8 @@ static aiplat_status set_auth(aiplat_bus *bus, aiplat_config *cfg) {
     return cfg_fail(st);
   if (creds && *creds) {
     if ((st = readable("NATS_CREDS", creds))) return st;
-    if (!nats_ok(natsOptions_SetUserCredentialsFromFiles(bus->opts, creds,
-                                                         NULL)))
+    if (!nats_ok(
+            natsOptions_SetUserCredentialsFromFiles(bus->opts, creds, NULL)))
       return aip_fail(NULL, AIPLAT_ERR_CONFIG,
                       "bus: NATS_CREDS: the NATS client refused %s", creds);
   }
@@ -450,17 +456,17 @@ static aiplat_status set_auth(aiplat_bus *bus, aiplat_config *cfg) {
                       "(expected \"SU\" followed by 56 base32 characters)");
     /* nats.c calls back with the seed on every (re)connect: keep a copy
      * that lives as long as the bus. */
-    if (strlen(seed) >= sizeof bus->nkey_seed)
+    size_t seed_len = strlen(seed);
+    if (seed_len >= sizeof bus->nkey_seed)
       return aip_fail(NULL, AIPLAT_ERR_CONFIG,
                       "bus: NATS_NKEY_SEED is not a valid user nkey seed");
-    strcpy(bus->nkey_seed, seed);
-    if (!nats_ok(natsOptions_SetNKey(bus->opts, pub, sign_nonce,
-                                     bus->nkey_seed)))
+    memcpy(bus->nkey_seed, seed, seed_len + 1);
+    if (!nats_ok(
+            natsOptions_SetNKey(bus->opts, pub, sign_nonce, bus->nkey_seed)))
       return aip_fail(NULL, AIPLAT_ERR_CONFIG,
                       "bus: NATS_NKEY_SEED: the NATS client refused the key");
   }
-  if (token && *token &&
-      !nats_ok(natsOptions_SetToken(bus->opts, token)))
+  if (token && *token && !nats_ok(natsOptions_SetToken(bus->opts, token)))
     return aip_fail(NULL, AIPLAT_ERR_CONFIG,
                     "bus: NATS_TOKEN: the NATS client refused the token");
   bool has_user = user && *user, has_pass = pass && *pass;
@@ -530,8 +536,7 @@ static aiplat_status set_timing(aiplat_bus *bus, aiplat_config *cfg) {
   int64_t jitter = wait_ms / 2, jitter_tls = wait_ms;
   if (!nats_ok(natsOptions_SetTimeout(bus->opts, connect_ms)) ||
       !nats_ok(natsOptions_SetReconnectWait(bus->opts, wait_ms)) ||
-      !nats_ok(natsOptions_SetReconnectJitter(bus->opts, jitter,
-                                              jitter_tls)) ||
+      !nats_ok(natsOptions_SetReconnectJitter(bus->opts, jitter, jitter_tls)) ||
       !nats_ok(natsOptions_SetMaxReconnect(bus->opts, (int)max_reconnects)) ||
       !nats_ok(natsOptions_SetAllowReconnect(bus->opts, max_reconnects != 0)))
     return aip_fail(NULL, AIPLAT_ERR_CONFIG,
@@ -573,7 +578,8 @@ static aiplat_status configure(aiplat_bus *bus, aiplat_config *cfg) {
   return AIPLAT_OK;
 }
 
-/* ---- lifecycle ------------------------------------------------------------------ */
+/* ---- lifecycle
+ * ------------------------------------------------------------------ */
 
 AIPLAT_API aiplat_status aiplat_bus_create(aiplat_bus **out,
                                            aiplat_config *cfg) {
@@ -684,14 +690,15 @@ AIPLAT_API aiplat_status aiplat_bus_connect(aiplat_bus *bus) {
   natsStatus s = natsOptions_SetSendAsap(bus->opts, bus->send_asap);
   if (s == NATS_OK)
     s = natsOptions_SetRetryOnFailedConnect(
-        bus->opts, bus->retry_connect,
-        bus->retry_connect ? on_connected : NULL, bus);
+        bus->opts, bus->retry_connect, bus->retry_connect ? on_connected : NULL,
+        bus);
   natsConnection *nc = NULL;
   if (s == NATS_OK) s = natsConnection_Connect(&nc, bus->opts);
   if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
     aiplat_status st = aip_bus_fail_nats(&bus->err, s, 0, "bus: connect");
     if (st == AIPLAT_ERR_CONNECTION)
-      st = aip_fail(&bus->err, st, "bus: connect: no NATS server reachable at %s (%s)",
+      st = aip_fail(&bus->err, st,
+                    "bus: connect: no NATS server reachable at %s (%s)",
                     bus->servers_log, natsStatus_GetText(s));
     pthread_mutex_lock(&bus->mu);
     if (bus->state == AIP_BUS_CONNECTING) bus->state = AIP_BUS_CREATED;
@@ -749,8 +756,7 @@ AIPLAT_API int64_t aiplat_bus_max_payload(aiplat_bus *bus) {
 static void wait_closed(aiplat_bus *bus) {
   if (tls_event_bus == bus) return;
   pthread_mutex_lock(&bus->mu);
-  while (bus->nc && !bus->closed_done)
-    pthread_cond_wait(&bus->cond, &bus->mu);
+  while (bus->nc && !bus->closed_done) pthread_cond_wait(&bus->cond, &bus->mu);
   pthread_mutex_unlock(&bus->mu);
 }
 
@@ -787,7 +793,8 @@ AIPLAT_API aiplat_status aiplat_bus_last_error(aiplat_bus *bus, char *buf,
   return aip_err_copy(&bus->err, buf, buflen);
 }
 
-/* ---- publish, request, flush, drain ---------------------------------------------- */
+/* ---- publish, request, flush, drain
+ * ---------------------------------------------- */
 
 aiplat_status aip_bus_make_msg(aiplat_bus *bus, aip_err *e, natsConnection *nc,
                                const char *subject, const char *reply,
@@ -871,12 +878,9 @@ AIPLAT_API aiplat_status aiplat_bus_publish_request(
   return publish(bus, subject, reply, data, len, headers);
 }
 
-AIPLAT_API aiplat_status aiplat_bus_request(aiplat_bus *bus,
-                                            const char *subject,
-                                            const void *data, size_t len,
-                                            const aiplat_headers *headers,
-                                            int64_t timeout_ms,
-                                            aiplat_bus_msg **reply) {
+AIPLAT_API aiplat_status aiplat_bus_request(
+    aiplat_bus *bus, const char *subject, const void *data, size_t len,
+    const aiplat_headers *headers, int64_t timeout_ms, aiplat_bus_msg **reply) {
   if (!bus)
     return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "bus: bus is NULL");
   if (!reply)
@@ -911,8 +915,7 @@ AIPLAT_API aiplat_status aiplat_bus_request(aiplat_bus *bus,
   return aip_bus_msg_wrap(reply, bus, NULL, rm);
 }
 
-AIPLAT_API aiplat_status aiplat_bus_flush(aiplat_bus *bus,
-                                          int64_t timeout_ms) {
+AIPLAT_API aiplat_status aiplat_bus_flush(aiplat_bus *bus, int64_t timeout_ms) {
   if (!bus)
     return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "bus: bus is NULL");
   if (timeout_ms <= 0)
@@ -925,8 +928,7 @@ AIPLAT_API aiplat_status aiplat_bus_flush(aiplat_bus *bus,
   return AIPLAT_OK;
 }
 
-AIPLAT_API aiplat_status aiplat_bus_drain(aiplat_bus *bus,
-                                          int64_t timeout_ms) {
+AIPLAT_API aiplat_status aiplat_bus_drain(aiplat_bus *bus, int64_t timeout_ms) {
   if (!bus)
     return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "bus: bus is NULL");
   if (timeout_ms <= 0)
@@ -957,8 +959,8 @@ AIPLAT_API aiplat_status aiplat_bus_drain(aiplat_bus *bus,
   bool timed_out = false;
   pthread_mutex_lock(&bus->mu);
   while (!bus->closed_done && !timed_out)
-    timed_out = pthread_cond_timedwait(&bus->cond, &bus->mu, &deadline) ==
-                ETIMEDOUT;
+    timed_out =
+        pthread_cond_timedwait(&bus->cond, &bus->mu, &deadline) == ETIMEDOUT;
   bool done = bus->closed_done;
   pthread_mutex_unlock(&bus->mu);
   if (!done) {

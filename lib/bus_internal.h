@@ -37,11 +37,13 @@ aiplat_status aip_bus_subscribe_owned(aiplat_bus *bus, const char *subject,
 /* The same for a JetStream pull consumer (see aiplat_bus_js_subscribe());
  * @max_in_flight bounds the owned messages not yet destroyed, which is how
  * a worker pool of N threads asks for at most N messages at a time. */
-aiplat_status aip_bus_js_subscribe_owned(
-    aiplat_bus *bus, const char *stream, const char *durable,
-    const char *filter_subject, int64_t ack_wait_ms, int64_t max_deliver,
-    int max_in_flight, aiplat_bus_msg_fn fn, void *closure,
-    aiplat_bus_sub **out);
+aiplat_status aip_bus_js_subscribe_owned(aiplat_bus *bus, const char *stream,
+                                         const char *durable,
+                                         const char *filter_subject,
+                                         int64_t ack_wait_ms,
+                                         int64_t max_deliver, int max_in_flight,
+                                         aiplat_bus_msg_fn fn, void *closure,
+                                         aiplat_bus_sub **out);
 
 /* The natsMsg of a message, borrowed (NULL after aip_bus_msg_take_nats()).
  * Do not call natsMsg_Ack() and friends on it: nats.c 3.4.1 reaches the
@@ -112,7 +114,7 @@ struct aiplat_bus {
    * connection is open (nats.c 3.4.1 read-loop race): freed at the end. */
   natsSubscription **parked;
   size_t n_parked, cap_parked;
-  char *servers_log; /* NATS_URL without credentials, for logs */
+  char *servers_log;   /* NATS_URL without credentials, for logs */
   char nkey_seed[128]; /* nats.c signs with it on every (re)connect */
 };
 

@@ -20,7 +20,8 @@ static jsCtx *open_js(aiplat_bus *bus, aip_err *e, const char *what) {
   return js;
 }
 
-/* ---- streams --------------------------------------------------------------- */
+/* ---- streams ---------------------------------------------------------------
+ */
 
 AIPLAT_API aiplat_status aiplat_bus_stream_ensure(
     aiplat_bus *bus, const char *name, const char *const *subjects,
@@ -42,9 +43,15 @@ AIPLAT_API aiplat_status aiplat_bus_stream_ensure(
                     "bus: stream_ensure: max_age_ms out of range");
   jsRetentionPolicy policy;
   switch (retention) {
-    case AIPLAT_BUS_RETENTION_LIMITS: policy = js_LimitsPolicy; break;
-    case AIPLAT_BUS_RETENTION_WORK_QUEUE: policy = js_WorkQueuePolicy; break;
-    case AIPLAT_BUS_RETENTION_INTEREST: policy = js_InterestPolicy; break;
+    case AIPLAT_BUS_RETENTION_LIMITS:
+      policy = js_LimitsPolicy;
+      break;
+    case AIPLAT_BUS_RETENTION_WORK_QUEUE:
+      policy = js_WorkQueuePolicy;
+      break;
+    case AIPLAT_BUS_RETENTION_INTEREST:
+      policy = js_InterestPolicy;
+      break;
     default:
       return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT,
                       "bus: stream_ensure: unknown retention %d",
@@ -67,8 +74,7 @@ AIPLAT_API aiplat_status aiplat_bus_stream_ensure(
     jerr = 0;
     s = js_UpdateStream(NULL, js, &sc, NULL, &jerr);
   }
-  if (s != NATS_OK)
-    return aip_bus_fail_nats(e, s, jerr, "bus: stream_ensure");
+  if (s != NATS_OK) return aip_bus_fail_nats(e, s, jerr, "bus: stream_ensure");
   return AIPLAT_OK;
 }
 
@@ -76,8 +82,8 @@ AIPLAT_API aiplat_status aiplat_bus_stream_delete(aiplat_bus *bus,
                                                   const char *name) {
   if (!bus)
     return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "bus: bus is NULL");
-  aiplat_status st = aip_name_check(&bus->err, "bus: stream_delete: stream name",
-                                    name, NAME_MAX_LEN);
+  aiplat_status st = aip_name_check(
+      &bus->err, "bus: stream_delete: stream name", name, NAME_MAX_LEN);
   if (st) return st;
   jsCtx *js = open_js(bus, &bus->err, "bus: stream_delete");
   if (!js) return aip_err_copy(&bus->err, NULL, 0);
@@ -112,13 +118,15 @@ AIPLAT_API aiplat_status aiplat_bus_js_publish(aiplat_bus *bus,
   if (s == NATS_NO_RESPONDERS)
     return aip_fail(&bus->err, AIPLAT_ERR_NOT_FOUND,
                     "bus: js_publish: no stream captures subject %s", subject);
-  if (s != NATS_OK) return aip_bus_fail_nats(&bus->err, s, jerr, "bus: js_publish");
+  if (s != NATS_OK)
+    return aip_bus_fail_nats(&bus->err, s, jerr, "bus: js_publish");
   if (seq) *seq = pa->Sequence;
   jsPubAck_Destroy(pa);
   return AIPLAT_OK;
 }
 
-/* ---- Key-Value --------------------------------------------------------------------- */
+/* ---- Key-Value
+ * --------------------------------------------------------------------- */
 
 struct aiplat_kv {
   aip_err err;
@@ -140,8 +148,8 @@ AIPLAT_API aiplat_status aiplat_kv_open(aiplat_kv **out, aiplat_bus *bus,
   if (ttl_ms < 0 || ttl_ms > INT64_MAX / 1000000)
     return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT, "kv: ttl_ms out of range");
   if (history < 1 || history > KV_HISTORY_MAX)
-    return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT,
-                    "kv: history must be 1..%d", KV_HISTORY_MAX);
+    return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT, "kv: history must be 1..%d",
+                    KV_HISTORY_MAX);
   jsCtx *js = open_js(bus, e, "kv: open");
   if (!js) return aip_err_copy(e, NULL, 0);
 
@@ -218,7 +226,8 @@ static aiplat_status check_key(aiplat_kv *kv, const char *key) {
 AIPLAT_API aiplat_status aiplat_kv_put(aiplat_kv *kv, const char *key,
                                        const void *data, size_t len,
                                        uint64_t *revision) {
-  if (!kv) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "kv: handle is NULL");
+  if (!kv)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "kv: handle is NULL");
   if (revision) *revision = 0;
   aiplat_status st = check_key(kv, key);
   if (st) return st;
@@ -242,7 +251,8 @@ AIPLAT_API aiplat_status aiplat_kv_put(aiplat_kv *kv, const char *key,
 
 AIPLAT_API aiplat_status aiplat_kv_get(aiplat_kv *kv, const char *key,
                                        void **data, size_t *len) {
-  if (!kv) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "kv: handle is NULL");
+  if (!kv)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "kv: handle is NULL");
   if (!data || !len)
     return aip_fail(&kv->err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "kv: get: data and len must not be NULL");
@@ -274,7 +284,8 @@ AIPLAT_API aiplat_status aiplat_kv_get(aiplat_kv *kv, const char *key,
 }
 
 AIPLAT_API aiplat_status aiplat_kv_delete(aiplat_kv *kv, const char *key) {
-  if (!kv) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "kv: handle is NULL");
+  if (!kv)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "kv: handle is NULL");
   aiplat_status st = check_key(kv, key);
   if (st) return st;
   if (!aip_bus_open_conn(kv->bus, &kv->err, "kv: delete"))

@@ -13,7 +13,8 @@
 #define HDR_VALUE_MAX 4096
 #define JS_ACK_PREFIX "$JS.ACK."
 
-/* ---- headers ---------------------------------------------------------------- */
+/* ---- headers ----------------------------------------------------------------
+ */
 
 AIPLAT_API aiplat_status aiplat_headers_create(aiplat_headers **out) {
   if (!out)
@@ -95,10 +96,12 @@ static aiplat_status headers_push(aiplat_headers *h, const char *key,
   if (h->n == h->cap) {
     size_t cap = h->cap ? h->cap * 2 : 8;
     char **k = realloc(h->keys, cap * sizeof *k);
-    if (!k) return aip_fail(&h->err, AIPLAT_ERR_NO_MEMORY, "headers: out of memory");
+    if (!k)
+      return aip_fail(&h->err, AIPLAT_ERR_NO_MEMORY, "headers: out of memory");
     h->keys = k;
     char **v = realloc(h->values, cap * sizeof *v);
-    if (!v) return aip_fail(&h->err, AIPLAT_ERR_NO_MEMORY, "headers: out of memory");
+    if (!v)
+      return aip_fail(&h->err, AIPLAT_ERR_NO_MEMORY, "headers: out of memory");
     h->values = v;
     h->cap = cap;
   }
@@ -181,8 +184,8 @@ AIPLAT_API const char *aiplat_headers_value_at(const aiplat_headers *h,
   return h && i < h->n ? h->values[i] : NULL;
 }
 
-AIPLAT_API aiplat_status aiplat_headers_last_error(aiplat_headers *h,
-                                                   char *buf, size_t buflen) {
+AIPLAT_API aiplat_status aiplat_headers_last_error(aiplat_headers *h, char *buf,
+                                                   size_t buflen) {
   if (!h)
     return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "headers: set is NULL");
   return aip_err_copy(&h->err, buf, buflen);
@@ -215,7 +218,8 @@ aiplat_status aip_headers_apply(const aiplat_headers *h, natsMsg *nm,
   return AIPLAT_OK;
 }
 
-/* ---- JetStream metadata ------------------------------------------------------ */
+/* ---- JetStream metadata
+ * ------------------------------------------------------ */
 
 static bool parse_u64(const char *s, uint64_t *out) {
   if (!*s) return false;
@@ -255,7 +259,8 @@ bool aip_js_parse_ack_subject(const char *reply, aip_js_meta *m) {
   else
     goto bad;
   uint64_t ts;
-  if (!*tok[base] || !*tok[base + 1] || !parse_u64(tok[base + 2], &m->delivered) ||
+  if (!*tok[base] || !*tok[base + 1] ||
+      !parse_u64(tok[base + 2], &m->delivered) ||
       !parse_u64(tok[base + 3], &m->stream_seq) ||
       !parse_u64(tok[base + 4], &m->consumer_seq) ||
       !parse_u64(tok[base + 5], &ts) || ts > INT64_MAX ||
@@ -272,7 +277,8 @@ bad:
   return false;
 }
 
-/* ---- messages -------------------------------------------------------------------- */
+/* ---- messages
+ * -------------------------------------------------------------------- */
 
 enum { ACK_NONE = 0, ACK_FINAL = 1 };
 
@@ -311,8 +317,8 @@ aiplat_status aip_bus_msg_wrap(aiplat_bus_msg **out, aiplat_bus *bus,
   m->subject = natsMsg_GetSubject(nm);
   m->reply = natsMsg_GetReply(nm);
   if (m->reply && !*m->reply) m->reply = NULL;
-  m->is_js = m->reply && strncmp(m->reply, JS_ACK_PREFIX,
-                                 strlen(JS_ACK_PREFIX)) == 0;
+  m->is_js =
+      m->reply && strncmp(m->reply, JS_ACK_PREFIX, strlen(JS_ACK_PREFIX)) == 0;
   *out = m;
   return AIPLAT_OK;
 }
@@ -327,7 +333,9 @@ aiplat_status aip_bus_msg_adopt(aiplat_bus_msg **out, aiplat_bus *bus,
   return aip_bus_msg_wrap(out, bus, NULL, nm);
 }
 
-natsMsg *aip_bus_msg_nats(aiplat_bus_msg *msg) { return msg ? msg->nm : NULL; }
+natsMsg *aip_bus_msg_nats(aiplat_bus_msg *msg) {
+  return msg ? msg->nm : NULL;
+}
 
 natsMsg *aip_bus_msg_take_nats(aiplat_bus_msg *msg) {
   if (!msg) return NULL;
@@ -425,7 +433,8 @@ AIPLAT_API aiplat_status aiplat_bus_msg_header(aiplat_bus_msg *msg,
 
 static aiplat_status build_view(aiplat_bus_msg *msg) {
   aiplat_headers *h = calloc(1, sizeof *h);
-  if (!h) return aip_fail(&msg->err, AIPLAT_ERR_NO_MEMORY, "bus: out of memory");
+  if (!h)
+    return aip_fail(&msg->err, AIPLAT_ERR_NO_MEMORY, "bus: out of memory");
   aip_err_init(&h->err);
   const char **keys = NULL;
   int nkeys = 0;
@@ -565,7 +574,7 @@ AIPLAT_API aiplat_status aiplat_bus_msg_nak_with_delay(aiplat_bus_msg *msg,
                     "bus: nak_with_delay: delay_ms out of range");
   char body[64];
   snprintf(body, sizeof body, "-NAK {\"delay\":%lld}",
-           (long long)(delay_ms * 1000000));
+           (long long)delay_ms * 1000000LL);
   return send_ack(msg, "nak_with_delay", body, true, 0);
 }
 

@@ -19,7 +19,8 @@ static uint16_t crc16(const unsigned char *p, size_t n) {
   for (size_t i = 0; i < n; i++) {
     crc ^= (uint16_t)(p[i] << 8);
     for (int b = 0; b < 8; b++)
-      crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
+      crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021)
+                           : (uint16_t)(crc << 1);
   }
   return crc;
 }
@@ -65,7 +66,8 @@ static bool b32_decode(const char *in, unsigned char *out, size_t outmax,
   return true;
 }
 
-static bool ed25519_public(const unsigned char seed[32], unsigned char pub[32]) {
+static bool ed25519_public(const unsigned char seed[32],
+                           unsigned char pub[32]) {
   EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32);
   if (!k) return false;
   size_t n = 32;

@@ -27,7 +27,8 @@
 /* The subscription whose callback runs on this thread, if any. */
 static _Thread_local aiplat_bus_sub *tls_current_sub;
 
-/* ---- references and accounting --------------------------------------------- */
+/* ---- references and accounting ---------------------------------------------
+ */
 
 static aiplat_bus_sub *sub_new(aiplat_bus *bus, aip_sub_kind kind,
                                const char *subject, aiplat_bus_msg_fn fn,
@@ -123,7 +124,8 @@ static void release_ns(aiplat_bus_sub *sub) {
   pthread_mutex_unlock(&sub->mu);
 }
 
-/* ---- plain subscriptions ------------------------------------------------------- */
+/* ---- plain subscriptions
+ * ------------------------------------------------------- */
 
 static void on_core_msg(natsConnection *nc, natsSubscription *ns, natsMsg *nm,
                         void *closure) {
@@ -170,18 +172,20 @@ static aiplat_status subscribe_core(aiplat_bus *bus, const char *subject,
     return aip_fail(&bus->err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "bus: subscribe: %s is NULL", out ? "callback" : "out");
   *out = NULL;
-  aiplat_status st = aip_subject_check(&bus->err, "bus: subscribe", subject, true);
+  aiplat_status st =
+      aip_subject_check(&bus->err, "bus: subscribe", subject, true);
   if (!st) st = check_queue(&bus->err, queue);
   if (st) return st;
   natsConnection *nc = aip_bus_open_conn(bus, &bus->err, "bus: subscribe");
   if (!nc) return aip_err_copy(&bus->err, NULL, 0);
   aiplat_bus_sub *sub = sub_new(bus, AIP_SUB_CORE, subject, fn, ud, owned);
-  if (!sub) return aip_fail(&bus->err, AIPLAT_ERR_NO_MEMORY, "bus: out of memory");
+  if (!sub)
+    return aip_fail(&bus->err, AIPLAT_ERR_NO_MEMORY, "bus: out of memory");
   natsSubscription *ns = NULL;
-  natsStatus s = queue ? natsConnection_QueueSubscribe(&ns, nc, subject, queue,
-                                                      on_core_msg, sub)
-                       : natsConnection_Subscribe(&ns, nc, subject,
-                                                  on_core_msg, sub);
+  natsStatus s =
+      queue ? natsConnection_QueueSubscribe(&ns, nc, subject, queue,
+                                            on_core_msg, sub)
+            : natsConnection_Subscribe(&ns, nc, subject, on_core_msg, sub);
   if (s != NATS_OK) {
     st = aip_bus_fail_nats(&bus->err, s, 0, "bus: subscribe");
     aip_sub_unref(sub);
@@ -204,12 +208,9 @@ static aiplat_status subscribe_core(aiplat_bus *bus, const char *subject,
   return AIPLAT_OK;
 }
 
-AIPLAT_API aiplat_status aiplat_bus_subscribe(aiplat_bus *bus,
-                                              const char *subject,
-                                              const char *queue,
-                                              aiplat_bus_msg_fn fn,
-                                              void *user_data,
-                                              aiplat_bus_sub **out) {
+AIPLAT_API aiplat_status aiplat_bus_subscribe(
+    aiplat_bus *bus, const char *subject, const char *queue,
+    aiplat_bus_msg_fn fn, void *user_data, aiplat_bus_sub **out) {
   return subscribe_core(bus, subject, queue, fn, user_data, false, out);
 }
 
@@ -219,7 +220,8 @@ aiplat_status aip_bus_subscribe_owned(aiplat_bus *bus, const char *subject,
   return subscribe_core(bus, subject, queue, fn, closure, true, out);
 }
 
-/* ---- JetStream pull consumers ------------------------------------------------------ */
+/* ---- JetStream pull consumers
+ * ------------------------------------------------------ */
 
 static void *fetch_main(void *arg) {
   aiplat_bus_sub *sub = arg;
@@ -237,8 +239,8 @@ static void *fetch_main(void *arg) {
 
     natsMsgList list = {0};
     jsErrCode jerr = 0;
-    natsStatus s = natsSubscription_Fetch(&list, ns, want, FETCH_EXPIRES_MS,
-                                          &jerr);
+    natsStatus s =
+        natsSubscription_Fetch(&list, ns, want, FETCH_EXPIRES_MS, &jerr);
     if (s == NATS_TIMEOUT) continue;
     if (s == NATS_OK) {
       for (int i = 0; i < list.Count; i++) {
@@ -346,8 +348,8 @@ static aiplat_status js_subscribe(aiplat_bus *bus, const char *stream,
                            NAME_MAX_LEN)) ||
       (st = aip_name_check(&bus->err, "bus: js_subscribe: durable name",
                            durable, NAME_MAX_LEN)) ||
-      (filter && (st = aip_subject_check(&bus->err, "bus: js_subscribe",
-                                         filter, true))))
+      (filter &&
+       (st = aip_subject_check(&bus->err, "bus: js_subscribe", filter, true))))
     return st;
   if (ack_wait_ms <= 0 || ack_wait_ms > INT64_MAX / 1000000)
     return aip_fail(&bus->err, AIPLAT_ERR_INVALID_ARGUMENT,
@@ -370,7 +372,8 @@ static aiplat_status js_subscribe(aiplat_bus *bus, const char *stream,
     return st;
 
   aiplat_bus_sub *sub = sub_new(bus, AIP_SUB_JS, durable, fn, ud, owned);
-  if (!sub) return aip_fail(&bus->err, AIPLAT_ERR_NO_MEMORY, "bus: out of memory");
+  if (!sub)
+    return aip_fail(&bus->err, AIPLAT_ERR_NO_MEMORY, "bus: out of memory");
   sub->max_in_flight = max_in_flight;
   jsSubOptions so;
   jsSubOptions_Init(&so);
@@ -378,8 +381,8 @@ static aiplat_status js_subscribe(aiplat_bus *bus, const char *stream,
   so.Consumer = durable; /* bind: unsubscribing never deletes the consumer */
   so.ManualAck = true;
   jsErrCode jerr = 0;
-  natsStatus s = js_PullSubscribe(&sub->ns, js, filter, durable, NULL, &so,
-                                  &jerr);
+  natsStatus s =
+      js_PullSubscribe(&sub->ns, js, filter, durable, NULL, &so, &jerr);
   if (s != NATS_OK) {
     st = aip_bus_fail_nats(&bus->err, s, jerr, "bus: js_subscribe");
     aip_sub_unref(sub);
@@ -408,16 +411,19 @@ AIPLAT_API aiplat_status aiplat_bus_js_subscribe(
                       max_deliver, max_in_flight, fn, user_data, false, out);
 }
 
-aiplat_status aip_bus_js_subscribe_owned(
-    aiplat_bus *bus, const char *stream, const char *durable,
-    const char *filter_subject, int64_t ack_wait_ms, int64_t max_deliver,
-    int max_in_flight, aiplat_bus_msg_fn fn, void *closure,
-    aiplat_bus_sub **out) {
+aiplat_status aip_bus_js_subscribe_owned(aiplat_bus *bus, const char *stream,
+                                         const char *durable,
+                                         const char *filter_subject,
+                                         int64_t ack_wait_ms,
+                                         int64_t max_deliver, int max_in_flight,
+                                         aiplat_bus_msg_fn fn, void *closure,
+                                         aiplat_bus_sub **out) {
   return js_subscribe(bus, stream, durable, filter_subject, ack_wait_ms,
                       max_deliver, max_in_flight, fn, closure, true, out);
 }
 
-/* ---- stopping ------------------------------------------------------------------------ */
+/* ---- stopping
+ * ------------------------------------------------------------------------ */
 
 /* Stop the subscription and release its natsSubscription; with @drain,
  * let received messages reach the callback first, up to @timeout_ms. */
@@ -445,7 +451,8 @@ static aiplat_status sub_stop(aiplat_bus_sub *sub, bool drain,
   if (drain) deadline_in(&dl, timeout_ms);
   if (sub->kind == AIP_SUB_CORE && drain) {
     natsStatus s = natsSubscription_DrainTimeout(ns, timeout_ms);
-    if (s == NATS_OK) s = natsSubscription_WaitForDrainCompletion(ns, timeout_ms);
+    if (s == NATS_OK)
+      s = natsSubscription_WaitForDrainCompletion(ns, timeout_ms);
     if (s == NATS_TIMEOUT)
       st = aip_fail(&sub->err, AIPLAT_ERR_TIMEOUT,
                     "bus: drain of %s did not finish within %lld ms; the rest "

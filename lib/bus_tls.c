@@ -15,7 +15,9 @@
 
 #include "bus_internal.h"
 
-static void free_comp(SSL_COMP *c) { OPENSSL_free(c); }
+static void free_comp(SSL_COMP *c) {
+  OPENSSL_free(c);
+}
 
 static void release_compression_methods(void) {
   /* Make sure OpenSSL's lazy load has happened, so it cannot run later and
@@ -27,6 +29,10 @@ static void release_compression_methods(void) {
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-static void register_guard(void) { atexit(release_compression_methods); }
+static void register_guard(void) {
+  atexit(release_compression_methods);
+}
 
-void aip_bus_tls_exit_guard(void) { pthread_once(&once, register_guard); }
+void aip_bus_tls_exit_guard(void) {
+  pthread_once(&once, register_guard);
+}

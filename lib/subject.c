@@ -1,10 +1,11 @@
 /* Subjects: token and subject validation, builders for the seed subjects. */
 #include "config.h"
 
+#include "aiplat/subject.h"
+
 #include <stdlib.h>
 #include <string.h>
 
-#include "aiplat/subject.h"
 #include "subject_internal.h"
 
 /* Length of the well-formed UTF-8 sequence at @p (at most @n bytes), or 0
@@ -195,8 +196,8 @@ AIPLAT_API aiplat_status aiplat_subject_chat_response(char **out,
   return aiplat_subject_build(out, "chat", "response", request_id);
 }
 
-AIPLAT_API aiplat_status aiplat_subject_voice_user_request(char **out,
-                                                           const char *user_id) {
+AIPLAT_API aiplat_status
+aiplat_subject_voice_user_request(char **out, const char *user_id) {
   const char *t[] = {"ai", "voice", "user", user_id, "request"};
   return aiplat_subject_join(out, t, 5);
 }
@@ -241,7 +242,8 @@ AIPLAT_API aiplat_status aiplat_subject_token_at(char **out,
   }
   const char *dot = strchr(p, '.');
   char *tok = aip_strndup(p, dot ? (size_t)(dot - p) : strlen(p));
-  if (!tok) return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "subject: out of memory");
+  if (!tok)
+    return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "subject: out of memory");
   *out = tok;
   return AIPLAT_OK;
 }

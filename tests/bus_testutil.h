@@ -34,10 +34,10 @@ typedef struct tu_collector {
   int64_t times_ms[TU_MAX_KEPT]; /* arrival times of the first messages */
   aiplat_bus_msg *kept[TU_MAX_KEPT];
   int n_kept;
-  bool keep;       /* retain each message in kept[] */
-  bool ack;        /* JetStream: ack each message */
-  int sleep_ms;    /* work per message */
-  bool block;      /* wait in the callback until unblocked */
+  bool keep;               /* retain each message in kept[] */
+  bool ack;                /* JetStream: ack each message */
+  int sleep_ms;            /* work per message */
+  bool block;              /* wait in the callback until unblocked */
   aiplat_status cb_status; /* a status observed inside the callback */
 } tu_collector;
 
@@ -155,10 +155,10 @@ static inline bool tu_wait_event(tu_events *e, aiplat_bus_event ev, int n,
  * environment, with quick reconnects for tests. */
 static inline aiplat_config *tu_config(const char *url) {
   static const char *const clear[] = {
-      "NATS_CREDS",   "NATS_NKEY_SEED", "NATS_TOKEN",    "NATS_USER",
-      "NATS_PASSWORD", "NATS_TLS_CA",   "NATS_TLS_CERT", "NATS_TLS_KEY",
-      "NATS_NAME",    "NATS_MAX_RECONNECTS", "NATS_SEND_ASAP",
-      "NATS_RETRY_ON_FAILED_CONNECT"};
+      "NATS_CREDS",          "NATS_NKEY_SEED", "NATS_TOKEN",
+      "NATS_USER",           "NATS_PASSWORD",  "NATS_TLS_CA",
+      "NATS_TLS_CERT",       "NATS_TLS_KEY",   "NATS_NAME",
+      "NATS_MAX_RECONNECTS", "NATS_SEND_ASAP", "NATS_RETRY_ON_FAILED_CONNECT"};
   aiplat_config *cfg = NULL;
   ck_assert_int_eq(aiplat_config_create(&cfg), AIPLAT_OK);
   for (size_t i = 0; i < sizeof clear / sizeof clear[0]; i++)

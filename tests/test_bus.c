@@ -47,7 +47,8 @@ START_TEST(connect_no_server) {
   ck_assert_ptr_nonnull(strstr(tu_bus_err(bus), "127.0.0.1:1"));
   ck_assert(!aiplat_bus_is_connected(bus));
   /* Not connected: operations say so. */
-  ck_assert_int_eq(aiplat_bus_publish(bus, "a", "x", 1, NULL), AIPLAT_ERR_STATE);
+  ck_assert_int_eq(aiplat_bus_publish(bus, "a", "x", 1, NULL),
+                   AIPLAT_ERR_STATE);
   aiplat_bus_destroy(bus);
   aiplat_config_destroy(cfg);
 }
@@ -58,7 +59,8 @@ START_TEST(bad_settings_are_config_errors) {
     const char *name, *value, *needle;
   } bad[] = {
       {"NATS_URL", "ws://127.0.0.1:4222", "websocket"},
-      {"NATS_URL", "nats://u:hunter2@127.0.0.1:1, ,nats://127.0.0.1:2", "server 2"},
+      {"NATS_URL", "nats://u:hunter2@127.0.0.1:1, ,nats://127.0.0.1:2",
+       "server 2"},
       {"NATS_URL", "http://127.0.0.1:4222", "scheme"},
       {"NATS_USER", "alice", "NATS_PASSWORD"},
       {"NATS_TLS_CERT", "/nonexistent.pem", "NATS_TLS_KEY"},
@@ -72,13 +74,15 @@ START_TEST(bad_settings_are_config_errors) {
   char msg[512];
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     aiplat_config *cfg = tu_config(th_nats_url(server));
-    ck_assert_int_eq(aiplat_config_set(cfg, bad[i].name, bad[i].value), AIPLAT_OK);
+    ck_assert_int_eq(aiplat_config_set(cfg, bad[i].name, bad[i].value),
+                     AIPLAT_OK);
     aiplat_bus *bus = (aiplat_bus *)0x1;
     ck_assert_msg(aiplat_bus_create(&bus, cfg) == AIPLAT_ERR_CONFIG,
                   "setting %zu accepted", i);
     ck_assert_ptr_null(bus);
     aiplat_error_last(msg, sizeof msg);
-    ck_assert_msg(strstr(msg, bad[i].needle) != NULL, "setting %zu: '%s'", i, msg);
+    ck_assert_msg(strstr(msg, bad[i].needle) != NULL, "setting %zu: '%s'", i,
+                  msg);
     ck_assert_msg(strstr(msg, "hunter2") == NULL, "secret repeated: %s", msg);
     aiplat_config_destroy(cfg);
   }
@@ -98,8 +102,9 @@ static aiplat_status try_connect(const char *url, const char *const *kv,
   if (st == AIPLAT_OK) {
     aiplat_bus_msg *r = NULL;
     /* Really usable: a request reaches the server (no responders). */
-    ck_assert_int_eq(aiplat_bus_request(bus, "auth.probe", "x", 1, NULL, 2000, &r),
-                     AIPLAT_ERR_UNAVAILABLE);
+    ck_assert_int_eq(
+        aiplat_bus_request(bus, "auth.probe", "x", 1, NULL, 2000, &r),
+        AIPLAT_ERR_UNAVAILABLE);
   }
   aiplat_bus_destroy(bus);
   return st;
@@ -110,7 +115,8 @@ START_TEST(token_auth) {
   ck_assert_ptr_nonnull(s);
   char err[512];
   const char *good[] = {"NATS_TOKEN", "s3cr3t-tok"};
-  ck_assert_int_eq(try_connect(th_nats_url(s), good, 2, err, sizeof err), AIPLAT_OK);
+  ck_assert_int_eq(try_connect(th_nats_url(s), good, 2, err, sizeof err),
+                   AIPLAT_OK);
   const char *bad[] = {"NATS_TOKEN", "wrong"};
   ck_assert_int_eq(try_connect(th_nats_url(s), bad, 2, err, sizeof err),
                    AIPLAT_ERR_AUTH);
@@ -127,7 +133,8 @@ START_TEST(user_password_auth) {
   ck_assert_ptr_nonnull(s);
   char err[512];
   const char *good[] = {"NATS_USER", "alice", "NATS_PASSWORD", "pw-alice"};
-  ck_assert_int_eq(try_connect(th_nats_url(s), good, 4, err, sizeof err), AIPLAT_OK);
+  ck_assert_int_eq(try_connect(th_nats_url(s), good, 4, err, sizeof err),
+                   AIPLAT_OK);
   const char *bad[] = {"NATS_USER", "alice", "NATS_PASSWORD", "nope"};
   ck_assert_int_eq(try_connect(th_nats_url(s), bad, 4, err, sizeof err),
                    AIPLAT_ERR_AUTH);
@@ -153,7 +160,8 @@ START_TEST(state_errors) {
   ck_assert_int_eq(aiplat_bus_connect(bus), AIPLAT_OK);
   ck_assert_int_eq(aiplat_bus_connect(bus), AIPLAT_ERR_STATE);
   ck_assert_int_eq(aiplat_bus_set_send_asap(bus, false), AIPLAT_ERR_STATE);
-  ck_assert_int_eq(aiplat_bus_set_event_callback(bus, NULL, NULL), AIPLAT_ERR_STATE);
+  ck_assert_int_eq(aiplat_bus_set_event_callback(bus, NULL, NULL),
+                   AIPLAT_ERR_STATE);
   ck_assert_int_eq(aiplat_bus_set_retry_on_failed_connect(bus, true),
                    AIPLAT_ERR_STATE);
   aiplat_bus_msg *r = (aiplat_bus_msg *)0x1;
@@ -168,7 +176,8 @@ START_TEST(state_errors) {
   aiplat_bus_close(bus);
   aiplat_bus_close(bus);
   ck_assert(!aiplat_bus_is_connected(bus));
-  ck_assert_int_eq(aiplat_bus_publish(bus, "a", "x", 1, NULL), AIPLAT_ERR_CLOSED);
+  ck_assert_int_eq(aiplat_bus_publish(bus, "a", "x", 1, NULL),
+                   AIPLAT_ERR_CLOSED);
   ck_assert_int_eq(aiplat_bus_connect(bus), AIPLAT_ERR_CLOSED);
   aiplat_bus_destroy(bus);
   aiplat_bus_destroy(NULL);
@@ -180,27 +189,29 @@ START_TEST(state_errors) {
 }
 END_TEST
 
-/* ---- TLS ---------------------------------------------------------------------- */
+/* ---- TLS
+ * ---------------------------------------------------------------------- */
 
 /* Make a CA, a server certificate for 127.0.0.1 and a client certificate in
  * @dir with the openssl program; false when it is not installed. */
 static bool make_certs(const char *dir) {
   if (system("openssl version >/dev/null 2>&1") != 0) return false;
   char cmd[4096];
-  snprintf(cmd, sizeof cmd,
-           "(cd %s && "
-           "printf 'subjectAltName=IP:127.0.0.1\n' > san.ext && "
-           "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
-           "  -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=aiplat-test-ca && "
-           "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-           "  -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 && "
-           "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
-           "  -out srv.pem -days 2 -extfile san.ext && "
-           "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-           "  -keyout cli.key -out cli.csr -subj /CN=bus-client && "
-           "openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
-           "  -out cli.pem -days 2) >/dev/null 2>&1",
-           dir);
+  snprintf(
+      cmd, sizeof cmd,
+      "(cd %s && "
+      "printf 'subjectAltName=IP:127.0.0.1\n' > san.ext && "
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+      "  -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=aiplat-test-ca && "
+      "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+      "  -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 && "
+      "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+      "  -out srv.pem -days 2 -extfile san.ext && "
+      "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+      "  -keyout cli.key -out cli.csr -subj /CN=bus-client && "
+      "openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+      "  -out cli.pem -days 2) >/dev/null 2>&1",
+      dir);
   ck_assert_int_eq(system(cmd), 0);
   return true;
 }
@@ -225,7 +236,8 @@ START_TEST(tls_with_ca_and_client_certificate) {
   snprintf(ca, sizeof ca, "%s/ca.pem", dir);
   snprintf(cert, sizeof cert, "%s/cli.pem", dir);
   snprintf(key, sizeof key, "%s/cli.key", dir);
-  const char *full[] = {"NATS_TLS_CA", ca, "NATS_TLS_CERT", cert, "NATS_TLS_KEY", key};
+  const char *full[] = {"NATS_TLS_CA",  ca, "NATS_TLS_CERT", cert,
+                        "NATS_TLS_KEY", key};
   ck_assert_int_eq(try_connect(url, full, 6, err, sizeof err), AIPLAT_OK);
   /* Without the client certificate the server refuses us. */
   ck_assert_int_ne(try_connect(url, full, 2, err, sizeof err), AIPLAT_OK);
@@ -237,7 +249,8 @@ START_TEST(tls_with_ca_and_client_certificate) {
 }
 END_TEST
 
-/* ---- publish / subscribe ---------------------------------------------------- */
+/* ---- publish / subscribe ----------------------------------------------------
+ */
 
 typedef struct hdr_check {
   pthread_mutex_t mu;
@@ -286,13 +299,15 @@ START_TEST(publish_subscribe_with_headers) {
   memset(&h, 0, sizeof h);
   pthread_mutex_init(&h.mu, NULL);
   aiplat_bus_sub *sub = NULL;
-  ck_assert_int_eq(aiplat_bus_subscribe(bus, "hdr.*", NULL, on_hdr_msg, &h, &sub),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_bus_subscribe(bus, "hdr.*", NULL, on_hdr_msg, &h, &sub),
+      AIPLAT_OK);
   tu_collector c;
   tu_collector_init(&c);
   aiplat_bus_sub *sub2 = NULL;
-  ck_assert_int_eq(aiplat_bus_subscribe(bus, "hdr.>", NULL, tu_collect, &c, &sub2),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_bus_subscribe(bus, "hdr.>", NULL, tu_collect, &c, &sub2),
+      AIPLAT_OK);
   ck_assert_int_eq(aiplat_bus_flush(bus, 2000), AIPLAT_OK);
 
   aiplat_headers *hd = NULL;
@@ -310,14 +325,20 @@ START_TEST(publish_subscribe_with_headers) {
   /* Header injection and malformed keys are refused. */
   ck_assert_int_eq(aiplat_headers_set(hd, "Evil", "a\r\nStatus: 503"),
                    AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_headers_set(hd, "Bad:Key", "v"), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_headers_set(hd, "Bad Key", "v"), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_headers_set(hd, "", "v"), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_headers_add(hd, "K", NULL), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_headers_set(hd, "Bad:Key", "v"),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_headers_set(hd, "Bad Key", "v"),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_headers_set(hd, "", "v"),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_headers_add(hd, "K", NULL),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_uint_eq(aiplat_headers_count(hd), 3);
 
-  ck_assert_int_eq(aiplat_bus_publish(bus, "hdr.one", "hello", 5, hd), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_bus_publish(bus, "hdr.two", NULL, 0, NULL), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_bus_publish(bus, "hdr.one", "hello", 5, hd),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_bus_publish(bus, "hdr.two", NULL, 0, NULL),
+                   AIPLAT_OK);
   ck_assert(tu_wait_count(&c, 2, 5000));
   int64_t end = tu_now_ms() + 5000;
   for (;;) {
@@ -351,17 +372,22 @@ START_TEST(hostile_subjects_are_never_published) {
                    AIPLAT_OK);
   ck_assert_int_eq(aiplat_bus_flush(bus, 2000), AIPLAT_OK);
   static const char *const bad[] = {
-      "",       ".",          "ai..chat", "ai.chat.",  ".ai",
-      "ai.*",   "ai.>",       "*",        ">",         "ai.chat user",
-      "ai.\t",  "ai.x\r\nPUB ai.pipeline.trigger 1\r\nx", "ai.\xff",
-      "ai.\xc0\xae", "ai.a\x7f", "ai.a*b"};
+      "",         ".",
+      "ai..chat", "ai.chat.",
+      ".ai",      "ai.*",
+      "ai.>",     "*",
+      ">",        "ai.chat user",
+      "ai.\t",    "ai.x\r\nPUB ai.pipeline.trigger 1\r\nx",
+      "ai.\xff",  "ai.\xc0\xae",
+      "ai.a\x7f", "ai.a*b"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     ck_assert_msg(aiplat_bus_publish(bus, bad[i], "x", 1, NULL) ==
                       AIPLAT_ERR_INVALID_ARGUMENT,
                   "publish %zu accepted", i);
     ck_assert_ptr_nonnull(strstr(tu_bus_err(bus), "subject"));
-    ck_assert_int_eq(aiplat_bus_publish_request(bus, "ok.x", bad[i], "x", 1, NULL),
-                     AIPLAT_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(
+        aiplat_bus_publish_request(bus, "ok.x", bad[i], "x", 1, NULL),
+        AIPLAT_ERR_INVALID_ARGUMENT);
     aiplat_bus_msg *r = NULL;
     ck_assert_int_eq(aiplat_bus_request(bus, bad[i], "x", 1, NULL, 100, &r),
                      AIPLAT_ERR_INVALID_ARGUMENT);
@@ -372,15 +398,17 @@ START_TEST(hostile_subjects_are_never_published) {
                    AIPLAT_ERR_INVALID_ARGUMENT);
   /* Subscriptions: malformed filters and queue names. */
   aiplat_bus_sub *s2 = NULL;
-  ck_assert_int_eq(aiplat_bus_subscribe(bus, "a.>.b", NULL, tu_collect, &c, &s2),
-                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(
+      aiplat_bus_subscribe(bus, "a.>.b", NULL, tu_collect, &c, &s2),
+      AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(aiplat_bus_subscribe(bus, "a", "q q", tu_collect, &c, &s2),
                    AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(aiplat_bus_subscribe(bus, "a", "q.*", tu_collect, &c, &s2),
                    AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_ptr_null(s2);
   /* Nothing reached the server: only the sentinel arrives. */
-  ck_assert_int_eq(aiplat_bus_publish(bus, "ok.sentinel", "end", 3, NULL), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_bus_publish(bus, "ok.sentinel", "end", 3, NULL),
+                   AIPLAT_OK);
   ck_assert(tu_wait_count(&c, 1, 5000));
   ck_assert_int_eq(aiplat_bus_flush(bus, 2000), AIPLAT_OK);
   tu_sleep_ms(100);
@@ -392,7 +420,8 @@ START_TEST(hostile_subjects_are_never_published) {
 }
 END_TEST
 
-/* ---- request / reply ----------------------------------------------------------- */
+/* ---- request / reply
+ * ----------------------------------------------------------- */
 
 static void echo(aiplat_bus_msg *m, void *ud) {
   (void)ud;
@@ -412,16 +441,17 @@ static void echo(aiplat_bus_msg *m, void *ud) {
 START_TEST(request_reply) {
   aiplat_bus *bus = tu_connect(th_nats_url(server));
   aiplat_bus_sub *sub = NULL;
-  ck_assert_int_eq(aiplat_bus_subscribe(bus, "svc.echo", "echoers", echo, NULL, &sub),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_bus_subscribe(bus, "svc.echo", "echoers", echo, NULL, &sub),
+      AIPLAT_OK);
   ck_assert_int_eq(aiplat_bus_flush(bus, 2000), AIPLAT_OK);
   aiplat_headers *h = NULL;
   ck_assert_int_eq(aiplat_headers_create(&h), AIPLAT_OK);
   ck_assert_int_eq(aiplat_headers_set(h, "Request-Id", "r-9"), AIPLAT_OK);
   for (int i = 0; i < 20; i++) {
     aiplat_bus_msg *r = NULL;
-    ck_assert_int_eq(aiplat_bus_request(bus, "svc.echo", "ping", 4, h, 5000, &r),
-                     AIPLAT_OK);
+    ck_assert_int_eq(
+        aiplat_bus_request(bus, "svc.echo", "ping", 4, h, 5000, &r), AIPLAT_OK);
     ck_assert_uint_eq(aiplat_bus_msg_len(r), 9);
     ck_assert_str_eq(aiplat_bus_msg_data(r), "echo:ping");
     const char *v = NULL;
@@ -447,8 +477,9 @@ START_TEST(no_responders_is_unavailable) {
   aiplat_bus_msg *r = (aiplat_bus_msg *)0x1;
   /* The server answers "no responders" at once, long before the timeout:
    * the status alone proves it (a timeout would be AIPLAT_ERR_TIMEOUT). */
-  ck_assert_int_eq(aiplat_bus_request(bus, "nobody.here", "x", 1, NULL, 20000, &r),
-                   AIPLAT_ERR_UNAVAILABLE);
+  ck_assert_int_eq(
+      aiplat_bus_request(bus, "nobody.here", "x", 1, NULL, 20000, &r),
+      AIPLAT_ERR_UNAVAILABLE);
   ck_assert_ptr_null(r);
   ck_assert_ptr_nonnull(strstr(tu_bus_err(bus), "no responders"));
   char buf[256];
@@ -465,8 +496,9 @@ static void ignore(aiplat_bus_msg *m, void *ud) {
 START_TEST(request_timeout) {
   aiplat_bus *bus = tu_connect(th_nats_url(server));
   aiplat_bus_sub *sub = NULL;
-  ck_assert_int_eq(aiplat_bus_subscribe(bus, "svc.silent", NULL, ignore, NULL, &sub),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_bus_subscribe(bus, "svc.silent", NULL, ignore, NULL, &sub),
+      AIPLAT_OK);
   ck_assert_int_eq(aiplat_bus_flush(bus, 2000), AIPLAT_OK);
   aiplat_bus_msg *r = NULL;
   ck_assert_int_eq(aiplat_bus_request(bus, "svc.silent", "x", 1, NULL, 200, &r),
@@ -493,8 +525,9 @@ static void *slow_request(void *p) {
 START_TEST(close_unblocks_request) {
   aiplat_bus *bus = tu_connect(th_nats_url(server));
   aiplat_bus_sub *sub = NULL;
-  ck_assert_int_eq(aiplat_bus_subscribe(bus, "svc.silent2", NULL, ignore, NULL, &sub),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_bus_subscribe(bus, "svc.silent2", NULL, ignore, NULL, &sub),
+      AIPLAT_OK);
   ck_assert_int_eq(aiplat_bus_flush(bus, 2000), AIPLAT_OK);
   req_arg a = {bus, AIPLAT_OK};
   pthread_t t;
@@ -509,7 +542,8 @@ START_TEST(close_unblocks_request) {
 }
 END_TEST
 
-/* ---- queue groups, limits ---------------------------------------------------------- */
+/* ---- queue groups, limits
+ * ---------------------------------------------------------- */
 
 START_TEST(queue_group_shares_messages) {
   aiplat_bus *bus = tu_connect(th_nats_url(server));
@@ -518,16 +552,20 @@ START_TEST(queue_group_shares_messages) {
   tu_collector_init(&b);
   tu_collector_init(&all);
   aiplat_bus_sub *sa = NULL, *sb = NULL, *sall = NULL;
-  ck_assert_int_eq(aiplat_bus_subscribe(bus, "work.q", "workers", tu_collect, &a, &sa),
-                   AIPLAT_OK);
-  ck_assert_int_eq(aiplat_bus_subscribe(bus, "work.q", "workers", tu_collect, &b, &sb),
-                   AIPLAT_OK);
-  ck_assert_int_eq(aiplat_bus_subscribe(bus, "work.q", NULL, tu_collect, &all, &sall),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_bus_subscribe(bus, "work.q", "workers", tu_collect, &a, &sa),
+      AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_bus_subscribe(bus, "work.q", "workers", tu_collect, &b, &sb),
+      AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_bus_subscribe(bus, "work.q", NULL, tu_collect, &all, &sall),
+      AIPLAT_OK);
   ck_assert_int_eq(aiplat_bus_flush(bus, 2000), AIPLAT_OK);
   const int n = 200;
   for (int i = 0; i < n; i++)
-    ck_assert_int_eq(aiplat_bus_publish(bus, "work.q", "j", 1, NULL), AIPLAT_OK);
+    ck_assert_int_eq(aiplat_bus_publish(bus, "work.q", "j", 1, NULL),
+                     AIPLAT_OK);
   ck_assert(tu_wait_count(&all, n, 10000));
   int64_t end = tu_now_ms() + 10000;
   while (tu_count(&a) + tu_count(&b) < n && tu_now_ms() < end) tu_sleep_ms(5);
@@ -565,14 +603,16 @@ START_TEST(payload_over_max_payload) {
                    AIPLAT_ERR_TOO_LARGE);
   const char *err = tu_bus_err(bus);
   ck_assert_msg(strstr(err, "4096") && strstr(err, "5000"), "%s", err);
-  ck_assert_int_eq(aiplat_bus_publish(bus, "big.x", data, 4096, NULL), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_bus_publish(bus, "big.x", data, 4096, NULL),
+                   AIPLAT_OK);
   /* Headers count toward the limit. */
   aiplat_headers *h = NULL;
   ck_assert_int_eq(aiplat_headers_create(&h), AIPLAT_OK);
   ck_assert_int_eq(aiplat_headers_set(h, "K", "value"), AIPLAT_OK);
   ck_assert_int_eq(aiplat_bus_publish(bus, "big.x", data, 4090, h),
                    AIPLAT_ERR_TOO_LARGE);
-  ck_assert_int_eq(aiplat_bus_publish(bus, "big.x", data, 4096 - 22, h), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_bus_publish(bus, "big.x", data, 4096 - 22, h),
+                   AIPLAT_OK);
   aiplat_headers_destroy(h);
   aiplat_bus_msg *r = NULL;
   ck_assert_int_eq(aiplat_bus_request(bus, "big.y", data, 5000, NULL, 1000, &r),
@@ -596,7 +636,8 @@ START_TEST(payload_over_max_payload) {
 }
 END_TEST
 
-/* ---- reconnection ------------------------------------------------------------------------ */
+/* ---- reconnection
+ * ------------------------------------------------------------------------ */
 
 START_TEST(reconnect_after_server_restart) {
   th_nats *s = th_nats_start(NULL);
@@ -607,13 +648,14 @@ START_TEST(reconnect_after_server_restart) {
   aiplat_bus *bus = NULL;
   ck_assert_int_eq(aiplat_bus_create(&bus, cfg), AIPLAT_OK);
   aiplat_config_destroy(cfg);
-  ck_assert_int_eq(aiplat_bus_set_event_callback(bus, tu_on_event, &ev), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_bus_set_event_callback(bus, tu_on_event, &ev),
+                   AIPLAT_OK);
   ck_assert_int_eq(aiplat_bus_connect(bus), AIPLAT_OK);
   tu_collector c;
   tu_collector_init(&c);
   aiplat_bus_sub *sub = NULL;
-  ck_assert_int_eq(aiplat_bus_subscribe(bus, "rc.x", NULL, tu_collect, &c, &sub),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_bus_subscribe(bus, "rc.x", NULL, tu_collect, &c, &sub), AIPLAT_OK);
   ck_assert_int_eq(aiplat_bus_publish(bus, "rc.x", "1", 1, NULL), AIPLAT_OK);
   ck_assert(tu_wait_count(&c, 1, 5000));
   ck_assert_uint_eq(aiplat_bus_reconnect_count(bus), 0);
@@ -650,8 +692,10 @@ START_TEST(retry_on_failed_connect) {
   aiplat_bus *bus = NULL;
   ck_assert_int_eq(aiplat_bus_create(&bus, cfg), AIPLAT_OK);
   aiplat_config_destroy(cfg);
-  ck_assert_int_eq(aiplat_bus_set_event_callback(bus, tu_on_event, &ev), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_bus_set_retry_on_failed_connect(bus, true), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_bus_set_event_callback(bus, tu_on_event, &ev),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_bus_set_retry_on_failed_connect(bus, true),
+                   AIPLAT_OK);
   ck_assert_int_eq(aiplat_bus_connect(bus), AIPLAT_OK);
   ck_assert(!aiplat_bus_is_connected(bus));
   /* Buffered until connected. */
@@ -664,7 +708,8 @@ START_TEST(retry_on_failed_connect) {
 }
 END_TEST
 
-/* ---- lifecycle of subscriptions and messages ------------------------------------------- */
+/* ---- lifecycle of subscriptions and messages
+ * ------------------------------------------- */
 
 START_TEST(drain_subscription_and_bus) {
   aiplat_bus *bus = tu_connect(th_nats_url(server));
@@ -672,8 +717,8 @@ START_TEST(drain_subscription_and_bus) {
   tu_collector_init(&c);
   c.sleep_ms = 10;
   aiplat_bus_sub *sub = NULL;
-  ck_assert_int_eq(aiplat_bus_subscribe(bus, "dr.x", NULL, tu_collect, &c, &sub),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_bus_subscribe(bus, "dr.x", NULL, tu_collect, &c, &sub), AIPLAT_OK);
   ck_assert_int_eq(aiplat_bus_flush(bus, 2000), AIPLAT_OK);
   for (int i = 0; i < 30; i++)
     ck_assert_int_eq(aiplat_bus_publish(bus, "dr.x", "m", 1, NULL), AIPLAT_OK);
@@ -691,14 +736,15 @@ START_TEST(drain_subscription_and_bus) {
   tu_collector d;
   tu_collector_init(&d);
   d.sleep_ms = 5;
-  ck_assert_int_eq(aiplat_bus_subscribe(bus, "dr.y", NULL, tu_collect, &d, &sub),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_bus_subscribe(bus, "dr.y", NULL, tu_collect, &d, &sub), AIPLAT_OK);
   ck_assert_int_eq(aiplat_bus_flush(bus, 2000), AIPLAT_OK);
   for (int i = 0; i < 20; i++)
     ck_assert_int_eq(aiplat_bus_publish(bus, "dr.y", "m", 1, NULL), AIPLAT_OK);
   ck_assert_int_eq(aiplat_bus_drain(bus, 10000), AIPLAT_OK);
   ck_assert_int_eq(tu_count(&d), 20);
-  ck_assert_int_eq(aiplat_bus_publish(bus, "dr.y", "m", 1, NULL), AIPLAT_ERR_CLOSED);
+  ck_assert_int_eq(aiplat_bus_publish(bus, "dr.y", "m", 1, NULL),
+                   AIPLAT_ERR_CLOSED);
   aiplat_bus_sub_destroy(sub);
   aiplat_bus_destroy(bus);
   tu_collector_free(&c);
@@ -727,12 +773,14 @@ START_TEST(callbacks_cannot_wait_for_themselves) {
   aiplat_bus *bus = tu_connect(th_nats_url(server));
   self_arg a = {NULL, AIPLAT_OK, AIPLAT_OK, 0, true};
   aiplat_bus_sub *sub = NULL;
-  ck_assert_int_eq(aiplat_bus_subscribe(bus, "self.x", NULL, self_stop, &a, &sub),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_bus_subscribe(bus, "self.x", NULL, self_stop, &a, &sub),
+      AIPLAT_OK);
   __atomic_store_n(&a.sub, sub, __ATOMIC_RELEASE);
   ck_assert_int_eq(aiplat_bus_flush(bus, 2000), AIPLAT_OK);
   for (int i = 0; i < 5; i++)
-    ck_assert_int_eq(aiplat_bus_publish(bus, "self.x", "m", 1, NULL), AIPLAT_OK);
+    ck_assert_int_eq(aiplat_bus_publish(bus, "self.x", "m", 1, NULL),
+                     AIPLAT_OK);
   ck_assert_int_eq(aiplat_bus_flush(bus, 2000), AIPLAT_OK);
   tu_sleep_ms(200);
   /* Destroyed from its own callback after the first message. */
@@ -752,23 +800,28 @@ START_TEST(retained_message_outlives_callback_and_bus) {
   aiplat_bus *bus = tu_connect(th_nats_url(server));
   aiplat_bus_msg *kept = NULL;
   aiplat_bus_sub *sub = NULL;
-  ck_assert_int_eq(aiplat_bus_subscribe(bus, "keep.x", NULL, keep_for_later, &kept, &sub),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_bus_subscribe(bus, "keep.x", NULL, keep_for_later, &kept, &sub),
+      AIPLAT_OK);
   ck_assert_int_eq(aiplat_bus_flush(bus, 2000), AIPLAT_OK);
   aiplat_bus_msg *r = NULL;
   /* The responder answers from this thread, after its callback returned. */
   aiplat_bus_sub *waiter = NULL;
   tu_collector c;
   tu_collector_init(&c);
-  ck_assert_int_eq(aiplat_bus_subscribe(bus, "keep.reply", NULL, tu_collect, &c, &waiter),
-                   AIPLAT_OK);
-  ck_assert_int_eq(aiplat_bus_publish_request(bus, "keep.x", "keep.reply", "q", 1, NULL),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_bus_subscribe(bus, "keep.reply", NULL, tu_collect, &c, &waiter),
+      AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_bus_publish_request(bus, "keep.x", "keep.reply", "q", 1, NULL),
+      AIPLAT_OK);
   int64_t end = tu_now_ms() + 5000;
-  while (!__atomic_load_n(&kept, __ATOMIC_ACQUIRE) && tu_now_ms() < end) tu_sleep_ms(5);
+  while (!__atomic_load_n(&kept, __ATOMIC_ACQUIRE) && tu_now_ms() < end)
+    tu_sleep_ms(5);
   ck_assert_ptr_nonnull(kept);
   ck_assert_str_eq(aiplat_bus_msg_reply(kept), "keep.reply");
-  ck_assert_int_eq(aiplat_bus_msg_respond(kept, "late answer", 11, NULL), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_bus_msg_respond(kept, "late answer", 11, NULL),
+                   AIPLAT_OK);
   ck_assert(tu_wait_count(&c, 1, 5000));
   ck_assert_str_eq(c.last_data, "late answer");
   (void)r;
@@ -778,7 +831,8 @@ START_TEST(retained_message_outlives_callback_and_bus) {
   aiplat_bus_destroy(bus);
   ck_assert_str_eq(aiplat_bus_msg_subject(kept), "keep.x");
   ck_assert_str_eq(aiplat_bus_msg_data(kept), "q");
-  ck_assert_int_eq(aiplat_bus_msg_respond(kept, "x", 1, NULL), AIPLAT_ERR_CLOSED);
+  ck_assert_int_eq(aiplat_bus_msg_respond(kept, "x", 1, NULL),
+                   AIPLAT_ERR_CLOSED);
   aiplat_bus_msg_destroy(kept);
   tu_collector_free(&c);
 }
@@ -791,18 +845,21 @@ START_TEST(slow_consumer_is_reported) {
   tu_events_init(&ev);
   ck_assert_int_eq(aiplat_bus_create(&bus, cfg), AIPLAT_OK);
   aiplat_config_destroy(cfg);
-  ck_assert_int_eq(aiplat_bus_set_event_callback(bus, tu_on_event, &ev), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_bus_set_event_callback(bus, tu_on_event, &ev),
+                   AIPLAT_OK);
   ck_assert_int_eq(aiplat_bus_connect(bus), AIPLAT_OK);
   tu_collector c;
   tu_collector_init(&c);
   c.block = true; /* the callback holds the delivery thread */
   aiplat_bus_sub *sub = NULL;
-  ck_assert_int_eq(aiplat_bus_subscribe(bus, "slow.x", NULL, tu_collect, &c, &sub),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_bus_subscribe(bus, "slow.x", NULL, tu_collect, &c, &sub),
+      AIPLAT_OK);
   ck_assert_int_eq(aiplat_bus_flush(bus, 2000), AIPLAT_OK);
   /* More than the 65536 messages a subscription may queue. */
   for (int i = 0; i < 70000; i++)
-    ck_assert_int_eq(aiplat_bus_publish(bus, "slow.x", "m", 1, NULL), AIPLAT_OK);
+    ck_assert_int_eq(aiplat_bus_publish(bus, "slow.x", "m", 1, NULL),
+                     AIPLAT_OK);
   ck_assert_int_eq(aiplat_bus_flush(bus, 10000), AIPLAT_OK);
   ck_assert(tu_wait_event(&ev, AIPLAT_BUS_EVENT_ERROR, 1, 10000));
   ck_assert_int_eq(ev.last_error, AIPLAT_ERR_TOO_LARGE);

@@ -62,13 +62,15 @@ START_TEST(nkey_authentication) {
   new_seed(seed, pub);
   new_seed(other, other_pub);
   char conf[256];
-  snprintf(conf, sizeof conf, "authorization { users = [ { nkey: %s } ] }", pub);
+  snprintf(conf, sizeof conf, "authorization { users = [ { nkey: %s } ] }",
+           pub);
   th_nats *s = th_nats_start(conf);
   ck_assert_ptr_nonnull(s);
   for (int round = 0; round < 2; round++) {
     aiplat_config *cfg = tu_config(th_nats_url(s));
-    ck_assert_int_eq(aiplat_config_set(cfg, "NATS_NKEY_SEED", round ? other : seed),
-                     AIPLAT_OK);
+    ck_assert_int_eq(
+        aiplat_config_set(cfg, "NATS_NKEY_SEED", round ? other : seed),
+        AIPLAT_OK);
     aiplat_bus *bus = NULL;
     ck_assert_int_eq(aiplat_bus_create(&bus, cfg), AIPLAT_OK);
     aiplat_config_destroy(cfg); /* the bus keeps its own copy of the seed */
@@ -83,7 +85,8 @@ END_TEST
 
 START_TEST(ack_subject_parsing) {
   aip_js_meta m;
-  ck_assert(aip_js_parse_ack_subject("$JS.ACK.ORDERS.work.3.41.17.1700000000000000001.5", &m));
+  ck_assert(aip_js_parse_ack_subject(
+      "$JS.ACK.ORDERS.work.3.41.17.1700000000000000001.5", &m));
   ck_assert_str_eq(m.stream, "ORDERS");
   ck_assert_str_eq(m.consumer, "work");
   ck_assert_uint_eq(m.delivered, 3);
@@ -104,13 +107,13 @@ START_TEST(ack_subject_parsing) {
       "",
       "_INBOX.x",
       "$JS.ACK.",
-      "$JS.ACK.S.C.1.2.3.4",                 /* 6 tokens */
-      "$JS.ACK.S.C.1.2.3.4.5.6",             /* 8 tokens */
-      "$JS.ACK.S.C.x.2.3.4.5",               /* not a number */
+      "$JS.ACK.S.C.1.2.3.4",     /* 6 tokens */
+      "$JS.ACK.S.C.1.2.3.4.5.6", /* 8 tokens */
+      "$JS.ACK.S.C.x.2.3.4.5",   /* not a number */
       "$JS.ACK.S.C.1.2.3.-4.5",
       "$JS.ACK.S.C.1.2.3.4.99999999999999999999999",
       "$JS.ACK.S.C.1.2.3.18446744073709551615.5", /* timestamp > INT64_MAX */
-      "$JS.ACK..C.1.2.3.4.5",                /* empty stream */
+      "$JS.ACK..C.1.2.3.4.5",                     /* empty stream */
       "$JS.ACK.S.C.1..3.4.5",
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -130,8 +133,10 @@ typedef struct handoff {
 static void take(aiplat_bus_msg *m, void *ud) {
   handoff *h = ud;
   pthread_mutex_lock(&h->mu);
-  if (h->n < 64) h->q[h->n++] = m;
-  else aiplat_bus_msg_destroy(m);
+  if (h->n < 64)
+    h->q[h->n++] = m;
+  else
+    aiplat_bus_msg_destroy(m);
   pthread_cond_broadcast(&h->cv);
   pthread_mutex_unlock(&h->mu);
 }
@@ -157,20 +162,22 @@ START_TEST(owned_subscription_hands_messages_over) {
   aiplat_bus *bus = tu_connect(th_nats_url(server));
   ck_assert_ptr_nonnull(aip_bus_conn(bus));
   ck_assert_ptr_nonnull(aip_bus_js(bus));
-  ck_assert_int_eq(natsConnection_Status(aip_bus_conn(bus)), NATS_CONN_STATUS_CONNECTED);
+  ck_assert_int_eq(natsConnection_Status(aip_bus_conn(bus)),
+                   NATS_CONN_STATUS_CONNECTED);
   handoff h;
   memset(&h, 0, sizeof h);
   pthread_mutex_init(&h.mu, NULL);
   pthread_cond_init(&h.cv, NULL);
   aiplat_bus_sub *sub = NULL;
-  ck_assert_int_eq(aip_bus_subscribe_owned(bus, "own.x", "pool", take, &h, &sub),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aip_bus_subscribe_owned(bus, "own.x", "pool", take, &h, &sub), AIPLAT_OK);
   ck_assert_int_eq(aiplat_bus_flush(bus, 2000), AIPLAT_OK);
   /* A request answered by "a worker" (this thread) after the callback. */
   natsMsg *reply = NULL;
   natsConnection *nc = aip_bus_conn(bus);
-  ck_assert_int_eq(natsConnection_PublishRequestString(nc, "own.x", "own.reply", "q1"),
-                   NATS_OK);
+  ck_assert_int_eq(
+      natsConnection_PublishRequestString(nc, "own.x", "own.reply", "q1"),
+      NATS_OK);
   aiplat_bus_msg *m = next(&h, 5000);
   ck_assert_ptr_nonnull(m);
   ck_assert_ptr_nonnull(aip_bus_msg_nats(m));
@@ -202,13 +209,15 @@ START_TEST(owned_subscription_hands_messages_over) {
   ck_assert_str_eq(aiplat_bus_msg_data(m), "q2");
   aiplat_bus_msg_destroy(m);
   /* Adopting a natsMsg received some other way. */
-  ck_assert_int_eq(natsConnection_PublishString(nc, "own.reply", "raw"), NATS_OK);
+  ck_assert_int_eq(natsConnection_PublishString(nc, "own.reply", "raw"),
+                   NATS_OK);
   ck_assert_int_eq(natsSubscription_NextMsg(&reply, rs, 5000), NATS_OK);
   aiplat_bus_msg *adopted = NULL;
   ck_assert_int_eq(aip_bus_msg_adopt(&adopted, bus, reply), AIPLAT_OK);
   ck_assert_str_eq(aiplat_bus_msg_data(adopted), "raw");
   aiplat_bus_msg_destroy(adopted);
-  ck_assert_int_eq(aip_bus_msg_adopt(&adopted, NULL, NULL), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aip_bus_msg_adopt(&adopted, NULL, NULL),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   natsSubscription_Unsubscribe(rs);
   natsSubscription_Destroy(rs);
   aiplat_bus_destroy(bus);
@@ -222,15 +231,15 @@ START_TEST(owned_jetstream_messages_count_until_destroyed) {
                                             AIPLAT_BUS_RETENTION_WORK_QUEUE),
                    AIPLAT_OK);
   for (int i = 0; i < 4; i++)
-    ck_assert_int_eq(aiplat_bus_js_publish(bus, "ownjs.job", "j", 1, NULL, NULL),
-                     AIPLAT_OK);
+    ck_assert_int_eq(
+        aiplat_bus_js_publish(bus, "ownjs.job", "j", 1, NULL, NULL), AIPLAT_OK);
   handoff h;
   memset(&h, 0, sizeof h);
   pthread_mutex_init(&h.mu, NULL);
   pthread_cond_init(&h.cv, NULL);
   aiplat_bus_sub *sub = NULL;
-  ck_assert_int_eq(aip_bus_js_subscribe_owned(bus, "OWNJS", "pool", NULL, 30000, -1,
-                                              2, take, &h, &sub),
+  ck_assert_int_eq(aip_bus_js_subscribe_owned(bus, "OWNJS", "pool", NULL, 30000,
+                                              -1, 2, take, &h, &sub),
                    AIPLAT_OK);
   aiplat_bus_msg *a = next(&h, 5000), *b = next(&h, 5000);
   ck_assert_ptr_nonnull(a);
@@ -275,8 +284,9 @@ START_TEST(nats_status_mapping) {
       {NATS_OK, 0, AIPLAT_ERR_INTERNAL}, /* a failure never maps to OK */
   };
   for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-    ck_assert_msg(aip_bus_fail_nats(NULL, map[i].s, map[i].jerr, "t") == map[i].want,
-                  "row %zu", i);
+    ck_assert_msg(
+        aip_bus_fail_nats(NULL, map[i].s, map[i].jerr, "t") == map[i].want,
+        "row %zu", i);
   char buf[128];
   aip_bus_fail_nats(NULL, NATS_ERR, 10052, "bus: x");
   aiplat_error_last(buf, sizeof buf);

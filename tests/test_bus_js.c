@@ -24,7 +24,9 @@ static void stop_server(void) {
   server = NULL;
 }
 
-static void setup(void) { bus = tu_connect(th_nats_url(server)); }
+static void setup(void) {
+  bus = tu_connect(th_nats_url(server));
+}
 
 static void teardown(void) {
   aiplat_bus_destroy(bus);
@@ -33,27 +35,31 @@ static void teardown(void) {
 
 static void ensure(const char *name, const char *subject) {
   const char *subjects[] = {subject};
-  aiplat_status st =
-      aiplat_bus_stream_ensure(bus, name, subjects, 1, 0, AIPLAT_BUS_RETENTION_LIMITS);
+  aiplat_status st = aiplat_bus_stream_ensure(bus, name, subjects, 1, 0,
+                                              AIPLAT_BUS_RETENTION_LIMITS);
   ck_assert_msg(st == AIPLAT_OK, "stream_ensure: %s", tu_bus_err(bus));
 }
 
 static void js_pub(const char *subject, const char *data) {
-  aiplat_status st = aiplat_bus_js_publish(bus, subject, data, strlen(data), NULL, NULL);
+  aiplat_status st =
+      aiplat_bus_js_publish(bus, subject, data, strlen(data), NULL, NULL);
   ck_assert_msg(st == AIPLAT_OK, "js_publish: %s", tu_bus_err(bus));
 }
 
 static aiplat_bus_sub *js_sub(const char *stream, const char *durable,
                               const char *filter, int64_t ack_wait_ms,
-                              int max_in_flight, aiplat_bus_msg_fn fn, void *ud) {
+                              int max_in_flight, aiplat_bus_msg_fn fn,
+                              void *ud) {
   aiplat_bus_sub *sub = NULL;
-  aiplat_status st = aiplat_bus_js_subscribe(bus, stream, durable, filter, ack_wait_ms,
-                                             -1, max_in_flight, fn, ud, &sub);
+  aiplat_status st =
+      aiplat_bus_js_subscribe(bus, stream, durable, filter, ack_wait_ms, -1,
+                              max_in_flight, fn, ud, &sub);
   ck_assert_msg(st == AIPLAT_OK, "js_subscribe: %s", tu_bus_err(bus));
   return sub;
 }
 
-/* ---- streams ------------------------------------------------------------------ */
+/* ---- streams
+ * ------------------------------------------------------------------ */
 
 START_TEST(stream_ensure_is_idempotent_and_updates) {
   const char *one[] = {"orders.new"};
@@ -64,17 +70,20 @@ START_TEST(stream_ensure_is_idempotent_and_updates) {
                                             AIPLAT_BUS_RETENTION_LIMITS),
                    AIPLAT_OK);
   uint64_t seq = 0;
-  ck_assert_int_eq(aiplat_bus_js_publish(bus, "orders.new", "a", 1, NULL, &seq), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_bus_js_publish(bus, "orders.new", "a", 1, NULL, &seq),
+                   AIPLAT_OK);
   ck_assert_uint_eq(seq, 1);
-  ck_assert_int_eq(aiplat_bus_js_publish(bus, "orders.paid", "b", 1, NULL, &seq),
-                   AIPLAT_ERR_NOT_FOUND);
+  ck_assert_int_eq(
+      aiplat_bus_js_publish(bus, "orders.paid", "b", 1, NULL, &seq),
+      AIPLAT_ERR_NOT_FOUND);
   ck_assert_ptr_nonnull(strstr(tu_bus_err(bus), "orders.paid"));
   /* Same stream, one more subject and another max age: updated. */
   const char *two[] = {"orders.new", "orders.paid"};
   ck_assert_int_eq(aiplat_bus_stream_ensure(bus, "ORDERS", two, 2, 120000,
                                             AIPLAT_BUS_RETENTION_LIMITS),
                    AIPLAT_OK);
-  ck_assert_int_eq(aiplat_bus_js_publish(bus, "orders.paid", "b", 1, NULL, &seq), AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_bus_js_publish(bus, "orders.paid", "b", 1, NULL, &seq), AIPLAT_OK);
   ck_assert_uint_eq(seq, 2); /* the stream kept its messages */
   /* The server cannot change the retention of a stream. */
   ck_assert_int_eq(aiplat_bus_stream_ensure(bus, "ORDERS", two, 2, 120000,
@@ -85,7 +94,8 @@ START_TEST(stream_ensure_is_idempotent_and_updates) {
                                             AIPLAT_BUS_RETENTION_LIMITS),
                    AIPLAT_ERR_BAD_REQUEST);
   ck_assert_int_eq(aiplat_bus_stream_delete(bus, "ORDERS"), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_bus_stream_delete(bus, "ORDERS"), AIPLAT_ERR_NOT_FOUND);
+  ck_assert_int_eq(aiplat_bus_stream_delete(bus, "ORDERS"),
+                   AIPLAT_ERR_NOT_FOUND);
 }
 END_TEST
 
@@ -106,9 +116,9 @@ START_TEST(stream_arguments_are_checked) {
   ck_assert_int_eq(aiplat_bus_stream_ensure(bus, "S", one, 1, -1,
                                             AIPLAT_BUS_RETENTION_LIMITS),
                    AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_bus_stream_ensure(bus, "S", one, 1, 0,
-                                            (aiplat_bus_retention)7),
-                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(
+      aiplat_bus_stream_ensure(bus, "S", one, 1, 0, (aiplat_bus_retention)7),
+      AIPLAT_ERR_INVALID_ARGUMENT);
   tu_collector c;
   tu_collector_init(&c);
   aiplat_bus_sub *sub = NULL;
@@ -116,11 +126,11 @@ START_TEST(stream_arguments_are_checked) {
                                            tu_collect, &c, &sub),
                    AIPLAT_ERR_NOT_FOUND);
   ensure("ARGS", "args.>");
-  ck_assert_int_eq(aiplat_bus_js_subscribe(bus, "ARGS", "d.x", NULL, 1000, -1, 1,
-                                           tu_collect, &c, &sub),
+  ck_assert_int_eq(aiplat_bus_js_subscribe(bus, "ARGS", "d.x", NULL, 1000, -1,
+                                           1, tu_collect, &c, &sub),
                    AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_bus_js_subscribe(bus, "ARGS", "d", "args x", 1000, -1, 1,
-                                           tu_collect, &c, &sub),
+  ck_assert_int_eq(aiplat_bus_js_subscribe(bus, "ARGS", "d", "args x", 1000, -1,
+                                           1, tu_collect, &c, &sub),
                    AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(aiplat_bus_js_subscribe(bus, "ARGS", "d", NULL, 0, -1, 1,
                                            tu_collect, &c, &sub),
@@ -138,7 +148,8 @@ START_TEST(stream_arguments_are_checked) {
 }
 END_TEST
 
-/* ---- consumers ------------------------------------------------------------------- */
+/* ---- consumers
+ * ------------------------------------------------------------------- */
 
 START_TEST(ack_consumes_and_metadata) {
   ensure("ACKS", "acks.>");
@@ -148,7 +159,8 @@ START_TEST(ack_consumes_and_metadata) {
   tu_collector_init(&c);
   c.ack = true;
   c.keep = true;
-  aiplat_bus_sub *sub = js_sub("ACKS", "acker", "acks.>", 300, 8, tu_collect, &c);
+  aiplat_bus_sub *sub =
+      js_sub("ACKS", "acker", "acks.>", 300, 8, tu_collect, &c);
   ck_assert(tu_wait_count(&c, 2, 10000));
   /* Acked: nothing comes back after several ack waits. */
   tu_sleep_ms(1200);
@@ -159,8 +171,8 @@ START_TEST(ack_consumes_and_metadata) {
   const char *stream = NULL, *consumer = NULL;
   uint64_t sseq = 0, cseq = 0, delivered = 0, pending = 9;
   int64_t ts = 0;
-  ck_assert_int_eq(aiplat_bus_msg_js_metadata(m, &stream, &consumer, &sseq, &cseq,
-                                              &delivered, &pending, &ts),
+  ck_assert_int_eq(aiplat_bus_msg_js_metadata(m, &stream, &consumer, &sseq,
+                                              &cseq, &delivered, &pending, &ts),
                    AIPLAT_OK);
   ck_assert_str_eq(stream, "ACKS");
   ck_assert_str_eq(consumer, "acker");
@@ -208,11 +220,20 @@ static void on_policy(aiplat_bus_msg *m, void *ud) {
     st = aiplat_bus_msg_ack_sync(m, 5000);
   } else {
     switch (p->first) {
-      case NAK: st = aiplat_bus_msg_nak(m); break;
-      case NAK_DELAY: st = aiplat_bus_msg_nak_with_delay(m, p->delay_ms); break;
-      case TERM: st = aiplat_bus_msg_term(m); break;
-      case HOLD: p->held = aiplat_bus_msg_retain(m); break;
-      case DROP: break;
+      case NAK:
+        st = aiplat_bus_msg_nak(m);
+        break;
+      case NAK_DELAY:
+        st = aiplat_bus_msg_nak_with_delay(m, p->delay_ms);
+        break;
+      case TERM:
+        st = aiplat_bus_msg_term(m);
+        break;
+      case HOLD:
+        p->held = aiplat_bus_msg_retain(m);
+        break;
+      case DROP:
+        break;
     }
   }
   if (i == 0) p->st = st;
@@ -253,7 +274,8 @@ START_TEST(nak_with_delay_is_honoured) {
   ensure("DELAY", "delay.>");
   policy p = {.first = NAK_DELAY, .delay_ms = 700};
   pthread_mutex_init(&p.mu, NULL);
-  aiplat_bus_sub *sub = js_sub("DELAY", "delayer", NULL, 30000, 4, on_policy, &p);
+  aiplat_bus_sub *sub =
+      js_sub("DELAY", "delayer", NULL, 30000, 4, on_policy, &p);
   js_pub("delay.a", "x");
   ck_assert(wait_policy(&p, 2, 20000));
   aiplat_bus_sub_destroy(sub);
@@ -261,7 +283,8 @@ START_TEST(nak_with_delay_is_honoured) {
   ck_assert_uint_eq(p.delivered[1], 2);
   /* Not before the delay (a lower bound only: no flaky upper bound). */
   ck_assert_int_ge(p.at_ms[1] - p.at_ms[0], 600);
-  ck_assert_int_eq(aiplat_bus_msg_nak_with_delay(NULL, 1), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_bus_msg_nak_with_delay(NULL, 1),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
 }
 END_TEST
 
@@ -306,7 +329,8 @@ static int hold_and_ack(const char *stream, bool progress, int hold_ms) {
   ck_assert(wait_policy(&p, 1, 10000));
   int64_t end = tu_now_ms() + hold_ms;
   while (tu_now_ms() < end) {
-    if (progress) ck_assert_int_eq(aiplat_bus_msg_in_progress(p.held), AIPLAT_OK);
+    if (progress)
+      ck_assert_int_eq(aiplat_bus_msg_in_progress(p.held), AIPLAT_OK);
     tu_sleep_ms(200);
   }
   ck_assert_int_eq(aiplat_bus_msg_ack(p.held), AIPLAT_OK);
@@ -330,7 +354,8 @@ START_TEST(max_in_flight_bounds_held_messages) {
   tu_collector c;
   tu_collector_init(&c);
   c.keep = true; /* each message stays held until we release it */
-  aiplat_bus_sub *sub = js_sub("FLIGHT", "flyer", NULL, 30000, 2, tu_collect, &c);
+  aiplat_bus_sub *sub =
+      js_sub("FLIGHT", "flyer", NULL, 30000, 2, tu_collect, &c);
   for (int i = 0; i < 5; i++) js_pub("flight.a", "x");
   ck_assert(tu_wait_count(&c, 2, 10000));
   tu_sleep_ms(500);
@@ -363,8 +388,10 @@ START_TEST(durable_survives_and_is_shared) {
   tu_collector_init(&b);
   a.ack = b.ack = true;
   a.sleep_ms = b.sleep_ms = 5;
-  aiplat_bus_sub *sa = js_sub("SHARED", "workers", NULL, 30000, 1, tu_collect, &a);
-  aiplat_bus_sub *sb = js_sub("SHARED", "workers", NULL, 30000, 1, tu_collect, &b);
+  aiplat_bus_sub *sa =
+      js_sub("SHARED", "workers", NULL, 30000, 1, tu_collect, &a);
+  aiplat_bus_sub *sb =
+      js_sub("SHARED", "workers", NULL, 30000, 1, tu_collect, &b);
   const int n = 60;
   for (int i = 0; i < n; i++) js_pub("shared.job", "j");
   int64_t end = tu_now_ms() + 20000;
@@ -382,7 +409,8 @@ START_TEST(durable_survives_and_is_shared) {
   tu_collector c;
   tu_collector_init(&c);
   c.ack = true;
-  aiplat_bus_sub *sc = js_sub("SHARED", "workers", NULL, 30000, 4, tu_collect, &c);
+  aiplat_bus_sub *sc =
+      js_sub("SHARED", "workers", NULL, 30000, 4, tu_collect, &c);
   ck_assert(tu_wait_count(&c, 1, 10000));
   tu_sleep_ms(200);
   ck_assert_int_eq(tu_count(&c), 1);
@@ -399,7 +427,8 @@ START_TEST(consumer_settings_are_updated) {
   tu_collector c;
   tu_collector_init(&c);
   c.ack = true;
-  aiplat_bus_sub *s1 = js_sub("UPD", "changing", NULL, 30000, 1, tu_collect, &c);
+  aiplat_bus_sub *s1 =
+      js_sub("UPD", "changing", NULL, 30000, 1, tu_collect, &c);
   aiplat_bus_sub_destroy(s1);
   /* Same durable, another ack wait: updated, not refused. */
   aiplat_bus_sub *s2 = js_sub("UPD", "changing", NULL, 5000, 1, tu_collect, &c);
@@ -423,11 +452,11 @@ START_TEST(consumer_resumes_after_server_restart) {
   tu_collector_init(&c);
   c.ack = true;
   aiplat_bus_sub *sub = NULL;
-  ck_assert_int_eq(aiplat_bus_js_subscribe(b, "RESUME", "resumer", NULL, 30000, -1, 4,
-                                           tu_collect, &c, &sub),
+  ck_assert_int_eq(aiplat_bus_js_subscribe(b, "RESUME", "resumer", NULL, 30000,
+                                           -1, 4, tu_collect, &c, &sub),
                    AIPLAT_OK);
-  ck_assert_int_eq(aiplat_bus_js_publish(b, "resume.a", "before", 6, NULL, NULL),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_bus_js_publish(b, "resume.a", "before", 6, NULL, NULL), AIPLAT_OK);
   ck_assert(tu_wait_count(&c, 1, 10000));
   ck_assert(th_nats_kill(s));
   ck_assert(th_nats_restart(s));
@@ -435,7 +464,8 @@ START_TEST(consumer_resumes_after_server_restart) {
   aiplat_status st = AIPLAT_ERR_TIMEOUT;
   int64_t end = tu_now_ms() + 20000;
   while (tu_now_ms() < end &&
-         (st = aiplat_bus_js_publish(b, "resume.a", "after", 5, NULL, NULL)) != AIPLAT_OK)
+         (st = aiplat_bus_js_publish(b, "resume.a", "after", 5, NULL, NULL)) !=
+             AIPLAT_OK)
     tu_sleep_ms(200);
   ck_assert_msg(st == AIPLAT_OK, "%s", tu_bus_err(b));
   ck_assert(tu_wait_count(&c, 2, 20000));
@@ -447,14 +477,16 @@ START_TEST(consumer_resumes_after_server_restart) {
 }
 END_TEST
 
-/* ---- Key-Value ------------------------------------------------------------------------- */
+/* ---- Key-Value
+ * ------------------------------------------------------------------------- */
 
 START_TEST(kv_put_get_delete) {
   aiplat_kv *kv = NULL;
   ck_assert_int_eq(aiplat_kv_open(&kv, bus, "chat_history", 0, 5), AIPLAT_OK);
   uint64_t r1 = 0, r2 = 0;
   ck_assert_int_eq(aiplat_kv_put(kv, "conv.u1/c1", "hello", 5, &r1), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_kv_put(kv, "conv.u1/c1", "hello again", 11, &r2), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_kv_put(kv, "conv.u1/c1", "hello again", 11, &r2),
+                   AIPLAT_OK);
   ck_assert_uint_gt(r2, r1);
   void *v = NULL;
   size_t n = 0;
@@ -476,13 +508,16 @@ START_TEST(kv_put_get_delete) {
   ck_assert_int_eq(aiplat_kv_get(kv, "never", &v, &n), AIPLAT_ERR_NOT_FOUND);
   ck_assert_ptr_null(v);
   ck_assert_int_eq(aiplat_kv_delete(kv, "conv.u1/c1"), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_kv_get(kv, "conv.u1/c1", &v, &n), AIPLAT_ERR_NOT_FOUND);
+  ck_assert_int_eq(aiplat_kv_get(kv, "conv.u1/c1", &v, &n),
+                   AIPLAT_ERR_NOT_FOUND);
   char err[256];
-  ck_assert_int_eq(aiplat_kv_last_error(kv, err, sizeof err), AIPLAT_ERR_NOT_FOUND);
+  ck_assert_int_eq(aiplat_kv_last_error(kv, err, sizeof err),
+                   AIPLAT_ERR_NOT_FOUND);
   ck_assert_ptr_nonnull(strstr(err, "chat_history"));
   /* Opening again binds to the same bucket (its settings stay). */
   aiplat_kv *again = NULL;
-  ck_assert_int_eq(aiplat_kv_open(&again, bus, "chat_history", 1000, 1), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_kv_open(&again, bus, "chat_history", 1000, 1),
+                   AIPLAT_OK);
   ck_assert_int_eq(aiplat_kv_get(again, "bin", &v, &n), AIPLAT_OK);
   aiplat_free(v);
   aiplat_kv_destroy(again);
@@ -496,12 +531,15 @@ START_TEST(kv_rejects_bad_input) {
   for (size_t i = 0; i < sizeof bad_buckets / sizeof bad_buckets[0]; i++)
     ck_assert_int_eq(aiplat_kv_open(&kv, bus, bad_buckets[i], 0, 1),
                      AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_kv_open(&kv, bus, "ok", 0, 0), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_kv_open(&kv, bus, "ok", 0, 65), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_kv_open(&kv, bus, "ok", -1, 1), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_kv_open(&kv, bus, "ok", 0, 0),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_kv_open(&kv, bus, "ok", 0, 65),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_kv_open(&kv, bus, "ok", -1, 1),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(aiplat_kv_open(&kv, bus, "bad_input", 0, 1), AIPLAT_OK);
-  const char *bad_keys[] = {"", ".a", "a.", "a..b", "a b", "a*", "a>", "a\r\n",
-                            "\xff", "a:b"};
+  const char *bad_keys[] = {"",   ".a", "a.",    "a..b", "a b",
+                            "a*", "a>", "a\r\n", "\xff", "a:b"};
   void *v = NULL;
   size_t n = 0;
   for (size_t i = 0; i < sizeof bad_keys / sizeof bad_keys[0]; i++) {
@@ -509,18 +547,22 @@ START_TEST(kv_rejects_bad_input) {
                      AIPLAT_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(aiplat_kv_get(kv, bad_keys[i], &v, &n),
                      AIPLAT_ERR_INVALID_ARGUMENT);
-    ck_assert_int_eq(aiplat_kv_delete(kv, bad_keys[i]), AIPLAT_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(aiplat_kv_delete(kv, bad_keys[i]),
+                     AIPLAT_ERR_INVALID_ARGUMENT);
   }
   char longkey[300];
   memset(longkey, 'k', sizeof longkey - 1);
   longkey[sizeof longkey - 1] = '\0';
-  ck_assert_int_eq(aiplat_kv_put(kv, longkey, "x", 1, NULL), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_kv_put(kv, longkey, "x", 1, NULL),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   size_t big = (size_t)aiplat_bus_max_payload(bus) + 1;
   char *data = calloc(1, big);
   ck_assert_ptr_nonnull(data);
-  ck_assert_int_eq(aiplat_kv_put(kv, "big", data, big, NULL), AIPLAT_ERR_TOO_LARGE);
+  ck_assert_int_eq(aiplat_kv_put(kv, "big", data, big, NULL),
+                   AIPLAT_ERR_TOO_LARGE);
   free(data);
-  ck_assert_int_eq(aiplat_kv_put(kv, "k", NULL, 3, NULL), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_kv_put(kv, "k", NULL, 3, NULL),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   aiplat_kv_destroy(kv);
 }
 END_TEST

@@ -32,13 +32,13 @@ static const struct {
     {"a\nb", "whitespace"},
     {"\x01", "control"},
     {"a\x7f", "control"},
-    {"\xc2\x85", "control"},   /* U+0085 NEL, a C1 control */
+    {"\xc2\x85", "control"}, /* U+0085 NEL, a C1 control */
     {"\xff", "UTF-8"},
-    {"\xc0\xae", "UTF-8"},     /* overlong '.' */
-    {"\xe0\x80\xae", "UTF-8"}, /* overlong '.' */
-    {"\xed\xa0\x80", "UTF-8"}, /* surrogate */
+    {"\xc0\xae", "UTF-8"},         /* overlong '.' */
+    {"\xe0\x80\xae", "UTF-8"},     /* overlong '.' */
+    {"\xed\xa0\x80", "UTF-8"},     /* surrogate */
     {"\xf4\x90\x80\x80", "UTF-8"}, /* above U+10FFFF */
-    {"abc\xe2\x82", "UTF-8"},  /* truncated */
+    {"abc\xe2\x82", "UTF-8"},      /* truncated */
     {"\xc3", "UTF-8"},
 };
 
@@ -60,7 +60,8 @@ START_TEST(token_check_rejects_hostile_tokens) {
                      AIPLAT_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_null(out);
   }
-  ck_assert_int_eq(aiplat_subject_token_check(NULL), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_subject_token_check(NULL),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
 }
 END_TEST
 
@@ -68,7 +69,8 @@ START_TEST(token_length_limit) {
   char tok[AIPLAT_SUBJECT_TOKEN_MAX + 2];
   memset(tok, 'a', sizeof tok - 1);
   tok[sizeof tok - 1] = '\0'; /* 257 bytes */
-  ck_assert_int_eq(aiplat_subject_token_check(tok), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_subject_token_check(tok),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_ptr_nonnull(strstr(last(), "longer than 256"));
   tok[AIPLAT_SUBJECT_TOKEN_MAX] = '\0'; /* 256 bytes */
   ck_assert_int_eq(aiplat_subject_token_check(tok), AIPLAT_OK);
@@ -76,8 +78,10 @@ START_TEST(token_length_limit) {
 END_TEST
 
 START_TEST(token_check_accepts_ordinary_tokens) {
-  const char *good[] = {"u1", "user-42", "a_b", "550e8400-e29b-41d4-a716-446655440000",
-                        "Ünïcödé", "日本", "$x", "a:b", "=/+"};
+  const char *good[] = {
+      "u1",      "user-42", "a_b", "550e8400-e29b-41d4-a716-446655440000",
+      "Ünïcödé", "日本",    "$x",  "a:b",
+      "=/+"};
   for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
     ck_assert_msg(aiplat_subject_token_check(good[i]) == AIPLAT_OK,
                   "token %zu refused: %s", i, last());
@@ -110,9 +114,9 @@ START_TEST(seed_subjects) {
                    "ai.chat.user.*.message");
   ck_assert_str_eq(aiplat_subject_voice_user_request_filter(),
                    "ai.voice.user.*.request");
-  ck_assert_int_eq(aiplat_subject_validate_filter(
-                       aiplat_subject_chat_user_message_filter()),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_subject_validate_filter(aiplat_subject_chat_user_message_filter()),
+      AIPLAT_OK);
   ck_assert_int_eq(aiplat_subject_validate(aiplat_subject_pipeline_trigger()),
                    AIPLAT_OK);
   ck_assert_int_eq(aiplat_subject_build(&s, "chat", NULL, "x"),
@@ -130,7 +134,8 @@ START_TEST(join_checks_every_token) {
   ck_assert_str_eq(s, "a.b.c");
   aiplat_free(s);
   const char *bad[] = {"a", "b.c"};
-  ck_assert_int_eq(aiplat_subject_join(&s, bad, 2), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_subject_join(&s, bad, 2),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_ptr_nonnull(strstr(last(), "token 1"));
   ck_assert_ptr_null(s);
   ck_assert_int_eq(aiplat_subject_join(&s, t, 0), AIPLAT_ERR_INVALID_ARGUMENT);
@@ -139,7 +144,8 @@ START_TEST(join_checks_every_token) {
   memset(big, 'x', AIPLAT_SUBJECT_TOKEN_MAX);
   const char *many[9];
   for (int i = 0; i < 9; i++) many[i] = big;
-  ck_assert_int_eq(aiplat_subject_join(&s, many, 9), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_subject_join(&s, many, 9),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_ptr_nonnull(strstr(last(), "longer than 2048"));
   ck_assert_int_eq(aiplat_subject_join(&s, many, 7), AIPLAT_OK);
   ck_assert_uint_eq(strlen(s), 7 * 256 + 6);
@@ -153,13 +159,14 @@ START_TEST(validate_subjects_and_filters) {
     ck_assert_int_eq(aiplat_subject_validate(good[i]), AIPLAT_OK);
     ck_assert_int_eq(aiplat_subject_validate_filter(good[i]), AIPLAT_OK);
   }
-  const char *bad[] = {"", ".", "a.", ".a", "a..b", "a b", "a.*", "a.>",
-                       "*", ">", "a.b*", "a.\xff", "a\r\nb", "a.\x01"};
+  const char *bad[] = {"",    ".", "a.", ".a",   "a..b",   "a b",    "a.*",
+                       "a.>", "*", ">",  "a.b*", "a.\xff", "a\r\nb", "a.\x01"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-    ck_assert_msg(aiplat_subject_validate(bad[i]) == AIPLAT_ERR_INVALID_ARGUMENT,
-                  "subject %zu accepted", i);
-  const char *filters[] = {"a.*", "a.>", "*", ">", "ai.*.response.r1",
-                           "ai.chat.user.*.message"};
+    ck_assert_msg(
+        aiplat_subject_validate(bad[i]) == AIPLAT_ERR_INVALID_ARGUMENT,
+        "subject %zu accepted", i);
+  const char *filters[] = {
+      "a.*", "a.>", "*", ">", "ai.*.response.r1", "ai.chat.user.*.message"};
   for (size_t i = 0; i < sizeof filters / sizeof filters[0]; i++)
     ck_assert_msg(aiplat_subject_validate_filter(filters[i]) == AIPLAT_OK,
                   "filter %zu refused: %s", i, last());
@@ -176,7 +183,8 @@ START_TEST(validate_subjects_and_filters) {
   ck_assert_ptr_nonnull(strstr(last(), "token 2"));
   ck_assert_int_eq(aiplat_subject_validate(NULL), AIPLAT_ERR_INVALID_ARGUMENT);
   static char huge[AIPLAT_SUBJECT_MAX + 2];
-  for (size_t i = 0; i < sizeof huge - 1; i++) huge[i] = (i % 100 == 99) ? '.' : 'a';
+  for (size_t i = 0; i < sizeof huge - 1; i++)
+    huge[i] = (i % 100 == 99) ? '.' : 'a';
   ck_assert_int_eq(aiplat_subject_validate(huge), AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_ptr_nonnull(strstr(last(), "longer than"));
 }
@@ -194,7 +202,8 @@ START_TEST(token_at) {
   ck_assert_int_eq(aiplat_subject_token_at(&t, "ai.chat", 1), AIPLAT_OK);
   ck_assert_str_eq(t, "chat");
   aiplat_free(t);
-  ck_assert_int_eq(aiplat_subject_token_at(&t, "ai.chat", 2), AIPLAT_ERR_NOT_FOUND);
+  ck_assert_int_eq(aiplat_subject_token_at(&t, "ai.chat", 2),
+                   AIPLAT_ERR_NOT_FOUND);
   ck_assert_ptr_null(t);
   ck_assert_int_eq(aiplat_subject_token_at(&t, "ai..chat", 1),
                    AIPLAT_ERR_INVALID_ARGUMENT);

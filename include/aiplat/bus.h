@@ -58,7 +58,8 @@ typedef struct aiplat_kv aiplat_kv;
 
 /** Connection events given to the event callback; numbers are pinned. */
 typedef enum aiplat_bus_event {
-  /** Connected after aiplat_bus_connect() returned (retry on failed connect). */
+  /** Connected after aiplat_bus_connect() returned (retry on failed connect).
+   */
   AIPLAT_BUS_EVENT_CONNECTED = 1,
   /** The connection to the server was lost; reconnection begins. */
   AIPLAT_BUS_EVENT_DISCONNECTED = 2,
@@ -218,16 +219,15 @@ AIPLAT_API aiplat_status aiplat_headers_get(const aiplat_headers *h,
 AIPLAT_API size_t aiplat_headers_count(const aiplat_headers *h);
 
 /** Key of pair @p i, or NULL past the end; borrowed as for get. */
-AIPLAT_API const char *aiplat_headers_key_at(const aiplat_headers *h,
-                                             size_t i);
+AIPLAT_API const char *aiplat_headers_key_at(const aiplat_headers *h, size_t i);
 
 /** Value of pair @p i, or NULL past the end; borrowed as for get. */
 AIPLAT_API const char *aiplat_headers_value_at(const aiplat_headers *h,
                                                size_t i);
 
 /** Copy the detail of the set's last failure into @p buf. */
-AIPLAT_API aiplat_status aiplat_headers_last_error(aiplat_headers *h,
-                                                   char *buf, size_t buflen);
+AIPLAT_API aiplat_status aiplat_headers_last_error(aiplat_headers *h, char *buf,
+                                                   size_t buflen);
 
 /* ---- publish and request ----------------------------------------------- */
 
@@ -261,19 +261,15 @@ AIPLAT_API aiplat_status aiplat_bus_publish_request(
  * at once), ::AIPLAT_ERR_TIMEOUT, ::AIPLAT_ERR_TOO_LARGE, and those of
  * aiplat_bus_publish().
  */
-AIPLAT_API aiplat_status aiplat_bus_request(aiplat_bus *bus,
-                                            const char *subject,
-                                            const void *data, size_t len,
-                                            const aiplat_headers *headers,
-                                            int64_t timeout_ms,
-                                            aiplat_bus_msg **reply);
+AIPLAT_API aiplat_status aiplat_bus_request(
+    aiplat_bus *bus, const char *subject, const void *data, size_t len,
+    const aiplat_headers *headers, int64_t timeout_ms, aiplat_bus_msg **reply);
 
 /**
  * Wait until the server has processed everything published so far
  * (a PING/PONG round trip), up to @p timeout_ms (> 0).
  */
-AIPLAT_API aiplat_status aiplat_bus_flush(aiplat_bus *bus,
-                                          int64_t timeout_ms);
+AIPLAT_API aiplat_status aiplat_bus_flush(aiplat_bus *bus, int64_t timeout_ms);
 
 /**
  * Drain then close: stop receiving, let callbacks finish the messages
@@ -281,8 +277,7 @@ AIPLAT_API aiplat_status aiplat_bus_flush(aiplat_bus *bus,
  * @p timeout_ms (> 0); ::AIPLAT_ERR_TIMEOUT if not done by then (the
  * connection is then closed anyway).
  */
-AIPLAT_API aiplat_status aiplat_bus_drain(aiplat_bus *bus,
-                                          int64_t timeout_ms);
+AIPLAT_API aiplat_status aiplat_bus_drain(aiplat_bus *bus, int64_t timeout_ms);
 
 /* ---- received messages -------------------------------------------------- */
 
@@ -413,12 +408,9 @@ AIPLAT_API aiplat_status aiplat_bus_msg_js_metadata(
  * Errors: ::AIPLAT_ERR_INVALID_ARGUMENT (bad subject or queue name),
  * ::AIPLAT_ERR_CLOSED, ::AIPLAT_ERR_STATE (not connected yet).
  */
-AIPLAT_API aiplat_status aiplat_bus_subscribe(aiplat_bus *bus,
-                                              const char *subject,
-                                              const char *queue,
-                                              aiplat_bus_msg_fn fn,
-                                              void *user_data,
-                                              aiplat_bus_sub **out);
+AIPLAT_API aiplat_status aiplat_bus_subscribe(
+    aiplat_bus *bus, const char *subject, const char *queue,
+    aiplat_bus_msg_fn fn, void *user_data, aiplat_bus_sub **out);
 
 /**
  * Stop at once: messages not yet handed to the callback are dropped.
@@ -455,7 +447,8 @@ AIPLAT_API void aiplat_bus_sub_destroy(aiplat_bus_sub *sub);
 AIPLAT_API aiplat_status aiplat_bus_sub_last_error(aiplat_bus_sub *sub,
                                                    char *buf, size_t buflen);
 
-/* ---- JetStream ------------------------------------------------------------ */
+/* ---- JetStream ------------------------------------------------------------
+ */
 
 /** Retention of a stream; numbers pinned. */
 typedef enum aiplat_bus_retention {
@@ -527,7 +520,8 @@ AIPLAT_API aiplat_status aiplat_bus_js_subscribe(
     int max_in_flight, aiplat_bus_msg_fn fn, void *user_data,
     aiplat_bus_sub **out);
 
-/* ---- Key-Value -------------------------------------------------------------- */
+/* ---- Key-Value --------------------------------------------------------------
+ */
 
 /**
  * Open bucket @p bucket, creating it when it does not exist.
