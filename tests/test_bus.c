@@ -708,6 +708,36 @@ START_TEST(retry_on_failed_connect) {
 }
 END_TEST
 
+START_TEST(permission_violation_is_reported) {
+  th_nats *s = th_nats_start(
+      "authorization { users = [ { user: bob, password: \"pw-bob\", "
+      "permissions: { publish: { deny: [\"secret.>\"] } } } ] }");
+  ck_assert_ptr_nonnull(s);
+  aiplat_config *cfg = tu_config(th_nats_url(s));
+  ck_assert_int_eq(aiplat_config_set(cfg, "NATS_USER", "bob"), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "NATS_PASSWORD", "pw-bob"),
+                   AIPLAT_OK);
+  tu_events ev;
+  tu_events_init(&ev);
+  aiplat_bus *bus = NULL;
+  ck_assert_int_eq(aiplat_bus_create(&bus, cfg), AIPLAT_OK);
+  aiplat_config_destroy(cfg);
+  ck_assert_int_eq(aiplat_bus_set_event_callback(bus, tu_on_event, &ev),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_bus_connect(bus), AIPLAT_OK);
+  /* The server refuses it after the fact: reported, not silent. */
+  ck_assert_int_eq(aiplat_bus_publish(bus, "secret.plans", "x", 1, NULL),
+                   AIPLAT_OK);
+  ck_assert(tu_wait_event(&ev, AIPLAT_BUS_EVENT_ERROR, 1, 10000));
+  ck_assert_int_eq(ev.last_error, AIPLAT_ERR_AUTH);
+  ck_assert_ptr_nonnull(strstr(ev.last_detail, "Permissions Violation"));
+  ck_assert_uint_eq(aiplat_bus_async_error_count(bus), 1);
+  ck_assert(aiplat_bus_is_connected(bus));
+  aiplat_bus_destroy(bus);
+  th_nats_stop(s);
+}
+END_TEST
+
 /* ---- lifecycle of subscriptions and messages
  * ------------------------------------------- */
 
@@ -899,6 +929,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, callbacks_cannot_wait_for_themselves);
   tcase_add_test(tc, retained_message_outlives_callback_and_bus);
   tcase_add_test(tc, slow_consumer_is_reported);
+  tcase_add_test(tc, permission_violation_is_reported);
   suite_add_tcase(s, tc);
   return s;
 }
