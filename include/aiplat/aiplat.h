@@ -11,5 +11,7 @@
 #include "config.h"
 #include "health.h"
 #include "message.h"
+#include "subject.h"
+#include "bus.h"
 
 #endif /* AIPLAT_AIPLAT_H */
