@@ -172,6 +172,10 @@ aiplat_status aip_vstore_local_refresh(aip_vstore *vs);
  * replace: a new file, fdatasync, rename, directory fsync). */
 aiplat_status aip_vstore_local_compact(aip_vstore *vs);
 
+/* For the benchmark: read every stored vector once (a sum over the same
+ * matrix a search scans), the memory-bandwidth floor of a search. */
+double aip_vstore_local_sum_vectors(aip_vstore *vs);
+
 /* ---- helpers shared by the backends (vstore.c) --------------------------- */
 
 /* CRC-32C (Castagnoli), continuing from `crc` (0 to start). Uses the

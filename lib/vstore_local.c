@@ -1613,7 +1613,16 @@ aiplat_status aip_vstore_local_open(aip_vstore **out, const char *path,
   v->base.ops = &local_ops;
   aip_err_init(&v->base.err);
   pthread_mutex_init(&v->wmu, NULL);
-  pthread_rwlock_init(&v->rw, NULL);
+  /* glibc's default rwlock lets a stream of readers starve a writer;
+   * searches are frequent and publishing is short, so prefer the writer. */
+  pthread_rwlockattr_t ra;
+  pthread_rwlockattr_init(&ra);
+#if defined(__GLIBC__)
+  pthread_rwlockattr_setkind_np(&ra,
+                                PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+  pthread_rwlock_init(&v->rw, &ra);
+  pthread_rwlockattr_destroy(&ra);
   v->flags = flags;
   v->s.fd = -1;
   st = open_fd(v, &v->s.fd);
@@ -1670,4 +1679,34 @@ aiplat_status aip_vstore_local_compact(aip_vstore *vs) {
   aiplat_status st = compact_locked(v);
   pthread_mutex_unlock(&v->wmu);
   return st;
+}
+
+double aip_vstore_local_sum_vectors(aip_vstore *vs) {
+  vlocal *v = as_local(vs);
+  if (!v) return 0;
+  pthread_rwlock_rdlock(&v->rw);
+  const lstate *s = &v->s;
+  v4f s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, x0, x1, x2, x3;
+  for (size_t b = 0, r = 0; r < s->nrows; b++) {
+    size_t rows = s->nrows - r < s->block_rows ? s->nrows - r : s->block_rows;
+    const float *m = s->blocks[b], *e = m + rows * (size_t)s->stride;
+    for (; m + 16 <= e; m += 16) {
+      LOAD4(x0, m);
+      LOAD4(x1, m + 4);
+      LOAD4(x2, m + 8);
+      LOAD4(x3, m + 12);
+      s0 += x0;
+      s1 += x1;
+      s2 += x2;
+      s3 += x3;
+    }
+    for (; m < e; m += 4) {
+      LOAD4(x0, m);
+      s0 += x0;
+    }
+    r += rows;
+  }
+  pthread_rwlock_unlock(&v->rw);
+  v4f t = (s0 + s1) + (s2 + s3);
+  return (double)t[0] + t[1] + t[2] + t[3];
 }
