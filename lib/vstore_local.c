@@ -702,8 +702,7 @@ static aiplat_status pass1(vlocal *v, lstate *s, uint64_t from, uint64_t size,
     rview rv;
     int k = sb_record(&sb, s->dim, off, size, &rv, &err);
     if (err) break;
-    if (k == SCAN_OK && rv.batch != batch) k = SCAN_BAD;
-    if (k == SCAN_OK) {
+    if (k == SCAN_OK && rv.batch == batch) {
       off += rv.total;
       pend++;
       pend_puts += rv.type == REC_PUT;
@@ -719,8 +718,12 @@ static aiplat_status pass1(vlocal *v, lstate *s, uint64_t from, uint64_t size,
       }
       continue;
     }
-    rview nx;
-    uint64_t first = resync(&sb, s->dim, off + REC_ALIGN, size, &nx, &err);
+    /* Damage at off. A good record there that belongs to another batch
+     * (the batch before it never committed) is its own resync point. */
+    rview nx = rv;
+    uint64_t first = k == SCAN_OK
+                         ? off
+                         : resync(&sb, s->dim, off + REC_ALIGN, size, &nx, &err);
     uint64_t p = first, evidence = 0;
     while (p && !err) {
       if (nx.batch > batch) {

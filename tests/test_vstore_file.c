@@ -217,6 +217,35 @@ START_TEST(salvage_skips_the_damage) {
 }
 END_TEST
 
+START_TEST(batch_without_its_commit_before_a_later_batch) {
+  make_reference();
+  /* Records 1..3 (batch A) have the same size; copying record 2 over
+   * record 3 leaves batch A with good records but no COMMIT, followed by
+   * batch B: not a torn write, corruption. */
+  size_t rec = (mid_start - 64) / 3;
+  unsigned char *b = malloc(orig_len);
+  memcpy(b, orig, orig_len);
+  memcpy(b + 64 + 2 * rec, b + 64 + rec, rec);
+  const char *path = vt_path("nocommit");
+  vt_write_file(path, b, orig_len);
+  free(b);
+  aip_vstore *vs = NULL;
+  ck_assert_int_eq(aip_vstore_local_open(&vs, path, 0), AIPLAT_ERR_CORRUPT);
+  char want[64];
+  snprintf(want, sizeof want, "offset %zu", (size_t)mid_start);
+  ck_assert_msg(strstr(vt_err(NULL), want), "%s", vt_err(NULL));
+  ck_assert_uint_eq(vt_file_size(path), orig_len);
+  /* salvage keeps every good record, record 2's copy included */
+  vs = vt_open(path, AIP_VLOCAL_READONLY | AIP_VLOCAL_SALVAGE);
+  static const unsigned left[] = {1, 2, 5, 6, 7, 4};
+  assert_records(vs, left, 6);
+  aip_vlocal_report r = vt_report(vs);
+  ck_assert_uint_eq(r.damaged_regions, 1);
+  ck_assert_uint_eq(r.damaged_bytes, 0);
+  aip_vstore_close(vs);
+}
+END_TEST
+
 /* ---- not a store, empty, unfinished creation, other versions ------------------------------ */
 
 START_TEST(a_file_that_is_not_a_store) {
@@ -381,6 +410,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, garbage_or_zeros_after_the_last_batch);
   tcase_add_test(tc, damage_before_a_later_batch_is_corruption);
   tcase_add_test(tc, salvage_skips_the_damage);
+  tcase_add_test(tc, batch_without_its_commit_before_a_later_batch);
   tcase_add_test(tc, a_file_that_is_not_a_store);
   tcase_add_test(tc, headers_checked);
   tcase_add_test(tc, an_empty_file);
