@@ -228,6 +228,7 @@ typedef struct lstate {
   unsigned block_shift;
   uint64_t end;       /* end of the last committed batch */
   uint64_t seen_size; /* file size at the last scan (read-only refresh) */
+  struct timespec seen_mtime; /* and its modification time */
   lrow *rows;
   size_t nrows, rows_cap;
   float **blocks;
@@ -913,6 +914,7 @@ static aiplat_status state_load(vlocal *v, lstate *s) {
                     "vstore: %s is not a regular file", v->path);
   s->dev = sta.st_dev;
   s->ino = sta.st_ino;
+  s->seen_mtime = sta.st_mtim;
   uint64_t size = (uint64_t)sta.st_size;
   s->rep.file_bytes = size;
   s->seen_size = size;
@@ -962,7 +964,8 @@ static aiplat_status open_fd(vlocal *v, int *out) {
 
 /* ---- read-only refresh ----------------------------------------------------------- */
 
-static aiplat_status refresh_scan(vlocal *v, bool replaced, uint64_t size);
+static aiplat_status refresh_scan(vlocal *v, bool replaced, uint64_t size,
+                                  struct timespec mtime);
 
 static aiplat_status refresh_locked(vlocal *v) {
   lstate *s = &v->s;
@@ -976,10 +979,15 @@ static aiplat_status refresh_locked(vlocal *v) {
                     strerror(errno));
   bool replaced = now.st_dev != s->dev || now.st_ino != s->ino;
   uint64_t size = (uint64_t)cur.st_size;
-  if (!replaced && size == s->seen_size) return AIPLAT_OK;
+  /* The size alone could miss a tail cut off and rewritten to the same
+   * length by a new writer; the modification time catches that. */
+  if (!replaced && size == s->seen_size &&
+      cur.st_mtim.tv_sec == s->seen_mtime.tv_sec &&
+      cur.st_mtim.tv_nsec == s->seen_mtime.tv_nsec)
+    return AIPLAT_OK;
   if (v->bad_status && v->bad_size == size && v->bad_ino == now.st_ino)
     return v->bad_status; /* the same failure as last time */
-  aiplat_status st = refresh_scan(v, replaced, size);
+  aiplat_status st = refresh_scan(v, replaced, size, cur.st_mtim);
   v->bad_status = st;
   v->bad_size = size;
   v->bad_ino = now.st_ino;
@@ -991,12 +999,14 @@ static aiplat_status refresh_locked(vlocal *v) {
   return st;
 }
 
-static aiplat_status refresh_scan(vlocal *v, bool replaced, uint64_t size) {
+static aiplat_status refresh_scan(vlocal *v, bool replaced, uint64_t size,
+                                  struct timespec mtime) {
   lstate *s = &v->s;
   aiplat_status st;
   if (!replaced && size >= s->end && s->dim) {
     pthread_rwlock_wrlock(&v->rw);
     st = scan_apply(v, s, s->end, size, false);
+    if (!st) s->seen_mtime = mtime;
     pthread_rwlock_unlock(&v->rw);
     if (st != AIPLAT_ERR_NO_MEMORY) return st;
     /* A failed apply may have left part of a batch in: reload. */

@@ -156,6 +156,28 @@ START_TEST(garbage_or_zeros_after_the_last_batch) {
 }
 END_TEST
 
+START_TEST(reader_follows_a_tail_rewritten_to_the_same_length) {
+  make_reference();
+  const char *path = vt_path("rewrite");
+  unsigned char *b = malloc(orig_len);
+  memcpy(b, orig, orig_len);
+  b[orig_len - 20] ^= 1; /* the last record is torn (bad checksum) */
+  vt_write_file(path, b, orig_len);
+  free(b);
+  struct timespec past[2] = {{1000000, 0}, {1000000, 0}};
+  ck_assert_int_eq(utimensat(AT_FDCWD, path, past, 0), 0);
+  aip_vstore *r = vt_open(path, AIP_VLOCAL_READONLY);
+  assert_records(r, ALL, 6);
+  /* a new writer cuts the tail and writes a record of the same length */
+  aip_vstore *w = vt_open(path, 0);
+  vt_put(w, DIM, 4, "src");
+  ck_assert_uint_eq(vt_file_size(path), orig_len);
+  assert_records(r, ALL, 7);
+  aip_vstore_close(w);
+  aip_vstore_close(r);
+}
+END_TEST
+
 /* ---- damage in the middle ------------------------------------------------------------ */
 
 START_TEST(damage_before_a_later_batch_is_corruption) {
@@ -408,6 +430,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, torn_batch_is_dropped_whole);
   tcase_add_test(tc, corrupt_byte_in_last_record_drops_it);
   tcase_add_test(tc, garbage_or_zeros_after_the_last_batch);
+  tcase_add_test(tc, reader_follows_a_tail_rewritten_to_the_same_length);
   tcase_add_test(tc, damage_before_a_later_batch_is_corruption);
   tcase_add_test(tc, salvage_skips_the_damage);
   tcase_add_test(tc, batch_without_its_commit_before_a_later_batch);
