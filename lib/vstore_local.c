@@ -235,7 +235,7 @@ typedef struct lstate {
   size_t nblocks, blocks_cap;
   htab ids;
   lsource *srcs;
-  size_t nsrcs, srcs_cap;
+  size_t nsrcs, srcs_cap, last_src;
   htab src_tab;
   aip_vlocal_report rep;
 } lstate;
@@ -400,11 +400,15 @@ static int64_t src_lookup(const lstate *s, const void *str, size_t len) {
   return v ? (int64_t)v - 1 : -1;
 }
 
-/* The index of a source string, adding it when new; -1 when out of memory. */
+/* The index of a source string, adding it when new; -1 when out of memory.
+ * Chunks of one document come together: the last answer is tried first. */
 static int64_t src_intern(lstate *s, const void *str, size_t len) {
+  if (s->last_src < s->nsrcs && s->srcs[s->last_src].len == len &&
+      !memcmp(s->srcs[s->last_src].s, str, len))
+    return (int64_t)s->last_src;
   uint32_t h = hash_bytes(str, len);
   uint32_t v = ht_find(&s->src_tab, h, src_eq, s, str, len);
-  if (v) return (int64_t)v - 1;
+  if (v) return (int64_t)(s->last_src = v - 1);
   if (s->nsrcs + 1 >= UINT32_MAX) return -1;
   if (s->nsrcs == s->srcs_cap) {
     size_t cap = s->srcs_cap ? s->srcs_cap * 2 : 16;
@@ -420,8 +424,14 @@ static int64_t src_intern(lstate *s, const void *str, size_t len) {
   copy[len] = '\0';
   s->srcs[s->nsrcs] = (lsource){copy, (uint32_t)len, h, 0};
   ht_insert(&s->src_tab, h, (uint32_t)++s->nsrcs);
-  return (int64_t)s->nsrcs - 1;
+  return (int64_t)(s->last_src = s->nsrcs - 1);
 }
+
+/* Four-lane float vectors (see the search kernel below). */
+typedef float v4f __attribute__((vector_size(16)));
+/* An unaligned load (memcpy keeps it free of aliasing and alignment
+ * assumptions; compilers emit one vector load). */
+#define LOAD4(dst, p) memcpy(&(dst), (p), sizeof(v4f))
 
 /* Normalise a stored vector (little-endian floats) into a matrix row. */
 static void load_row(const lstate *s, float *dst, const unsigned char *vec) {
@@ -434,13 +444,26 @@ static void load_row(const lstate *s, float *dst, const unsigned char *vec) {
     memcpy(&dst[i], &u, 4);
   }
 #endif
-  double ss = 0;
-  for (uint32_t i = 0; i < dim; i++) ss += (double)dst[i] * dst[i];
+  for (uint32_t i = dim; i < s->stride; i++) dst[i] = 0.0f;
+  /* The norm in double (squares of large floats overflow a float), with
+   * four independent sums so that the adds pipeline. */
+  double ss0 = 0, ss1 = 0, ss2 = 0, ss3 = 0;
+  for (uint32_t i = 0; i < s->stride; i += 4) {
+    ss0 += (double)dst[i] * dst[i];
+    ss1 += (double)dst[i + 1] * dst[i + 1];
+    ss2 += (double)dst[i + 2] * dst[i + 2];
+    ss3 += (double)dst[i + 3] * dst[i + 3];
+  }
+  double ss = (ss0 + ss1) + (ss2 + ss3);
   /* Validated on insert: finite and not all zero. A record that is not (a
    * file written by something else) is kept with a zero row. */
-  double inv = ss > 0 && ss < 1e300 ? 1.0 / sqrt(ss) : 0.0;
-  for (uint32_t i = 0; i < dim; i++) dst[i] = (float)(dst[i] * inv);
-  for (uint32_t i = dim; i < s->stride; i++) dst[i] = 0.0f;
+  float inv = ss > 0 && ss < 1e300 ? (float)(1.0 / sqrt(ss)) : 0.0f;
+  v4f x, f = {inv, inv, inv, inv};
+  for (uint32_t i = 0; i < s->stride; i += 4) {
+    LOAD4(x, dst + i);
+    x *= f;
+    memcpy(dst + i, &x, sizeof x);
+  }
 }
 
 static void remove_row(lstate *s, size_t r) {
@@ -1274,14 +1297,8 @@ static aiplat_status l_count(aip_vstore *vs, uint64_t *out) {
 
 /* ---- search --------------------------------------------------------------------- */
 
-/* Four-lane float vectors: one SSE register on baseline x86-64, one NEON
- * register on arm64; GCC and clang emit plain vector code for them. Rows
- * are scanned eight floats at a time (the stride is a multiple of 8). */
-typedef float v4f __attribute__((vector_size(16)));
-
-/* An unaligned load (memcpy keeps it free of aliasing and alignment
- * assumptions; compilers emit one vector load). */
-#define LOAD4(dst, p) memcpy(&(dst), (p), sizeof(v4f))
+/* The kernel uses v4f (above): one SSE register on baseline x86-64, one
+ * NEON register on arm64; GCC and clang emit plain vector code for it. */
 
 /* Dot product of two rows of `stride` floats, with four independent
  * accumulators so that the multiply-adds pipeline. */
