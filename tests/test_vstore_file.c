@@ -1,6 +1,8 @@
 /* Vector store file: torn tails (a crash at every byte of the last
  * record), corrupted bytes, damage in the middle, files that are not
  * stores, empty files, an unfinished creation, a full disk. */
+#include "config.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <sys/resource.h>

@@ -3,6 +3,8 @@
  * handle on the same file (as another process would). Every answer must
  * be consistent: a published record is found, a record's fields belong
  * together, scores are ordered. */
+#include "config.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 
