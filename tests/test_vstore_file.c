@@ -275,8 +275,8 @@ END_TEST
 START_TEST(a_file_that_is_not_a_store) {
   const char *path = vt_path("notes.txt");
   static const char *texts[] = {
-      "These are my notes, not a vector store. They go on for a while so that "
-      "the file is longer than a header.\n",
+      ("These are my notes, not a vector store. They go on for a while so "
+       "that the file is longer than a header.\n"),
       "short\n",
       "x",
   };
