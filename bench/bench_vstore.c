@@ -14,6 +14,7 @@
  *    mmap'd file (the layout not chosen; see ADR 0010).
  */
 #include "config.h"
+/* config.h first: its feature macros must precede every system header */
 
 #include <fcntl.h>
 #include <math.h>
@@ -26,7 +27,9 @@
 
 #include "vstore.h"
 
-static double now_ms(void) { return (double)aip_now_ns() / 1e6; }
+static double now_ms(void) {
+  return (double)aip_now_ns() / 1e6;
+}
 
 static uint64_t rng(uint64_t *s) {
   *s ^= *s >> 12;
@@ -65,8 +68,8 @@ static void die(aip_vstore *vs, const char *what) {
 static double insert_range(aip_vstore *vs, const float *vecs, uint32_t dim,
                            size_t from, size_t to, size_t batch) {
   aip_vrecord *r = calloc(batch, sizeof *r);
-  char (*ids)[24] = malloc(batch * sizeof *ids);
-  char (*src)[48] = malloc(batch * sizeof *src);
+  char(*ids)[24] = malloc(batch * sizeof *ids);
+  char(*src)[48] = malloc(batch * sizeof *src);
   static const char filler[] =
       "A passage of roughly the length a chunker produces for retrieval, "
       "padded to about one hundred and sixty bytes of text per record here.";
@@ -94,15 +97,18 @@ static double inplace_scan_ms(const char *path, uint32_t dim, const float *q,
   int fd = open(path, O_RDONLY);
   struct stat st;
   if (fd < 0 || fstat(fd, &st)) return -1;
-  const unsigned char *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+  const unsigned char *m =
+      mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
   close(fd);
   if (m == MAP_FAILED) return -1;
   size_t off = 64, n = 0;
-  const float **rows = malloc(((size_t)st.st_size / (48 + 4 * dim) + 1) * sizeof *rows);
+  const float **rows =
+      malloc(((size_t)st.st_size / (48 + 4 * dim) + 1) * sizeof *rows);
   while (off + 48 <= (size_t)st.st_size) {
     uint32_t total;
     memcpy(&total, m + off + 8, 4);
-    if (m[off + 12] == 1) rows[n++] = (const float *)(const void *)(m + off + 48);
+    if (m[off + 12] == 1)
+      rows[n++] = (const float *)(const void *)(m + off + 48);
     off += total;
   }
   double t0 = now_ms(), top = -2;
@@ -132,18 +138,31 @@ int main(int argc, char **argv) {
   int opt;
   while ((opt = getopt(argc, argv, "n:d:q:k:f:")) != -1) {
     switch (opt) {
-      case 'n': N = strtoul(optarg, NULL, 10); break;
-      case 'd': dim = (uint32_t)strtoul(optarg, NULL, 10); break;
-      case 'q': Q = strtoul(optarg, NULL, 10); break;
-      case 'k': K = strtoul(optarg, NULL, 10); break;
-      case 'f': path = optarg; break;
+      case 'n':
+        N = strtoul(optarg, NULL, 10);
+        break;
+      case 'd':
+        dim = (uint32_t)strtoul(optarg, NULL, 10);
+        break;
+      case 'q':
+        Q = strtoul(optarg, NULL, 10);
+        break;
+      case 'k':
+        K = strtoul(optarg, NULL, 10);
+        break;
+      case 'f':
+        path = optarg;
+        break;
       default:
-        fprintf(stderr, "usage: bench_vstore [-n records] [-d dim] [-q queries] [-k top] [-f file]\n");
+        fprintf(stderr,
+                "usage: bench_vstore [-n records] [-d dim] [-q queries] [-k "
+                "top] [-f file]\n");
         return 2;
     }
   }
   if (N < 2000 || !dim || dim % 4 || !Q || !K) {
-    fprintf(stderr, "bench_vstore: need -n >= 2000, -d a multiple of 4, -q, -k > 0\n");
+    fprintf(stderr,
+            "bench_vstore: need -n >= 2000, -d a multiple of 4, -q, -k > 0\n");
     return 2;
   }
   char tmp[] = "/tmp/aiplat-bench-vstore-XXXXXX";
@@ -160,8 +179,10 @@ int main(int argc, char **argv) {
   uint64_t seed = 42;
   fill(vecs, (size_t)N * dim, &seed);
 
-  printf("local vector store: %zu records x %u dims, top %zu, %zu queries, file %s\n",
-         N, dim, K, Q, path);
+  printf(
+      "local vector store: %zu records x %u dims, top %zu, %zu queries, file "
+      "%s\n",
+      N, dim, K, Q, path);
   aip_vstore *vs = NULL;
   if (aip_vstore_local_open(&vs, path, 0)) die(NULL, "open");
   if (aip_vstore_ensure(vs, dim, AIP_VMETRIC_COSINE)) die(vs, "ensure");
@@ -171,8 +192,10 @@ int main(int argc, char **argv) {
   double r1000 = insert_range(vs, vecs, dim, 0, a, 1000);
   double r100 = insert_range(vs, vecs, dim, a, b, 100);
   double r1 = insert_range(vs, vecs, dim, b, N, 1);
-  printf("insert: %.0f records/s (batches of 1000), %.0f (batches of 100), %.0f (one at a time); each batch fdatasync'ed\n",
-         r1000, r100, r1);
+  printf(
+      "insert: %.0f records/s (batches of 1000), %.0f (batches of 100), %.0f "
+      "(one at a time); each batch fdatasync'ed\n",
+      r1000, r100, r1);
   aip_vstore_close(vs);
   struct stat st;
   stat(path, &st);
@@ -180,14 +203,18 @@ int main(int argc, char **argv) {
   double open_ms[3];
   for (int i = 0; i < 3; i++) {
     double t0 = now_ms();
-    if (aip_vstore_local_open(&vs, path, AIP_VLOCAL_READONLY)) die(NULL, "reopen");
+    if (aip_vstore_local_open(&vs, path, AIP_VLOCAL_READONLY))
+      die(NULL, "reopen");
     open_ms[i] = now_ms() - t0;
     if (i < 2) aip_vstore_close(vs);
   }
   uint64_t count;
   aip_vstore_count(vs, &count);
-  printf("open/load: %.1f ms (median of 3, warm page cache) for a %.1f MB file, %llu live records\n",
-         pct(open_ms, 3, 0.5), (double)st.st_size / 1e6, (unsigned long long)count);
+  printf(
+      "open/load: %.1f ms (median of 3, warm page cache) for a %.1f MB file, "
+      "%llu live records\n",
+      pct(open_ms, 3, 0.5), (double)st.st_size / 1e6,
+      (unsigned long long)count);
 
   /* floor: read every stored vector once */
   size_t F = 30;
@@ -213,10 +240,13 @@ int main(int argc, char **argv) {
   double fmed = pct(floor_ms, F, 0.5);
   double qmed = pct(lat, Q, 0.5), q99 = pct(lat, Q, 0.99);
   double mb = (double)count * dim * 4 / 1e6;
-  printf("query: median %.2f ms, p99 %.2f ms (single thread, top %zu of %llu)\n", qmed, q99,
-         K, (unsigned long long)count);
-  printf("floor: %.2f ms to read the same %.1f MB of vectors once (median of %zu; %.1f GB/s)\n",
-         fmed, mb, F, mb / fmed);
+  printf(
+      "query: median %.2f ms, p99 %.2f ms (single thread, top %zu of %llu)\n",
+      qmed, q99, K, (unsigned long long)count);
+  printf(
+      "floor: %.2f ms to read the same %.1f MB of vectors once (median of %zu; "
+      "%.1f GB/s)\n",
+      fmed, mb, F, mb / fmed);
   printf("ratio: median query / floor = %.2fx (target <= 1.5x)\n", qmed / fmed);
 
   /* a filtered query: one source of 50 records */
@@ -225,8 +255,9 @@ int main(int argc, char **argv) {
   aip_vhit *h;
   size_t n;
   if (aip_vstore_search(vs, q, dim, K, &f, &h, &n)) die(vs, "filtered search");
-  printf("filtered query (exact source, 50 of %llu records): %.2f ms, %zu hits\n",
-         (unsigned long long)count, now_ms() - t0, n);
+  printf(
+      "filtered query (exact source, 50 of %llu records): %.2f ms, %zu hits\n",
+      (unsigned long long)count, now_ms() - t0, n);
   free(h);
 
   double best = 0, inpl[5];
@@ -234,8 +265,10 @@ int main(int argc, char **argv) {
     inpl[i] = inplace_scan_ms(path, dim, q, &best);
     sink += best;
   }
-  printf("in-place scan over the file's records (mmap, record stride): %.2f ms (median of 5), %.2fx the floor\n",
-         pct(inpl, 5, 0.5), pct(inpl, 5, 0.5) / fmed);
+  printf(
+      "in-place scan over the file's records (mmap, record stride): %.2f ms "
+      "(median of 5), %.2fx the floor\n",
+      pct(inpl, 5, 0.5), pct(inpl, 5, 0.5) / fmed);
   aip_vstore_close(vs);
   if (path == file) {
     unlink(path);

@@ -1,13 +1,14 @@
 /* Vector-store interface: argument validation shared by every backend,
  * dispatch, result packing, CRC-32C and UTF-8 checks, backend selection. */
 #include "config.h"
-
-#include "vstore.h"
+/* config.h first: its feature macros must precede every system header */
 
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "vstore.h"
 
 /* ---- CRC-32C ---------------------------------------------------------------
  * Castagnoli polynomial, reflected (0x82F63B78), as iSCSI, ext4 and SSE4.2
@@ -55,8 +56,8 @@ uint32_t aip_crc32c_sw(uint32_t crc, const void *data, size_t len) {
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc,
-                                                             const void *data,
-                                                             size_t len) {
+                                                            const void *data,
+                                                            size_t len) {
   const unsigned char *p = data;
   uint64_t c = ~crc;
   while (len >= 8) {
@@ -115,11 +116,14 @@ bool aip_utf8_valid(const char *s, size_t len) {
   return true;
 }
 
-/* ---- validation ------------------------------------------------------------ */
+/* ---- validation ------------------------------------------------------------
+ */
 
-static aiplat_status check_vector(aip_err *e, const char *what,
-                                  const float *v, uint32_t dim) {
-  if (!v) return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT, "vstore: %s: no vector", what);
+static aiplat_status check_vector(aip_err *e, const char *what, const float *v,
+                                  uint32_t dim) {
+  if (!v)
+    return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT, "vstore: %s: no vector",
+                    what);
   double ss = 0;
   for (uint32_t i = 0; i < dim; i++) {
     if (!isfinite(v[i]))
@@ -151,7 +155,8 @@ static aiplat_status check_text(aip_err *e, const char *what, size_t index,
                     field, max);
   if (!aip_utf8_valid(s, len))
     return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT,
-                    "vstore: %s %zu: %s is not valid UTF-8", what, index, field);
+                    "vstore: %s %zu: %s is not valid UTF-8", what, index,
+                    field);
   return AIPLAT_OK;
 }
 
@@ -198,8 +203,8 @@ static aiplat_status check_filter(aip_err *e, const aip_vfilter *f,
   if (!f->source)
     return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT,
                     "vstore: the source filter has no value");
-  aiplat_status st = check_text(e, "filter", 0, "source", f->source,
-                                AIP_VSTORE_MAX_SOURCE);
+  aiplat_status st =
+      check_text(e, "filter", 0, "source", f->source, AIP_VSTORE_MAX_SOURCE);
   if (st) return st;
   if (for_delete && f->match == AIP_VMATCH_PREFIX && !f->source[0])
     return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT,
@@ -207,12 +212,14 @@ static aiplat_status check_filter(aip_err *e, const aip_vfilter *f,
   return AIPLAT_OK;
 }
 
-/* ---- dispatch -------------------------------------------------------------- */
+/* ---- dispatch --------------------------------------------------------------
+ */
 
-#define NEED_HANDLE(vs)                                                     \
-  do {                                                                      \
-    if (!(vs))                                                              \
-      return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "vstore: NULL handle"); \
+#define NEED_HANDLE(vs)                                  \
+  do {                                                   \
+    if (!(vs))                                           \
+      return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, \
+                      "vstore: NULL handle");            \
   } while (0)
 
 aiplat_status aip_vstore_ensure(aip_vstore *vs, uint32_t dim,
@@ -239,7 +246,8 @@ aiplat_status aip_vstore_insert(aip_vstore *vs, const aip_vrecord *recs,
                     "vstore: %zu records in one insert, over %u", n,
                     AIP_VSTORE_MAX_BATCH);
   aiplat_status st = check_dim(&vs->err, dim);
-  for (size_t i = 0; !st && i < n; i++) st = check_record(&vs->err, &recs[i], i, dim);
+  for (size_t i = 0; !st && i < n; i++)
+    st = check_record(&vs->err, &recs[i], i, dim);
   if (st) return st;
   return vs->ops->insert(vs, recs, n, dim);
 }
@@ -301,7 +309,8 @@ void aip_vstore_close(aip_vstore *vs) {
   if (vs) vs->ops->close(vs);
 }
 
-/* ---- results ------------------------------------------------------------------ */
+/* ---- results
+ * ------------------------------------------------------------------ */
 
 aip_vhit *aip_vhits_pack(const aip_vhit_src *src, size_t n) {
   size_t bytes = n * sizeof(aip_vhit);
@@ -312,12 +321,12 @@ aip_vhit *aip_vhits_pack(const aip_vhit_src *src, size_t n) {
   aip_vhit *h = malloc(bytes ? bytes : 1);
   if (!h) return NULL;
   char *p = (char *)(h + n);
-#define PUT(field, s, len)  \
-  do {                      \
-    h[i].field = p;         \
-    if (len) memcpy(p, s, len); \
-    p += len;               \
-    *p++ = '\0';            \
+#define PUT(field, s, len)          \
+  do {                              \
+    h[i].field = p;                 \
+    if (len) memcpy(p, (s), (len)); \
+    p += (len);                     \
+    *p++ = '\0';                    \
   } while (0)
   for (size_t i = 0; i < n; i++) {
     h[i].score = src[i].score;
@@ -333,13 +342,13 @@ aip_vhit *aip_vhits_pack(const aip_vhit_src *src, size_t n) {
   return h;
 }
 
-/* ---- selection from configuration ----------------------------------------------- */
+/* ---- selection from configuration
+ * ----------------------------------------------- */
 
 aiplat_status aip_vstore_open_config(aip_vstore **out, aiplat_config *cfg,
                                      bool writable) {
   if (!out || !cfg)
-    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
-                    "vstore: NULL argument");
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "vstore: NULL argument");
   *out = NULL;
   const char *kind = NULL, *path = NULL;
   aiplat_status st = aiplat_config_get_string(cfg, "VECTOR_STORE", &kind);

@@ -186,7 +186,8 @@ uint32_t aip_crc32c_sw(uint32_t crc, const void *data, size_t len);
 
 bool aip_utf8_valid(const char *s, size_t len);
 
-/* ---- backend plumbing ----------------------------------------------------- */
+/* ---- backend plumbing -----------------------------------------------------
+ */
 
 typedef struct aip_vstore_ops {
   const char *name;

@@ -18,6 +18,7 @@
  * and never see a record before it is complete and durable.
  */
 #include "config.h"
+/* config.h first: its feature macros must precede every system header */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,10 +33,12 @@
 
 #include "vstore.h"
 
-/* ---- format ---------------------------------------------------------------- */
+/* ---- format ----------------------------------------------------------------
+ */
 
 #define HDR_SIZE 64u
-static const unsigned char HDR_MAGIC[8] = {'A', 'I', 'P', 'L', 'A', 'T', 'V', 'S'};
+static const unsigned char HDR_MAGIC[8] = {'A', 'I', 'P', 'L',
+                                           'A', 'T', 'V', 'S'};
 #define FORMAT_VERSION 1u
 #define REC_MAGIC 0x31525356u /* the bytes "VSR1" */
 #define REC_ALIGN 16u
@@ -46,9 +49,10 @@ static const unsigned char HDR_MAGIC[8] = {'A', 'I', 'P', 'L', 'A', 'T', 'V', 'S
 #define FLAG_COMMIT 1u
 /* The largest record the limits allow. */
 #define REC_MAX                                                             \
-  ((REC_HDR + 4u * AIP_VSTORE_MAX_DIM + AIP_VSTORE_MAX_ID +                \
+  ((REC_HDR + 4u * AIP_VSTORE_MAX_DIM + AIP_VSTORE_MAX_ID +                 \
     AIP_VSTORE_MAX_SOURCE + AIP_VSTORE_MAX_TEXT + AIP_VSTORE_MAX_METADATA + \
-    REC_ALIGN - 1) & ~(REC_ALIGN - 1))
+    REC_ALIGN - 1) &                                                        \
+   ~(REC_ALIGN - 1))
 /* Bytes one insert may add to the file (all or nothing). */
 #define BATCH_MAX_BYTES (256u << 20)
 /* Size of a block of matrix rows (rows are never moved by growth). */
@@ -194,7 +198,8 @@ static void hdr_encode(unsigned char h[HDR_SIZE], uint32_t dim) {
   put32(h + 60, aip_crc32c(0, h, 60));
 }
 
-/* ---- index structures -------------------------------------------------------- */
+/* ---- index structures
+ * -------------------------------------------------------- */
 
 /* One live record: row r of the matrix. */
 typedef struct lrow {
@@ -251,7 +256,7 @@ typedef struct vlocal {
   uint64_t bad_size;
   ino_t bad_ino;
   aiplat_status bad_status;
-  uint64_t unchanged;  /* inserts skipped because identical */
+  uint64_t unchanged; /* inserts skipped because identical */
   lstate s;
 } vlocal;
 
@@ -278,8 +283,7 @@ static bool id_eq(const lstate *s, uint32_t val, const void *key, size_t len) {
   return r->id_len == len && memcmp(row_id(s, val - 1), key, len) == 0;
 }
 
-static bool src_eq(const lstate *s, uint32_t val, const void *key,
-                   size_t len) {
+static bool src_eq(const lstate *s, uint32_t val, const void *key, size_t len) {
   const lsource *x = &s->srcs[val - 1];
   return x->len == len && memcmp(x->s, key, len) == 0;
 }
@@ -287,8 +291,8 @@ static bool src_eq(const lstate *s, uint32_t val, const void *key,
 typedef bool (*ht_eq_fn)(const lstate *s, uint32_t val, const void *key,
                          size_t len);
 
-static uint32_t ht_find(const htab *t, uint32_t h, ht_eq_fn eq,
-                        const lstate *s, const void *key, size_t len) {
+static uint32_t ht_find(const htab *t, uint32_t h, ht_eq_fn eq, const lstate *s,
+                        const void *key, size_t len) {
   if (!t->cap) return 0;
   size_t m = t->cap - 1;
   for (size_t i = h & m;; i = (i + 1) & m) {
@@ -353,7 +357,8 @@ static void ht_revalue(htab *t, uint32_t h, uint32_t oldv, uint32_t newv) {
   t->slots[ht_slot_of(t, h, oldv)] = (uint64_t)h << 32 | newv;
 }
 
-/* ---- state: capacity, sources, rows ------------------------------------------ */
+/* ---- state: capacity, sources, rows
+ * ------------------------------------------ */
 
 static void state_set_dim(lstate *s, uint32_t dim) {
   s->dim = dim;
@@ -422,7 +427,11 @@ static int64_t src_intern(lstate *s, const void *str, size_t len) {
   if (!copy) return -1;
   if (len) memcpy(copy, str, len);
   copy[len] = '\0';
-  s->srcs[s->nsrcs] = (lsource){copy, (uint32_t)len, h, 0};
+  lsource *x = &s->srcs[s->nsrcs];
+  x->s = copy;
+  x->len = (uint32_t)len;
+  x->hash = h;
+  x->refs = 0;
   ht_insert(&s->src_tab, h, (uint32_t)++s->nsrcs);
   return (int64_t)(s->last_src = s->nsrcs - 1);
 }
@@ -565,7 +574,8 @@ static aiplat_status state_map(lstate *s, uint64_t need, aip_err *e,
   return AIPLAT_OK;
 }
 
-/* ---- file helpers --------------------------------------------------------------- */
+/* ---- file helpers
+ * --------------------------------------------------------------- */
 
 static int write_all(int fd, const void *buf, size_t n, uint64_t off) {
   const unsigned char *p = buf;
@@ -600,8 +610,9 @@ static int read_full(int fd, void *buf, size_t n, uint64_t off, size_t *got) {
 
 static int fsync_parent(const char *path) {
   const char *slash = strrchr(path, '/');
-  char *dir = slash ? aip_strndup(path, slash == path ? 1 : (size_t)(slash - path))
-                    : aip_strdup(".");
+  char *dir =
+      slash ? aip_strndup(path, slash == path ? 1 : (size_t)(slash - path))
+            : aip_strdup(".");
   if (!dir) return ENOMEM;
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   free(dir);
@@ -611,7 +622,8 @@ static int fsync_parent(const char *path) {
   return rc == EINVAL ? 0 : rc; /* some file systems cannot sync a directory */
 }
 
-/* ---- scanning ------------------------------------------------------------------- */
+/* ---- scanning
+ * ------------------------------------------------------------------- */
 
 /* A read window over the file, filled with pread: scanning never touches
  * the mapping, because bytes past the committed end may be cut off by a
@@ -628,7 +640,8 @@ typedef struct scanbuf {
  * ends before them. */
 static const unsigned char *sb_get(scanbuf *b, uint64_t off, size_t n,
                                    uint64_t size, int *err) {
-  if (off >= b->off && off + n <= b->off + b->len) return b->buf + (off - b->off);
+  if (off >= b->off && off + n <= b->off + b->len)
+    return b->buf + (off - b->off);
   size_t want = n > SCAN_CHUNK ? n : SCAN_CHUNK;
   if (want > size - off) want = (size_t)(size - off);
   if (want > b->cap) {
@@ -662,7 +675,8 @@ static int sb_record(scanbuf *b, uint32_t dim, uint64_t off, uint64_t size,
   if (total > size - off) return SCAN_SHORT;
   if (!(p = sb_get(b, off, total, size, err))) return SCAN_SHORT;
   rv_parse(rv, p);
-  if (get32(p + 4) != rec_crc(p, total) || !rv_sane(rv, dim, off)) return SCAN_BAD;
+  if (get32(p + 4) != rec_crc(p, total) || !rv_sane(rv, dim, off))
+    return SCAN_BAD;
   return SCAN_OK;
 }
 
@@ -745,9 +759,9 @@ static aiplat_status pass1(vlocal *v, lstate *s, uint64_t from, uint64_t size,
     /* Damage at off. A good record there that belongs to another batch
      * (the batch before it never committed) is its own resync point. */
     rview nx = rv;
-    uint64_t first = k == SCAN_OK
-                         ? off
-                         : resync(&sb, s->dim, off + REC_ALIGN, size, &nx, &err);
+    uint64_t first =
+        k == SCAN_OK ? off
+                     : resync(&sb, s->dim, off + REC_ALIGN, size, &nx, &err);
     uint64_t p = first, evidence = 0;
     while (p && !err) {
       if (nx.batch > batch) {
@@ -831,7 +845,7 @@ static void log_tail(const vlocal *v, const scan_out *o, bool cut) {
                  : "vector store: ignoring an incomplete tail (a write in "
                    "progress or unfinished)",
              "path", v->path, "offset", off, "bytes", bytes,
-             "complete_records_dropped", recs, NULL);
+             "complete_records_dropped", recs, (const char *)NULL);
 }
 
 /* Scan [from, size) and apply what is committed; cut a torn tail off when
@@ -889,12 +903,12 @@ static aiplat_status read_header(vlocal *v, lstate *s, uint64_t size) {
     s->rep.torn_bytes = got;
     if (!(v->flags & AIP_VLOCAL_READONLY)) {
       if (ftruncate(s->fd, 0) || fdatasync(s->fd))
-        return aip_fail(&v->base.err, AIPLAT_ERR_IO,
-                        "vstore: resetting %s: %s", v->path, strerror(errno));
+        return aip_fail(&v->base.err, AIPLAT_ERR_IO, "vstore: resetting %s: %s",
+                        v->path, strerror(errno));
       s->rep.truncated = true;
       aip_log_kv(AIPLAT_LOG_WARNING,
                  "vector store: reset a file whose creation did not finish",
-                 "path", v->path, NULL);
+                 "path", v->path, (const char *)NULL);
     }
     return AIPLAT_OK;
   }
@@ -985,7 +999,8 @@ static aiplat_status open_fd(vlocal *v, int *out) {
                   "vstore: %s keeps being replaced while opening", v->path);
 }
 
-/* ---- read-only refresh ----------------------------------------------------------- */
+/* ---- read-only refresh
+ * ----------------------------------------------------------- */
 
 static aiplat_status refresh_scan(vlocal *v, bool replaced, uint64_t size,
                                   struct timespec mtime);
@@ -1018,7 +1033,8 @@ static aiplat_status refresh_locked(vlocal *v) {
     aip_log_kv(AIPLAT_LOG_WARNING,
                "vector store: cannot pick up new records; serving the ones "
                "loaded before",
-               "path", v->path, "error", aip_thread_errmsg(), NULL);
+               "path", v->path, "error", aip_thread_errmsg(),
+               (const char *)NULL);
   return st;
 }
 
@@ -1053,7 +1069,8 @@ static aiplat_status refresh_scan(vlocal *v, bool replaced, uint64_t size,
 
 aiplat_status aip_vstore_local_refresh(aip_vstore *vs);
 
-/* ---- operations -------------------------------------------------------------------- */
+/* ---- operations
+ * -------------------------------------------------------------------- */
 
 static aiplat_status writable(vlocal *v) {
   if (v->flags & AIP_VLOCAL_READONLY)
@@ -1115,7 +1132,7 @@ static bool same_as_stored(const lstate *s, const aip_vrecord *r, size_t idl,
   rv_parse(&rv, s->map + s->rows[v - 1].off);
   if (rv.sl != sl || rv.tl != tl || rv.ml != ml) return false;
 #if LITTLE_ENDIAN_HOST
-  if (memcmp(rv.p + REC_HDR, r->vector, 4u * (size_t)s->dim)) return false;
+  if (memcmp(rv.p + REC_HDR, r->vector, 4u * (size_t)s->dim) != 0) return false;
 #else
   for (uint32_t i = 0; i < s->dim; i++) {
     uint32_t u;
@@ -1160,8 +1177,8 @@ typedef struct penc {
   int64_t si;
 } penc;
 
-static aiplat_status l_insert(aip_vstore *vs, const aip_vrecord *recs,
-                              size_t n, uint32_t dim) {
+static aiplat_status l_insert(aip_vstore *vs, const aip_vrecord *recs, size_t n,
+                              uint32_t dim) {
   vlocal *v = (vlocal *)vs;
   lstate *s = &v->s;
   aiplat_status st;
@@ -1170,9 +1187,9 @@ static aiplat_status l_insert(aip_vstore *vs, const aip_vrecord *recs,
   pthread_mutex_lock(&v->wmu);
   if ((st = writable(v))) goto out;
   if (!s->dim) {
-    st = aip_fail(&v->base.err, AIPLAT_ERR_STATE,
-                  "vstore: %s has no collection yet (ensure it first)",
-                  v->path);
+    st =
+        aip_fail(&v->base.err, AIPLAT_ERR_STATE,
+                 "vstore: %s has no collection yet (ensure it first)", v->path);
     goto out;
   }
   if (dim != s->dim) {
@@ -1212,7 +1229,9 @@ static aiplat_status l_insert(aip_vstore *vs, const aip_vrecord *recs,
   pthread_rwlock_wrlock(&v->rw);
   bool ok = state_reserve(s, keep);
   for (size_t i = 0; ok && i < n; i++)
-    if (pe[i].size) ok = (pe[i].si = src_intern(s, recs[i].source ? recs[i].source : "", pe[i].sl)) >= 0;
+    if (pe[i].size)
+      ok = (pe[i].si = src_intern(s, recs[i].source ? recs[i].source : "",
+                                  pe[i].sl)) >= 0;
   if (ok) st = state_map(s, s->end + bytes, &v->base.err, v->path);
   pthread_rwlock_unlock(&v->rw);
   if (!ok) goto oom;
@@ -1258,7 +1277,8 @@ static aiplat_status l_delete(aip_vstore *vs, const aip_vfilter *f,
                               int64_t *deleted) {
   vlocal *v = (vlocal *)vs;
   lstate *s = &v->s;
-  unsigned type = f->match == AIP_VMATCH_EXACT ? REC_DEL_SOURCE : REC_DEL_PREFIX;
+  unsigned type =
+      f->match == AIP_VMATCH_EXACT ? REC_DEL_SOURCE : REC_DEL_PREFIX;
   size_t sl = strlen(f->source);
   aiplat_status st;
   pthread_mutex_lock(&v->wmu);
@@ -1295,7 +1315,8 @@ static aiplat_status l_count(aip_vstore *vs, uint64_t *out) {
   return AIPLAT_OK;
 }
 
-/* ---- search --------------------------------------------------------------------- */
+/* ---- search
+ * --------------------------------------------------------------------- */
 
 /* The kernel uses v4f (above): one SSE register on baseline x86-64, one
  * NEON register on arm64; GCC and clang emit plain vector code for it. */
@@ -1386,8 +1407,9 @@ static inline void consider(const lstate *s, hent *h, size_t *n, size_t k,
   }
 }
 
-static void scan_rows(const lstate *s, const float *q, const unsigned char *mask,
-                      hent *h, size_t *hn, size_t k) {
+static void scan_rows(const lstate *s, const float *q,
+                      const unsigned char *mask, hent *h, size_t *hn,
+                      size_t k) {
   size_t stride = s->stride;
   for (size_t b = 0, r = 0; r < s->nrows; b++) {
     const float *m = s->blocks[b];
@@ -1409,8 +1431,10 @@ static aiplat_status filter_mask(const lstate *s, const aip_vfilter *f,
   *none = false;
   if (!f || f->match == AIP_VMATCH_ANY) return AIPLAT_OK;
   size_t len = strlen(f->source);
-  if (!(*mask = calloc(s->nsrcs ? s->nsrcs : 1, 1))) return AIPLAT_ERR_NO_MEMORY;
-  unsigned type = f->match == AIP_VMATCH_EXACT ? REC_DEL_SOURCE : REC_DEL_PREFIX;
+  if (!(*mask = calloc(s->nsrcs ? s->nsrcs : 1, 1)))
+    return AIPLAT_ERR_NO_MEMORY;
+  unsigned type =
+      f->match == AIP_VMATCH_EXACT ? REC_DEL_SOURCE : REC_DEL_PREFIX;
   bool any = false;
   if (type == REC_DEL_SOURCE) {
     int64_t si = src_lookup(s, f->source, len);
@@ -1445,7 +1469,8 @@ static aiplat_status l_search(aip_vstore *vs, const float *query, uint32_t dim,
   if (filter_mask(s, filter, &mask, &none)) goto oom;
   if (none) goto out;
   size_t k = limit < s->nrows ? limit : s->nrows;
-  q = aligned_alloc(64, (size_t)align_up((size_t)s->stride * sizeof(float), 64));
+  q = aligned_alloc(64,
+                    (size_t)align_up((size_t)s->stride * sizeof(float), 64));
   h = malloc(k * sizeof *h);
   if (!q || !h) goto oom;
   double ss = 0;
@@ -1477,7 +1502,8 @@ static aiplat_status l_search(aip_vstore *vs, const float *query, uint32_t dim,
   *n = hn;
   goto out;
 oom:
-  st = aip_fail(&v->base.err, AIPLAT_ERR_NO_MEMORY, "vstore: no memory to search");
+  st = aip_fail(&v->base.err, AIPLAT_ERR_NO_MEMORY,
+                "vstore: no memory to search");
 out:
   pthread_rwlock_unlock(&v->rw);
   free(src);
@@ -1487,7 +1513,8 @@ out:
   return st;
 }
 
-/* ---- compaction ------------------------------------------------------------------ */
+/* ---- compaction
+ * ------------------------------------------------------------------ */
 
 static int cmp_u64pair(const void *a, const void *b) {
   const uint64_t *x = a, *y = b;
@@ -1539,7 +1566,7 @@ static aiplat_status compact_locked(vlocal *v) {
   aiplat_status st = writable(v);
   if (st || !s->dim) return st;
   char *tmp = aip_sprintf("%s.compact", v->path);
-  uint64_t *newoff = malloc((s->nrows ? s->nrows : 1) * sizeof *newoff);
+  uint64_t *newoff = calloc(s->nrows ? s->nrows : 1, sizeof *newoff);
   lstate next = *s; /* shares the index; only fd, map and offsets change */
   next.fd = -1;
   next.map = NULL;
@@ -1562,7 +1589,8 @@ static aiplat_status compact_locked(vlocal *v) {
       unlink(tmp);
     }
     if (next.map) munmap((void *)next.map, next.map_len);
-    st = aip_fail(&v->base.err, err == ENOMEM ? AIPLAT_ERR_NO_MEMORY : AIPLAT_ERR_IO,
+    st = aip_fail(&v->base.err,
+                  err == ENOMEM ? AIPLAT_ERR_NO_MEMORY : AIPLAT_ERR_IO,
                   "vstore: compacting %s: %s (the store is unchanged)", v->path,
                   strerror(err));
     goto done;
@@ -1594,7 +1622,8 @@ done:
   return st;
 }
 
-/* ---- handle ------------------------------------------------------------------------ */
+/* ---- handle
+ * ------------------------------------------------------------------------ */
 
 static void l_close(aip_vstore *vs) {
   vlocal *v = (vlocal *)vs;

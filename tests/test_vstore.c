@@ -2,16 +2,22 @@
  * against a brute-force reference, deletes, replaces, filters, validation,
  * locking, read-only refresh, compaction, selection from configuration. */
 #include "config.h"
+/* config.h first: its feature macros must precede every system header */
 
 #include <math.h>
 #include <pthread.h>
 
 #include "vstore_testutil.h"
 
-static void setup(void) { vt_setup(); }
-static void teardown(void) { vt_cleanup(); }
+static void setup(void) {
+  vt_setup();
+}
+static void teardown(void) {
+  vt_cleanup();
+}
 
-/* ---- helpers ------------------------------------------------------------------- */
+/* ---- helpers
+ * ------------------------------------------------------------------- */
 
 START_TEST(crc32c_known_values) {
   ck_assert_uint_eq(aip_crc32c(0, "123456789", 9), 0xE3069283u);
@@ -46,7 +52,8 @@ START_TEST(utf8_validation) {
 }
 END_TEST
 
-/* ---- round trip ---------------------------------------------------------------- */
+/* ---- round trip
+ * ---------------------------------------------------------------- */
 
 START_TEST(round_trip_survives_reopen) {
   const char *path = vt_path("kb.aipvs");
@@ -67,7 +74,8 @@ START_TEST(round_trip_survives_reopen) {
   for (int pass = 0; pass < 3; pass++) {
     size_t n;
     aip_vhit *h;
-    ck_assert_int_eq(aip_vstore_search(vs, v[0], 16, 10, NULL, &h, &n), AIPLAT_OK);
+    ck_assert_int_eq(aip_vstore_search(vs, v[0], 16, 10, NULL, &h, &n),
+                     AIPLAT_OK);
     ck_assert_uint_eq(n, 3);
     ck_assert_str_eq(h[0].id, "a1");
     ck_assert_str_eq(h[0].text, "alpha text");
@@ -141,7 +149,8 @@ START_TEST(largest_dimension) {
     for (int i = 0; i < 3; i++) {
       aip_vhit *h;
       size_t n;
-      ck_assert_int_eq(aip_vstore_search(vs, v + i * dim, dim, 1, NULL, &h, &n), AIPLAT_OK);
+      ck_assert_int_eq(aip_vstore_search(vs, v + i * dim, dim, 1, NULL, &h, &n),
+                       AIPLAT_OK);
       ck_assert_uint_eq(n, 1);
       ck_assert_str_eq(h[0].id, r[i].id);
       ck_assert_float_eq_tol(h[0].score, 1.0f, 1e-5f);
@@ -155,7 +164,8 @@ START_TEST(largest_dimension) {
 }
 END_TEST
 
-/* ---- exact top-k against brute force --------------------------------------------- */
+/* ---- exact top-k against brute force
+ * --------------------------------------------- */
 
 typedef struct ref {
   double score;
@@ -178,12 +188,13 @@ START_TEST(top_k_matches_brute_force) {
   aip_vstore *vs = vt_open(vt_path(name), 0);
   ck_assert_int_eq(aip_vstore_ensure(vs, dim, AIP_VMETRIC_COSINE), AIPLAT_OK);
   float *vecs = malloc(N * dim * sizeof *vecs);
-  char (*ids)[16] = malloc(N * sizeof *ids);
+  char(*ids)[16] = malloc(N * sizeof *ids);
   aip_vrecord *recs = calloc(N, sizeof *recs);
   uint64_t seed = 1234 + dim;
   for (size_t i = 0; i < N; i++) {
     for (uint32_t j = 0; j < dim; j++)
-      vecs[i * dim + j] = (float)((int64_t)(vt_rand(&seed) % 2001) - 1000) / 997.0f;
+      vecs[i * dim + j] =
+          (float)((int64_t)(vt_rand(&seed) % 2001) - 1000) / 997.0f;
     if (dim == 1 && vecs[i] == 0) vecs[i] = 1; /* no zero vectors */
     snprintf(ids[i], sizeof ids[i], "r%03zu", (i * 7919) % N);
     recs[i] = (aip_vrecord){ids[i], vecs + i * dim, ids[i], "s", NULL};
@@ -211,11 +222,13 @@ START_TEST(top_k_matches_brute_force) {
       }
       qsort(rf, N, sizeof *rf, ref_cmp);
       size_t rank_of[200]; /* ids are r000..r199 */
-      for (size_t i = 0; i < N; i++) rank_of[strtoul(rf[i].id + 1, NULL, 10)] = i;
+      for (size_t i = 0; i < N; i++)
+        rank_of[strtoul(rf[i].id + 1, NULL, 10)] = i;
       for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
         size_t k = ks[ki], n;
         aip_vhit *h;
-        ck_assert_int_eq(aip_vstore_search(vs, q, dim, k, NULL, &h, &n), AIPLAT_OK);
+        ck_assert_int_eq(aip_vstore_search(vs, q, dim, k, NULL, &h, &n),
+                         AIPLAT_OK);
         ck_assert_uint_eq(n, k < N ? k : N);
         for (size_t i = 0; i < n; i++) {
           /* the score at each rank is the reference's, and the id there
@@ -264,7 +277,8 @@ START_TEST(ties_are_ordered_by_id) {
     for (size_t k = 1; k <= 7; k++) {
       aip_vhit *h;
       size_t n;
-      ck_assert_int_eq(aip_vstore_search(vs, same, 4, k, NULL, &h, &n), AIPLAT_OK);
+      ck_assert_int_eq(aip_vstore_search(vs, same, 4, k, NULL, &h, &n),
+                       AIPLAT_OK);
       ck_assert_uint_eq(n, k);
       static const char *want[] = {"a", "b", "c", "k", "m", "x", "0far"};
       for (size_t i = 0; i < n; i++) ck_assert_str_eq(h[i].id, want[i]);
@@ -287,7 +301,8 @@ START_TEST(ties_are_ordered_by_id) {
 }
 END_TEST
 
-/* ---- dimensions, states --------------------------------------------------------- */
+/* ---- dimensions, states
+ * --------------------------------------------------------- */
 
 START_TEST(dimension_mismatch_names_both) {
   const char *path = vt_path("dim");
@@ -303,7 +318,8 @@ START_TEST(dimension_mismatch_names_both) {
   float v[16];
   vt_vec(v, 16, 3);
   aip_vrecord r = {"x", v, "t", "s", NULL};
-  ck_assert_int_eq(aip_vstore_insert(vs, &r, 1, 16), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aip_vstore_insert(vs, &r, 1, 16),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_ptr_nonnull(strstr(vt_err(vs), "8-dimensional"));
   ck_assert_ptr_nonnull(strstr(vt_err(vs), "has 16"));
   aip_vhit *h = (aip_vhit *)1;
@@ -315,7 +331,8 @@ START_TEST(dimension_mismatch_names_both) {
   ck_assert_ptr_nonnull(strstr(vt_err(vs), "has 16"));
   /* the thread record carries it too */
   char msg[256];
-  ck_assert_int_eq(aiplat_error_last(msg, sizeof msg), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_error_last(msg, sizeof msg),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_ptr_nonnull(strstr(msg, "8-dimensional"));
   ck_assert_uint_eq(vt_count(vs), 1);
   ck_assert_int_eq(aip_vstore_ensure(vs, 8, 2), AIPLAT_ERR_NOT_SUPPORTED);
@@ -347,7 +364,8 @@ START_TEST(store_without_collection) {
 }
 END_TEST
 
-/* ---- replace, delete, filter ----------------------------------------------------- */
+/* ---- replace, delete, filter
+ * ----------------------------------------------------- */
 
 START_TEST(same_id_replaces_and_identical_is_not_rewritten) {
   const char *path = vt_path("rep");
@@ -365,7 +383,8 @@ START_TEST(same_id_replaces_and_identical_is_not_rewritten) {
   ck_assert_int_eq(aip_vstore_insert(vs, &r, 1, 8), AIPLAT_OK);
   ck_assert_uint_eq(vt_count(vs), 1);
   /* the same id twice in one batch: the last one wins */
-  aip_vrecord two[2] = {{"dup", v1, "one", "a", NULL}, {"dup", v2, "two", "a", NULL}};
+  aip_vrecord two[2] = {{"dup", v1, "one", "a", NULL},
+                        {"dup", v2, "two", "a", NULL}};
   ck_assert_int_eq(aip_vstore_insert(vs, two, 2, 8), AIPLAT_OK);
   ck_assert_uint_eq(vt_count(vs), 2);
   for (int pass = 0; pass < 2; pass++) {
@@ -488,7 +507,8 @@ START_TEST(search_filters_on_source) {
     aip_vhit *h = vt_search(vs, 8, 3, 100, &f, &n);
     ck_assert_msg(n == cases[c].expect, "case %zu: %zu hits", c, n);
     for (size_t i = 0; i < n; i++) {
-      if (cases[c].m == AIP_VMATCH_EXACT) ck_assert_str_eq(h[i].source, cases[c].s);
+      if (cases[c].m == AIP_VMATCH_EXACT)
+        ck_assert_str_eq(h[i].source, cases[c].s);
       if (cases[c].m == AIP_VMATCH_PREFIX)
         ck_assert(!strncmp(h[i].source, cases[c].s, strlen(cases[c].s)));
     }
@@ -506,7 +526,8 @@ START_TEST(search_filters_on_source) {
 }
 END_TEST
 
-/* ---- validation ----------------------------------------------------------------- */
+/* ---- validation
+ * ----------------------------------------------------------------- */
 
 START_TEST(bad_arguments_are_refused_clearly) {
   aip_vstore *vs = vt_open(vt_path("bad"), 0);
@@ -528,16 +549,25 @@ START_TEST(bad_arguments_are_refused_clearly) {
       {{"a", zero, "", "", NULL}, AIPLAT_ERR_INVALID_ARGUMENT, "zero vector"},
       {{"a", nan, "", "", NULL}, AIPLAT_ERR_INVALID_ARGUMENT, "element 1"},
       {{"a", inf, "", "", NULL}, AIPLAT_ERR_INVALID_ARGUMENT, "element 0"},
-      {{"a", ok, "bad \xc3(", "", NULL}, AIPLAT_ERR_INVALID_ARGUMENT, "text is not valid UTF-8"},
-      {{"a", ok, "", "\xff", NULL}, AIPLAT_ERR_INVALID_ARGUMENT, "source is not valid UTF-8"},
-      {{"a", ok, "", "", "{broken"}, AIPLAT_ERR_INVALID_ARGUMENT, "not a JSON object"},
-      {{"a", ok, "", "", "[1,2]"}, AIPLAT_ERR_INVALID_ARGUMENT, "not a JSON object"},
+      {{"a", ok, "bad \xc3(", "", NULL},
+       AIPLAT_ERR_INVALID_ARGUMENT,
+       "text is not valid UTF-8"},
+      {{"a", ok, "", "\xff", NULL},
+       AIPLAT_ERR_INVALID_ARGUMENT,
+       "source is not valid UTF-8"},
+      {{"a", ok, "", "", "{broken"},
+       AIPLAT_ERR_INVALID_ARGUMENT,
+       "not a JSON object"},
+      {{"a", ok, "", "", "[1,2]"},
+       AIPLAT_ERR_INVALID_ARGUMENT,
+       "not a JSON object"},
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     aip_vrecord two[2] = {{"fine", ok, "", "", NULL}, cases[c].r};
     aiplat_status st = aip_vstore_insert(vs, two, 2, 4);
     ck_assert_msg(st == cases[c].st, "case %zu: %s", c, aiplat_status_str(st));
-    ck_assert_msg(strstr(vt_err(vs), cases[c].msg), "case %zu: %s", c, vt_err(vs));
+    ck_assert_msg(strstr(vt_err(vs), cases[c].msg), "case %zu: %s", c,
+                  vt_err(vs));
     ck_assert_ptr_nonnull(strstr(vt_err(vs), "record 1"));
   }
   ck_assert_uint_eq(vt_count(vs), 0); /* all or nothing */
@@ -549,28 +579,42 @@ START_TEST(bad_arguments_are_refused_clearly) {
   big[AIP_VSTORE_MAX_TEXT] = '\0'; /* exactly at the limit: fine */
   ck_assert_int_eq(aip_vstore_insert(vs, &r, 1, 4), AIPLAT_OK);
   free(big);
-  ck_assert_int_eq(aip_vstore_insert(vs, NULL, 1, 4), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aip_vstore_insert(vs, NULL, 1, 4),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(aip_vstore_insert(vs, &r, AIP_VSTORE_MAX_BATCH + 1, 4),
                    AIPLAT_ERR_TOO_LARGE);
-  ck_assert_int_eq(aip_vstore_insert(vs, &r, 1, 0), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aip_vstore_insert(NULL, &r, 1, 4), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aip_vstore_ensure(vs, 0, AIP_VMETRIC_COSINE), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aip_vstore_ensure(vs, AIP_VSTORE_MAX_DIM + 1, AIP_VMETRIC_COSINE),
+  ck_assert_int_eq(aip_vstore_insert(vs, &r, 1, 0),
                    AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aip_vstore_insert(NULL, &r, 1, 4),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aip_vstore_ensure(vs, 0, AIP_VMETRIC_COSINE),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(
+      aip_vstore_ensure(vs, AIP_VSTORE_MAX_DIM + 1, AIP_VMETRIC_COSINE),
+      AIPLAT_ERR_INVALID_ARGUMENT);
 
   aip_vhit *h;
   size_t n;
-  ck_assert_int_eq(aip_vstore_search(vs, ok, 4, 0, NULL, &h, &n), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aip_vstore_search(vs, ok, 4, AIP_VSTORE_MAX_LIMIT + 1, NULL, &h, &n),
+  ck_assert_int_eq(aip_vstore_search(vs, ok, 4, 0, NULL, &h, &n),
                    AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aip_vstore_search(vs, zero, 4, 1, NULL, &h, &n), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(
+      aip_vstore_search(vs, ok, 4, AIP_VSTORE_MAX_LIMIT + 1, NULL, &h, &n),
+      AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aip_vstore_search(vs, zero, 4, 1, NULL, &h, &n),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_ptr_nonnull(strstr(vt_err(vs), "query"));
-  ck_assert_int_eq(aip_vstore_search(vs, NULL, 4, 1, NULL, &h, &n), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aip_vstore_search(vs, ok, 4, 1, NULL, NULL, &n), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aip_vstore_search(vs, NULL, 4, 1, NULL, &h, &n),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aip_vstore_search(vs, ok, 4, 1, NULL, NULL, &n),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   aip_vfilter f1 = {AIP_VMATCH_EXACT, NULL}, f2 = {(aip_vmatch)9, "x"};
-  ck_assert_int_eq(aip_vstore_search(vs, ok, 4, 1, &f1, &h, &n), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aip_vstore_search(vs, ok, 4, 1, &f2, &h, &n), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aip_vstore_search(vs, ok, 4, AIP_VSTORE_MAX_LIMIT, NULL, &h, &n), AIPLAT_OK);
+  ck_assert_int_eq(aip_vstore_search(vs, ok, 4, 1, &f1, &h, &n),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aip_vstore_search(vs, ok, 4, 1, &f2, &h, &n),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(
+      aip_vstore_search(vs, ok, 4, AIP_VSTORE_MAX_LIMIT, NULL, &h, &n),
+      AIPLAT_OK);
   ck_assert_uint_eq(n, 1);
   free(h);
   uint64_t c;
@@ -580,22 +624,29 @@ START_TEST(bad_arguments_are_refused_clearly) {
   aip_vstore_close(NULL);
 
   aip_vstore *x = (aip_vstore *)1;
-  ck_assert_int_eq(aip_vstore_local_open(&x, "", 0), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aip_vstore_local_open(&x, "", 0),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_ptr_null(x);
-  ck_assert_int_eq(aip_vstore_local_open(&x, NULL, 0), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aip_vstore_local_open(NULL, "x", 0), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aip_vstore_local_open(&x, vt_path("f"), 0x100), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aip_vstore_local_open(&x, vt_path("missing"), AIP_VLOCAL_READONLY),
-                   AIPLAT_ERR_NOT_FOUND);
+  ck_assert_int_eq(aip_vstore_local_open(&x, NULL, 0),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aip_vstore_local_open(NULL, "x", 0),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aip_vstore_local_open(&x, vt_path("f"), 0x100),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(
+      aip_vstore_local_open(&x, vt_path("missing"), AIP_VLOCAL_READONLY),
+      AIPLAT_ERR_NOT_FOUND);
   ck_assert_int_eq(aip_vstore_local_open(&x, vt_dir, AIP_VLOCAL_READONLY),
                    AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(aip_vstore_local_open(&x, vt_dir, 0), AIPLAT_ERR_IO);
-  ck_assert_int_eq(aip_vstore_local_open(&x, "/nonexistent-dir/kb", 0), AIPLAT_ERR_NOT_FOUND);
+  ck_assert_int_eq(aip_vstore_local_open(&x, "/nonexistent-dir/kb", 0),
+                   AIPLAT_ERR_NOT_FOUND);
   ck_assert_ptr_null(x);
 }
 END_TEST
 
-/* ---- modes: one writer, read-only readers ------------------------------------------ */
+/* ---- modes: one writer, read-only readers
+ * ------------------------------------------ */
 
 START_TEST(one_writer_at_a_time) {
   const char *path = vt_path("lock");
@@ -625,7 +676,8 @@ START_TEST(readers_see_what_the_writer_commits) {
   aip_vstore *w = vt_open(path, 0);
   aip_vstore *r = vt_open(path, AIP_VLOCAL_READONLY); /* empty file yet */
   ck_assert_uint_eq(vt_count(r), 0);
-  ck_assert_int_eq(aip_vstore_ensure(r, 8, AIP_VMETRIC_COSINE), AIPLAT_ERR_STATE);
+  ck_assert_int_eq(aip_vstore_ensure(r, 8, AIP_VMETRIC_COSINE),
+                   AIPLAT_ERR_STATE);
   ck_assert_int_eq(aip_vstore_ensure(w, 8, AIP_VMETRIC_COSINE), AIPLAT_OK);
   ck_assert_uint_eq(vt_count(r), 0);
   for (unsigned k = 0; k < 20; k++) {
@@ -691,14 +743,16 @@ START_TEST(compaction_keeps_the_live_records) {
 }
 END_TEST
 
-/* ---- configuration ------------------------------------------------------------------- */
+/* ---- configuration
+ * ------------------------------------------------------------------- */
 
 START_TEST(open_from_configuration) {
   aiplat_config *cfg;
   ck_assert_int_eq(aiplat_config_create(&cfg), AIPLAT_OK);
   aip_vstore *vs = NULL;
-  ck_assert_int_eq(aiplat_config_set(cfg, "VECTOR_STORE_PATH", vt_path("cfg.aipvs")),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_config_set(cfg, "VECTOR_STORE_PATH", vt_path("cfg.aipvs")),
+      AIPLAT_OK);
   ck_assert_int_eq(aiplat_config_set(cfg, "VECTOR_STORE", "local"), AIPLAT_OK);
   ck_assert_int_eq(aip_vstore_open_config(&vs, cfg, true), AIPLAT_OK);
   ck_assert_str_eq(aip_vstore_backend(vs), "local");
@@ -708,7 +762,8 @@ START_TEST(open_from_configuration) {
   ck_assert_int_eq(aip_vstore_ensure(vs, 4, AIP_VMETRIC_COSINE), AIPLAT_OK);
   aip_vstore_close(vs);
   ck_assert_int_eq(aiplat_config_set(cfg, "VECTOR_STORE", "milvus"), AIPLAT_OK);
-  ck_assert_int_eq(aip_vstore_open_config(&vs, cfg, false), AIPLAT_ERR_NOT_SUPPORTED);
+  ck_assert_int_eq(aip_vstore_open_config(&vs, cfg, false),
+                   AIPLAT_ERR_NOT_SUPPORTED);
   ck_assert_int_eq(aiplat_config_set(cfg, "VECTOR_STORE", "redis"), AIPLAT_OK);
   ck_assert_int_eq(aip_vstore_open_config(&vs, cfg, false), AIPLAT_ERR_CONFIG);
   ck_assert_ptr_nonnull(strstr(vt_err(NULL), "VECTOR_STORE"));
@@ -718,10 +773,13 @@ START_TEST(open_from_configuration) {
     ck_assert_int_eq(aip_vstore_open_config(&vs, cfg, false), AIPLAT_OK);
     aip_vstore_close(vs);
   }
-  ck_assert_int_eq(aiplat_config_set(cfg, "MILVUS_HOST", "milvus.ai-ml"), AIPLAT_OK);
-  ck_assert_int_eq(aip_vstore_open_config(&vs, cfg, false), AIPLAT_ERR_NOT_SUPPORTED);
+  ck_assert_int_eq(aiplat_config_set(cfg, "MILVUS_HOST", "milvus.ai-ml"),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aip_vstore_open_config(&vs, cfg, false),
+                   AIPLAT_ERR_NOT_SUPPORTED);
   ck_assert_ptr_null(vs);
-  ck_assert_int_eq(aip_vstore_open_config(&vs, NULL, false), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aip_vstore_open_config(&vs, NULL, false),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   aiplat_config_destroy(cfg);
 }
 END_TEST

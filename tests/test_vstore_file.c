@@ -2,6 +2,7 @@
  * record), corrupted bytes, damage in the middle, files that are not
  * stores, empty files, an unfinished creation, a full disk. */
 #include "config.h"
+/* config.h first: its feature macros must precede every system header */
 
 #include <errno.h>
 #include <signal.h>
@@ -60,7 +61,8 @@ static void assert_records(aip_vstore *vs, const unsigned *ks, size_t n) {
 
 static const unsigned ALL[] = {1, 2, 3, 5, 6, 7, 4};
 
-/* ---- torn tails ----------------------------------------------------------------------- */
+/* ---- torn tails
+ * ----------------------------------------------------------------------- */
 
 START_TEST(torn_last_record_at_every_byte) {
   make_reference();
@@ -146,7 +148,9 @@ START_TEST(garbage_or_zeros_after_the_last_batch) {
   for (int kind = 0; kind < 3; kind++) {
     uint64_t s = 99;
     for (size_t i = 0; i < extra; i++)
-      b[orig_len + i] = kind == 0 ? 0 : kind == 1 ? (unsigned char)vt_rand(&s) : 'V';
+      b[orig_len + i] = kind == 0   ? 0
+                        : kind == 1 ? (unsigned char)vt_rand(&s)
+                                    : 'V';
     vt_write_file(path, b, orig_len + extra);
     aip_vstore *vs = vt_open(path, 0);
     assert_records(vs, ALL, 7);
@@ -180,7 +184,8 @@ START_TEST(reader_follows_a_tail_rewritten_to_the_same_length) {
 }
 END_TEST
 
-/* ---- damage in the middle ------------------------------------------------------------ */
+/* ---- damage in the middle
+ * ------------------------------------------------------------ */
 
 START_TEST(damage_before_a_later_batch_is_corruption) {
   make_reference();
@@ -194,8 +199,10 @@ START_TEST(damage_before_a_later_batch_is_corruption) {
     vt_write_file(path, b, orig_len);
     for (int ro = 0; ro < 2; ro++) {
       aip_vstore *vs = NULL;
-      aiplat_status st = aip_vstore_local_open(&vs, path, ro ? AIP_VLOCAL_READONLY : 0);
-      ck_assert_msg(st == AIPLAT_ERR_CORRUPT, "byte %zu: %s", at, aiplat_status_str(st));
+      aiplat_status st =
+          aip_vstore_local_open(&vs, path, ro ? AIP_VLOCAL_READONLY : 0);
+      ck_assert_msg(st == AIPLAT_ERR_CORRUPT, "byte %zu: %s", at,
+                    aiplat_status_str(st));
       ck_assert_ptr_null(vs);
       char want[64];
       snprintf(want, sizeof want, "offset %zu", (size_t)(mid_start + rec));
@@ -270,7 +277,8 @@ START_TEST(batch_without_its_commit_before_a_later_batch) {
 }
 END_TEST
 
-/* ---- not a store, empty, unfinished creation, other versions ------------------------------ */
+/* ---- not a store, empty, unfinished creation, other versions
+ * ------------------------------ */
 
 START_TEST(a_file_that_is_not_a_store) {
   const char *path = vt_path("notes.txt");
@@ -284,9 +292,11 @@ START_TEST(a_file_that_is_not_a_store) {
     vt_write_file(path, texts[i], strlen(texts[i]));
     for (int ro = 0; ro < 2; ro++) {
       aip_vstore *vs = NULL;
-      ck_assert_int_eq(aip_vstore_local_open(&vs, path, ro ? AIP_VLOCAL_READONLY : 0),
-                       AIPLAT_ERR_CORRUPT);
-      ck_assert_ptr_nonnull(strstr(vt_err(NULL), "is not a libaiplat vector store"));
+      ck_assert_int_eq(
+          aip_vstore_local_open(&vs, path, ro ? AIP_VLOCAL_READONLY : 0),
+          AIPLAT_ERR_CORRUPT);
+      ck_assert_ptr_nonnull(
+          strstr(vt_err(NULL), "is not a libaiplat vector store"));
       ck_assert_ptr_nonnull(strstr(vt_err(NULL), path));
       size_t len;
       unsigned char *now = vt_read_file(path, &len);
@@ -323,10 +333,12 @@ START_TEST(headers_checked) {
   ck_assert_int_eq(aip_vstore_local_open(&vs, path, 0), AIPLAT_ERR_CORRUPT);
   ck_assert_ptr_nonnull(strstr(vt_err(NULL), "checksum"));
   write_header(path, 2, 300, 1, true);
-  ck_assert_int_eq(aip_vstore_local_open(&vs, path, 0), AIPLAT_ERR_NOT_SUPPORTED);
+  ck_assert_int_eq(aip_vstore_local_open(&vs, path, 0),
+                   AIPLAT_ERR_NOT_SUPPORTED);
   ck_assert_ptr_nonnull(strstr(vt_err(NULL), "version 2"));
   write_header(path, 1, 300, 2, true);
-  ck_assert_int_eq(aip_vstore_local_open(&vs, path, 0), AIPLAT_ERR_NOT_SUPPORTED);
+  ck_assert_int_eq(aip_vstore_local_open(&vs, path, 0),
+                   AIPLAT_ERR_NOT_SUPPORTED);
   write_header(path, 1, 0, 1, true);
   ck_assert_int_eq(aip_vstore_local_open(&vs, path, 0), AIPLAT_ERR_CORRUPT);
   ck_assert_uint_eq(vt_file_size(path), 64);
@@ -379,7 +391,9 @@ START_TEST(an_unfinished_creation) {
 }
 END_TEST
 
-/* ---- a full disk ----------------------------------------------------------------------------- */
+/* ---- a full disk
+ * -----------------------------------------------------------------------------
+ */
 
 START_TEST(full_disk_fails_cleanly) {
   make_reference();

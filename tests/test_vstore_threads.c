@@ -4,6 +4,7 @@
  * be consistent: a published record is found, a record's fields belong
  * together, scores are ordered. */
 #include "config.h"
+/* config.h first: its feature macros must precede every system header */
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -14,8 +15,12 @@
 #define BATCHES 60
 #define READERS 3
 
-static void setup(void) { vt_setup(); }
-static void teardown(void) { vt_cleanup(); }
+static void setup(void) {
+  vt_setup();
+}
+static void teardown(void) {
+  vt_cleanup();
+}
 
 typedef struct shared {
   aip_vstore *writer, *reader;
@@ -49,7 +54,8 @@ static void *writer_main(void *arg) {
       vt_vec(v[i], DIM, k);
       snprintf(ids[i], sizeof ids[i], "id%u", k);
       snprintf(texts[i], sizeof texts[i], "text %u", k);
-      r[i] = (aip_vrecord){ids[i], v[i], texts[i], tmp ? "tmp" : "stable", NULL};
+      r[i] =
+          (aip_vrecord){ids[i], v[i], texts[i], tmp ? "tmp" : "stable", NULL};
     }
     if (aip_vstore_insert(sh->writer, r, n, DIM)) {
       record_failure(sh, "insert failed", 0);
@@ -81,7 +87,8 @@ static void check_hits(shared *sh, const aip_vhit *h, size_t n) {
       return;
     }
     snprintf(want, sizeof want, "text %u", id);
-    if (strcmp(h[i].text, want)) record_failure(sh, "text does not match id", id);
+    if (strcmp(h[i].text, want))
+      record_failure(sh, "text does not match id", id);
     if (strcmp(h[i].source, id >= 100000 ? "tmp" : "stable"))
       record_failure(sh, "source does not match id", id);
     if (strcmp(h[i].metadata, "{}")) record_failure(sh, "metadata", id);
@@ -124,7 +131,8 @@ static void *reader_main(void *arg) {
     if (aip_vstore_count(sh->reader, &c)) record_failure(sh, "count failed", 0);
     /* stable records only grow; at most one tmp batch (8) is live */
     if (c + 8 < last_count) record_failure(sh, "count went back", (unsigned)c);
-    if (c < pub) record_failure(sh, "count below the published records", (unsigned)c);
+    if (c < pub)
+      record_failure(sh, "count below the published records", (unsigned)c);
     last_count = c;
     atomic_fetch_add(&sh->searches, 1);
   }
@@ -136,7 +144,8 @@ static void run(bool separate_reader) {
   pthread_mutex_init(&sh.mu, NULL);
   const char *path = vt_path("conc");
   sh.writer = vt_open(path, 0);
-  ck_assert_int_eq(aip_vstore_ensure(sh.writer, DIM, AIP_VMETRIC_COSINE), AIPLAT_OK);
+  ck_assert_int_eq(aip_vstore_ensure(sh.writer, DIM, AIP_VMETRIC_COSINE),
+                   AIPLAT_OK);
   sh.reader = separate_reader ? vt_open(path, AIP_VLOCAL_READONLY) : sh.writer;
   pthread_t w, r[READERS];
   for (int i = 0; i < READERS; i++)
@@ -159,10 +168,14 @@ static void run(bool separate_reader) {
   pthread_mutex_destroy(&sh.mu);
 }
 
-START_TEST(readers_during_appends_same_handle) { run(false); }
+START_TEST(readers_during_appends_same_handle) {
+  run(false);
+}
 END_TEST
 
-START_TEST(readers_during_appends_read_only_handle) { run(true); }
+START_TEST(readers_during_appends_read_only_handle) {
+  run(true);
+}
 END_TEST
 
 Suite *make_suite(void) {

@@ -59,7 +59,8 @@ static inline uint64_t vt_rand(uint64_t *s) {
 static inline void vt_vec(float *v, uint32_t dim, uint64_t seed) {
   uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
   for (uint32_t i = 0; i < dim; i++)
-    v[i] = (float)((double)(vt_rand(&s) >> 11) / (double)(1ull << 53) * 2.0 - 1.0);
+    v[i] =
+        (float)((double)(vt_rand(&s) >> 11) / (double)(1ull << 53) * 2.0 - 1.0);
 }
 
 static inline uint64_t vt_file_size(const char *path) {
@@ -97,8 +98,8 @@ static inline aip_vstore *vt_open(const char *path, unsigned flags) {
   aiplat_status st = aip_vstore_local_open(&vs, path, flags);
   char msg[512];
   aiplat_error_last(msg, sizeof msg);
-  ck_assert_msg(st == AIPLAT_OK, "open %s: %s: %s", path,
-                aiplat_status_str(st), msg);
+  ck_assert_msg(st == AIPLAT_OK, "open %s: %s: %s", path, aiplat_status_str(st),
+                msg);
   return vs;
 }
 
