@@ -7,34 +7,7 @@
 #include <string.h>
 
 #include "subject_internal.h"
-
-/* Length of the well-formed UTF-8 sequence at @p (at most @n bytes), or 0
- * when it is malformed: overlong, a surrogate, above U+10FFFF, truncated. */
-static size_t utf8_seq(const unsigned char *p, size_t n, uint32_t *cp) {
-  unsigned char c = p[0];
-  size_t len;
-  uint32_t v, min;
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  } else if ((c & 0xe0) == 0xc0) {
-    len = 2, v = c & 0x1f, min = 0x80;
-  } else if ((c & 0xf0) == 0xe0) {
-    len = 3, v = c & 0x0f, min = 0x800;
-  } else if ((c & 0xf8) == 0xf0) {
-    len = 4, v = c & 0x07, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (len > n) return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((p[i] & 0xc0) != 0x80) return 0;
-    v = (v << 6) | (p[i] & 0x3f);
-  }
-  if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return 0;
-  *cp = v;
-  return len;
-}
+#include "utf8.h"
 
 const char *aip_token_problem(const char *tok, size_t len, size_t *at) {
   *at = 0;
@@ -46,7 +19,7 @@ const char *aip_token_problem(const char *tok, size_t len, size_t *at) {
   const unsigned char *p = (const unsigned char *)tok;
   for (size_t i = 0; i < len;) {
     uint32_t cp;
-    size_t n = utf8_seq(p + i, len - i, &cp);
+    size_t n = aip_utf8_decode(p + i, len - i, &cp);
     *at = i;
     if (n == 0) return "is not valid UTF-8";
     if (cp <= 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f))

@@ -6,11 +6,14 @@
 #include <stdint.h>
 #include <string.h>
 
-size_t aip_utf8_seq_len(const unsigned char *s, size_t left) {
+size_t aip_utf8_decode(const unsigned char *s, size_t left, uint32_t *out) {
   unsigned char c = s[0];
   size_t n;
   uint32_t cp;
-  if (c < 0x80) return 1;
+  if (c < 0x80) {
+    *out = c;
+    return 1;
+  }
   if (c >= 0xc2 && c <= 0xdf) {
     n = 2;
     cp = c & 0x1f;
@@ -32,7 +35,13 @@ size_t aip_utf8_seq_len(const unsigned char *s, size_t left) {
   if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
       (cp >= 0xd800 && cp <= 0xdfff))
     return 0;
+  *out = cp;
   return n;
+}
+
+size_t aip_utf8_seq_len(const unsigned char *s, size_t left) {
+  uint32_t cp;
+  return aip_utf8_decode(s, left, &cp);
 }
 
 bool aip_utf8_check(const char *s, size_t len, size_t *bad) {

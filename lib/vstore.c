@@ -1,5 +1,5 @@
 /* Vector-store interface: argument validation shared by every backend,
- * dispatch, result packing, CRC-32C and UTF-8 checks, backend selection. */
+ * dispatch, result packing, CRC-32C, backend selection. */
 #include "config.h"
 /* config.h first: its feature macros must precede every system header */
 
@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
 #include "vstore.h"
 
 /* ---- CRC-32C ---------------------------------------------------------------
@@ -79,41 +80,6 @@ uint32_t aip_crc32c(uint32_t crc, const void *data, size_t len) {
   if (crc_hw) return crc32c_hw(crc, data, len);
 #endif
   return aip_crc32c_sw(crc, data, len);
-}
-
-/* ---- UTF-8 ------------------------------------------------------------------
- * Well-formed per RFC 3629: no overlong forms, no surrogates, <= U+10FFFF.
- * Milvus refuses anything else in a VarChar field. */
-bool aip_utf8_valid(const char *s, size_t len) {
-  const unsigned char *p = (const unsigned char *)s, *end = p + len;
-  while (p < end) {
-    unsigned c = *p;
-    if (c < 0x80) {
-      p++;
-      continue;
-    }
-    size_t n;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-      n = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      n = 2;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      n = 3;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    } else {
-      return false;
-    }
-    if ((size_t)(end - p) <= n) return false;
-    if (p[1] < lo || p[1] > hi) return false;
-    for (size_t i = 2; i <= n; i++)
-      if ((p[i] & 0xC0) != 0x80) return false;
-    p += n + 1;
-  }
-  return true;
 }
 
 /* ---- validation ------------------------------------------------------------

@@ -184,7 +184,6 @@ uint32_t aip_crc32c(uint32_t crc, const void *data, size_t len);
 /* The portable table version, for tests. */
 uint32_t aip_crc32c_sw(uint32_t crc, const void *data, size_t len);
 
-bool aip_utf8_valid(const char *s, size_t len);
 
 /* ---- backend plumbing -----------------------------------------------------
  */

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <pthread.h>
 
+#include "utf8.h"
 #include "vstore_testutil.h"
 
 static void setup(void) {

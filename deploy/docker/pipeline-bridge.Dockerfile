@@ -28,7 +28,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential autoconf automake libtool pkg-config \
       libnats-dev libprotobuf-c-dev protobuf-c-compiler \
-      libcurl4-openssl-dev libjansson-dev libmicrohttpd-dev check \
+      libcurl4-openssl-dev libjansson-dev libmicrohttpd-dev libssl-dev check \
       ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
