@@ -20,8 +20,10 @@
   X(NATS_CONNECT_TIMEOUT, "5s", DUR, 0, "timeout of one connection attempt") \
   X(NATS_RECONNECT_WAIT, "2s", DUR, 0, "wait between reconnection attempts (jitter added)") \
   X(NATS_MAX_RECONNECTS, "-1", INT, 0, "reconnection attempts before giving up; -1 is forever") \
-  X(HEALTH_PORT, "8080", INT, 0, "port of the /health, /ready and /metrics server; 0 disables it") \
-  X(HEALTH_BIND, "0.0.0.0", STR, 0, "address the health server binds to") \
+  X(HEALTH_PORT, "8080", INT, 0, "port of the /health, /ready and /metrics server; 0 lets the system choose a free one") \
+  X(HEALTH_BIND, "0.0.0.0", STR, 0, "IPv4 or IPv6 literal the health server binds to (:: for both families)") \
+  X(NATS_SEND_ASAP, "true", BOOL, 0, "send each NATS publish at once instead of batching writes for ~1 ms") \
+  X(NATS_RETRY_ON_FAILED_CONNECT, "false", BOOL, 0, "keep trying in the background when no NATS server answers at start") \
   X(WORKERS, "4", INT, 0, "handler worker threads per service") \
   X(REQUEST_TIMEOUT, "60s", DUR, 0, "deadline of one request inside a service") \
   X(SHUTDOWN_GRACE, "20s", DUR, 0, "time in-flight requests get to finish on SIGTERM") \

@@ -9,5 +9,9 @@
 #include "common.h"
 #include "log.h"
 #include "config.h"
+#include "health.h"
+#include "message.h"
+#include "subject.h"
+#include "bus.h"
 
 #endif /* AIPLAT_AIPLAT_H */
