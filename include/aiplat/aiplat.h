@@ -9,5 +9,10 @@
 #include "common.h"
 #include "log.h"
 #include "config.h"
+#include "llm.h"
+#include "embeddings.h"
+#include "reranker.h"
+#include "stt.h"
+#include "tts.h"
 
 #endif /* AIPLAT_AIPLAT_H */
