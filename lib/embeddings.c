@@ -1,10 +1,10 @@
 /* Embeddings client (aiplat/embeddings.h). */
-#include "config.h"
+#include "aiplat/embeddings.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "aiplat/embeddings.h"
+#include "config.h"
 #include "model_common.h"
 
 #define BATCH_MAX 65536
@@ -23,10 +23,12 @@ struct aiplat_embeddings_result {
 
 AIPLAT_API aiplat_status aiplat_embeddings_create(aiplat_embeddings **out,
                                                   aiplat_config *cfg) {
-  if (!out) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "embeddings: NULL out");
+  if (!out)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "embeddings: NULL out");
   *out = NULL;
   aiplat_embeddings *c = calloc(1, sizeof *c);
-  if (!c) return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "embeddings: out of memory");
+  if (!c)
+    return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "embeddings: out of memory");
   aiplat_status st =
       aip_model_base_init(&c->base, "embeddings", cfg, "EMBEDDINGS_URL",
                           "EMBEDDINGS_API_KEY", "EMBEDDINGS_MODEL", NULL);
@@ -38,10 +40,10 @@ AIPLAT_API aiplat_status aiplat_embeddings_create(aiplat_embeddings **out,
   int64_t dim = 0, batch = 0;
   if (!k) {
     st = aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "embeddings: out of memory");
-  } else if ((st = aiplat_config_get_int(k, "EMBEDDINGS_DIMENSION", 0, 1 << 20, &dim)) !=
-                 AIPLAT_OK ||
-             (st = aiplat_config_get_int(k, "EMBEDDINGS_BATCH_SIZE", 1, BATCH_MAX, &batch)) !=
-                 AIPLAT_OK) {
+  } else if ((st = aiplat_config_get_int(k, "EMBEDDINGS_DIMENSION", 0, 1 << 20,
+                                         &dim)) != AIPLAT_OK ||
+             (st = aiplat_config_get_int(k, "EMBEDDINGS_BATCH_SIZE", 1,
+                                         BATCH_MAX, &batch)) != AIPLAT_OK) {
     aip_model_cfg_fail(&c->base, k, st);
   }
   aip_model_cfg_end(own);
@@ -63,9 +65,11 @@ AIPLAT_API void aiplat_embeddings_destroy(aiplat_embeddings *c) {
 
 AIP_MODEL_COMMON_API(embeddings)
 
-AIPLAT_API aiplat_status aiplat_embeddings_set_expected_dimension(aiplat_embeddings *c,
-                                                                  size_t dim) {
-  if (!c) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "embeddings: NULL client");
+AIPLAT_API aiplat_status
+aiplat_embeddings_set_expected_dimension(aiplat_embeddings *c, size_t dim) {
+  if (!c)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "embeddings: NULL client");
   pthread_mutex_lock(&c->base.mu);
   c->expected_dim = dim;
   pthread_mutex_unlock(&c->base.mu);
@@ -74,41 +78,50 @@ AIPLAT_API aiplat_status aiplat_embeddings_set_expected_dimension(aiplat_embeddi
 
 AIPLAT_API aiplat_status aiplat_embeddings_set_batch_size(aiplat_embeddings *c,
                                                           size_t n) {
-  if (!c) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "embeddings: NULL client");
+  if (!c)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "embeddings: NULL client");
   if (n < 1 || n > BATCH_MAX)
     return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
-                    "embeddings: batch size %zu is not in [1, %d]", n, BATCH_MAX);
+                    "embeddings: batch size %zu is not in [1, %d]", n,
+                    BATCH_MAX);
   pthread_mutex_lock(&c->base.mu);
   c->batch = n;
   pthread_mutex_unlock(&c->base.mu);
   return AIPLAT_OK;
 }
 
-/* ---- result ----------------------------------------------------------------- */
+/* ---- result -----------------------------------------------------------------
+ */
 
 AIPLAT_API void aiplat_embeddings_result_destroy(aiplat_embeddings_result *r) {
   if (!r) return;
   free(r->data);
   free(r);
 }
-AIPLAT_API size_t aiplat_embeddings_result_count(const aiplat_embeddings_result *r) {
+AIPLAT_API size_t
+aiplat_embeddings_result_count(const aiplat_embeddings_result *r) {
   return r ? r->count : 0;
 }
-AIPLAT_API size_t aiplat_embeddings_result_dimension(const aiplat_embeddings_result *r) {
+AIPLAT_API size_t
+aiplat_embeddings_result_dimension(const aiplat_embeddings_result *r) {
   return r ? r->dim : 0;
 }
-AIPLAT_API const float *aiplat_embeddings_result_vector(const aiplat_embeddings_result *r,
-                                                        size_t i) {
+AIPLAT_API const float *aiplat_embeddings_result_vector(
+    const aiplat_embeddings_result *r, size_t i) {
   return r && i < r->count ? r->data + i * r->dim : NULL;
 }
-AIPLAT_API const float *aiplat_embeddings_result_data(const aiplat_embeddings_result *r) {
+AIPLAT_API const float *aiplat_embeddings_result_data(
+    const aiplat_embeddings_result *r) {
   return r ? r->data : NULL;
 }
-AIPLAT_API int64_t aiplat_embeddings_result_prompt_tokens(const aiplat_embeddings_result *r) {
+AIPLAT_API int64_t
+aiplat_embeddings_result_prompt_tokens(const aiplat_embeddings_result *r) {
   return r ? r->prompt_tokens : -1;
 }
 
-/* ---- decoding --------------------------------------------------------------- */
+/* ---- decoding ---------------------------------------------------------------
+ */
 
 static int b64_value(unsigned char ch) {
   if (ch >= 'A' && ch <= 'Z') return ch - 'A';
@@ -153,7 +166,8 @@ static size_t b64_floats(const char *s, size_t n, float **out) {
   }
   for (size_t i = 0; i < count; i++) {
     uint32_t u = (uint32_t)buf[4 * i] | (uint32_t)buf[4 * i + 1] << 8 |
-                 (uint32_t)buf[4 * i + 2] << 16 | (uint32_t)buf[4 * i + 3] << 24;
+                 (uint32_t)buf[4 * i + 2] << 16 |
+                 (uint32_t)buf[4 * i + 3] << 24;
     memcpy(&f[i], &u, sizeof u);
   }
   free(buf);
@@ -169,25 +183,29 @@ typedef struct embed_job {
 } embed_job;
 
 /* Store one vector for input @slot. */
-static aiplat_status store(embed_job *j, size_t slot, const float *v, size_t dim) {
+static aiplat_status store(embed_job *j, size_t slot, const float *v,
+                           size_t dim) {
   aiplat_embeddings_result *r = j->res;
   if (dim == 0)
     return aip_fail(&j->c->base.err, AIPLAT_ERR_PROTOCOL,
-                    "embeddings: the server sent an empty vector for input %zu", slot);
+                    "embeddings: the server sent an empty vector for input %zu",
+                    slot);
   if (j->expected && dim != j->expected)
-    return aip_fail(&j->c->base.err, AIPLAT_ERR_PROTOCOL,
-                    "embeddings: the server sent a vector of dimension %zu for input "
-                    "%zu; %zu is expected (EMBEDDINGS_DIMENSION)",
-                    dim, slot, j->expected);
+    return aip_fail(
+        &j->c->base.err, AIPLAT_ERR_PROTOCOL,
+        "embeddings: the server sent a vector of dimension %zu for input "
+        "%zu; %zu is expected (EMBEDDINGS_DIMENSION)",
+        dim, slot, j->expected);
   if (r->dim == 0) {
     r->dim = dim;
     if (r->count > SIZE_MAX / sizeof(float) / dim ||
         !(r->data = calloc(r->count * dim, sizeof(float))))
-      return aip_fail(&j->c->base.err, AIPLAT_ERR_NO_MEMORY, "embeddings: out of memory");
+      return aip_fail(&j->c->base.err, AIPLAT_ERR_NO_MEMORY,
+                      "embeddings: out of memory");
   } else if (dim != r->dim) {
     return aip_fail(&j->c->base.err, AIPLAT_ERR_PROTOCOL,
-                    "embeddings: vectors of different dimensions (%zu and %zu)", r->dim,
-                    dim);
+                    "embeddings: vectors of different dimensions (%zu and %zu)",
+                    r->dim, dim);
   }
   memcpy(r->data + slot * r->dim, v, dim * sizeof(float));
   j->seen[slot] = true;
@@ -195,17 +213,18 @@ static aiplat_status store(embed_job *j, size_t slot, const float *v, size_t dim
 }
 
 /* One item of "data": {"index": i, "embedding": [...] | "base64"}. */
-static aiplat_status take_item(embed_job *j, json_t *item, size_t pos, size_t first,
-                               size_t n) {
+static aiplat_status take_item(embed_job *j, json_t *item, size_t pos,
+                               size_t first, size_t n) {
   aiplat_embeddings *c = j->c;
   json_t *idx = json_object_get(item, "index");
   size_t local = pos;
   if (idx) {
     if (!json_is_integer(idx) || json_integer_value(idx) < 0 ||
         (size_t)json_integer_value(idx) >= n)
-      return aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
-                      "embeddings: data[%zu].index is not an input position in [0, %zu)",
-                      pos, n);
+      return aip_fail(
+          &c->base.err, AIPLAT_ERR_PROTOCOL,
+          "embeddings: data[%zu].index is not an input position in [0, %zu)",
+          pos, n);
     local = (size_t)json_integer_value(idx);
   }
   size_t slot = first + local;
@@ -219,23 +238,26 @@ static aiplat_status take_item(embed_job *j, json_t *item, size_t pos, size_t fi
   if (json_is_array(emb)) {
     dim = json_array_size(emb);
     if (dim && !(v = malloc(dim * sizeof *v)))
-      return aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "embeddings: out of memory");
+      return aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY,
+                      "embeddings: out of memory");
     size_t k;
     json_t *x;
     json_array_foreach(emb, k, x) {
       if (!json_is_number(x)) {
         free(v);
         return aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
-                        "embeddings: data[%zu].embedding[%zu] is not a number", pos, k);
+                        "embeddings: data[%zu].embedding[%zu] is not a number",
+                        pos, k);
       }
       v[k] = (float)json_number_value(x);
     }
   } else if (json_is_string(emb)) {
     dim = b64_floats(json_string_value(emb), json_string_length(emb), &v);
     if (!dim)
-      return aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
-                      "embeddings: data[%zu].embedding is a string but not base64 floats",
-                      pos);
+      return aip_fail(
+          &c->base.err, AIPLAT_ERR_PROTOCOL,
+          "embeddings: data[%zu].embedding is a string but not base64 floats",
+          pos);
   } else {
     return aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
                     "embeddings: data[%zu].embedding is missing", pos);
@@ -246,8 +268,9 @@ static aiplat_status take_item(embed_job *j, json_t *item, size_t pos, size_t fi
 }
 
 /* Embed inputs [first, first + n). */
-static aiplat_status embed_batch(embed_job *j, const char *model, const char *const *texts,
-                                 size_t first, size_t n) {
+static aiplat_status embed_batch(embed_job *j, const char *model,
+                                 const char *const *texts, size_t first,
+                                 size_t n) {
   aiplat_embeddings *c = j->c;
   aiplat_status st;
   json_t *input = json_array();
@@ -255,19 +278,22 @@ static aiplat_status embed_batch(embed_job *j, const char *model, const char *co
                            "encoding_format", "float");
   if (!input || !body) {
     json_decref(body);
-    return aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "embeddings: out of memory");
+    return aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY,
+                    "embeddings: out of memory");
   }
   for (size_t i = 0; i < n; i++) {
     json_t *s = texts[first + i] ? json_string(texts[first + i]) : NULL;
     if (!s) {
       json_decref(body);
       return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
-                      "embeddings: input %zu is NULL or not valid UTF-8", first + i);
+                      "embeddings: input %zu is NULL or not valid UTF-8",
+                      first + i);
     }
     json_array_append_new(input, s);
   }
   json_t *root = NULL;
-  st = aip_http_post_json(c->base.http, &c->base.err, "/v1/embeddings", body, &root, NULL);
+  st = aip_http_post_json(c->base.http, &c->base.err, "/v1/embeddings", body,
+                          &root, NULL);
   json_decref(body);
   if (st != AIPLAT_OK) return st;
   json_t *data = json_is_object(root) ? json_object_get(root, "data") : NULL;
@@ -277,12 +303,14 @@ static aiplat_status embed_batch(embed_job *j, const char *model, const char *co
         aip_http_error_json(root, msg, sizeof msg)) /* an error inside a 200 */
       st = aip_fail(&c->base.err, AIPLAT_ERR_SERVER, "embeddings: %s", msg);
     else
-      st = aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL, "embeddings: the answer has no \"data\" list");
+      st = aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
+                    "embeddings: the answer has no \"data\" list");
     goto out;
   }
   if (json_array_size(data) != n) {
     st = aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
-                  "embeddings: %zu vectors for %zu inputs", json_array_size(data), n);
+                  "embeddings: %zu vectors for %zu inputs",
+                  json_array_size(data), n);
     goto out;
   }
   size_t i;
@@ -292,21 +320,25 @@ static aiplat_status embed_batch(embed_job *j, const char *model, const char *co
   }
   json_t *pt = json_object_get(json_object_get(root, "usage"), "prompt_tokens");
   if (json_is_integer(pt) && j->res->prompt_tokens >= -1)
-    j->res->prompt_tokens = (j->res->prompt_tokens < 0 ? 0 : j->res->prompt_tokens) +
-                            json_integer_value(pt);
+    j->res->prompt_tokens =
+        (j->res->prompt_tokens < 0 ? 0 : j->res->prompt_tokens) +
+        json_integer_value(pt);
 out:
   json_decref(root);
   return st;
 }
 
-AIPLAT_API aiplat_status aiplat_embeddings_embed(aiplat_embeddings *c,
-                                                 const char *const *texts, size_t count,
-                                                 aiplat_embeddings_result **out) {
+AIPLAT_API aiplat_status
+aiplat_embeddings_embed(aiplat_embeddings *c, const char *const *texts,
+                        size_t count, aiplat_embeddings_result **out) {
   if (out) *out = NULL;
-  if (!c) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "embeddings: NULL client");
+  if (!c)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "embeddings: NULL client");
   if (!out || !texts || count == 0)
-    return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
-                    "embeddings: no inputs (texts NULL or count 0) or NULL out");
+    return aip_fail(
+        &c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
+        "embeddings: no inputs (texts NULL or count 0) or NULL out");
   embed_job j = {.c = c};
   pthread_mutex_lock(&c->base.mu);
   j.expected = c->expected_dim;
@@ -317,13 +349,15 @@ AIPLAT_API aiplat_status aiplat_embeddings_embed(aiplat_embeddings *c,
   j.seen = calloc(count, sizeof *j.seen);
   aiplat_status st = AIPLAT_OK;
   if (!model || !j.res || !j.seen) {
-    st = aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "embeddings: out of memory");
+    st = aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY,
+                  "embeddings: out of memory");
     goto out;
   }
   j.res->count = count;
   j.res->prompt_tokens = -1;
   for (size_t first = 0; first < count && st == AIPLAT_OK; first += batch)
-    st = embed_batch(&j, model, texts, first, count - first < batch ? count - first : batch);
+    st = embed_batch(&j, model, texts, first,
+                     count - first < batch ? count - first : batch);
   if (st == AIPLAT_OK) {
     *out = j.res;
     j.res = NULL;

@@ -7,8 +7,6 @@
  * it at once (curl_multi_wakeup) to cancel, and lets this layer enforce the
  * stream-idle timeout with millisecond precision. DNS and TLS sessions are
  * shared between a client's slots through a locked CURLSH. */
-#include "config.h"
-
 #include "http.h"
 
 #include <curl/curl.h>
@@ -20,6 +18,8 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+
+#include "config.h"
 
 #define POOL_IDLE_MAX 16
 #define ERROR_BODY_MAX 65536
@@ -58,14 +58,16 @@ static const aip_http_settings default_settings = {
     .max_response_bytes = 64 << 20,
 };
 
-/* ---- share locks ---------------------------------------------------------- */
+/* ---- share locks ----------------------------------------------------------
+ */
 
 static void share_lock(CURL *e, curl_lock_data data, curl_lock_access a,
                        void *ud) {
   (void)e;
   (void)a;
   aip_http *h = ud;
-  if ((unsigned)data < CURL_LOCK_DATA_LAST) pthread_mutex_lock(&h->share_mu[data]);
+  if ((unsigned)data < CURL_LOCK_DATA_LAST)
+    pthread_mutex_lock(&h->share_mu[data]);
 }
 
 static void share_unlock(CURL *e, curl_lock_data data, void *ud) {
@@ -75,7 +77,8 @@ static void share_unlock(CURL *e, curl_lock_data data, void *ud) {
     pthread_mutex_unlock(&h->share_mu[data]);
 }
 
-/* ---- life cycle ----------------------------------------------------------- */
+/* ---- life cycle -----------------------------------------------------------
+ */
 
 aip_http *aip_http_new(const char *component) {
   aip_http *h = calloc(1, sizeof *h);
@@ -136,12 +139,13 @@ void aip_http_free(aip_http *h) {
   free(h);
 }
 
-/* ---- settings ------------------------------------------------------------- */
+/* ---- settings -------------------------------------------------------------
+ */
 
 static bool valid_url_char(unsigned char c) {
-  return c > 0x20 && c < 0x7f && c != '?' && c != '#' && c != '"' &&
-         c != '<' && c != '>' && c != '\\' && c != '^' && c != '`' &&
-         c != '{' && c != '|' && c != '}';
+  return c > 0x20 && c < 0x7f && c != '?' && c != '#' && c != '"' && c != '<' &&
+         c != '>' && c != '\\' && c != '^' && c != '`' && c != '{' &&
+         c != '|' && c != '}';
 }
 
 aiplat_status aip_http_set_url(aip_http *h, aip_err *err, const char *url) {
@@ -162,7 +166,9 @@ aiplat_status aip_http_set_url(aip_http *h, aip_err *err, const char *url) {
                       "(space, control, query or fragment)",
                       h->component, url);
   char *root = aip_strdup(url);
-  if (!root) return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory", h->component);
+  if (!root)
+    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory",
+                    h->component);
   size_t n = strlen(root);
   while (n > skip && root[n - 1] == '/') root[--n] = '\0';
   if (n >= skip + 4 && strcasecmp(root + n - 3, "/v1") == 0) {
@@ -183,7 +189,8 @@ aiplat_status aip_http_set_api_key(aip_http *h, aip_err *err, const char *key) {
                     "%s: the API key contains a line break", h->component);
   char *copy = NULL;
   if (key && *key && !(copy = aip_strdup(key)))
-    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory", h->component);
+    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory",
+                    h->component);
   pthread_mutex_lock(&h->mu);
   char *old = h->api_key;
   h->api_key = copy;
@@ -195,10 +202,12 @@ aiplat_status aip_http_set_api_key(aip_http *h, aip_err *err, const char *key) {
   return AIPLAT_OK;
 }
 
-aiplat_status aip_http_set_ca_file(aip_http *h, aip_err *err, const char *path) {
+aiplat_status aip_http_set_ca_file(aip_http *h, aip_err *err,
+                                   const char *path) {
   char *copy = NULL;
   if (path && *path && !(copy = aip_strdup(path)))
-    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory", h->component);
+    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory",
+                    h->component);
   pthread_mutex_lock(&h->mu);
   free(h->ca_file);
   h->ca_file = copy;
@@ -214,8 +223,9 @@ void aip_http_get_settings(aip_http *h, aip_http_settings *out) {
 
 aiplat_status aip_http_set_settings(aip_http *h, aip_err *err,
                                     const aip_http_settings *s) {
-  if (s->connect_timeout_ms < 1 || s->timeout_ms < 1 || s->idle_timeout_ms < 0 ||
-      s->retry_base_ms < 0 || s->retry_max_wait_ms < 0)
+  if (s->connect_timeout_ms < 1 || s->timeout_ms < 1 ||
+      s->idle_timeout_ms < 0 || s->retry_base_ms < 0 ||
+      s->retry_max_wait_ms < 0)
     return aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "%s: timeouts must be positive", h->component);
   if (s->max_retries < 0 || s->max_retries > 100)
@@ -252,7 +262,8 @@ aiplat_status aip_http_configure(aip_http *h, aip_err *err, aiplat_config *cfg,
   aiplat_status st;
   if (!cfg) {
     if ((st = aiplat_config_create(&own)) != AIPLAT_OK)
-      return aip_fail(err, st, "%s: cannot read the configuration", h->component);
+      return aip_fail(err, st, "%s: cannot read the configuration",
+                      h->component);
     cfg = own;
   }
   const char *url = NULL, *key = NULL, *ca = NULL;
@@ -273,7 +284,8 @@ aiplat_status aip_http_configure(aip_http *h, aip_err *err, aiplat_config *cfg,
                   url_var);
     goto out;
   }
-  if (key_var && (st = aiplat_config_get_string(cfg, key_var, &key)) != AIPLAT_OK) {
+  if (key_var &&
+      (st = aiplat_config_get_string(cfg, key_var, &key)) != AIPLAT_OK) {
     st = cfg_fail(h, err, cfg, st);
     goto out;
   }
@@ -292,7 +304,8 @@ aiplat_status aip_http_configure(aip_http *h, aip_err *err, aiplat_config *cfg,
               {"HTTP_RETRY_BACKOFF", &s.retry_base_ms},
               {"HTTP_RETRY_MAX_WAIT", &s.retry_max_wait_ms}};
   for (size_t i = 0; i < AIP_ARRAY_LEN(durs); i++) {
-    if ((st = aiplat_config_get_duration_ms(cfg, durs[i].name, durs[i].dst)) != AIPLAT_OK) {
+    if ((st = aiplat_config_get_duration_ms(cfg, durs[i].name, durs[i].dst)) !=
+        AIPLAT_OK) {
       st = cfg_fail(h, err, cfg, st);
       goto out;
     }
@@ -303,7 +316,8 @@ aiplat_status aip_http_configure(aip_http *h, aip_err *err, aiplat_config *cfg,
                   h->component, timeout_var ? timeout_var : "HTTP_TIMEOUT");
     goto out;
   }
-  if ((st = aiplat_config_get_int(cfg, "HTTP_MAX_RETRIES", 0, 100, &n)) != AIPLAT_OK) {
+  if ((st = aiplat_config_get_int(cfg, "HTTP_MAX_RETRIES", 0, 100, &n)) !=
+      AIPLAT_OK) {
     st = cfg_fail(h, err, cfg, st);
     goto out;
   }
@@ -320,7 +334,8 @@ out:
   return st;
 }
 
-/* ---- pool ----------------------------------------------------------------- */
+/* ---- pool -----------------------------------------------------------------
+ */
 
 static slot *acquire(aip_http *h) {
   pthread_mutex_lock(&h->mu);
@@ -375,7 +390,8 @@ void aip_http_cancel(aip_http *h) {
   pthread_mutex_unlock(&h->mu);
 }
 
-/* ---- one call ------------------------------------------------------------- */
+/* ---- one call -------------------------------------------------------------
+ */
 
 typedef struct call {
   aip_http *h;
@@ -419,12 +435,13 @@ static size_t on_write(char *b, size_t sz, size_t n, void *ud) {
     curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &c->status);
     c->status_known = true;
     char *ct = NULL; /* sinks may look at the type before the first byte */
-    if (curl_easy_getinfo(c->easy, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct &&
-        !c->resp->content_type)
+    if (curl_easy_getinfo(c->easy, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK &&
+        ct && !c->resp->content_type)
       c->resp->content_type = aip_strdup(ct);
     curl_off_t cl = -1;
     if (c->status >= 200 && c->status < 300 &&
-        curl_easy_getinfo(c->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK &&
+        curl_easy_getinfo(c->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) ==
+            CURLE_OK &&
         cl > c->set.max_response_bytes) {
       c->stop = AIPLAT_ERR_TOO_LARGE;
       return 0;
@@ -469,7 +486,8 @@ static bool set_request(call *c, CURL *e, struct curl_slist **hdrs,
                         curl_mime **mime) {
   const aip_http_req *r = c->req;
   int64_t rem = remaining_ms(c);
-  int64_t conn = c->set.connect_timeout_ms < rem ? c->set.connect_timeout_ms : rem;
+  int64_t conn =
+      c->set.connect_timeout_ms < rem ? c->set.connect_timeout_ms : rem;
   char ua[64];
   snprintf(ua, sizeof ua, "aiplat/%s", aiplat_version_string());
   curl_easy_setopt(e, CURLOPT_URL, c->url);
@@ -489,11 +507,10 @@ static bool set_request(call *c, CURL *e, struct curl_slist **hdrs,
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
   struct curl_slist *l = NULL, *t;
-#define ADD_HEADER(s)                   \
-  do {                                  \
-    if (!(t = curl_slist_append(l, s))) \
-      goto nomem;                       \
-    l = t;                              \
+#define ADD_HEADER(s)                               \
+  do {                                              \
+    if (!(t = curl_slist_append(l, s))) goto nomem; \
+    l = t;                                          \
   } while (0)
   ADD_HEADER("Expect:"); /* no 100-continue round trip for big bodies */
   if (c->auth) ADD_HEADER(c->auth);
@@ -545,7 +562,8 @@ nomem:
 /* Drive one transfer to its end, a cancel or an idle timeout. */
 static CURLcode drive(call *c, slot *s) {
   CURLcode result = CURLE_OK;
-  if (curl_multi_add_handle(s->multi, s->easy) != CURLM_OK) return CURLE_FAILED_INIT;
+  if (curl_multi_add_handle(s->multi, s->easy) != CURLM_OK)
+    return CURLE_FAILED_INIT;
   c->last_activity_ms = aip_now_ms();
   for (;;) {
     int running = 0;
@@ -566,7 +584,8 @@ static CURLcode drive(call *c, slot *s) {
     }
     int wait = POLL_SLICE_MS;
     if (c->req->stream && c->set.idle_timeout_ms > 0) {
-      int64_t idle_left = c->last_activity_ms + c->set.idle_timeout_ms - aip_now_ms();
+      int64_t idle_left =
+          c->last_activity_ms + c->set.idle_timeout_ms - aip_now_ms();
       if (idle_left <= 0) {
         c->idle_expired = true;
         break;
@@ -611,8 +630,8 @@ static CURLcode attempt(call *c, slot *s, curl_off_t *retry_after,
   curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
   resp->status = code;
   char *ct = NULL;
-  if (!resp->content_type && curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK &&
-      ct)
+  if (!resp->content_type &&
+      curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
     resp->content_type = aip_strdup(ct);
   curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, retry_after);
   curl_off_t connect_us = 0;
@@ -645,8 +664,8 @@ static _Thread_local uint64_t rng_state;
 
 static uint64_t rng_next(void) {
   if (rng_state == 0)
-    rng_state = (uint64_t)aip_now_ns() ^ ((uint64_t)(uintptr_t)&rng_state << 16) ^
-                0x9E3779B97F4A7C15ull;
+    rng_state = (uint64_t)aip_now_ns() ^
+                ((uint64_t)(uintptr_t)&rng_state << 16) ^ 0x9E3779B97F4A7C15ull;
   uint64_t x = rng_state; /* xorshift64* */
   x ^= x >> 12;
   x ^= x << 25;
@@ -690,8 +709,9 @@ static aiplat_status curl_failure(call *c, CURLcode cc) {
     case CURLE_COULDNT_CONNECT:
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
-      return aip_fail(c->err, AIPLAT_ERR_CONNECTION, "%s: %s %s: cannot connect: %s",
-                      comp, meth, c->display, m);
+      return aip_fail(c->err, AIPLAT_ERR_CONNECTION,
+                      "%s: %s %s: cannot connect: %s", comp, meth, c->display,
+                      m);
     case CURLE_OPERATION_TIMEDOUT:
       return aip_fail(c->err, AIPLAT_ERR_TIMEOUT, "%s: %s %s: timed out: %s",
                       comp, meth, c->display, m);
@@ -713,12 +733,12 @@ static aiplat_status curl_failure(call *c, CURLcode cc) {
     case CURLE_BAD_CONTENT_ENCODING:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
-      return aip_fail(c->err, AIPLAT_ERR_PROTOCOL, "%s: %s %s: not HTTP: %s", comp,
-                      meth, c->display, m);
+      return aip_fail(c->err, AIPLAT_ERR_PROTOCOL, "%s: %s %s: not HTTP: %s",
+                      comp, meth, c->display, m);
     default:
       return aip_fail(c->err, AIPLAT_ERR_CONNECTION,
-                      "%s: %s %s: connection lost after %zu body bytes: %s", comp,
-                      meth, c->display, c->received, m);
+                      "%s: %s %s: connection lost after %zu body bytes: %s",
+                      comp, meth, c->display, c->received, m);
   }
 }
 
@@ -727,10 +747,12 @@ static aiplat_status http_failure(call *c) {
   char msg[384];
   bool has = aip_http_error_text(r->body.data, r->body.len, msg, sizeof msg);
   char tries[40] = "";
-  if (r->attempts > 1) snprintf(tries, sizeof tries, " (after %d attempts)", r->attempts);
-  return aip_fail(c->err, aip_http_status_for(r->status), "%s: %s %s: HTTP %ld%s%s%s",
-                  c->h->component, c->req->method, c->display, r->status,
-                  has ? ": " : " with no message", has ? msg : "", tries);
+  if (r->attempts > 1)
+    snprintf(tries, sizeof tries, " (after %d attempts)", r->attempts);
+  return aip_fail(c->err, aip_http_status_for(r->status),
+                  "%s: %s %s: HTTP %ld%s%s%s", c->h->component, c->req->method,
+                  c->display, r->status, has ? ": " : " with no message",
+                  has ? msg : "", tries);
 }
 
 /* The outcome of an attempt that ran to its end (or was stopped). */
@@ -742,7 +764,8 @@ static aiplat_status outcome(call *c, CURLcode cc) {
   if (c->idle_expired)
     return aip_fail(c->err, AIPLAT_ERR_TIMEOUT,
                     "%s: %s %s: no data from the server for %lld ms", comp,
-                    c->req->method, c->display, (long long)c->set.idle_timeout_ms);
+                    c->req->method, c->display,
+                    (long long)c->set.idle_timeout_ms);
   if (c->stop != AIPLAT_OK) {
     if (c->stop == AIPLAT_ERR_TOO_LARGE)
       return aip_fail(c->err, AIPLAT_ERR_TOO_LARGE,
@@ -771,7 +794,11 @@ static char *redact_url(const char *url) {
 }
 
 static const char *status_word(long s) {
-  return s == 429 ? "429" : s == 502 ? "502" : s == 503 ? "503" : s == 504 ? "504" : "error";
+  return s == 429   ? "429"
+         : s == 502 ? "502"
+         : s == 503 ? "503"
+         : s == 504 ? "504"
+                    : "error";
 }
 
 aiplat_status aip_http_do(aip_http *h, aip_err *err, const aip_http_req *req,
@@ -787,7 +814,8 @@ aiplat_status aip_http_do(aip_http *h, aip_err *err, const aip_http_req *req,
   bool has_root = h->root != NULL;
   pthread_mutex_unlock(&h->mu);
   if (!has_root) {
-    st = aip_fail(err, AIPLAT_ERR_CONFIG, "%s: no server URL is set", h->component);
+    st = aip_fail(err, AIPLAT_ERR_CONFIG, "%s: no server URL is set",
+                  h->component);
     goto out;
   }
   if (!c.url || (h->api_key && !c.auth) || !(c.display = redact_url(c.url))) {
@@ -797,46 +825,50 @@ aiplat_status aip_http_do(aip_http *h, aip_err *err, const aip_http_req *req,
   int64_t total = c.set.timeout_ms;
   if (req->timeout_ms > 0 && req->timeout_ms < total) total = req->timeout_ms;
   c.deadline_ms = aip_now_ms() + total;
-  int max_retries = req->max_retries >= 0 ? req->max_retries : c.set.max_retries;
+  int max_retries =
+      req->max_retries >= 0 ? req->max_retries : c.set.max_retries;
   for (int n = 0;; n++) {
     if (is_cancelled(&c)) {
-      st = aip_fail(err, AIPLAT_ERR_CANCELLED, "%s: %s %s: cancelled", h->component,
-                    req->method, c.display);
+      st = aip_fail(err, AIPLAT_ERR_CANCELLED, "%s: %s %s: cancelled",
+                    h->component, req->method, c.display);
       break;
     }
     slot *s = acquire(h);
     if (!s) {
-      st = aip_fail(err, AIPLAT_ERR_NO_MEMORY, "%s: cannot create a curl handle",
-                    h->component);
+      st = aip_fail(err, AIPLAT_ERR_NO_MEMORY,
+                    "%s: cannot create a curl handle", h->component);
       break;
     }
     curl_off_t retry_after = 0;
     bool connected = false;
     CURLcode cc = attempt(&c, s, &retry_after, &connected);
     release(h, s);
-    bool retry_status = cc == CURLE_OK && c.stop == AIPLAT_OK &&
-                        retryable_status(resp->status);
+    bool retry_status =
+        cc == CURLE_OK && c.stop == AIPLAT_OK && retryable_status(resp->status);
     bool retry = !c.cancelled && !c.idle_expired && !resp->delivered &&
                  (connect_error(cc, connected) || retry_status);
     st = outcome(&c, cc);
     if (st == AIPLAT_OK || !retry || n >= max_retries) break;
     int64_t wait = backoff_ms(&c.set, n);
     if (retry_status && retry_after > 0)
-      wait = retry_after * 1000 < c.set.retry_max_wait_ms ? (int64_t)retry_after * 1000
-                                                         : c.set.retry_max_wait_ms;
-    if (aip_now_ms() + wait >= c.deadline_ms) break; /* no time for another try */
+      wait = retry_after * 1000 < c.set.retry_max_wait_ms
+                 ? (int64_t)retry_after * 1000
+                 : c.set.retry_max_wait_ms;
+    if (aip_now_ms() + wait >= c.deadline_ms)
+      break; /* no time for another try */
     if (aip_log_enabled(AIPLAT_LOG_WARNING)) {
       char a[16], w[24];
       snprintf(a, sizeof a, "%d", n + 1);
       snprintf(w, sizeof w, "%lld", (long long)wait);
-      aip_log_kv(AIPLAT_LOG_WARNING, "http request failed, retrying", "component",
-                 h->component, "method", req->method, "url", c.display, "attempt", a,
-                 "reason", retry_status ? status_word(resp->status) : "connect",
+      aip_log_kv(AIPLAT_LOG_WARNING, "http request failed, retrying",
+                 "component", h->component, "method", req->method, "url",
+                 c.display, "attempt", a, "reason",
+                 retry_status ? status_word(resp->status) : "connect",
                  "wait_ms", w, NULL);
     }
     if (!wait_cancellable(&c, wait)) {
-      st = aip_fail(err, AIPLAT_ERR_CANCELLED, "%s: %s %s: cancelled", h->component,
-                    req->method, c.display);
+      st = aip_fail(err, AIPLAT_ERR_CANCELLED, "%s: %s %s: cancelled",
+                    h->component, req->method, c.display);
       break;
     }
   }
@@ -858,13 +890,16 @@ void aip_http_resp_free(aip_http_resp *r) {
   r->content_type = NULL;
 }
 
-/* ---- helpers -------------------------------------------------------------- */
+/* ---- helpers --------------------------------------------------------------
+ */
 
 aiplat_status aip_http_post_json(aip_http *h, aip_err *err, const char *path,
                                  json_t *body, json_t **out, long *status_out) {
   *out = NULL;
   char *text = json_dumps(body, JSON_COMPACT);
-  if (!text) return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory", h->component);
+  if (!text)
+    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory",
+                    h->component);
   aip_http_req req = {.method = "POST",
                       .path = path,
                       .content_type = "application/json",
@@ -878,8 +913,9 @@ aiplat_status aip_http_post_json(aip_http *h, aip_err *err, const char *path,
   free(text);
   if (st != AIPLAT_OK) goto out;
   if (resp.body.len == 0) {
-    st = aip_fail(err, AIPLAT_ERR_DECODE, "%s: POST %s: HTTP %ld with an empty body",
-                  h->component, path, resp.status);
+    st = aip_fail(err, AIPLAT_ERR_DECODE,
+                  "%s: POST %s: HTTP %ld with an empty body", h->component,
+                  path, resp.status);
     goto out;
   }
   json_error_t je;
@@ -897,7 +933,9 @@ out:
 }
 
 aiplat_status aip_http_health(aip_http *h, aip_err *err) {
-  aip_http_req req = {.method = "GET", .path = "/health", .max_retries = 0,
+  aip_http_req req = {.method = "GET",
+                      .path = "/health",
+                      .max_retries = 0,
                       .timeout_ms = HEALTH_TIMEOUT_MAX_MS};
   aip_http_resp resp = {0};
   aiplat_status st = aip_http_do(h, err, &req, &resp);

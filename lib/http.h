@@ -67,8 +67,7 @@ void aip_http_cancel(aip_http *h);
  * borrowed). Return AIPLAT_OK to go on; any other status stops the
  * transfer, the connection is closed and the call returns that status
  * (set the detail with aip_fail first). */
-typedef aiplat_status (*aip_http_sink)(const char *data, size_t len,
-                                       void *ud);
+typedef aiplat_status (*aip_http_sink)(const char *data, size_t len, void *ud);
 
 /* One part of a multipart/form-data body. */
 typedef struct aip_http_part {
@@ -87,12 +86,12 @@ typedef struct aip_http_req {
   size_t body_len;
   const aip_http_part *parts; /* multipart/form-data when nparts > 0 */
   size_t nparts;
-  const char *accept;   /* Accept header, or NULL */
-  bool stream;          /* apply the idle timeout */
-  aip_http_sink sink;   /* 2xx body goes here instead of resp->body */
+  const char *accept; /* Accept header, or NULL */
+  bool stream;        /* apply the idle timeout */
+  aip_http_sink sink; /* 2xx body goes here instead of resp->body */
   void *sink_ud;
-  int max_retries;      /* -1: the client's setting */
-  int64_t timeout_ms;   /* > 0: this call's total, if below the client's */
+  int max_retries;    /* -1: the client's setting */
+  int64_t timeout_ms; /* > 0: this call's total, if below the client's */
 } aip_http_req;
 
 typedef struct aip_http_resp {

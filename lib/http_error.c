@@ -1,11 +1,10 @@
 /* HTTP status mapping and the server's own message from every error shape
  * the supported model servers send (see http.h). */
-#include "config.h"
-
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "config.h"
 #include "http.h"
 
 aiplat_status aip_http_status_for(long s) {
@@ -32,7 +31,8 @@ aiplat_status aip_http_status_for(long s) {
   return AIPLAT_ERR_PROTOCOL; /* 1xx/3xx as a final answer, or nonsense */
 }
 
-/* ---- text clean-up -------------------------------------------------------- */
+/* ---- text clean-up --------------------------------------------------------
+ */
 
 typedef struct out_text {
   char *p;
@@ -57,7 +57,9 @@ static void put(out_text *o, const char *s, size_t n) {
   o->p[o->len] = '\0';
 }
 
-static void puts_(out_text *o, const char *s) { put(o, s, strlen(s)); }
+static void puts_(out_text *o, const char *s) {
+  put(o, s, strlen(s));
+}
 
 /* Trim a trailing space and never end inside a UTF-8 sequence. */
 static bool finish(out_text *o) {
@@ -77,7 +79,8 @@ static bool finish(out_text *o) {
   return n > 0;
 }
 
-/* ---- JSON shapes ---------------------------------------------------------- */
+/* ---- JSON shapes ----------------------------------------------------------
+ */
 
 static bool from_json(out_text *o, json_t *v, int depth);
 
@@ -111,9 +114,8 @@ static bool from_list(out_text *o, json_t *arr, int depth, bool detail) {
   json_array_foreach(arr, i, item) {
     size_t mark = o->len;
     if (o->len > before) puts_(o, "; ");
-    bool ok = detail && json_is_object(item)
-                  ? from_detail_item(o, item, depth)
-                  : from_json(o, item, depth + 1);
+    bool ok = detail && json_is_object(item) ? from_detail_item(o, item, depth)
+                                             : from_json(o, item, depth + 1);
     if (!ok) { /* nothing from this item: undo the separator */
       o->len = mark;
       o->p[o->len] = '\0';
@@ -132,9 +134,9 @@ static bool from_json(out_text *o, json_t *v, int depth) {
   if (json_is_array(v)) return from_list(o, v, depth, false);
   if (!json_is_object(v)) return false;
   /* In the order a server is most likely to mean as the message. */
-  static const char *const keys[] = {"error",  "message", "detail",
-                                     "msg",    "errors",  "error_description",
-                                     "title",  "reason"};
+  static const char *const keys[] = {"error", "message", "detail",
+                                     "msg",   "errors",  "error_description",
+                                     "title", "reason"};
   for (size_t i = 0; i < AIP_ARRAY_LEN(keys); i++) {
     json_t *x = json_object_get(v, keys[i]);
     if (!x) continue;
@@ -167,7 +169,8 @@ long aip_http_error_code(json_t *root) {
   return json_is_object(inner) ? aip_http_error_code(inner) : 0;
 }
 
-/* ---- HTML and plain text -------------------------------------------------- */
+/* ---- HTML and plain text --------------------------------------------------
+ */
 
 static const char *find_ci(const char *s, size_t n, const char *needle) {
   size_t k = strlen(needle);
@@ -192,9 +195,12 @@ static void from_html(out_text *o, const char *s, size_t n) {
   }
   bool in_tag = false;
   for (size_t i = 0; i < n; i++) {
-    if (s[i] == '<') in_tag = true;
-    else if (s[i] == '>') in_tag = false;
-    else if (!in_tag) put(o, s + i, 1);
+    if (s[i] == '<')
+      in_tag = true;
+    else if (s[i] == '>')
+      in_tag = false;
+    else if (!in_tag)
+      put(o, s + i, 1);
     if (!in_tag && s[i] == '>') put(o, " ", 1);
   }
 }
@@ -204,8 +210,8 @@ bool aip_http_error_text(const char *body, size_t len, char *out,
   if (!out || outlen == 0) return false;
   out[0] = '\0';
   if (!body) return false;
-  while (len && (*body == ' ' || *body == '\t' || *body == '\r' ||
-                 *body == '\n')) {
+  while (len &&
+         (*body == ' ' || *body == '\t' || *body == '\r' || *body == '\n')) {
     body++;
     len--;
   }

@@ -1,12 +1,12 @@
 /* Chat completions client (aiplat/llm.h). */
-#include "config.h"
+#include "aiplat/llm.h"
 
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "aiplat/llm.h"
+#include "config.h"
 #include "model_common.h"
 #include "sse.h"
 
@@ -14,8 +14,8 @@
 
 struct aiplat_llm {
   aip_model_base base;
-  int32_t max_tokens;  /* LLM_MAX_TOKENS */
-  double temperature;  /* LLM_TEMPERATURE */
+  int32_t max_tokens; /* LLM_MAX_TOKENS */
+  double temperature; /* LLM_TEMPERATURE */
 };
 
 struct aiplat_llm_request {
@@ -37,15 +37,18 @@ struct aiplat_llm_result {
   int64_t prompt_tokens, completion_tokens, total_tokens;
 };
 
-/* ---- client ----------------------------------------------------------------- */
+/* ---- client -----------------------------------------------------------------
+ */
 
-AIPLAT_API aiplat_status aiplat_llm_create(aiplat_llm **out, aiplat_config *cfg) {
+AIPLAT_API aiplat_status aiplat_llm_create(aiplat_llm **out,
+                                           aiplat_config *cfg) {
   if (!out) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "llm: NULL out");
   *out = NULL;
   aiplat_llm *c = calloc(1, sizeof *c);
   if (!c) return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
-  aiplat_status st = aip_model_base_init(&c->base, "llm", cfg, "VLLM_URL",
-                                         "LLM_API_KEY", "LLM_MODEL", "LLM_TIMEOUT");
+  aiplat_status st =
+      aip_model_base_init(&c->base, "llm", cfg, "VLLM_URL", "LLM_API_KEY",
+                          "LLM_MODEL", "LLM_TIMEOUT");
   if (st != AIPLAT_OK) {
     free(c);
     return st;
@@ -54,9 +57,10 @@ AIPLAT_API aiplat_status aiplat_llm_create(aiplat_llm **out, aiplat_config *cfg)
   int64_t n = 0;
   if (!k) {
     st = aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
-  } else if ((st = aiplat_config_get_int(k, "LLM_MAX_TOKENS", 1, 1000000, &n)) != AIPLAT_OK ||
-             (st = aiplat_config_get_double(k, "LLM_TEMPERATURE", 0, 2, &c->temperature)) !=
-                 AIPLAT_OK) {
+  } else if ((st = aiplat_config_get_int(k, "LLM_MAX_TOKENS", 1, 1000000,
+                                         &n)) != AIPLAT_OK ||
+             (st = aiplat_config_get_double(k, "LLM_TEMPERATURE", 0, 2,
+                                            &c->temperature)) != AIPLAT_OK) {
     aip_model_cfg_fail(&c->base, k, st);
   }
   c->max_tokens = (int32_t)n;
@@ -79,11 +83,13 @@ AIP_MODEL_COMMON_API(llm)
 
 AIPLAT_API aiplat_status aiplat_llm_set_stream_idle_timeout_ms(aiplat_llm *c,
                                                                int64_t ms) {
-  if (!c) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "llm: NULL client");
+  if (!c)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "llm: NULL client");
   return aip_model_base_set(&c->base, AIP_KNOB_IDLE_TIMEOUT, ms);
 }
 
-/* ---- request ---------------------------------------------------------------- */
+/* ---- request ----------------------------------------------------------------
+ */
 
 AIPLAT_API aiplat_status aiplat_llm_request_create(aiplat_llm_request **out) {
   if (!out) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "llm: NULL out");
@@ -120,7 +126,8 @@ static bool valid_role(const char *role) {
 AIPLAT_API aiplat_status aiplat_llm_request_add_message(aiplat_llm_request *r,
                                                         const char *role,
                                                         const char *content) {
-  if (!r) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "llm: NULL request");
+  if (!r)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "llm: NULL request");
   if (!valid_role(role))
     return aip_fail(&r->err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "llm: role \"%.40s\" is not a lowercase word such as user",
@@ -141,23 +148,27 @@ AIPLAT_API void aiplat_llm_request_clear_messages(aiplat_llm_request *r) {
   if (r) json_array_clear(r->messages);
 }
 
-AIPLAT_API size_t aiplat_llm_request_message_count(const aiplat_llm_request *r) {
+AIPLAT_API size_t
+aiplat_llm_request_message_count(const aiplat_llm_request *r) {
   return r ? json_array_size(r->messages) : 0;
 }
 
 AIPLAT_API aiplat_status aiplat_llm_request_set_model(aiplat_llm_request *r,
                                                       const char *model) {
-  if (!r) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "llm: NULL request");
+  if (!r)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "llm: NULL request");
   if (model && !*model)
-    return aip_fail(&r->err, AIPLAT_ERR_INVALID_ARGUMENT, "llm: empty model name");
+    return aip_fail(&r->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "llm: empty model name");
   if (!aip_str_replace(&r->model, model))
     return aip_fail(&r->err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
   return AIPLAT_OK;
 }
 
-AIPLAT_API aiplat_status aiplat_llm_request_set_max_tokens(aiplat_llm_request *r,
-                                                           int32_t n) {
-  if (!r) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "llm: NULL request");
+AIPLAT_API aiplat_status
+aiplat_llm_request_set_max_tokens(aiplat_llm_request *r, int32_t n) {
+  if (!r)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "llm: NULL request");
   if (n < 0)
     return aip_fail(&r->err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "llm: max_tokens %d is negative", (int)n);
@@ -165,9 +176,10 @@ AIPLAT_API aiplat_status aiplat_llm_request_set_max_tokens(aiplat_llm_request *r
   return AIPLAT_OK;
 }
 
-AIPLAT_API aiplat_status aiplat_llm_request_set_temperature(aiplat_llm_request *r,
-                                                            double t) {
-  if (!r) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "llm: NULL request");
+AIPLAT_API aiplat_status
+aiplat_llm_request_set_temperature(aiplat_llm_request *r, double t) {
+  if (!r)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "llm: NULL request");
   if (isnan(t) || t > 2)
     return aip_fail(&r->err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "llm: temperature must be in [0, 2]");
@@ -177,18 +189,22 @@ AIPLAT_API aiplat_status aiplat_llm_request_set_temperature(aiplat_llm_request *
 
 AIPLAT_API aiplat_status aiplat_llm_request_set_top_p(aiplat_llm_request *r,
                                                       double p) {
-  if (!r) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "llm: NULL request");
+  if (!r)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "llm: NULL request");
   if (isnan(p) || p == 0 || p > 1)
-    return aip_fail(&r->err, AIPLAT_ERR_INVALID_ARGUMENT, "llm: top_p must be in (0, 1]");
+    return aip_fail(&r->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "llm: top_p must be in (0, 1]");
   r->top_p = p < 0 ? -1 : p;
   return AIPLAT_OK;
 }
 
 AIPLAT_API aiplat_status aiplat_llm_request_add_stop(aiplat_llm_request *r,
                                                      const char *stop) {
-  if (!r) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "llm: NULL request");
+  if (!r)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "llm: NULL request");
   if (!stop || !*stop)
-    return aip_fail(&r->err, AIPLAT_ERR_INVALID_ARGUMENT, "llm: empty stop sequence");
+    return aip_fail(&r->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "llm: empty stop sequence");
   json_t *s = json_string(stop);
   if (!s)
     return aip_fail(&r->err, AIPLAT_ERR_INVALID_ARGUMENT,
@@ -200,14 +216,16 @@ AIPLAT_API aiplat_status aiplat_llm_request_add_stop(aiplat_llm_request *r,
 
 AIPLAT_API aiplat_status aiplat_llm_request_set_seed(aiplat_llm_request *r,
                                                      int64_t seed) {
-  if (!r) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "llm: NULL request");
+  if (!r)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "llm: NULL request");
   r->has_seed = true;
   r->seed = seed;
   return AIPLAT_OK;
 }
 
 AIPLAT_API aiplat_status aiplat_llm_request_last_error(aiplat_llm_request *r,
-                                                       char *buf, size_t buflen) {
+                                                       char *buf,
+                                                       size_t buflen) {
   if (!r) {
     if (buf && buflen) buf[0] = '\0';
     return AIPLAT_ERR_INVALID_ARGUMENT;
@@ -215,7 +233,8 @@ AIPLAT_API aiplat_status aiplat_llm_request_last_error(aiplat_llm_request *r,
   return aip_err_copy(&r->err, buf, buflen);
 }
 
-/* ---- result ----------------------------------------------------------------- */
+/* ---- result -----------------------------------------------------------------
+ */
 
 static aiplat_llm_result *result_new(void) {
   aiplat_llm_result *r = calloc(1, sizeof *r);
@@ -242,7 +261,8 @@ AIPLAT_API const char *aiplat_llm_result_text(const aiplat_llm_result *r) {
 AIPLAT_API size_t aiplat_llm_result_text_len(const aiplat_llm_result *r) {
   return r ? r->text.len : 0;
 }
-AIPLAT_API const char *aiplat_llm_result_finish_reason(const aiplat_llm_result *r) {
+AIPLAT_API const char *aiplat_llm_result_finish_reason(
+    const aiplat_llm_result *r) {
   return r ? r->finish_reason : NULL;
 }
 AIPLAT_API const char *aiplat_llm_result_model(const aiplat_llm_result *r) {
@@ -251,7 +271,8 @@ AIPLAT_API const char *aiplat_llm_result_model(const aiplat_llm_result *r) {
 AIPLAT_API int64_t aiplat_llm_result_prompt_tokens(const aiplat_llm_result *r) {
   return r ? r->prompt_tokens : -1;
 }
-AIPLAT_API int64_t aiplat_llm_result_completion_tokens(const aiplat_llm_result *r) {
+AIPLAT_API int64_t
+aiplat_llm_result_completion_tokens(const aiplat_llm_result *r) {
   return r ? r->completion_tokens : -1;
 }
 AIPLAT_API int64_t aiplat_llm_result_total_tokens(const aiplat_llm_result *r) {
@@ -299,21 +320,25 @@ static bool is_error_body(json_t *root) {
   return e && !json_is_null(e) && !json_object_get(root, "choices");
 }
 
-static aiplat_status body_error(aiplat_llm *c, json_t *root, const char *where) {
+static aiplat_status body_error(aiplat_llm *c, json_t *root,
+                                const char *where) {
   char msg[384];
-  if (!aip_http_error_json(root, msg, sizeof msg)) snprintf(msg, sizeof msg, "no message");
+  if (!aip_http_error_json(root, msg, sizeof msg))
+    snprintf(msg, sizeof msg, "no message");
   long code = aip_http_error_code(root);
   aiplat_status st = code ? aip_http_status_for(code) : AIPLAT_ERR_SERVER;
   if (st == AIPLAT_OK) st = AIPLAT_ERR_SERVER;
   return aip_fail(&c->base.err, st, "llm: %s: %s", where, msg);
 }
 
-/* ---- building the body ------------------------------------------------------ */
+/* ---- building the body ------------------------------------------------------
+ */
 
-static json_t *build_body(aiplat_llm *c, const aiplat_llm_request *r, bool stream,
-                          aiplat_status *st) {
+static json_t *build_body(aiplat_llm *c, const aiplat_llm_request *r,
+                          bool stream, aiplat_status *st) {
   *st = AIPLAT_ERR_NO_MEMORY;
-  char *model = r->model ? aip_strdup(r->model) : aip_model_base_model(&c->base);
+  char *model =
+      r->model ? aip_strdup(r->model) : aip_model_base_model(&c->base);
   json_t *b = json_object();
   if (!model || !b) goto fail;
   double temp = r->temperature >= 0 ? r->temperature : c->temperature;
@@ -324,9 +349,12 @@ static json_t *build_body(aiplat_llm *c, const aiplat_llm_request *r, bool strea
       json_object_set_new(b, "temperature", json_real(temp)) ||
       json_object_set_new(b, "stream", json_boolean(stream)))
     goto fail;
-  if (r->top_p > 0 && json_object_set_new(b, "top_p", json_real(r->top_p))) goto fail;
-  if (json_array_size(r->stop) > 0 && json_object_set(b, "stop", r->stop)) goto fail;
-  if (r->has_seed && json_object_set_new(b, "seed", json_integer(r->seed))) goto fail;
+  if (r->top_p > 0 && json_object_set_new(b, "top_p", json_real(r->top_p)))
+    goto fail;
+  if (json_array_size(r->stop) > 0 && json_object_set(b, "stop", r->stop))
+    goto fail;
+  if (r->has_seed && json_object_set_new(b, "seed", json_integer(r->seed)))
+    goto fail;
   if (stream && json_object_set_new(b, "stream_options",
                                     json_pack("{s:b}", "include_usage", 1)))
     goto fail;
@@ -341,32 +369,40 @@ fail:
 }
 
 static aiplat_status check_args(aiplat_llm *c, const aiplat_llm_request *r) {
-  if (!c) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "llm: NULL client");
-  if (!r) return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT, "llm: NULL request");
+  if (!c)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "llm: NULL client");
+  if (!r)
+    return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "llm: NULL request");
   if (json_array_size(r->messages) == 0)
     return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "llm: the request has no messages");
   return AIPLAT_OK;
 }
 
-/* ---- complete --------------------------------------------------------------- */
+/* ---- complete ---------------------------------------------------------------
+ */
 
 /* Fill @res from a chat.completion object. */
 static aiplat_status parse_completion(aiplat_llm *c, json_t *root,
                                       aiplat_llm_result *res) {
-  if (is_error_body(root)) return body_error(c, root, "the server answered an error");
+  if (is_error_body(root))
+    return body_error(c, root, "the server answered an error");
   json_t *ch = first_choice(root);
   if (!ch)
     return aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
                     "llm: the answer has no \"choices\"");
   json_t *msg = json_object_get(ch, "message");
   json_t *content = json_object_get(msg, "content");
-  if (!json_is_object(msg) || !(json_is_string(content) || json_is_null(content) || !content))
-    return aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
-                    "llm: choices[0].message.content is missing or not a string");
+  if (!json_is_object(msg) ||
+      !(json_is_string(content) || json_is_null(content) || !content))
+    return aip_fail(
+        &c->base.err, AIPLAT_ERR_PROTOCOL,
+        "llm: choices[0].message.content is missing or not a string");
   aip_buf_reset(&res->text);
   if (json_is_string(content) &&
-      !aip_buf_append(&res->text, json_string_value(content), json_string_length(content)))
+      !aip_buf_append(&res->text, json_string_value(content),
+                      json_string_length(content)))
     return aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
   take_string(&res->finish_reason, ch, "finish_reason");
   take_string(&res->model, root, "model");
@@ -374,17 +410,19 @@ static aiplat_status parse_completion(aiplat_llm *c, json_t *root,
   return AIPLAT_OK;
 }
 
-AIPLAT_API aiplat_status aiplat_llm_complete(aiplat_llm *c, const aiplat_llm_request *r,
+AIPLAT_API aiplat_status aiplat_llm_complete(aiplat_llm *c,
+                                             const aiplat_llm_request *r,
                                              aiplat_llm_result **out) {
   if (out) *out = NULL;
   aiplat_status st = check_args(c, r);
   if (st != AIPLAT_OK) return st;
-  if (!out) return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT, "llm: NULL out");
+  if (!out)
+    return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT, "llm: NULL out");
   json_t *body = build_body(c, r, false, &st);
   if (!body) return st;
   json_t *root = NULL;
-  st = aip_http_post_json(c->base.http, &c->base.err, "/v1/chat/completions", body,
-                          &root, NULL);
+  st = aip_http_post_json(c->base.http, &c->base.err, "/v1/chat/completions",
+                          body, &root, NULL);
   json_decref(body);
   if (st != AIPLAT_OK) return st;
   aiplat_llm_result *res = result_new();
@@ -399,7 +437,8 @@ AIPLAT_API aiplat_status aiplat_llm_complete(aiplat_llm *c, const aiplat_llm_req
   return st;
 }
 
-/* ---- stream ----------------------------------------------------------------- */
+/* ---- stream -----------------------------------------------------------------
+ */
 
 typedef struct stream_ctx {
   aiplat_llm *c;
@@ -419,7 +458,8 @@ static bool on_event(const aip_sse_event *ev, void *ud) {
   aiplat_llm *c = s->c;
   if (s->done) return true; /* ignore anything after [DONE] */
   bool error_event = strcmp(ev->type, "error") == 0;
-  if (!error_event && strcmp(ev->type, "message") != 0) return true; /* ping, ... */
+  if (!error_event && strcmp(ev->type, "message") != 0)
+    return true; /* ping, ... */
   if (!error_event && ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0) {
     s->done = true;
     return true;
@@ -430,10 +470,12 @@ static bool on_event(const aip_sse_event *ev, void *ud) {
     if (error_event) { /* an error event with plain text */
       char msg[384];
       aip_http_error_text(ev->data, ev->data_len, msg, sizeof msg);
-      s->st = aip_fail(&c->base.err, AIPLAT_ERR_SERVER, "llm: error in the stream: %s", msg);
+      s->st = aip_fail(&c->base.err, AIPLAT_ERR_SERVER,
+                       "llm: error in the stream: %s", msg);
     } else {
       s->st = aip_fail(&c->base.err, AIPLAT_ERR_DECODE,
-                       "llm: a stream event is not JSON (%s): \"%.80s\"", je.text, ev->data);
+                       "llm: a stream event is not JSON (%s): \"%.80s\"",
+                       je.text, ev->data);
     }
     return false;
   }
@@ -443,7 +485,8 @@ static bool on_event(const aip_sse_event *ev, void *ud) {
     go_on = false;
   } else if (!json_is_object(root)) {
     s->st = aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
-                     "llm: a stream event is not a JSON object: \"%.80s\"", ev->data);
+                     "llm: a stream event is not a JSON object: \"%.80s\"",
+                     ev->data);
     go_on = false;
   } else {
     take_usage(s->res, json_object_get(root, "usage"));
@@ -455,7 +498,8 @@ static bool on_event(const aip_sse_event *ev, void *ud) {
       const char *t = json_string_value(content);
       size_t n = json_string_length(content);
       if (!aip_buf_append(&s->res->text, t, n)) {
-        s->st = aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
+        s->st =
+            aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
         go_on = false;
       } else if (s->fn && !s->fn(t, n, s->ud)) {
         s->st = aip_fail(&c->base.err, AIPLAT_ERR_CANCELLED,
@@ -477,9 +521,11 @@ static aiplat_status sse_rc_status(stream_ctx *s, aip_sse_rc rc) {
       return s->st;
     case AIP_SSE_TOO_LARGE:
       return aip_fail(&s->c->base.err, AIPLAT_ERR_TOO_LARGE,
-                      "llm: one stream event is larger than %zu bytes", LLM_EVENT_MAX);
+                      "llm: one stream event is larger than %zu bytes",
+                      LLM_EVENT_MAX);
     default:
-      return aip_fail(&s->c->base.err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
+      return aip_fail(&s->c->base.err, AIPLAT_ERR_NO_MEMORY,
+                      "llm: out of memory");
   }
 }
 
@@ -487,7 +533,8 @@ static aiplat_status on_body(const char *data, size_t len, void *ud) {
   stream_ctx *s = ud;
   if (!s->started) { /* a JSON document instead of an event stream? */
     size_t i = 0;
-    while (i < len && (data[i] == ' ' || data[i] == '\r' || data[i] == '\n' || data[i] == '\t'))
+    while (i < len && (data[i] == ' ' || data[i] == '\r' || data[i] == '\n' ||
+                       data[i] == '\t'))
       i++;
     if (i == len) return AIPLAT_OK;
     s->started = true;
@@ -496,7 +543,8 @@ static aiplat_status on_body(const char *data, size_t len, void *ud) {
   if (s->json_mode)
     return aip_buf_append(&s->json, data, len)
                ? AIPLAT_OK
-               : aip_fail(&s->c->base.err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
+               : aip_fail(&s->c->base.err, AIPLAT_ERR_NO_MEMORY,
+                          "llm: out of memory");
   return sse_rc_status(s, aip_sse_feed(s->sse, data, len));
 }
 
@@ -506,8 +554,8 @@ static aiplat_status finish_json_mode(stream_ctx *s) {
   json_error_t je;
   json_t *root = json_loadb(s->json.data, s->json.len, 0, &je);
   if (!root)
-    return aip_fail(&c->base.err, AIPLAT_ERR_DECODE, "llm: the answer is not JSON (%s)",
-                    je.text);
+    return aip_fail(&c->base.err, AIPLAT_ERR_DECODE,
+                    "llm: the answer is not JSON (%s)", je.text);
   aiplat_status st = parse_completion(c, root, s->res);
   json_decref(root);
   if (st == AIPLAT_OK && s->fn && s->res->text.len > 0 &&
@@ -517,8 +565,10 @@ static aiplat_status finish_json_mode(stream_ctx *s) {
   return st;
 }
 
-AIPLAT_API aiplat_status aiplat_llm_stream(aiplat_llm *c, const aiplat_llm_request *r,
-                                           aiplat_llm_token_fn fn, void *user_data,
+AIPLAT_API aiplat_status aiplat_llm_stream(aiplat_llm *c,
+                                           const aiplat_llm_request *r,
+                                           aiplat_llm_token_fn fn,
+                                           void *user_data,
                                            aiplat_llm_result **out) {
   if (out) *out = NULL;
   aiplat_status st = check_args(c, r);

@@ -1,10 +1,10 @@
 /* Shared parts of the model clients (see model_common.h). */
-#include "config.h"
-
 #include "model_common.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "config.h"
 
 aiplat_status aip_model_base_init(aip_model_base *b, const char *component,
                                   aiplat_config *cfg, const char *url_var,
@@ -35,7 +35,8 @@ aiplat_status aip_model_base_init(aip_model_base *b, const char *component,
     if (st != AIPLAT_OK) {
       aip_model_cfg_fail(b, c, st);
     } else if (!model || !*model) {
-      st = aip_fail(NULL, AIPLAT_ERR_CONFIG, "%s: %s is not set", component, model_var);
+      st = aip_fail(NULL, AIPLAT_ERR_CONFIG, "%s: %s is not set", component,
+                    model_var);
     } else {
       st = aip_model_base_set_model(b, model);
     }
@@ -68,10 +69,12 @@ char *aip_model_base_model(aip_model_base *b) {
 
 aiplat_status aip_model_base_set_model(aip_model_base *b, const char *model) {
   if (!model || !*model)
-    return aip_fail(&b->err, AIPLAT_ERR_INVALID_ARGUMENT, "%s: empty model name",
-                    b->component);
+    return aip_fail(&b->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "%s: empty model name", b->component);
   char *copy = aip_strdup(model);
-  if (!copy) return aip_fail(&b->err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory", b->component);
+  if (!copy)
+    return aip_fail(&b->err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory",
+                    b->component);
   pthread_mutex_lock(&b->mu);
   free(b->model);
   b->model = copy;
@@ -107,7 +110,9 @@ aiplat_config *aip_model_cfg_begin(aiplat_config *cfg, aiplat_config **own) {
   return *own;
 }
 
-void aip_model_cfg_end(aiplat_config *own) { aiplat_config_destroy(own); }
+void aip_model_cfg_end(aiplat_config *own) {
+  aiplat_config_destroy(own);
+}
 
 aiplat_status aip_model_cfg_fail(aip_model_base *b, aiplat_config *cfg,
                                  aiplat_status st) {
@@ -128,6 +133,7 @@ aiplat_status aip_json_add_str(aip_model_base *b, json_t *obj, const char *key,
     return aip_fail(&b->err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "%s: %s is not valid UTF-8", b->component, what);
   if (json_object_set_new(obj, key, s) != 0)
-    return aip_fail(&b->err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory", b->component);
+    return aip_fail(&b->err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory",
+                    b->component);
   return AIPLAT_OK;
 }

@@ -1,11 +1,10 @@
 /* Incremental server-sent events parser (see sse.h). */
-#include "config.h"
-
 #include "sse.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "internal.h"
 
 #define SSE_DEFAULT_MAX ((size_t)1 << 20)
@@ -60,7 +59,9 @@ void aip_sse_reset(aip_sse *p) {
   p->events = 0;
 }
 
-size_t aip_sse_event_count(const aip_sse *p) { return p->events; }
+size_t aip_sse_event_count(const aip_sse *p) {
+  return p->events;
+}
 
 static aip_sse_rc fail(aip_sse *p, aip_sse_rc rc) {
   p->rc = rc;
@@ -76,8 +77,8 @@ static aip_sse_rc dispatch(aip_sse *p) {
   p->data.len--; /* the '\n' after the last data line */
   p->data.data[p->data.len] = '\0';
   aip_sse_event ev = {
-      .type = p->type.len ? p->type.data
-                          : (p->error_field ? "error" : "message"),
+      .type =
+          p->type.len ? p->type.data : (p->error_field ? "error" : "message"),
       .data = p->data.data,
       .data_len = p->data.len,
       .id = p->id.data ? p->id.data : "",

@@ -24,8 +24,8 @@ typedef struct aip_sse_event {
   const char *type; /* the `event:` field, or "message"; NUL-terminated */
   const char *data; /* data lines joined with '\n'; NUL-terminated */
   size_t data_len;
-  const char *id;   /* the last event ID seen so far (may be ""); persists */
-  long retry_ms;    /* a valid `retry:` of this event, or -1 */
+  const char *id; /* the last event ID seen so far (may be ""); persists */
+  long retry_ms;  /* a valid `retry:` of this event, or -1 */
 } aip_sse_event;
 
 /* Called for each event; the event and its strings are borrowed for the

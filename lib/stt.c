@@ -1,11 +1,11 @@
 /* Speech-to-text client (aiplat/stt.h). */
-#include "config.h"
+#include "aiplat/stt.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "aiplat/stt.h"
+#include "config.h"
 #include "model_common.h"
 
 struct aiplat_stt {
@@ -30,13 +30,14 @@ struct aiplat_stt_result {
 
 static const char *const format_names[] = {"json", "verbose_json", "text"};
 
-AIPLAT_API aiplat_status aiplat_stt_create(aiplat_stt **out, aiplat_config *cfg) {
+AIPLAT_API aiplat_status aiplat_stt_create(aiplat_stt **out,
+                                           aiplat_config *cfg) {
   if (!out) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "stt: NULL out");
   *out = NULL;
   aiplat_stt *c = calloc(1, sizeof *c);
   if (!c) return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
-  aiplat_status st = aip_model_base_init(&c->base, "stt", cfg, "STT_URL", "STT_API_KEY",
-                                         "STT_MODEL", NULL);
+  aiplat_status st = aip_model_base_init(&c->base, "stt", cfg, "STT_URL",
+                                         "STT_API_KEY", "STT_MODEL", NULL);
   if (st != AIPLAT_OK) {
     free(c);
     return st;
@@ -49,13 +50,15 @@ AIPLAT_API aiplat_status aiplat_stt_create(aiplat_stt **out, aiplat_config *cfg)
   }
   if ((st = aiplat_config_get_string(k, "STT_API", &api)) != AIPLAT_OK ||
       (st = aiplat_config_get_string(k, "STT_LANGUAGE", &lang)) != AIPLAT_OK ||
-      (st = aiplat_config_get_string(k, "STT_RESPONSE_FORMAT", &fmt)) != AIPLAT_OK) {
+      (st = aiplat_config_get_string(k, "STT_RESPONSE_FORMAT", &fmt)) !=
+          AIPLAT_OK) {
     aip_model_cfg_fail(&c->base, k, st);
     goto done;
   }
   if (!api || aip_str_ieq(api, "openai")) {
     c->api = AIPLAT_STT_API_OPENAI;
-  } else if (aip_str_ieq(api, "whispercpp") || aip_str_ieq(api, "whisper.cpp")) {
+  } else if (aip_str_ieq(api, "whispercpp") ||
+             aip_str_ieq(api, "whisper.cpp")) {
     c->api = AIPLAT_STT_API_WHISPER_CPP;
   } else {
     st = aip_fail(&c->base.err, AIPLAT_ERR_CONFIG,
@@ -65,10 +68,13 @@ AIPLAT_API aiplat_status aiplat_stt_create(aiplat_stt **out, aiplat_config *cfg)
   c->format = AIPLAT_STT_FORMAT_JSON;
   if (fmt) {
     size_t i = 0;
-    while (i < AIP_ARRAY_LEN(format_names) && !aip_str_ieq(fmt, format_names[i])) i++;
+    while (i < AIP_ARRAY_LEN(format_names) &&
+           !aip_str_ieq(fmt, format_names[i]))
+      i++;
     if (i == AIP_ARRAY_LEN(format_names)) {
       st = aip_fail(&c->base.err, AIPLAT_ERR_CONFIG,
-                    "stt: STT_RESPONSE_FORMAT=\"%.40s\" is not json, verbose_json or text",
+                    "stt: STT_RESPONSE_FORMAT=\"%.40s\" is not json, "
+                    "verbose_json or text",
                     fmt);
       goto done;
     }
@@ -96,10 +102,11 @@ AIPLAT_API void aiplat_stt_destroy(aiplat_stt *c) {
 AIP_MODEL_COMMON_API(stt)
 
 AIPLAT_API aiplat_status aiplat_stt_set_api(aiplat_stt *c, aiplat_stt_api api) {
-  if (!c) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "stt: NULL client");
+  if (!c)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "stt: NULL client");
   if (api != AIPLAT_STT_API_OPENAI && api != AIPLAT_STT_API_WHISPER_CPP)
-    return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT, "stt: unknown API %d",
-                    (int)api);
+    return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "stt: unknown API %d", (int)api);
   pthread_mutex_lock(&c->base.mu);
   c->api = api;
   pthread_mutex_unlock(&c->base.mu);
@@ -108,7 +115,8 @@ AIPLAT_API aiplat_status aiplat_stt_set_api(aiplat_stt *c, aiplat_stt_api api) {
 
 AIPLAT_API aiplat_status aiplat_stt_set_response_format(aiplat_stt *c,
                                                         aiplat_stt_format f) {
-  if (!c) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "stt: NULL client");
+  if (!c)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "stt: NULL client");
   if ((unsigned)f >= AIP_ARRAY_LEN(format_names))
     return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "stt: unknown response format %d", (int)f);
@@ -122,14 +130,16 @@ static bool valid_language(const char *l) {
   size_t n = strlen(l);
   if (n == 0 || n > 32) return false;
   for (size_t i = 0; i < n; i++)
-    if (!((l[i] >= 'a' && l[i] <= 'z') || (l[i] >= 'A' && l[i] <= 'Z') || l[i] == '-' ||
-          l[i] == '_'))
+    if (!((l[i] >= 'a' && l[i] <= 'z') || (l[i] >= 'A' && l[i] <= 'Z') ||
+          l[i] == '-' || l[i] == '_'))
       return false;
   return true;
 }
 
-AIPLAT_API aiplat_status aiplat_stt_set_language(aiplat_stt *c, const char *lang) {
-  if (!c) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "stt: NULL client");
+AIPLAT_API aiplat_status aiplat_stt_set_language(aiplat_stt *c,
+                                                 const char *lang) {
+  if (!c)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "stt: NULL client");
   if (lang && !valid_language(lang))
     return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "stt: language \"%.40s\" is not a language code", lang);
@@ -143,7 +153,8 @@ AIPLAT_API aiplat_status aiplat_stt_set_language(aiplat_stt *c, const char *lang
   return AIPLAT_OK;
 }
 
-/* ---- result ----------------------------------------------------------------- */
+/* ---- result -----------------------------------------------------------------
+ */
 
 AIPLAT_API void aiplat_stt_result_destroy(aiplat_stt_result *r) {
   if (!r) return;
@@ -165,34 +176,38 @@ AIPLAT_API double aiplat_stt_result_duration(const aiplat_stt_result *r) {
 AIPLAT_API size_t aiplat_stt_result_segment_count(const aiplat_stt_result *r) {
   return r ? r->nseg : 0;
 }
-AIPLAT_API double aiplat_stt_result_segment_start(const aiplat_stt_result *r, size_t i) {
+AIPLAT_API double aiplat_stt_result_segment_start(const aiplat_stt_result *r,
+                                                  size_t i) {
   return r && i < r->nseg ? r->seg[i].start : 0;
 }
-AIPLAT_API double aiplat_stt_result_segment_end(const aiplat_stt_result *r, size_t i) {
+AIPLAT_API double aiplat_stt_result_segment_end(const aiplat_stt_result *r,
+                                                size_t i) {
   return r && i < r->nseg ? r->seg[i].end : 0;
 }
-AIPLAT_API const char *aiplat_stt_result_segment_text(const aiplat_stt_result *r,
-                                                      size_t i) {
+AIPLAT_API const char *aiplat_stt_result_segment_text(
+    const aiplat_stt_result *r, size_t i) {
   return r && i < r->nseg ? r->seg[i].text : NULL;
 }
 
-/* ---- audio type ------------------------------------------------------------- */
+/* ---- audio type -------------------------------------------------------------
+ */
 
 static const struct {
   const char *mime, *ext;
 } mime_ext[] = {
-    {"audio/wav", "wav"},   {"audio/x-wav", "wav"},  {"audio/wave", "wav"},
-    {"audio/mpeg", "mp3"},  {"audio/mp3", "mp3"},    {"audio/ogg", "ogg"},
-    {"audio/opus", "opus"}, {"audio/flac", "flac"},  {"audio/x-flac", "flac"},
-    {"audio/webm", "webm"}, {"audio/mp4", "m4a"},    {"audio/m4a", "m4a"},
-    {"audio/x-m4a", "m4a"}, {"video/webm", "webm"},  {"video/mp4", "mp4"},
-    {"audio/aac", "aac"},   {"audio/L16", "pcm"},    {"audio/pcm", "pcm"},
+    {"audio/wav", "wav"},   {"audio/x-wav", "wav"}, {"audio/wave", "wav"},
+    {"audio/mpeg", "mp3"},  {"audio/mp3", "mp3"},   {"audio/ogg", "ogg"},
+    {"audio/opus", "opus"}, {"audio/flac", "flac"}, {"audio/x-flac", "flac"},
+    {"audio/webm", "webm"}, {"audio/mp4", "m4a"},   {"audio/m4a", "m4a"},
+    {"audio/x-m4a", "m4a"}, {"video/webm", "webm"}, {"video/mp4", "mp4"},
+    {"audio/aac", "aac"},   {"audio/L16", "pcm"},   {"audio/pcm", "pcm"},
 };
 
 static const char *ext_for(const char *mime) {
   size_t n = strcspn(mime, "; ");
   for (size_t i = 0; i < AIP_ARRAY_LEN(mime_ext); i++)
-    if (strlen(mime_ext[i].mime) == n && strncasecmp(mime, mime_ext[i].mime, n) == 0)
+    if (strlen(mime_ext[i].mime) == n &&
+        strncasecmp(mime, mime_ext[i].mime, n) == 0)
       return mime_ext[i].ext;
   return "bin";
 }
@@ -212,7 +227,8 @@ static const char *sniff(const unsigned char *a, size_t n) {
   return NULL;
 }
 
-/* ---- transcribe ------------------------------------------------------------- */
+/* ---- transcribe -------------------------------------------------------------
+ */
 
 static char *trimmed_copy(const char *s, size_t n) {
   while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ')) n--;
@@ -233,14 +249,16 @@ static double number_or(json_t *v, double dflt) {
   return dflt;
 }
 
-static aiplat_status parse_json(aiplat_stt *c, json_t *root, aiplat_stt_result *r) {
+static aiplat_status parse_json(aiplat_stt *c, json_t *root,
+                                aiplat_stt_result *r) {
   const char *text = aip_json_str(root, "text");
   if (!text) {
     char msg[300];
     if (json_is_object(root) && json_object_get(root, "error") &&
         aip_http_error_json(root, msg, sizeof msg))
       return aip_fail(&c->base.err, AIPLAT_ERR_SERVER, "stt: %s", msg);
-    return aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL, "stt: the answer has no \"text\"");
+    return aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
+                    "stt: the answer has no \"text\"");
   }
   json_t *t = json_object_get(root, "text");
   if (!(r->text = trimmed_copy(text, json_string_length(t)))) goto nomem;
@@ -254,12 +272,13 @@ static aiplat_status parse_json(aiplat_stt *c, json_t *root, aiplat_stt_result *
   json_t *s;
   json_array_foreach(segs, i, s) {
     if (!json_is_object(s))
-      return aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL, "stt: segments[%zu] is not an object",
-                      i);
+      return aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
+                      "stt: segments[%zu] is not an object", i);
     const char *st = aip_json_str(s, "text");
     r->seg[i].start = number_or(json_object_get(s, "start"), 0);
     r->seg[i].end = number_or(json_object_get(s, "end"), 0);
-    if (!(r->seg[i].text = trimmed_copy(st ? st : "", st ? strlen(st) : 0))) goto nomem;
+    if (!(r->seg[i].text = trimmed_copy(st ? st : "", st ? strlen(st) : 0)))
+      goto nomem;
     r->nseg = i + 1;
   }
   return AIPLAT_OK;
@@ -267,12 +286,13 @@ nomem:
   return aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
 }
 
-static aiplat_status parse_answer(aiplat_stt *c, aip_http_resp *resp, aiplat_stt_format f,
-                                  aiplat_stt_result *r) {
+static aiplat_status parse_answer(aiplat_stt *c, aip_http_resp *resp,
+                                  aiplat_stt_format f, aiplat_stt_result *r) {
   const char *b = resp->body.data ? resp->body.data : "";
   size_t n = resp->body.len;
   size_t i = 0;
-  while (i < n && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t')) i++;
+  while (i < n && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t'))
+    i++;
   bool looks_json = i < n && b[i] == '{';
   if (f == AIPLAT_STT_FORMAT_TEXT && !looks_json) {
     if (!(r->text = trimmed_copy(b, n)))
@@ -292,13 +312,17 @@ static aiplat_status parse_answer(aiplat_stt *c, aip_http_resp *resp, aiplat_stt
   return st;
 }
 
-AIPLAT_API aiplat_status aiplat_stt_transcribe(aiplat_stt *c, const void *audio, size_t len,
-                                               const char *mime_type, const char *language,
+AIPLAT_API aiplat_status aiplat_stt_transcribe(aiplat_stt *c, const void *audio,
+                                               size_t len,
+                                               const char *mime_type,
+                                               const char *language,
                                                aiplat_stt_result **out) {
   if (out) *out = NULL;
-  if (!c) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "stt: NULL client");
+  if (!c)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "stt: NULL client");
   if (!out || !audio || len == 0)
-    return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT, "stt: no audio or NULL out");
+    return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "stt: no audio or NULL out");
   if (language && !valid_language(language))
     return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "stt: language \"%.40s\" is not a language code", language);
@@ -310,7 +334,8 @@ AIPLAT_API aiplat_status aiplat_stt_transcribe(aiplat_stt *c, const void *audio,
                       "stt: cannot tell the audio format from its first bytes; "
                       "give its MIME type");
     if (strpbrk(mime, "\r\n\""))
-      return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT, "stt: bad MIME type");
+      return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
+                      "stt: bad MIME type");
   }
   char filename[16];
   snprintf(filename, sizeof filename, "audio.%s", ext_for(mime));
@@ -335,17 +360,19 @@ AIPLAT_API aiplat_status aiplat_stt_transcribe(aiplat_stt *c, const void *audio,
   parts[np++] = (aip_http_part){"file", filename, mime, audio, len};
   if (api == AIPLAT_STT_API_OPENAI)
     parts[np++] = (aip_http_part){"model", NULL, NULL, model, strlen(model)};
-  if (lang) parts[np++] = (aip_http_part){"language", NULL, NULL, lang, strlen(lang)};
+  if (lang)
+    parts[np++] = (aip_http_part){"language", NULL, NULL, lang, strlen(lang)};
   parts[np++] = (aip_http_part){"response_format", NULL, NULL, format_names[f],
                                 strlen(format_names[f])};
-  aip_http_req req = {.method = "POST",
-                      .path = api == AIPLAT_STT_API_OPENAI ? "/v1/audio/transcriptions"
-                                                           : "/inference",
-                      .parts = parts,
-                      .nparts = np,
-                      .accept = f == AIPLAT_STT_FORMAT_TEXT ? "text/plain, application/json"
-                                                           : "application/json",
-                      .max_retries = -1};
+  aip_http_req req = {
+      .method = "POST",
+      .path = api == AIPLAT_STT_API_OPENAI ? "/v1/audio/transcriptions"
+                                           : "/inference",
+      .parts = parts,
+      .nparts = np,
+      .accept = f == AIPLAT_STT_FORMAT_TEXT ? "text/plain, application/json"
+                                            : "application/json",
+      .max_retries = -1};
   st = aip_http_do(c->base.http, &c->base.err, &req, &resp);
   if (st == AIPLAT_OK) st = parse_answer(c, &resp, f, r);
   if (st == AIPLAT_OK) {

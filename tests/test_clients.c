@@ -28,12 +28,17 @@ static void setup(void) {
   srv = hf_start();
   ck_assert_ptr_nonnull(srv);
   ck_assert_int_eq(aiplat_config_create(&cfg), AIPLAT_OK);
-  static const char *const urls[] = {"EMBEDDINGS_URL", "RERANKER_URL", "STT_URL", "TTS_URL"};
+  static const char *const urls[] = {"EMBEDDINGS_URL", "RERANKER_URL",
+                                     "STT_URL", "TTS_URL"};
   for (size_t i = 0; i < 4; i++)
     ck_assert_int_eq(aiplat_config_set(cfg, urls[i], hf_url(srv)), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_config_set(cfg, "HTTP_RETRY_BACKOFF", "10ms"), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_config_set(cfg, "EMBEDDINGS_MODEL", "bge-m3"), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_config_set(cfg, "RERANKER_MODEL", "bge-reranker-v2-m3"), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "HTTP_RETRY_BACKOFF", "10ms"),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "EMBEDDINGS_MODEL", "bge-m3"),
+                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_config_set(cfg, "RERANKER_MODEL", "bge-reranker-v2-m3"),
+      AIPLAT_OK);
 }
 
 static void teardown(void) {
@@ -61,11 +66,13 @@ START_TEST(embeddings_in_input_order) {
   aiplat_embeddings *e;
   ck_assert_int_eq(aiplat_embeddings_create(&e, cfg), AIPLAT_OK);
   push(200, "application/json",
-       "{\"object\":\"list\",\"id\":\"embd-1\",\"created\":1,\"model\":\"bge-m3\",\"data\":["
+       "{\"object\":\"list\",\"id\":\"embd-1\",\"created\":1,\"model\":\"bge-"
+       "m3\",\"data\":["
        "{\"object\":\"embedding\",\"index\":2,\"embedding\":[2.0,2.5,-2]},"
        "{\"object\":\"embedding\",\"index\":0,\"embedding\":[0.0,0.5,0]},"
        "{\"object\":\"embedding\",\"index\":1,\"embedding\":[1,1.5,-1e-3]}],"
-       "\"usage\":{\"prompt_tokens\":7,\"total_tokens\":7,\"completion_tokens\":0}}");
+       "\"usage\":{\"prompt_tokens\":7,\"total_tokens\":7,\"completion_"
+       "tokens\":0}}");
   const char *texts[] = {"zero", "one", "two"};
   aiplat_embeddings_result *r = NULL;
   ck_assert_int_eq(aiplat_embeddings_embed(e, texts, 3, &r), AIPLAT_OK);
@@ -83,8 +90,10 @@ START_TEST(embeddings_in_input_order) {
   json_t *b = request_json(0);
   ck_assert_str_eq(hf_request_at(srv, 0)->path, "/v1/embeddings");
   ck_assert_str_eq(json_string_value(json_object_get(b, "model")), "bge-m3");
-  ck_assert_str_eq(json_string_value(json_object_get(b, "encoding_format")), "float");
-  ck_assert_str_eq(json_string_value(json_array_get(json_object_get(b, "input"), 2)), "two");
+  ck_assert_str_eq(json_string_value(json_object_get(b, "encoding_format")),
+                   "float");
+  ck_assert_str_eq(
+      json_string_value(json_array_get(json_object_get(b, "input"), 2)), "two");
   json_decref(b);
   aiplat_embeddings_destroy(e);
 }
@@ -99,12 +108,12 @@ static void embed_handler(const hf_request *req, hf_response *resp, void *ud) {
   json_t *data = json_array();
   for (size_t i = json_array_size(in); i-- > 0;)
     json_array_append_new(
-        data, json_pack("{s:s,s:i,s:[f,f]}", "object", "embedding", "index", (int)i, "embedding",
-                        (double)(*first + i),
+        data, json_pack("{s:s,s:i,s:[f,f]}", "object", "embedding", "index",
+                        (int)i, "embedding", (double)(*first + i),
                         (double)json_string_length(json_array_get(in, i))));
   *first += json_array_size(in);
-  json_t *out = json_pack("{s:s,s:o,s:{s:i}}", "object", "list", "data", data, "usage",
-                          "prompt_tokens", 2);
+  json_t *out = json_pack("{s:s,s:o,s:{s:i}}", "object", "list", "data", data,
+                          "usage", "prompt_tokens", 2);
   static char text[4096];
   char *dump = json_dumps(out, JSON_COMPACT);
   snprintf(text, sizeof text, "%s", dump);
@@ -115,7 +124,8 @@ static void embed_handler(const hf_request *req, hf_response *resp, void *ud) {
 }
 
 START_TEST(embeddings_batches) {
-  ck_assert_int_eq(aiplat_config_set(cfg, "EMBEDDINGS_BATCH_SIZE", "2"), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "EMBEDDINGS_BATCH_SIZE", "2"),
+                   AIPLAT_OK);
   aiplat_embeddings *e;
   ck_assert_int_eq(aiplat_embeddings_create(&e, cfg), AIPLAT_OK);
   size_t first = 0;
@@ -131,7 +141,8 @@ START_TEST(embeddings_batches) {
   }
   ck_assert_int_eq(aiplat_embeddings_result_prompt_tokens(r), 6);
   aiplat_embeddings_result_destroy(r);
-  ck_assert_int_eq(aiplat_embeddings_set_batch_size(e, 0), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_embeddings_set_batch_size(e, 0),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   aiplat_embeddings_destroy(e);
 }
 END_TEST
@@ -143,23 +154,31 @@ START_TEST(embeddings_bad_vectors) {
     const char *body;
     const char *text;
   } cases[] = {
-      {"{\"data\":[{\"index\":0,\"embedding\":[1,2,3]},{\"index\":1,\"embedding\":[1,2]}]}",
+      {"{\"data\":[{\"index\":0,\"embedding\":[1,2,3]},{\"index\":1,"
+       "\"embedding\":[1,2]}]}",
        "different dimensions"},
-      {"{\"data\":[{\"index\":0,\"embedding\":[1,2,3]}]}", "1 vectors for 2 inputs"},
-      {"{\"data\":[{\"index\":0,\"embedding\":[1]},{\"index\":0,\"embedding\":[2]}]}",
+      {"{\"data\":[{\"index\":0,\"embedding\":[1,2,3]}]}",
+       "1 vectors for 2 inputs"},
+      {"{\"data\":[{\"index\":0,\"embedding\":[1]},{\"index\":0,\"embedding\":["
+       "2]}]}",
        "two vectors for input 0"},
-      {"{\"data\":[{\"index\":0,\"embedding\":[1]},{\"index\":5,\"embedding\":[2]}]}",
+      {"{\"data\":[{\"index\":0,\"embedding\":[1]},{\"index\":5,\"embedding\":["
+       "2]}]}",
        "not an input position"},
-      {"{\"data\":[{\"index\":0,\"embedding\":[1,\"x\"]},{\"index\":1,\"embedding\":[1,2]}]}",
+      {"{\"data\":[{\"index\":0,\"embedding\":[1,\"x\"]},{\"index\":1,"
+       "\"embedding\":[1,2]}]}",
        "is not a number"},
-      {"{\"data\":[{\"index\":0,\"embedding\":[]},{\"index\":1,\"embedding\":[]}]}", "empty vector"},
+      {"{\"data\":[{\"index\":0,\"embedding\":[]},{\"index\":1,\"embedding\":[]"
+       "}]}",
+       "empty vector"},
       {"{\"object\":\"list\"}", "no \"data\""},
   };
   const char *texts[] = {"a", "b"};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     push(200, "application/json", cases[i].body);
     aiplat_embeddings_result *r = NULL;
-    ck_assert_int_eq(aiplat_embeddings_embed(e, texts, 2, &r), AIPLAT_ERR_PROTOCOL);
+    ck_assert_int_eq(aiplat_embeddings_embed(e, texts, 2, &r),
+                     AIPLAT_ERR_PROTOCOL);
     ck_assert_ptr_null(r);
     aiplat_embeddings_last_error(e, msg, sizeof msg);
     ck_assert_msg(strstr(msg, cases[i].text), "%s -> %s", cases[i].body, msg);
@@ -167,16 +186,19 @@ START_TEST(embeddings_bad_vectors) {
   /* The expected dimension. */
   ck_assert_int_eq(aiplat_embeddings_set_expected_dimension(e, 4), AIPLAT_OK);
   push(200, "application/json",
-       "{\"data\":[{\"index\":0,\"embedding\":[1,2,3]},{\"index\":1,\"embedding\":[1,2,3]}]}");
+       "{\"data\":[{\"index\":0,\"embedding\":[1,2,3]},{\"index\":1,"
+       "\"embedding\":[1,2,3]}]}");
   aiplat_embeddings_result *r = NULL;
-  ck_assert_int_eq(aiplat_embeddings_embed(e, texts, 2, &r), AIPLAT_ERR_PROTOCOL);
+  ck_assert_int_eq(aiplat_embeddings_embed(e, texts, 2, &r),
+                   AIPLAT_ERR_PROTOCOL);
   aiplat_embeddings_last_error(e, msg, sizeof msg);
   ck_assert_ptr_nonnull(strstr(msg, "dimension 3"));
   ck_assert_ptr_nonnull(strstr(msg, "4 is expected"));
   /* base64 vectors (little-endian float32: 1.0, -2.0) are understood. */
   ck_assert_int_eq(aiplat_embeddings_set_expected_dimension(e, 2), AIPLAT_OK);
   push(200, "application/json",
-       "{\"data\":[{\"index\":1,\"embedding\":\"AACAPwAAAMA=\"},{\"index\":0,\"embedding\":"
+       "{\"data\":[{\"index\":1,\"embedding\":\"AACAPwAAAMA=\"},{\"index\":0,"
+       "\"embedding\":"
        "[3,4]}]}");
   ck_assert_int_eq(aiplat_embeddings_embed(e, texts, 2, &r), AIPLAT_OK);
   ck_assert_float_eq(aiplat_embeddings_result_vector(r, 1)[0], 1.0f);
@@ -185,32 +207,41 @@ START_TEST(embeddings_bad_vectors) {
   aiplat_embeddings_result_destroy(r);
   /* A TEI validation error keeps its words. */
   push(413, "application/json",
-       "{\"error\":\"batch size 64 > maximum allowed batch size 32\",\"error_type\":\"Validation\"}");
-  ck_assert_int_eq(aiplat_embeddings_embed(e, texts, 2, &r), AIPLAT_ERR_TOO_LARGE);
+       "{\"error\":\"batch size 64 > maximum allowed batch size "
+       "32\",\"error_type\":\"Validation\"}");
+  ck_assert_int_eq(aiplat_embeddings_embed(e, texts, 2, &r),
+                   AIPLAT_ERR_TOO_LARGE);
   aiplat_embeddings_last_error(e, msg, sizeof msg);
   ck_assert_ptr_nonnull(strstr(msg, "maximum allowed batch size 32"));
-  ck_assert_int_eq(aiplat_embeddings_embed(e, texts, 0, &r), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_embeddings_embed(e, texts, 0, &r),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   const char *bad[] = {"ok", "\xFF"};
-  ck_assert_int_eq(aiplat_embeddings_embed(e, bad, 2, &r), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_embeddings_embed(e, bad, 2, &r),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   aiplat_embeddings_destroy(e);
 }
 END_TEST
 
 /* ---- reranker ----------------------------------------------------------- */
 
-static const char *docs[] = {"Paris is in France.", "Berlin is in Germany.", "Pizza.",
-                             "France's capital is Paris."};
+static const char *docs[] = {"Paris is in France.", "Berlin is in Germany.",
+                             "Pizza.", "France's capital is Paris."};
 
 START_TEST(rerank_cohere_shape) {
   ck_assert_int_eq(aiplat_config_set(cfg, "RERANKER_API", "cohere"), AIPLAT_OK);
   aiplat_reranker *rr;
   ck_assert_int_eq(aiplat_reranker_create(&rr, cfg), AIPLAT_OK);
   push(200, "application/json",
-       "{\"id\":\"rerank-1\",\"model\":\"bge-reranker-v2-m3\",\"usage\":{\"total_tokens\":30},"
-       "\"results\":[{\"index\":2,\"document\":{\"text\":\"Pizza.\"},\"relevance_score\":0.01},"
-       "{\"index\":3,\"relevance_score\":0.97},{\"index\":0,\"relevance_score\":0.93}]}");
+       "{\"id\":\"rerank-1\",\"model\":\"bge-reranker-v2-m3\",\"usage\":{"
+       "\"total_tokens\":30},"
+       "\"results\":[{\"index\":2,\"document\":{\"text\":\"Pizza.\"},"
+       "\"relevance_score\":0.01},"
+       "{\"index\":3,\"relevance_score\":0.97},{\"index\":0,\"relevance_"
+       "score\":0.93}]}");
   aiplat_reranker_result *r = NULL;
-  ck_assert_int_eq(aiplat_reranker_rerank(rr, "capital of France?", docs, 4, 2, &r), AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_reranker_rerank(rr, "capital of France?", docs, 4, 2, &r),
+      AIPLAT_OK);
   ck_assert_uint_eq(aiplat_reranker_result_count(r), 2);
   ck_assert_uint_eq(aiplat_reranker_result_index(r, 0), 3);
   ck_assert_uint_eq(aiplat_reranker_result_index(r, 1), 0);
@@ -219,8 +250,10 @@ START_TEST(rerank_cohere_shape) {
   aiplat_reranker_result_destroy(r);
   ck_assert_str_eq(hf_request_at(srv, 0)->path, "/v1/rerank");
   json_t *b = request_json(0);
-  ck_assert_str_eq(json_string_value(json_object_get(b, "model")), "bge-reranker-v2-m3");
-  ck_assert_str_eq(json_string_value(json_object_get(b, "query")), "capital of France?");
+  ck_assert_str_eq(json_string_value(json_object_get(b, "model")),
+                   "bge-reranker-v2-m3");
+  ck_assert_str_eq(json_string_value(json_object_get(b, "query")),
+                   "capital of France?");
   ck_assert_uint_eq(json_array_size(json_object_get(b, "documents")), 4);
   ck_assert_int_eq(json_integer_value(json_object_get(b, "top_n")), 2);
   ck_assert_ptr_null(json_object_get(b, "texts"));
@@ -232,15 +265,20 @@ END_TEST
 START_TEST(rerank_tei_shape) {
   aiplat_reranker *rr;
   ck_assert_int_eq(aiplat_reranker_create(&rr, cfg), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_reranker_set_api(rr, AIPLAT_RERANKER_API_TEI), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_reranker_set_api(rr, AIPLAT_RERANKER_API_TEI),
+                   AIPLAT_OK);
   push(200, "application/json",
-       "[{\"index\":1,\"score\":0.002},{\"index\":3,\"score\":0.998},{\"index\":0,\"score\":0.95},"
+       "[{\"index\":1,\"score\":0.002},{\"index\":3,\"score\":0.998},{"
+       "\"index\":0,\"score\":0.95},"
        "{\"index\":2,\"score\":0.0001}]");
   aiplat_reranker_result *r = NULL;
-  ck_assert_int_eq(aiplat_reranker_rerank(rr, "capital of France?", docs, 4, 0, &r), AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_reranker_rerank(rr, "capital of France?", docs, 4, 0, &r),
+      AIPLAT_OK);
   ck_assert_uint_eq(aiplat_reranker_result_count(r), 4);
   static const size_t order[] = {3, 0, 1, 2};
-  for (size_t i = 0; i < 4; i++) ck_assert_uint_eq(aiplat_reranker_result_index(r, i), order[i]);
+  for (size_t i = 0; i < 4; i++)
+    ck_assert_uint_eq(aiplat_reranker_result_index(r, i), order[i]);
   aiplat_reranker_result_destroy(r);
   ck_assert_str_eq(hf_request_at(srv, 0)->path, "/rerank");
   json_t *b = request_json(0);
@@ -249,13 +287,18 @@ START_TEST(rerank_tei_shape) {
   json_decref(b);
   /* Bad answers. */
   push(200, "application/json", "[{\"index\":9,\"score\":1}]");
-  ck_assert_int_eq(aiplat_reranker_rerank(rr, "q", docs, 4, 0, &r), AIPLAT_ERR_PROTOCOL);
-  push(200, "application/json", "[{\"index\":1,\"score\":1},{\"index\":1,\"score\":0.5}]");
-  ck_assert_int_eq(aiplat_reranker_rerank(rr, "q", docs, 4, 0, &r), AIPLAT_ERR_PROTOCOL);
+  ck_assert_int_eq(aiplat_reranker_rerank(rr, "q", docs, 4, 0, &r),
+                   AIPLAT_ERR_PROTOCOL);
+  push(200, "application/json",
+       "[{\"index\":1,\"score\":1},{\"index\":1,\"score\":0.5}]");
+  ck_assert_int_eq(aiplat_reranker_rerank(rr, "q", docs, 4, 0, &r),
+                   AIPLAT_ERR_PROTOCOL);
   push(200, "application/json", "[{\"index\":1}]");
-  ck_assert_int_eq(aiplat_reranker_rerank(rr, "q", docs, 4, 0, &r), AIPLAT_ERR_PROTOCOL);
+  ck_assert_int_eq(aiplat_reranker_rerank(rr, "q", docs, 4, 0, &r),
+                   AIPLAT_ERR_PROTOCOL);
   push(200, "application/json", "{\"object\":\"rerank\"}");
-  ck_assert_int_eq(aiplat_reranker_rerank(rr, "q", docs, 4, 0, &r), AIPLAT_ERR_PROTOCOL);
+  ck_assert_int_eq(aiplat_reranker_rerank(rr, "q", docs, 4, 0, &r),
+                   AIPLAT_ERR_PROTOCOL);
   ck_assert_ptr_null(r);
   aiplat_reranker_destroy(rr);
 }
@@ -267,8 +310,10 @@ START_TEST(rerank_auto_detects_and_remembers) {
   ck_assert_int_eq(aiplat_reranker_get_api(rr), AIPLAT_RERANKER_API_AUTO);
   /* text-embeddings-inference: no /v1/rerank. */
   push(404, "text/plain", "");
-  push(200, "application/json", "[{\"index\":0,\"score\":0.5},{\"index\":1,\"score\":0.7}]");
-  push(200, "application/json", "[{\"index\":0,\"score\":0.9},{\"index\":1,\"score\":0.1}]");
+  push(200, "application/json",
+       "[{\"index\":0,\"score\":0.5},{\"index\":1,\"score\":0.7}]");
+  push(200, "application/json",
+       "[{\"index\":0,\"score\":0.9},{\"index\":1,\"score\":0.1}]");
   aiplat_reranker_result *r = NULL;
   ck_assert_int_eq(aiplat_reranker_rerank(rr, "q", docs, 2, 0, &r), AIPLAT_OK);
   ck_assert_uint_eq(aiplat_reranker_result_index(r, 0), 1);
@@ -276,17 +321,22 @@ START_TEST(rerank_auto_detects_and_remembers) {
   ck_assert_int_eq(aiplat_reranker_get_api(rr), AIPLAT_RERANKER_API_TEI);
   ck_assert_int_eq(aiplat_reranker_rerank(rr, "q", docs, 2, 0, &r), AIPLAT_OK);
   aiplat_reranker_result_destroy(r);
-  ck_assert_uint_eq(hf_request_count(srv), 3); /* the second call went straight to /rerank */
+  ck_assert_uint_eq(hf_request_count(srv),
+                    3); /* the second call went straight to /rerank */
   ck_assert_str_eq(hf_request_at(srv, 2)->path, "/rerank");
   /* Infinity without the /v1 prefix: /rerank wants documents (422 on texts). */
-  ck_assert_int_eq(aiplat_reranker_set_api(rr, AIPLAT_RERANKER_API_AUTO), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_reranker_set_api(rr, AIPLAT_RERANKER_API_AUTO),
+                   AIPLAT_OK);
   push(404, "application/json", "{\"detail\":\"Not Found\"}");
   push(422, "application/json",
-       "{\"detail\":[{\"type\":\"missing\",\"loc\":[\"body\",\"documents\"],\"msg\":\"Field "
+       "{\"detail\":[{\"type\":\"missing\",\"loc\":[\"body\",\"documents\"],"
+       "\"msg\":\"Field "
        "required\"}]}");
   push(200, "application/json",
-       "{\"object\":\"rerank\",\"results\":[{\"relevance_score\":0.2,\"index\":0,\"document\":null},"
-       "{\"relevance_score\":0.8,\"index\":1,\"document\":null}],\"model\":\"m\",\"usage\":{}}");
+       "{\"object\":\"rerank\",\"results\":[{\"relevance_score\":0.2,\"index\":"
+       "0,\"document\":null},"
+       "{\"relevance_score\":0.8,\"index\":1,\"document\":null}],\"model\":"
+       "\"m\",\"usage\":{}}");
   ck_assert_int_eq(aiplat_reranker_rerank(rr, "q", docs, 2, 0, &r), AIPLAT_OK);
   ck_assert_uint_eq(aiplat_reranker_result_index(r, 0), 1);
   aiplat_reranker_result_destroy(r);
@@ -296,9 +346,11 @@ START_TEST(rerank_auto_detects_and_remembers) {
   ck_assert_ptr_nonnull(json_object_get(b, "documents"));
   json_decref(b);
   /* Other failures are not taken for a missing route. */
-  ck_assert_int_eq(aiplat_reranker_set_api(rr, AIPLAT_RERANKER_API_AUTO), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_reranker_set_api(rr, AIPLAT_RERANKER_API_AUTO),
+                   AIPLAT_OK);
   push(401, "application/json", "{\"error\":{\"message\":\"bad key\"}}");
-  ck_assert_int_eq(aiplat_reranker_rerank(rr, "q", docs, 2, 0, &r), AIPLAT_ERR_AUTH);
+  ck_assert_int_eq(aiplat_reranker_rerank(rr, "q", docs, 2, 0, &r),
+                   AIPLAT_ERR_AUTH);
   ck_assert_uint_eq(hf_request_count(srv), 7);
   aiplat_reranker_destroy(rr);
 }
@@ -313,7 +365,8 @@ START_TEST(reranker_needs_a_url) {
   ck_assert_int_eq(aiplat_reranker_create(&rr, c), AIPLAT_ERR_CONFIG);
   aiplat_error_last(msg, sizeof msg);
   ck_assert_ptr_nonnull(strstr(msg, "RERANKER_URL is not set"));
-  ck_assert_int_eq(aiplat_config_set(c, "RERANKER_URL", "http://r:1"), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(c, "RERANKER_URL", "http://r:1"),
+                   AIPLAT_OK);
   ck_assert_int_eq(aiplat_config_set(c, "RERANKER_API", "jina"), AIPLAT_OK);
   ck_assert_int_eq(aiplat_reranker_create(&rr, c), AIPLAT_ERR_CONFIG);
   aiplat_error_last(msg, sizeof msg);
@@ -368,8 +421,9 @@ START_TEST(stt_openai_multipart_exact) {
   unsigned char *wav = make_wav(&len);
   push(200, "application/json", "{\"text\":\" Hello world. \"}");
   aiplat_stt_result *r = NULL;
-  ck_assert_int_eq(aiplat_stt_transcribe(s, wav, len, "application/octet-stream", NULL, &r),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_stt_transcribe(s, wav, len, "application/octet-stream", NULL, &r),
+      AIPLAT_OK);
   ck_assert_str_eq(aiplat_stt_result_text(r), "Hello world.");
   ck_assert_ptr_null(aiplat_stt_result_language(r));
   ck_assert(aiplat_stt_result_duration(r) < 0);
@@ -394,16 +448,23 @@ END_TEST
 START_TEST(stt_verbose_json_and_text) {
   aiplat_stt *s;
   ck_assert_int_eq(aiplat_stt_create(&s, cfg), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_stt_set_response_format(s, AIPLAT_STT_FORMAT_VERBOSE_JSON), AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_stt_set_response_format(s, AIPLAT_STT_FORMAT_VERBOSE_JSON),
+      AIPLAT_OK);
   push(200, "application/json",
-       "{\"task\":\"transcribe\",\"language\":\"en\",\"duration\":3.5,\"text\":\"Hello world. "
-       "Bye.\",\"words\":null,\"segments\":[{\"id\":0,\"seek\":0,\"start\":0.0,\"end\":1.8,"
-       "\"text\":\" Hello world.\",\"tokens\":[50364,2425],\"temperature\":0.0,\"avg_logprob\":"
-       "-0.2,\"compression_ratio\":0.9,\"no_speech_prob\":0.01},{\"id\":1,\"seek\":0,\"start\":"
+       "{\"task\":\"transcribe\",\"language\":\"en\",\"duration\":3.5,\"text\":"
+       "\"Hello world. "
+       "Bye.\",\"words\":null,\"segments\":[{\"id\":0,\"seek\":0,\"start\":0.0,"
+       "\"end\":1.8,"
+       "\"text\":\" Hello "
+       "world.\",\"tokens\":[50364,2425],\"temperature\":0.0,\"avg_logprob\":"
+       "-0.2,\"compression_ratio\":0.9,\"no_speech_prob\":0.01},{\"id\":1,"
+       "\"seek\":0,\"start\":"
        "1.8,\"end\":3.5,\"text\":\" Bye.\"}]}");
   const unsigned char mp3[] = {0xFF, 0xFB, 0x90, 0x64, 0x00, 0x00, 0x00, 0x00};
   aiplat_stt_result *r = NULL;
-  ck_assert_int_eq(aiplat_stt_transcribe(s, mp3, sizeof mp3, NULL, "de", &r), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_stt_transcribe(s, mp3, sizeof mp3, NULL, "de", &r),
+                   AIPLAT_OK);
   ck_assert_str_eq(aiplat_stt_result_language(r), "en");
   ck_assert(aiplat_stt_result_duration(r) > 3.4);
   ck_assert_uint_eq(aiplat_stt_result_segment_count(r), 2);
@@ -417,34 +478,42 @@ START_TEST(stt_verbose_json_and_text) {
   ck_assert_str_eq(hf_part_get(q, "language")->data, "de");
   ck_assert_str_eq(hf_part_get(q, "response_format")->data, "verbose_json");
   /* text: the body is the transcript. */
-  ck_assert_int_eq(aiplat_stt_set_response_format(s, AIPLAT_STT_FORMAT_TEXT), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_stt_set_response_format(s, AIPLAT_STT_FORMAT_TEXT),
+                   AIPLAT_OK);
   push(200, "text/plain; charset=utf-8", "Guten Tag.\n");
   const unsigned char ogg[] = "OggS\0\2\0\0\0\0";
-  ck_assert_int_eq(aiplat_stt_transcribe(s, ogg, sizeof ogg, NULL, NULL, &r), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_stt_transcribe(s, ogg, sizeof ogg, NULL, NULL, &r),
+                   AIPLAT_OK);
   ck_assert_str_eq(aiplat_stt_result_text(r), "Guten Tag.");
   aiplat_stt_result_destroy(r);
-  ck_assert_str_eq(hf_part_get(hf_request_at(srv, 1), "file")->type, "audio/ogg");
+  ck_assert_str_eq(hf_part_get(hf_request_at(srv, 1), "file")->type,
+                   "audio/ogg");
   /* Unknown bytes without a type are refused before sending. */
   const unsigned char junk[] = "not audio at all";
   ck_assert_int_eq(aiplat_stt_transcribe(s, junk, sizeof junk, NULL, NULL, &r),
                    AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(aiplat_stt_transcribe(s, junk, 0, "audio/wav", NULL, &r),
                    AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_stt_transcribe(s, junk, sizeof junk, "audio/webm", "e n", &r),
-                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(
+      aiplat_stt_transcribe(s, junk, sizeof junk, "audio/webm", "e n", &r),
+      AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_uint_eq(hf_request_count(srv), 2);
   /* Errors keep the server's words; a 200 without text is a protocol error. */
   push(422, "application/json",
-       "{\"detail\":[{\"loc\":[\"body\",\"file\"],\"msg\":\"Field required\",\"type\":\"missing\"}]}");
+       "{\"detail\":[{\"loc\":[\"body\",\"file\"],\"msg\":\"Field "
+       "required\",\"type\":\"missing\"}]}");
   ck_assert_int_eq(aiplat_stt_transcribe(s, ogg, sizeof ogg, NULL, NULL, &r),
                    AIPLAT_ERR_BAD_REQUEST);
   aiplat_stt_last_error(s, msg, sizeof msg);
   ck_assert_ptr_nonnull(strstr(msg, "body.file: Field required"));
-  ck_assert_int_eq(aiplat_stt_set_response_format(s, AIPLAT_STT_FORMAT_JSON), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_stt_set_response_format(s, AIPLAT_STT_FORMAT_JSON),
+                   AIPLAT_OK);
   push(200, "application/json", "{\"segments\":[]}");
-  ck_assert_int_eq(aiplat_stt_transcribe(s, ogg, sizeof ogg, NULL, NULL, &r), AIPLAT_ERR_PROTOCOL);
+  ck_assert_int_eq(aiplat_stt_transcribe(s, ogg, sizeof ogg, NULL, NULL, &r),
+                   AIPLAT_ERR_PROTOCOL);
   push(200, "application/json", "{\"text\": \"trunc");
-  ck_assert_int_eq(aiplat_stt_transcribe(s, ogg, sizeof ogg, NULL, NULL, &r), AIPLAT_ERR_DECODE);
+  ck_assert_int_eq(aiplat_stt_transcribe(s, ogg, sizeof ogg, NULL, NULL, &r),
+                   AIPLAT_ERR_DECODE);
   aiplat_stt_destroy(s);
 }
 END_TEST
@@ -455,9 +524,11 @@ START_TEST(stt_whisper_cpp_inference) {
   ck_assert_int_eq(aiplat_stt_create(&s, cfg), AIPLAT_OK);
   size_t len;
   unsigned char *wav = make_wav(&len);
-  push(200, "application/json", "{\"text\":\" And so my fellow Americans.\\n\"}");
+  push(200, "application/json",
+       "{\"text\":\" And so my fellow Americans.\\n\"}");
   aiplat_stt_result *r = NULL;
-  ck_assert_int_eq(aiplat_stt_transcribe(s, wav, len, NULL, NULL, &r), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_stt_transcribe(s, wav, len, NULL, NULL, &r),
+                   AIPLAT_OK);
   ck_assert_str_eq(aiplat_stt_result_text(r), "And so my fellow Americans.");
   aiplat_stt_result_destroy(r);
   const hf_request *q = hf_request_at(srv, 0);
@@ -467,7 +538,8 @@ START_TEST(stt_whisper_cpp_inference) {
   ck_assert_int_eq(memcmp(hf_part_get(q, "file")->data, wav, len), 0);
   /* whisper.cpp's own error shape. */
   push(400, "application/json", "{\"error\":\"failed to read WAV file\"}");
-  ck_assert_int_eq(aiplat_stt_transcribe(s, wav, len, NULL, NULL, &r), AIPLAT_ERR_BAD_REQUEST);
+  ck_assert_int_eq(aiplat_stt_transcribe(s, wav, len, NULL, NULL, &r),
+                   AIPLAT_ERR_BAD_REQUEST);
   aiplat_stt_last_error(s, msg, sizeof msg);
   ck_assert_ptr_nonnull(strstr(msg, "failed to read WAV file"));
   free(wav);
@@ -481,7 +553,8 @@ static unsigned char audio_bytes[20000];
 
 static void fill_audio(void) {
   memcpy(audio_bytes, "RIFF", 4);
-  for (size_t i = 4; i < sizeof audio_bytes; i++) audio_bytes[i] = (unsigned char)(i * 13 + i / 7);
+  for (size_t i = 4; i < sizeof audio_bytes; i++)
+    audio_bytes[i] = (unsigned char)(i * 13 + i / 7);
   audio_bytes[100] = 0;
 }
 
@@ -498,7 +571,9 @@ START_TEST(tts_collects_chunked_audio) {
   void *audio = NULL;
   size_t len = 0;
   char *ctype = NULL;
-  ck_assert_int_eq(aiplat_tts_synthesize(t, "Hallo Welt", NULL, &audio, &len, &ctype), AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_tts_synthesize(t, "Hallo Welt", NULL, &audio, &len, &ctype),
+      AIPLAT_OK);
   ck_assert_uint_eq(len, sizeof audio_bytes);
   ck_assert_int_eq(memcmp(audio, audio_bytes, len), 0);
   ck_assert_str_eq(ctype, "audio/wav");
@@ -508,26 +583,31 @@ START_TEST(tts_collects_chunked_audio) {
   ck_assert_str_eq(q->path, "/v1/audio/speech");
   json_t *b = request_json(0);
   ck_assert_str_eq(json_string_value(json_object_get(b, "model")), "tts-1");
-  ck_assert_str_eq(json_string_value(json_object_get(b, "input")), "Hallo Welt");
+  ck_assert_str_eq(json_string_value(json_object_get(b, "input")),
+                   "Hallo Welt");
   ck_assert_str_eq(json_string_value(json_object_get(b, "voice")), "rms");
-  ck_assert_str_eq(json_string_value(json_object_get(b, "response_format")), "wav");
+  ck_assert_str_eq(json_string_value(json_object_get(b, "response_format")),
+                   "wav");
   ck_assert(json_number_value(json_object_get(b, "speed")) == 1.0);
   json_decref(b);
   /* Per call voice, client format and speed. */
   ck_assert_int_eq(aiplat_tts_set_format(t, "mp3"), AIPLAT_OK);
   ck_assert_int_eq(aiplat_tts_set_speed(t, 1.25), AIPLAT_OK);
   push(200, NULL, "ID3...");
-  ck_assert_int_eq(aiplat_tts_synthesize(t, "x", "alloy", &audio, &len, &ctype), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_tts_synthesize(t, "x", "alloy", &audio, &len, &ctype),
+                   AIPLAT_OK);
   ck_assert_str_eq(ctype, "audio/mp3"); /* no Content-Type: from the format */
   aiplat_free(audio);
   aiplat_free(ctype);
   b = request_json(1);
   ck_assert_str_eq(json_string_value(json_object_get(b, "voice")), "alloy");
-  ck_assert_str_eq(json_string_value(json_object_get(b, "response_format")), "mp3");
+  ck_assert_str_eq(json_string_value(json_object_get(b, "response_format")),
+                   "mp3");
   ck_assert(json_number_value(json_object_get(b, "speed")) == 1.25);
   json_decref(b);
   ck_assert_int_eq(aiplat_tts_set_speed(t, 9), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_tts_set_format(t, "../x"), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_tts_set_format(t, "../x"),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   aiplat_tts_destroy(t);
 }
 END_TEST
@@ -559,8 +639,9 @@ START_TEST(tts_stream_delivers_pieces) {
   static pieces p;
   memset(&p, 0, sizeof p);
   char *ctype = NULL;
-  ck_assert_int_eq(aiplat_tts_synthesize_stream(t, "Hallo", NULL, on_piece, &p, &ctype),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_tts_synthesize_stream(t, "Hallo", NULL, on_piece, &p, &ctype),
+      AIPLAT_OK);
   ck_assert_uint_eq(p.len, sizeof audio_bytes);
   ck_assert_int_eq(memcmp(p.got, audio_bytes, p.len), 0);
   ck_assert_uint_ge(p.calls, 5); /* five pieces, 30 ms apart, arrive apart */
@@ -570,8 +651,9 @@ START_TEST(tts_stream_delivers_pieces) {
   hf_push(srv, &r);
   memset(&p, 0, sizeof p);
   p.stop_after = 1;
-  ck_assert_int_eq(aiplat_tts_synthesize_stream(t, "Hallo", NULL, on_piece, &p, NULL),
-                   AIPLAT_ERR_CANCELLED);
+  ck_assert_int_eq(
+      aiplat_tts_synthesize_stream(t, "Hallo", NULL, on_piece, &p, NULL),
+      AIPLAT_ERR_CANCELLED);
   ck_assert_uint_eq(p.calls, 1);
   aiplat_tts_destroy(t);
 }
@@ -589,19 +671,23 @@ START_TEST(tts_errors_and_cancel) {
   void *audio = (void *)1;
   size_t len = 1;
   char *ctype = NULL;
-  push(200, "application/json", "{\"error\":{\"message\":\"voice 'x' not found\"}}");
-  ck_assert_int_eq(aiplat_tts_synthesize(t, "hi", NULL, &audio, &len, &ctype), AIPLAT_ERR_PROTOCOL);
+  push(200, "application/json",
+       "{\"error\":{\"message\":\"voice 'x' not found\"}}");
+  ck_assert_int_eq(aiplat_tts_synthesize(t, "hi", NULL, &audio, &len, &ctype),
+                   AIPLAT_ERR_PROTOCOL);
   ck_assert_ptr_null(audio);
   ck_assert_uint_eq(len, 0);
   ck_assert_ptr_null(ctype);
   aiplat_tts_last_error(t, msg, sizeof msg);
   ck_assert_ptr_nonnull(strstr(msg, "voice 'x' not found"));
   push(200, "audio/wav", "");
-  ck_assert_int_eq(aiplat_tts_synthesize(t, "hi", NULL, &audio, &len, NULL), AIPLAT_ERR_PROTOCOL);
+  ck_assert_int_eq(aiplat_tts_synthesize(t, "hi", NULL, &audio, &len, NULL),
+                   AIPLAT_ERR_PROTOCOL);
   aiplat_tts_last_error(t, msg, sizeof msg);
   ck_assert_ptr_nonnull(strstr(msg, "no audio"));
   push(400, "application/json", "{\"detail\":\"Input text is empty\"}");
-  ck_assert_int_eq(aiplat_tts_synthesize(t, "hi", NULL, &audio, &len, NULL), AIPLAT_ERR_BAD_REQUEST);
+  ck_assert_int_eq(aiplat_tts_synthesize(t, "hi", NULL, &audio, &len, NULL),
+                   AIPLAT_ERR_BAD_REQUEST);
   ck_assert_int_eq(aiplat_tts_synthesize(t, "", NULL, &audio, &len, NULL),
                    AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_uint_eq(hf_request_count(srv), 3);
@@ -615,8 +701,9 @@ START_TEST(tts_errors_and_cancel) {
   static pieces p;
   memset(&p, 0, sizeof p);
   int64_t t0 = now_ms();
-  ck_assert_int_eq(aiplat_tts_synthesize_stream(t, "long text", NULL, on_piece, &p, NULL),
-                   AIPLAT_ERR_CANCELLED);
+  ck_assert_int_eq(
+      aiplat_tts_synthesize_stream(t, "long text", NULL, on_piece, &p, NULL),
+      AIPLAT_ERR_CANCELLED);
   pthread_join(th, NULL);
   ck_assert(now_ms() - t0 < 1500);
   ck_assert_uint_eq(p.len, 10);
@@ -633,7 +720,8 @@ START_TEST(every_client_health) {
   ck_assert_int_eq(aiplat_reranker_create(&rr, cfg), AIPLAT_OK);
   ck_assert_int_eq(aiplat_stt_create(&s, cfg), AIPLAT_OK);
   ck_assert_int_eq(aiplat_tts_create(&t, cfg), AIPLAT_OK);
-  for (int i = 0; i < 4; i++) push(200, "application/json", "{\"status\":\"ok\"}");
+  for (int i = 0; i < 4; i++)
+    push(200, "application/json", "{\"status\":\"ok\"}");
   ck_assert_int_eq(aiplat_embeddings_health(e), AIPLAT_OK);
   ck_assert_int_eq(aiplat_reranker_health(rr), AIPLAT_OK);
   ck_assert_int_eq(aiplat_stt_health(s), AIPLAT_OK);

@@ -79,7 +79,8 @@ START_TEST(json_post_headers_and_body) {
   ck_assert_int_eq(aip_http_set_api_key(h, &err, "sk-test-123"), AIPLAT_OK);
   push(200, "application/json", "{\"ok\":true,\"unknown\":[1,2]}");
   json_t *out = NULL;
-  ck_assert_int_eq(post_json("{\"model\":\"m\",\"input\":[\"a\"]}", &out), AIPLAT_OK);
+  ck_assert_int_eq(post_json("{\"model\":\"m\",\"input\":[\"a\"]}", &out),
+                   AIPLAT_OK);
   ck_assert(json_is_true(json_object_get(out, "ok")));
   json_decref(out);
   const hf_request *r = hf_request_at(srv, 0);
@@ -98,7 +99,8 @@ START_TEST(json_post_headers_and_body) {
   ck_assert_int_eq(post_json("{}", &out), AIPLAT_OK);
   json_decref(out);
   ck_assert_ptr_null(hf_header_get(hf_request_at(srv, 1), "authorization"));
-  ck_assert_int_eq(aip_http_set_api_key(h, &err, "a\r\nX-Evil: 1"), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aip_http_set_api_key(h, &err, "a\r\nX-Evil: 1"),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
 }
 END_TEST
 
@@ -120,10 +122,13 @@ START_TEST(url_forms) {
   ck_assert_int_eq(post_json("{}", &out), AIPLAT_OK);
   json_decref(out);
   ck_assert_str_eq(hf_request_at(srv, 0)->path, "/gateway/llm/v1/x");
-  static const char *const bad[] = {"", "localhost:8000", "ftp://h", "http://", "http:///x",
-                                    "http://h/a b", "http://h/?q=1", "http://h/#f"};
+  static const char *const bad[] = {
+      "",          "localhost:8000", "ftp://h",       "http://",
+      "http:///x", "http://h/a b",   "http://h/?q=1", "http://h/#f"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-    ck_assert_msg(aip_http_set_url(h, &err, bad[i]) == AIPLAT_ERR_INVALID_ARGUMENT, "%s", bad[i]);
+    ck_assert_msg(
+        aip_http_set_url(h, &err, bad[i]) == AIPLAT_ERR_INVALID_ARGUMENT, "%s",
+        bad[i]);
 }
 END_TEST
 
@@ -155,8 +160,9 @@ START_TEST(not_retried_statuses) {
                {422, AIPLAT_ERR_BAD_REQUEST}, {500, AIPLAT_ERR_SERVER}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     size_t before = hf_request_count(srv);
-    hf_response r = hf_resp(cases[i].code, "application/json",
-                            "{\"error\":{\"message\":\"nope from the server\"}}");
+    hf_response r =
+        hf_resp(cases[i].code, "application/json",
+                "{\"error\":{\"message\":\"nope from the server\"}}");
     hf_push(srv, &r);
     push(200, "application/json", "{}"); /* would be answered to a retry */
     aip_http_resp resp;
@@ -177,13 +183,15 @@ END_TEST
 
 START_TEST(retries_exhausted) {
   for (int i = 0; i < 4; i++)
-    push(503, "application/json", "{\"object\":\"error\",\"message\":\"engine loading\",\"code\":503}");
+    push(503, "application/json",
+         "{\"object\":\"error\",\"message\":\"engine loading\",\"code\":503}");
   aip_http_resp resp;
   ck_assert_int_eq(get("/health", &resp), AIPLAT_ERR_UNAVAILABLE);
   ck_assert_int_eq(resp.attempts, 4);
   aip_http_resp_free(&resp);
   ck_assert_uint_eq(hf_request_count(srv), 4);
-  ck_assert_ptr_nonnull(strstr(errmsg(), "HTTP 503: engine loading (after 4 attempts)"));
+  ck_assert_ptr_nonnull(
+      strstr(errmsg(), "HTTP 503: engine loading (after 4 attempts)"));
   ck_assert_ptr_nonnull(strstr(msg, "test: GET http://127.0.0.1:"));
 }
 END_TEST
@@ -197,7 +205,8 @@ START_TEST(retry_after_seconds_and_cap) {
   int64_t t0 = aip_now_ms();
   ck_assert_int_eq(get("/x", &resp), AIPLAT_OK);
   int64_t waited = aip_now_ms() - t0;
-  ck_assert_msg(waited >= 950, "waited %lld ms, Retry-After was 1 s", (long long)waited);
+  ck_assert_msg(waited >= 950, "waited %lld ms, Retry-After was 1 s",
+                (long long)waited);
   aip_http_resp_free(&resp);
   /* Retry-After above the cap waits the cap. */
   aip_http_settings s;
@@ -210,7 +219,8 @@ START_TEST(retry_after_seconds_and_cap) {
   t0 = aip_now_ms();
   ck_assert_int_eq(get("/x", &resp), AIPLAT_OK);
   waited = aip_now_ms() - t0;
-  ck_assert_msg(waited >= 190 && waited < 3000, "waited %lld ms", (long long)waited);
+  ck_assert_msg(waited >= 190 && waited < 3000, "waited %lld ms",
+                (long long)waited);
   aip_http_resp_free(&resp);
 }
 END_TEST
@@ -230,7 +240,8 @@ START_TEST(retry_after_http_date) {
   int64_t t0 = aip_now_ms();
   ck_assert_int_eq(get("/x", &resp), AIPLAT_OK);
   int64_t waited = aip_now_ms() - t0;
-  ck_assert_msg(waited >= 700, "waited %lld ms for an HTTP-date 2 s ahead", (long long)waited);
+  ck_assert_msg(waited >= 700, "waited %lld ms for an HTTP-date 2 s ahead",
+                (long long)waited);
   aip_http_resp_free(&resp);
 }
 END_TEST
@@ -238,7 +249,8 @@ END_TEST
 /* A port nothing listens on. */
 static int closed_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
   socklen_t len = sizeof sa;
   getsockname(fd, (struct sockaddr *)&sa, &len);
@@ -262,7 +274,8 @@ END_TEST
 /* A listener whose accept queue is full: SYNs are dropped, connect hangs. */
 static int blackhole(int fds[4]) {
   fds[0] = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   ck_assert_int_eq(bind(fds[0], (struct sockaddr *)&sa, sizeof sa), 0);
   ck_assert_int_eq(listen(fds[0], 0), 0);
   socklen_t len = sizeof sa;
@@ -309,7 +322,8 @@ START_TEST(total_timeout_when_server_never_answers) {
   int64_t t0 = aip_now_ms();
   ck_assert_int_eq(get("/x", &resp), AIPLAT_ERR_TIMEOUT);
   int64_t took = aip_now_ms() - t0;
-  ck_assert_int_eq(resp.attempts, 1); /* connected: a read timeout is not retried */
+  ck_assert_int_eq(resp.attempts,
+                   1); /* connected: a read timeout is not retried */
   aip_http_resp_free(&resp);
   ck_assert_msg(took >= 350 && took < 2500, "took %lld ms", (long long)took);
   ck_assert_ptr_nonnull(strstr(errmsg(), "timed out"));
@@ -333,9 +347,14 @@ static aiplat_status sink(const char *d, size_t n, void *ud) {
   return AIPLAT_OK;
 }
 
-static aiplat_status stream(const char *path, sink_rec *s, aip_http_resp *resp) {
-  aip_http_req req = {.method = "GET", .path = path, .stream = true, .sink = sink,
-                      .sink_ud = s, .max_retries = -1};
+static aiplat_status stream(const char *path, sink_rec *s,
+                            aip_http_resp *resp) {
+  aip_http_req req = {.method = "GET",
+                      .path = path,
+                      .stream = true,
+                      .sink = sink,
+                      .sink_ud = s,
+                      .max_retries = -1};
   memset(resp, 0, sizeof *resp);
   return aip_http_do(h, &err, &req, resp);
 }
@@ -399,7 +418,8 @@ START_TEST(cancel_from_another_thread) {
   ck_assert_int_eq(stream("/s", &s, &resp), AIPLAT_ERR_CANCELLED);
   int64_t took = aip_now_ms() - t0;
   pthread_join(t, NULL);
-  ck_assert_msg(took >= 150 && took < 1000, "cancel took %lld ms", (long long)took);
+  ck_assert_msg(took >= 150 && took < 1000, "cancel took %lld ms",
+                (long long)took);
   aip_http_resp_free(&resp);
   aip_buf_free(&s.got);
   /* A cancel during the wait before a retry ends the wait. */
@@ -416,7 +436,8 @@ START_TEST(cancel_from_another_thread) {
   ck_assert_int_eq(get("/x", &resp), AIPLAT_ERR_CANCELLED);
   took = aip_now_ms() - t0;
   pthread_join(t, NULL);
-  ck_assert_msg(took < 1500, "cancel of a retry wait took %lld ms", (long long)took);
+  ck_assert_msg(took < 1500, "cancel of a retry wait took %lld ms",
+                (long long)took);
   aip_http_resp_free(&resp);
   /* Later calls are not cancelled. */
   push(200, "text/plain", "fine");
@@ -426,7 +447,8 @@ START_TEST(cancel_from_another_thread) {
 END_TEST
 
 START_TEST(sink_stop_closes_and_is_not_retried) {
-  hf_response r = hf_resp(200, "text/event-stream", "data: 1\n\ndata: 2\n\ndata: 3\n\n");
+  hf_response r =
+      hf_resp(200, "text/event-stream", "data: 1\n\ndata: 2\n\ndata: 3\n\n");
   r.split_every = 9;
   r.piece_delay_ms = 20;
   r.chunked = true;
@@ -444,7 +466,8 @@ START_TEST(sink_stop_closes_and_is_not_retried) {
 END_TEST
 
 START_TEST(cut_mid_body) {
-  hf_response r = hf_resp(200, "application/json", "{\"data\":[1,2,3,4,5,6,7,8,9]}");
+  hf_response r =
+      hf_resp(200, "application/json", "{\"data\":[1,2,3,4,5,6,7,8,9]}");
   r.cut = true;
   r.cut_at = 10;
   hf_push(srv, &r);
@@ -503,14 +526,19 @@ START_TEST(response_size_cap) {
 END_TEST
 
 START_TEST(garbage_and_truncated_json) {
-  static const char *const bodies[] = {"hello", "{\"a\": [1, 2", "", "<html>oops</html>",
-                                       "\"just a string\"", "{\"a\":1} trailing"};
+  static const char *const bodies[] = {"hello",
+                                       "{\"a\": [1, 2",
+                                       "",
+                                       "<html>oops</html>",
+                                       "\"just a string\"",
+                                       "{\"a\":1} trailing"};
   for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
     push(200, "application/json", bodies[i]);
     json_t *out = NULL;
     ck_assert_msg(post_json("{}", &out) == AIPLAT_ERR_DECODE, "%s", bodies[i]);
     ck_assert_ptr_null(out);
-    ck_assert_msg(strstr(errmsg(), i == 2 ? "empty body" : "not JSON"), "%s", msg);
+    ck_assert_msg(strstr(errmsg(), i == 2 ? "empty body" : "not JSON"), "%s",
+                  msg);
   }
 }
 END_TEST
@@ -525,7 +553,8 @@ START_TEST(keep_alive_reuses_one_connection) {
     aip_http_resp_free(&resp);
   }
   ck_assert_uint_eq(hf_connection_count(srv), 1);
-  for (int i = 0; i < 5; i++) ck_assert_uint_eq(hf_request_at(srv, (size_t)i)->conn_id, 1);
+  for (int i = 0; i < 5; i++)
+    ck_assert_uint_eq(hf_request_at(srv, (size_t)i)->conn_id, 1);
   /* A server that closes each connection forces new ones. */
   for (int i = 0; i < 3; i++) {
     hf_response r = hf_resp(200, "application/json", "{}");
@@ -582,7 +611,8 @@ END_TEST
 
 START_TEST(multipart_bytes_exact) {
   unsigned char audio[3000];
-  for (size_t i = 0; i < sizeof audio; i++) audio[i] = (unsigned char)(i * 7 + 3);
+  for (size_t i = 0; i < sizeof audio; i++)
+    audio[i] = (unsigned char)(i * 7 + 3);
   memcpy(audio + 100, "\r\n--", 4); /* looks like a boundary start */
   audio[200] = 0;
   aip_http_part parts[] = {
@@ -591,13 +621,17 @@ START_TEST(multipart_bytes_exact) {
       {"language", NULL, NULL, "de", 2},
   };
   push(200, "application/json", "{\"text\":\"ok\"}");
-  aip_http_req req = {.method = "POST", .path = "/v1/audio/transcriptions", .parts = parts,
-                      .nparts = 3, .max_retries = -1};
+  aip_http_req req = {.method = "POST",
+                      .path = "/v1/audio/transcriptions",
+                      .parts = parts,
+                      .nparts = 3,
+                      .max_retries = -1};
   aip_http_resp resp = {0};
   ck_assert_int_eq(aip_http_do(h, &err, &req, &resp), AIPLAT_OK);
   aip_http_resp_free(&resp);
   const hf_request *r = hf_request_at(srv, 0);
-  ck_assert_ptr_nonnull(strstr(hf_header_get(r, "content-type"), "multipart/form-data"));
+  ck_assert_ptr_nonnull(
+      strstr(hf_header_get(r, "content-type"), "multipart/form-data"));
   const hf_part *f = hf_part_get(r, "file");
   ck_assert_ptr_nonnull(f);
   ck_assert_str_eq(f->filename, "audio.wav");
@@ -620,7 +654,8 @@ START_TEST(health_and_fallback) {
   ck_assert_int_eq(aip_http_health(h, &err), AIPLAT_OK);
   ck_assert_str_eq(hf_request_at(srv, 2)->path, "/v1/models");
   push(503, "application/json",
-       "{\"error\":{\"code\":503,\"message\":\"Loading model\",\"type\":\"unavailable_error\"}}");
+       "{\"error\":{\"code\":503,\"message\":\"Loading "
+       "model\",\"type\":\"unavailable_error\"}}");
   push(200, NULL, "");
   ck_assert_int_eq(aip_http_health(h, &err), AIPLAT_ERR_UNAVAILABLE);
   ck_assert_ptr_nonnull(strstr(errmsg(), "Loading model"));
@@ -642,11 +677,13 @@ START_TEST(api_key_and_url_password_never_shown) {
   aiplat_log_set_callback(capture, NULL);
   aiplat_log_set_level(AIPLAT_LOG_DEBUG);
   char url[128];
-  snprintf(url, sizeof url, "http://user:hunter2@127.0.0.1:%d/v1", hf_port(srv));
+  snprintf(url, sizeof url, "http://user:hunter2@127.0.0.1:%d/v1",
+           hf_port(srv));
   ck_assert_int_eq(aip_http_set_url(h, &err, url), AIPLAT_OK);
   ck_assert_int_eq(aip_http_set_api_key(h, &err, "sk-SECRET-777"), AIPLAT_OK);
   push(502, "text/plain", "bad gateway");
-  push(401, "application/json", "{\"error\":{\"message\":\"Invalid API key\"}}");
+  push(401, "application/json",
+       "{\"error\":{\"message\":\"Invalid API key\"}}");
   aip_http_resp resp;
   ck_assert_int_eq(get("/v1/models", &resp), AIPLAT_ERR_AUTH);
   aip_http_resp_free(&resp);
@@ -660,7 +697,8 @@ START_TEST(api_key_and_url_password_never_shown) {
   ck_assert_ptr_null(strstr(msg, "hunter2"));
   ck_assert_ptr_nonnull(strstr(msg, "Invalid API key"));
   /* The server did get both. */
-  ck_assert_str_eq(hf_header_get(hf_request_at(srv, 1), "authorization"), "Bearer sk-SECRET-777");
+  ck_assert_str_eq(hf_header_get(hf_request_at(srv, 1), "authorization"),
+                   "Bearer sk-SECRET-777");
   aip_buf_free(&logs);
 }
 END_TEST

@@ -11,64 +11,85 @@ static const struct {
   const char *server, *body, *expect;
 } shapes[] = {
     {"OpenAI / vLLM >= 0.6 nested",
-     "{\"error\":{\"message\":\"The model `gpt-x` does not exist.\",\"type\":\"NotFoundError\","
+     "{\"error\":{\"message\":\"The model `gpt-x` does not "
+     "exist.\",\"type\":\"NotFoundError\","
      "\"param\":null,\"code\":404}}",
      "The model `gpt-x` does not exist."},
     {"vLLM flat ErrorResponse",
-     "{\"object\":\"error\",\"message\":\"This model's maximum context length is 4096 tokens.\","
+     "{\"object\":\"error\",\"message\":\"This model's maximum context length "
+     "is 4096 tokens.\","
      "\"type\":\"BadRequestError\",\"param\":null,\"code\":400}",
      "This model's maximum context length is 4096 tokens."},
     {"llama.cpp server",
-     "{\"error\":{\"code\":503,\"message\":\"Loading model\",\"type\":\"unavailable_error\"}}",
+     "{\"error\":{\"code\":503,\"message\":\"Loading "
+     "model\",\"type\":\"unavailable_error\"}}",
      "Loading model"},
     {"llama.cpp streamed error payload",
-     "{\"code\":400,\"message\":\"the request exceeds the available context size\","
+     "{\"code\":400,\"message\":\"the request exceeds the available context "
+     "size\","
      "\"type\":\"exceed_context_size_error\"}",
      "the request exceeds the available context size"},
-    {"Ollama native", "{\"error\":\"model \\\"llama3\\\" not found, try pulling it first\"}",
+    {"Ollama native",
+     "{\"error\":\"model \\\"llama3\\\" not found, try pulling it first\"}",
      "model \"llama3\" not found, try pulling it first"},
     {"Ollama OpenAI compat",
-     "{\"error\":{\"message\":\"model is required\",\"type\":\"api_error\",\"param\":null,"
+     "{\"error\":{\"message\":\"model is "
+     "required\",\"type\":\"api_error\",\"param\":null,"
      "\"code\":null}}",
      "model is required"},
     {"text-embeddings-inference",
-     "{\"error\":\"Input validation error: `inputs` must have less than 512 tokens\","
+     "{\"error\":\"Input validation error: `inputs` must have less than 512 "
+     "tokens\","
      "\"error_type\":\"Validation\"}",
      "Input validation error: `inputs` must have less than 512 tokens"},
-    {"TEI OpenAI compat", "{\"message\":\"batch size 64 > maximum allowed batch size 32\","
-                          "\"code\":422,\"type\":\"Validation\"}",
+    {"TEI OpenAI compat",
+     "{\"message\":\"batch size 64 > maximum allowed batch size 32\","
+     "\"code\":422,\"type\":\"Validation\"}",
      "batch size 64 > maximum allowed batch size 32"},
     {"FastAPI detail string", "{\"detail\":\"Not Found\"}", "Not Found"},
     {"FastAPI validation list",
-     "{\"detail\":[{\"type\":\"missing\",\"loc\":[\"body\",\"model\"],\"msg\":\"Field "
-     "required\",\"input\":null},{\"type\":\"string_type\",\"loc\":[\"body\",\"input\",0],"
+     "{\"detail\":[{\"type\":\"missing\",\"loc\":[\"body\",\"model\"],\"msg\":"
+     "\"Field "
+     "required\",\"input\":null},{\"type\":\"string_type\",\"loc\":[\"body\","
+     "\"input\",0],"
      "\"msg\":\"Input should be a valid string\"}]}",
-     "body.model: Field required; body.input.0: Input should be a valid string"},
+     "body.model: Field required; body.input.0: Input should be a valid "
+     "string"},
     {"FastAPI detail object", "{\"detail\":{\"message\":\"voice not found\"}}",
      "voice not found"},
     {"whisper.cpp server", "{\"error\":\"no 'file' field in the request\"}",
      "no 'file' field in the request"},
-    {"JSON string root", "\"upstream connect error\"", "upstream connect error"},
+    {"JSON string root", "\"upstream connect error\"",
+     "upstream connect error"},
     {"plain text", "  Internal Server Error\r\n", "Internal Server Error"},
     {"nginx HTML",
-     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 "
-     "Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
+     "<html>\r\n<head><title>502 Bad "
+     "Gateway</title></head>\r\n<body>\r\n<center><h1>502 "
+     "Bad "
+     "Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</"
+     "html>\r\n",
      "502 Bad Gateway"},
-    {"HTML without title", "<p>Service <b>unavailable</b></p>", "Service unavailable"},
+    {"HTML without title", "<p>Service <b>unavailable</b></p>",
+     "Service unavailable"},
     {"control characters", "line one\n\tline\x01two", "line one line two"},
-    {"errors list", "{\"errors\":[\"first\",{\"message\":\"second\"}]}", "first; second"},
-    {"broken JSON shown as text", "{\"error\": {\"message\": \"cut", "{\"error\": {\"message\": \"cut"},
-    {"unknown JSON shape shown as text", "{\"status\":\"fail\",\"n\":3}", "{\"status\":\"fail\",\"n\":3}"},
+    {"errors list", "{\"errors\":[\"first\",{\"message\":\"second\"}]}",
+     "first; second"},
+    {"broken JSON shown as text", "{\"error\": {\"message\": \"cut",
+     "{\"error\": {\"message\": \"cut"},
+    {"unknown JSON shape shown as text", "{\"status\":\"fail\",\"n\":3}",
+     "{\"status\":\"fail\",\"n\":3}"},
     {"error null, message set", "{\"error\":null,\"message\":\"m\"}", "m"},
 };
 
 START_TEST(every_shape) {
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
     char out[256];
-    bool ok = aip_http_error_text(shapes[i].body, strlen(shapes[i].body), out, sizeof out);
+    bool ok = aip_http_error_text(shapes[i].body, strlen(shapes[i].body), out,
+                                  sizeof out);
     ck_assert_msg(ok, "%s: nothing extracted", shapes[i].server);
-    ck_assert_msg(strcmp(out, shapes[i].expect) == 0, "%s: got \"%s\" expected \"%s\"",
-                  shapes[i].server, out, shapes[i].expect);
+    ck_assert_msg(strcmp(out, shapes[i].expect) == 0,
+                  "%s: got \"%s\" expected \"%s\"", shapes[i].server, out,
+                  shapes[i].expect);
   }
 }
 END_TEST
@@ -79,7 +100,8 @@ START_TEST(empty_and_blank) {
   ck_assert_str_eq(out, "");
   ck_assert(!aip_http_error_text("", 0, out, sizeof out));
   ck_assert(!aip_http_error_text(" \r\n\t", 4, out, sizeof out));
-  ck_assert(!aip_http_error_text("{}", 2, out, sizeof out) || strcmp(out, "{}") == 0);
+  ck_assert(!aip_http_error_text("{}", 2, out, sizeof out) ||
+            strcmp(out, "{}") == 0);
   ck_assert(!aip_http_error_text("x", 1, out, 0));
 }
 END_TEST
@@ -124,18 +146,22 @@ START_TEST(status_codes) {
       {0, AIPLAT_ERR_PROTOCOL},
   };
   for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-    ck_assert_msg(aip_http_status_for(map[i].http) == map[i].st, "HTTP %ld", map[i].http);
+    ck_assert_msg(aip_http_status_for(map[i].http) == map[i].st, "HTTP %ld",
+                  map[i].http);
 }
 END_TEST
 
 START_TEST(error_codes_inside_json) {
-  json_t *j = json_loads("{\"error\":{\"message\":\"slow down\",\"code\":429}}", 0, NULL);
+  json_t *j = json_loads("{\"error\":{\"message\":\"slow down\",\"code\":429}}",
+                         0, NULL);
   ck_assert_int_eq(aip_http_error_code(j), 429);
   json_decref(j);
-  j = json_loads("{\"object\":\"error\",\"message\":\"m\",\"code\":400}", 0, NULL);
+  j = json_loads("{\"object\":\"error\",\"message\":\"m\",\"code\":400}", 0,
+                 NULL);
   ck_assert_int_eq(aip_http_error_code(j), 400);
   json_decref(j);
-  j = json_loads("{\"error\":{\"message\":\"m\",\"code\":\"invalid_api_key\"}}", 0, NULL);
+  j = json_loads("{\"error\":{\"message\":\"m\",\"code\":\"invalid_api_key\"}}",
+                 0, NULL);
   ck_assert_int_eq(aip_http_error_code(j), 0);
   json_decref(j);
   j = json_loads("{\"error\":{\"code\":7}}", 0, NULL);

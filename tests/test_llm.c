@@ -32,13 +32,17 @@ static void setup(void) {
   char url[96];
   snprintf(url, sizeof url, "%s/v1", hf_url(srv));
   ck_assert_int_eq(aiplat_config_set(cfg, "VLLM_URL", url), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_config_set(cfg, "LLM_MODEL", "qwen2.5-7b"), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_config_set(cfg, "HTTP_RETRY_BACKOFF", "10ms"), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "LLM_MODEL", "qwen2.5-7b"),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "HTTP_RETRY_BACKOFF", "10ms"),
+                   AIPLAT_OK);
   ck_assert_int_eq(aiplat_config_set(cfg, "LLM_TIMEOUT", "10s"), AIPLAT_OK);
   ck_assert_int_eq(aiplat_llm_create(&llm, cfg), AIPLAT_OK);
   ck_assert_int_eq(aiplat_llm_request_create(&req), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_llm_request_add_message(req, "system", "Be brief."), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_llm_request_add_message(req, "user", "Hi \xC3\xA9"), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_llm_request_add_message(req, "system", "Be brief."),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_llm_request_add_message(req, "user", "Hi \xC3\xA9"),
+                   AIPLAT_OK);
 }
 
 static void teardown(void) {
@@ -68,11 +72,15 @@ static json_t *request_json(size_t i) {
 }
 
 static const char completion[] =
-    "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"created\":1,\"model\":\"qwen2.5-7b\","
-    "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Hello "
+    "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"created\":1,"
+    "\"model\":\"qwen2.5-7b\","
+    "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
+    "\"Hello "
     "there!\",\"tool_calls\":[]},\"logprobs\":null,\"finish_reason\":\"stop\","
-    "\"stop_reason\":null}],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":3,"
-    "\"total_tokens\":12,\"prompt_tokens_details\":null},\"prompt_logprobs\":null,"
+    "\"stop_reason\":null}],\"usage\":{\"prompt_tokens\":9,\"completion_"
+    "tokens\":3,"
+    "\"total_tokens\":12,\"prompt_tokens_details\":null},\"prompt_logprobs\":"
+    "null,"
     "\"kv_transfer_params\":null}";
 
 /* ---- complete ----------------------------------------------------------- */
@@ -93,7 +101,8 @@ START_TEST(complete_answer_and_request_body) {
   ck_assert_str_eq(r->path, "/v1/chat/completions");
   ck_assert_ptr_null(hf_header_get(r, "authorization"));
   json_t *b = request_json(0);
-  ck_assert_str_eq(json_string_value(json_object_get(b, "model")), "qwen2.5-7b");
+  ck_assert_str_eq(json_string_value(json_object_get(b, "model")),
+                   "qwen2.5-7b");
   ck_assert(json_is_false(json_object_get(b, "stream")));
   ck_assert_int_eq(json_integer_value(json_object_get(b, "max_tokens")), 512);
   ck_assert(json_real_value(json_object_get(b, "temperature")) > 0.69);
@@ -102,9 +111,12 @@ START_TEST(complete_answer_and_request_body) {
   ck_assert_ptr_null(json_object_get(b, "seed"));
   json_t *m = json_object_get(b, "messages");
   ck_assert_uint_eq(json_array_size(m), 2);
-  ck_assert_str_eq(json_string_value(json_object_get(json_array_get(m, 0), "role")), "system");
-  ck_assert_str_eq(json_string_value(json_object_get(json_array_get(m, 1), "content")),
-                   "Hi \xC3\xA9");
+  ck_assert_str_eq(
+      json_string_value(json_object_get(json_array_get(m, 0), "role")),
+      "system");
+  ck_assert_str_eq(
+      json_string_value(json_object_get(json_array_get(m, 1), "content")),
+      "Hi \xC3\xA9");
   json_decref(b);
 }
 END_TEST
@@ -130,21 +142,29 @@ START_TEST(request_parameters) {
   ck_assert_uint_eq(json_array_size(json_object_get(b, "stop")), 2);
   ck_assert_int_eq(json_integer_value(json_object_get(b, "seed")), 42);
   json_decref(b);
-  ck_assert_str_eq(hf_header_get(hf_request_at(srv, 0), "authorization"), "Bearer sk-xyz");
+  ck_assert_str_eq(hf_header_get(hf_request_at(srv, 0), "authorization"),
+                   "Bearer sk-xyz");
   /* Bad parameters are refused before anything is sent. */
-  ck_assert_int_eq(aiplat_llm_request_add_message(req, "User", "x"), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_llm_request_add_message(req, "", "x"), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_llm_request_add_message(req, "User", "x"),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_llm_request_add_message(req, "", "x"),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(aiplat_llm_request_add_message(req, "user", "bad \xC3"),
                    AIPLAT_ERR_INVALID_ARGUMENT);
   aiplat_llm_request_last_error(req, msg, sizeof msg);
   ck_assert_ptr_nonnull(strstr(msg, "UTF-8"));
-  ck_assert_int_eq(aiplat_llm_request_set_temperature(req, 3), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_llm_request_set_top_p(req, 0), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_llm_request_set_max_tokens(req, -1), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_llm_request_add_stop(req, ""), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_llm_request_set_temperature(req, 3),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_llm_request_set_top_p(req, 0),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_llm_request_set_max_tokens(req, -1),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_llm_request_add_stop(req, ""),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_uint_eq(aiplat_llm_request_message_count(req), 2);
   aiplat_llm_request_clear_messages(req);
-  ck_assert_int_eq(aiplat_llm_complete(llm, req, &res), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_llm_complete(llm, req, &res),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_ptr_null(res);
   ck_assert_uint_eq(hf_request_count(srv), 1);
 }
@@ -157,36 +177,47 @@ START_TEST(error_shapes_map_to_status_and_message) {
     aiplat_status st;
     const char *text;
   } cases[] = {
-      {404, "{\"error\":{\"message\":\"The model `nope` does not exist.\",\"type\":"
-            "\"NotFoundError\",\"param\":null,\"code\":404}}",
+      {404,
+       "{\"error\":{\"message\":\"The model `nope` does not exist.\",\"type\":"
+       "\"NotFoundError\",\"param\":null,\"code\":404}}",
        AIPLAT_ERR_NOT_FOUND, "The model `nope` does not exist."},
-      {400, "{\"object\":\"error\",\"message\":\"maximum context length is 4096 tokens\","
-            "\"type\":\"BadRequestError\",\"param\":null,\"code\":400}",
+      {400,
+       "{\"object\":\"error\",\"message\":\"maximum context length is 4096 "
+       "tokens\","
+       "\"type\":\"BadRequestError\",\"param\":null,\"code\":400}",
        AIPLAT_ERR_BAD_REQUEST, "maximum context length is 4096 tokens"},
-      {401, "{\"error\":{\"message\":\"Invalid API Key\",\"type\":\"authentication_error\"}}",
+      {401,
+       "{\"error\":{\"message\":\"Invalid API "
+       "Key\",\"type\":\"authentication_error\"}}",
        AIPLAT_ERR_AUTH, "Invalid API Key"},
       {403, "Forbidden", AIPLAT_ERR_AUTH, "Forbidden"},
-      {422, "{\"detail\":[{\"type\":\"missing\",\"loc\":[\"body\",\"messages\"],\"msg\":"
-            "\"Field required\"}]}",
+      {422,
+       "{\"detail\":[{\"type\":\"missing\",\"loc\":[\"body\",\"messages\"],"
+       "\"msg\":"
+       "\"Field required\"}]}",
        AIPLAT_ERR_BAD_REQUEST, "body.messages: Field required"},
-      {429, "{\"error\":\"server busy, please try again\"}", AIPLAT_ERR_RATE_LIMITED,
-       "server busy, please try again"},
-      {500, "Internal Server Error", AIPLAT_ERR_SERVER, "Internal Server Error"},
-      {502, "<html><head><title>502 Bad Gateway</title></head></html>", AIPLAT_ERR_SERVER,
-       "502 Bad Gateway"},
-      {503, "{\"error\":{\"code\":503,\"message\":\"Loading model\",\"type\":"
-            "\"unavailable_error\"}}",
+      {429, "{\"error\":\"server busy, please try again\"}",
+       AIPLAT_ERR_RATE_LIMITED, "server busy, please try again"},
+      {500, "Internal Server Error", AIPLAT_ERR_SERVER,
+       "Internal Server Error"},
+      {502, "<html><head><title>502 Bad Gateway</title></head></html>",
+       AIPLAT_ERR_SERVER, "502 Bad Gateway"},
+      {503,
+       "{\"error\":{\"code\":503,\"message\":\"Loading model\",\"type\":"
+       "\"unavailable_error\"}}",
        AIPLAT_ERR_UNAVAILABLE, "Loading model"},
       {504, "", AIPLAT_ERR_SERVER, "HTTP 504 with no message"},
   };
   ck_assert_int_eq(aiplat_llm_set_max_retries(llm, 0), AIPLAT_OK);
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    push(cases[i].http, cases[i].body[0] == '{' ? "application/json" : "text/html",
+    push(cases[i].http,
+         cases[i].body[0] == '{' ? "application/json" : "text/html",
          cases[i].body);
     aiplat_llm_result *res = (aiplat_llm_result *)1;
     ck_assert_int_eq(aiplat_llm_complete(llm, req, &res), cases[i].st);
     ck_assert_ptr_null(res);
-    ck_assert_msg(strstr(errmsg(), cases[i].text), "HTTP %d: %s", cases[i].http, msg);
+    ck_assert_msg(strstr(errmsg(), cases[i].text), "HTTP %d: %s", cases[i].http,
+                  msg);
     char tmsg[512];
     ck_assert_int_eq(aiplat_error_last(tmsg, sizeof tmsg), cases[i].st);
     ck_assert_str_eq(tmsg, msg);
@@ -200,23 +231,29 @@ START_TEST(bad_answers) {
     aiplat_status st;
     const char *text;
   } cases[] = {
-      {"{\"object\":\"chat.completion\",\"choices\":[]}", AIPLAT_ERR_PROTOCOL, "no \"choices\""},
-      {"{\"choices\":[{\"index\":0,\"message\":{\"content\":42}}]}", AIPLAT_ERR_PROTOCOL,
-       "not a string"},
-      {"{\"choices\":[{\"index\":0,\"message\":{\"content\":\"Hel", AIPLAT_ERR_DECODE, "not JSON"},
+      {"{\"object\":\"chat.completion\",\"choices\":[]}", AIPLAT_ERR_PROTOCOL,
+       "no \"choices\""},
+      {"{\"choices\":[{\"index\":0,\"message\":{\"content\":42}}]}",
+       AIPLAT_ERR_PROTOCOL, "not a string"},
+      {"{\"choices\":[{\"index\":0,\"message\":{\"content\":\"Hel",
+       AIPLAT_ERR_DECODE, "not JSON"},
       {"Hello, I am not JSON", AIPLAT_ERR_DECODE, "not JSON"},
-      {"{\"error\":{\"message\":\"engine died\",\"code\":500}}", AIPLAT_ERR_SERVER, "engine died"},
+      {"{\"error\":{\"message\":\"engine died\",\"code\":500}}",
+       AIPLAT_ERR_SERVER, "engine died"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     push(200, "application/json", cases[i].body);
     aiplat_llm_result *res = NULL;
-    ck_assert_msg(aiplat_llm_complete(llm, req, &res) == cases[i].st, "%s", cases[i].body);
+    ck_assert_msg(aiplat_llm_complete(llm, req, &res) == cases[i].st, "%s",
+                  cases[i].body);
     ck_assert_ptr_null(res);
-    ck_assert_msg(strstr(errmsg(), cases[i].text), "%s -> %s", cases[i].body, msg);
+    ck_assert_msg(strstr(errmsg(), cases[i].text), "%s -> %s", cases[i].body,
+                  msg);
   }
   /* content null (a tool call) is an empty text, not an error. */
   push(200, "application/json",
-       "{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":null},"
+       "{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+       "\"content\":null},"
        "\"finish_reason\":\"tool_calls\"}]}");
   aiplat_llm_result *res = NULL;
   ck_assert_int_eq(aiplat_llm_complete(llm, req, &res), AIPLAT_OK);
@@ -243,9 +280,11 @@ static bool on_delta(const char *d, size_t len, void *ud) {
   return !(x->stop_after && x->n >= x->stop_after);
 }
 
-#define CHUNK(content)                                                                \
-  "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":" \
-  "\"qwen2.5-7b\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"" content       \
+#define CHUNK(content)                                                         \
+  "data: "                                                                     \
+  "{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,"         \
+  "\"model\":"                                                                 \
+  "\"qwen2.5-7b\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"" content \
   "\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
 
 static const char good_stream[] =
@@ -262,8 +301,10 @@ static const char good_stream[] =
 START_TEST(stream_split_at_odd_offsets) {
   hf_response r = hf_resp(200, "text/event-stream; charset=utf-8", good_stream);
   r.chunked = true;
-  size_t cuts[] = {1, 7, 60, 61, 133, 190, 191, 192, 250, 251, 300, 377, 420, 421, 500};
-  for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) r.splits[r.nsplits++] = cuts[i];
+  size_t cuts[] = {1,   7,   60,  61,  133, 190, 191, 192,
+                   250, 251, 300, 377, 420, 421, 500};
+  for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++)
+    r.splits[r.nsplits++] = cuts[i];
   /* cut inside the euro sign and the emoji as well */
   const char *euro = strstr(good_stream, "\xE2\x82\xAC");
   r.splits[r.nsplits++] = (size_t)(euro - good_stream) + 1;
@@ -273,7 +314,8 @@ START_TEST(stream_split_at_odd_offsets) {
   deltas d = {"", 0, 0};
   aiplat_llm_result *res = NULL;
   ck_assert_int_eq(aiplat_llm_stream(llm, req, on_delta, &d, &res), AIPLAT_OK);
-  ck_assert_str_eq(d.text, "Gr\xC3\xBC\xC3\x9F Gott \xE2\x82\xAC\xF0\x9F\x98\x80");
+  ck_assert_str_eq(d.text,
+                   "Gr\xC3\xBC\xC3\x9F Gott \xE2\x82\xAC\xF0\x9F\x98\x80");
   ck_assert_uint_eq(d.n, 3); /* the empty first delta is not handed out */
   ck_assert_str_eq(aiplat_llm_result_text(res), d.text);
   ck_assert_str_eq(aiplat_llm_result_finish_reason(res), "stop");
@@ -282,14 +324,17 @@ START_TEST(stream_split_at_odd_offsets) {
   aiplat_llm_result_destroy(res);
   json_t *b = request_json(0);
   ck_assert(json_is_true(json_object_get(b, "stream")));
-  ck_assert(json_is_true(json_object_get(json_object_get(b, "stream_options"), "include_usage")));
+  ck_assert(json_is_true(
+      json_object_get(json_object_get(b, "stream_options"), "include_usage")));
   json_decref(b);
-  ck_assert_str_eq(hf_header_get(hf_request_at(srv, 0), "accept"), "text/event-stream");
+  ck_assert_str_eq(hf_header_get(hf_request_at(srv, 0), "accept"),
+                   "text/event-stream");
 }
 END_TEST
 
 START_TEST(stream_callback_stops_promptly) {
-  hf_response r = hf_resp(200, "text/event-stream", CHUNK("one") CHUNK("two") CHUNK("three"));
+  hf_response r = hf_resp(200, "text/event-stream",
+                          CHUNK("one") CHUNK("two") CHUNK("three"));
   r.chunked = true;
   r.hang_after_body = true; /* the server would go on forever */
   hf_push(srv, &r);
@@ -297,7 +342,8 @@ START_TEST(stream_callback_stops_promptly) {
   deltas d = {"", 0, 2};
   aiplat_llm_result *res = NULL;
   int64_t t0 = now_ms();
-  ck_assert_int_eq(aiplat_llm_stream(llm, req, on_delta, &d, &res), AIPLAT_ERR_CANCELLED);
+  ck_assert_int_eq(aiplat_llm_stream(llm, req, on_delta, &d, &res),
+                   AIPLAT_ERR_CANCELLED);
   ck_assert(now_ms() - t0 < 2000);
   ck_assert_str_eq(aiplat_llm_result_text(res), "onetwo");
   ck_assert_ptr_nonnull(strstr(errmsg(), "stopped by the callback"));
@@ -313,21 +359,26 @@ START_TEST(stream_error_events) {
     const char *text;
   } cases[] = {
       /* vLLM */
-      {"data: {\"error\":{\"object\":\"error\",\"message\":\"prompt too long\",\"type\":"
+      {"data: {\"error\":{\"object\":\"error\",\"message\":\"prompt too "
+       "long\",\"type\":"
        "\"BadRequestError\",\"param\":null,\"code\":400}}\n\n",
        AIPLAT_ERR_BAD_REQUEST, "prompt too long"},
       /* older vLLM: the flat ErrorResponse */
-      {"data: {\"object\":\"error\",\"message\":\"engine dead\",\"type\":\"InternalServerError\","
+      {"data: {\"object\":\"error\",\"message\":\"engine "
+       "dead\",\"type\":\"InternalServerError\","
        "\"code\":500}\n\n",
        AIPLAT_ERR_SERVER, "engine dead"},
       /* llama.cpp */
-      {"error: {\"code\":400,\"message\":\"the request exceeds the available context size\","
+      {"error: {\"code\":400,\"message\":\"the request exceeds the available "
+       "context size\","
        "\"type\":\"exceed_context_size_error\"}\n\n",
        AIPLAT_ERR_BAD_REQUEST, "exceeds the available context size"},
       /* a named error event with a string */
-      {"event: error\ndata: upstream went away\n\n", AIPLAT_ERR_SERVER, "upstream went away"},
+      {"event: error\ndata: upstream went away\n\n", AIPLAT_ERR_SERVER,
+       "upstream went away"},
       /* Ollama's OpenAI compatibility layer */
-      {"data: {\"error\":{\"message\":\"model runner crashed\",\"type\":\"api_error\","
+      {"data: {\"error\":{\"message\":\"model runner "
+       "crashed\",\"type\":\"api_error\","
        "\"param\":null,\"code\":null}}\n\n",
        AIPLAT_ERR_SERVER, "model runner crashed"},
   };
@@ -339,7 +390,8 @@ START_TEST(stream_error_events) {
     hf_push(srv, &r);
     deltas d = {"", 0, 0};
     aiplat_llm_result *res = NULL;
-    ck_assert_int_eq(aiplat_llm_stream(llm, req, on_delta, &d, &res), cases[i].st);
+    ck_assert_int_eq(aiplat_llm_stream(llm, req, on_delta, &d, &res),
+                     cases[i].st);
     ck_assert_msg(strstr(errmsg(), cases[i].text), "%zu: %s", i, msg);
     ck_assert_str_eq(aiplat_llm_result_text(res), "partial");
     aiplat_llm_result_destroy(res);
@@ -349,11 +401,13 @@ END_TEST
 
 START_TEST(stream_end_without_done) {
   /* Neither [DONE] nor a finish_reason: cut short. */
-  hf_response r = hf_resp(200, "text/event-stream", CHUNK("half") CHUNK(" an answer"));
+  hf_response r =
+      hf_resp(200, "text/event-stream", CHUNK("half") CHUNK(" an answer"));
   r.chunked = true;
   hf_push(srv, &r);
   aiplat_llm_result *res = NULL;
-  ck_assert_int_eq(aiplat_llm_stream(llm, req, NULL, NULL, &res), AIPLAT_ERR_PROTOCOL);
+  ck_assert_int_eq(aiplat_llm_stream(llm, req, NULL, NULL, &res),
+                   AIPLAT_ERR_PROTOCOL);
   ck_assert_str_eq(aiplat_llm_result_text(res), "half an answer");
   ck_assert_ptr_nonnull(strstr(errmsg(), "without [DONE]"));
   aiplat_llm_result_destroy(res);
@@ -371,13 +425,15 @@ START_TEST(stream_end_without_done) {
   r.cut = true;
   r.cut_at = strlen(CHUNK("kept")) + 20;
   hf_push(srv, &r);
-  ck_assert_int_eq(aiplat_llm_stream(llm, req, NULL, NULL, &res), AIPLAT_ERR_CONNECTION);
+  ck_assert_int_eq(aiplat_llm_stream(llm, req, NULL, NULL, &res),
+                   AIPLAT_ERR_CONNECTION);
   ck_assert_str_eq(aiplat_llm_result_text(res), "kept");
   aiplat_llm_result_destroy(res);
   /* Garbage inside an event. */
   r = hf_resp(200, "text/event-stream", CHUNK("ok") "data: {not json\n\n");
   hf_push(srv, &r);
-  ck_assert_int_eq(aiplat_llm_stream(llm, req, NULL, NULL, &res), AIPLAT_ERR_DECODE);
+  ck_assert_int_eq(aiplat_llm_stream(llm, req, NULL, NULL, &res),
+                   AIPLAT_ERR_DECODE);
   ck_assert_ptr_nonnull(strstr(errmsg(), "not JSON"));
   aiplat_llm_result_destroy(res);
   /* out may be NULL. */
@@ -388,7 +444,8 @@ START_TEST(stream_end_without_done) {
 END_TEST
 
 START_TEST(stream_retried_before_it_starts) {
-  hf_response busy = hf_resp(429, "application/json", "{\"error\":{\"message\":\"queue full\"}}");
+  hf_response busy = hf_resp(429, "application/json",
+                             "{\"error\":{\"message\":\"queue full\"}}");
   busy.headers[0] = "Retry-After: 0";
   hf_push(srv, &busy);
   hf_response r = hf_resp(200, "text/event-stream", good_stream);
@@ -419,7 +476,8 @@ static void *cancel_soon(void *arg) {
 }
 
 START_TEST(cancel_stream_from_another_thread) {
-  hf_response r = hf_resp(200, "text/event-stream", CHUNK("a") CHUNK("b") CHUNK("c") CHUNK("d"));
+  hf_response r = hf_resp(200, "text/event-stream",
+                          CHUNK("a") CHUNK("b") CHUNK("c") CHUNK("d"));
   r.chunked = true;
   r.split_every = strlen(CHUNK("a"));
   r.piece_delay_ms = 100;
@@ -430,7 +488,8 @@ START_TEST(cancel_stream_from_another_thread) {
   deltas d = {"", 0, 0};
   aiplat_llm_result *res = NULL;
   int64_t t0 = now_ms();
-  ck_assert_int_eq(aiplat_llm_stream(llm, req, on_delta, &d, &res), AIPLAT_ERR_CANCELLED);
+  ck_assert_int_eq(aiplat_llm_stream(llm, req, on_delta, &d, &res),
+                   AIPLAT_ERR_CANCELLED);
   int64_t took = now_ms() - t0;
   pthread_join(t, NULL);
   ck_assert_msg(took >= 200 && took < 1200, "took %lld ms", (long long)took);
@@ -449,7 +508,8 @@ START_TEST(stream_idle_timeout) {
   ck_assert_int_eq(aiplat_llm_set_stream_idle_timeout_ms(llm, 300), AIPLAT_OK);
   aiplat_llm_result *res = NULL;
   int64_t t0 = now_ms();
-  ck_assert_int_eq(aiplat_llm_stream(llm, req, NULL, NULL, &res), AIPLAT_ERR_TIMEOUT);
+  ck_assert_int_eq(aiplat_llm_stream(llm, req, NULL, NULL, &res),
+                   AIPLAT_ERR_TIMEOUT);
   ck_assert(now_ms() - t0 < 2000);
   ck_assert_str_eq(aiplat_llm_result_text(res), "slow");
   aiplat_llm_result_destroy(res);
@@ -470,7 +530,8 @@ START_TEST(config_errors_name_the_variable) {
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     aiplat_config *c;
     ck_assert_int_eq(aiplat_config_create(&c), AIPLAT_OK);
-    ck_assert_int_eq(aiplat_config_set(c, bad[i].name, bad[i].value), AIPLAT_OK);
+    ck_assert_int_eq(aiplat_config_set(c, bad[i].name, bad[i].value),
+                     AIPLAT_OK);
     aiplat_llm *l = (aiplat_llm *)1;
     ck_assert_int_eq(aiplat_llm_create(&l, c), AIPLAT_ERR_CONFIG);
     ck_assert_ptr_null(l);
@@ -502,14 +563,19 @@ START_TEST(api_key_from_file_and_health) {
   ck_assert_str_eq(hf_header_get(r, "authorization"), "Bearer sk-from-file");
   aiplat_llm_destroy(l);
   /* Setters check their input. */
-  ck_assert_int_eq(aiplat_llm_set_timeout_ms(llm, 0), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_llm_set_max_retries(llm, 101), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_llm_set_url(llm, "nope"), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_llm_set_timeout_ms(llm, 0),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_llm_set_max_retries(llm, 101),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_llm_set_url(llm, "nope"),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(aiplat_llm_set_model(llm, ""), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_llm_set_url(NULL, "http://x"), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_llm_set_url(NULL, "http://x"),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   aiplat_llm_cancel(NULL);
   aiplat_llm_destroy(NULL);
-  ck_assert_int_eq(aiplat_llm_complete(NULL, req, NULL), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_llm_complete(NULL, req, NULL),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
 }
 END_TEST
 

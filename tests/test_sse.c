@@ -20,8 +20,10 @@ static bool record(const aip_sse_event *ev, void *ud) {
   ck_assert_uint_eq(strlen(ev->data), ev->data_len); /* NUL-terminated */
   aip_buf_printf(&r->out, "%s|%s|%ld|", ev->type, ev->id, ev->retry_ms);
   for (size_t i = 0; i < ev->data_len; i++) {
-    if (ev->data[i] == '\n') aip_buf_puts(&r->out, "\\n");
-    else aip_buf_putc(&r->out, ev->data[i]);
+    if (ev->data[i] == '\n')
+      aip_buf_puts(&r->out, "\\n");
+    else
+      aip_buf_putc(&r->out, ev->data[i]);
   }
   aip_buf_putc(&r->out, '\n');
   r->n++;
@@ -30,8 +32,8 @@ static bool record(const aip_sse_event *ev, void *ud) {
 
 /* Parse @in split at the offsets in @cuts (ascending), finish, return the
  * rendering (caller frees) and the last rc. */
-static char *parse_split(const char *in, size_t len, const size_t *cuts, size_t ncuts,
-                         size_t max, aip_sse_rc *rc_out) {
+static char *parse_split(const char *in, size_t len, const size_t *cuts,
+                         size_t ncuts, size_t max, aip_sse_rc *rc_out) {
   rec r = {{0}, 0, 0};
   aip_sse *p = aip_sse_new(max, record, &r);
   ck_assert_ptr_nonnull(p);
@@ -61,10 +63,12 @@ static void check_all_splits(const char *in, size_t len, const char *expect) {
   free(whole);
   for (size_t i = 0; i <= len; i++) {
     char *got = parse_split(in, len, &i, 1, 0, NULL);
-    ck_assert_msg(strcmp(got, expect) == 0, "split at %zu:\n%s\nexpected:\n%s", i, got, expect);
+    ck_assert_msg(strcmp(got, expect) == 0, "split at %zu:\n%s\nexpected:\n%s",
+                  i, got, expect);
     free(got);
   }
-  for (size_t i = 1; i + 1 < len; i++) { /* two cuts: every pair near CR/LF pairs */
+  for (size_t i = 1; i + 1 < len;
+       i++) { /* two cuts: every pair near CR/LF pairs */
     size_t cuts[2] = {i, i + 1};
     char *got = parse_split(in, len, cuts, 2, 0, NULL);
     ck_assert_msg(strcmp(got, expect) == 0, "cuts at %zu,%zu", i, i + 1);
@@ -95,18 +99,23 @@ static void check_all_splits(const char *in, size_t len, const char *expect) {
 static const char vllm_stream[] =
     "\xEF\xBB\xBF: keep-alive\n"
     "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}\n\n"
-    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Gr\xC3\xBC\xC3\x9F "
+    "data: "
+    "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Gr\xC3\xBC\xC3\x9F "
     "\xE2\x82\xAC \xF0\x9F\x98\x80\"}}]}\n\n"
     ": another comment\n"
-    "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+    "data: "
+    "{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
     "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9}}\n\n"
     "data: [DONE]\n\n";
 
 static const char vllm_expect[] =
-    "message||-1|{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}\n"
-    "message||-1|{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Gr\xC3\xBC\xC3\x9F "
+    "message||-1|{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}"
+    "]}\n"
+    "message||-1|{\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+    "\"Gr\xC3\xBC\xC3\x9F "
     "\xE2\x82\xAC \xF0\x9F\x98\x80\"}}]}\n"
-    "message||-1|{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n"
+    "message||-1|{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":"
+    "\"stop\"}]}\n"
     "message||-1|{\"choices\":[],\"usage\":{\"prompt_tokens\":9}}\n"
     "message||-1|[DONE]\n";
 
@@ -119,8 +128,10 @@ END_TEST
 static char *with_eol(const char *in, const char *eol) {
   aip_buf b = {0};
   for (const char *p = in; *p; p++) {
-    if (*p == '\n') aip_buf_puts(&b, eol);
-    else aip_buf_putc(&b, *p);
+    if (*p == '\n')
+      aip_buf_puts(&b, eol);
+    else
+      aip_buf_putc(&b, *p);
   }
   return aip_buf_steal(&b, NULL);
 }
@@ -168,12 +179,14 @@ END_TEST
 START_TEST(llamacpp_error_field) {
   static const char in[] =
       "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
-      "error: {\"code\":400,\"message\":\"the request exceeds the available context "
+      "error: {\"code\":400,\"message\":\"the request exceeds the available "
+      "context "
       "size\",\"type\":\"exceed_context_size_error\"}\n\n";
-  check_all_splits(in, sizeof in - 1,
-                   "message||-1|{\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n"
-                   "error||-1|{\"code\":400,\"message\":\"the request exceeds the available "
-                   "context size\",\"type\":\"exceed_context_size_error\"}\n");
+  check_all_splits(
+      in, sizeof in - 1,
+      "message||-1|{\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n"
+      "error||-1|{\"code\":400,\"message\":\"the request exceeds the available "
+      "context size\",\"type\":\"exceed_context_size_error\"}\n");
 }
 END_TEST
 
@@ -181,7 +194,8 @@ START_TEST(final_event_without_blank_line) {
   static const char in[] = "data: first\n\ndata: last";
   check_all_splits(in, sizeof in - 1, "message||-1|first\nmessage||-1|last\n");
   static const char in2[] = "data: first\n\ndata: last\n";
-  check_all_splits(in2, sizeof in2 - 1, "message||-1|first\nmessage||-1|last\n");
+  check_all_splits(in2, sizeof in2 - 1,
+                   "message||-1|first\nmessage||-1|last\n");
   static const char in3[] = "data: a\r";
   check_all_splits(in3, sizeof in3 - 1, "message||-1|a\n");
 }
@@ -190,13 +204,19 @@ END_TEST
 START_TEST(bom_only_at_start) {
   /* A second BOM is data; bytes that begin like a BOM but are not one are
    * input. */
-  static const char in[] = "\xEF\xBB\xBF\xEF\xBB\xBF" "data: x\n\n";
+  static const char in[] =
+      "\xEF\xBB\xBF\xEF\xBB\xBF"
+      "data: x\n\n";
   char *got = parse_whole(in, sizeof in - 1);
   ck_assert_str_eq(got, ""); /* the field name is "\xEF\xBB\xBFdata": unknown */
   free(got);
-  static const char in2[] = "\xEF\xBB" "data: y\n\n";
+  static const char in2[] =
+      "\xEF\xBB"
+      "data: y\n\n";
   check_all_splits(in2, sizeof in2 - 1, "");
-  static const char in3[] = "\xEF\xBB\xBF" "data: z\n\n";
+  static const char in3[] =
+      "\xEF\xBB\xBF"
+      "data: z\n\n";
   check_all_splits(in3, sizeof in3 - 1, "message||-1|z\n");
   static const char in4[] = "\xEF";
   check_all_splits(in4, sizeof in4 - 1, "");
@@ -231,10 +251,13 @@ START_TEST(event_size_cap) {
   free(got);
   /* Events just under the cap pass, one after the other. */
   aip_buf_reset(&b);
-  for (int i = 0; i < 30; i++) aip_buf_puts(&b, "data: 0123456789012345678901234567890123456789\n\n");
+  for (int i = 0; i < 30; i++)
+    aip_buf_puts(&b, "data: 0123456789012345678901234567890123456789\n\n");
   got = parse_split(b.data, b.len, NULL, 0, 100, &rc);
   ck_assert_int_eq(rc, AIP_SSE_OK);
-  ck_assert_uint_eq(strlen(got), 30 * strlen("message||-1|0123456789012345678901234567890123456789\n"));
+  ck_assert_uint_eq(
+      strlen(got),
+      30 * strlen("message||-1|0123456789012345678901234567890123456789\n"));
   free(got);
   aip_buf_free(&b);
 }
@@ -264,8 +287,13 @@ END_TEST
 START_TEST(long_stream_random_chunks) {
   aip_buf in = {0};
   for (int i = 0; i < 3000; i++)
-    aip_buf_printf(&in, "data: {\"choices\":[{\"delta\":{\"content\":\"tok%d \\u00e9\"}}]}%s",
-                   i, i % 3 == 0 ? "\r\n\r\n" : i % 3 == 1 ? "\n\n" : "\r\r");
+    aip_buf_printf(
+        &in,
+        "data: {\"choices\":[{\"delta\":{\"content\":\"tok%d \\u00e9\"}}]}%s",
+        i,
+        i % 3 == 0   ? "\r\n\r\n"
+        : i % 3 == 1 ? "\n\n"
+                     : "\r\r");
   char *expect = parse_whole(in.data, in.len);
   ck_assert_uint_gt(strlen(expect), 3000 * 40);
   unsigned seed = 99;

@@ -61,7 +61,9 @@ hf_response hf_resp(int status, const char *content_type, const char *body) {
   return r;
 }
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s) {
+  return s ? strdup(s) : NULL;
+}
 
 static scripted *copy_response(const hf_response *r) {
   scripted *sc = calloc(1, sizeof *sc);
@@ -134,7 +136,8 @@ static void wait_stop(hf_server *s) {
   pthread_mutex_unlock(&s->mu);
 }
 
-/* ---- body reader ------------------------------------------------------------ */
+/* ---- body reader ------------------------------------------------------------
+ */
 
 static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max) {
   body_ctx *b = cls;
@@ -149,7 +152,8 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max) {
   if (r->cut && pos >= r->cut_at) return MHD_CONTENT_READER_END_WITH_ERROR;
   while (b->piece < b->nends && b->ends[b->piece] <= pos) b->piece++;
   size_t start = b->piece == 0 ? 0 : b->ends[b->piece - 1];
-  if (pos > 0 && pos == start && (long)b->piece != b->delayed_piece && r->piece_delay_ms > 0) {
+  if (pos > 0 && pos == start && (long)b->piece != b->delayed_piece &&
+      r->piece_delay_ms > 0) {
     b->delayed_piece = (long)b->piece;
     if (!nap(b->s, r->piece_delay_ms)) return MHD_CONTENT_READER_END_WITH_ERROR;
   }
@@ -190,11 +194,13 @@ static enum MHD_Result send_response(hf_server *s, struct MHD_Connection *conn,
   b->len = r->body_len;
   b->delayed_piece = -1;
   if (r->split_every > 0) {
-    for (size_t off = r->split_every; off < b->len && b->nends < HF_MAX_SPLITS; off += r->split_every)
+    for (size_t off = r->split_every; off < b->len && b->nends < HF_MAX_SPLITS;
+         off += r->split_every)
       b->ends[b->nends++] = off;
   } else {
     for (size_t i = 0; i < r->nsplits && i < HF_MAX_SPLITS; i++)
-      if (r->splits[i] > 0 && r->splits[i] < b->len) b->ends[b->nends++] = r->splits[i];
+      if (r->splits[i] > 0 && r->splits[i] < b->len)
+        b->ends[b->nends++] = r->splits[i];
     qsort(b->ends, b->nends, sizeof b->ends[0], cmp_size);
   }
   b->ends[b->nends++] = b->len;
@@ -205,7 +211,8 @@ static enum MHD_Result send_response(hf_server *s, struct MHD_Connection *conn,
     reader_free(b);
     return MHD_NO;
   }
-  if (r->content_type) MHD_add_response_header(resp, "Content-Type", r->content_type);
+  if (r->content_type)
+    MHD_add_response_header(resp, "Content-Type", r->content_type);
   for (int i = 0; i < HF_MAX_HEADERS; i++) {
     const char *h = r->headers[i];
     const char *colon = h ? strchr(h, ':') : NULL;
@@ -221,10 +228,11 @@ static enum MHD_Result send_response(hf_server *s, struct MHD_Connection *conn,
   return ret;
 }
 
-/* ---- request ---------------------------------------------------------------- */
+/* ---- request ----------------------------------------------------------------
+ */
 
-static enum MHD_Result on_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                 const char *value) {
+static enum MHD_Result on_header(void *cls, enum MHD_ValueKind kind,
+                                 const char *key, const char *value) {
   (void)kind;
   hf_request *r = cls;
   r->headers = realloc(r->headers, (r->nheaders + 1) * sizeof *r->headers);
@@ -236,8 +244,9 @@ static enum MHD_Result on_header(void *cls, enum MHD_ValueKind kind, const char 
   return MHD_YES;
 }
 
-static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *key,
-                               const char *filename, const char *content_type,
+static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind,
+                               const char *key, const char *filename,
+                               const char *content_type,
                                const char *transfer_encoding, const char *data,
                                uint64_t off, size_t size) {
   (void)kind;
@@ -259,9 +268,10 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
   return MHD_YES;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload, size_t *upload_size, void **con_cls) {
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls) {
   (void)version;
   hf_server *s = cls;
   req_ctx *x = *con_cls;
@@ -274,7 +284,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     x->req->conn_id = ci ? (unsigned long)(uintptr_t)ci->socket_context : 0;
     MHD_get_connection_values(conn, MHD_HEADER_KIND, on_header, x->req);
-    const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+    const char *ct =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
     if (ct && strncasecmp(ct, "multipart/form-data", 19) == 0)
       x->pp = MHD_create_post_processor(conn, 65536, on_part, x->req);
     *con_cls = x;
@@ -313,8 +324,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   pthread_cond_broadcast(&s->cv);
   pthread_mutex_unlock(&s->mu);
   if (!sc) {
-    hf_response r = hf_resp(500, "application/json",
-                            "{\"error\":{\"message\":\"no response scripted\"}}");
+    hf_response r =
+        hf_resp(500, "application/json",
+                "{\"error\":{\"message\":\"no response scripted\"}}");
     if (fn) {
       r = hf_resp(0, NULL, NULL);
       fn(req, &r, ud);
@@ -337,7 +349,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   *con_cls = NULL;
 }
 
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+static void on_connection(void *cls, struct MHD_Connection *conn,
+                          void **socket_context,
                           enum MHD_ConnectionNotificationCode toe) {
   (void)conn;
   hf_server *s = cls;
@@ -347,7 +360,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
   pthread_mutex_unlock(&s->mu);
 }
 
-/* ---- server ----------------------------------------------------------------- */
+/* ---- server -----------------------------------------------------------------
+ */
 
 hf_server *hf_start(void) {
   hf_server *s = calloc(1, sizeof *s);
@@ -357,10 +371,11 @@ hf_server *hf_start(void) {
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
-                          0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sa,
-                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                          MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
+  s->d = MHD_start_daemon(
+      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL,
+      NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sa,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
   if (!s->d) {
     fprintf(stderr, "http_fake: cannot start libmicrohttpd\n");
     pthread_cond_destroy(&s->cv);
@@ -368,7 +383,8 @@ hf_server *hf_start(void) {
     free(s);
     return NULL;
   }
-  const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+  const union MHD_DaemonInfo *di =
+      MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
   s->port = di ? di->port : 0;
   snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->port);
   return s;
@@ -393,14 +409,20 @@ void hf_stop(hf_server *s) {
   free(s);
 }
 
-int hf_port(const hf_server *s) { return s->port; }
-const char *hf_url(const hf_server *s) { return s->url; }
+int hf_port(const hf_server *s) {
+  return s->port;
+}
+const char *hf_url(const hf_server *s) {
+  return s->url;
+}
 
 void hf_push(hf_server *s, const hf_response *r) {
   scripted *sc = copy_response(r);
   pthread_mutex_lock(&s->mu);
-  if (s->tail) s->tail->next = sc;
-  else s->head = sc;
+  if (s->tail)
+    s->tail->next = sc;
+  else
+    s->head = sc;
   s->tail = sc;
   pthread_mutex_unlock(&s->mu);
 }

@@ -48,19 +48,19 @@ typedef struct hf_request {
 
 typedef struct hf_response {
   int status;
-  const char *content_type;           /* NULL: none */
+  const char *content_type;            /* NULL: none */
   const char *headers[HF_MAX_HEADERS]; /* "Name: value" */
-  const char *body;                   /* may hold NULs when body_len is set */
-  size_t body_len;                    /* 0: strlen(body) */
-  size_t split_every;                 /* > 0: pieces of this many bytes */
-  size_t splits[HF_MAX_SPLITS];       /* or: pieces end at these offsets */
+  const char *body;                    /* may hold NULs when body_len is set */
+  size_t body_len;                     /* 0: strlen(body) */
+  size_t split_every;                  /* > 0: pieces of this many bytes */
+  size_t splits[HF_MAX_SPLITS];        /* or: pieces end at these offsets */
   size_t nsplits;
   int piece_delay_ms; /* pause before each piece after the first */
   int delay_ms;       /* pause before the status line */
   bool chunked;       /* no Content-Length (chunked encoding) */
   bool cut;           /* close the connection after cut_at body bytes */
   size_t cut_at;
-  bool hang;          /* never answer */
+  bool hang;            /* never answer */
   bool hang_after_body; /* send the body, then neither end it nor close */
 } hf_response;
 
