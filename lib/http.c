@@ -279,7 +279,7 @@ aiplat_status aip_http_configure(aip_http *h, aip_err *err, aiplat_config *cfg,
                   url_var);
     goto out;
   }
-  if ((st = aip_http_set_url(h, err, url)) != AIPLAT_OK) {
+  if (aip_http_set_url(h, err, url) != AIPLAT_OK) {
     st = aip_fail(err, AIPLAT_ERR_CONFIG, "%s: %s: invalid URL", h->component,
                   url_var);
     goto out;
@@ -864,7 +864,7 @@ aiplat_status aip_http_do(aip_http *h, aip_err *err, const aip_http_req *req,
                  "component", h->component, "method", req->method, "url",
                  c.display, "attempt", a, "reason",
                  retry_status ? status_word(resp->status) : "connect",
-                 "wait_ms", w, NULL);
+                 "wait_ms", w, (const char *)NULL);
     }
     if (!wait_cancellable(&c, wait)) {
       st = aip_fail(err, AIPLAT_ERR_CANCELLED, "%s: %s %s: cancelled",

@@ -187,6 +187,18 @@ static aip_sse_rc feed_bytes(aip_sse *p, const unsigned char *b, size_t len) {
   return AIP_SSE_OK;
 }
 
+/* The start of the stream matched a BOM's first bytes but no more: those
+ * bytes begin the first line (they hold no line break). */
+static aip_sse_rc replay_bom(aip_sse *p) {
+  size_t matched = p->bom > 0 ? (size_t)p->bom : 0;
+  p->bom = -1;
+  if (matched == 0) return AIP_SSE_OK;
+  if (matched > p->max) return fail(p, AIP_SSE_TOO_LARGE);
+  if (!aip_buf_append(&p->line, bom_bytes, matched))
+    return fail(p, AIP_SSE_NO_MEMORY);
+  return AIP_SSE_OK;
+}
+
 aip_sse_rc aip_sse_feed(aip_sse *p, const void *buf, size_t len) {
   if (p->rc != AIP_SSE_OK) return p->rc;
   const unsigned char *b = buf;
@@ -197,26 +209,18 @@ aip_sse_rc aip_sse_feed(aip_sse *p, const void *buf, size_t len) {
       if (++p->bom == 3) p->bom = -1;
       continue;
     }
-    int matched = p->bom; /* not a BOM after all: those bytes are input */
-    p->bom = -1;
-    if (matched > 0) {
-      aip_sse_rc rc = feed_bytes(p, bom_bytes, (size_t)matched);
-      if (rc != AIP_SSE_OK) return rc;
-    }
+    aip_sse_rc rc = replay_bom(p); /* not a BOM after all: input */
+    if (rc != AIP_SSE_OK) return rc;
   }
   return feed_bytes(p, b + i, len - i);
 }
 
 aip_sse_rc aip_sse_finish(aip_sse *p) {
   if (p->rc != AIP_SSE_OK) return p->rc;
-  if (p->bom > 0) {
-    int matched = p->bom;
-    p->bom = -1;
-    aip_sse_rc rc = feed_bytes(p, bom_bytes, (size_t)matched);
-    if (rc != AIP_SSE_OK) return rc;
-  }
+  aip_sse_rc rc = replay_bom(p);
+  if (rc != AIP_SSE_OK) return rc;
   if (p->line.len) {
-    aip_sse_rc rc = process_line(p, p->line.data, p->line.len);
+    rc = process_line(p, p->line.data, p->line.len);
     aip_buf_reset(&p->line);
     if (rc != AIP_SSE_OK) return rc;
   }

@@ -144,7 +144,7 @@ AIPLAT_API aiplat_status aiplat_tts_set_speed(aiplat_tts *c, double speed) {
 
 typedef struct tts_ctx {
   aiplat_tts *c;
-  aip_http_resp *resp;
+  aip_http_resp resp; /* the sink reads its content type */
   aiplat_tts_chunk_fn fn; /* NULL: collect into audio */
   void *ud;
   aip_buf audio;
@@ -157,7 +157,7 @@ static aiplat_status on_audio(const char *data, size_t len, void *ud) {
   tts_ctx *x = ud;
   if (!x->first_seen) {
     x->first_seen = true;
-    const char *ct = x->resp->content_type;
+    const char *ct = x->resp.content_type;
     x->json = ct && strncasecmp(ct, "application/json", 16) == 0;
   }
   if (x->json) {
@@ -200,7 +200,7 @@ static aiplat_status run(aiplat_tts *c, const char *text, const char *voice_arg,
   char *body_text = NULL;
   aiplat_status st = AIPLAT_OK;
   json_t *body = json_object();
-  aip_http_resp resp = {0};
+  aip_http_resp *resp = &x->resp;
   if (!voice || !format || !model || !body ||
       json_object_set_new(body, "model", json_string(model)) ||
       json_object_set_new(body, "voice", json_string(voice)) ||
@@ -217,7 +217,6 @@ static aiplat_status run(aiplat_tts *c, const char *text, const char *voice_arg,
     goto out;
   }
   x->c = c;
-  x->resp = &resp;
   aip_http_req req = {.method = "POST",
                       .path = "/v1/audio/speech",
                       .content_type = "application/json",
@@ -228,7 +227,7 @@ static aiplat_status run(aiplat_tts *c, const char *text, const char *voice_arg,
                       .sink = on_audio,
                       .sink_ud = x,
                       .max_retries = -1};
-  st = aip_http_do(c->base.http, &c->base.err, &req, &resp);
+  st = aip_http_do(c->base.http, &c->base.err, &req, resp);
   if (st != AIPLAT_OK) goto out;
   if (x->json) {
     char msg[300];
@@ -245,13 +244,13 @@ static aiplat_status run(aiplat_tts *c, const char *text, const char *voice_arg,
     goto out;
   }
   if (content_type) {
-    *content_type = resp.content_type ? aip_strdup(resp.content_type)
+    *content_type = resp->content_type ? aip_strdup(resp->content_type)
                                       : aip_sprintf("audio/%s", format);
     if (!*content_type)
       st = aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "tts: out of memory");
   }
 out:
-  aip_http_resp_free(&resp);
+  aip_http_resp_free(resp);
   aip_buf_free(&x->json_body);
   json_decref(body);
   free(body_text);
