@@ -703,6 +703,65 @@ START_TEST(api_key_and_url_password_never_shown) {
 }
 END_TEST
 
+/* ---- TLS ---------------------------------------------------------------- */
+
+/* A self-signed test-only certificate for 127.0.0.1 (EC P-256, valid
+ * 2000-2099), made for this test; it protects nothing. */
+static const char test_cert[] =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBaTCCAQ6gAwIBAgICEAAwCgYIKoZIzj0EAwIwFDESMBAGA1UEAwwJMTI3LjAu\n"
+    "MC4xMCAXDTAwMDEwMTAwMDAwMFoYDzIwOTkxMjMxMDAwMDAwWjAUMRIwEAYDVQQD\n"
+    "DAkxMjcuMC4wLjEwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAARzMEycDDrXjWTv\n"
+    "3qr6Tx2jZoZVzGIq4U+DrmZgeacx357O3Tn2WRzZS0CPhJrGN88cbPn1WafdhYPh\n"
+    "RaSCE6R5o04wTDAPBgNVHRMBAf8EBTADAQH/MBoGA1UdEQQTMBGHBH8AAAGCCWxv\n"
+    "Y2FsaG9zdDAdBgNVHQ4EFgQUH26Xxs2Rx7R0VYpOtJeSdejZeQ4wCgYIKoZIzj0E\n"
+    "AwIDSQAwRgIhAKtLwTtYALii8bgdlo4NF1AV1cFndCKo6CH1oDB4P0fnAiEAikRV\n"
+    "4nmERqc02U5cGbxVbfsVGi88fNFtQ8hjpOxzSS0=\n"
+    "-----END CERTIFICATE-----\n";
+static const char test_key[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg0wW69LFxOZlGuLMj\n"
+    "WtkF1BxH4l1pSjPKpzZzbVbUdqehRANCAARzMEycDDrXjWTv3qr6Tx2jZoZVzGIq\n"
+    "4U+DrmZgeacx357O3Tn2WRzZS0CPhJrGN88cbPn1WafdhYPhRaSCE6R5\n"
+    "-----END PRIVATE KEY-----\n";
+
+START_TEST(tls_verified_by_default) {
+  hf_server *tls = hf_start_tls(test_cert, test_key);
+  ck_assert_ptr_nonnull(tls);
+  ck_assert_int_eq(aip_http_set_url(h, &err, hf_url(tls)), AIPLAT_OK);
+  hf_response ok = hf_resp(200, "application/json", "{\"secure\":true}");
+  hf_push(tls, &ok);
+  aip_http_resp resp;
+  /* Not trusted: refused, not retried, and nothing reached the handler. */
+  ck_assert_int_eq(get("/v1/models", &resp), AIPLAT_ERR_CONNECTION);
+  ck_assert_int_eq(resp.attempts, 1);
+  aip_http_resp_free(&resp);
+  ck_assert_ptr_nonnull(strstr(errmsg(), "TLS"));
+  ck_assert_uint_eq(hf_request_count(tls), 0);
+  /* Trusted through HTTP_CA_FILE (read by aip_http_configure). */
+  char ca[] = "/tmp/aiplat-ca-XXXXXX";
+  int fd = mkstemp(ca);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(write(fd, test_cert, strlen(test_cert)),
+                   (ssize_t)strlen(test_cert));
+  close(fd);
+  aiplat_config *cfg;
+  ck_assert_int_eq(aiplat_config_create(&cfg), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "VLLM_URL", hf_url(tls)), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "HTTP_CA_FILE", ca), AIPLAT_OK);
+  ck_assert_int_eq(aip_http_configure(h, &err, cfg, "VLLM_URL", "LLM_API_KEY",
+                                      "LLM_TIMEOUT"),
+                   AIPLAT_OK);
+  aiplat_config_destroy(cfg);
+  ck_assert_int_eq(get("/v1/models", &resp), AIPLAT_OK);
+  ck_assert_str_eq(resp.body.data, "{\"secure\":true}");
+  aip_http_resp_free(&resp);
+  ck_assert_uint_eq(hf_request_count(tls), 1);
+  unlink(ca);
+  hf_stop(tls);
+}
+END_TEST
+
 Suite *make_suite(void) {
   Suite *s = suite_create("http");
   TCase *tc = tcase_create("http");
@@ -730,6 +789,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, multipart_bytes_exact);
   tcase_add_test(tc, health_and_fallback);
   tcase_add_test(tc, api_key_and_url_password_never_shown);
+  tcase_add_test(tc, tls_verified_by_default);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -364,18 +364,32 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
  */
 
 hf_server *hf_start(void) {
+  return hf_start_tls(NULL, NULL);
+}
+
+hf_server *hf_start_tls(const char *cert_pem, const char *key_pem) {
   hf_server *s = calloc(1, sizeof *s);
+  bool tls = cert_pem && key_pem;
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  s->d = MHD_start_daemon(
-      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL,
-      NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sa,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-      MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
+  unsigned flags =
+      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
+  if (tls)
+    s->d =
+        MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, on_request, s,
+                         MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED,
+                         on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+                         on_connection, s, MHD_OPTION_HTTPS_MEM_KEY, key_pem,
+                         MHD_OPTION_HTTPS_MEM_CERT, cert_pem, MHD_OPTION_END);
+  else
+    s->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sa,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
   if (!s->d) {
     fprintf(stderr, "http_fake: cannot start libmicrohttpd\n");
     pthread_cond_destroy(&s->cv);
@@ -386,7 +400,8 @@ hf_server *hf_start(void) {
   const union MHD_DaemonInfo *di =
       MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
   s->port = di ? di->port : 0;
-  snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->port);
+  snprintf(s->url, sizeof s->url, "%s://127.0.0.1:%d", tls ? "https" : "http",
+           s->port);
   return s;
 }
 

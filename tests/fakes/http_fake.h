@@ -70,9 +70,12 @@ hf_response hf_resp(int status, const char *content_type, const char *body);
 typedef void (*hf_handler)(const hf_request *req, hf_response *resp, void *ud);
 
 hf_server *hf_start(void);
+/* The same over TLS with a PEM certificate and key (kept by the caller
+ * until hf_stop); hf_url() is then "https://127.0.0.1:PORT". */
+hf_server *hf_start_tls(const char *cert_pem, const char *key_pem);
 void hf_stop(hf_server *s);
 int hf_port(const hf_server *s);
-const char *hf_url(const hf_server *s); /* "http://127.0.0.1:PORT" */
+const char *hf_url(const hf_server *s); /* "http(s)://127.0.0.1:PORT" */
 
 /* Queue a response (copied). */
 void hf_push(hf_server *s, const hf_response *r);
