@@ -728,6 +728,11 @@ static const char test_key[] =
 START_TEST(tls_verified_by_default) {
   hf_server *tls = hf_start_tls(test_cert, test_key);
   ck_assert_ptr_nonnull(tls);
+  aip_http_settings s;
+  aip_http_get_settings(h, &s);
+  s.connect_timeout_ms = 15000; /* the handshake is slow under valgrind */
+  s.timeout_ms = 30000;
+  ck_assert_int_eq(aip_http_set_settings(h, &err, &s), AIPLAT_OK);
   ck_assert_int_eq(aip_http_set_url(h, &err, hf_url(tls)), AIPLAT_OK);
   hf_response ok = hf_resp(200, "application/json", "{\"secure\":true}");
   hf_push(tls, &ok);
@@ -749,6 +754,7 @@ START_TEST(tls_verified_by_default) {
   ck_assert_int_eq(aiplat_config_create(&cfg), AIPLAT_OK);
   ck_assert_int_eq(aiplat_config_set(cfg, "VLLM_URL", hf_url(tls)), AIPLAT_OK);
   ck_assert_int_eq(aiplat_config_set(cfg, "HTTP_CA_FILE", ca), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "HTTP_CONNECT_TIMEOUT", "15s"), AIPLAT_OK);
   ck_assert_int_eq(aip_http_configure(h, &err, cfg, "VLLM_URL", "LLM_API_KEY",
                                       "LLM_TIMEOUT"),
                    AIPLAT_OK);
