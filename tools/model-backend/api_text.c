@@ -302,7 +302,8 @@ static bool content_text(json_t *content, aip_buf *out, const char **bad) {
       *bad = "only text content parts are supported by the local backend";
       return false;
     }
-    if (out->len && !aip_buf_putc(out, '\n')) return false;
+    /* Parts are separate blocks: a blank line keeps passages apart. */
+    if (out->len && !aip_buf_puts(out, "\n\n")) return false;
     if (!aip_buf_append(out, json_string_value(text), json_string_length(text)))
       return false;
   }

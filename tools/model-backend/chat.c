@@ -51,6 +51,19 @@ static bool blank(const char *s, size_t len) {
   return true;
 }
 
+static const char *const labels[] = {"question:", "user question:", "q:",
+                                     "query:"};
+
+/* A line that starts with a question label ("Question: ..."). */
+static bool question_label(const char *s, size_t len) {
+  while (len > 0 && isspace((unsigned char)*s)) s++, len--;
+  for (size_t i = 0; i < AIP_ARRAY_LEN(labels); i++) {
+    size_t l = strlen(labels[i]);
+    if (len >= l && strncasecmp(s, labels[i], l) == 0) return true;
+  }
+  return false;
+}
+
 static bool source_line(const char *s, size_t len) {
   while (len > 0 && isspace((unsigned char)*s)) s++, len--;
   if (len > 0 && *s == '(') s++, len--;
@@ -119,7 +132,8 @@ static bool scan_message(const char *content, sentences *ss, aip_buf *other,
     size_t len = nl ? (size_t)(nl - p) : strlen(p);
     size_t rest = 0;
     int m = passage_marker(p, len, &rest);
-    if (m >= 0 || (num >= 0 && blank(p, len))) {
+    bool label = question_label(p, len);
+    if (m >= 0 || (num >= 0 && (blank(p, len) || label))) {
       if (num >= 0) ok = split_sentences(ss, cur.data ? cur.data : "", num);
       aip_buf_reset(&cur);
       num = -1;
@@ -149,8 +163,6 @@ static int by_score(const void *a, const void *b) {
 }
 
 static const char *strip_label(const char *q) {
-  static const char *const labels[] = {"question:", "user question:", "q:",
-                                       "query:"};
   while (isspace((unsigned char)*q)) q++;
   for (size_t i = 0; i < AIP_ARRAY_LEN(labels); i++) {
     size_t l = strlen(labels[i]);

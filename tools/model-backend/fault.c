@@ -86,8 +86,10 @@ bool bk_fault_set(bk_fault *f, const char *name, const char *value, char *err,
       BAD("fault truncate needs a byte count");
     f->truncate = x;
   } else if (strcmp(name, "cut") == 0) {
-    if (!parse_long(value, 0, 1000000, &x))
-      BAD("fault cut needs an event count");
+    if (!value || !*value)
+      x = BK_CUT_HALF;
+    else if (!parse_long(value, 0, 1000000, &x))
+      BAD("fault cut takes an event count (or nothing: half)");
     f->cut = x;
   } else if (strcmp(name, "split") == 0) {
     if (!parse_long(value, 1, 65536, &x))
@@ -143,7 +145,7 @@ bool bk_fault_check(const bk_fault *f, char *err, size_t errlen) {
 }
 
 bool bk_fault_has_failure(const bk_fault *f) {
-  return f->status || f->malformed || f->truncate >= 0 || f->cut >= 0 ||
+  return f->status || f->malformed || f->truncate >= 0 || f->cut != -1 ||
          f->stream_error >= 0;
 }
 

@@ -11,8 +11,9 @@
  *                     event whose JSON does not parse, the rest intact)
  *   truncate=BYTES    send BYTES of the body then close the connection; the
  *                     Content-Length (when there is one) promises the whole
- *   cut=EVENTS        streams: close after EVENTS events, without [DONE];
- *                     other bodies: close after half of the body
+ *   cut[=EVENTS]      streams: close after EVENTS events (half of them when
+ *                     no value), without [DONE]; other bodies: close after
+ *                     half of the body
  *   split=BYTES       write the body BYTES (1..65536) at a time, each write
  *                     its own HTTP chunk, pausing between writes (see
  *                     interval; 2 ms unless given)
@@ -35,6 +36,7 @@
 #include <stddef.h>
 
 #define BK_FAULT_KEY_MAX 128
+#define BK_CUT_HALF (-2L)
 
 typedef struct bk_fault {
   bool any;          /* some item was given */
@@ -43,7 +45,7 @@ typedef struct bk_fault {
   int retry_after;   /* -1 none */
   bool malformed;
   long truncate;     /* -1 none */
-  long cut;          /* -1 none */
+  long cut;          /* -1 none, BK_CUT_HALF: half of the events */
   int split;         /* 0 none */
   int interval_ms;   /* -1 unset */
   long stream_error; /* -1 none */

@@ -377,8 +377,9 @@ static bool build_sse(bk_reply *r, const bk_fault *f, sender *sd) {
                                                  : body_events;
     add_error = true;
   }
-  if (f->cut >= 0) {
-    size_t k = (size_t)f->cut < body_events ? (size_t)f->cut : body_events;
+  if (f->cut != -1) {
+    size_t want = f->cut == BK_CUT_HALF ? body_events / 2 : (size_t)f->cut;
+    size_t k = want < body_events ? want : body_events;
     if (k < keep) keep = k;
     sd->abort_at_end = true;
     add_error = false;
@@ -444,7 +445,7 @@ static struct MHD_Response *make_response(bk_server *s, bk_reply *r,
     }
   }
   sd->limit = sd->len;
-  if (!r->sse && f->cut >= 0 && r->status == 200) {
+  if (!r->sse && f->cut != -1 && r->status == 200) {
     sd->limit = sd->len / 2;
     sd->abort_at_end = true;
   }

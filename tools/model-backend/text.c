@@ -171,7 +171,7 @@ static void add_feature(float *vec, size_t dim, char kind, const char *a,
 #define W_UNIGRAM 1.0f
 #define W_STOPWORD 0.3f
 #define W_BIGRAM 0.6f
-#define W_TRIGRAM 0.25f
+#define W_TRIGRAM 0.4f
 
 void bk_embed(const char *text, size_t len, float *vec, size_t dim) {
   memset(vec, 0, dim * sizeof *vec);

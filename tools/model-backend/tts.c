@@ -169,7 +169,23 @@ void bk_handle_speech(bk_server *s, json_t *req, bk_reply *r) {
     speed = json_number_value(sj);
   }
 
+  /* An extension some self-hosted TTS servers have: the output rate. */
+  unsigned out_rate = pcm ? PCM_RATE : 0;
+  json_t *rj = json_object_get(req, "sample_rate");
+  if (rj && !json_is_null(rj)) {
+    if (!json_is_integer(rj) || json_integer_value(rj) < 8000 ||
+        json_integer_value(rj) > 48000) {
+      bk_reply_error(r, 400, "sample_rate",
+                     "sample_rate must be an integer 8000..48000");
+      return;
+    }
+    out_rate = (unsigned)json_integer_value(rj);
+  }
+
   pthread_mutex_lock(&t->mu);
+  /* flite's clustergen voices draw excitation noise from rand(): a fixed
+   * seed makes the same request give the same bytes. */
+  srand(0x5eed);
   cst_voice *v = t->v[vi];
   feat_set_float(v->features, "duration_stretch", (float)(1.0 / speed));
   cst_wave *w = flite_text_to_wave(json_string_value(in), v);
@@ -183,14 +199,14 @@ void bk_handle_speech(bk_server *s, json_t *req, bk_reply *r) {
   size_t n = (size_t)w->num_samples;
   unsigned rate = (unsigned)w->sample_rate;
   int16_t *resampled = NULL;
-  if (pcm && rate != PCM_RATE) {
-    if (!bk_resample(samples, n, rate, PCM_RATE, &resampled, &n)) {
+  if (out_rate && rate != out_rate) {
+    if (!bk_resample(samples, n, rate, out_rate, &resampled, &n)) {
       delete_wave(w);
       bk_reply_error(r, 500, NULL, "out of memory");
       return;
     }
     samples = resampled;
-    rate = PCM_RATE;
+    rate = out_rate;
   }
   size_t head = pcm ? 0 : BK_WAV_HEADER_BYTES;
   if (!aip_buf_reserve(&r->body, head + 2 * n)) {
