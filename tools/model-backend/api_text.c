@@ -22,8 +22,7 @@ static json_t *model_entry(const char *id, const char *what, time_t created) {
 }
 
 void bk_handle_models(bk_server *s, bk_reply *r) {
-  static time_t started;
-  if (!started) started = time(NULL);
+  time_t started = (time_t)s->started;
   json_t *data = json_array();
   json_array_append_new(
       data, model_entry(BK_MODEL_CHAT,

@@ -53,6 +53,7 @@ typedef struct bk_server {
   atomic_int ready;
   atomic_int stopping;
   atomic_ulong seq;
+  long started; /* time(NULL) at start: "created" of the models */
   pthread_mutex_t mu; /* with cv: interruptible sleeps */
   pthread_cond_t cv;
   bk_oneshot *oneshot;

@@ -725,7 +725,12 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
   vsnprintf(msg, sizeof msg, fmt, ap);
   size_t n = strlen(msg);
   while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
-  aip_log_kv(AIPLAT_LOG_WARNING, "libmicrohttpd", "detail", msg, NULL);
+  /* Closing after an application error is how injected truncations and
+   * cuts end: not worth a warning. */
+  aiplat_log_level lv = strstr(msg, "application error generating response")
+                            ? AIPLAT_LOG_DEBUG
+                            : AIPLAT_LOG_WARNING;
+  aip_log_kv(lv, "libmicrohttpd", "detail", msg, NULL);
 }
 
 /* ---- the daemon ------------------------------------------------------------- */

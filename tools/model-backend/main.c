@@ -213,6 +213,7 @@ int main(int argc, char **argv) {
   s.opt.embedding_dim = BK_EMBED_DEFAULT_DIM;
   s.opt.stt_model_dir = BK_STT_MODEL_DIR;
   s.opt.stt_decoders = 1;
+  s.started = (long)time(NULL);
   int pa = parse_args(argc, argv, &s.opt);
   if (pa) return pa == 2 ? 0 : 2;
 
