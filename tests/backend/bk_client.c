@@ -1,6 +1,4 @@
 /* Helpers of the local model backend's integration test. */
-#include "config.h"
-
 #include "bk_client.h"
 
 #include <ctype.h>
@@ -15,6 +13,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "config.h"
 
 static int64_t now_ms(void) {
   struct timespec ts;
@@ -178,7 +178,8 @@ char *bkc_stdout(bkc_proc *p) {
   return (char *)bkc_read_file(path, &len);
 }
 
-/* ---- HTTP ------------------------------------------------------------------- */
+/* ---- HTTP -------------------------------------------------------------------
+ */
 
 typedef struct grow {
   char *data;
@@ -329,7 +330,8 @@ json_t *bkc_json(const bkc_resp *r) {
   return j;
 }
 
-/* ---- audio ----------------------------------------------------------------- */
+/* ---- audio -----------------------------------------------------------------
+ */
 
 static void put32(uint8_t *p, uint32_t v) {
   for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
@@ -371,8 +373,7 @@ uint8_t *bkc_wav(const int16_t *s, size_t frames, unsigned channels,
 int16_t *bkc_wav_samples(const void *wav, size_t len, unsigned *rate,
                          size_t *n) {
   const uint8_t *w = wav;
-  if (len < 44 || memcmp(w, "RIFF", 4) || memcmp(w + 8, "WAVE", 4))
-    return NULL;
+  if (len < 44 || memcmp(w, "RIFF", 4) || memcmp(w + 8, "WAVE", 4)) return NULL;
   size_t off = 12;
   unsigned ch = 0, bits = 0;
   while (off + 8 <= len) {
@@ -398,7 +399,8 @@ int16_t *bkc_wav_samples(const void *wav, size_t len, unsigned *rate,
   return NULL;
 }
 
-/* ---- text -------------------------------------------------------------------- */
+/* ---- text
+ * -------------------------------------------------------------------- */
 
 static size_t words_of(const char *s, char ***out) {
   size_t n = 0, cap = 16;

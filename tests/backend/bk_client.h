@@ -16,8 +16,8 @@
 typedef struct bkc_proc {
   pid_t pid;
   int port;
-  char dir[64];       /* temporary directory (port file, stdout) */
-  char base[64];      /* http://127.0.0.1:PORT */
+  char dir[64];  /* temporary directory (port file, stdout) */
+  char base[64]; /* http://127.0.0.1:PORT */
   bool under_valgrind;
 } bkc_proc;
 
@@ -42,7 +42,8 @@ int bkc_stop(bkc_proc *p, int sig, int timeout_ms);
 /* Content of the process's stdout so far (malloc'd). */
 char *bkc_stdout(bkc_proc *p);
 
-/* ---- HTTP ----------------------------------------------------------------- */
+/* ---- HTTP -----------------------------------------------------------------
+ */
 
 typedef struct bkc_resp {
   CURLcode rc;
@@ -73,7 +74,8 @@ bkc_resp bkc_post_form(const bkc_proc *p, const char *path, const void *file,
 /* Parse a JSON body, failing the test when it does not parse. */
 json_t *bkc_json(const bkc_resp *r);
 
-/* ---- audio ------------------------------------------------------------------ */
+/* ---- audio ------------------------------------------------------------------
+ */
 
 /* A WAV file in memory: header fields chosen freely (for bad files too). */
 uint8_t *bkc_wav(const int16_t *samples, size_t frames, unsigned channels,
@@ -86,7 +88,8 @@ int16_t *bkc_wav_samples(const void *wav, size_t len, unsigned *rate,
 /* Read a whole file (malloc'd), or NULL. */
 uint8_t *bkc_read_file(const char *path, size_t *len);
 
-/* ---- text -------------------------------------------------------------------- */
+/* ---- text
+ * -------------------------------------------------------------------- */
 
 /* Word error rate helper: edit distance between the word sequences of ref
  * and hyp (lowercased, punctuation dropped); *ref_words gets the count. */

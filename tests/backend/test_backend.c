@@ -1,8 +1,6 @@
 /* The local model backend over HTTP: one backend process (started on port 0)
  * serves the main test case; the lifecycle case starts its own processes
  * (under valgrind too when this program runs under valgrind). */
-#include "config.h"
-
 #include <arpa/inet.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -16,6 +14,7 @@
 #include <unistd.h>
 
 #include "bk_client.h"
+#include "config.h"
 #include "harness/testutil.h"
 
 #ifndef BK_TESTDATA
@@ -37,7 +36,8 @@ static void stop_shared(void) {
                 "shared backend did not exit cleanly (status %d)", st);
 }
 
-/* ---- small helpers ------------------------------------------------------------ */
+/* ---- small helpers
+ * ------------------------------------------------------------ */
 
 static json_t *ok_json(bkc_resp *r) {
   ck_assert_msg(r->rc == CURLE_OK, "curl: %s", curl_easy_strerror(r->rc));
@@ -94,7 +94,8 @@ static size_t count_words(const char *s) {
   return n;
 }
 
-/* ---- health, models, routes --------------------------------------------------- */
+/* ---- health, models, routes
+ * --------------------------------------------------- */
 
 START_TEST(health_models_and_banner) {
   bkc_resp r = bkc_get(&B, "/health", NULL);
@@ -159,7 +160,8 @@ START_TEST(unknown_routes_and_methods) {
 }
 END_TEST
 
-/* ---- embeddings ------------------------------------------------------------------ */
+/* ---- embeddings
+ * ------------------------------------------------------------------ */
 
 static const char EMB_REQ[] =
     "{\"model\":\"m\",\"input\":[\"the cat sat on the mat\",\"a cat sat on a "
@@ -195,7 +197,8 @@ START_TEST(embeddings_shape_and_similarity) {
   /* Deterministic: the same request gives the same vectors. */
   bkc_resp r2 = bkc_post_json(&B, "/v1/embeddings", EMB_REQ, NULL);
   json_t *j2 = ok_json(&r2);
-  ck_assert(json_equal(json_object_get(j, "data"), json_object_get(j2, "data")));
+  ck_assert(
+      json_equal(json_object_get(j, "data"), json_object_get(j2, "data")));
   json_decref(j2);
   bkc_resp_free(&r2);
   /* A single string, and another dimension. */
@@ -235,9 +238,8 @@ START_TEST(embeddings_base64_matches_float) {
   json_t *jb = ok_json(&r2);
   json_t *vf = json_object_get(json_array_get(json_object_get(jf, "data"), 0),
                                "embedding");
-  const char *s = json_string_value(
-      json_object_get(json_array_get(json_object_get(jb, "data"), 0),
-                      "embedding"));
+  const char *s = json_string_value(json_object_get(
+      json_array_get(json_object_get(jb, "data"), 0), "embedding"));
   ck_assert_ptr_nonnull(s);
   size_t sl = strlen(s);
   ck_assert_uint_eq(sl % 4, 0);
@@ -283,7 +285,8 @@ START_TEST(embeddings_bad_input) {
 }
 END_TEST
 
-/* ---- rerank ------------------------------------------------------------------------ */
+/* ---- rerank
+ * ------------------------------------------------------------------------ */
 
 static const char RR_DOCS[] =
     "[\"The cafeteria serves lunch at noon.\",\"Employees receive 25 vacation "
@@ -371,7 +374,8 @@ START_TEST(rerank_bad_input) {
 }
 END_TEST
 
-/* ---- chat -------------------------------------------------------------------------- */
+/* ---- chat
+ * -------------------------------------------------------------------------- */
 
 static const char CHAT_MSGS[] =
     "[{\"role\":\"system\",\"content\":\"Answer only from the context.\\n"
@@ -406,17 +410,18 @@ START_TEST(chat_extractive_answer) {
                    "assistant");
   const char *content = json_string_value(json_object_get(msg, "content"));
   printf("chat answer: %s\n", content);
-  ck_assert(strstr(content,
-                   "Employees receive 25 paid vacation days per year. [2]"));
+  ck_assert(
+      strstr(content, "Employees receive 25 paid vacation days per year. [2]"));
   ck_assert(!strstr(content, "Source"));
   ck_assert(!strstr(content, "cafeteria"));
   json_t *u = json_object_get(j, "usage");
-  size_t pw = count_words("Answer only from the context.\n"
-                          "[1] The cafeteria opens at 8am. It closes at 3pm on "
-                          "Fridays.\n[2] Source: handbook.pdf\nEmployees "
-                          "receive 25 paid vacation days per year. Unused "
-                          "vacation days expire at the end of March.\n[3] The "
-                          "parking garage is on Elm Street.") +
+  size_t pw = count_words(
+                  "Answer only from the context.\n"
+                  "[1] The cafeteria opens at 8am. It closes at 3pm on "
+                  "Fridays.\n[2] Source: handbook.pdf\nEmployees "
+                  "receive 25 paid vacation days per year. Unused "
+                  "vacation days expire at the end of March.\n[3] The "
+                  "parking garage is on Elm Street.") +
               count_words("How many vacation days do employees receive?");
   ck_assert_int_eq(json_integer_value(json_object_get(u, "prompt_tokens")), pw);
   ck_assert_int_eq(json_integer_value(json_object_get(u, "completion_tokens")),
@@ -539,8 +544,9 @@ START_TEST(chat_stream_exact_format) {
       "content"));
   free(req);
 
-  req = chat_request(",\"stream\":true,\"stream_options\":{\"include_usage\":"
-                     "true}");
+  req = chat_request(
+      ",\"stream\":true,\"stream_options\":{\"include_usage\":"
+      "true}");
   bkc_resp rs = bkc_post_json(&B, "/v1/chat/completions", req, NULL);
   char finish[32] = "";
   json_t *usage = NULL;
@@ -574,10 +580,9 @@ START_TEST(chat_max_tokens_length) {
   json_t *ch = json_array_get(json_object_get(j, "choices"), 0);
   ck_assert_str_eq(json_string_value(json_object_get(ch, "finish_reason")),
                    "length");
-  ck_assert_str_eq(
-      json_string_value(json_object_get(json_object_get(ch, "message"),
-                                        "content")),
-      "Employees receive 25");
+  ck_assert_str_eq(json_string_value(json_object_get(
+                       json_object_get(ch, "message"), "content")),
+                   "Employees receive 25");
   ck_assert_int_eq(json_integer_value(json_object_get(
                        json_object_get(j, "usage"), "completion_tokens")),
                    3);
@@ -622,7 +627,8 @@ START_TEST(chat_bad_input) {
 }
 END_TEST
 
-/* ---- faults ----------------------------------------------------------------------- */
+/* ---- faults
+ * ----------------------------------------------------------------------- */
 
 static const char SMALL_CHAT[] =
     "{\"messages\":[{\"role\":\"user\",\"content\":\"[1] Alpha beta gamma "
@@ -635,8 +641,8 @@ static char *small_chat(bool stream) {
 }
 
 START_TEST(fault_delay) {
-  bkc_resp r = bkc_post_json(&B, "/v1/embeddings", "{\"input\":\"a\"}",
-                             "delay=300");
+  bkc_resp r =
+      bkc_post_json(&B, "/v1/embeddings", "{\"input\":\"a\"}", "delay=300");
   ck_assert_int_eq(r.status, 200);
   ck_assert_msg(r.seconds >= 0.3, "took %f s", r.seconds);
   bkc_resp_free(&r);
@@ -672,8 +678,8 @@ START_TEST(fault_status_and_retry_after) {
 END_TEST
 
 START_TEST(fault_malformed) {
-  bkc_resp r = bkc_post_json(&B, "/v1/embeddings", "{\"input\":\"a\"}",
-                             "malformed");
+  bkc_resp r =
+      bkc_post_json(&B, "/v1/embeddings", "{\"input\":\"a\"}", "malformed");
   ck_assert_int_eq(r.rc, CURLE_OK);
   ck_assert_int_eq(r.status, 200);
   ck_assert_ptr_null(json_loadb(r.body, r.len, 0, NULL));
@@ -698,8 +704,8 @@ START_TEST(fault_malformed) {
 END_TEST
 
 START_TEST(fault_truncate_and_cut) {
-  bkc_resp r = bkc_post_json(&B, "/v1/embeddings", "{\"input\":\"a\"}",
-                             "truncate=20");
+  bkc_resp r =
+      bkc_post_json(&B, "/v1/embeddings", "{\"input\":\"a\"}", "truncate=20");
   ck_assert_int_eq(r.rc, CURLE_PARTIAL_FILE);
   ck_assert_uint_eq(r.len, 20);
   bkc_resp_free(&r);
@@ -838,7 +844,8 @@ START_TEST(fault_fail_first_then_succeed) {
   snprintf(fault, sizeof fault, "fail_first=2; key=ff-%d", (int)getpid());
   long want[] = {503, 503, 200, 200};
   for (size_t i = 0; i < 4; i++) {
-    bkc_resp r = bkc_post_json(&B, "/v1/embeddings", "{\"input\":\"a\"}", fault);
+    bkc_resp r =
+        bkc_post_json(&B, "/v1/embeddings", "{\"input\":\"a\"}", fault);
     ck_assert_msg(r.status == want[i], "request %zu: %ld", i, r.status);
     bkc_resp_free(&r);
   }
@@ -847,8 +854,8 @@ START_TEST(fault_fail_first_then_succeed) {
   snprintf(path, sizeof path,
            "/v1/embeddings?fail_first=1&key=q-%d&status=429&retry_after=2",
            (int)getpid());
-  bkc_resp r = bkc_post(&B, path, "application/json", "{\"input\":\"a\"}", 13,
-                        NULL);
+  bkc_resp r =
+      bkc_post(&B, path, "application/json", "{\"input\":\"a\"}", 13, NULL);
   expect_error(&r, 429, NULL);
   char v[16];
   ck_assert_str_eq(bkc_header(&r, "Retry-After", v, sizeof v), "2");
@@ -901,8 +908,8 @@ START_TEST(concurrent_requests) {
     if (running) curl_multi_poll(m, NULL, 0, 100, NULL);
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
-  double s = (double)(t1.tv_sec - t0.tv_sec) +
-             (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  double s =
+      (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
   for (int i = 0; i < 4; i++) {
     long st = 0;
     curl_easy_getinfo(h[i], CURLINFO_RESPONSE_CODE, &st);
@@ -918,7 +925,8 @@ START_TEST(concurrent_requests) {
 }
 END_TEST
 
-/* ---- text to speech ------------------------------------------------------------------ */
+/* ---- text to speech
+ * ------------------------------------------------------------------ */
 
 static int16_t *speak(const char *text, const char *voice, double speed,
                       unsigned *rate, size_t *n) {
@@ -931,8 +939,7 @@ static int16_t *speak(const char *text, const char *voice, double speed,
   ck_assert_msg(r.status == 200, "speech: %ld %s", r.status, r.body);
   char v[64];
   ck_assert_str_eq(bkc_header(&r, "Content-Type", v, sizeof v), "audio/wav");
-  ck_assert_str_eq(bkc_header(&r, "Transfer-Encoding", v, sizeof v),
-                   "chunked");
+  ck_assert_str_eq(bkc_header(&r, "Transfer-Encoding", v, sizeof v), "chunked");
   int16_t *s = bkc_wav_samples(r.body, r.len, rate, n);
   ck_assert_ptr_nonnull(s);
   ck_assert_uint_eq(r.len, 44 + 2 * *n);
@@ -950,8 +957,9 @@ START_TEST(tts_wav_voices) {
   const struct {
     const char *voice;
     unsigned rate;
-  } v[] = {{"rms", 16000}, {"slt", 16000}, {"awb", 16000}, {"kal16", 16000},
-           {"kal", 8000},  {"alloy", 16000}, {"cmu_us_slt", 16000}};
+  } v[] = {{"rms", 16000},       {"slt", 16000}, {"awb", 16000},
+           {"kal16", 16000},     {"kal", 8000},  {"alloy", 16000},
+           {"cmu_us_slt", 16000}};
   for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
     unsigned rate;
     size_t n;
@@ -1030,7 +1038,8 @@ START_TEST(tts_bad_requests) {
 }
 END_TEST
 
-/* ---- speech to text ------------------------------------------------------------------ */
+/* ---- speech to text
+ * ------------------------------------------------------------------ */
 
 static char *transcribe(const void *wav, size_t len, const char *path) {
   const char *fields[] = {"model", "whisper-1", NULL};
@@ -1094,8 +1103,8 @@ START_TEST(stt_round_trip_wer) {
     all_words += words;
   }
   double wer = (double)all_errs / (double)all_words;
-  printf("WER round trip flite rms+slt -> pocketsphinx: %.3f (%zu/%zu)\n",
-         wer, all_errs, all_words);
+  printf("WER round trip flite rms+slt -> pocketsphinx: %.3f (%zu/%zu)\n", wer,
+         all_errs, all_words);
   ck_assert_msg(wer <= WER_MAX_ROUNDTRIP, "WER %.3f", wer);
 }
 END_TEST
@@ -1132,8 +1141,8 @@ START_TEST(stt_librivox_wer) {
     ck_assert_msg(wav != NULL, "missing %s", path);
     char *hyp = transcribe(wav, wlen, NULL);
     size_t rw, e = bkc_word_errors(ref, hyp, &rw);
-    printf("librivox %s: %zu/%zu\n  ref: %s\n  hyp: %s\n", open + 1, e, rw,
-           ref, hyp);
+    printf("librivox %s: %zu/%zu\n  ref: %s\n  hyp: %s\n", open + 1, e, rw, ref,
+           hyp);
     errs += e;
     words += rw;
     files++;
@@ -1143,17 +1152,18 @@ START_TEST(stt_librivox_wer) {
   free(tr);
   ck_assert_uint_eq(files, 5);
   double wer = (double)errs / (double)words;
-  printf("WER pocketsphinx-testdata librivox (5 recordings): %.3f (%zu/%zu "
-         "words)\n",
-         wer, errs, words);
+  printf(
+      "WER pocketsphinx-testdata librivox (5 recordings): %.3f (%zu/%zu "
+      "words)\n",
+      wer, errs, words);
   ck_assert_msg(wer <= WER_MAX_LIBRIVOX, "WER %.3f", wer);
 }
 END_TEST
 
 /* Linear interpolation to another rate (its images above 8 kHz are left
  * for the backend's low-pass filter to remove), optionally stereo. */
-static int16_t *upsample(const int16_t *s, size_t n, unsigned from,
-                         unsigned to, unsigned channels, size_t *m) {
+static int16_t *upsample(const int16_t *s, size_t n, unsigned from, unsigned to,
+                         unsigned channels, size_t *m) {
   *m = (size_t)((double)n * to / from);
   int16_t *o = malloc(*m * channels * sizeof *o);
   for (size_t j = 0; j < *m; j++) {
@@ -1222,8 +1232,8 @@ END_TEST
 START_TEST(stt_response_formats) {
   unsigned rate;
   size_t n, wl;
-  int16_t *s = speak("turn off the lights. then lock the door", "rms", 1.0,
-                     &rate, &n);
+  int16_t *s =
+      speak("turn off the lights. then lock the door", "rms", 1.0, &rate, &n);
   uint8_t *wav = bkc_wav(s, n, 1, rate, 16, 1, &wl);
   free(s);
   char *text = transcribe(wav, wl, NULL);
@@ -1236,7 +1246,8 @@ START_TEST(stt_response_formats) {
   ck_assert(strncmp(bkc_header(&r, "Content-Type", v, sizeof v), "text/plain",
                     10) == 0);
   ck_assert_uint_eq(r.len, strlen(text) + 1);
-  ck_assert(strncmp(r.body, text, strlen(text)) == 0 && r.body[r.len - 1] == '\n');
+  ck_assert(strncmp(r.body, text, strlen(text)) == 0 &&
+            r.body[r.len - 1] == '\n');
   bkc_resp_free(&r);
 
   const char *f_v[] = {"response_format", "verbose_json",
@@ -1326,8 +1337,8 @@ START_TEST(stt_bad_audio) {
   free(w0);
 
   /* Not multipart at all. */
-  bkc_resp r = bkc_post_json(&B, "/v1/audio/transcriptions",
-                             "{\"file\":\"x\"}", NULL);
+  bkc_resp r =
+      bkc_post_json(&B, "/v1/audio/transcriptions", "{\"file\":\"x\"}", NULL);
   expect_error(&r, 400, "multipart/form-data");
   bkc_resp_free(&r);
   /* Multipart garbage: no parts at all, then a part cut short. */
@@ -1354,18 +1365,25 @@ START_TEST(stt_bad_audio) {
 }
 END_TEST
 
-/* ---- lifecycle: separate processes ----------------------------------------------- */
+/* ---- lifecycle: separate processes
+ * ----------------------------------------------- */
 
-static bool vg(void) { return bkc_running_under_valgrind(); }
+static bool vg(void) {
+  return bkc_running_under_valgrind();
+}
 
-static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
-static void curl_cleanup(void) { curl_global_cleanup(); }
+static void curl_init(void) {
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+static void curl_cleanup(void) {
+  curl_global_cleanup();
+}
 
 START_TEST(lifecycle_loading_auth_strict_sigterm) {
   bkc_proc p;
-  const char *args[] = {"--load-delay-ms", vg() ? "6000" : "2500", "--no-stt",
-                        "--api-key",       "sekret",             "--strict-models",
-                        NULL};
+  const char *args[] = {
+      "--load-delay-ms", vg() ? "6000" : "2500", "--no-stt", "--api-key",
+      "sekret",          "--strict-models",      NULL};
   ck_assert(bkc_start(&p, args, vg()));
   bkc_resp r = bkc_get(&p, "/health", NULL);
   ck_assert_int_eq(r.status, 503);
@@ -1432,8 +1450,8 @@ typedef struct slow_req {
 
 static void *slow_request(void *arg) {
   slow_req *s = arg;
-  bkc_resp r = bkc_post_json(s->p, "/v1/embeddings", "{\"input\":\"a\"}",
-                             "delay=30000");
+  bkc_resp r =
+      bkc_post_json(s->p, "/v1/embeddings", "{\"input\":\"a\"}", "delay=30000");
   s->status = r.status;
   s->rc = r.rc;
   bkc_resp_free(&r);
@@ -1501,9 +1519,8 @@ START_TEST(command_line) {
   ck_assert(strstr(out, "unknown or incomplete option '--bogus'") != NULL);
   ck_assert_int_eq(run_cli("--port 0 --voice nobody", out, sizeof out), 1);
   ck_assert(strstr(out, "unknown voice 'nobody'") != NULL);
-  ck_assert_int_eq(run_cli("--port 0 --stt-model-dir /nonexistent", out,
-                           sizeof out),
-                   1);
+  ck_assert_int_eq(
+      run_cli("--port 0 --stt-model-dir /nonexistent", out, sizeof out), 1);
   ck_assert(strstr(out, "pocketsphinx-en-us") != NULL);
   char args[64];
   snprintf(args, sizeof args, "--no-stt --port %d", B.port);

@@ -1,7 +1,5 @@
 /* Units of the local model backend without engines or HTTP: WAV parsing,
  * resampling, fault specifications, text features, the extractive chat. */
-#include "config.h"
-
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,11 +7,13 @@
 
 #include "audio.h"
 #include "chat.h"
+#include "config.h"
 #include "fault.h"
 #include "harness/testutil.h"
 #include "text.h"
 
-/* ---- WAV ------------------------------------------------------------------- */
+/* ---- WAV -------------------------------------------------------------------
+ */
 
 static void p32(uint8_t *p, uint32_t v) {
   for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
@@ -147,8 +147,8 @@ START_TEST(wav_bad_files) {
   expect_bad(w, len, "sample rate 1000");
   free(w);
   w = wav(&len, 1, 1, 16000, 16, s, 4, false, 0, false, 0);
-  expect_bad(w, 30, "truncated");          /* cut inside 'fmt ' */
-  expect_bad(w, 36, "no 'data' chunk");    /* fmt complete, no data */
+  expect_bad(w, 30, "truncated");       /* cut inside 'fmt ' */
+  expect_bad(w, 36, "no 'data' chunk"); /* fmt complete, no data */
   memcpy(w + 12, "fmX ", 4);
   expect_bad(w, len, "'data' chunk comes before its 'fmt '");
   expect_bad(w, 36, "no 'fmt ' chunk");
@@ -183,7 +183,8 @@ START_TEST(wav_random_bytes_never_crash) {
 }
 END_TEST
 
-/* ---- resampling --------------------------------------------------------------- */
+/* ---- resampling
+ * --------------------------------------------------------------- */
 
 static int16_t *tone(double hz, unsigned rate, size_t n, double amp) {
   int16_t *s = malloc(n * sizeof *s);
@@ -219,8 +220,8 @@ START_TEST(resample_keeps_passband) {
     ck_assert(bk_resample(in, n, rates[k], 16000, &out, &m));
     ck_assert_uint_eq(m, 16000);
     double a = component(out, m, 16000, 1000);
-    ck_assert_msg(fabs(a - 10000) < 200, "%u Hz: 1 kHz amplitude %f",
-                  rates[k], a);
+    ck_assert_msg(fabs(a - 10000) < 200, "%u Hz: 1 kHz amplitude %f", rates[k],
+                  a);
     free(in);
     free(out);
   }
@@ -271,7 +272,8 @@ START_TEST(resample_edges) {
 }
 END_TEST
 
-/* ---- faults ---------------------------------------------------------------------- */
+/* ---- faults
+ * ---------------------------------------------------------------------- */
 
 START_TEST(fault_grammar) {
   bk_fault f;
@@ -284,8 +286,9 @@ START_TEST(fault_grammar) {
   ck_assert_int_eq(f.retry_after, 2);
   ck_assert(f.any && bk_fault_has_failure(&f));
   bk_fault_init(&f);
-  ck_assert(bk_fault_parse(&f, "split=7&interval=3 malformed cut=4 "
-                               "stream_error=2 truncate=9",
+  ck_assert(bk_fault_parse(&f,
+                           "split=7&interval=3 malformed cut=4 "
+                           "stream_error=2 truncate=9",
                            err, sizeof err));
   ck_assert_int_eq(f.split, 7);
   ck_assert_int_eq(f.interval_ms, 3);
@@ -308,13 +311,20 @@ START_TEST(fault_grammar) {
   ck_assert(bk_fault_parse(&f, NULL, err, sizeof err));
 
   const char *bad[][2] = {
-      {"bogus=1", "unknown fault 'bogus'"}, {"status=200", "400..599"},
-      {"status=600", "400..599"},           {"delay=-1", "delay"},
-      {"delay=60001", "delay"},             {"delay=1x", "delay"},
-      {"split=0", "split"},                 {"split=65537", "split"},
-      {"fail_first=0", "fail_first"},       {"malformed=maybe", "malformed"},
-      {"key=", "key"},                      {"key=a b", "unknown fault 'b'"},
-      {"key=a/b", "key"},                   {"retry_after", "retry_after"},
+      {"bogus=1", "unknown fault 'bogus'"},
+      {"status=200", "400..599"},
+      {"status=600", "400..599"},
+      {"delay=-1", "delay"},
+      {"delay=60001", "delay"},
+      {"delay=1x", "delay"},
+      {"split=0", "split"},
+      {"split=65537", "split"},
+      {"fail_first=0", "fail_first"},
+      {"malformed=maybe", "malformed"},
+      {"key=", "key"},
+      {"key=a b", "unknown fault 'b'"},
+      {"key=a/b", "key"},
+      {"retry_after", "retry_after"},
       {"cut=x", "cut takes"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -361,14 +371,15 @@ START_TEST(oneshot_counts_per_key) {
 }
 END_TEST
 
-/* ---- text -------------------------------------------------------------------------- */
+/* ---- text
+ * -------------------------------------------------------------------------- */
 
 START_TEST(tokens_terms_words) {
   bk_strv v = {0};
   const char *t = "Hello, World! It's 2024 -- caf\xc3\xa9 ok";
   ck_assert(bk_tokenize(t, strlen(t), &v));
-  const char *want[] = {"hello", "world", "it", "s", "2024", "caf\xc3\xa9",
-                        "ok"};
+  const char *want[] = {"hello", "world",       "it", "s",
+                        "2024",  "caf\xc3\xa9", "ok"};
   ck_assert_uint_eq(v.n, 7);
   for (size_t i = 0; i < 7; i++) ck_assert_str_eq(v.v[i], want[i]);
   bk_strv_free(&v);
@@ -379,8 +390,8 @@ START_TEST(tokens_terms_words) {
   for (size_t i = 0; i < 4; i++) ck_assert_str_eq(v.v[i], terms[i]);
   bk_strv_free(&v);
   /* The stop word table is searched by bisection: its ends and middle. */
-  const char *stops[] = {"a", "about", "the", "is", "yours", "would", "own",
-                         "please", "he", "hers"};
+  const char *stops[] = {"a",     "about", "the",    "is", "yours",
+                         "would", "own",   "please", "he", "hers"};
   for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++)
     ck_assert_msg(bk_stopword(stops[i]), "%s", stops[i]);
   ck_assert(!bk_stopword("vacation"));
@@ -452,7 +463,9 @@ START_TEST(rerank_scores_order) {
 }
 END_TEST
 
-/* ---- chat ----------------------------------------------------------------------------- */
+/* ---- chat
+ * -----------------------------------------------------------------------------
+ */
 
 static char *answer2(const char *sys, const char *user) {
   bk_chat_msg m[2] = {{"system", sys}, {"user", user}};
@@ -497,7 +510,8 @@ START_TEST(chat_no_context_or_no_match) {
   char *a = answer2("Be helpful.", "What is the capital of France?");
   ck_assert_str_eq(a, BK_CHAT_NO_CONTEXT);
   free(a);
-  a = answer2("[1] Paris is in France.", "Tell me about quantum chromodynamics");
+  a = answer2("[1] Paris is in France.",
+              "Tell me about quantum chromodynamics");
   ck_assert_str_eq(a, BK_CHAT_NO_MATCH);
   free(a);
   /* Markers that are not passages: five digits, empty, not at line start. */

@@ -1,7 +1,5 @@
 /* Text endpoints: /v1/models, /v1/embeddings, /v1/rerank (and /rerank),
  * /v1/chat/completions. */
-#include "config.h"
-
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,11 +7,13 @@
 
 #include "backend.h"
 #include "chat.h"
+#include "config.h"
 
 #define MAX_EMBED_INPUTS 2048
 #define MAX_RERANK_DOCS 10000
 
-/* ---- /v1/models ------------------------------------------------------------- */
+/* ---- /v1/models -------------------------------------------------------------
+ */
 
 static json_t *model_entry(const char *id, const char *what, time_t created) {
   return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s}", "id", id, "object",
@@ -36,9 +36,9 @@ void bk_handle_models(bk_server *s, bk_reply *r) {
                         "features, L2-normalised; lexical, not semantic",
                         started));
   json_array_append_new(
-      data, model_entry(BK_MODEL_RERANK,
-                        "BM25 mixed with hashed-embedding cosine; lexical",
-                        started));
+      data,
+      model_entry(BK_MODEL_RERANK,
+                  "BM25 mixed with hashed-embedding cosine; lexical", started));
   /* The engines' pointers are set before ready; read them only after. */
   bool ready = atomic_load(&s->ready);
   if (ready && s->stt)
@@ -58,7 +58,8 @@ void bk_handle_models(bk_server *s, bk_reply *r) {
                           "backend", BK_HONESTY));
 }
 
-/* ---- /v1/embeddings --------------------------------------------------------- */
+/* ---- /v1/embeddings ---------------------------------------------------------
+ */
 
 static char *base64_floats(const float *v, size_t n) {
   static const char tab[] =
@@ -74,7 +75,8 @@ static char *base64_floats(const float *v, size_t n) {
   for (size_t i = 0; i < n; i++) { /* little-endian float32 */
     uint32_t u;
     memcpy(&u, &v[i], 4);
-    for (int k = 0; k < 4; k++) bytes[4 * i + k] = (unsigned char)(u >> (8 * k));
+    for (int k = 0; k < 4; k++)
+      bytes[4 * i + k] = (unsigned char)(u >> (8 * k));
   }
   size_t o = 0;
   for (size_t i = 0; i < len; i += 3) {
@@ -168,19 +170,20 @@ void bk_handle_embeddings(bk_server *s, json_t *req, bk_reply *r) {
       for (size_t k = 0; emb && k < dim; k++)
         json_array_append_new(emb, json_real(vec[k]));
     }
-    json_array_append_new(data, json_pack("{s:s, s:o, s:I}", "object",
-                                          "embedding", "embedding", emb,
-                                          "index", (json_int_t)i));
+    json_array_append_new(
+        data, json_pack("{s:s, s:o, s:I}", "object", "embedding", "embedding",
+                        emb, "index", (json_int_t)i));
   }
   free(vec);
   bk_reply_json(
       r, 200,
-      json_pack("{s:s, s:o, s:s, s:{s:I, s:I}}", "object", "list", "data",
-                data, "model", model, "usage", "prompt_tokens",
-                (json_int_t)words, "total_tokens", (json_int_t)words));
+      json_pack("{s:s, s:o, s:s, s:{s:I, s:I}}", "object", "list", "data", data,
+                "model", model, "usage", "prompt_tokens", (json_int_t)words,
+                "total_tokens", (json_int_t)words));
 }
 
-/* ---- /v1/rerank, /rerank ---------------------------------------------------- */
+/* ---- /v1/rerank, /rerank ----------------------------------------------------
+ */
 
 typedef struct ranked {
   size_t index;
@@ -245,8 +248,8 @@ void bk_handle_rerank(bk_server *s, json_t *req, bk_reply *r) {
   for (size_t i = 0; i < n; i++) rk[i] = (ranked){i, scores[i]};
   qsort(rk, n, sizeof *rk, by_score_desc);
   json_t *results = json_array();
-  bool with_text =
-      json_is_true(json_object_get(req, tei ? "return_text" : "return_documents"));
+  bool with_text = json_is_true(
+      json_object_get(req, tei ? "return_text" : "return_documents"));
   size_t words = bk_word_count(query);
   for (size_t i = 0; i < n; i++) words += bk_word_count(dv[i]);
   for (size_t i = 0; i < top; i++) {
@@ -268,8 +271,8 @@ void bk_handle_rerank(bk_server *s, json_t *req, bk_reply *r) {
     bk_make_id(s, "rerank", id, sizeof id);
     bk_reply_json(r, 200,
                   json_pack("{s:s, s:s, s:o, s:{s:I}}", "id", id, "model",
-                            model, "results", results, "usage",
-                            "total_tokens", (json_int_t)words));
+                            model, "results", results, "usage", "total_tokens",
+                            (json_int_t)words));
   }
   goto out;
 oom:
@@ -280,7 +283,8 @@ out:
   free(rk);
 }
 
-/* ---- /v1/chat/completions ---------------------------------------------------- */
+/* ---- /v1/chat/completions
+ * ---------------------------------------------------- */
 
 /* The text of a message's content: a string, or the text parts joined. */
 static bool content_text(json_t *content, aip_buf *out, const char **bad) {
@@ -325,11 +329,11 @@ static bool split_words(const char *a, bk_strv *out) {
 
 static json_t *chunk(const char *id, time_t created, const char *model,
                      json_t *delta, const char *finish, bool usage_null) {
-  json_t *c = json_pack(
-      "{s:s, s:s, s:I, s:s, s:[{s:i, s:o, s:n, s:o}]}", "id", id, "object",
-      "chat.completion.chunk", "created", (json_int_t)created, "model", model,
-      "choices", "index", 0, "delta", delta, "logprobs", "finish_reason",
-      finish ? json_string(finish) : json_null());
+  json_t *c = json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:o, s:n, s:o}]}", "id",
+                        id, "object", "chat.completion.chunk", "created",
+                        (json_int_t)created, "model", model, "choices", "index",
+                        0, "delta", delta, "logprobs", "finish_reason",
+                        finish ? json_string(finish) : json_null());
   if (c && usage_null) json_object_set_new(c, "usage", json_null());
   return c;
 }
@@ -374,8 +378,8 @@ void bk_handle_chat(bk_server *s, json_t *req, bk_reply *r) {
     return;
   }
   bool stream = json_is_true(st);
-  bool usage_in_stream = json_is_true(json_object_get(
-      json_object_get(req, "stream_options"), "include_usage"));
+  bool usage_in_stream = json_is_true(
+      json_object_get(json_object_get(req, "stream_options"), "include_usage"));
 
   size_t n = json_array_size(messages);
   bk_chat_msg *msgs = calloc(n, sizeof *msgs);
@@ -414,10 +418,10 @@ void bk_handle_chat(bk_server *s, json_t *req, bk_reply *r) {
   char id[64];
   bk_make_id(s, "chatcmpl", id, sizeof id);
   time_t created = time(NULL);
-  json_t *usage = json_pack("{s:I, s:I, s:I}", "prompt_tokens",
-                            (json_int_t)prompt_words, "completion_tokens",
-                            (json_int_t)completion, "total_tokens",
-                            (json_int_t)(prompt_words + completion));
+  json_t *usage =
+      json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)prompt_words,
+                "completion_tokens", (json_int_t)completion, "total_tokens",
+                (json_int_t)(prompt_words + completion));
   if (!stream) {
     aip_buf content = {0};
     for (size_t i = 0; i < pieces.n; i++) aip_buf_puts(&content, pieces.v[i]);
@@ -444,8 +448,8 @@ void bk_handle_chat(bk_server *s, json_t *req, bk_reply *r) {
         r, chunk(id, created, model, json_pack("{s:s}", "content", pieces.v[i]),
                  i + 1 == pieces.n ? finish : NULL, usage_in_stream));
   if (ok && pieces.n == 0)
-    ok = bk_reply_event(r, chunk(id, created, model, json_object(), finish,
-                                 usage_in_stream));
+    ok = bk_reply_event(
+        r, chunk(id, created, model, json_object(), finish, usage_in_stream));
   if (ok && usage_in_stream)
     ok = bk_reply_event(
         r, json_pack("{s:s, s:s, s:I, s:s, s:[], s:O}", "id", id, "object",

@@ -1,12 +1,12 @@
 /* WAV parsing and writing, and sample-rate conversion. */
-#include "config.h"
-
 #include "audio.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "config.h"
 
 #define WAVE_FORMAT_PCM 0x0001
 #define WAVE_FORMAT_EXTENSIBLE 0xFFFE
@@ -55,10 +55,10 @@ static const char *sniff_format(const uint8_t *d, size_t len) {
   return NULL;
 }
 
-#define FAIL(...)                                 \
-  do {                                            \
+#define FAIL(...)                                       \
+  do {                                                  \
     if (errlen > 0) snprintf(err, errlen, __VA_ARGS__); \
-    return false;                                 \
+    return false;                                       \
   } while (0)
 
 bool bk_wav_parse(const uint8_t *data, size_t len, bk_pcm *out, char *err,
@@ -69,11 +69,13 @@ bool bk_wav_parse(const uint8_t *data, size_t len, bk_pcm *out, char *err,
       memcmp(data + 8, "WAVE", 4) != 0) {
     const char *what = sniff_format(data, len);
     if (what)
-      FAIL("unsupported audio container %s: this local backend accepts only "
-           "RIFF/WAVE files with 16-bit PCM samples",
-           what);
-    FAIL("not a WAV file (no RIFF/WAVE header): this local backend accepts "
-         "only RIFF/WAVE files with 16-bit PCM samples");
+      FAIL(
+          "unsupported audio container %s: this local backend accepts only "
+          "RIFF/WAVE files with 16-bit PCM samples",
+          what);
+    FAIL(
+        "not a WAV file (no RIFF/WAVE header): this local backend accepts "
+        "only RIFF/WAVE files with 16-bit PCM samples");
   }
   bool have_fmt = false;
   unsigned channels = 0, rate = 0, bits = 0, block = 0, tag = 0;
@@ -109,9 +111,10 @@ bool bk_wav_parse(const uint8_t *data, size_t len, bk_pcm *out, char *err,
   }
   if (!have_fmt) FAIL("WAV file has no 'fmt ' chunk");
   if (tag != WAVE_FORMAT_PCM)
-    FAIL("compressed or floating-point WAV (format tag 0x%04x) is not "
-         "supported: send 16-bit integer PCM",
-         tag);
+    FAIL(
+        "compressed or floating-point WAV (format tag 0x%04x) is not "
+        "supported: send 16-bit integer PCM",
+        tag);
   if (bits != 16)
     FAIL("%u-bit PCM WAV is not supported: send 16-bit PCM", bits);
   if (channels == 0 || channels > BK_MAX_CHANNELS)

@@ -21,9 +21,9 @@
 #define BK_MODEL_STT "local-pocketsphinx-en-us"
 #define BK_MODEL_TTS "local-flite"
 #define BK_OWNER "aiplat-local-backend"
-#define BK_HONESTY                                                           \
-  "aiplat local model backend: a development stand-in for GPU model "        \
-  "servers (not vLLM, not Whisper); CPU engines with small, deterministic "  \
+#define BK_HONESTY                                                          \
+  "aiplat local model backend: a development stand-in for GPU model "       \
+  "servers (not vLLM, not Whisper); CPU engines with small, deterministic " \
   "or extractive behaviour"
 
 /* Largest JSON request body and largest audio upload (OpenAI's limit). */
@@ -53,7 +53,7 @@ typedef struct bk_server {
   atomic_int ready;
   atomic_int stopping;
   atomic_ulong seq;
-  long started; /* time(NULL) at start: "created" of the models */
+  long started;       /* time(NULL) at start: "created" of the models */
   pthread_mutex_t mu; /* with cv: interruptible sleeps */
   pthread_cond_t cv;
   bk_oneshot *oneshot;
@@ -107,7 +107,7 @@ typedef struct bk_form {
   char *response_format;
   char *prompt;
   char *temperature;
-  bool words;    /* timestamp_granularities[] includes "word" */
+  bool words; /* timestamp_granularities[] includes "word" */
   bool too_large;
   bool field_too_large;
 } bk_form;
@@ -125,7 +125,8 @@ void bk_handle_speech(bk_server *s, json_t *req, bk_reply *r);
 void bk_handle_transcription(bk_server *s, bk_form *form, bool whisper_cpp,
                              bk_reply *r);
 
-/* ---- engines --------------------------------------------------------------- */
+/* ---- engines ---------------------------------------------------------------
+ */
 
 /* Speech recognition: n decoders of the pocketsphinx model in model_dir
  * (which holds en-us/, en-us.lm.bin and cmudict-en-us.dict). */
@@ -138,7 +139,8 @@ void bk_tts_destroy(bk_tts *tts);
 /* Names of the voices, for --help and /v1/models. */
 const char *bk_tts_voice_list(void);
 
-/* ---- the HTTP server ------------------------------------------------------- */
+/* ---- the HTTP server -------------------------------------------------------
+ */
 
 typedef struct bk_http bk_http;
 

@@ -1,6 +1,4 @@
 /* Extractive answers from numbered context passages. */
-#include "config.h"
-
 #include "chat.h"
 
 #include <ctype.h>
@@ -9,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "config.h"
 #include "internal.h"
 #include "text.h"
 
@@ -51,8 +50,8 @@ static bool blank(const char *s, size_t len) {
   return true;
 }
 
-static const char *const labels[] = {"question:", "user question:", "q:",
-                                     "query:"};
+static const char *const labels[] = {
+    "question:", "user question:", "q:", "query:"};
 
 /* A line that starts with a question label ("Question: ..."). */
 static bool question_label(const char *s, size_t len) {

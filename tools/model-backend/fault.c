@@ -1,6 +1,4 @@
 /* Fault specifications and one-shot counters. */
-#include "config.h"
-
 #include "fault.h"
 
 #include <errno.h>
@@ -8,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "config.h"
 
 #define ONESHOT_MAX 4096
 
@@ -44,7 +44,7 @@ static bool key_ok(const char *k) {
 }
 
 static const char *const names[] = {
-    "delay", "status", "retry_after", "malformed",    "truncate",   "cut",
+    "delay", "status",   "retry_after",  "malformed",  "truncate", "cut",
     "split", "interval", "stream_error", "fail_first", "key",
 };
 
@@ -54,10 +54,10 @@ bool bk_fault_is_name(const char *name) {
   return false;
 }
 
-#define BAD(...)                                          \
-  do {                                                    \
-    if (errlen > 0) snprintf(err, errlen, __VA_ARGS__);   \
-    return false;                                         \
+#define BAD(...)                                        \
+  do {                                                  \
+    if (errlen > 0) snprintf(err, errlen, __VA_ARGS__); \
+    return false;                                       \
   } while (0)
 
 bool bk_fault_set(bk_fault *f, const char *name, const char *value, char *err,

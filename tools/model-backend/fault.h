@@ -39,10 +39,10 @@
 #define BK_CUT_HALF (-2L)
 
 typedef struct bk_fault {
-  bool any;          /* some item was given */
-  int delay_ms;      /* 0 none */
-  int status;        /* 0 none */
-  int retry_after;   /* -1 none */
+  bool any;        /* some item was given */
+  int delay_ms;    /* 0 none */
+  int status;      /* 0 none */
+  int retry_after; /* -1 none */
   bool malformed;
   long truncate;     /* -1 none */
   long cut;          /* -1 none, BK_CUT_HALF: half of the events */

@@ -1,8 +1,6 @@
 /* The HTTP side of the local model backend: libmicrohttpd with a thread per
  * connection (handlers may block: decoding, synthesis, injected delays),
  * routing, request bodies, replies and fault injection. */
-#include "config.h"
-
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <microhttpd.h>
@@ -16,6 +14,7 @@
 #include <time.h>
 
 #include "backend.h"
+#include "config.h"
 
 #define FAULT_HEADER "X-Aiplat-Fault"
 #define POST_BUFFER 65536
@@ -23,7 +22,8 @@
 #define DEFAULT_SPLIT_INTERVAL_MS 2
 #define FORM_FIELD_MAX 1024
 
-/* ---- replies --------------------------------------------------------------- */
+/* ---- replies ---------------------------------------------------------------
+ */
 
 void bk_reply_init(bk_reply *r) {
   memset(r, 0, sizeof *r);
@@ -59,22 +59,38 @@ void bk_reply_json(bk_reply *r, unsigned status, json_t *body) {
 
 static const char *error_type(unsigned status) {
   switch (status) {
-    case 400: return "BadRequestError";
-    case 401: return "AuthenticationError";
-    case 403: return "PermissionDeniedError";
-    case 404: return "NotFoundError";
-    case 405: return "MethodNotAllowedError";
-    case 408: return "TimeoutError";
-    case 409: return "ConflictError";
-    case 413: return "RequestTooLargeError";
-    case 422: return "UnprocessableEntityError";
-    case 429: return "RateLimitError";
-    case 500: return "InternalServerError";
-    case 501: return "NotImplementedError";
-    case 502: return "BadGatewayError";
-    case 503: return "ServiceUnavailableError";
-    case 504: return "GatewayTimeoutError";
-    default: return status >= 500 ? "InternalServerError" : "BadRequestError";
+    case 400:
+      return "BadRequestError";
+    case 401:
+      return "AuthenticationError";
+    case 403:
+      return "PermissionDeniedError";
+    case 404:
+      return "NotFoundError";
+    case 405:
+      return "MethodNotAllowedError";
+    case 408:
+      return "TimeoutError";
+    case 409:
+      return "ConflictError";
+    case 413:
+      return "RequestTooLargeError";
+    case 422:
+      return "UnprocessableEntityError";
+    case 429:
+      return "RateLimitError";
+    case 500:
+      return "InternalServerError";
+    case 501:
+      return "NotImplementedError";
+    case 502:
+      return "BadGatewayError";
+    case 503:
+      return "ServiceUnavailableError";
+    case 504:
+      return "GatewayTimeoutError";
+    default:
+      return status >= 500 ? "InternalServerError" : "BadRequestError";
   }
 }
 
@@ -169,7 +185,8 @@ void bk_form_free(bk_form *f) {
   memset(f, 0, sizeof *f);
 }
 
-/* ---- routes ---------------------------------------------------------------- */
+/* ---- routes ----------------------------------------------------------------
+ */
 
 typedef enum route {
   R_UNKNOWN,
@@ -208,7 +225,8 @@ static int find_route(const char *url) {
   return -1;
 }
 
-/* ---- per-request state ----------------------------------------------------- */
+/* ---- per-request state -----------------------------------------------------
+ */
 
 typedef struct conn {
   int route_i; /* index into routes, -1 unknown */
@@ -282,10 +300,11 @@ static enum MHD_Result on_post_field(void *cls, enum MHD_ValueKind kind,
   }
   if (!dst) return MHD_YES; /* fields this backend does not use */
   return set_field(dst, data, off, size, &f->field_too_large) ? MHD_YES
-                                                               : MHD_NO;
+                                                              : MHD_NO;
 }
 
-/* ---- faults from the request ------------------------------------------------ */
+/* ---- faults from the request ------------------------------------------------
+ */
 
 typedef struct fault_ctx {
   bk_fault *f;
@@ -319,7 +338,8 @@ static bool read_faults(struct MHD_Connection *mc, conn *c, bk_fault *f,
   return bk_fault_check(f, err, errlen);
 }
 
-/* ---- sending ---------------------------------------------------------------- */
+/* ---- sending ----------------------------------------------------------------
+ */
 
 typedef struct sender {
   bk_server *s;
@@ -352,15 +372,14 @@ static ssize_t sender_read(void *cls, uint64_t pos, char *buf, size_t max) {
   if (n > max) n = max;
   if (n > WRITE_BLOCK) n = WRITE_BLOCK;
   if (sd->split && n > sd->split) n = sd->split;
-  while (sd->mark_i < sd->n_marks && sd->marks[sd->mark_i] <= pos)
-    sd->mark_i++;
+  while (sd->mark_i < sd->n_marks && sd->marks[sd->mark_i] <= pos) sd->mark_i++;
   if (sd->mark_i < sd->n_marks && sd->marks[sd->mark_i] - pos < n)
     n = sd->marks[sd->mark_i] - (size_t)pos;
   memcpy(buf, sd->data + pos, n);
   return (ssize_t)n;
 }
 
-#define BROKEN_CHUNK                                                     \
+#define BROKEN_CHUNK                                                        \
   "{\"id\":\"chatcmpl-local-broken\",\"object\":\"chat.completion.chunk\"," \
   "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"unterminated"
 
@@ -467,9 +486,9 @@ static struct MHD_Response *make_response(bk_server *s, bk_reply *r,
     sender_free(sd);
     return NULL;
   }
-  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                          r->sse && r->status == 200 ? "text/event-stream"
-                                                     : r->content_type);
+  MHD_add_response_header(
+      resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+      r->sse && r->status == 200 ? "text/event-stream" : r->content_type);
   if (r->sse && r->status == 200)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
   MHD_add_response_header(resp, "X-Aiplat-Backend",
@@ -483,7 +502,8 @@ static struct MHD_Response *make_response(bk_server *s, bk_reply *r,
   return resp;
 }
 
-/* ---- request handling -------------------------------------------------------- */
+/* ---- request handling
+ * -------------------------------------------------------- */
 
 static bool authorized(bk_server *s, struct MHD_Connection *mc) {
   if (!s->opt.api_key) return true;
@@ -507,7 +527,8 @@ static json_t *parse_json_body(conn *c, bk_reply *r) {
     return NULL;
   }
   if (c->body.len == 0) {
-    bk_reply_error(r, 400, NULL, "request body is empty: expected a JSON object");
+    bk_reply_error(r, 400, NULL,
+                   "request body is empty: expected a JSON object");
     return NULL;
   }
   json_error_t je;
@@ -525,8 +546,7 @@ static json_t *parse_json_body(conn *c, bk_reply *r) {
   return j;
 }
 
-static void handle_form(bk_server *s, conn *c, bool whisper_cpp,
-                        bk_reply *r) {
+static void handle_form(bk_server *s, conn *c, bool whisper_cpp, bk_reply *r) {
   if (!c->multipart) {
     bk_reply_error(r, 400, "file",
                    "expected a multipart/form-data body (with a boundary) "
@@ -554,8 +574,7 @@ static void handle_form(bk_server *s, conn *c, bool whisper_cpp,
 
 static void handle_root(bk_reply *r) {
   r->content_type = "text/plain; charset=utf-8";
-  aip_buf_puts(&r->body,
-               BK_HONESTY
+  aip_buf_puts(&r->body, BK_HONESTY
                ".\nEndpoints: GET /health, GET /v1/models, POST "
                "/v1/chat/completions, /v1/embeddings, /v1/rerank, /rerank, "
                "/v1/audio/speech, /v1/audio/transcriptions, /inference.\n");
@@ -584,11 +603,21 @@ static void dispatch(bk_server *s, conn *c, route rt, bk_reply *r) {
   json_t *req = parse_json_body(c, r);
   if (!req) return;
   switch (rt) {
-    case R_CHAT: bk_handle_chat(s, req, r); break;
-    case R_EMBED: bk_handle_embeddings(s, req, r); break;
-    case R_RERANK: bk_handle_rerank(s, req, r); break;
-    case R_SPEECH: bk_handle_speech(s, req, r); break;
-    default: bk_reply_error(r, 404, NULL, "not found"); break;
+    case R_CHAT:
+      bk_handle_chat(s, req, r);
+      break;
+    case R_EMBED:
+      bk_handle_embeddings(s, req, r);
+      break;
+    case R_RERANK:
+      bk_handle_rerank(s, req, r);
+      break;
+    case R_SPEECH:
+      bk_handle_speech(s, req, r);
+      break;
+    default:
+      bk_reply_error(r, 404, NULL, "not found");
+      break;
   }
   json_decref(req);
 }
@@ -662,8 +691,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc,
       const char *ct = MHD_lookup_connection_value(
           mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
       if (ct && strncasecmp(ct, "multipart/form-data", 19) == 0) {
-        c->pp = MHD_create_post_processor(mc, POST_BUFFER, on_post_field,
-                                          &c->form);
+        c->pp =
+            MHD_create_post_processor(mc, POST_BUFFER, on_post_field, &c->form);
         c->multipart = c->pp != NULL;
       }
     }
@@ -705,16 +734,15 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
   const char *end = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "ok"
                     : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT
                         ? "client_abort"
-                    : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN
-                        ? "shutdown"
-                        : "closed";
+                    : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? "shutdown"
+                                                                    : "closed";
   if (c->fault[0])
-    aip_log_kv(AIPLAT_LOG_INFO, "request", "method", c->method, "path",
-               c->path, "status", status, "duration_ms", ms, "end", end,
-               "fault", c->fault, NULL);
+    aip_log_kv(AIPLAT_LOG_INFO, "request", "method", c->method, "path", c->path,
+               "status", status, "duration_ms", ms, "end", end, "fault",
+               c->fault, NULL);
   else
-    aip_log_kv(AIPLAT_LOG_INFO, "request", "method", c->method, "path",
-               c->path, "status", status, "duration_ms", ms, "end", end, NULL);
+    aip_log_kv(AIPLAT_LOG_INFO, "request", "method", c->method, "path", c->path,
+               "status", status, "duration_ms", ms, "end", end, NULL);
   conn_free(c);
   *con_cls = NULL;
 }
@@ -733,7 +761,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
   aip_log_kv(lv, "libmicrohttpd", "detail", msg, NULL);
 }
 
-/* ---- the daemon ------------------------------------------------------------- */
+/* ---- the daemon -------------------------------------------------------------
+ */
 
 struct bk_http {
   struct MHD_Daemon *d;
@@ -766,8 +795,8 @@ bk_http *bk_http_start(bk_server *s, char *err, size_t errlen, int *bound) {
       flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
       on_mhd_log, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
-      MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_CONNECTION_LIMIT,
+      (unsigned)256, MHD_OPTION_END);
   freeaddrinfo(ai);
   if (!h->d) {
     free(h);
@@ -780,8 +809,7 @@ bk_http *bk_http_start(bk_server *s, char *err, size_t errlen, int *bound) {
   struct sockaddr_storage ss;
   socklen_t sl = sizeof ss;
   *bound = s->opt.port;
-  if (info &&
-      getsockname(info->listen_fd, (struct sockaddr *)&ss, &sl) == 0) {
+  if (info && getsockname(info->listen_fd, (struct sockaddr *)&ss, &sl) == 0) {
     if (ss.ss_family == AF_INET)
       *bound = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     else if (ss.ss_family == AF_INET6)

@@ -1,8 +1,6 @@
 /* aiplat-model-backend: serves the OpenAI-compatible endpoints of the
  * platform's GPU model servers on loopback, from engines that run on a
  * plain machine. A development and CI stand-in, not a vLLM. */
-#include "config.h"
-
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -12,6 +10,7 @@
 #include <time.h>
 
 #include "backend.h"
+#include "config.h"
 
 #ifndef BK_STT_MODEL_DIR
 #define BK_STT_MODEL_DIR "/usr/share/pocketsphinx/model/en-us"
@@ -124,36 +123,51 @@ static int parse_args(int argc, char **argv, bk_options *o) {
   optind = 1;
   while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
     switch (c) {
-      case OPT_HOST: o->host = optarg; break;
+      case OPT_HOST:
+        o->host = optarg;
+        break;
       case OPT_PORT:
         if (!parse_int("--port", optarg, 0, 65535, &o->port)) return 1;
         break;
-      case OPT_PORT_FILE: o->port_file = optarg; break;
-      case OPT_NO_STT: o->no_stt = true; break;
-      case OPT_STT_DIR: o->stt_model_dir = optarg; break;
+      case OPT_PORT_FILE:
+        o->port_file = optarg;
+        break;
+      case OPT_NO_STT:
+        o->no_stt = true;
+        break;
+      case OPT_STT_DIR:
+        o->stt_model_dir = optarg;
+        break;
       case OPT_STT_DEC:
         if (!parse_int("--stt-decoders", optarg, 1, 8, &o->stt_decoders))
           return 1;
         break;
-      case OPT_VOICE: o->default_voice = optarg; break;
+      case OPT_VOICE:
+        o->default_voice = optarg;
+        break;
       case OPT_DIM:
         if (!parse_int("--embedding-dim", optarg, 1, BK_EMBED_MAX_DIM,
                        &o->embedding_dim))
           return 1;
         break;
-      case OPT_API_KEY: o->api_key = optarg; break;
-      case OPT_STRICT: o->strict_models = true; break;
+      case OPT_API_KEY:
+        o->api_key = optarg;
+        break;
+      case OPT_STRICT:
+        o->strict_models = true;
+        break;
       case OPT_INTERVAL:
         if (!parse_int("--stream-interval-ms", optarg, 0, 10000,
                        &o->stream_interval_ms))
           return 1;
         break;
       case OPT_LOAD_DELAY:
-        if (!parse_int("--load-delay-ms", optarg, 0, 600000,
-                       &o->load_delay_ms))
+        if (!parse_int("--load-delay-ms", optarg, 0, 600000, &o->load_delay_ms))
           return 1;
         break;
-      case OPT_HELP: usage(stdout); return 2;
+      case OPT_HELP:
+        usage(stdout);
+        return 2;
       case OPT_VERSION:
         printf("aiplat-model-backend %s (local development stand-in)\n",
                PACKAGE_VERSION);

@@ -1,7 +1,5 @@
 /* POST /v1/audio/transcriptions and whisper.cpp's POST /inference: speech
  * recognition with CMU pocketsphinx 0.8 and its en-us model. */
-#include "config.h"
-
 #include <pocketsphinx.h>
 #include <sphinxbase/err.h>
 #include <stdlib.h>
@@ -11,6 +9,7 @@
 
 #include "audio.h"
 #include "backend.h"
+#include "config.h"
 
 #define STT_RATE 16000
 /* A pause at least this long between words starts a new segment. */
@@ -67,8 +66,7 @@ bk_stt *bk_stt_create(const char *dir, int n, char *err, size_t errlen) {
                             "-dict", dict, NULL);
     t->dec[i] = t->cfg[i] ? ps_init(t->cfg[i]) : NULL;
     if (!t->dec[i]) {
-      snprintf(err, errlen, "pocketsphinx could not load the model in %s",
-               dir);
+      snprintf(err, errlen, "pocketsphinx could not load the model in %s", dir);
       bk_stt_destroy(t);
       return NULL;
     }
@@ -161,8 +159,8 @@ static bool decode(bk_stt *t, const int16_t *pcm, size_t n, words *out) {
     int32 ascr, lscr, lback;
     int32 post = ps_seg_prob(seg, &ascr, &lscr, &lback);
     double lp = logmath_log_to_ln(lmath, post);
-    if (!words_push(out, w, (double)sf / t->frate,
-                    (double)(ef + 1) / t->frate, lp)) {
+    if (!words_push(out, w, (double)sf / t->frate, (double)(ef + 1) / t->frate,
+                    lp)) {
       ps_seg_free(seg);
       ok = false;
       break;
@@ -172,7 +170,8 @@ static bool decode(bk_stt *t, const int16_t *pcm, size_t n, words *out) {
   return ok;
 }
 
-/* ---- response formats ------------------------------------------------------- */
+/* ---- response formats -------------------------------------------------------
+ */
 
 static void join_words(const words *w, size_t from, size_t to, aip_buf *b) {
   for (size_t i = from; i < to; i++) {
@@ -203,8 +202,8 @@ static size_t segments(const words *w, seg_range **out) {
 
 static void timestamp(aip_buf *b, double t, char sep) {
   long ms = (long)(t * 1000.0 + 0.5);
-  aip_buf_printf(b, "%02ld:%02ld:%02ld%c%03ld", ms / 3600000,
-                 ms / 60000 % 60, ms / 1000 % 60, sep, ms % 1000);
+  aip_buf_printf(b, "%02ld:%02ld:%02ld%c%03ld", ms / 3600000, ms / 60000 % 60,
+                 ms / 1000 % 60, sep, ms % 1000);
 }
 
 static void subtitles(const words *w, bool vtt, bk_reply *r) {
@@ -253,9 +252,9 @@ static json_t *verbose(const words *w, const char *text, double duration,
   if (o && with_words) {
     json_t *wa = json_array();
     for (size_t i = 0; i < w->n; i++)
-      json_array_append_new(wa, json_pack("{s:s, s:f, s:f}", "word",
-                                          w->v[i].text, "start",
-                                          w->v[i].start, "end", w->v[i].end));
+      json_array_append_new(
+          wa, json_pack("{s:s, s:f, s:f}", "word", w->v[i].text, "start",
+                        w->v[i].start, "end", w->v[i].end));
     json_object_set_new(o, "words", wa);
   }
   return o;
@@ -284,9 +283,8 @@ void bk_handle_transcription(bk_server *s, bk_form *f, bool whisper_cpp,
                    f->model ? f->model : "", BK_MODEL_STT);
     return;
   }
-  const char *fmt = f->response_format && *f->response_format
-                        ? f->response_format
-                        : "json";
+  const char *fmt =
+      f->response_format && *f->response_format ? f->response_format : "json";
   static const char *const formats[] = {"json", "text", "verbose_json", "srt",
                                         "vtt"};
   bool known = false;

@@ -1,12 +1,12 @@
 /* Tokens, content terms, hashed embeddings and a lexical reranker. */
-#include "config.h"
-
 #include "text.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "config.h"
 
 bool bk_strv_push(bk_strv *sv, const char *s, size_t len) {
   if (sv->n == sv->cap) {
@@ -76,20 +76,20 @@ void bk_stem(char *w) {
 }
 
 static const char *const stopwords[] = {
-    "a",     "about", "above", "after", "again", "all",   "also",  "am",
-    "an",    "and",   "any",   "are",   "as",    "at",    "be",    "been",
-    "being", "but",   "by",    "can",   "could", "did",   "do",    "does",
-    "doing", "for",   "from",  "had",   "has",   "have",  "having", "he",
-    "her",   "here",  "hers",  "him",   "his",   "how",   "i",     "if",
-    "in",    "into",  "is",    "it",    "its",   "just",  "me",    "more",
-    "most",  "my",    "no",    "nor",   "not",   "of",    "on",    "once",
-    "only",  "or",    "other", "our",   "ours",  "out",   "over",  "own",
-    "please", "s",    "same",  "she",   "should", "so",   "some",  "such",
-    "t",     "tell",  "than",  "that",  "the",   "their", "theirs", "them",
-    "then",  "there", "these", "they",  "this",  "those", "through", "to",
-    "too",   "under", "until", "up",    "very",  "was",   "we",    "were",
-    "what",  "when",  "where", "which", "while", "who",   "whom",  "why",
-    "will",  "with",  "would", "you",   "your",  "yours",
+    "a",      "about", "above", "after", "again",  "all",   "also",    "am",
+    "an",     "and",   "any",   "are",   "as",     "at",    "be",      "been",
+    "being",  "but",   "by",    "can",   "could",  "did",   "do",      "does",
+    "doing",  "for",   "from",  "had",   "has",    "have",  "having",  "he",
+    "her",    "here",  "hers",  "him",   "his",    "how",   "i",       "if",
+    "in",     "into",  "is",    "it",    "its",    "just",  "me",      "more",
+    "most",   "my",    "no",    "nor",   "not",    "of",    "on",      "once",
+    "only",   "or",    "other", "our",   "ours",   "out",   "over",    "own",
+    "please", "s",     "same",  "she",   "should", "so",    "some",    "such",
+    "t",      "tell",  "than",  "that",  "the",    "their", "theirs",  "them",
+    "then",   "there", "these", "they",  "this",   "those", "through", "to",
+    "too",    "under", "until", "up",    "very",   "was",   "we",      "were",
+    "what",   "when",  "where", "which", "while",  "who",   "whom",    "why",
+    "will",   "with",  "would", "you",   "your",   "yours",
 };
 
 bool bk_stopword(const char *w) {
@@ -262,7 +262,8 @@ bool bk_rerank_scores(const char *query, const char *const *docs, size_t n,
       for (size_t e = 0; e < n; e++) df += has_term(&dt[e], qu.v[t]);
       double tf = (double)count_term(&dt[d], qu.v[t]);
       if (tf == 0.0) continue;
-      double idf = log(1.0 + ((double)n - (double)df + 0.5) / ((double)df + 0.5));
+      double idf =
+          log(1.0 + ((double)n - (double)df + 0.5) / ((double)df + 0.5));
       bm += idf * tf * (BM25_K1 + 1.0) /
             (tf + BM25_K1 * (1.0 - BM25_B + BM25_B * (double)dt[d].n / avg));
     }

@@ -1,6 +1,4 @@
 /* POST /v1/audio/speech: speech synthesis with CMU flite. */
-#include "config.h"
-
 #include <ctype.h>
 #include <flite/flite.h>
 #include <stdlib.h>
@@ -9,6 +7,7 @@
 
 #include "audio.h"
 #include "backend.h"
+#include "config.h"
 
 /* The voice libraries of Debian's flite1-dev export these. */
 cst_voice *register_cmu_us_rms(const char *voxdir);
@@ -40,8 +39,8 @@ static const struct {
 
 /* OpenAI's voice names: all map to the default voice. */
 static const char *const openai_voices[] = {
-    "alloy", "ash",  "ballad",  "coral", "echo",  "fable",
-    "nova",  "onyx", "sage",    "shimmer", "verse", "marin", "cedar",
+    "alloy", "ash",  "ballad",  "coral", "echo",  "fable", "nova",
+    "onyx",  "sage", "shimmer", "verse", "marin", "cedar",
 };
 
 struct bk_tts {
@@ -77,8 +76,7 @@ bk_tts *bk_tts_create(const char *default_voice, char *err, size_t errlen) {
   for (size_t i = 0; i < N_VOICES; i++) {
     t->v[i] = catalogue[i].reg(NULL);
     if (!t->v[i]) {
-      snprintf(err, errlen, "flite could not load voice %s",
-               catalogue[i].name);
+      snprintf(err, errlen, "flite could not load voice %s", catalogue[i].name);
       bk_tts_destroy(t);
       return NULL;
     }
