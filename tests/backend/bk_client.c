@@ -402,6 +402,12 @@ int16_t *bkc_wav_samples(const void *wav, size_t len, unsigned *rate,
 /* ---- text
  * -------------------------------------------------------------------- */
 
+static void *grow_or_die(void *p, size_t size) {
+  void *n = realloc(p, size);
+  if (!n) abort();
+  return n;
+}
+
 static size_t words_of(const char *s, char ***out) {
   size_t n = 0, cap = 16;
   char **v = malloc(cap * sizeof *v);
@@ -417,7 +423,7 @@ static size_t words_of(const char *s, char ***out) {
       p++;
     }
     w[k] = 0;
-    if (n == cap) v = realloc(v, (cap *= 2) * sizeof *v);
+    if (n == cap) v = grow_or_die(v, (cap *= 2) * sizeof *v);
     v[n++] = strdup(w);
   }
   *out = v;
@@ -468,7 +474,7 @@ bool bkc_sse_events(const char *body, size_t len, char ***events, size_t *n) {
       ok = false;
       break;
     }
-    if (k == cap) v = realloc(v, (cap *= 2) * sizeof *v);
+    if (k == cap) v = grow_or_die(v, (cap *= 2) * sizeof *v);
     v[k++] = strndup(start, (size_t)(end - start));
     i = (size_t)(end - body) + 2;
   }

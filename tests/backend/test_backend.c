@@ -25,7 +25,9 @@ static bkc_proc B;
 
 static void start_shared(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  ck_assert_msg(bkc_start(&B, NULL, false), "backend did not start");
+  /* Two decoders: concurrent transcriptions exercise the pool. */
+  const char *args[] = {"--stt-decoders", "2", NULL};
+  ck_assert_msg(bkc_start(&B, args, false), "backend did not start");
   ck_assert_msg(bkc_wait_ready(&B, 60000), "backend did not become ready");
 }
 
@@ -770,7 +772,11 @@ static char *raw_chunked(const char *request, size_t *sizes, size_t *n_sizes,
   ssize_t k;
   while ((k = read(fd, buf + len, cap - len - 1)) > 0) {
     len += (size_t)k;
-    if (len + 1 == cap) buf = realloc(buf, cap *= 2);
+    if (len + 1 == cap) {
+      char *nb = realloc(buf, cap *= 2);
+      ck_assert_ptr_nonnull(nb);
+      buf = nb;
+    }
   }
   close(fd);
   buf[len] = 0;
@@ -1365,6 +1371,62 @@ START_TEST(stt_bad_audio) {
 }
 END_TEST
 
+/* Transcriptions arriving together share the decoder pool: each gets the
+ * answer it would get alone. */
+START_TEST(concurrent_transcriptions) {
+  unsigned rate;
+  size_t n, wl;
+  int16_t *s = speak(SENTENCES[3], "rms", 1.0, &rate, &n);
+  uint8_t *wav = bkc_wav(s, n, 1, rate, 16, 1, &wl);
+  free(s);
+  char *alone = transcribe(wav, wl, NULL);
+  CURLM *m = curl_multi_init();
+  enum { K = 3 };
+  CURL *h[K];
+  curl_mime *mime[K];
+  FILE *out[K];
+  char *buf[K];
+  size_t blen[K];
+  char url[128];
+  snprintf(url, sizeof url, "%s/v1/audio/transcriptions", B.base);
+  for (int i = 0; i < K; i++) {
+    h[i] = curl_easy_init();
+    mime[i] = curl_mime_init(h[i]);
+    curl_mimepart *part = curl_mime_addpart(mime[i]);
+    curl_mime_name(part, "file");
+    curl_mime_data(part, (const char *)wav, wl);
+    curl_mime_filename(part, "a.wav");
+    out[i] = open_memstream(&buf[i], &blen[i]);
+    curl_easy_setopt(h[i], CURLOPT_URL, url);
+    curl_easy_setopt(h[i], CURLOPT_MIMEPOST, mime[i]);
+    curl_easy_setopt(h[i], CURLOPT_WRITEDATA, out[i]);
+    curl_multi_add_handle(m, h[i]);
+  }
+  int running = 1;
+  while (running) {
+    curl_multi_perform(m, &running);
+    if (running) curl_multi_poll(m, NULL, 0, 100, NULL);
+  }
+  for (int i = 0; i < K; i++) {
+    long st = 0;
+    curl_easy_getinfo(h[i], CURLINFO_RESPONSE_CODE, &st);
+    ck_assert_int_eq(st, 200);
+    fclose(out[i]);
+    json_t *j = json_loadb(buf[i], blen[i], 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "text")), alone);
+    json_decref(j);
+    free(buf[i]);
+    curl_multi_remove_handle(m, h[i]);
+    curl_mime_free(mime[i]);
+    curl_easy_cleanup(h[i]);
+  }
+  curl_multi_cleanup(m);
+  free(alone);
+  free(wav);
+}
+END_TEST
+
 /* ---- lifecycle: separate processes
  * ----------------------------------------------- */
 
@@ -1564,6 +1626,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, stt_resampled_inputs);
   tcase_add_test(tc, stt_response_formats);
   tcase_add_test(tc, stt_bad_audio);
+  tcase_add_test(tc, concurrent_transcriptions);
   tcase_add_test(tc, command_line);
   suite_add_tcase(s, tc);
 

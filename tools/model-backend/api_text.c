@@ -65,7 +65,7 @@ static char *base64_floats(const float *v, size_t n) {
   static const char tab[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   size_t len = n * 4;
-  unsigned char *bytes = malloc(len ? len : 1);
+  unsigned char *bytes = calloc(1, len ? len : 1);
   char *out = malloc(4 * ((len + 2) / 3) + 1);
   if (!bytes || !out) {
     free(bytes);

@@ -739,10 +739,11 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
   if (c->fault[0])
     aip_log_kv(AIPLAT_LOG_INFO, "request", "method", c->method, "path", c->path,
                "status", status, "duration_ms", ms, "end", end, "fault",
-               c->fault, NULL);
+               c->fault, (const char *)NULL);
   else
     aip_log_kv(AIPLAT_LOG_INFO, "request", "method", c->method, "path", c->path,
-               "status", status, "duration_ms", ms, "end", end, NULL);
+               "status", status, "duration_ms", ms, "end", end,
+               (const char *)NULL);
   conn_free(c);
   *con_cls = NULL;
 }
@@ -758,7 +759,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
   aiplat_log_level lv = strstr(msg, "application error generating response")
                             ? AIPLAT_LOG_DEBUG
                             : AIPLAT_LOG_WARNING;
-  aip_log_kv(lv, "libmicrohttpd", "detail", msg, NULL);
+  aip_log_kv(lv, "libmicrohttpd", "detail", msg, (const char *)NULL);
 }
 
 /* ---- the daemon -------------------------------------------------------------
@@ -806,7 +807,7 @@ bk_http *bk_http_start(bk_server *s, char *err, size_t errlen, int *bound) {
   }
   const union MHD_DaemonInfo *info =
       MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_LISTEN_FD);
-  struct sockaddr_storage ss;
+  struct sockaddr_storage ss = {0};
   socklen_t sl = sizeof ss;
   *bound = s->opt.port;
   if (info && getsockname(info->listen_fd, (struct sockaddr *)&ss, &sl) == 0) {

@@ -215,7 +215,8 @@ static bool wait_signal(const sigset_t *set, int ms) {
 
 static int fail(const char *what) {
   fprintf(stderr, "aiplat-model-backend: %s\n", what);
-  aip_log_kv(AIPLAT_LOG_ERROR, "cannot start", "error", what, NULL);
+  aip_log_kv(AIPLAT_LOG_ERROR, "cannot start", "error", what,
+             (const char *)NULL);
   return 1;
 }
 
@@ -279,7 +280,7 @@ int main(int argc, char **argv) {
   snprintf(port_s, sizeof port_s, "%d", port);
   aip_log_kv(AIPLAT_LOG_INFO, "listening", "host", s.opt.host, "port", port_s,
              "note", "local development stand-in, not a GPU model server",
-             NULL);
+             (const char *)NULL);
   if (s.opt.port_file && !write_port_file(s.opt.port_file, port)) {
     rc = fail("cannot write --port-file");
     goto out;
@@ -305,10 +306,11 @@ int main(int argc, char **argv) {
     snprintf(ms, sizeof ms, "%lld", (long long)(aip_now_ms() - t0));
     atomic_store(&s.ready, 1);
     aip_log_kv(AIPLAT_LOG_INFO, "models loaded", "load_ms", ms, "stt",
-               s.stt ? "pocketsphinx en-us" : "off", "tts", "flite", NULL);
+               s.stt ? "pocketsphinx en-us" : "off", "tts", "flite",
+               (const char *)NULL);
     wait_signal(&set, -1);
   }
-  aip_log_kv(AIPLAT_LOG_INFO, "stopping", NULL);
+  aip_log_kv(AIPLAT_LOG_INFO, "stopping", (const char *)NULL);
 
 out:
   atomic_store(&s.stopping, 1);
@@ -321,7 +323,7 @@ out:
   bk_oneshot_destroy(s.oneshot);
   pthread_cond_destroy(&s.cv);
   pthread_mutex_destroy(&s.mu);
-  if (rc == 0) aip_log_kv(AIPLAT_LOG_INFO, "stopped", NULL);
+  if (rc == 0) aip_log_kv(AIPLAT_LOG_INFO, "stopped", (const char *)NULL);
   aiplat_config_destroy(cfg);
   aiplat_log_set_service(NULL);
   return rc;
