@@ -18,5 +18,6 @@
 #include "reranker.h"
 #include "stt.h"
 #include "tts.h"
+#include "service.h"
 
 #endif /* AIPLAT_AIPLAT_H */
