@@ -146,6 +146,10 @@ class Context:
     def _read_configure_deps(path):
         with open(path, encoding="utf-8") as f:
             text = f.read()
+        # Blocks a --disable-X option leaves out (the images configure with
+        # them disabled) do not count.
+        text = re.sub(r"dnl optional-begin [a-z-]+\n.*?dnl optional-end [a-z-]+\n?", "",
+                      text, flags=re.S)
         pkgs = set(re.findall(r"install the Debian package ([a-z0-9][a-z0-9.+-]*)",
                               text))
         pkgs |= set(re.findall(r"AIPLAT_REQUIRE\(\[[A-Z0-9_]+\],\s*\[[^]]*\],"

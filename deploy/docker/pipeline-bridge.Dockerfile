@@ -34,7 +34,7 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 RUN autoreconf -fi \
- && ./configure --prefix=/usr --disable-dependency-tracking --quiet \
+ && ./configure --prefix=/usr --disable-dependency-tracking --disable-model-backend --quiet \
  && make -j"$(nproc)" \
  && make install-strip \
  && ldconfig

@@ -13,5 +13,11 @@
 #include "message.h"
 #include "subject.h"
 #include "bus.h"
+#include "llm.h"
+#include "embeddings.h"
+#include "reranker.h"
+#include "stt.h"
+#include "tts.h"
+#include "service.h"
 
 #endif /* AIPLAT_AIPLAT_H */

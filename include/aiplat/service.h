@@ -1,0 +1,234 @@
+/**
+ * @file aiplat/service.h
+ * @brief The service framework: typed NATS handlers with health, metrics,
+ *        tracing, worker concurrency, discovery and graceful shutdown.
+ *
+ * A service is what the platform deploys: a name and version, one or more
+ * endpoints (a subject, a queue group, a request and a reply message type,
+ * a handler), a health server on `HEALTH_PORT`, and the NATS micro protocol
+ * (`$SRV.PING|INFO|STATS`) so standard NATS tooling can discover it.
+ *
+ * ```c
+ * aiplat_service_create(&svc, cfg, "echo", "1.0.0", "echoes chat requests");
+ * aiplat_service_add_endpoint(svc, "echo", "demo.echo", NULL,
+ *                             AIPLAT_MSG_CHAT_REQUEST, AIPLAT_MSG_CHAT_RESPONSE,
+ *                             on_echo, NULL);
+ * return aiplat_service_run(svc) == AIPLAT_OK ? 0 : 1;   // until SIGTERM
+ * ```
+ *
+ * The request cycle follows the platform's handler pattern: decode (an
+ * undecodable payload is answered with an error reply, and a JetStream
+ * message is terminated) → handler → on failure an error reply (JetStream:
+ * nak with backoff when the failure is transient, term when it is not) → on
+ * success the reply (JetStream: ack). A request with a reply subject always
+ * gets an answer: if the handler neither replied nor failed, the framework
+ * answers ::AIPLAT_ERR_INTERNAL rather than leave the caller to time out.
+ * Error replies are the endpoint's reply type with its `error` field set
+ * (`code` = the ::aiplat_status, `message`, `retryable`) and carry the
+ * micro protocol headers `Nats-Service-Error` and `Nats-Service-Error-Code`.
+ *
+ * Threading: handlers run on the service's worker threads (`WORKERS`,
+ * default 4), never on nats.c's delivery threads; several handlers run at
+ * once, each with its own request. Every log record written while a handler
+ * runs carries the request id and trace id.
+ */
+#ifndef AIPLAT_SERVICE_H
+#define AIPLAT_SERVICE_H
+
+#include "common.h"
+#include "config.h"
+#include "message.h"
+#include "bus.h"
+#include "health.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct aiplat_service aiplat_service;
+/** One request being handled; valid only during the handler call. */
+typedef struct aiplat_request aiplat_request;
+
+/**
+ * Handles one request. Answer with aiplat_request_respond() (or _bytes),
+ * or fail with aiplat_request_fail() and return its status. Returning a
+ * non-OK status without calling aiplat_request_fail() fails the request
+ * with that status and the calling thread's last error message.
+ * Runs on a worker thread; @p req lives until the handler returns.
+ */
+typedef aiplat_status (*aiplat_handler_fn)(aiplat_request *req,
+                                           void *user_data);
+
+/**
+ * Create a service. @p name is `[A-Za-z0-9_-]+` (it names the micro
+ * service and the default queue group), @p version is SemVer, @p
+ * description free text (all copied). @p cfg is borrowed and must outlive
+ * the service. Reads `WORKERS`, `REQUEST_TIMEOUT`, `SHUTDOWN_GRACE`, the
+ * `NATS_*` and `HEALTH_*` settings; an invalid one is ::AIPLAT_ERR_CONFIG
+ * with a message naming it.
+ */
+AIPLAT_API aiplat_status aiplat_service_create(aiplat_service **out,
+                                               aiplat_config *cfg,
+                                               const char *name,
+                                               const char *version,
+                                               const char *description);
+
+/** Stop (if running) and release the service. NULL is a no-op. */
+AIPLAT_API void aiplat_service_destroy(aiplat_service *svc);
+
+/** Copy the detail of the service's last failure into @p buf. */
+AIPLAT_API aiplat_status aiplat_service_last_error(aiplat_service *svc,
+                                                   char *buf, size_t buflen);
+
+/** Worker threads (1..1024), before start. Overrides `WORKERS`. */
+AIPLAT_API aiplat_status aiplat_service_set_workers(aiplat_service *svc,
+                                                    unsigned workers);
+
+/** Deadline of one request, from its arrival (> 0), before start. */
+AIPLAT_API aiplat_status aiplat_service_set_request_timeout_ms(
+    aiplat_service *svc, int64_t timeout_ms);
+
+/** Time in-flight requests get to finish at shutdown (>= 0). */
+AIPLAT_API aiplat_status aiplat_service_set_shutdown_grace_ms(
+    aiplat_service *svc, int64_t grace_ms);
+
+/**
+ * Whether aiplat_service_run() waits for SIGTERM/SIGINT (default true).
+ * When true, aiplat_service_start() blocks those signals in the calling
+ * thread, so call it from the main thread before creating other threads.
+ * Embedders that own signal handling (an FFI host) set false and call
+ * aiplat_service_stop() themselves.
+ */
+AIPLAT_API aiplat_status aiplat_service_set_handle_signals(aiplat_service *svc,
+                                                           bool handle);
+
+/**
+ * Add a request/reply endpoint, before start.
+ * @param name        endpoint name for discovery and metrics, `[A-Za-z0-9_-]+`
+ * @param subject     subject, wildcards allowed (e.g. `ai.chat.user.*.message`)
+ * @param queue_group queue group; NULL means the service name, so replicas
+ *                    share the load
+ * @param request_type  type the payload is decoded to, or
+ *                    ::AIPLAT_MSG_INVALID to hand the raw bytes over
+ * @param reply_type  type of replies (used for error replies), or
+ *                    ::AIPLAT_MSG_INVALID for raw replies
+ */
+AIPLAT_API aiplat_status aiplat_service_add_endpoint(
+    aiplat_service *svc, const char *name, const char *subject,
+    const char *queue_group, aiplat_msg_type request_type,
+    aiplat_msg_type reply_type, aiplat_handler_fn handler, void *user_data);
+
+/**
+ * Add a JetStream endpoint, before start: a durable consumer @p durable on
+ * @p stream (created or updated to cover @p subject) with manual acks;
+ * success acks, a transient failure naks with exponential backoff, a
+ * permanent one (an undecodable payload, a bad request) terms.
+ */
+AIPLAT_API aiplat_status aiplat_service_add_js_endpoint(
+    aiplat_service *svc, const char *name, const char *stream,
+    const char *durable, const char *subject, aiplat_msg_type request_type,
+    aiplat_msg_type reply_type, aiplat_handler_fn handler, void *user_data);
+
+/**
+ * Add a readiness check (see aiplat_health_add_check()); "nats" (the
+ * connection is up) is always registered. Before or after start.
+ */
+AIPLAT_API aiplat_status aiplat_service_add_check(aiplat_service *svc,
+                                                  const char *name,
+                                                  aiplat_health_check_fn fn,
+                                                  void *user_data);
+
+/**
+ * Connect to NATS, start the health server, subscribe the endpoints and
+ * the micro protocol subjects. Returns once the service takes requests.
+ */
+AIPLAT_API aiplat_status aiplat_service_start(aiplat_service *svc);
+
+/**
+ * Start (if not started), serve until SIGTERM/SIGINT (see
+ * aiplat_service_set_handle_signals()) or aiplat_service_stop(), then shut
+ * down gracefully: readiness goes 503, subscriptions stop taking new
+ * messages, in-flight requests finish within the grace period, the
+ * connection drains. ::AIPLAT_OK when everything finished in time.
+ */
+AIPLAT_API aiplat_status aiplat_service_run(aiplat_service *svc);
+
+/**
+ * Ask a running service to shut down; aiplat_service_run() returns after
+ * the graceful shutdown. Any thread; idempotent.
+ */
+AIPLAT_API void aiplat_service_stop(aiplat_service *svc);
+
+/** The service's bus (connected after start); borrowed. */
+AIPLAT_API aiplat_bus *aiplat_service_bus(aiplat_service *svc);
+/** The service's health server; borrowed. */
+AIPLAT_API aiplat_health *aiplat_service_health(aiplat_service *svc);
+/** The service's configuration (the one given to create); borrowed. */
+AIPLAT_API aiplat_config *aiplat_service_config(aiplat_service *svc);
+/** The instance id announced by the micro protocol; borrowed. */
+AIPLAT_API const char *aiplat_service_id(aiplat_service *svc);
+
+/** The subject the request arrived on; borrowed for the handler call. */
+AIPLAT_API const char *aiplat_request_subject(aiplat_request *req);
+/** The name of the endpoint that received the request. */
+AIPLAT_API const char *aiplat_request_endpoint(aiplat_request *req);
+/** The raw payload; borrowed. @p len may be NULL. */
+AIPLAT_API const uint8_t *aiplat_request_data(aiplat_request *req,
+                                              size_t *len);
+/** A header value (first one), or NULL; borrowed. */
+AIPLAT_API const char *aiplat_request_header(aiplat_request *req,
+                                             const char *key);
+/** The decoded request (NULL for raw endpoints); borrowed. */
+AIPLAT_API aiplat_msg *aiplat_request_message(aiplat_request *req);
+/**
+ * The request id: the message's `request_id` field when it has one,
+ * else the `Aiplat-Request-Id` header, else a generated one. Borrowed.
+ */
+AIPLAT_API const char *aiplat_request_id(aiplat_request *req);
+/** The W3C trace id (32 hex), continued from `traceparent` or new. */
+AIPLAT_API const char *aiplat_request_trace_id(aiplat_request *req);
+/** The `traceparent` value for calls made on behalf of this request. */
+AIPLAT_API const char *aiplat_request_traceparent(aiplat_request *req);
+/** Milliseconds left before the request's deadline (<= 0: passed). */
+AIPLAT_API int64_t aiplat_request_time_left_ms(aiplat_request *req);
+/** True when the request has a reply subject (someone waits for it). */
+AIPLAT_API bool aiplat_request_has_reply(aiplat_request *req);
+
+/**
+ * Reply with @p reply (encoded; not taken). Adds `traceparent`. Once per
+ * request; ::AIPLAT_ERR_STATE after a reply or failure was sent. Without a
+ * reply subject this records success and sends nothing.
+ */
+AIPLAT_API aiplat_status aiplat_request_respond(aiplat_request *req,
+                                                aiplat_msg *reply);
+
+/** Reply with raw bytes (copied); otherwise as aiplat_request_respond(). */
+AIPLAT_API aiplat_status aiplat_request_respond_bytes(aiplat_request *req,
+                                                      const void *data,
+                                                      size_t len);
+
+/**
+ * Fail the request: send the error reply now (reply type with `error`,
+ * micro error headers) and return @p code, so a handler writes
+ * `return aiplat_request_fail(req, AIPLAT_ERR_BAD_REQUEST, "empty message");`.
+ */
+AIPLAT_API aiplat_status aiplat_request_fail(aiplat_request *req,
+                                             aiplat_status code,
+                                             const char *message);
+
+/**
+ * Publish @p msg (encoded) on @p subject on behalf of the request, with
+ * its `traceparent` (e.g. streamed chunks to `ai.chat.response.{id}`).
+ */
+AIPLAT_API aiplat_status aiplat_request_publish(aiplat_request *req,
+                                                const char *subject,
+                                                aiplat_msg *msg);
+
+/** JetStream: tell the server the request is still being worked on. */
+AIPLAT_API aiplat_status aiplat_request_in_progress(aiplat_request *req);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AIPLAT_SERVICE_H */

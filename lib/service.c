@@ -1,0 +1,906 @@
+/* The service framework; see include/aiplat/service.h and
+ * docs/decisions/0014-service-framework.md.
+ *
+ * Each endpoint has WORKERS subscriptions in one queue group, so the server
+ * spreads its messages over them and each subscription's delivery thread is
+ * one worker: a request is handled on the thread that received it, with no
+ * hand-off (docs/decisions/0014). Each request runs
+ * decode -> handler -> reply or error reply -> (JetStream) ack / nak / term,
+ * with metrics, micro statistics, trace context and log context around it. */
+#include "config.h"
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "aiplat/service.h"
+#include "bus_internal.h"
+#include "internal.h"
+#include "message_internal.h"
+#include "metrics.h"
+#include "micro.h"
+#include "trace.h"
+
+#define LAST_ERROR_MAX 256
+#define MICRO_VERBS 3
+#define NAK_BASE_MS 1000
+#define NAK_MAX_MS 30000
+#define JS_MAX_DELIVER 5
+
+typedef struct endpoint {
+  struct aiplat_service *svc;
+  char *name, *subject, *queue, *stream, *durable;
+  bool js;
+  aiplat_msg_type request_type, reply_type;
+  aiplat_handler_fn fn;
+  void *ud;
+  aiplat_bus_sub **subs; /* svc->workers of them */
+  unsigned n_subs;
+  aip_endpoint_metrics metrics;
+  /* micro protocol statistics */
+  pthread_mutex_t mu;
+  uint64_t num_requests, num_errors;
+  int64_t processing_ns;
+  char last_error[LAST_ERROR_MAX];
+} endpoint;
+
+struct aiplat_service {
+  aip_err err;
+  aiplat_config *cfg;
+  char *name, *version, *description;
+  char id[AIP_MICRO_ID_LEN + 1];
+  unsigned workers;
+  int64_t request_timeout_ms, grace_ms;
+  bool handle_signals;
+  endpoint **eps;
+  size_t n_eps;
+  aiplat_bus *bus;
+  aiplat_health *health;
+  aiplat_bus_sub *micro_subs[MICRO_VERBS * 3];
+  size_t n_micro;
+  struct micro_closures *micro; /* {svc, verb} per verb, for on_micro */
+  int64_t started_wall_ms;
+  bool started, shut_down;
+  atomic_bool stop_requested;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  sigset_t sigs;
+};
+
+struct aiplat_request {
+  endpoint *ep;
+  aiplat_bus_msg *msg;
+  aiplat_msg *decoded;
+  char *request_id;
+  aip_trace trace;
+  char traceparent[AIP_TRACEPARENT_LEN + 1];
+  int64_t deadline_ns;
+  bool answered;          /* a reply or an error reply went out */
+  aiplat_status failed;   /* the failure recorded, or AIPLAT_OK */
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static bool transient(aiplat_status st) {
+  switch (st) {
+    case AIPLAT_ERR_TIMEOUT:
+    case AIPLAT_ERR_CONNECTION:
+    case AIPLAT_ERR_RATE_LIMITED:
+    case AIPLAT_ERR_SERVER:
+    case AIPLAT_ERR_UNAVAILABLE:
+    case AIPLAT_ERR_IO:
+    case AIPLAT_ERR_NO_MEMORY:
+    case AIPLAT_ERR_CLOSED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+/* The HTTP-like code NATS tooling shows for a micro error. */
+static int micro_code(aiplat_status st) {
+  switch (st) {
+    case AIPLAT_ERR_INVALID_ARGUMENT:
+    case AIPLAT_ERR_DECODE:
+    case AIPLAT_ERR_BAD_REQUEST:
+    case AIPLAT_ERR_TOO_LARGE:
+      return 400;
+    case AIPLAT_ERR_AUTH: return 401;
+    case AIPLAT_ERR_NOT_FOUND: return 404;
+    case AIPLAT_ERR_RATE_LIMITED: return 429;
+    case AIPLAT_ERR_NOT_SUPPORTED: return 501;
+    case AIPLAT_ERR_UNAVAILABLE: return 503;
+    case AIPLAT_ERR_TIMEOUT: return 504;
+    default: return 500;
+  }
+}
+
+static void random_hex(char *out, size_t nbytes) {
+  static const char hex[] = "0123456789abcdef";
+  uint8_t raw[32];
+  aip_random_bytes(raw, nbytes);
+  for (size_t i = 0; i < nbytes; i++) {
+    out[2 * i] = hex[raw[i] >> 4];
+    out[2 * i + 1] = hex[raw[i] & 15];
+  }
+  out[2 * nbytes] = '\0';
+}
+
+/* ---- create / configure ------------------------------------------------- */
+
+AIPLAT_API aiplat_status aiplat_service_create(aiplat_service **out,
+                                               aiplat_config *cfg,
+                                               const char *name,
+                                               const char *version,
+                                               const char *description) {
+  if (!out) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "service: out is NULL");
+  *out = NULL;
+  if (!cfg) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "service: config is NULL");
+  if (!aip_micro_name_valid(name))
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "service: name must be letters, digits, '-' or '_'");
+  if (!aip_micro_version_valid(version))
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "service: version \"%.64s\" is not SemVer (e.g. 1.0.0)",
+                    version ? version : "");
+  int64_t workers, timeout, grace;
+  aiplat_status st = aiplat_config_validate(cfg);
+  if (st == AIPLAT_OK) st = aiplat_config_get_int(cfg, "WORKERS", 1, 1024, &workers);
+  if (st == AIPLAT_OK) st = aiplat_config_get_duration_ms(cfg, "REQUEST_TIMEOUT", &timeout);
+  if (st == AIPLAT_OK) st = aiplat_config_get_duration_ms(cfg, "SHUTDOWN_GRACE", &grace);
+  if (st != AIPLAT_OK) {
+    char msg[AIP_ERRMSG_MAX];
+    aiplat_config_last_error(cfg, msg, sizeof msg);
+    return aip_fail(NULL, st, "%s", msg);
+  }
+  if (timeout <= 0)
+    return aip_fail(NULL, AIPLAT_ERR_CONFIG, "config: REQUEST_TIMEOUT must be above 0");
+  st = aip_global_ref();
+  if (st != AIPLAT_OK) return st;
+  aiplat_service *svc = calloc(1, sizeof *svc);
+  if (!svc) {
+    aip_global_unref();
+    return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "service: out of memory");
+  }
+  aip_err_init(&svc->err);
+  pthread_mutex_init(&svc->mu, NULL);
+  pthread_cond_init(&svc->cv, NULL);
+  svc->cfg = cfg;
+  svc->name = strdup(name);
+  svc->version = strdup(version);
+  svc->description = strdup(description ? description : "");
+  svc->workers = (unsigned)workers;
+  svc->request_timeout_ms = timeout;
+  svc->grace_ms = grace;
+  svc->handle_signals = true;
+  aip_micro_new_id(svc->id);
+  if (!svc->name || !svc->version || !svc->description) {
+    aiplat_service_destroy(svc);
+    return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "service: out of memory");
+  }
+  /* The health server exists from the start so that checks can be added
+   * before aiplat_service_start(); it listens from start on. */
+  st = aiplat_health_create(&svc->health, cfg);
+  if (st == AIPLAT_OK) st = aiplat_bus_create(&svc->bus, cfg);
+  if (st != AIPLAT_OK) {
+    char msg[AIP_ERRMSG_MAX];
+    aiplat_error_last(msg, sizeof msg);
+    aiplat_service_destroy(svc);
+    return aip_fail(NULL, st, "%s", msg);
+  }
+  aiplat_log_set_service(name);
+  *out = svc;
+  return AIPLAT_OK;
+}
+
+static void endpoint_free(endpoint *ep) {
+  if (!ep) return;
+  for (unsigned i = 0; i < ep->n_subs; i++) aiplat_bus_sub_destroy(ep->subs[i]);
+  free(ep->subs);
+  pthread_mutex_destroy(&ep->mu);
+  free(ep->name);
+  free(ep->subject);
+  free(ep->queue);
+  free(ep->stream);
+  free(ep->durable);
+  free(ep);
+}
+
+static void shutdown_service(aiplat_service *svc);
+
+AIPLAT_API void aiplat_service_destroy(aiplat_service *svc) {
+  if (!svc) return;
+  if (svc->started && !svc->shut_down) shutdown_service(svc);
+  for (size_t i = 0; i < svc->n_micro; i++) aiplat_bus_sub_destroy(svc->micro_subs[i]);
+  for (size_t i = 0; i < svc->n_eps; i++) endpoint_free(svc->eps[i]);
+  free(svc->eps);
+  free(svc->micro);
+  aiplat_bus_destroy(svc->bus);
+  aiplat_health_destroy(svc->health);
+  free(svc->name);
+  free(svc->version);
+  free(svc->description);
+  pthread_cond_destroy(&svc->cv);
+  pthread_mutex_destroy(&svc->mu);
+  aip_err_destroy(&svc->err);
+  free(svc);
+  aip_global_unref();
+}
+
+AIPLAT_API aiplat_status aiplat_service_last_error(aiplat_service *svc,
+                                                   char *buf, size_t buflen) {
+  if (!svc) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "service: NULL handle");
+  return aip_err_copy(&svc->err, buf, buflen);
+}
+
+static aiplat_status not_started(aiplat_service *svc, const char *what) {
+  if (!svc) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "service: NULL handle");
+  if (svc->started)
+    return aip_fail(&svc->err, AIPLAT_ERR_STATE, "service: %s only before start", what);
+  return AIPLAT_OK;
+}
+
+AIPLAT_API aiplat_status aiplat_service_set_workers(aiplat_service *svc,
+                                                    unsigned workers) {
+  aiplat_status st = not_started(svc, "set_workers");
+  if (st != AIPLAT_OK) return st;
+  if (workers < 1 || workers > 1024)
+    return aip_fail(&svc->err, AIPLAT_ERR_INVALID_ARGUMENT, "service: workers must be 1..1024");
+  svc->workers = workers;
+  return AIPLAT_OK;
+}
+
+AIPLAT_API aiplat_status aiplat_service_set_request_timeout_ms(aiplat_service *svc,
+                                                               int64_t timeout_ms) {
+  aiplat_status st = not_started(svc, "set_request_timeout_ms");
+  if (st != AIPLAT_OK) return st;
+  if (timeout_ms <= 0)
+    return aip_fail(&svc->err, AIPLAT_ERR_INVALID_ARGUMENT, "service: timeout must be above 0");
+  svc->request_timeout_ms = timeout_ms;
+  return AIPLAT_OK;
+}
+
+AIPLAT_API aiplat_status aiplat_service_set_shutdown_grace_ms(aiplat_service *svc,
+                                                              int64_t grace_ms) {
+  if (!svc) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "service: NULL handle");
+  if (grace_ms < 0)
+    return aip_fail(&svc->err, AIPLAT_ERR_INVALID_ARGUMENT, "service: grace must be >= 0");
+  svc->grace_ms = grace_ms;
+  return AIPLAT_OK;
+}
+
+AIPLAT_API aiplat_status aiplat_service_set_handle_signals(aiplat_service *svc,
+                                                           bool handle) {
+  aiplat_status st = not_started(svc, "set_handle_signals");
+  if (st != AIPLAT_OK) return st;
+  svc->handle_signals = handle;
+  return AIPLAT_OK;
+}
+
+static aiplat_status add_endpoint(aiplat_service *svc, const char *name,
+                                  const char *subject, const char *queue,
+                                  const char *stream, const char *durable,
+                                  aiplat_msg_type request_type,
+                                  aiplat_msg_type reply_type,
+                                  aiplat_handler_fn fn, void *ud) {
+  aiplat_status st = not_started(svc, "add_endpoint");
+  if (st != AIPLAT_OK) return st;
+  if (!aip_micro_name_valid(name))
+    return aip_fail(&svc->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "service: endpoint name must be letters, digits, '-' or '_'");
+  if (!fn) return aip_fail(&svc->err, AIPLAT_ERR_INVALID_ARGUMENT, "service: handler is NULL");
+  if (!subject || aiplat_subject_validate_filter(subject) != AIPLAT_OK) {
+    char why[AIP_ERRMSG_MAX];
+    aiplat_error_last(why, sizeof why);
+    return aip_fail(&svc->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "service: endpoint %s: %s", name, subject ? why : "subject is NULL");
+  }
+  if (queue && aiplat_subject_validate(queue) != AIPLAT_OK)
+    return aip_fail(&svc->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "service: endpoint %s: invalid queue group", name);
+  if (request_type != AIPLAT_MSG_INVALID && !aiplat_msg_type_name(request_type))
+    return aip_fail(&svc->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "service: endpoint %s: unknown request type %d", name, (int)request_type);
+  if (reply_type != AIPLAT_MSG_INVALID && !aiplat_msg_type_name(reply_type))
+    return aip_fail(&svc->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "service: endpoint %s: unknown reply type %d", name, (int)reply_type);
+  for (size_t i = 0; i < svc->n_eps; i++)
+    if (strcmp(svc->eps[i]->name, name) == 0)
+      return aip_fail(&svc->err, AIPLAT_ERR_EXISTS, "service: endpoint %s exists", name);
+  endpoint *ep = calloc(1, sizeof *ep);
+  endpoint **grown = realloc(svc->eps, (svc->n_eps + 1) * sizeof *grown);
+  if (!ep || !grown) {
+    free(ep);
+    if (grown) svc->eps = grown;
+    return aip_fail(&svc->err, AIPLAT_ERR_NO_MEMORY, "service: out of memory");
+  }
+  svc->eps = grown;
+  pthread_mutex_init(&ep->mu, NULL);
+  ep->svc = svc;
+  ep->name = strdup(name);
+  ep->subject = strdup(subject);
+  ep->queue = strdup(queue ? queue : svc->name);
+  ep->stream = stream ? strdup(stream) : NULL;
+  ep->durable = durable ? strdup(durable) : NULL;
+  ep->js = stream != NULL;
+  ep->request_type = request_type;
+  ep->reply_type = reply_type;
+  ep->fn = fn;
+  ep->ud = ud;
+  if (!ep->name || !ep->subject || !ep->queue || (stream && !ep->stream) ||
+      (durable && !ep->durable)) {
+    endpoint_free(ep);
+    return aip_fail(&svc->err, AIPLAT_ERR_NO_MEMORY, "service: out of memory");
+  }
+  svc->eps[svc->n_eps++] = ep;
+  return AIPLAT_OK;
+}
+
+AIPLAT_API aiplat_status aiplat_service_add_endpoint(
+    aiplat_service *svc, const char *name, const char *subject,
+    const char *queue_group, aiplat_msg_type request_type,
+    aiplat_msg_type reply_type, aiplat_handler_fn handler, void *user_data) {
+  return add_endpoint(svc, name, subject, queue_group, NULL, NULL, request_type,
+                      reply_type, handler, user_data);
+}
+
+AIPLAT_API aiplat_status aiplat_service_add_js_endpoint(
+    aiplat_service *svc, const char *name, const char *stream,
+    const char *durable, const char *subject, aiplat_msg_type request_type,
+    aiplat_msg_type reply_type, aiplat_handler_fn handler, void *user_data) {
+  if (svc && (!stream || !*stream || !durable || !*durable))
+    return aip_fail(&svc->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "service: a JetStream endpoint needs a stream and a durable name");
+  return add_endpoint(svc, name, subject, NULL, stream, durable, request_type,
+                      reply_type, handler, user_data);
+}
+
+AIPLAT_API aiplat_status aiplat_service_add_check(aiplat_service *svc,
+                                                  const char *name,
+                                                  aiplat_health_check_fn fn,
+                                                  void *user_data) {
+  if (!svc) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "service: NULL handle");
+  return aiplat_health_add_check(svc->health, name, fn, user_data);
+}
+
+AIPLAT_API aiplat_bus *aiplat_service_bus(aiplat_service *svc) {
+  return svc ? svc->bus : NULL;
+}
+AIPLAT_API aiplat_health *aiplat_service_health(aiplat_service *svc) {
+  return svc ? svc->health : NULL;
+}
+AIPLAT_API aiplat_config *aiplat_service_config(aiplat_service *svc) {
+  return svc ? svc->cfg : NULL;
+}
+AIPLAT_API const char *aiplat_service_id(aiplat_service *svc) {
+  return svc ? svc->id : NULL;
+}
+
+/* ---- replies ------------------------------------------------------------ */
+
+static aiplat_headers *reply_headers(aiplat_request *req) {
+  aiplat_headers *h = NULL;
+  if (aiplat_headers_create(&h) != AIPLAT_OK) return NULL;
+  aiplat_headers_set(h, "traceparent", req->traceparent);
+  return h;
+}
+
+static void note_error(endpoint *ep, const char *text) {
+  pthread_mutex_lock(&ep->mu);
+  ep->num_errors++;
+  snprintf(ep->last_error, sizeof ep->last_error, "%s", text);
+  pthread_mutex_unlock(&ep->mu);
+}
+
+/* Send the error reply of a failed request (when someone waits for one). */
+static void send_error(aiplat_request *req, aiplat_status code, const char *text) {
+  endpoint *ep = req->ep;
+  note_error(ep, text);
+  aip_log_kv(transient(code) ? AIPLAT_LOG_WARNING : AIPLAT_LOG_INFO, "request failed",
+             "endpoint", ep->name, "subject", aiplat_bus_msg_subject(req->msg), "error",
+             aiplat_status_str(code), "detail", text, NULL);
+  if (ep->js || !aiplat_bus_msg_reply(req->msg)) return;
+  uint8_t *body = NULL;
+  size_t len = 0;
+  if (ep->reply_type != AIPLAT_MSG_INVALID) {
+    aiplat_msg *reply = NULL;
+    if (aiplat_msg_create(&reply, ep->reply_type) == AIPLAT_OK) {
+      aip_msg_set_error(reply, code, text);
+      if (req->request_id && aiplat_msg_set_string(reply, "request_id", req->request_id) != AIPLAT_OK)
+        aiplat_error_clear(); /* reply types without request_id */
+      if (aiplat_msg_encode(reply, &body, &len) != AIPLAT_OK) body = NULL, len = 0;
+      aiplat_msg_destroy(reply);
+    }
+  }
+  aiplat_headers *h = reply_headers(req);
+  char num[16];
+  snprintf(num, sizeof num, "%d", micro_code(code));
+  if (h) {
+    /* Header values cannot hold CR/LF: the text is a one-line summary. */
+    char line[LAST_ERROR_MAX];
+    snprintf(line, sizeof line, "%s", text);
+    for (char *p = line; *p; p++)
+      if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = ' ';
+    aiplat_headers_set(h, AIP_MICRO_ERROR_HEADER, line);
+    aiplat_headers_set(h, AIP_MICRO_ERROR_CODE_HEADER, num);
+  }
+  if (aiplat_bus_msg_respond(req->msg, body, len, h) != AIPLAT_OK) {
+    char why[AIP_ERRMSG_MAX];
+    aiplat_bus_msg_last_error(req->msg, why, sizeof why);
+    aip_log_kv(AIPLAT_LOG_WARNING, "could not send the error reply", "endpoint", ep->name,
+               "error", why, NULL);
+  }
+  aiplat_headers_destroy(h);
+  aiplat_free(body);
+}
+
+AIPLAT_API aiplat_status aiplat_request_fail(aiplat_request *req,
+                                             aiplat_status code,
+                                             const char *message) {
+  if (!req) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "request: NULL");
+  if (code == AIPLAT_OK) code = AIPLAT_ERR_INTERNAL;
+  if (req->answered)
+    return aip_fail(NULL, AIPLAT_ERR_STATE, "request: already answered");
+  req->answered = true;
+  req->failed = code;
+  send_error(req, code, message && *message ? message : aiplat_status_str(code));
+  return code;
+}
+
+static aiplat_status respond_raw(aiplat_request *req, const void *data, size_t len) {
+  if (!req) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "request: NULL");
+  if (req->answered) return aip_fail(NULL, AIPLAT_ERR_STATE, "request: already answered");
+  req->answered = true;
+  if (req->ep->js || !aiplat_bus_msg_reply(req->msg)) return AIPLAT_OK;
+  aiplat_headers *h = reply_headers(req);
+  aiplat_status st = aiplat_bus_msg_respond(req->msg, data, len, h);
+  aiplat_headers_destroy(h);
+  if (st != AIPLAT_OK) {
+    /* The caller must not wait for a reply that cannot be sent (over the
+     * server's max_payload, say): tell it why instead. */
+    char why[AIP_ERRMSG_MAX];
+    aiplat_error_last(why, sizeof why);
+    req->failed = st;
+    send_error(req, st, why);
+  }
+  return st;
+}
+
+AIPLAT_API aiplat_status aiplat_request_respond_bytes(aiplat_request *req,
+                                                      const void *data,
+                                                      size_t len) {
+  return respond_raw(req, data, len);
+}
+
+AIPLAT_API aiplat_status aiplat_request_respond(aiplat_request *req,
+                                                aiplat_msg *reply) {
+  if (!req || !reply) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "request: NULL reply");
+  uint8_t *body = NULL;
+  size_t len = 0;
+  aiplat_status st = aiplat_msg_encode(reply, &body, &len);
+  if (st != AIPLAT_OK) return st;
+  st = respond_raw(req, body, len);
+  aiplat_free(body);
+  return st;
+}
+
+AIPLAT_API aiplat_status aiplat_request_publish(aiplat_request *req,
+                                                const char *subject,
+                                                aiplat_msg *msg) {
+  if (!req || !msg) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "request: NULL message");
+  uint8_t *body = NULL;
+  size_t len = 0;
+  aiplat_status st = aiplat_msg_encode(msg, &body, &len);
+  if (st != AIPLAT_OK) return st;
+  aiplat_headers *h = reply_headers(req);
+  st = aiplat_bus_publish(req->ep->svc->bus, subject, body, len, h);
+  aiplat_headers_destroy(h);
+  aiplat_free(body);
+  return st;
+}
+
+AIPLAT_API aiplat_status aiplat_request_in_progress(aiplat_request *req) {
+  if (!req) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "request: NULL");
+  if (!req->ep->js) return AIPLAT_OK;
+  return aiplat_bus_msg_in_progress(req->msg);
+}
+
+/* ---- request accessors -------------------------------------------------- */
+
+AIPLAT_API const char *aiplat_request_subject(aiplat_request *req) {
+  return req ? aiplat_bus_msg_subject(req->msg) : NULL;
+}
+AIPLAT_API const char *aiplat_request_endpoint(aiplat_request *req) {
+  return req ? req->ep->name : NULL;
+}
+AIPLAT_API const uint8_t *aiplat_request_data(aiplat_request *req, size_t *len) {
+  if (!req) return NULL;
+  if (len) *len = aiplat_bus_msg_len(req->msg);
+  return aiplat_bus_msg_data(req->msg);
+}
+AIPLAT_API const char *aiplat_request_header(aiplat_request *req, const char *key) {
+  const char *v = NULL;
+  if (!req || !key || aiplat_bus_msg_header(req->msg, key, &v) != AIPLAT_OK) return NULL;
+  return v;
+}
+AIPLAT_API aiplat_msg *aiplat_request_message(aiplat_request *req) {
+  return req ? req->decoded : NULL;
+}
+AIPLAT_API const char *aiplat_request_id(aiplat_request *req) {
+  return req ? req->request_id : NULL;
+}
+AIPLAT_API const char *aiplat_request_trace_id(aiplat_request *req) {
+  return req ? req->trace.trace_id : NULL;
+}
+AIPLAT_API const char *aiplat_request_traceparent(aiplat_request *req) {
+  return req ? req->traceparent : NULL;
+}
+AIPLAT_API int64_t aiplat_request_time_left_ms(aiplat_request *req) {
+  return req ? (req->deadline_ns - aip_now_ns()) / 1000000 : 0;
+}
+AIPLAT_API bool aiplat_request_has_reply(aiplat_request *req) {
+  return req && !req->ep->js && aiplat_bus_msg_reply(req->msg) != NULL;
+}
+
+/* ---- the request cycle -------------------------------------------------- */
+
+static void settle_js(aiplat_request *req, aiplat_status st) {
+  aiplat_bus_msg *m = req->msg;
+  if (st == AIPLAT_OK) {
+    aiplat_bus_msg_ack(m);
+  } else if (transient(st)) {
+    uint64_t n = 1;
+    aiplat_bus_msg_delivery_count(m, &n);
+    int64_t delay = NAK_BASE_MS;
+    for (uint64_t i = 1; i < n && delay < NAK_MAX_MS; i++) delay *= 2;
+    aiplat_bus_msg_nak_with_delay(m, delay < NAK_MAX_MS ? delay : NAK_MAX_MS);
+  } else {
+    aiplat_bus_msg_term(m);
+  }
+}
+
+static void set_request_id(aiplat_request *req) {
+  const char *id = NULL;
+  if (req->decoded && aiplat_msg_get_string(req->decoded, "request_id", &id) != AIPLAT_OK) {
+    id = NULL;
+    aiplat_error_clear();
+  }
+  if (!id || !*id) id = aiplat_request_header(req, "Aiplat-Request-Id");
+  if (id && *id) {
+    req->request_id = strdup(id);
+  } else {
+    req->request_id = malloc(17);
+    if (req->request_id) random_hex(req->request_id, 8);
+  }
+}
+
+/* The request's deadline: REQUEST_TIMEOUT from now, or sooner when the
+ * caller said when it stops waiting (`Aiplat-Deadline`: Unix time in ms). */
+static int64_t deadline_of(aiplat_request *req, int64_t now_ns) {
+  int64_t d = now_ns + req->ep->svc->request_timeout_ms * 1000000;
+  const char *h = aiplat_request_header(req, "Aiplat-Deadline");
+  if (h) {
+    char *end;
+    long long wall = strtoll(h, &end, 10);
+    if (end != h && *end == '\0' && wall > 0) {
+      int64_t caller = now_ns + (wall - aip_wall_ms()) * 1000000;
+      if (caller < d) d = caller;
+    }
+  }
+  return d;
+}
+
+static void handle(endpoint *ep, aiplat_bus_msg *msg) {
+  int64_t t0 = aip_now_ns();
+  aiplat_request req = {.ep = ep, .msg = msg};
+  req.deadline_ns = deadline_of(&req, t0);
+  aip_trace_continue(aiplat_request_header(&req, "traceparent"), &req.trace);
+  aip_trace_format(&req.trace, req.traceparent, sizeof req.traceparent);
+  aip_endpoint_begin(&ep->metrics);
+
+  aiplat_status st = AIPLAT_OK;
+  char why[AIP_ERRMSG_MAX];
+  if (ep->request_type != AIPLAT_MSG_INVALID) {
+    st = aiplat_msg_decode(&req.decoded, ep->request_type, aiplat_bus_msg_data(msg),
+                           aiplat_bus_msg_len(msg));
+    if (st != AIPLAT_OK) aiplat_error_last(why, sizeof why);
+  }
+  set_request_id(&req);
+  aiplat_log_set_thread_context(req.request_id, req.trace.trace_id);
+  if (st != AIPLAT_OK) {
+    aiplat_request_fail(&req, st, why);
+  } else if (aip_now_ns() >= req.deadline_ns) {
+    aiplat_request_fail(&req, AIPLAT_ERR_TIMEOUT,
+                        "the caller's deadline passed before a worker was free");
+  } else {
+    aiplat_error_clear();
+    st = ep->fn(&req, ep->ud);
+    if (!req.answered) {
+      if (st != AIPLAT_OK) {
+        aiplat_status last = aiplat_error_last(why, sizeof why);
+        aiplat_request_fail(&req, st, last != AIPLAT_OK && *why ? why : aiplat_status_str(st));
+      } else if (aiplat_request_has_reply(&req)) {
+        aiplat_request_fail(&req, AIPLAT_ERR_INTERNAL, "the handler returned without a reply");
+      }
+    }
+  }
+  st = req.failed;
+  if (ep->js) settle_js(&req, st);
+
+  int64_t elapsed = aip_now_ns() - t0;
+  aip_endpoint_end(&ep->metrics, st, elapsed);
+  pthread_mutex_lock(&ep->mu);
+  ep->num_requests++;
+  ep->processing_ns += elapsed;
+  pthread_mutex_unlock(&ep->mu);
+  aiplat_log_set_thread_context(NULL, NULL);
+  aiplat_msg_destroy(req.decoded);
+  free(req.request_id);
+}
+
+/* Delivery callback: the subscription's thread is the worker. */
+static void on_message(aiplat_bus_msg *msg, void *closure) {
+  handle(closure, msg);
+}
+
+/* ---- micro protocol ------------------------------------------------------ */
+
+enum { VERB_PING, VERB_INFO, VERB_STATS };
+static const char *const verb_names[MICRO_VERBS] = {"PING", "INFO", "STATS"};
+
+static aip_micro_endpoint *snapshot(aiplat_service *svc) {
+  aip_micro_endpoint *eps = calloc(svc->n_eps ? svc->n_eps : 1, sizeof *eps);
+  if (!eps) return NULL;
+  for (size_t i = 0; i < svc->n_eps; i++) {
+    endpoint *ep = svc->eps[i];
+    pthread_mutex_lock(&ep->mu);
+    eps[i] = (aip_micro_endpoint){ep->name, ep->subject, ep->js ? "" : ep->queue,
+                                  ep->num_requests, ep->num_errors, ep->processing_ns,
+                                  strdup(ep->last_error)};
+    pthread_mutex_unlock(&ep->mu);
+  }
+  return eps;
+}
+
+static void on_micro(aiplat_bus_msg *msg, void *closure) {
+  aiplat_service *svc = ((void **)closure)[0];
+  int verb = (int)(intptr_t)((void **)closure)[1];
+  aip_micro_identity id = {svc->name, svc->id, svc->version, svc->description};
+  char *body = NULL;
+  aip_micro_endpoint *eps = NULL;
+  switch (verb) {
+    case VERB_PING: body = aip_micro_ping_json(&id); break;
+    case VERB_INFO:
+      eps = snapshot(svc);
+      if (eps) body = aip_micro_info_json(&id, eps, svc->n_eps);
+      break;
+    default:
+      eps = snapshot(svc);
+      if (eps) body = aip_micro_stats_json(&id, svc->started_wall_ms, eps, svc->n_eps);
+  }
+  if (eps)
+    for (size_t i = 0; i < svc->n_eps; i++) free((char *)eps[i].last_error);
+  free(eps);
+  if (body && aiplat_bus_msg_reply(msg)) aiplat_bus_msg_respond(msg, body, strlen(body), NULL);
+  free(body);
+}
+
+/* ---- start, run, stop ---------------------------------------------------- */
+
+static bool nats_check(char *msg, size_t msglen, void *ud) {
+  aiplat_service *svc = ud;
+  bool up = aiplat_bus_is_connected(svc->bus);
+  snprintf(msg, msglen, "%s", up ? "connected" : "not connected to NATS");
+  return up;
+}
+
+static void on_bus_event(aiplat_bus *bus, aiplat_bus_event event, aiplat_status status,
+                         const char *detail, void *ud) {
+  (void)bus, (void)status, (void)detail;
+  aiplat_service *svc = ud;
+  aiplat_metrics *m = aiplat_health_metrics(svc->health);
+  if (event == AIPLAT_BUS_EVENT_RECONNECTED) aip_metrics_nats_reconnected(m);
+  if (event == AIPLAT_BUS_EVENT_DISCONNECTED) aip_metrics_nats_disconnected(m);
+}
+
+/* closures for the micro subscriptions: {svc, verb} pairs */
+typedef struct micro_closure {
+  void *pair[2];
+} micro_closure;
+
+static aiplat_status subscribe_micro(aiplat_service *svc, micro_closure *mc) {
+  for (int v = 0; v < MICRO_VERBS; v++) {
+    mc[v].pair[0] = svc;
+    mc[v].pair[1] = (void *)(intptr_t)v;
+    char subj[3][256];
+    snprintf(subj[0], sizeof subj[0], "$SRV.%s", verb_names[v]);
+    snprintf(subj[1], sizeof subj[1], "$SRV.%s.%s", verb_names[v], svc->name);
+    snprintf(subj[2], sizeof subj[2], "$SRV.%s.%s.%s", verb_names[v], svc->name, svc->id);
+    for (int k = 0; k < 3; k++) {
+      aiplat_status st = aiplat_bus_subscribe(svc->bus, subj[k], NULL, on_micro, mc[v].pair,
+                                              &svc->micro_subs[svc->n_micro]);
+      if (st != AIPLAT_OK) return st;
+      svc->n_micro++;
+    }
+  }
+  return AIPLAT_OK;
+}
+
+struct micro_closures {
+  micro_closure c[MICRO_VERBS];
+};
+
+AIPLAT_API aiplat_status aiplat_service_start(aiplat_service *svc) {
+  if (!svc) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "service: NULL handle");
+  if (svc->started) return aip_fail(&svc->err, AIPLAT_ERR_STATE, "service: already started");
+  if (svc->n_eps == 0)
+    return aip_fail(&svc->err, AIPLAT_ERR_STATE, "service: no endpoint was added");
+  svc->started = true;
+  if (svc->handle_signals) {
+    /* Block before any thread starts, so every thread inherits the mask and
+     * only aiplat_service_run() takes SIGINT/SIGTERM (with sigtimedwait). */
+    sigemptyset(&svc->sigs);
+    sigaddset(&svc->sigs, SIGINT);
+    sigaddset(&svc->sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &svc->sigs, NULL);
+  }
+  char why[AIP_ERRMSG_MAX];
+  aiplat_status st = aiplat_health_add_check(svc->health, "nats", nats_check, svc);
+  if (st == AIPLAT_OK) st = aiplat_health_set_ready(svc->health, false, "starting");
+  if (st == AIPLAT_OK) st = aip_metrics_register_std(aiplat_health_metrics(svc->health));
+  if (st == AIPLAT_OK) st = aiplat_health_start(svc->health);
+  if (st == AIPLAT_OK) st = aiplat_bus_set_event_callback(svc->bus, on_bus_event, svc);
+  if (st == AIPLAT_OK) st = aiplat_bus_connect(svc->bus);
+  if (st != AIPLAT_OK) goto fail;
+  for (size_t i = 0; i < svc->n_eps && st == AIPLAT_OK; i++) {
+    endpoint *ep = svc->eps[i];
+    st = aip_metrics_endpoint(aiplat_health_metrics(svc->health), ep->name, &ep->metrics);
+    if (st != AIPLAT_OK) break;
+    ep->subs = calloc(svc->workers, sizeof *ep->subs);
+    if (!ep->subs) {
+      st = aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "service: out of memory");
+      break;
+    }
+    if (ep->js) {
+      const char *subjects[] = {ep->subject};
+      st = aiplat_bus_stream_ensure(svc->bus, ep->stream, subjects, 1, 0,
+                                    AIPLAT_BUS_RETENTION_WORK_QUEUE);
+    }
+    /* One subscription per worker: the server spreads the queue group's
+     * messages (JetStream: the durable's) over them. */
+    for (unsigned w = 0; w < svc->workers && st == AIPLAT_OK; w++) {
+      if (ep->js)
+        st = aiplat_bus_js_subscribe(svc->bus, ep->stream, ep->durable, ep->subject,
+                                     svc->request_timeout_ms, JS_MAX_DELIVER, 1, on_message, ep,
+                                     &ep->subs[w]);
+      else
+        st = aiplat_bus_subscribe(svc->bus, ep->subject, ep->queue, on_message, ep,
+                                  &ep->subs[w]);
+      if (st == AIPLAT_OK) ep->n_subs++;
+    }
+  }
+  if (st != AIPLAT_OK) goto fail;
+  struct micro_closures *mc = calloc(1, sizeof *mc);
+  if (!mc) {
+    st = aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "service: out of memory");
+    goto fail;
+  }
+  svc->micro = mc;
+  st = subscribe_micro(svc, mc->c);
+  if (st != AIPLAT_OK) goto fail;
+  if (aiplat_bus_flush(svc->bus, 5000) != AIPLAT_OK) aiplat_error_clear();
+  svc->started_wall_ms = aip_wall_ms();
+  aiplat_health_set_ready(svc->health, true, NULL);
+  char workers[16], port[16];
+  snprintf(workers, sizeof workers, "%u", svc->workers);
+  snprintf(port, sizeof port, "%d", aiplat_health_port(svc->health));
+  aip_log_kv(AIPLAT_LOG_INFO, "service started", "version", svc->version, "id", svc->id,
+             "workers", workers, "health_port", port, NULL);
+  return AIPLAT_OK;
+fail:
+  aiplat_error_last(why, sizeof why);
+  return aip_fail(&svc->err, st, "%s", why);
+}
+
+typedef struct drainer {
+  pthread_t thread;
+  aiplat_bus_sub *sub;
+  int64_t timeout_ms;
+  aiplat_status st;
+} drainer;
+
+static void *drain_one(void *arg) {
+  drainer *d = arg;
+  d->st = aiplat_bus_sub_drain(d->sub, d->timeout_ms > 0 ? d->timeout_ms : 1);
+  return NULL;
+}
+
+/* Drain every endpoint subscription at once (each waits for its running
+ * handler), so that none keeps taking messages while another finishes. */
+static bool drain_all(aiplat_service *svc, int64_t deadline_ms) {
+  size_t n = 0;
+  for (size_t i = 0; i < svc->n_eps; i++) n += svc->eps[i]->n_subs;
+  drainer *d = calloc(n ? n : 1, sizeof *d);
+  if (!d) return false;
+  size_t k = 0;
+  int64_t left = deadline_ms - aip_now_ms();
+  for (size_t i = 0; i < svc->n_eps; i++)
+    for (unsigned w = 0; w < svc->eps[i]->n_subs; w++, k++) {
+      d[k].sub = svc->eps[i]->subs[w];
+      d[k].timeout_ms = left;
+      if (pthread_create(&d[k].thread, NULL, drain_one, &d[k]) != 0) drain_one(&d[k]), d[k].sub = NULL;
+    }
+  bool finished = true;
+  for (k = 0; k < n; k++) {
+    if (d[k].sub) pthread_join(d[k].thread, NULL);
+    if (d[k].st != AIPLAT_OK) finished = false;
+  }
+  free(d);
+  return finished;
+}
+
+/* Graceful shutdown: not ready, stop taking messages, let the queued and
+ * running requests finish within the grace period, drain the connection. */
+static void shutdown_service(aiplat_service *svc) {
+  svc->shut_down = true;
+  aiplat_health_set_ready(svc->health, false, "shutting down");
+  aip_log_kv(AIPLAT_LOG_INFO, "service stopping", NULL);
+  int64_t deadline = aip_now_ms() + svc->grace_ms;
+  bool finished = drain_all(svc, deadline);
+  for (size_t i = 0; i < svc->n_micro; i++) aiplat_bus_sub_destroy(svc->micro_subs[i]);
+  svc->n_micro = 0;
+  if (aiplat_bus_is_connected(svc->bus) && aiplat_bus_drain(svc->bus, 5000) != AIPLAT_OK)
+    aiplat_error_clear();
+  aiplat_bus_close(svc->bus);
+  aiplat_health_stop(svc->health);
+  if (!finished)
+    aip_fail(&svc->err, AIPLAT_ERR_TIMEOUT,
+             "service: requests still running after the %lld ms grace period",
+             (long long)svc->grace_ms);
+  aip_log_kv(finished ? AIPLAT_LOG_INFO : AIPLAT_LOG_WARNING,
+             finished ? "service stopped" : "service stopped with requests unfinished", NULL);
+}
+
+AIPLAT_API void aiplat_service_stop(aiplat_service *svc) {
+  if (!svc) return;
+  atomic_store(&svc->stop_requested, true);
+  pthread_mutex_lock(&svc->mu);
+  pthread_cond_broadcast(&svc->cv);
+  pthread_mutex_unlock(&svc->mu);
+}
+
+AIPLAT_API aiplat_status aiplat_service_run(aiplat_service *svc) {
+  if (!svc) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "service: NULL handle");
+  if (svc->shut_down) return aip_fail(&svc->err, AIPLAT_ERR_STATE, "service: already stopped");
+  if (!svc->started) {
+    aiplat_status st = aiplat_service_start(svc);
+    if (st != AIPLAT_OK) return st;
+  }
+  while (!atomic_load(&svc->stop_requested)) {
+    if (svc->handle_signals) {
+      struct timespec ts = {0, 100 * 1000000L};
+      int sig = sigtimedwait(&svc->sigs, NULL, &ts);
+      if (sig > 0) {
+        aip_log_kv(AIPLAT_LOG_INFO, "signal received", "signal",
+                   sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+        break;
+      }
+    } else {
+      struct timespec until;
+      clock_gettime(CLOCK_REALTIME, &until);
+      until.tv_nsec += 100 * 1000000L;
+      if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+      pthread_mutex_lock(&svc->mu);
+      if (!atomic_load(&svc->stop_requested))
+        pthread_cond_timedwait(&svc->cv, &svc->mu, &until);
+      pthread_mutex_unlock(&svc->mu);
+    }
+  }
+  shutdown_service(svc);
+  char why[AIP_ERRMSG_MAX];
+  aiplat_status st = aip_err_copy(&svc->err, why, sizeof why);
+  return st == AIPLAT_ERR_TIMEOUT ? st : AIPLAT_OK;
+}

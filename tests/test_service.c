@@ -1,0 +1,606 @@
+/* The service framework against a real nats-server: typed request/reply,
+ * error replies, queue groups, the micro protocol, deadlines, graceful
+ * shutdown (in process and by SIGTERM to a real service binary), readiness
+ * across a server restart, and JetStream ack / nak / term. */
+#include <aiplat/aiplat.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness/nats_harness.h"
+#include "harness/testutil.h"
+
+static th_nats *server;
+
+static void server_up(void) {
+  server = th_nats_start(NULL);
+  ck_assert_ptr_nonnull(server);
+}
+static void server_up_small(void) {
+  server = th_nats_start("max_payload: 4096");
+  ck_assert_ptr_nonnull(server);
+}
+static void server_down(void) {
+  th_nats_stop(server);
+  server = NULL;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* ---- a service running on its own thread --------------------------------- */
+
+typedef struct svc_run {
+  aiplat_config *cfg;
+  aiplat_service *svc;
+  pthread_t thread;
+  aiplat_status result;
+  atomic_int calls;
+} svc_run;
+
+static void *run_thread(void *arg) {
+  svc_run *r = arg;
+  r->result = aiplat_service_run(r->svc);
+  return NULL;
+}
+
+static aiplat_config *test_config(void) {
+  aiplat_config *cfg = NULL;
+  ck_assert_int_eq(aiplat_config_create(&cfg), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "NATS_URL", th_nats_url(server)), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "HEALTH_PORT", "0"), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "HEALTH_BIND", "127.0.0.1"), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "NATS_RECONNECT_WAIT", "100ms"), AIPLAT_OK);
+  return cfg;
+}
+
+static aiplat_status on_echo(aiplat_request *req, void *ud) {
+  svc_run *r = ud;
+  atomic_fetch_add(&r->calls, 1);
+  const char *text = NULL;
+  aiplat_msg_get_string(aiplat_request_message(req), "message", &text);
+  if (!text || !*text)
+    return aiplat_request_fail(req, AIPLAT_ERR_INVALID_ARGUMENT, "message is empty");
+  if (strcmp(text, "no reply") == 0) return AIPLAT_OK;
+  if (strcmp(text, "fail") == 0) {
+    aiplat_log(AIPLAT_LOG_DEBUG, "failing on purpose");
+    return AIPLAT_ERR_SERVER; /* no detail: the framework uses the status */
+  }
+  if (strncmp(text, "sleep ", 6) == 0) sleep_ms(atol(text + 6));
+  aiplat_msg *out = NULL;
+  ck_assert_int_eq(aiplat_msg_create(&out, AIPLAT_MSG_CHAT_RESPONSE), AIPLAT_OK);
+  aiplat_msg_set_string(out, "request_id", aiplat_request_id(req));
+  if (strcmp(text, "big") == 0) {
+    static char big[8001];
+    memset(big, 'x', 8000);
+    aiplat_msg_set_string(out, "text", big);
+  } else {
+    aiplat_msg_set_string(out, "text", text);
+  }
+  aiplat_msg_set_string(out, "model", aiplat_request_trace_id(req));
+  aiplat_status st = aiplat_request_respond(req, out);
+  aiplat_msg_destroy(out);
+  return st;
+}
+
+static void svc_start(svc_run *r, unsigned workers, int64_t timeout_ms) {
+  memset(r, 0, sizeof *r);
+  r->cfg = test_config();
+  ck_assert_int_eq(aiplat_service_create(&r->svc, r->cfg, "echo", "1.2.3", "echo for tests"),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_service_set_handle_signals(r->svc, false), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_service_set_workers(r->svc, workers), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_service_set_request_timeout_ms(r->svc, timeout_ms), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_service_set_shutdown_grace_ms(r->svc, 5000), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_service_add_endpoint(r->svc, "echo", "test.echo", NULL,
+                                               AIPLAT_MSG_CHAT_REQUEST,
+                                               AIPLAT_MSG_CHAT_RESPONSE, on_echo, r),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_service_start(r->svc), AIPLAT_OK);
+  ck_assert_int_eq(pthread_create(&r->thread, NULL, run_thread, r), 0);
+}
+
+static aiplat_status svc_stop(svc_run *r) {
+  aiplat_service_stop(r->svc);
+  pthread_join(r->thread, NULL);
+  aiplat_service_destroy(r->svc);
+  aiplat_config_destroy(r->cfg);
+  return r->result;
+}
+
+/* ---- a client -------------------------------------------------------------- */
+
+static aiplat_bus *client(void) {
+  aiplat_bus *bus = NULL;
+  aiplat_config *cfg = test_config();
+  ck_assert_int_eq(aiplat_bus_create(&bus, cfg), AIPLAT_OK);
+  aiplat_config_destroy(cfg);
+  ck_assert_int_eq(aiplat_bus_connect(bus), AIPLAT_OK);
+  return bus;
+}
+
+static uint8_t *chat_request(const char *text, size_t *len) {
+  aiplat_msg *m = NULL;
+  uint8_t *buf = NULL;
+  ck_assert_int_eq(aiplat_msg_create(&m, AIPLAT_MSG_CHAT_REQUEST), AIPLAT_OK);
+  aiplat_msg_set_string(m, "user_id", "u1");
+  aiplat_msg_set_string(m, "request_id", "req-42");
+  aiplat_msg_set_string(m, "message", text);
+  ck_assert_int_eq(aiplat_msg_encode(m, &buf, len), AIPLAT_OK);
+  aiplat_msg_destroy(m);
+  return buf;
+}
+
+/* Send a ChatRequest and decode the ChatResponse (caller destroys both). */
+static aiplat_msg *ask(aiplat_bus *bus, const char *text, aiplat_headers *h,
+                       aiplat_bus_msg **raw) {
+  size_t len;
+  uint8_t *buf = chat_request(text, &len);
+  aiplat_bus_msg *reply = NULL;
+  aiplat_status st = aiplat_bus_request(bus, "test.echo", buf, len, h, 5000, &reply);
+  aiplat_free(buf);
+  ck_assert_msg(st == AIPLAT_OK, "request failed: %s", aiplat_status_str(st));
+  aiplat_msg *rep = NULL;
+  ck_assert_int_eq(aiplat_msg_decode(&rep, AIPLAT_MSG_CHAT_RESPONSE,
+                                     aiplat_bus_msg_data(reply), aiplat_bus_msg_len(reply)),
+                   AIPLAT_OK);
+  if (raw)
+    *raw = reply;
+  else
+    aiplat_bus_msg_destroy(reply);
+  return rep;
+}
+
+static int64_t error_code(aiplat_msg *rep, const char **text) {
+  if (!aiplat_msg_has(rep, "error")) return 0;
+  aiplat_msg *e = NULL;
+  int64_t code = -1;
+  ck_assert_int_eq(aiplat_msg_get_message(rep, "error", &e), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_msg_get_int64(e, "code", &code), AIPLAT_OK);
+  if (text) aiplat_msg_get_string(e, "message", text);
+  return code;
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+START_TEST(echo_roundtrip_with_trace_and_request_id) {
+  svc_run r;
+  svc_start(&r, 2, 10000);
+  aiplat_bus *bus = client();
+  aiplat_headers *h = NULL;
+  ck_assert_int_eq(aiplat_headers_create(&h), AIPLAT_OK);
+  aiplat_headers_set(h, "traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  aiplat_bus_msg *raw = NULL;
+  aiplat_msg *rep = ask(bus, "hello", h, &raw);
+  const char *s = NULL;
+  ck_assert_int_eq(error_code(rep, NULL), 0);
+  aiplat_msg_get_string(rep, "text", &s);
+  ck_assert_str_eq(s, "hello");
+  aiplat_msg_get_string(rep, "request_id", &s);
+  ck_assert_str_eq(s, "req-42");
+  aiplat_msg_get_string(rep, "model", &s); /* the handler saw the trace id */
+  ck_assert_str_eq(s, "0af7651916cd43dd8448eb211c80319c");
+  const char *tp = NULL;
+  ck_assert_int_eq(aiplat_bus_msg_header(raw, "traceparent", &tp), AIPLAT_OK);
+  ck_assert_int_eq(strncmp(tp, "00-0af7651916cd43dd8448eb211c80319c-", 36), 0);
+  ck_assert_str_ne(tp + 36, "b7ad6b7169203331-01"); /* a new span */
+  aiplat_bus_msg_destroy(raw);
+  aiplat_msg_destroy(rep);
+  aiplat_headers_destroy(h);
+  aiplat_bus_destroy(bus);
+  ck_assert_int_eq(svc_stop(&r), AIPLAT_OK);
+}
+END_TEST
+
+START_TEST(error_replies_never_silence) {
+  svc_run r;
+  svc_start(&r, 2, 10000);
+  aiplat_bus *bus = client();
+  /* undecodable payload */
+  aiplat_bus_msg *reply = NULL;
+  ck_assert_int_eq(aiplat_bus_request(bus, "test.echo", "\xff\xff\xff\xff", 4, NULL, 5000, &reply),
+                   AIPLAT_OK);
+  const char *code = NULL, *text = NULL;
+  ck_assert_int_eq(aiplat_bus_msg_header(reply, "Nats-Service-Error-Code", &code), AIPLAT_OK);
+  ck_assert_str_eq(code, "400");
+  ck_assert_int_eq(aiplat_bus_msg_header(reply, "Nats-Service-Error", &text), AIPLAT_OK);
+  ck_assert_ptr_nonnull(strstr(text, "ChatRequest"));
+  aiplat_msg *rep = NULL;
+  ck_assert_int_eq(aiplat_msg_decode(&rep, AIPLAT_MSG_CHAT_RESPONSE, aiplat_bus_msg_data(reply),
+                                     aiplat_bus_msg_len(reply)),
+                   AIPLAT_OK);
+  ck_assert_int_eq(error_code(rep, NULL), AIPLAT_ERR_DECODE);
+  aiplat_msg_destroy(rep);
+  aiplat_bus_msg_destroy(reply);
+  ck_assert_int_eq(atomic_load(&r.calls), 0); /* the handler never saw it */
+
+  /* a bad request, a handler without reply, a handler failure */
+  rep = ask(bus, "", NULL, NULL);
+  ck_assert_int_eq(error_code(rep, &text), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_str_eq(text, "message is empty");
+  aiplat_msg_destroy(rep);
+  rep = ask(bus, "no reply", NULL, NULL);
+  ck_assert_int_eq(error_code(rep, &text), AIPLAT_ERR_INTERNAL);
+  aiplat_msg_destroy(rep);
+  rep = ask(bus, "fail", NULL, NULL);
+  ck_assert_int_eq(error_code(rep, &text), AIPLAT_ERR_SERVER);
+  const char *rid = NULL;
+  aiplat_msg_get_string(rep, "request_id", &rid);
+  ck_assert_str_eq(rid, "req-42");
+  aiplat_msg_destroy(rep);
+  aiplat_bus_destroy(bus);
+  ck_assert_int_eq(svc_stop(&r), AIPLAT_OK);
+}
+END_TEST
+
+START_TEST(two_instances_share_a_queue_group) {
+  svc_run a, b;
+  svc_start(&a, 2, 10000);
+  svc_start(&b, 2, 10000);
+  aiplat_bus *bus = client();
+  for (int i = 0; i < 60; i++) aiplat_msg_destroy(ask(bus, "x", NULL, NULL));
+  ck_assert_int_eq(atomic_load(&a.calls) + atomic_load(&b.calls), 60);
+  ck_assert_int_gt(atomic_load(&a.calls), 0);
+  ck_assert_int_gt(atomic_load(&b.calls), 0);
+  aiplat_bus_destroy(bus);
+  svc_stop(&a);
+  svc_stop(&b);
+}
+END_TEST
+
+static json_t *srv_request(aiplat_bus *bus, const char *subject) {
+  aiplat_bus_msg *reply = NULL;
+  ck_assert_int_eq(aiplat_bus_request(bus, subject, NULL, 0, NULL, 3000, &reply), AIPLAT_OK);
+  json_error_t err;
+  json_t *j = json_loadb(aiplat_bus_msg_data(reply), aiplat_bus_msg_len(reply), 0, &err);
+  ck_assert_ptr_nonnull(j);
+  aiplat_bus_msg_destroy(reply);
+  return j;
+}
+
+START_TEST(micro_protocol_ping_info_stats) {
+  svc_run r;
+  svc_start(&r, 2, 10000);
+  aiplat_bus *bus = client();
+  aiplat_msg_destroy(ask(bus, "a", NULL, NULL));
+  aiplat_msg_destroy(ask(bus, "", NULL, NULL));
+  json_t *j = srv_request(bus, "$SRV.PING");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "type")), "io.nats.micro.v1.ping_response");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "name")), "echo");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "id")), aiplat_service_id(r.svc));
+  json_decref(j);
+  j = srv_request(bus, "$SRV.INFO.echo");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "type")), "io.nats.micro.v1.info_response");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "version")), "1.2.3");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "description")), "echo for tests");
+  json_t *ep = json_array_get(json_object_get(j, "endpoints"), 0);
+  ck_assert_str_eq(json_string_value(json_object_get(ep, "name")), "echo");
+  ck_assert_str_eq(json_string_value(json_object_get(ep, "subject")), "test.echo");
+  ck_assert_str_eq(json_string_value(json_object_get(ep, "queue_group")), "echo");
+  json_decref(j);
+  char subject[128];
+  snprintf(subject, sizeof subject, "$SRV.STATS.echo.%s", aiplat_service_id(r.svc));
+  j = srv_request(bus, subject);
+  ck_assert_str_eq(json_string_value(json_object_get(j, "type")), "io.nats.micro.v1.stats_response");
+  ck_assert_ptr_nonnull(json_string_value(json_object_get(j, "started")));
+  ep = json_array_get(json_object_get(j, "endpoints"), 0);
+  ck_assert_int_eq(json_integer_value(json_object_get(ep, "num_requests")), 2);
+  ck_assert_int_eq(json_integer_value(json_object_get(ep, "num_errors")), 1);
+  ck_assert_str_eq(json_string_value(json_object_get(ep, "last_error")), "message is empty");
+  ck_assert_int_gt(json_integer_value(json_object_get(ep, "processing_time")), 0);
+  json_decref(j);
+  aiplat_bus_destroy(bus);
+  svc_stop(&r);
+}
+END_TEST
+
+typedef struct waiter {
+  atomic_int got;
+  char text[64];
+} waiter;
+
+static void on_reply(aiplat_bus_msg *m, void *ud) {
+  waiter *w = ud;
+  aiplat_msg *rep = NULL;
+  if (aiplat_msg_decode(&rep, AIPLAT_MSG_CHAT_RESPONSE, aiplat_bus_msg_data(m),
+                        aiplat_bus_msg_len(m)) == AIPLAT_OK) {
+    const char *t = "";
+    aiplat_msg_get_string(rep, "text", &t);
+    snprintf(w->text, sizeof w->text, "%s", t);
+    aiplat_msg_destroy(rep);
+  }
+  atomic_fetch_add(&w->got, 1);
+}
+
+/* Publish a request whose reply lands in @w. */
+static aiplat_bus_sub *ask_async(aiplat_bus *bus, const char *inbox, const char *text, waiter *w) {
+  aiplat_bus_sub *sub = NULL;
+  ck_assert_int_eq(aiplat_bus_subscribe(bus, inbox, NULL, on_reply, w, &sub), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_bus_flush(bus, 2000), AIPLAT_OK);
+  size_t len;
+  uint8_t *buf = chat_request(text, &len);
+  ck_assert_int_eq(aiplat_bus_publish_request(bus, "test.echo", inbox, buf, len, NULL), AIPLAT_OK);
+  aiplat_free(buf);
+  return sub;
+}
+
+START_TEST(stop_lets_inflight_requests_finish) {
+  svc_run r;
+  svc_start(&r, 2, 10000);
+  aiplat_bus *bus = client();
+  waiter w = {0};
+  aiplat_bus_sub *sub = ask_async(bus, "test.inbox.stop", "sleep 800", &w);
+  for (int i = 0; i < 100 && atomic_load(&r.calls) == 0; i++) sleep_ms(10);
+  ck_assert_int_eq(atomic_load(&r.calls), 1);
+  ck_assert_int_eq(svc_stop(&r), AIPLAT_OK); /* returns after the reply */
+  for (int i = 0; i < 200 && atomic_load(&w.got) == 0; i++) sleep_ms(10);
+  ck_assert_int_eq(atomic_load(&w.got), 1);
+  ck_assert_str_eq(w.text, "sleep 800");
+  aiplat_bus_sub_destroy(sub);
+  aiplat_bus_destroy(bus);
+}
+END_TEST
+
+START_TEST(deadline_passed_in_the_queue) {
+  svc_run r;
+  svc_start(&r, 1, 10000); /* one worker */
+  aiplat_bus *bus = client();
+  waiter w = {0};
+  aiplat_bus_sub *sub = ask_async(bus, "test.inbox.slow", "sleep 700", &w);
+  for (int i = 0; i < 100 && atomic_load(&r.calls) == 0; i++) sleep_ms(10);
+  /* the caller stops waiting in 300 ms; the only worker is busy for 700 */
+  aiplat_headers *h = NULL;
+  aiplat_headers_create(&h);
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  char deadline[32];
+  snprintf(deadline, sizeof deadline, "%lld",
+           (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 + 300);
+  aiplat_headers_set(h, "Aiplat-Deadline", deadline);
+  aiplat_msg *rep = ask(bus, "queued", h, NULL);
+  aiplat_headers_destroy(h);
+  ck_assert_int_eq(error_code(rep, NULL), AIPLAT_ERR_TIMEOUT);
+  aiplat_msg_destroy(rep);
+  ck_assert_int_eq(atomic_load(&r.calls), 1); /* the handler never ran */
+  for (int i = 0; i < 200 && atomic_load(&w.got) == 0; i++) sleep_ms(10);
+  aiplat_bus_sub_destroy(sub);
+  aiplat_bus_destroy(bus);
+  svc_stop(&r);
+}
+END_TEST
+
+START_TEST(reply_over_max_payload_becomes_an_error_reply) {
+  svc_run r;
+  svc_start(&r, 1, 10000);
+  aiplat_bus *bus = client();
+  aiplat_msg *rep = ask(bus, "big", NULL, NULL);
+  const char *text = NULL;
+  ck_assert_int_eq(error_code(rep, &text), AIPLAT_ERR_TOO_LARGE);
+  ck_assert_ptr_nonnull(strstr(text, "4096"));
+  aiplat_msg_destroy(rep);
+  /* a request over the limit is refused at the client, clearly */
+  static char big[5000];
+  memset(big, 'y', sizeof big);
+  aiplat_bus_msg *reply = NULL;
+  ck_assert_int_eq(aiplat_bus_request(bus, "test.echo", big, sizeof big, NULL, 1000, &reply),
+                   AIPLAT_ERR_TOO_LARGE);
+  aiplat_bus_destroy(bus);
+  svc_stop(&r);
+}
+END_TEST
+
+static size_t discard(char *p, size_t s, size_t n, void *u) {
+  (void)p, (void)u;
+  return s * n;
+}
+
+static long http_status(int port, const char *path) {
+  char url[128];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+  CURL *c = curl_easy_init();
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
+  long code = 0;
+  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+  curl_easy_cleanup(c);
+  return code;
+}
+
+static long wait_status(int port, const char *path, long want) {
+  long got = 0;
+  for (int i = 0; i < 150 && (got = http_status(port, path)) != want; i++) sleep_ms(100);
+  return got;
+}
+
+START_TEST(readiness_follows_the_nats_connection) {
+  svc_run r;
+  svc_start(&r, 1, 10000);
+  int port = aiplat_health_port(aiplat_service_health(r.svc));
+  ck_assert_int_gt(port, 0);
+  ck_assert_int_eq(wait_status(port, "/ready", 200), 200);
+  ck_assert_int_eq(http_status(port, "/health"), 200);
+  ck_assert(th_nats_kill(server));
+  ck_assert_int_eq(wait_status(port, "/ready", 503), 503);
+  ck_assert_int_eq(http_status(port, "/health"), 200); /* alive all along */
+  ck_assert(th_nats_restart(server));
+  ck_assert_int_eq(wait_status(port, "/ready", 200), 200);
+  aiplat_bus *bus = client(); /* and it serves again */
+  aiplat_msg_destroy(ask(bus, "back", NULL, NULL));
+  aiplat_bus_destroy(bus);
+  svc_stop(&r);
+}
+END_TEST
+
+/* ---- JetStream --------------------------------------------------------------- */
+
+static atomic_int js_flaky, js_bad, js_good;
+
+static aiplat_status on_js(aiplat_request *req, void *ud) {
+  (void)ud;
+  const char *text = "";
+  aiplat_msg_get_string(aiplat_request_message(req), "message", &text);
+  if (strcmp(text, "flaky") == 0 && atomic_fetch_add(&js_flaky, 1) == 0)
+    return aiplat_request_fail(req, AIPLAT_ERR_UNAVAILABLE, "backend down, try again");
+  if (strcmp(text, "bad") == 0) {
+    atomic_fetch_add(&js_bad, 1);
+    return aiplat_request_fail(req, AIPLAT_ERR_BAD_REQUEST, "cannot do that");
+  }
+  if (strcmp(text, "good") == 0) atomic_fetch_add(&js_good, 1);
+  return AIPLAT_OK;
+}
+
+START_TEST(jetstream_nak_redelivers_and_term_does_not) {
+  js_flaky = js_bad = js_good = 0;
+  aiplat_config *cfg = test_config();
+  aiplat_service *svc = NULL;
+  ck_assert_int_eq(aiplat_service_create(&svc, cfg, "jobs", "1.0.0", "js"), AIPLAT_OK);
+  aiplat_service_set_handle_signals(svc, false);
+  ck_assert_int_eq(aiplat_service_add_js_endpoint(svc, "work", "JOBS", "jobs-worker", "test.jobs.>",
+                                                  AIPLAT_MSG_CHAT_REQUEST, AIPLAT_MSG_INVALID,
+                                                  on_js, NULL),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_service_start(svc), AIPLAT_OK);
+  aiplat_bus *bus = client();
+  const char *texts[] = {"flaky", "bad", "good"};
+  for (int i = 0; i < 3; i++) {
+    size_t len;
+    uint8_t *buf = chat_request(texts[i], &len);
+    ck_assert_int_eq(aiplat_bus_js_publish(bus, "test.jobs.x", buf, len, NULL, NULL), AIPLAT_OK);
+    aiplat_free(buf);
+  }
+  ck_assert_int_eq(aiplat_bus_js_publish(bus, "test.jobs.x", "\x0a\xff", 2, NULL, NULL), AIPLAT_OK);
+  for (int i = 0; i < 100 && js_flaky < 2; i++) sleep_ms(50); /* nak: 1 s backoff */
+  ck_assert_int_eq(js_flaky, 2);
+  ck_assert_int_eq(js_good, 1);
+  sleep_ms(1500); /* long enough for a redelivery of anything naked */
+  ck_assert_int_eq(js_bad, 1);   /* termed */
+  ck_assert_int_eq(js_flaky, 2); /* acked the second time */
+  ck_assert_int_eq(js_good, 1);
+  aiplat_service_stop(svc);
+  ck_assert_int_eq(aiplat_service_run(svc), AIPLAT_OK);
+  aiplat_service_destroy(svc);
+  aiplat_config_destroy(cfg);
+  aiplat_bus_destroy(bus);
+}
+END_TEST
+
+/* ---- configuration and arguments ---------------------------------------------- */
+
+START_TEST(bad_configuration_and_arguments) {
+  aiplat_config *cfg = test_config();
+  aiplat_service *svc = NULL;
+  char msg[512];
+  ck_assert_int_eq(aiplat_config_set(cfg, "WORKERS", "0"), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_service_create(&svc, cfg, "x", "1.0.0", ""), AIPLAT_ERR_CONFIG);
+  aiplat_error_last(msg, sizeof msg);
+  ck_assert_ptr_nonnull(strstr(msg, "WORKERS"));
+  ck_assert_int_eq(aiplat_config_set(cfg, "WORKERS", NULL), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_service_create(&svc, cfg, "bad.name", "1.0.0", ""),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_service_create(&svc, cfg, "x", "v1", ""), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_service_create(&svc, cfg, "x", "1.0.0", ""), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_service_add_endpoint(svc, "e", "ai.chat.user.a b.message", NULL,
+                                               AIPLAT_MSG_CHAT_REQUEST, AIPLAT_MSG_CHAT_RESPONSE,
+                                               on_echo, NULL),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_service_add_endpoint(svc, "e", "ai..x", NULL, AIPLAT_MSG_INVALID,
+                                               AIPLAT_MSG_INVALID, on_echo, NULL),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_service_add_endpoint(svc, "e", "ok.subject", NULL, AIPLAT_MSG_INVALID,
+                                               AIPLAT_MSG_INVALID, NULL, NULL),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_service_start(svc), AIPLAT_ERR_STATE); /* no endpoint */
+  aiplat_service_destroy(svc);
+  char *subject = NULL;
+  ck_assert_int_ne(aiplat_subject_chat_user_message(&subject, "alice.*"), AIPLAT_OK);
+  ck_assert_ptr_null(subject);
+  aiplat_config_destroy(cfg);
+}
+END_TEST
+
+/* ---- SIGTERM to a real service binary ------------------------------------------- */
+
+START_TEST(sigterm_keeps_the_inflight_reply) {
+  const char *top = getenv("top_builddir");
+  ck_assert_ptr_nonnull(top);
+  char path[512];
+  snprintf(path, sizeof path, "%s/examples/echo_service", top);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    setenv("NATS_URL", th_nats_url(server), 1);
+    setenv("HEALTH_PORT", "0", 1);
+    setenv("LOG_LEVEL", "WARNING", 1);
+    execl(path, path, (char *)NULL);
+    _exit(127);
+  }
+  aiplat_bus *bus = client();
+  aiplat_bus_msg *reply = NULL;
+  aiplat_status st = AIPLAT_ERR_UNAVAILABLE;
+  for (int i = 0; i < 100 && st != AIPLAT_OK; i++) {
+    st = aiplat_bus_request(bus, "$SRV.PING.echo", NULL, 0, NULL, 200, &reply);
+    if (st != AIPLAT_OK) sleep_ms(50);
+  }
+  ck_assert_int_eq(st, AIPLAT_OK);
+  aiplat_bus_msg_destroy(reply);
+  waiter w = {0};
+  aiplat_bus_sub *sub = NULL;
+  ck_assert_int_eq(aiplat_bus_subscribe(bus, "test.inbox.term", NULL, on_reply, &w, &sub), AIPLAT_OK);
+  aiplat_bus_flush(bus, 2000);
+  aiplat_headers *h = NULL;
+  aiplat_headers_create(&h);
+  aiplat_headers_set(h, "Echo-Delay-Ms", "1000");
+  size_t len;
+  uint8_t *buf = chat_request("still here", &len);
+  ck_assert_int_eq(aiplat_bus_publish_request(bus, "demo.echo", "test.inbox.term", buf, len, h),
+                   AIPLAT_OK);
+  aiplat_free(buf);
+  aiplat_headers_destroy(h);
+  aiplat_bus_flush(bus, 2000);
+  sleep_ms(300); /* the request is in the handler */
+  ck_assert_int_eq(kill(pid, SIGTERM), 0);
+  int status = 0;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert(WIFEXITED(status));
+  ck_assert_int_eq(WEXITSTATUS(status), 0);
+  for (int i = 0; i < 200 && atomic_load(&w.got) == 0; i++) sleep_ms(10);
+  ck_assert_int_eq(atomic_load(&w.got), 1);
+  ck_assert_str_eq(w.text, "still here");
+  aiplat_bus_sub_destroy(sub);
+  aiplat_bus_destroy(bus);
+}
+END_TEST
+
+Suite *make_suite(void) {
+  Suite *s = suite_create("service");
+  TCase *tc = tcase_create("service");
+  tcase_set_timeout(tc, 60);
+  tcase_add_unchecked_fixture(tc, server_up, server_down);
+  tcase_add_test(tc, echo_roundtrip_with_trace_and_request_id);
+  tcase_add_test(tc, error_replies_never_silence);
+  tcase_add_test(tc, two_instances_share_a_queue_group);
+  tcase_add_test(tc, micro_protocol_ping_info_stats);
+  tcase_add_test(tc, stop_lets_inflight_requests_finish);
+  tcase_add_test(tc, deadline_passed_in_the_queue);
+  tcase_add_test(tc, jetstream_nak_redelivers_and_term_does_not);
+  tcase_add_test(tc, bad_configuration_and_arguments);
+  tcase_add_test(tc, sigterm_keeps_the_inflight_reply);
+  tcase_add_test(tc, readiness_follows_the_nats_connection);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("small-server");
+  tcase_set_timeout(tc, 60);
+  tcase_add_unchecked_fixture(tc, server_up_small, server_down);
+  tcase_add_test(tc, reply_over_max_payload_becomes_an_error_reply);
+  suite_add_tcase(s, tc);
+  return s;
+}
