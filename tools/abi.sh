@@ -134,7 +134,8 @@ check)
       | sed -n "s/^  \[A\] '\(.*\)'.*/\1/p" || true)
     n=$(printf '%s' "$added" | grep -c . || true)
     echo "$me: $(basename "$lib") ($soname) is compatible with $target; $n interface(s) added"
-    [ -z "$added" ] || printf '%s\n' "$added" | sed 's/^/  added: /'
+    [ -z "$added" ] || printf '%s\n' "$added" | sed -n 's/^/  added: /; 1,25p'
+    [ "$n" -le 25 ] || echo "  ... and $((n - 25)) more"
     exit 0 ;;
   incompatible)
     echo "$me: $(basename "$lib") ($soname) BREAKS the ABI recorded in $target:" >&2

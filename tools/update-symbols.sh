@@ -2,7 +2,8 @@
 # Bring debian/libaiplat<N>.symbols up to date with a built library
 # (docs/decisions/0013-debian-packaging-and-abi.md): symbols already listed
 # keep the version that introduced them; new ones get the package version
-# from configure.ac (the release that will first ship them). A symbol that
+# from configure.ac (the release that will first ship them; refused when
+# that version is already tagged). A symbol that
 # disappeared is reported and the file is left alone: that is an ABI break,
 # which `make abi-check` explains.
 # Usage: tools/update-symbols.sh [path/to/libaiplat.so]   (default build/)
@@ -16,6 +17,12 @@ pkg=libaiplat${soname#libaiplat.so.}
 file=debian/$pkg.symbols
 version=$(sed -n 's/^AC_INIT(\[libaiplat\], \[\([^]]*\)\].*/\1/p' configure.ac)
 [ -n "$version" ] || { echo "update-symbols: no version in configure.ac" >&2; exit 1; }
+# A symbol is recorded with the first release that ships it: once vX.Y.Z is
+# tagged, new symbols belong to the next version, set in configure.ac first.
+if git rev-parse -q --verify "refs/tags/v$version" >/dev/null 2>&1; then
+  echo "update-symbols: $version is released (tag v$version): set the next version in configure.ac's AC_INIT first" >&2
+  exit 1
+fi
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 if [ -f "$file" ]; then cp "$file" "$tmp/in"; else
   printf '%s %s #MINVER#\n* Build-Depends-Package: libaiplat-dev\n' "$soname" "$pkg" > "$tmp/in"
