@@ -30,15 +30,19 @@ fi
 # dpkg-gensymbols wants the library inside a package tree.
 mkdir -p "$tmp/pkg/usr/lib"
 cp "$(readlink -f "$lib")" "$tmp/pkg/usr/lib/"
+# A symbol counts as gone only when the version given is newer than the one
+# it was recorded with: check with a version above every recorded one.
 set +e
-dpkg-gensymbols -q -p"$pkg" -v"$version" -P"$tmp/pkg" -I"$tmp/in" -O"$tmp/out" -c1 > "$tmp/diff" 2>&1
+dpkg-gensymbols -p"$pkg" -v"$version+check" -P"$tmp/pkg" -I"$tmp/in" -O"$tmp/check" -c1 > "$tmp/diff" 2>&1
 rc=$?
 set -e
 if [ "$rc" -ne 0 ]; then
   echo "update-symbols: symbols disappeared from $soname; $file left alone:" >&2
   cat "$tmp/diff" >&2
+  echo "update-symbols: that is an ABI break: see make abi-check" >&2
   exit 1
 fi
+dpkg-gensymbols -q -p"$pkg" -v"$version" -P"$tmp/pkg" -I"$tmp/in" -O"$tmp/out" -c0 > "$tmp/diff" 2>&1
 if cmp -s "$tmp/out" "$file" 2>/dev/null; then
   echo "update-symbols: $file is up to date ($(grep -c '^ ' "$file") symbols)"
 else
