@@ -158,10 +158,11 @@ if $CC -std=c99 -Wall -Werror -o "$tmp/app" "$tmp/app.c" $cflags $libs 2>"$tmp/c
 else
   cat "$tmp/cc.log" >&2; fail "the example does not compile against the packaged headers"
 fi
-# Every C example shipped for integrators compiles against the packages too.
+# Every C example shipped for integrators compiles against the packages too,
+# the way its header comment tells them: cc example.c $(pkg-config ...).
 for ex in $(find "$root/usr/share/doc/libaiplat-dev/examples" -name '*.c' 2>/dev/null); do
   # shellcheck disable=SC2086
-  $CC -std=c99 -Wall -o "$tmp/ex" "$ex" $cflags $libs 2>"$tmp/cc.log" \
+  $CC -Wall -Werror -o "$tmp/ex" "$ex" $cflags $libs 2>"$tmp/cc.log" \
     && ok "example ${ex##*/examples/} compiles" || { cat "$tmp/cc.log" >&2; fail "example ${ex##*/examples/}"; }
 done
 unset PKG_CONFIG_SYSROOT_DIR PKG_CONFIG_LIBDIR
@@ -178,6 +179,16 @@ for p in $installed_programs; do
 done
 ok "programs in aiplat-services: $(ls "$svc/usr/bin" 2>/dev/null | tr '\n' ' ')"
 ok "programs in aiplat-dev-tools: $(ls "$tools/usr/bin" 2>/dev/null | tr '\n' ' ')"
+for d in "$svc" "$tools"; do
+  for p in $(ls "$d/usr/bin" 2>/dev/null); do
+    if [ -f "$d/usr/share/man/man1/$p.1.gz" ]; then
+      zcat "$d/usr/share/man/man1/$p.1.gz" | grep -q '^\.SH DESCRIPTION' || fail "manual page of $p has no DESCRIPTION"
+      ok "manual page $p(1)"
+    else
+      echo "note: $p has no manual page (it does not answer --help and --version)"
+    fi
+  done
+done
 [ ! -e "$svc/usr/bin/aiplat-model-backend" ] || fail "the model backend is in aiplat-services"
 for s in $services; do
   unit="$svc/lib/systemd/system/aiplat-$s.service"
