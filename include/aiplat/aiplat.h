@@ -9,5 +9,6 @@
 #include "common.h"
 #include "log.h"
 #include "config.h"
+#include "pipeline.h"
 
 #endif /* AIPLAT_AIPLAT_H */
