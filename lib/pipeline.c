@@ -82,13 +82,20 @@ aiplat_status aiplat_pipeline_engine_parse(const char *name,
 
 /* ---- handle -------------------------------------------------------------- */
 
+/* Fail with the config's own message (which names the variable): copied
+ * first, since the thread's record is about to be rewritten. */
+static aiplat_status config_fail(aiplat_pipeline *p) {
+  char why[AIP_ERRMSG_MAX];
+  snprintf(why, sizeof why, "%s", aip_thread_errmsg());
+  return aip_fail(&p->err, AIPLAT_ERR_CONFIG, "pipeline: %s", why);
+}
+
 static aiplat_status read_engine(aiplat_pipeline *p, aiplat_config *cfg,
                                  pipe_engine *e) {
   const char *v = NULL;
   if (aiplat_config_is_set(cfg, e->url_var)) {
     if (aiplat_config_get_url(cfg, e->url_var, &v) != AIPLAT_OK)
-      return aip_fail(&p->err, AIPLAT_ERR_CONFIG, "pipeline: %s",
-                      aip_thread_errmsg());
+      return config_fail(p);
     if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
       return aip_fail(&p->err, AIPLAT_ERR_CONFIG,
                       "pipeline: %s must be an http:// or https:// URL",
@@ -99,8 +106,7 @@ static aiplat_status read_engine(aiplat_pipeline *p, aiplat_config *cfg,
   }
   /* Reading the token here makes a bad NAME_FILE fail at start. */
   if (aiplat_config_get_string(cfg, e->token_var, &v) != AIPLAT_OK)
-    return aip_fail(&p->err, AIPLAT_ERR_CONFIG, "pipeline: %s",
-                    aip_thread_errmsg());
+    return config_fail(p);
   e->has_token = v && *v;
   return AIPLAT_OK;
 }
@@ -135,8 +141,7 @@ aiplat_status aiplat_pipeline_create(aiplat_pipeline **out,
   const char *why = NULL;
   rc = aiplat_config_get_string(cfg, "ARGO_NAMESPACE", &ns);
   if (rc != AIPLAT_OK) {
-    rc = aip_fail(&p->err, AIPLAT_ERR_CONFIG, "pipeline: %s",
-                  aip_thread_errmsg());
+    rc = config_fail(p);
     goto fail;
   }
   if (!aip_pipe_valid_namespace(ns, &why)) {
@@ -226,6 +231,9 @@ static aiplat_status check_params(aiplat_pipeline *p, const char *label,
     if (!aip_pipe_valid_param_key(keys[i], &why))
       return aip_fail(&p->err, AIPLAT_ERR_INVALID_ARGUMENT,
                       "%s: parameter %zu's key %s", label, i, why);
+    if (!aip_pipe_valid_utf8(values[i]))
+      return aip_fail(&p->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                      "%s: parameter \"%s\" is not UTF-8 text", label, keys[i]);
     size_t vl = strlen(values[i]);
     if (vl > AIP_PIPE_MAX_VALUE)
       return aip_fail(&p->err, AIPLAT_ERR_TOO_LARGE,
