@@ -3,6 +3,7 @@
  * docs/decisions/0012-pipeline-engines.md). */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "internal.h"
 #include "pipeline_wire.h"
@@ -12,7 +13,7 @@ typedef struct pipe_engine {
   const char *url_var;   /* ARGO_URL, KUBEFLOW_URL */
   const char *token_var; /* ARGO_TOKEN, KUBEFLOW_TOKEN */
   char *url;             /* NULL: not configured */
-  bool has_token;
+  char *token;           /* NULL: none; a secret, wiped on destroy */
 } pipe_engine;
 
 struct aiplat_pipeline {
@@ -107,7 +108,15 @@ static aiplat_status read_engine(aiplat_pipeline *p, aiplat_config *cfg,
   /* Reading the token here makes a bad NAME_FILE fail at start. */
   if (aiplat_config_get_string(cfg, e->token_var, &v) != AIPLAT_OK)
     return config_fail(p);
-  e->has_token = v && *v;
+  /* Argo's own CLI takes ARGO_TOKEN as the whole header value ("Bearer
+   * xyz"): accept that form too, so the same secret works for both. */
+  if (v && strncasecmp(v, "Bearer ", 7) == 0) v += 7;
+  while (v && *v == ' ') v++;
+  if (v && *v) {
+    e->token = aip_strdup(v);
+    if (!e->token)
+      return aip_fail(&p->err, AIPLAT_ERR_NO_MEMORY, "pipeline: ENOMEM");
+  }
   return AIPLAT_OK;
 }
 
@@ -124,9 +133,9 @@ aiplat_status aiplat_pipeline_create(aiplat_pipeline **out,
     return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "pipeline: ENOMEM");
   }
   aip_err_init(&p->err);
-  p->eng[0] = (pipe_engine){"argo", "ARGO_URL", "ARGO_TOKEN", NULL, false};
+  p->eng[0] = (pipe_engine){"argo", "ARGO_URL", "ARGO_TOKEN", NULL, NULL};
   p->eng[1] =
-      (pipe_engine){"kubeflow", "KUBEFLOW_URL", "KUBEFLOW_TOKEN", NULL, false};
+      (pipe_engine){"kubeflow", "KUBEFLOW_URL", "KUBEFLOW_TOKEN", NULL, NULL};
   aiplat_config *own = NULL;
   if (!cfg) {
     rc = aiplat_config_create(&own);
@@ -170,7 +179,13 @@ void aiplat_pipeline_close(aiplat_pipeline *p) {
 
 void aiplat_pipeline_destroy(aiplat_pipeline *p) {
   if (!p) return;
-  for (int i = 0; i < 2; i++) free(p->eng[i].url);
+  for (int i = 0; i < 2; i++) {
+    free(p->eng[i].url);
+    if (p->eng[i].token) {
+      memset(p->eng[i].token, 0, strlen(p->eng[i].token));
+      free(p->eng[i].token);
+    }
+  }
   free(p->argo_namespace);
   aip_err_destroy(&p->err);
   free(p);
