@@ -20,8 +20,10 @@
   X(NATS_CONNECT_TIMEOUT, "5s", DUR, 0, "timeout of one connection attempt") \
   X(NATS_RECONNECT_WAIT, "2s", DUR, 0, "wait between reconnection attempts (jitter added)") \
   X(NATS_MAX_RECONNECTS, "-1", INT, 0, "reconnection attempts before giving up; -1 is forever") \
-  X(HEALTH_PORT, "8080", INT, 0, "port of the /health, /ready and /metrics server; 0 disables it") \
-  X(HEALTH_BIND, "0.0.0.0", STR, 0, "address the health server binds to") \
+  X(HEALTH_PORT, "8080", INT, 0, "port of the /health, /ready and /metrics server; 0 lets the system choose a free one") \
+  X(HEALTH_BIND, "0.0.0.0", STR, 0, "IPv4 or IPv6 literal the health server binds to (:: for both families)") \
+  X(NATS_SEND_ASAP, "true", BOOL, 0, "send each NATS publish at once instead of batching writes for ~1 ms") \
+  X(NATS_RETRY_ON_FAILED_CONNECT, "false", BOOL, 0, "keep trying in the background when no NATS server answers at start") \
   X(WORKERS, "4", INT, 0, "handler worker threads per service") \
   X(REQUEST_TIMEOUT, "60s", DUR, 0, "deadline of one request inside a service") \
   X(SHUTDOWN_GRACE, "20s", DUR, 0, "time in-flight requests get to finish on SIGTERM") \
@@ -34,21 +36,32 @@
   X(EMBEDDINGS_URL, "http://localhost:8000", URL, 0, "OpenAI-compatible embeddings server") \
   X(EMBEDDINGS_MODEL, "default", STR, 0, "embeddings model name") \
   X(EMBEDDINGS_API_KEY, NULL, STR, 1, "bearer token for the embeddings server") \
+  X(EMBEDDINGS_DIMENSION, "0", INT, 0, "expected embedding dimension; 0 accepts what the server sends") \
+  X(EMBEDDINGS_BATCH_SIZE, "32", INT, 0, "inputs sent per embeddings request (larger inputs are split)") \
   X(RERANKER_URL, NULL, URL, 0, "reranker server; unset disables reranking") \
   X(RERANKER_MODEL, "default", STR, 0, "reranker model name") \
   X(RERANKER_API_KEY, NULL, STR, 1, "bearer token for the reranker") \
+  X(RERANKER_API, "auto", STR, 0, "reranker API: auto, cohere (/v1/rerank with documents) or tei (/rerank with texts)") \
   X(STT_URL, "http://localhost:8000", URL, 0, "speech-to-text server (OpenAI audio transcriptions)") \
   X(STT_MODEL, "whisper-1", STR, 0, "speech-to-text model name") \
   X(STT_API_KEY, NULL, STR, 1, "bearer token for the speech-to-text server") \
+  X(STT_API, "openai", STR, 0, "speech-to-text API: openai (/v1/audio/transcriptions) or whispercpp (/inference)") \
+  X(STT_LANGUAGE, NULL, STR, 0, "language of the audio (ISO 639-1); unset lets the server detect it") \
+  X(STT_RESPONSE_FORMAT, "json", STR, 0, "transcription format asked: json, verbose_json or text") \
   X(TTS_URL, "http://localhost:8000", URL, 0, "text-to-speech server (OpenAI audio speech)") \
   X(TTS_MODEL, "tts-1", STR, 0, "text-to-speech model name") \
   X(TTS_VOICE, "rms", STR, 0, "default voice") \
   X(TTS_API_KEY, NULL, STR, 1, "bearer token for the text-to-speech server") \
+  X(TTS_FORMAT, "wav", STR, 0, "audio format asked of the text-to-speech server: wav, mp3, opus, aac, flac or pcm") \
+  X(TTS_SPEED, "1.0", DBL, 0, "speech speed, 0.25 to 4.0") \
   X(HTTP_CONNECT_TIMEOUT, "5s", DUR, 0, "connect timeout of model-server requests") \
   X(HTTP_TIMEOUT, "60s", DUR, 0, "total timeout of model-server requests (LLM: LLM_TIMEOUT)") \
   X(HTTP_MAX_RETRIES, "3", INT, 0, "retries on connect errors, 429, 502, 503, 504") \
   X(HTTP_CA_FILE, NULL, STR, 0, "CA bundle for HTTPS model servers (default: the system's)") \
   X(HTTP_MAX_RESPONSE_BYTES, "67108864", INT, 0, "largest response body accepted") \
+  X(HTTP_STREAM_IDLE_TIMEOUT, "60s", DUR, 0, "longest silence inside a streamed model-server answer") \
+  X(HTTP_RETRY_BACKOFF, "250ms", DUR, 0, "base of the exponential backoff between retries (full jitter)") \
+  X(HTTP_RETRY_MAX_WAIT, "30s", DUR, 0, "longest wait before one retry, Retry-After included") \
   X(VECTOR_STORE, NULL, STR, 0, "local or milvus (default: milvus when MILVUS_HOST is set, else local)") \
   X(VECTOR_STORE_PATH, "knowledge_base.aipvs", STR, 0, "file of the local vector store") \
   X(MILVUS_HOST, "localhost", STR, 0, "Milvus host") \

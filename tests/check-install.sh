@@ -34,7 +34,8 @@ int main(void) {
 }
 APP
 # shellcheck disable=SC2046
-$CC -std=c99 -Wall -Werror -o "$tmp/app" "$tmp/app.c" $(pkg-config --cflags --libs aiplat)
+# The build's own CFLAGS/LDFLAGS too, so that a sanitizer build links its runtime first.
+$CC -std=c99 -Wall -Werror ${CFLAGS:-} ${LDFLAGS:-} -o "$tmp/app" "$tmp/app.c" $(pkg-config --cflags --libs aiplat)
 libdir=$(dirname "$(find "$tmp/root" -name 'libaiplat.so' | head -n 1)")
 out=$(LD_LIBRARY_PATH="$libdir" "$tmp/app")
 echo "$out" | grep -q "NATS_URL=nats://localhost:4222" || { echo "check-install: unexpected output: $out" >&2; exit 1; }

@@ -9,6 +9,15 @@
 #include "common.h"
 #include "log.h"
 #include "config.h"
+#include "health.h"
+#include "message.h"
+#include "subject.h"
+#include "bus.h"
+#include "llm.h"
+#include "embeddings.h"
+#include "reranker.h"
+#include "stt.h"
+#include "tts.h"
 #include "pipeline.h"
 
 #endif /* AIPLAT_AIPLAT_H */

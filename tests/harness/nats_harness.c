@@ -59,10 +59,12 @@ static int read_ports_file(const th_nats *s) {
   buf[n] = '\0';
   /* {"nats":["nats://127.0.0.1:PORT"],...}: the port follows the last ':'
    * before the URL's closing quote. */
+  /* "tls://" when the configuration enables TLS. */
   const char *url = strstr(buf, "nats://");
+  if (!url) url = strstr(buf, "tls://");
   if (!url) return -1;
   const char *colon = NULL;
-  for (const char *c = url + 7; *c && *c != '"'; c++)
+  for (const char *c = strstr(url, "://") + 3; *c && *c != '"'; c++)
     if (*c == ':') colon = c;
   return colon ? atoi(colon + 1) : -1;
 }

@@ -1,0 +1,123 @@
+/**
+ * @file aiplat/embeddings.h
+ * @brief Embeddings client for OpenAI-compatible servers (vLLM,
+ *        text-embeddings-inference, Infinity, llama.cpp, Ollama, ...).
+ *
+ * `POST {url}/v1/embeddings` with `{"model", "input": [...],
+ * "encoding_format": "float"}`; inputs above the batch size
+ * (`EMBEDDINGS_BATCH_SIZE`, 32) are sent in several requests. Vectors come
+ * back in the order of the inputs whatever order the server lists them in
+ * (`data[].index`); every vector must have the same dimension, and the
+ * expected one when set (`EMBEDDINGS_DIMENSION`), else
+ * ::AIPLAT_ERR_PROTOCOL. Errors as in aiplat/llm.h.
+ *
+ * Thread: a client may be shared by threads; results are immutable.
+ */
+#ifndef AIPLAT_EMBEDDINGS_H
+#define AIPLAT_EMBEDDINGS_H
+
+#include "common.h"
+#include "config.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** An embeddings client. */
+typedef struct aiplat_embeddings aiplat_embeddings;
+/** Vectors for a batch of inputs. */
+typedef struct aiplat_embeddings_result aiplat_embeddings_result;
+
+/**
+ * Create a client from @p cfg (NULL: the environment): `EMBEDDINGS_URL`,
+ * `EMBEDDINGS_MODEL`, `EMBEDDINGS_API_KEY`, `EMBEDDINGS_DIMENSION`,
+ * `EMBEDDINGS_BATCH_SIZE`, `HTTP_*`. Free with aiplat_embeddings_destroy().
+ */
+AIPLAT_API aiplat_status aiplat_embeddings_create(aiplat_embeddings **out,
+                                                  aiplat_config *cfg);
+
+/** Destroy a client; no call may be running on it. NULL is a no-op. */
+AIPLAT_API void aiplat_embeddings_destroy(aiplat_embeddings *c);
+
+/** Set the server URL (copied), with or without a trailing `/v1`. */
+AIPLAT_API aiplat_status aiplat_embeddings_set_url(aiplat_embeddings *c,
+                                                   const char *url);
+
+/** Set the model name (copied). */
+AIPLAT_API aiplat_status aiplat_embeddings_set_model(aiplat_embeddings *c,
+                                                     const char *model);
+
+/** Set the bearer token (copied; never logged). NULL or "" removes it. */
+AIPLAT_API aiplat_status aiplat_embeddings_set_api_key(aiplat_embeddings *c,
+                                                       const char *key);
+
+/** Total time one call may take, retries and waits included (> 0). */
+AIPLAT_API aiplat_status aiplat_embeddings_set_timeout_ms(aiplat_embeddings *c,
+                                                          int64_t ms);
+
+/** Time one connection attempt may take (> 0). */
+AIPLAT_API aiplat_status aiplat_embeddings_set_connect_timeout_ms(
+    aiplat_embeddings *c, int64_t ms);
+
+/** Extra attempts on retryable failures, 0 to 100. */
+AIPLAT_API aiplat_status aiplat_embeddings_set_max_retries(aiplat_embeddings *c,
+                                                           int retries);
+
+/** The dimension every vector must have; 0 accepts the server's. */
+AIPLAT_API aiplat_status aiplat_embeddings_set_expected_dimension(
+    aiplat_embeddings *c, size_t dimension);
+
+/** Inputs per request, 1 to 65536. */
+AIPLAT_API aiplat_status aiplat_embeddings_set_batch_size(aiplat_embeddings *c,
+                                                          size_t batch_size);
+
+/** Readiness probe: `GET /health`, else `GET /v1/models`; no retries. */
+AIPLAT_API aiplat_status aiplat_embeddings_health(aiplat_embeddings *c);
+
+/** Stop every call on @p c in progress now. Thread: any. */
+AIPLAT_API void aiplat_embeddings_cancel(aiplat_embeddings *c);
+
+/** Copy the detail of the client's last failure into @p buf. */
+AIPLAT_API aiplat_status aiplat_embeddings_last_error(aiplat_embeddings *c,
+                                                      char *buf, size_t buflen);
+
+/**
+ * Embed @p count UTF-8 strings (@p count >= 1; the strings are read, not
+ * kept). On success *@p out is a new result with one vector per input, in
+ * input order (aiplat_embeddings_result_destroy()); NULL on failure.
+ */
+AIPLAT_API aiplat_status aiplat_embeddings_embed(aiplat_embeddings *c,
+                                                 const char *const *texts,
+                                                 size_t count,
+                                                 aiplat_embeddings_result **out);
+
+/** Destroy a result. NULL is a no-op. */
+AIPLAT_API void aiplat_embeddings_result_destroy(aiplat_embeddings_result *r);
+
+/** Number of vectors (= inputs). */
+AIPLAT_API size_t aiplat_embeddings_result_count(const aiplat_embeddings_result *r);
+
+/** Dimension of every vector. */
+AIPLAT_API size_t aiplat_embeddings_result_dimension(
+    const aiplat_embeddings_result *r);
+
+/**
+ * Vector @p i (dimension floats), or NULL when @p i >= count. Borrowed:
+ * valid until the result is destroyed.
+ */
+AIPLAT_API const float *aiplat_embeddings_result_vector(
+    const aiplat_embeddings_result *r, size_t i);
+
+/** All vectors, row after row (count * dimension floats); borrowed. */
+AIPLAT_API const float *aiplat_embeddings_result_data(
+    const aiplat_embeddings_result *r);
+
+/** `usage.prompt_tokens` summed over the requests, or -1 when unknown. */
+AIPLAT_API int64_t aiplat_embeddings_result_prompt_tokens(
+    const aiplat_embeddings_result *r);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AIPLAT_EMBEDDINGS_H */

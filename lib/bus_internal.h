@@ -1,0 +1,209 @@
+/* The bus inside the library (not installed): shared by lib/bus*.c and by
+ * the service framework, which builds on the bus's connection and on
+ * subscriptions that hand it ownership of each message.
+ * See docs/decisions/0006-nats-bus.md. */
+#ifndef AIPLAT_BUS_INTERNAL_H
+#define AIPLAT_BUS_INTERNAL_H
+
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "aiplat/bus.h"
+#include "internal.h"
+
+/* ---- for the service framework --------------------------------------- */
+
+/* The NATS connection of a connected bus, or NULL before
+ * aiplat_bus_connect(). Borrowed: valid until the bus is released (it is
+ * kept while any subscription, message or KV handle of the bus lives).
+ * Publishing on it directly bypasses subject checks: check with
+ * aip_subject_check() first. Do not close or destroy it. */
+natsConnection *aip_bus_conn(aiplat_bus *bus);
+
+/* The JetStream context of a connected bus (same lifetime as the
+ * connection), or NULL before connect. */
+jsCtx *aip_bus_js(aiplat_bus *bus);
+
+/* Subscribe like aiplat_bus_subscribe(), but @fn receives OWNERSHIP of each
+ * message: it must call aiplat_bus_msg_destroy() once done, from any thread
+ * (typically after a worker answered or acked it). This lets a worker pool
+ * take messages off the delivery thread at once. The natsMsg inside is
+ * reachable with aip_bus_msg_nats() or taken with aip_bus_msg_take_nats(). */
+aiplat_status aip_bus_subscribe_owned(aiplat_bus *bus, const char *subject,
+                                      const char *queue, aiplat_bus_msg_fn fn,
+                                      void *closure, aiplat_bus_sub **out);
+
+/* The same for a JetStream pull consumer (see aiplat_bus_js_subscribe());
+ * @max_in_flight bounds the owned messages not yet destroyed, which is how
+ * a worker pool of N threads asks for at most N messages at a time. */
+aiplat_status aip_bus_js_subscribe_owned(aiplat_bus *bus, const char *stream,
+                                         const char *durable,
+                                         const char *filter_subject,
+                                         int64_t ack_wait_ms,
+                                         int64_t max_deliver, int max_in_flight,
+                                         aiplat_bus_msg_fn fn, void *closure,
+                                         aiplat_bus_sub **out);
+
+/* The natsMsg of a message, borrowed (NULL after aip_bus_msg_take_nats()).
+ * Do not call natsMsg_Ack() and friends on it: nats.c 3.4.1 reaches the
+ * subscription through the message, which may be gone by then; the
+ * aiplat_bus_msg_ack() family publishes on the reply subject through the
+ * connection and stays safe. */
+natsMsg *aip_bus_msg_nats(aiplat_bus_msg *msg);
+
+/* Take the natsMsg out of the message (the caller destroys it with
+ * natsMsg_Destroy()); the message keeps a copy of its subject and reply so
+ * that acks and respond still work. NULL on allocation failure. */
+natsMsg *aip_bus_msg_take_nats(aiplat_bus_msg *msg);
+
+/* Wrap a natsMsg (ownership taken, also on failure) received on @bus into a
+ * message handle, e.g. one obtained from a subscription made directly on
+ * aip_bus_conn(). */
+aiplat_status aip_bus_msg_adopt(aiplat_bus_msg **out, aiplat_bus *bus,
+                                natsMsg *nm);
+
+/* Map a natsStatus to an aiplat_status and record "@what: <nats text>" in
+ * @e and in the thread's record. @jerr is a JetStream error code or 0. */
+aiplat_status aip_bus_fail_nats(aip_err *e, natsStatus s, int jerr,
+                                const char *what);
+
+/* ---- nkeys (lib/bus_nkey.c) ------------------------------------------ */
+
+/* The public user key ("U...") of an encoded user seed ("SU..."); @pub
+ * must hold 57 bytes. false when the seed is malformed (no detail: the
+ * seed is a secret). */
+bool aip_nkey_public_from_seed(const char *seed, char *pub, size_t publen);
+
+/* Encode 32 raw bytes as a user seed ("SU...", 58 chars + NUL); for tests. */
+bool aip_nkey_encode_seed(const unsigned char raw[32], char *seed,
+                          size_t seedlen);
+
+/* ---- TLS exit guard (lib/bus_tls.c) ------------------------------------ */
+
+/* Register, once and after nats.c is initialised, the exit handler that
+ * prevents nats.c 3.4.1 and OpenSSL from freeing the same stack at exit. */
+void aip_bus_tls_exit_guard(void);
+
+/* ---- shared between lib/bus*.c ---------------------------------------- */
+
+typedef enum aip_bus_state {
+  AIP_BUS_CREATED = 0,
+  AIP_BUS_CONNECTING,
+  AIP_BUS_OPEN,
+  AIP_BUS_CLOSED
+} aip_bus_state;
+
+struct aiplat_bus {
+  atomic_int refs; /* the user's, plus one per sub, message and KV handle */
+  aip_err err;
+  pthread_mutex_t mu;
+  pthread_cond_t cond;
+  aip_bus_state state;
+  natsOptions *opts;
+  natsConnection *nc;
+  jsCtx *js;
+  aiplat_bus_event_fn event_fn;
+  void *event_ud;
+  bool send_asap;
+  bool retry_connect;
+  bool closed_done; /* the CLOSED callback has run */
+  atomic_uint_fast64_t reconnects;
+  atomic_uint_fast64_t async_errors;
+  /* Subscriptions whose release could not be proven safe while the
+   * connection is open (nats.c 3.4.1 read-loop race): freed at the end. */
+  natsSubscription **parked;
+  size_t n_parked, cap_parked;
+  char *servers_log;   /* NATS_URL without credentials, for logs */
+  char nkey_seed[128]; /* nats.c signs with it on every (re)connect */
+};
+
+void aip_bus_ref(aiplat_bus *bus);
+void aip_bus_unref(aiplat_bus *bus);
+/* The connection if the bus is open, else NULL and a recorded failure. */
+natsConnection *aip_bus_open_conn(aiplat_bus *bus, aip_err *e,
+                                  const char *what);
+/* Release a natsSubscription whose messages are done: destroy it when a
+ * round trip proves the read loop is past it, else keep it until the bus
+ * is released. */
+void aip_bus_release_nsub(aiplat_bus *bus, natsSubscription *ns);
+
+struct aiplat_headers {
+  aip_err err;
+  bool readonly;
+  size_t n, cap;
+  char **keys;
+  char **values;
+};
+
+/* Check the headers and count the bytes they add to a message. */
+aiplat_status aip_headers_encoded_len(const aiplat_headers *h, aip_err *e,
+                                      size_t *len);
+/* Copy @h into the headers of @nm. */
+aiplat_status aip_headers_apply(const aiplat_headers *h, natsMsg *nm,
+                                aip_err *e);
+
+/* Build the natsMsg to publish: subject, reply, data and headers, after
+ * checking the subject, headers and size against max_payload. With @out
+ * NULL, only check. */
+aiplat_status aip_bus_make_msg(aiplat_bus *bus, aip_err *e, natsConnection *nc,
+                               const char *subject, const char *reply,
+                               const void *data, size_t len,
+                               const aiplat_headers *headers, natsMsg **out);
+
+/* Check and publish (without a natsMsg copy when there are no headers). */
+aiplat_status aip_bus_send(aip_err *e, natsConnection *nc, const char *subject,
+                           const char *reply, const void *data, size_t len,
+                           const aiplat_headers *headers, const char *what);
+
+typedef enum aip_sub_kind { AIP_SUB_CORE, AIP_SUB_JS } aip_sub_kind;
+
+struct aiplat_bus_sub {
+  atomic_int refs; /* the user's, plus one per held JetStream message */
+  aip_err err;
+  aiplat_bus *bus;
+  aip_sub_kind kind;
+  natsSubscription *ns;
+  aiplat_bus_msg_fn fn;
+  void *ud;
+  bool owned; /* the callback owns each message */
+  char *subject;
+  pthread_mutex_t mu;
+  pthread_cond_t cond;
+  bool complete;        /* no callback will run any more */
+  bool stopped;         /* natsSubscription released */
+  bool stopping;        /* JetStream: stop fetching, drop the rest */
+  bool draining;        /* JetStream: stop fetching, deliver the rest */
+  bool destroy_pending; /* destroyed from its own callback */
+  bool stop_busy;       /* a thread is releasing the natsSubscription */
+  /* JetStream pull */
+  pthread_t fetcher;
+  bool fetcher_started;
+  int max_in_flight;
+  int in_flight;
+};
+
+void aip_sub_unref(aiplat_bus_sub *sub);
+/* A message now counts against a JetStream subscription's in-flight limit
+ * (and keeps the subscription's memory alive). */
+void aip_sub_msg_hold(aiplat_bus_sub *sub);
+/* A message handed to a JetStream subscription's callback was released. */
+void aip_sub_msg_done(aiplat_bus_sub *sub);
+
+/* Parsed JetStream metadata (from the $JS.ACK reply subject). */
+typedef struct aip_js_meta {
+  char *buf; /* the stream and consumer names point into it */
+  const char *stream, *consumer;
+  uint64_t stream_seq, consumer_seq, delivered, pending;
+  int64_t timestamp_ns;
+} aip_js_meta;
+
+/* Parse a JetStream ack subject; false when malformed. */
+bool aip_js_parse_ack_subject(const char *reply, aip_js_meta *m);
+
+/* Create a message handle for @nm (ownership taken, also on failure); @sub
+ * is the JetStream subscription it counts against, or NULL. */
+aiplat_status aip_bus_msg_wrap(aiplat_bus_msg **out, aiplat_bus *bus,
+                               aiplat_bus_sub *sub, natsMsg *nm);
+
+#endif

@@ -1,0 +1,296 @@
+/* JetStream streams and publishing, and Key-Value buckets. See ADR 0006. */
+#include "config.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus_internal.h"
+#include "subject_internal.h"
+
+#define NAME_MAX_LEN 64
+#define KV_KEY_MAX 256
+#define KV_HISTORY_MAX 64
+
+static jsCtx *open_js(aiplat_bus *bus, aip_err *e, const char *what) {
+  if (!aip_bus_open_conn(bus, e, what)) return NULL;
+  jsCtx *js = aip_bus_js(bus);
+  if (!js)
+    aip_fail(e, AIPLAT_ERR_NOT_SUPPORTED, "%s: no JetStream context", what);
+  return js;
+}
+
+/* ---- streams ---------------------------------------------------------------
+ */
+
+AIPLAT_API aiplat_status aiplat_bus_stream_ensure(
+    aiplat_bus *bus, const char *name, const char *const *subjects,
+    size_t n_subjects, int64_t max_age_ms, aiplat_bus_retention retention) {
+  if (!bus)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "bus: bus is NULL");
+  aip_err *e = &bus->err;
+  aiplat_status st =
+      aip_name_check(e, "bus: stream_ensure: stream name", name, NAME_MAX_LEN);
+  if (st) return st;
+  if (!subjects || n_subjects == 0 || n_subjects > 1024)
+    return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "bus: stream_ensure: give 1 to 1024 subjects");
+  for (size_t i = 0; i < n_subjects; i++)
+    if ((st = aip_subject_check(e, "bus: stream_ensure", subjects[i], true)))
+      return st;
+  if (max_age_ms < 0 || max_age_ms > INT64_MAX / 1000000)
+    return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "bus: stream_ensure: max_age_ms out of range");
+  jsRetentionPolicy policy;
+  switch (retention) {
+    case AIPLAT_BUS_RETENTION_LIMITS:
+      policy = js_LimitsPolicy;
+      break;
+    case AIPLAT_BUS_RETENTION_WORK_QUEUE:
+      policy = js_WorkQueuePolicy;
+      break;
+    case AIPLAT_BUS_RETENTION_INTEREST:
+      policy = js_InterestPolicy;
+      break;
+    default:
+      return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT,
+                      "bus: stream_ensure: unknown retention %d",
+                      (int)retention);
+  }
+  jsCtx *js = open_js(bus, e, "bus: stream_ensure");
+  if (!js) return aip_err_copy(e, NULL, 0);
+  jsStreamConfig sc;
+  jsStreamConfig_Init(&sc);
+  sc.Name = name;
+  sc.Subjects = (const char **)subjects;
+  sc.SubjectsLen = (int)n_subjects;
+  sc.MaxAge = max_age_ms * 1000000;
+  sc.Retention = policy;
+  sc.Storage = js_FileStorage;
+  jsErrCode jerr = 0;
+  natsStatus s = js_AddStream(NULL, js, &sc, NULL, &jerr);
+  if (s != NATS_OK && jerr == JSStreamNameExistErr) {
+    /* It exists with another configuration: bring it to this one. */
+    jerr = 0;
+    s = js_UpdateStream(NULL, js, &sc, NULL, &jerr);
+  }
+  if (s != NATS_OK) return aip_bus_fail_nats(e, s, jerr, "bus: stream_ensure");
+  return AIPLAT_OK;
+}
+
+AIPLAT_API aiplat_status aiplat_bus_stream_delete(aiplat_bus *bus,
+                                                  const char *name) {
+  if (!bus)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "bus: bus is NULL");
+  aiplat_status st = aip_name_check(
+      &bus->err, "bus: stream_delete: stream name", name, NAME_MAX_LEN);
+  if (st) return st;
+  jsCtx *js = open_js(bus, &bus->err, "bus: stream_delete");
+  if (!js) return aip_err_copy(&bus->err, NULL, 0);
+  jsErrCode jerr = 0;
+  natsStatus s = js_DeleteStream(js, name, NULL, &jerr);
+  if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr)
+    return aip_fail(&bus->err, AIPLAT_ERR_NOT_FOUND,
+                    "bus: stream_delete: no stream %s", name);
+  if (s != NATS_OK)
+    return aip_bus_fail_nats(&bus->err, s, jerr, "bus: stream_delete");
+  return AIPLAT_OK;
+}
+
+AIPLAT_API aiplat_status aiplat_bus_js_publish(aiplat_bus *bus,
+                                               const char *subject,
+                                               const void *data, size_t len,
+                                               const aiplat_headers *headers,
+                                               uint64_t *seq) {
+  if (!bus)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "bus: bus is NULL");
+  if (seq) *seq = 0;
+  jsCtx *js = open_js(bus, &bus->err, "bus: js_publish");
+  if (!js) return aip_err_copy(&bus->err, NULL, 0);
+  natsMsg *nm = NULL;
+  aiplat_status st = aip_bus_make_msg(bus, &bus->err, bus->nc, subject, NULL,
+                                      data, len, headers, &nm);
+  if (st) return st;
+  jsPubAck *pa = NULL;
+  jsErrCode jerr = 0;
+  natsStatus s = js_PublishMsg(&pa, js, nm, NULL, &jerr);
+  natsMsg_Destroy(nm);
+  if (s == NATS_NO_RESPONDERS)
+    return aip_fail(&bus->err, AIPLAT_ERR_NOT_FOUND,
+                    "bus: js_publish: no stream captures subject %s", subject);
+  if (s != NATS_OK)
+    return aip_bus_fail_nats(&bus->err, s, jerr, "bus: js_publish");
+  if (seq) *seq = pa->Sequence;
+  jsPubAck_Destroy(pa);
+  return AIPLAT_OK;
+}
+
+/* ---- Key-Value
+ * --------------------------------------------------------------------- */
+
+struct aiplat_kv {
+  aip_err err;
+  aiplat_bus *bus;
+  kvStore *store;
+  char *bucket;
+};
+
+AIPLAT_API aiplat_status aiplat_kv_open(aiplat_kv **out, aiplat_bus *bus,
+                                        const char *bucket, int64_t ttl_ms,
+                                        int history) {
+  if (!out || !bus)
+    return aip_fail(bus ? &bus->err : NULL, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "kv: open: %s is NULL", out ? "bus" : "out");
+  *out = NULL;
+  aip_err *e = &bus->err;
+  aiplat_status st = aip_name_check(e, "kv: bucket name", bucket, NAME_MAX_LEN);
+  if (st) return st;
+  if (ttl_ms < 0 || ttl_ms > INT64_MAX / 1000000)
+    return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT, "kv: ttl_ms out of range");
+  if (history < 1 || history > KV_HISTORY_MAX)
+    return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT, "kv: history must be 1..%d",
+                    KV_HISTORY_MAX);
+  jsCtx *js = open_js(bus, e, "kv: open");
+  if (!js) return aip_err_copy(e, NULL, 0);
+
+  kvStore *store = NULL;
+  natsStatus s = js_KeyValue(&store, js, bucket);
+  if (s != NATS_OK) {
+    kvConfig kc;
+    kvConfig_Init(&kc);
+    kc.Bucket = bucket;
+    kc.History = (uint8_t)history;
+    kc.TTL = ttl_ms * 1000000;
+    kc.StorageType = js_FileStorage;
+    s = js_CreateKeyValue(&store, js, &kc);
+    /* Another process may have created it meanwhile: bind to that one. */
+    if (s != NATS_OK && js_KeyValue(&store, js, bucket) == NATS_OK) s = NATS_OK;
+  }
+  if (s != NATS_OK) return aip_bus_fail_nats(e, s, 0, "kv: open");
+
+  aiplat_kv *kv = calloc(1, sizeof *kv);
+  if (!kv || !(kv->bucket = aip_strdup(bucket))) {
+    free(kv);
+    kvStore_Destroy(store);
+    return aip_fail(e, AIPLAT_ERR_NO_MEMORY, "kv: out of memory");
+  }
+  aip_err_init(&kv->err);
+  kv->bus = bus;
+  aip_bus_ref(bus);
+  kv->store = store;
+  *out = kv;
+  return AIPLAT_OK;
+}
+
+AIPLAT_API void aiplat_kv_destroy(aiplat_kv *kv) {
+  if (!kv) return;
+  kvStore_Destroy(kv->store);
+  free(kv->bucket);
+  aip_err_destroy(&kv->err);
+  aiplat_bus *bus = kv->bus;
+  free(kv);
+  aip_bus_unref(bus);
+}
+
+AIPLAT_API aiplat_status aiplat_kv_last_error(aiplat_kv *kv, char *buf,
+                                              size_t buflen) {
+  if (!kv)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "kv: handle is NULL");
+  return aip_err_copy(&kv->err, buf, buflen);
+}
+
+static aiplat_status check_key(aiplat_kv *kv, const char *key) {
+  if (!key || !*key)
+    return aip_fail(&kv->err, AIPLAT_ERR_INVALID_ARGUMENT, "kv: key is empty");
+  size_t len = strnlen(key, KV_KEY_MAX + 1);
+  if (len > KV_KEY_MAX)
+    return aip_fail(&kv->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "kv: key is longer than %d bytes", KV_KEY_MAX);
+  if (key[0] == '.' || key[len - 1] == '.' || strstr(key, ".."))
+    return aip_fail(&kv->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "kv: key may not start or end with '.' or hold '..'");
+  for (size_t i = 0; i < len; i++) {
+    char c = key[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '=' ||
+              c == '/' || c == '.';
+    if (!ok)
+      return aip_fail(&kv->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                      "kv: key may hold only A-Z, a-z, 0-9 and -_=/. (bad "
+                      "byte at %zu)",
+                      i);
+  }
+  return AIPLAT_OK;
+}
+
+AIPLAT_API aiplat_status aiplat_kv_put(aiplat_kv *kv, const char *key,
+                                       const void *data, size_t len,
+                                       uint64_t *revision) {
+  if (!kv)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "kv: handle is NULL");
+  if (revision) *revision = 0;
+  aiplat_status st = check_key(kv, key);
+  if (st) return st;
+  if (!data && len)
+    return aip_fail(&kv->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "kv: put: data is NULL but len is %zu", len);
+  natsConnection *nc = aip_bus_open_conn(kv->bus, &kv->err, "kv: put");
+  if (!nc) return aip_err_copy(&kv->err, NULL, 0);
+  int64_t max = natsConnection_GetMaxPayload(nc);
+  if (len > INT_MAX || (max > 0 && (int64_t)len > max))
+    return aip_fail(&kv->err, AIPLAT_ERR_TOO_LARGE,
+                    "kv: put: value of %zu bytes exceeds the server's "
+                    "max_payload of %lld bytes",
+                    len, (long long)max);
+  uint64_t rev = 0;
+  natsStatus s = kvStore_Put(&rev, kv->store, key, data, (int)len);
+  if (s != NATS_OK) return aip_bus_fail_nats(&kv->err, s, 0, "kv: put");
+  if (revision) *revision = rev;
+  return AIPLAT_OK;
+}
+
+AIPLAT_API aiplat_status aiplat_kv_get(aiplat_kv *kv, const char *key,
+                                       void **data, size_t *len) {
+  if (!kv)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "kv: handle is NULL");
+  if (!data || !len)
+    return aip_fail(&kv->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "kv: get: data and len must not be NULL");
+  *data = NULL;
+  *len = 0;
+  aiplat_status st = check_key(kv, key);
+  if (st) return st;
+  if (!aip_bus_open_conn(kv->bus, &kv->err, "kv: get"))
+    return aip_err_copy(&kv->err, NULL, 0);
+  kvEntry *entry = NULL;
+  natsStatus s = kvStore_Get(&entry, kv->store, key);
+  if (s == NATS_NOT_FOUND)
+    return aip_fail(&kv->err, AIPLAT_ERR_NOT_FOUND,
+                    "kv: no key %s in bucket %s", key, kv->bucket);
+  if (s != NATS_OK) return aip_bus_fail_nats(&kv->err, s, 0, "kv: get");
+  int n = kvEntry_ValueLen(entry);
+  size_t vlen = n > 0 ? (size_t)n : 0;
+  char *copy = malloc(vlen + 1);
+  if (!copy) {
+    kvEntry_Destroy(entry);
+    return aip_fail(&kv->err, AIPLAT_ERR_NO_MEMORY, "kv: out of memory");
+  }
+  if (vlen) memcpy(copy, kvEntry_Value(entry), vlen);
+  copy[vlen] = '\0';
+  kvEntry_Destroy(entry);
+  *data = copy;
+  *len = vlen;
+  return AIPLAT_OK;
+}
+
+AIPLAT_API aiplat_status aiplat_kv_delete(aiplat_kv *kv, const char *key) {
+  if (!kv)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "kv: handle is NULL");
+  aiplat_status st = check_key(kv, key);
+  if (st) return st;
+  if (!aip_bus_open_conn(kv->bus, &kv->err, "kv: delete"))
+    return aip_err_copy(&kv->err, NULL, 0);
+  natsStatus s = kvStore_Delete(kv->store, key);
+  if (s != NATS_OK) return aip_bus_fail_nats(&kv->err, s, 0, "kv: delete");
+  return AIPLAT_OK;
+}

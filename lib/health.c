@@ -1,0 +1,730 @@
+/* Health HTTP server: /health, /ready, /metrics on libmicrohttpd.
+ * docs/decisions/0007-health-and-metrics.md explains the choices. */
+#include "config.h" /* autoconf's: before any system header */
+
+/* System and dependency headers, then the library's own. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "metrics.h"
+
+/* Probes and scrapes are few: a single polling thread answers them all, a
+ * small connection limit bounds memory, and the timeout drops idle or
+ * trickling clients (the ADR says why). */
+#define HEALTH_CONNECTION_LIMIT 32u
+#define HEALTH_CONNECTION_TIMEOUT_S 10u
+#define HEALTH_CONNECTION_MEMORY ((size_t)32 * 1024)
+#define HEALTH_SLOW_CHECK_NS ((int64_t)100 * 1000000)
+#define HEALTH_CHECK_NAME_MAX 64
+#define HEALTH_MAX_CHECKS 64
+#define HEALTH_MAX_PERIOD_MS ((int64_t)86400000)
+#define HEALTH_HOST_MAX (INET6_ADDRSTRLEN + 32) /* with a scope id */
+
+#define CT_JSON "application/json"
+#define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
+
+typedef struct hcheck {
+  char *name;
+  aiplat_health_check_fn fn;
+  void *user_data;
+  bool cached;
+  atomic_bool slow_warned;
+  /* Cached checks only: a thread of their own and its latest result. */
+  pthread_t thread;
+  bool thread_started;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int64_t interval_ms;
+  int64_t timeout_ms;
+  bool quit;
+  bool running;
+  int64_t running_since_ms;
+  bool has_result;
+  bool ok;
+  char msg[AIPLAT_HEALTH_MESSAGE_MAX];
+} hcheck;
+
+struct aiplat_health {
+  aip_err err;
+  /* Address from the configuration. */
+  struct sockaddr_storage addr;
+  socklen_t addrlen;
+  bool dual_stack;                     /* bound to "::": IPv4 clients too */
+  char addr_text[HEALTH_HOST_MAX + 4]; /* "[host]" */
+  int port_cfg;
+  /* Server life: start/stop/destroy, on the owner's thread. */
+  pthread_mutex_t life_mu;
+  struct MHD_Daemon *daemon;
+  atomic_int port;
+  atomic_bool stopping;
+  /* Checks and gates, read by the server thread. */
+  pthread_mutex_t mu;
+  hcheck **checks;
+  size_t nchecks;
+  bool ready;
+  char *ready_reason;
+  bool live;
+  char *live_reason;
+  aiplat_metrics *metrics;
+  /* The server's last log line, for a failed start's message. */
+  pthread_mutex_t log_mu;
+  char mhd_last[256];
+};
+
+/* ---- configuration ----------------------------------------------------- */
+
+static aiplat_status parse_bind(aiplat_health *h, const char *text, int port) {
+  char host[HEALTH_HOST_MAX];
+  const char *orig = text;
+  size_t n = strlen(text);
+  if (n >= 2 && text[0] == '[' && text[n - 1] == ']') {
+    text++;
+    n -= 2;
+  }
+  if (n == 0 || n >= sizeof host) goto bad;
+  memcpy(host, text, n);
+  host[n] = '\0';
+  memset(&h->addr, 0, sizeof h->addr);
+  if (!strchr(host, ':')) {
+    /* Strict dotted quad: not the legacy forms ("127.1") inet_aton takes. */
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&h->addr;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) != 1) goto bad;
+    a4->sin_family = AF_INET;
+    h->addrlen = sizeof *a4;
+  } else {
+    /* getaddrinfo rather than inet_pton for the scope id in fe80::1%eth0. */
+    struct addrinfo hints = {.ai_family = AF_INET6,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICHOST | AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res) goto bad;
+    memcpy(&h->addr, res->ai_addr, res->ai_addrlen);
+    h->addrlen = res->ai_addrlen;
+    freeaddrinfo(res);
+  }
+  if (h->addr.ss_family == AF_INET6) {
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&h->addr;
+    a6->sin6_port = htons((uint16_t)port);
+    h->dual_stack = IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr);
+    snprintf(h->addr_text, sizeof h->addr_text, "[%s]", host);
+  } else if (h->addr.ss_family == AF_INET) {
+    ((struct sockaddr_in *)&h->addr)->sin_port = htons((uint16_t)port);
+    snprintf(h->addr_text, sizeof h->addr_text, "%s", host);
+  } else {
+    goto bad;
+  }
+  return AIPLAT_OK;
+bad:
+  return aip_fail(&h->err, AIPLAT_ERR_CONFIG,
+                  "health: HEALTH_BIND: \"%.64s\" is not an IPv4 or IPv6 "
+                  "address (a literal such as 0.0.0.0, 127.0.0.1, :: or ::1)",
+                  orig);
+}
+
+static aiplat_status read_config(aiplat_health *h, aiplat_config *cfg) {
+  int64_t port;
+  const char *bind = NULL;
+  aiplat_status st = aiplat_config_get_int(cfg, "HEALTH_PORT", 0, 65535, &port);
+  if (st != AIPLAT_OK) {
+    char msg[AIP_ERRMSG_MAX];
+    aiplat_config_last_error(cfg, msg, sizeof msg);
+    return aip_fail(&h->err, st, "health: %s", msg);
+  }
+  st = aiplat_config_get_string(cfg, "HEALTH_BIND", &bind);
+  if (st != AIPLAT_OK) {
+    char msg[AIP_ERRMSG_MAX];
+    aiplat_config_last_error(cfg, msg, sizeof msg);
+    return aip_fail(&h->err, st, "health: %s", msg);
+  }
+  h->port_cfg = (int)port;
+  return parse_bind(h, bind ? bind : "0.0.0.0", (int)port);
+}
+
+/* ---- responses --------------------------------------------------------- */
+
+static enum MHD_Result respond(struct MHD_Connection *c, unsigned status,
+                               const char *ctype, aip_buf *body) {
+  struct MHD_Response *r = NULL;
+  if (body->data) {
+    size_t len = 0;
+    char *data = aip_buf_steal(body, &len);
+    r = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    if (!r) free(data);
+  }
+  if (!r) {
+    static char oom[] = "{\"error\":\"out of memory\"}";
+    aip_buf_free(body);
+    status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+    ctype = CT_JSON;
+    r = MHD_create_response_from_buffer(sizeof oom - 1, oom,
+                                        MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+  }
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+  enum MHD_Result ret = MHD_queue_response(c, status, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+static enum MHD_Result respond_text(struct MHD_Connection *c, unsigned status,
+                                    const char *json) {
+  aip_buf b = {0};
+  aip_buf_puts(&b, json);
+  return respond(c, status, CT_JSON, &b);
+}
+
+/* Append @s as a JSON string, invalid UTF-8 bytes replaced by '?'. */
+static bool put_json_string(aip_buf *b, const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t len = strlen(s);
+  bool ok = aip_buf_putc(b, '"');
+  for (size_t i = 0; ok && i < len;) {
+    size_t n = aip_utf8_seq_len(p + i, len - i);
+    ok = n ? aip_buf_json_escape(b, s + i, n) : aip_buf_putc(b, '?');
+    i += n ? n : 1;
+  }
+  return ok && aip_buf_putc(b, '"');
+}
+
+/* ---- liveness ---------------------------------------------------------- */
+
+static enum MHD_Result serve_health(aiplat_health *h,
+                                    struct MHD_Connection *c) {
+  if (atomic_load(&h->stopping))
+    return respond_text(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                        "{\"status\":\"stopping\"}");
+  aip_buf b = {0};
+  pthread_mutex_lock(&h->mu);
+  bool live = h->live;
+  bool ok =
+      live || (aip_buf_puts(&b, "{\"status\":\"failed\"") &&
+               (!h->live_reason || (aip_buf_puts(&b, ",\"reason\":") &&
+                                    put_json_string(&b, h->live_reason))) &&
+               aip_buf_putc(&b, '}'));
+  pthread_mutex_unlock(&h->mu);
+  if (live) return respond_text(c, MHD_HTTP_OK, "{\"status\":\"ok\"}");
+  if (!ok) aip_buf_free(&b);
+  return respond(c, MHD_HTTP_SERVICE_UNAVAILABLE, CT_JSON, &b);
+}
+
+/* ---- readiness --------------------------------------------------------- */
+
+static void run_inline(hcheck *k, bool *ok, char *msg) {
+  int64_t t0 = aip_now_ns();
+  *ok = k->fn(msg, AIPLAT_HEALTH_MESSAGE_MAX, k->user_data);
+  msg[AIPLAT_HEALTH_MESSAGE_MAX - 1] = '\0';
+  int64_t dt = aip_now_ns() - t0;
+  if (dt > HEALTH_SLOW_CHECK_NS && !atomic_exchange(&k->slow_warned, true)) {
+    char ms[32];
+    snprintf(ms, sizeof ms, "%lld", (long long)(dt / 1000000));
+    aip_log_kv(AIPLAT_LOG_WARNING,
+               "health: a readiness check blocked the server; make it "
+               "non-blocking or add it with aiplat_health_add_cached_check()",
+               "check", k->name, "took_ms", ms, (const char *)NULL);
+  }
+}
+
+static void read_cached(hcheck *k, bool *ok, char *msg) {
+  pthread_mutex_lock(&k->mu);
+  int64_t running_ms = k->running ? aip_now_ms() - k->running_since_ms : 0;
+  if (k->running && running_ms > k->timeout_ms) {
+    *ok = false;
+    snprintf(msg, AIPLAT_HEALTH_MESSAGE_MAX,
+             "no answer within %lld ms (running for %lld ms)",
+             (long long)k->timeout_ms, (long long)running_ms);
+  } else if (!k->has_result) {
+    *ok = false;
+    snprintf(msg, AIPLAT_HEALTH_MESSAGE_MAX, "not checked yet");
+  } else {
+    *ok = k->ok;
+    memcpy(msg, k->msg, AIPLAT_HEALTH_MESSAGE_MAX);
+  }
+  pthread_mutex_unlock(&k->mu);
+}
+
+/* Evaluate readiness into @b; true when ready. */
+static bool evaluate_ready(aiplat_health *h, aip_buf *b, bool *oom) {
+  pthread_mutex_lock(&h->mu);
+  size_t n = h->nchecks;
+  hcheck *local[HEALTH_MAX_CHECKS];
+  memcpy(local, h->checks, n * sizeof *local);
+  bool gate = h->ready;
+  char *reason = aip_strdup(h->ready_reason);
+  pthread_mutex_unlock(&h->mu);
+
+  /* Checks run without the lock: a check may take its time without
+   * holding up set_ready() or add_check() on other threads. */
+  aip_buf checks = {0};
+  bool all = true, ok = aip_buf_putc(&checks, '{');
+  for (size_t i = 0; i < n; i++) {
+    char msg[AIPLAT_HEALTH_MESSAGE_MAX] = "";
+    bool pass = false;
+    if (local[i]->cached)
+      read_cached(local[i], &pass, msg);
+    else
+      run_inline(local[i], &pass, msg);
+    if (!pass && !msg[0]) snprintf(msg, sizeof msg, "check failed");
+    all = all && pass;
+    ok = ok && (i == 0 || aip_buf_putc(&checks, ',')) &&
+         put_json_string(&checks, local[i]->name) &&
+         aip_buf_printf(&checks, ":{\"ok\":%s", pass ? "true" : "false") &&
+         (!msg[0] || (aip_buf_puts(&checks, ",\"message\":") &&
+                      put_json_string(&checks, msg))) &&
+         aip_buf_putc(&checks, '}');
+  }
+  ok = ok && aip_buf_putc(&checks, '}');
+  bool ready = gate && all;
+  ok = ok &&
+       aip_buf_printf(b, "{\"status\":\"%s\"", ready ? "ready" : "not ready");
+  if (ok && !gate)
+    ok = aip_buf_puts(b, ",\"reason\":") &&
+         put_json_string(b, reason ? reason : "not ready");
+  ok = ok && aip_buf_puts(b, ",\"checks\":") &&
+       aip_buf_append(b, checks.data, checks.len) && aip_buf_putc(b, '}');
+  aip_buf_free(&checks);
+  free(reason);
+  *oom = !ok;
+  return ready;
+}
+
+static enum MHD_Result serve_ready(aiplat_health *h, struct MHD_Connection *c) {
+  if (atomic_load(&h->stopping))
+    return respond_text(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                        "{\"status\":\"not ready\",\"reason\":\"stopping\"}");
+  aip_buf b = {0};
+  bool oom = false;
+  bool ready = evaluate_ready(h, &b, &oom);
+  if (oom) aip_buf_free(&b);
+  return respond(c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, CT_JSON,
+                 &b);
+}
+
+/* ---- metrics ----------------------------------------------------------- */
+
+static enum MHD_Result serve_metrics(aiplat_health *h,
+                                     struct MHD_Connection *c) {
+  aip_buf b = {0};
+  if (!aip_metrics_render_buf(h->metrics, &b)) aip_buf_free(&b);
+  return respond(c, MHD_HTTP_OK, CT_METRICS, &b);
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+static enum MHD_Result route(aiplat_health *h, struct MHD_Connection *c,
+                             const char *url) {
+  if (strcmp(url, "/health") == 0) return serve_health(h, c);
+  if (strcmp(url, "/ready") == 0) return serve_ready(h, c);
+  if (strcmp(url, "/metrics") == 0) return serve_metrics(h, c);
+  return respond_text(c, MHD_HTTP_NOT_FOUND, "{\"error\":\"not found\"}");
+}
+
+static bool announces_body(struct MHD_Connection *c) {
+  const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                               MHD_HTTP_HEADER_CONTENT_LENGTH);
+  const char *te = MHD_lookup_connection_value(
+      c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+  return te || (cl && strspn(cl, "0 \t") != strlen(cl));
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload,
+                                  size_t *upload_size, void **state) {
+  static int seen;
+  aiplat_health *h = cls;
+  bool allowed = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+                 strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+  if (!*state) {
+    *state = &seen;
+    /* Answering before the body is read makes the server discard it and
+     * close the connection afterwards: bodies are never read. */
+    if (!allowed)
+      return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+                          "{\"error\":\"method not allowed\"}");
+    if (announces_body(c)) return route(h, c, url);
+    return MHD_YES;
+  }
+  if (*upload_size) {
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  return route(h, c, url);
+}
+
+AIP_PRINTF(2, 0)
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+  aiplat_health *h = cls;
+  char line[256];
+  vsnprintf(line, sizeof line, fmt, ap);
+  size_t n = strlen(line);
+  while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
+  pthread_mutex_lock(&h->log_mu);
+  memcpy(h->mhd_last, line, sizeof line);
+  pthread_mutex_unlock(&h->log_mu);
+  aip_log_kv(AIPLAT_LOG_WARNING, "health: http server", "detail", line,
+             "address", h->addr_text, (const char *)NULL);
+}
+
+/* ---- cached checks ----------------------------------------------------- */
+
+static void *cached_main(void *arg) {
+  hcheck *k = arg;
+  pthread_setname_np(pthread_self(), "aiplat-check");
+  pthread_mutex_lock(&k->mu);
+  while (!k->quit) {
+    k->running = true;
+    k->running_since_ms = aip_now_ms();
+    pthread_mutex_unlock(&k->mu);
+    char msg[AIPLAT_HEALTH_MESSAGE_MAX] = "";
+    bool ok = k->fn(msg, sizeof msg, k->user_data);
+    msg[sizeof msg - 1] = '\0';
+    pthread_mutex_lock(&k->mu);
+    k->running = false;
+    k->ok = ok;
+    k->has_result = true;
+    memcpy(k->msg, msg, sizeof msg);
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += (time_t)(k->interval_ms / 1000);
+    until.tv_nsec += (long)(k->interval_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+    while (!k->quit &&
+           pthread_cond_timedwait(&k->cv, &k->mu, &until) != ETIMEDOUT) {
+    }
+  }
+  pthread_mutex_unlock(&k->mu);
+  return NULL;
+}
+
+static void check_free(hcheck *k) {
+  if (!k) return;
+  if (k->cached) {
+    if (k->thread_started) {
+      pthread_mutex_lock(&k->mu);
+      k->quit = true;
+      pthread_cond_signal(&k->cv);
+      pthread_mutex_unlock(&k->mu);
+      pthread_join(k->thread, NULL);
+    }
+    pthread_cond_destroy(&k->cv);
+    pthread_mutex_destroy(&k->mu);
+  }
+  free(k->name);
+  free(k);
+}
+
+/* Threads of the library never take the process's signals: whatever the
+ * program does with SIGTERM happens on its own threads. */
+static void block_signals(sigset_t *old) {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, old);
+}
+
+static void restore_signals(const sigset_t *old) {
+  pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+static bool valid_check_name(const char *name) {
+  size_t n = name ? strlen(name) : 0;
+  if (n == 0 || n > HEALTH_CHECK_NAME_MAX) return false;
+  return strspn(name,
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                "0123456789_.-") == n;
+}
+
+static aiplat_status add_check(aiplat_health *h, const char *name,
+                               aiplat_health_check_fn fn, void *user_data,
+                               bool cached, int64_t interval_ms,
+                               int64_t timeout_ms) {
+  if (!h)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "health: NULL handle");
+  if (!valid_check_name(name))
+    return aip_fail(&h->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "health: check name \"%.64s\" must be 1 to %d characters "
+                    "of A-Z a-z 0-9 _ . -",
+                    name ? name : "(null)", HEALTH_CHECK_NAME_MAX);
+  if (!fn)
+    return aip_fail(&h->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "health: check %s: NULL function", name);
+  if (cached && (interval_ms < 10 || interval_ms > HEALTH_MAX_PERIOD_MS ||
+                 timeout_ms < 1 || timeout_ms > HEALTH_MAX_PERIOD_MS))
+    return aip_fail(&h->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "health: check %s: interval must be 10 ms to 24 h and "
+                    "timeout 1 ms to 24 h",
+                    name);
+  hcheck *k = calloc(1, sizeof *k);
+  if (!k || !(k->name = strdup(name))) {
+    free(k);
+    return aip_fail(&h->err, AIPLAT_ERR_NO_MEMORY,
+                    "health: check %s: out of memory", name);
+  }
+  k->fn = fn;
+  k->user_data = user_data;
+  k->cached = cached;
+  atomic_init(&k->slow_warned, false);
+  if (cached) {
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&k->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&k->mu, NULL);
+    k->interval_ms = interval_ms;
+    k->timeout_ms = timeout_ms;
+  }
+
+  aiplat_status st = AIPLAT_OK;
+  pthread_mutex_lock(&h->mu);
+  for (size_t i = 0; i < h->nchecks; i++) {
+    if (strcmp(h->checks[i]->name, name) == 0) {
+      st = aip_fail(&h->err, AIPLAT_ERR_EXISTS,
+                    "health: a check named %s exists already", name);
+      goto out;
+    }
+  }
+  if (h->nchecks >= HEALTH_MAX_CHECKS) {
+    st = aip_fail(&h->err, AIPLAT_ERR_TOO_LARGE, "health: at most %d checks",
+                  HEALTH_MAX_CHECKS);
+    goto out;
+  }
+  if (cached) {
+    sigset_t old;
+    block_signals(&old);
+    int rc = pthread_create(&k->thread, NULL, cached_main, k);
+    restore_signals(&old);
+    if (rc != 0) {
+      st = aip_fail(&h->err, AIPLAT_ERR_INTERNAL,
+                    "health: check %s: cannot start its thread: %s", name,
+                    strerror(rc));
+      goto out;
+    }
+    k->thread_started = true;
+  }
+  h->checks[h->nchecks++] = k;
+  k = NULL;
+out:
+  pthread_mutex_unlock(&h->mu);
+  check_free(k);
+  return st;
+}
+
+/* ---- public API -------------------------------------------------------- */
+
+AIPLAT_API aiplat_status aiplat_health_create(aiplat_health **out,
+                                              aiplat_config *cfg) {
+  if (!out)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "health: out is NULL");
+  *out = NULL;
+  aiplat_status st = aip_global_ref();
+  if (st != AIPLAT_OK) return st;
+  aiplat_health *h = calloc(1, sizeof *h);
+  if (!h) {
+    aip_global_unref();
+    return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "health: out of memory");
+  }
+  aip_err_init(&h->err);
+  pthread_mutex_init(&h->life_mu, NULL);
+  pthread_mutex_init(&h->mu, NULL);
+  pthread_mutex_init(&h->log_mu, NULL);
+  atomic_init(&h->port, 0);
+  atomic_init(&h->stopping, false);
+  h->ready = true;
+  h->live = true;
+
+  aiplat_config *own = NULL;
+  if (!cfg && (st = aiplat_config_create(&own)) != AIPLAT_OK) goto fail;
+  st = read_config(h, cfg ? cfg : own);
+  aiplat_config_destroy(own);
+  if (st != AIPLAT_OK) goto fail;
+  if (!(h->checks = calloc(HEALTH_MAX_CHECKS, sizeof *h->checks))) {
+    st = aip_fail(&h->err, AIPLAT_ERR_NO_MEMORY, "health: out of memory");
+    goto fail;
+  }
+  if ((st = aip_metrics_new(&h->metrics)) != AIPLAT_OK ||
+      (st = aip_metrics_register_std(h->metrics)) != AIPLAT_OK)
+    goto fail;
+  *out = h;
+  return AIPLAT_OK;
+fail:
+  aiplat_health_destroy(h);
+  return st;
+}
+
+AIPLAT_API void aiplat_health_destroy(aiplat_health *h) {
+  if (!h) return;
+  aiplat_health_stop(h);
+  for (size_t i = 0; i < h->nchecks; i++) check_free(h->checks[i]);
+  free(h->checks);
+  free(h->ready_reason);
+  free(h->live_reason);
+  aip_metrics_free(h->metrics);
+  pthread_mutex_destroy(&h->log_mu);
+  pthread_mutex_destroy(&h->mu);
+  pthread_mutex_destroy(&h->life_mu);
+  aip_err_destroy(&h->err);
+  free(h);
+  aip_global_unref();
+}
+
+/* After a failed start: bind a socket the same way to learn why. */
+static int probe_bind(const aiplat_health *h) {
+  int fd = socket(h->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  int one = 1, v6only = h->dual_stack ? 0 : 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (h->addr.ss_family == AF_INET6)
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+  int e = 0;
+  if (bind(fd, (const struct sockaddr *)&h->addr, h->addrlen) != 0 ||
+      listen(fd, 1) != 0)
+    e = errno;
+  close(fd);
+  return e;
+}
+
+AIPLAT_API aiplat_status aiplat_health_start(aiplat_health *h) {
+  if (!h)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "health: NULL handle");
+  aiplat_status st = AIPLAT_OK;
+  pthread_mutex_lock(&h->life_mu);
+  if (h->daemon) {
+    st = aip_fail(&h->err, AIPLAT_ERR_STATE,
+                  "health: the server is already started");
+    goto out;
+  }
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
+                   MHD_USE_ITC | MHD_USE_ERROR_LOG;
+  if (h->addr.ss_family == AF_INET6)
+    flags |= h->dual_stack ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+  pthread_mutex_lock(&h->log_mu);
+  h->mhd_last[0] = '\0';
+  pthread_mutex_unlock(&h->log_mu);
+  sigset_t old;
+  block_signals(&old);
+  h->daemon = MHD_start_daemon(
+      flags, (uint16_t)h->port_cfg, NULL, NULL, on_request, h,
+      MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&h->addr,
+      MHD_OPTION_CONNECTION_LIMIT, HEALTH_CONNECTION_LIMIT,
+      MHD_OPTION_CONNECTION_TIMEOUT, HEALTH_CONNECTION_TIMEOUT_S,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, HEALTH_CONNECTION_MEMORY,
+      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_END);
+  restore_signals(&old);
+  if (!h->daemon) {
+    int e = probe_bind(h);
+    if (e) {
+      st =
+          aip_fail(&h->err, AIPLAT_ERR_IO, "health: cannot listen on %s:%d: %s",
+                   h->addr_text, h->port_cfg, strerror(e));
+    } else {
+      pthread_mutex_lock(&h->log_mu);
+      st = aip_fail(&h->err, AIPLAT_ERR_IO,
+                    "health: cannot start the HTTP server on %s:%d: %s",
+                    h->addr_text, h->port_cfg,
+                    h->mhd_last[0] ? h->mhd_last : "unknown error");
+      pthread_mutex_unlock(&h->log_mu);
+    }
+    goto out;
+  }
+  const union MHD_DaemonInfo *info =
+      MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+  atomic_store(&h->port, info && info->port ? info->port : h->port_cfg);
+  char port[16];
+  snprintf(port, sizeof port, "%d", atomic_load(&h->port));
+  aip_log_kv(AIPLAT_LOG_INFO, "health: listening", "address", h->addr_text,
+             "port", port, (const char *)NULL);
+out:
+  pthread_mutex_unlock(&h->life_mu);
+  return st;
+}
+
+AIPLAT_API aiplat_status aiplat_health_stop(aiplat_health *h) {
+  if (!h)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "health: NULL handle");
+  pthread_mutex_lock(&h->life_mu);
+  if (h->daemon) {
+    atomic_store(&h->stopping, true);
+    MHD_stop_daemon(h->daemon); /* joins the server's thread */
+    h->daemon = NULL;
+    atomic_store(&h->port, 0);
+    atomic_store(&h->stopping, false);
+    aip_log_kv(AIPLAT_LOG_INFO, "health: stopped", "address", h->addr_text,
+               (const char *)NULL);
+  }
+  pthread_mutex_unlock(&h->life_mu);
+  return AIPLAT_OK;
+}
+
+AIPLAT_API int aiplat_health_port(aiplat_health *h) {
+  return h ? atomic_load(&h->port) : 0;
+}
+
+AIPLAT_API aiplat_status aiplat_health_add_check(aiplat_health *h,
+                                                 const char *name,
+                                                 aiplat_health_check_fn fn,
+                                                 void *user_data) {
+  return add_check(h, name, fn, user_data, false, 0, 0);
+}
+
+AIPLAT_API aiplat_status aiplat_health_add_cached_check(
+    aiplat_health *h, const char *name, aiplat_health_check_fn fn,
+    void *user_data, int64_t interval_ms, int64_t timeout_ms) {
+  return add_check(h, name, fn, user_data, true, interval_ms, timeout_ms);
+}
+
+static aiplat_status set_gate(aiplat_health *h, bool *flag, char **reason_slot,
+                              bool value, const char *reason) {
+  if (!h)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "health: NULL handle");
+  char *copy = aip_strdup(reason);
+  pthread_mutex_lock(&h->mu);
+  *flag = value;
+  free(*reason_slot);
+  *reason_slot = copy;
+  pthread_mutex_unlock(&h->mu);
+  if (reason && !copy)
+    return aip_fail(&h->err, AIPLAT_ERR_NO_MEMORY,
+                    "health: out of memory for the reason");
+  return AIPLAT_OK;
+}
+
+AIPLAT_API aiplat_status aiplat_health_set_ready(aiplat_health *h, bool ready,
+                                                 const char *reason) {
+  return set_gate(h, h ? &h->ready : NULL, h ? &h->ready_reason : NULL, ready,
+                  reason);
+}
+
+AIPLAT_API aiplat_status aiplat_health_set_live(aiplat_health *h, bool live,
+                                                const char *reason) {
+  return set_gate(h, h ? &h->live : NULL, h ? &h->live_reason : NULL, live,
+                  reason);
+}
+
+AIPLAT_API aiplat_metrics *aiplat_health_metrics(aiplat_health *h) {
+  return h ? h->metrics : NULL;
+}
+
+AIPLAT_API aiplat_status aiplat_health_last_error(aiplat_health *h, char *buf,
+                                                  size_t buflen) {
+  if (!h)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "health: NULL handle");
+  return aip_err_copy(&h->err, buf, buflen);
+}

@@ -1,0 +1,951 @@
+/* The internal HTTP layer on libcurl (see http.h and ADR 0008).
+ *
+ * Each request borrows a "slot" from the client's pool: a curl multi handle
+ * with one easy handle. The multi handle keeps the connection cache, so a
+ * slot reused for the next request reuses its kept-alive connection. The
+ * transfer is driven with curl_multi_poll(), which lets another thread wake
+ * it at once (curl_multi_wakeup) to cancel, and lets this layer enforce the
+ * stream-idle timeout with millisecond precision. DNS and TLS sessions are
+ * shared between a client's slots through a locked CURLSH. */
+#include "http.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "config.h"
+
+#define POOL_IDLE_MAX 16
+#define ERROR_BODY_MAX 65536
+#define POLL_SLICE_MS 250
+#define HEALTH_TIMEOUT_MAX_MS 10000
+
+typedef struct slot {
+  struct slot *next;
+  CURLM *multi;
+  CURL *easy;
+} slot;
+
+struct aip_http {
+  pthread_mutex_t mu; /* settings, pool lists */
+  pthread_cond_t cv;  /* broadcast by cancel (waits between retries) */
+  char *component;
+  char *root; /* base URL without trailing '/' and without '/v1' */
+  char *api_key;
+  char *ca_file;
+  aip_http_settings set;
+  slot *idle;
+  size_t nidle;
+  slot *active;
+  CURLSH *share;
+  pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
+  atomic_uint cancel_gen;
+};
+
+static const aip_http_settings default_settings = {
+    .connect_timeout_ms = 5000,
+    .timeout_ms = 60000,
+    .idle_timeout_ms = 60000,
+    .max_retries = 3,
+    .retry_base_ms = 250,
+    .retry_max_wait_ms = 30000,
+    .max_response_bytes = 64 << 20,
+};
+
+/* ---- share locks ----------------------------------------------------------
+ */
+
+static void share_lock(CURL *e, curl_lock_data data, curl_lock_access a,
+                       void *ud) {
+  (void)e;
+  (void)a;
+  aip_http *h = ud;
+  if ((unsigned)data < CURL_LOCK_DATA_LAST)
+    pthread_mutex_lock(&h->share_mu[data]);
+}
+
+static void share_unlock(CURL *e, curl_lock_data data, void *ud) {
+  (void)e;
+  aip_http *h = ud;
+  if ((unsigned)data < CURL_LOCK_DATA_LAST)
+    pthread_mutex_unlock(&h->share_mu[data]);
+}
+
+/* ---- life cycle -----------------------------------------------------------
+ */
+
+aip_http *aip_http_new(const char *component) {
+  aip_http *h = calloc(1, sizeof *h);
+  if (!h) return NULL;
+  h->component = aip_strdup(component ? component : "http");
+  h->share = curl_share_init();
+  if (!h->component || !h->share) {
+    curl_share_cleanup(h->share);
+    free(h->component);
+    free(h);
+    return NULL;
+  }
+  pthread_mutex_init(&h->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&h->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+    pthread_mutex_init(&h->share_mu[i], NULL);
+  curl_share_setopt(h->share, CURLSHOPT_LOCKFUNC, share_lock);
+  curl_share_setopt(h->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+  curl_share_setopt(h->share, CURLSHOPT_USERDATA, h);
+  curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  h->set = default_settings;
+  atomic_init(&h->cancel_gen, 0);
+  return h;
+}
+
+static void slot_free(slot *s) {
+  if (!s) return;
+  if (s->easy) curl_easy_cleanup(s->easy);
+  if (s->multi) curl_multi_cleanup(s->multi);
+  free(s);
+}
+
+void aip_http_free(aip_http *h) {
+  if (!h) return;
+  /* The owner guarantees no request is running. */
+  while (h->idle) {
+    slot *s = h->idle;
+    h->idle = s->next;
+    slot_free(s);
+  }
+  curl_share_cleanup(h->share);
+  for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+    pthread_mutex_destroy(&h->share_mu[i]);
+  pthread_cond_destroy(&h->cv);
+  pthread_mutex_destroy(&h->mu);
+  free(h->component);
+  free(h->root);
+  if (h->api_key) { /* do not leave the secret in freed memory */
+    memset(h->api_key, 0, strlen(h->api_key));
+    free(h->api_key);
+  }
+  free(h->ca_file);
+  free(h);
+}
+
+/* ---- settings -------------------------------------------------------------
+ */
+
+static bool valid_url_char(unsigned char c) {
+  return c > 0x20 && c < 0x7f && c != '?' && c != '#' && c != '"' && c != '<' &&
+         c != '>' && c != '\\' && c != '^' && c != '`' && c != '{' &&
+         c != '|' && c != '}';
+}
+
+aiplat_status aip_http_set_url(aip_http *h, aip_err *err, const char *url) {
+  if (!url || !*url)
+    return aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT, "%s: empty URL",
+                    h->component);
+  size_t skip = strncasecmp(url, "http://", 7) == 0    ? 7
+                : strncasecmp(url, "https://", 8) == 0 ? 8
+                                                       : 0;
+  if (skip == 0 || !url[skip] || url[skip] == '/')
+    return aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "%s: URL \"%.200s\" is not http(s)://host[:port][/path]",
+                    h->component, url);
+  for (const char *p = url; *p; p++)
+    if (!valid_url_char((unsigned char)*p))
+      return aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT,
+                      "%s: URL \"%.200s\" has a character not allowed here "
+                      "(space, control, query or fragment)",
+                      h->component, url);
+  char *root = aip_strdup(url);
+  if (!root)
+    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory",
+                    h->component);
+  size_t n = strlen(root);
+  while (n > skip && root[n - 1] == '/') root[--n] = '\0';
+  if (n >= skip + 4 && strcasecmp(root + n - 3, "/v1") == 0) {
+    n -= 3;
+    root[n] = '\0';
+    while (n > skip && root[n - 1] == '/') root[--n] = '\0';
+  }
+  pthread_mutex_lock(&h->mu);
+  free(h->root);
+  h->root = root;
+  pthread_mutex_unlock(&h->mu);
+  return AIPLAT_OK;
+}
+
+aiplat_status aip_http_set_api_key(aip_http *h, aip_err *err, const char *key) {
+  if (key && strpbrk(key, "\r\n"))
+    return aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "%s: the API key contains a line break", h->component);
+  char *copy = NULL;
+  if (key && *key && !(copy = aip_strdup(key)))
+    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory",
+                    h->component);
+  pthread_mutex_lock(&h->mu);
+  char *old = h->api_key;
+  h->api_key = copy;
+  pthread_mutex_unlock(&h->mu);
+  if (old) {
+    memset(old, 0, strlen(old));
+    free(old);
+  }
+  return AIPLAT_OK;
+}
+
+aiplat_status aip_http_set_ca_file(aip_http *h, aip_err *err,
+                                   const char *path) {
+  char *copy = NULL;
+  if (path && *path && !(copy = aip_strdup(path)))
+    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory",
+                    h->component);
+  pthread_mutex_lock(&h->mu);
+  free(h->ca_file);
+  h->ca_file = copy;
+  pthread_mutex_unlock(&h->mu);
+  return AIPLAT_OK;
+}
+
+void aip_http_get_settings(aip_http *h, aip_http_settings *out) {
+  pthread_mutex_lock(&h->mu);
+  *out = h->set;
+  pthread_mutex_unlock(&h->mu);
+}
+
+aiplat_status aip_http_set_settings(aip_http *h, aip_err *err,
+                                    const aip_http_settings *s) {
+  if (s->connect_timeout_ms < 1 || s->timeout_ms < 1 ||
+      s->idle_timeout_ms < 0 || s->retry_base_ms < 0 ||
+      s->retry_max_wait_ms < 0)
+    return aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "%s: timeouts must be positive", h->component);
+  if (s->max_retries < 0 || s->max_retries > 100)
+    return aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "%s: retries must be in [0, 100]", h->component);
+  if (s->max_response_bytes < 1)
+    return aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "%s: the response size cap must be positive", h->component);
+  pthread_mutex_lock(&h->mu);
+  h->set = *s;
+  pthread_mutex_unlock(&h->mu);
+  return AIPLAT_OK;
+}
+
+char *aip_http_root_url(aip_http *h) {
+  pthread_mutex_lock(&h->mu);
+  char *r = aip_strdup(h->root);
+  pthread_mutex_unlock(&h->mu);
+  return r;
+}
+
+/* Copy the config's message for a failed getter into @err. */
+static aiplat_status cfg_fail(aip_http *h, aip_err *err, aiplat_config *cfg,
+                              aiplat_status st) {
+  char msg[AIP_ERRMSG_MAX];
+  aiplat_config_last_error(cfg, msg, sizeof msg);
+  return aip_fail(err, st, "%s: %s", h->component, msg);
+}
+
+aiplat_status aip_http_configure(aip_http *h, aip_err *err, aiplat_config *cfg,
+                                 const char *url_var, const char *key_var,
+                                 const char *timeout_var) {
+  aiplat_config *own = NULL;
+  aiplat_status st;
+  if (!cfg) {
+    if ((st = aiplat_config_create(&own)) != AIPLAT_OK)
+      return aip_fail(err, st, "%s: cannot read the configuration",
+                      h->component);
+    cfg = own;
+  }
+  const char *url = NULL, *key = NULL, *ca = NULL;
+  aip_http_settings s;
+  int64_t n;
+  aip_http_get_settings(h, &s);
+  if ((st = aiplat_config_get_url(cfg, url_var, &url)) != AIPLAT_OK) {
+    st = cfg_fail(h, err, cfg, st);
+    goto out;
+  }
+  if (!url || !*url) {
+    st = aip_fail(err, AIPLAT_ERR_CONFIG, "%s: %s is not set", h->component,
+                  url_var);
+    goto out;
+  }
+  if (aip_http_set_url(h, err, url) != AIPLAT_OK) {
+    st = aip_fail(err, AIPLAT_ERR_CONFIG, "%s: %s: invalid URL", h->component,
+                  url_var);
+    goto out;
+  }
+  if (key_var &&
+      (st = aiplat_config_get_string(cfg, key_var, &key)) != AIPLAT_OK) {
+    st = cfg_fail(h, err, cfg, st);
+    goto out;
+  }
+  if ((st = aip_http_set_api_key(h, err, key)) != AIPLAT_OK) goto out;
+  if ((st = aiplat_config_get_string(cfg, "HTTP_CA_FILE", &ca)) != AIPLAT_OK ||
+      (st = aip_http_set_ca_file(h, err, ca)) != AIPLAT_OK) {
+    st = cfg_fail(h, err, cfg, st);
+    goto out;
+  }
+  const struct {
+    const char *name;
+    int64_t *dst;
+  } durs[] = {{"HTTP_CONNECT_TIMEOUT", &s.connect_timeout_ms},
+              {timeout_var ? timeout_var : "HTTP_TIMEOUT", &s.timeout_ms},
+              {"HTTP_STREAM_IDLE_TIMEOUT", &s.idle_timeout_ms},
+              {"HTTP_RETRY_BACKOFF", &s.retry_base_ms},
+              {"HTTP_RETRY_MAX_WAIT", &s.retry_max_wait_ms}};
+  for (size_t i = 0; i < AIP_ARRAY_LEN(durs); i++) {
+    if ((st = aiplat_config_get_duration_ms(cfg, durs[i].name, durs[i].dst)) !=
+        AIPLAT_OK) {
+      st = cfg_fail(h, err, cfg, st);
+      goto out;
+    }
+  }
+  if (s.connect_timeout_ms < 1 || s.timeout_ms < 1) {
+    st = aip_fail(err, AIPLAT_ERR_CONFIG,
+                  "%s: HTTP_CONNECT_TIMEOUT and %s must be more than 0",
+                  h->component, timeout_var ? timeout_var : "HTTP_TIMEOUT");
+    goto out;
+  }
+  if ((st = aiplat_config_get_int(cfg, "HTTP_MAX_RETRIES", 0, 100, &n)) !=
+      AIPLAT_OK) {
+    st = cfg_fail(h, err, cfg, st);
+    goto out;
+  }
+  s.max_retries = (int)n;
+  if ((st = aiplat_config_get_int(cfg, "HTTP_MAX_RESPONSE_BYTES", 1024,
+                                  INT64_C(17179869184), &n)) != AIPLAT_OK) {
+    st = cfg_fail(h, err, cfg, st);
+    goto out;
+  }
+  s.max_response_bytes = n;
+  st = aip_http_set_settings(h, err, &s);
+out:
+  aiplat_config_destroy(own);
+  return st;
+}
+
+/* ---- pool -----------------------------------------------------------------
+ */
+
+static slot *acquire(aip_http *h) {
+  pthread_mutex_lock(&h->mu);
+  slot *s = h->idle;
+  if (s) {
+    h->idle = s->next;
+    h->nidle--;
+  }
+  pthread_mutex_unlock(&h->mu);
+  if (!s) {
+    s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->multi = curl_multi_init();
+    s->easy = curl_easy_init();
+    if (!s->multi || !s->easy) {
+      slot_free(s);
+      return NULL;
+    }
+  }
+  pthread_mutex_lock(&h->mu);
+  s->next = h->active;
+  h->active = s;
+  pthread_mutex_unlock(&h->mu);
+  return s;
+}
+
+static void release(aip_http *h, slot *s) {
+  bool keep;
+  pthread_mutex_lock(&h->mu);
+  for (slot **pp = &h->active; *pp; pp = &(*pp)->next) {
+    if (*pp == s) {
+      *pp = s->next;
+      break;
+    }
+  }
+  keep = h->nidle < POOL_IDLE_MAX;
+  if (keep) {
+    s->next = h->idle;
+    h->idle = s;
+    h->nidle++;
+  }
+  pthread_mutex_unlock(&h->mu);
+  if (!keep) slot_free(s);
+}
+
+void aip_http_cancel(aip_http *h) {
+  if (!h) return;
+  pthread_mutex_lock(&h->mu);
+  atomic_fetch_add(&h->cancel_gen, 1);
+  pthread_cond_broadcast(&h->cv);
+  for (slot *s = h->active; s; s = s->next) curl_multi_wakeup(s->multi);
+  pthread_mutex_unlock(&h->mu);
+}
+
+/* ---- one call -------------------------------------------------------------
+ */
+
+typedef struct call {
+  aip_http *h;
+  aip_err *err;
+  const aip_http_req *req;
+  aip_http_resp *resp;
+  aip_http_settings set;
+  char *url;     /* root + path */
+  char *display; /* url without user information, for messages and logs */
+  char *auth;    /* "Authorization: Bearer ..." or NULL */
+  char *ca_file;
+  unsigned gen;
+  int64_t deadline_ms;
+  /* per attempt */
+  CURL *easy;
+  bool status_known;
+  long status;
+  size_t received;
+  aiplat_status stop; /* why a callback stopped the transfer */
+  int64_t last_activity_ms;
+  bool cancelled, idle_expired;
+  char errbuf[CURL_ERROR_SIZE];
+} call;
+
+static bool is_cancelled(const call *c) {
+  return atomic_load(&c->h->cancel_gen) != c->gen;
+}
+
+static size_t on_header(char *b, size_t sz, size_t n, void *ud) {
+  (void)b;
+  call *c = ud;
+  c->last_activity_ms = aip_now_ms();
+  return sz * n;
+}
+
+static size_t on_write(char *b, size_t sz, size_t n, void *ud) {
+  call *c = ud;
+  size_t len = sz * n;
+  c->last_activity_ms = aip_now_ms();
+  if (!c->status_known) {
+    curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &c->status);
+    c->status_known = true;
+    char *ct = NULL; /* sinks may look at the type before the first byte */
+    if (curl_easy_getinfo(c->easy, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK &&
+        ct && !c->resp->content_type)
+      c->resp->content_type = aip_strdup(ct);
+    curl_off_t cl = -1;
+    if (c->status >= 200 && c->status < 300 &&
+        curl_easy_getinfo(c->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) ==
+            CURLE_OK &&
+        cl > c->set.max_response_bytes) {
+      c->stop = AIPLAT_ERR_TOO_LARGE;
+      return 0;
+    }
+  }
+  aip_buf *body = &c->resp->body;
+  if (c->status < 200 || c->status >= 300) { /* error body: keep its start */
+    size_t room = body->len < ERROR_BODY_MAX ? ERROR_BODY_MAX - body->len : 0;
+    if (room && !aip_buf_append(body, b, len < room ? len : room)) {
+      c->stop = AIPLAT_ERR_NO_MEMORY;
+      return 0;
+    }
+    return len;
+  }
+  if ((int64_t)(c->received + len) > c->set.max_response_bytes) {
+    c->stop = AIPLAT_ERR_TOO_LARGE;
+    return 0;
+  }
+  c->received += len;
+  if (c->req->sink) {
+    c->resp->delivered = true;
+    aiplat_status st = c->req->sink(b, len, c->req->sink_ud);
+    if (st != AIPLAT_OK) {
+      c->stop = st;
+      return 0;
+    }
+    return len;
+  }
+  if (!aip_buf_append(body, b, len)) {
+    c->stop = AIPLAT_ERR_NO_MEMORY;
+    return 0;
+  }
+  return len;
+}
+
+static int64_t remaining_ms(const call *c) {
+  int64_t r = c->deadline_ms - aip_now_ms();
+  return r < 1 ? 1 : r;
+}
+
+static bool set_request(call *c, CURL *e, struct curl_slist **hdrs,
+                        curl_mime **mime) {
+  const aip_http_req *r = c->req;
+  int64_t rem = remaining_ms(c);
+  int64_t conn =
+      c->set.connect_timeout_ms < rem ? c->set.connect_timeout_ms : rem;
+  char ua[64];
+  snprintf(ua, sizeof ua, "aiplat/%s", aiplat_version_string());
+  curl_easy_setopt(e, CURLOPT_URL, c->url);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_SHARE, c->h->share);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_USERAGENT, ua);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)rem);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)conn);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (c->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+  struct curl_slist *l = NULL, *t;
+#define ADD_HEADER(s)                               \
+  do {                                              \
+    if (!(t = curl_slist_append(l, s))) goto nomem; \
+    l = t;                                          \
+  } while (0)
+  ADD_HEADER("Expect:"); /* no 100-continue round trip for big bodies */
+  if (c->auth) ADD_HEADER(c->auth);
+  if (r->accept) {
+    char *a = aip_sprintf("Accept: %s", r->accept);
+    if (!a) goto nomem;
+    t = curl_slist_append(l, a);
+    free(a);
+    if (!t) goto nomem;
+    l = t;
+  }
+  if (r->nparts > 0) {
+    curl_mime *m = curl_mime_init(e);
+    if (!m) goto nomem;
+    *mime = m;
+    for (size_t i = 0; i < r->nparts; i++) {
+      const aip_http_part *p = &r->parts[i];
+      curl_mimepart *mp = curl_mime_addpart(m);
+      if (!mp || curl_mime_name(mp, p->name) != CURLE_OK ||
+          curl_mime_data(mp, p->data ? p->data : "", p->len) != CURLE_OK ||
+          (p->filename && curl_mime_filename(mp, p->filename) != CURLE_OK) ||
+          (p->type && curl_mime_type(mp, p->type) != CURLE_OK))
+        goto nomem;
+    }
+    curl_easy_setopt(e, CURLOPT_MIMEPOST, m);
+  } else if (strcmp(r->method, "POST") == 0) {
+    if (r->content_type) {
+      char *ct = aip_sprintf("Content-Type: %s", r->content_type);
+      if (!ct) goto nomem;
+      t = curl_slist_append(l, ct);
+      free(ct);
+      if (!t) goto nomem;
+      l = t;
+    }
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? r->body : "");
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+  } else {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  }
+#undef ADD_HEADER
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, l);
+  *hdrs = l;
+  return true;
+nomem:
+  curl_slist_free_all(l);
+  return false;
+}
+
+/* Drive one transfer to its end, a cancel or an idle timeout. */
+static CURLcode drive(call *c, slot *s) {
+  CURLcode result = CURLE_OK;
+  if (curl_multi_add_handle(s->multi, s->easy) != CURLM_OK)
+    return CURLE_FAILED_INIT;
+  c->last_activity_ms = aip_now_ms();
+  for (;;) {
+    int running = 0;
+    if (curl_multi_perform(s->multi, &running) != CURLM_OK) {
+      result = CURLE_FAILED_INIT;
+      break;
+    }
+    if (!running) {
+      int left;
+      CURLMsg *m;
+      while ((m = curl_multi_info_read(s->multi, &left)))
+        if (m->msg == CURLMSG_DONE) result = m->data.result;
+      break;
+    }
+    if (is_cancelled(c)) {
+      c->cancelled = true;
+      break;
+    }
+    int wait = POLL_SLICE_MS;
+    if (c->req->stream && c->set.idle_timeout_ms > 0) {
+      int64_t idle_left =
+          c->last_activity_ms + c->set.idle_timeout_ms - aip_now_ms();
+      if (idle_left <= 0) {
+        c->idle_expired = true;
+        break;
+      }
+      if (idle_left < wait) wait = (int)idle_left;
+    }
+    curl_multi_poll(s->multi, NULL, 0, wait, NULL);
+  }
+  curl_multi_remove_handle(s->multi, s->easy);
+  return result;
+}
+
+/* One attempt; fills resp and the per-attempt fields of c. */
+static CURLcode attempt(call *c, slot *s, curl_off_t *retry_after,
+                        bool *connected) {
+  CURL *e = s->easy;
+  aip_http_resp *resp = c->resp;
+  struct curl_slist *hdrs = NULL;
+  curl_mime *mime = NULL;
+  curl_easy_reset(e);
+  c->easy = e;
+  c->status_known = false;
+  c->status = 0;
+  c->received = 0;
+  c->stop = AIPLAT_OK;
+  c->cancelled = c->idle_expired = false;
+  c->errbuf[0] = '\0';
+  aip_buf_reset(&resp->body);
+  free(resp->content_type);
+  resp->content_type = NULL;
+  resp->status = 0;
+  *retry_after = 0;
+  *connected = false;
+  if (!set_request(c, e, &hdrs, &mime)) {
+    c->stop = AIPLAT_ERR_NO_MEMORY;
+    curl_mime_free(mime);
+    return CURLE_OUT_OF_MEMORY;
+  }
+  resp->attempts++;
+  CURLcode cc = drive(c, s);
+  long code = 0;
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+  resp->status = code;
+  char *ct = NULL;
+  if (!resp->content_type &&
+      curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
+    resp->content_type = aip_strdup(ct);
+  curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, retry_after);
+  curl_off_t connect_us = 0;
+  curl_easy_getinfo(e, CURLINFO_CONNECT_TIME_T, &connect_us);
+  *connected = connect_us > 0 || code > 0;
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+  curl_slist_free_all(hdrs);
+  curl_mime_free(mime);
+  return cc;
+}
+
+static bool connect_error(CURLcode cc, bool connected) {
+  switch (cc) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      return true;
+    case CURLE_OPERATION_TIMEDOUT:
+      return !connected;
+    default:
+      return false;
+  }
+}
+
+static bool retryable_status(long s) {
+  return s == 429 || s == 502 || s == 503 || s == 504;
+}
+
+static _Thread_local uint64_t rng_state;
+
+static uint64_t rng_next(void) {
+  if (rng_state == 0)
+    rng_state = (uint64_t)aip_now_ns() ^
+                ((uint64_t)(uintptr_t)&rng_state << 16) ^ 0x9E3779B97F4A7C15ull;
+  uint64_t x = rng_state; /* xorshift64* */
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  rng_state = x;
+  return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* Full jitter: uniform in [0, min(cap, base * 2^n)]. */
+static int64_t backoff_ms(const aip_http_settings *s, int n) {
+  int64_t ceil = s->retry_base_ms;
+  for (int i = 0; i < n && ceil < s->retry_max_wait_ms; i++) ceil *= 2;
+  if (ceil > s->retry_max_wait_ms) ceil = s->retry_max_wait_ms;
+  if (ceil <= 0) return 0;
+  return (int64_t)(rng_next() % (uint64_t)(ceil + 1));
+}
+
+/* Sleep @ms unless the client is cancelled first; false when cancelled. */
+static bool wait_cancellable(call *c, int64_t ms) {
+  aip_http *h = c->h;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  ts.tv_sec += ms / 1000;
+  ts.tv_nsec += (ms % 1000) * 1000000;
+  if (ts.tv_nsec >= 1000000000) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000;
+  }
+  pthread_mutex_lock(&h->mu);
+  while (!is_cancelled(c))
+    if (pthread_cond_timedwait(&h->cv, &h->mu, &ts) == ETIMEDOUT) break;
+  bool ok = !is_cancelled(c);
+  pthread_mutex_unlock(&h->mu);
+  return ok;
+}
+
+static aiplat_status curl_failure(call *c, CURLcode cc) {
+  const char *m = c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc);
+  const char *comp = c->h->component, *meth = c->req->method;
+  switch (cc) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      return aip_fail(c->err, AIPLAT_ERR_CONNECTION,
+                      "%s: %s %s: cannot connect: %s", comp, meth, c->display,
+                      m);
+    case CURLE_OPERATION_TIMEDOUT:
+      return aip_fail(c->err, AIPLAT_ERR_TIMEOUT, "%s: %s %s: timed out: %s",
+                      comp, meth, c->display, m);
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+      return aip_fail(c->err, AIPLAT_ERR_CONFIG, "%s: %s %s: bad URL: %s", comp,
+                      meth, c->display, m);
+    case CURLE_OUT_OF_MEMORY:
+      return aip_fail(c->err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory", comp);
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+      return aip_fail(c->err, AIPLAT_ERR_CONNECTION, "%s: %s %s: TLS: %s", comp,
+                      meth, c->display, m);
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_BAD_CONTENT_ENCODING:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+      return aip_fail(c->err, AIPLAT_ERR_PROTOCOL, "%s: %s %s: not HTTP: %s",
+                      comp, meth, c->display, m);
+    default:
+      return aip_fail(c->err, AIPLAT_ERR_CONNECTION,
+                      "%s: %s %s: connection lost after %zu body bytes: %s",
+                      comp, meth, c->display, c->received, m);
+  }
+}
+
+static aiplat_status http_failure(call *c) {
+  aip_http_resp *r = c->resp;
+  char msg[384];
+  bool has = aip_http_error_text(r->body.data, r->body.len, msg, sizeof msg);
+  char tries[40] = "";
+  if (r->attempts > 1)
+    snprintf(tries, sizeof tries, " (after %d attempts)", r->attempts);
+  return aip_fail(c->err, aip_http_status_for(r->status),
+                  "%s: %s %s: HTTP %ld%s%s%s", c->h->component, c->req->method,
+                  c->display, r->status, has ? ": " : " with no message",
+                  has ? msg : "", tries);
+}
+
+/* The outcome of an attempt that ran to its end (or was stopped). */
+static aiplat_status outcome(call *c, CURLcode cc) {
+  const char *comp = c->h->component;
+  if (c->cancelled)
+    return aip_fail(c->err, AIPLAT_ERR_CANCELLED, "%s: %s %s: cancelled", comp,
+                    c->req->method, c->display);
+  if (c->idle_expired)
+    return aip_fail(c->err, AIPLAT_ERR_TIMEOUT,
+                    "%s: %s %s: no data from the server for %lld ms", comp,
+                    c->req->method, c->display,
+                    (long long)c->set.idle_timeout_ms);
+  if (c->stop != AIPLAT_OK) {
+    if (c->stop == AIPLAT_ERR_TOO_LARGE)
+      return aip_fail(c->err, AIPLAT_ERR_TOO_LARGE,
+                      "%s: %s %s: the answer is larger than %lld bytes "
+                      "(HTTP_MAX_RESPONSE_BYTES)",
+                      comp, c->req->method, c->display,
+                      (long long)c->set.max_response_bytes);
+    if (c->stop == AIPLAT_ERR_NO_MEMORY)
+      return aip_fail(c->err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory", comp);
+    return c->stop; /* the sink recorded its own detail */
+  }
+  if (cc != CURLE_OK) return curl_failure(c, cc);
+  if (c->resp->status >= 200 && c->resp->status < 300) return AIPLAT_OK;
+  return http_failure(c);
+}
+
+/* "scheme://user:pw@host/..." without "user:pw@". */
+static char *redact_url(const char *url) {
+  const char *p = strstr(url, "://");
+  if (!p) return aip_strdup(url);
+  p += 3;
+  const char *slash = strchr(p, '/');
+  const char *at = memchr(p, '@', slash ? (size_t)(slash - p) : strlen(p));
+  if (!at) return aip_strdup(url);
+  return aip_sprintf("%.*s%s", (int)(p - url), url, at + 1);
+}
+
+static const char *status_word(long s) {
+  return s == 429   ? "429"
+         : s == 502 ? "502"
+         : s == 503 ? "503"
+         : s == 504 ? "504"
+                    : "error";
+}
+
+aiplat_status aip_http_do(aip_http *h, aip_err *err, const aip_http_req *req,
+                          aip_http_resp *resp) {
+  call c = {.h = h, .err = err, .req = req, .resp = resp};
+  aiplat_status st = AIPLAT_OK;
+  c.gen = atomic_load(&h->cancel_gen);
+  pthread_mutex_lock(&h->mu);
+  c.set = h->set;
+  if (h->root) c.url = aip_sprintf("%s%s", h->root, req->path);
+  if (h->api_key) c.auth = aip_sprintf("Authorization: Bearer %s", h->api_key);
+  c.ca_file = aip_strdup(h->ca_file);
+  bool has_root = h->root != NULL;
+  pthread_mutex_unlock(&h->mu);
+  if (!has_root) {
+    st = aip_fail(err, AIPLAT_ERR_CONFIG, "%s: no server URL is set",
+                  h->component);
+    goto out;
+  }
+  if (!c.url || (h->api_key && !c.auth) || !(c.display = redact_url(c.url))) {
+    st = aip_fail(err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory", h->component);
+    goto out;
+  }
+  int64_t total = c.set.timeout_ms;
+  if (req->timeout_ms > 0 && req->timeout_ms < total) total = req->timeout_ms;
+  c.deadline_ms = aip_now_ms() + total;
+  int max_retries =
+      req->max_retries >= 0 ? req->max_retries : c.set.max_retries;
+  for (int n = 0;; n++) {
+    if (is_cancelled(&c)) {
+      st = aip_fail(err, AIPLAT_ERR_CANCELLED, "%s: %s %s: cancelled",
+                    h->component, req->method, c.display);
+      break;
+    }
+    slot *s = acquire(h);
+    if (!s) {
+      st = aip_fail(err, AIPLAT_ERR_NO_MEMORY,
+                    "%s: cannot create a curl handle", h->component);
+      break;
+    }
+    curl_off_t retry_after = 0;
+    bool connected = false;
+    CURLcode cc = attempt(&c, s, &retry_after, &connected);
+    release(h, s);
+    bool retry_status =
+        cc == CURLE_OK && c.stop == AIPLAT_OK && retryable_status(resp->status);
+    bool retry = !c.cancelled && !c.idle_expired && !resp->delivered &&
+                 (connect_error(cc, connected) || retry_status);
+    st = outcome(&c, cc);
+    if (st == AIPLAT_OK || !retry || n >= max_retries) break;
+    int64_t wait = backoff_ms(&c.set, n);
+    if (retry_status && retry_after > 0)
+      wait = retry_after * 1000 < c.set.retry_max_wait_ms
+                 ? (int64_t)retry_after * 1000
+                 : c.set.retry_max_wait_ms;
+    if (aip_now_ms() + wait >= c.deadline_ms)
+      break; /* no time for another try */
+    if (aip_log_enabled(AIPLAT_LOG_WARNING)) {
+      char a[16], w[24];
+      snprintf(a, sizeof a, "%d", n + 1);
+      snprintf(w, sizeof w, "%lld", (long long)wait);
+      aip_log_kv(AIPLAT_LOG_WARNING, "http request failed, retrying",
+                 "component", h->component, "method", req->method, "url",
+                 c.display, "attempt", a, "reason",
+                 retry_status ? status_word(resp->status) : "connect",
+                 "wait_ms", w, (const char *)NULL);
+    }
+    if (!wait_cancellable(&c, wait)) {
+      st = aip_fail(err, AIPLAT_ERR_CANCELLED, "%s: %s %s: cancelled",
+                    h->component, req->method, c.display);
+      break;
+    }
+  }
+out:
+  free(c.url);
+  free(c.display);
+  if (c.auth) {
+    memset(c.auth, 0, strlen(c.auth));
+    free(c.auth);
+  }
+  free(c.ca_file);
+  return st;
+}
+
+void aip_http_resp_free(aip_http_resp *r) {
+  if (!r) return;
+  aip_buf_free(&r->body);
+  free(r->content_type);
+  r->content_type = NULL;
+}
+
+/* ---- helpers --------------------------------------------------------------
+ */
+
+aiplat_status aip_http_post_json(aip_http *h, aip_err *err, const char *path,
+                                 json_t *body, json_t **out, long *status_out) {
+  *out = NULL;
+  char *text = json_dumps(body, JSON_COMPACT);
+  if (!text)
+    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory",
+                    h->component);
+  aip_http_req req = {.method = "POST",
+                      .path = path,
+                      .content_type = "application/json",
+                      .body = text,
+                      .body_len = strlen(text),
+                      .accept = "application/json",
+                      .max_retries = -1};
+  aip_http_resp resp = {0};
+  aiplat_status st = aip_http_do(h, err, &req, &resp);
+  if (status_out) *status_out = resp.status;
+  free(text);
+  if (st != AIPLAT_OK) goto out;
+  if (resp.body.len == 0) {
+    st = aip_fail(err, AIPLAT_ERR_DECODE,
+                  "%s: POST %s: HTTP %ld with an empty body", h->component,
+                  path, resp.status);
+    goto out;
+  }
+  json_error_t je;
+  *out = json_loadb(resp.body.data, resp.body.len, 0, &je);
+  if (!*out) {
+    char start[81];
+    aip_http_error_text(resp.body.data, resp.body.len, start, sizeof start);
+    st = aip_fail(err, AIPLAT_ERR_DECODE,
+                  "%s: POST %s: the answer is not JSON (%s at byte %d): \"%s\"",
+                  h->component, path, je.text, je.position, start);
+  }
+out:
+  aip_http_resp_free(&resp);
+  return st;
+}
+
+aiplat_status aip_http_health(aip_http *h, aip_err *err) {
+  aip_http_req req = {.method = "GET",
+                      .path = "/health",
+                      .max_retries = 0,
+                      .timeout_ms = HEALTH_TIMEOUT_MAX_MS};
+  aip_http_resp resp = {0};
+  aiplat_status st = aip_http_do(h, err, &req, &resp);
+  if (st != AIPLAT_OK && (resp.status == 404 || resp.status == 405)) {
+    aip_http_resp_free(&resp);
+    memset(&resp, 0, sizeof resp);
+    req.path = "/v1/models";
+    req.accept = "application/json";
+    st = aip_http_do(h, err, &req, &resp);
+  }
+  aip_http_resp_free(&resp);
+  return st;
+}

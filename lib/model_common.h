@@ -1,0 +1,117 @@
+/* What every model client (llm, embeddings, reranker, stt, tts) shares:
+ * the error record, the HTTP layer and the model name. Internal. */
+#ifndef AIPLAT_MODEL_COMMON_H
+#define AIPLAT_MODEL_COMMON_H
+
+#include <jansson.h>
+#include <pthread.h>
+
+#include "http.h"
+#include "internal.h"
+
+typedef struct aip_model_base {
+  aip_err err;
+  aip_http *http;
+  pthread_mutex_t mu; /* model and the client's own settings */
+  char *model;
+  const char *component;
+  bool global_ref;
+} aip_model_base;
+
+/* Take a global reference, make the HTTP layer and read the settings.
+ * @model_var may be NULL (no model setting). On failure everything is
+ * released again and the detail is in the thread's record. */
+aiplat_status aip_model_base_init(aip_model_base *b, const char *component,
+                                  aiplat_config *cfg, const char *url_var,
+                                  const char *key_var, const char *model_var,
+                                  const char *timeout_var);
+void aip_model_base_destroy(aip_model_base *b);
+
+/* A copy of the model name (free()), or NULL on ENOMEM. */
+char *aip_model_base_model(aip_model_base *b);
+aiplat_status aip_model_base_set_model(aip_model_base *b, const char *model);
+
+/* Change one setting of the HTTP layer. */
+typedef enum aip_model_knob {
+  AIP_KNOB_TIMEOUT,
+  AIP_KNOB_CONNECT_TIMEOUT,
+  AIP_KNOB_IDLE_TIMEOUT,
+  AIP_KNOB_RETRIES
+} aip_model_knob;
+aiplat_status aip_model_base_set(aip_model_base *b, aip_model_knob k,
+                                 int64_t value);
+
+/* Read a config handle (or the environment when @cfg is NULL) for one
+ * more setting while creating a client. The returned config must be
+ * destroyed with aip_model_cfg_end(). */
+aiplat_config *aip_model_cfg_begin(aiplat_config *cfg, aiplat_config **own);
+void aip_model_cfg_end(aiplat_config *own);
+/* Record a config getter failure with the config's message. */
+aiplat_status aip_model_cfg_fail(aip_model_base *b, aiplat_config *cfg,
+                                 aiplat_status st);
+
+/* Strings inside parsed answers: NULL when absent or not a string. */
+const char *aip_json_str(json_t *obj, const char *key);
+/* A JSON string that must be valid UTF-8; INVALID_ARGUMENT otherwise. */
+aiplat_status aip_json_add_str(aip_model_base *b, json_t *obj, const char *key,
+                               const char *value, const char *what);
+
+/* The public entry points every client kind offers, generated once per
+ * kind: set_url, set_model, set_api_key, set_timeout_ms,
+ * set_connect_timeout_ms, set_max_retries, health, cancel, last_error.
+ * The client struct must have an aip_model_base named `base`. */
+#define AIP_MODEL_COMMON_API(kind)                                             \
+  AIPLAT_API aiplat_status aiplat_##kind##_set_url(aiplat_##kind *c,           \
+                                                   const char *url) {          \
+    if (!c)                                                                    \
+      return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, #kind ": NULL client"); \
+    return aip_http_set_url(c->base.http, &c->base.err, url);                  \
+  }                                                                            \
+  AIPLAT_API aiplat_status aiplat_##kind##_set_model(aiplat_##kind *c,         \
+                                                     const char *model) {      \
+    if (!c)                                                                    \
+      return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, #kind ": NULL client"); \
+    return aip_model_base_set_model(&c->base, model);                          \
+  }                                                                            \
+  AIPLAT_API aiplat_status aiplat_##kind##_set_api_key(aiplat_##kind *c,       \
+                                                       const char *key) {      \
+    if (!c)                                                                    \
+      return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, #kind ": NULL client"); \
+    return aip_http_set_api_key(c->base.http, &c->base.err, key);              \
+  }                                                                            \
+  AIPLAT_API aiplat_status aiplat_##kind##_set_timeout_ms(aiplat_##kind *c,    \
+                                                          int64_t ms) {        \
+    if (!c)                                                                    \
+      return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, #kind ": NULL client"); \
+    return aip_model_base_set(&c->base, AIP_KNOB_TIMEOUT, ms);                 \
+  }                                                                            \
+  AIPLAT_API aiplat_status aiplat_##kind##_set_connect_timeout_ms(             \
+      aiplat_##kind *c, int64_t ms) {                                          \
+    if (!c)                                                                    \
+      return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, #kind ": NULL client"); \
+    return aip_model_base_set(&c->base, AIP_KNOB_CONNECT_TIMEOUT, ms);         \
+  }                                                                            \
+  AIPLAT_API aiplat_status aiplat_##kind##_set_max_retries(aiplat_##kind *c,   \
+                                                           int retries) {      \
+    if (!c)                                                                    \
+      return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, #kind ": NULL client"); \
+    return aip_model_base_set(&c->base, AIP_KNOB_RETRIES, retries);            \
+  }                                                                            \
+  AIPLAT_API aiplat_status aiplat_##kind##_health(aiplat_##kind *c) {          \
+    if (!c)                                                                    \
+      return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, #kind ": NULL client"); \
+    return aip_http_health(c->base.http, &c->base.err);                        \
+  }                                                                            \
+  AIPLAT_API void aiplat_##kind##_cancel(aiplat_##kind *c) {                   \
+    if (c) aip_http_cancel(c->base.http);                                      \
+  }                                                                            \
+  AIPLAT_API aiplat_status aiplat_##kind##_last_error(                         \
+      aiplat_##kind *c, char *buf, size_t buflen) {                            \
+    if (!c) {                                                                  \
+      if (buf && buflen) buf[0] = '\0';                                        \
+      return AIPLAT_ERR_INVALID_ARGUMENT;                                      \
+    }                                                                          \
+    return aip_err_copy(&c->base.err, buf, buflen);                            \
+  }
+
+#endif

@@ -1,0 +1,91 @@
+/* W3C trace context: https://www.w3.org/TR/trace-context/ (traceparent). */
+#include "config.h"
+
+#include "trace.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "internal.h"
+
+void aip_random_bytes(void *buf, size_t n) {
+  uint8_t *p = buf;
+  while (n > 0) {
+    ssize_t got = getrandom(p, n, GRND_NONBLOCK);
+    if (got <= 0) break;
+    p += got;
+    n -= (size_t)got;
+  }
+  if (n > 0) { /* no entropy yet (early boot): not secret, only unique */
+    static _Thread_local uint64_t x;
+    if (!x) x = (uint64_t)aip_now_ns() ^ (uint64_t)(uintptr_t)&x;
+    while (n--) {
+      x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+      *p++ = (uint8_t)x;
+    }
+  }
+}
+
+static bool is_lower_hex(const char *s, size_t n) {
+  bool nonzero = false;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    if (c != '0') nonzero = true;
+  }
+  return nonzero;
+}
+
+static int hexval(char c) {
+  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+bool aip_trace_parse(const char *h, aip_trace *out) {
+  if (!h) return false;
+  size_t len = strlen(h);
+  if (len < AIP_TRACEPARENT_LEN) return false;
+  int v0 = hexval(h[0]), v1 = hexval(h[1]);
+  if (v0 < 0 || v1 < 0 || (v0 == 15 && v1 == 15)) return false; /* ff invalid */
+  bool v00 = v0 == 0 && v1 == 0;
+  if (v00 && len != AIP_TRACEPARENT_LEN) return false;
+  if (!v00 && len > AIP_TRACEPARENT_LEN && h[AIP_TRACEPARENT_LEN] != '-') return false;
+  if (h[2] != '-' || h[35] != '-' || h[52] != '-') return false;
+  if (!is_lower_hex(h + 3, 32) || !is_lower_hex(h + 36, 16)) return false;
+  int f0 = hexval(h[53]), f1 = hexval(h[54]);
+  if (f0 < 0 || f1 < 0) return false;
+  memcpy(out->trace_id, h + 3, 32);
+  out->trace_id[32] = '\0';
+  memcpy(out->parent_span_id, h + 36, 16);
+  out->parent_span_id[16] = '\0';
+  memcpy(out->span_id, out->parent_span_id, 17);
+  out->flags = (uint8_t)(f0 << 4 | f1);
+  return true;
+}
+
+static void hex_random(char *dst, size_t nbytes) {
+  static const char hex[] = "0123456789abcdef";
+  uint8_t raw[16];
+  do {
+    aip_random_bytes(raw, nbytes);
+  } while (!memcmp(raw, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", nbytes));
+  for (size_t i = 0; i < nbytes; i++) {
+    dst[2 * i] = hex[raw[i] >> 4];
+    dst[2 * i + 1] = hex[raw[i] & 15];
+  }
+  dst[2 * nbytes] = '\0';
+}
+
+void aip_trace_continue(const char *parent, aip_trace *out) {
+  if (!aip_trace_parse(parent, out)) {
+    hex_random(out->trace_id, 16);
+    out->parent_span_id[0] = '\0';
+    out->flags = 0x01; /* sampled: the platform records what it starts */
+  }
+  hex_random(out->span_id, 8);
+}
+
+void aip_trace_format(const aip_trace *t, char *buf, size_t buflen) {
+  snprintf(buf, buflen, "00-%s-%s-%02x", t->trace_id, t->span_id, t->flags);
+}
