@@ -5,15 +5,17 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http.h"
 #include "internal.h"
 #include "pipeline_wire.h"
+#include "utf8.h"
 
 typedef struct pipe_engine {
   const char *label;     /* "argo", "kubeflow" */
   const char *url_var;   /* ARGO_URL, KUBEFLOW_URL */
   const char *token_var; /* ARGO_TOKEN, KUBEFLOW_TOKEN */
   char *url;             /* NULL: not configured */
-  char *token;           /* NULL: none; a secret, wiped on destroy */
+  aip_http *http;        /* NULL: not configured */
 } pipe_engine;
 
 struct aiplat_pipeline {
@@ -94,29 +96,32 @@ static aiplat_status config_fail(aiplat_pipeline *p) {
 static aiplat_status read_engine(aiplat_pipeline *p, aiplat_config *cfg,
                                  pipe_engine *e) {
   const char *v = NULL;
-  if (aiplat_config_is_set(cfg, e->url_var)) {
-    if (aiplat_config_get_url(cfg, e->url_var, &v) != AIPLAT_OK)
-      return config_fail(p);
-    if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
-      return aip_fail(&p->err, AIPLAT_ERR_CONFIG,
-                      "pipeline: %s must be an http:// or https:// URL",
-                      e->url_var);
-    e->url = aip_strdup(v);
-    if (!e->url)
-      return aip_fail(&p->err, AIPLAT_ERR_NO_MEMORY, "pipeline: ENOMEM");
-  }
-  /* Reading the token here makes a bad NAME_FILE fail at start. */
+  /* Reading the token first makes a bad NAME_FILE fail at start. */
   if (aiplat_config_get_string(cfg, e->token_var, &v) != AIPLAT_OK)
     return config_fail(p);
+  const char *token = v;
+  if (!aiplat_config_is_set(cfg, e->url_var)) return AIPLAT_OK;
+  if (aiplat_config_get_url(cfg, e->url_var, &v) != AIPLAT_OK)
+    return config_fail(p);
+  if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
+    return aip_fail(&p->err, AIPLAT_ERR_CONFIG,
+                    "pipeline: %s must be an http:// or https:// URL",
+                    e->url_var);
+  e->url = aip_strdup(v);
+  e->http = aip_http_new(e->label);
+  if (!e->url || !e->http)
+    return aip_fail(&p->err, AIPLAT_ERR_NO_MEMORY, "pipeline: ENOMEM");
+  /* URL, CA file, timeouts and retries as every HTTP client reads them */
+  aiplat_status rc =
+      aip_http_configure(e->http, &p->err, cfg, e->url_var, NULL, NULL);
+  if (rc != AIPLAT_OK) return rc;
   /* Argo's own CLI takes ARGO_TOKEN as the whole header value ("Bearer
-   * xyz"): accept that form too, so the same secret works for both. */
-  if (v && strncasecmp(v, "Bearer ", 7) == 0) v += 7;
-  while (v && *v == ' ') v++;
-  if (v && *v) {
-    e->token = aip_strdup(v);
-    if (!e->token)
-      return aip_fail(&p->err, AIPLAT_ERR_NO_MEMORY, "pipeline: ENOMEM");
-  }
+   * xyz"): accept that form too, so the same secret serves both. */
+  if (token && strncasecmp(token, "Bearer ", 7) == 0) token += 7;
+  while (token && *token == ' ') token++;
+  if (aip_http_set_api_key(e->http, &p->err, token) != AIPLAT_OK)
+    return aip_fail(&p->err, AIPLAT_ERR_CONFIG,
+                    "pipeline: %s contains a line break", e->token_var);
   return AIPLAT_OK;
 }
 
@@ -175,16 +180,15 @@ fail:
 void aiplat_pipeline_close(aiplat_pipeline *p) {
   if (!p) return;
   __atomic_store_n(&p->closed, 1, __ATOMIC_SEQ_CST);
+  for (int i = 0; i < 2; i++)
+    if (p->eng[i].http) aip_http_cancel(p->eng[i].http);
 }
 
 void aiplat_pipeline_destroy(aiplat_pipeline *p) {
   if (!p) return;
   for (int i = 0; i < 2; i++) {
     free(p->eng[i].url);
-    if (p->eng[i].token) {
-      memset(p->eng[i].token, 0, strlen(p->eng[i].token));
-      free(p->eng[i].token);
-    }
+    aip_http_free(p->eng[i].http);
   }
   free(p->argo_namespace);
   aip_err_destroy(&p->err);
@@ -246,7 +250,7 @@ static aiplat_status check_params(aiplat_pipeline *p, const char *label,
     if (!aip_pipe_valid_param_key(keys[i], &why))
       return aip_fail(&p->err, AIPLAT_ERR_INVALID_ARGUMENT,
                       "%s: parameter %zu's key %s", label, i, why);
-    if (!aip_pipe_valid_utf8(values[i]))
+    if (!aip_utf8_valid(values[i], strlen(values[i])))
       return aip_fail(&p->err, AIPLAT_ERR_INVALID_ARGUMENT,
                       "%s: parameter \"%s\" is not UTF-8 text", label, keys[i]);
     size_t vl = strlen(values[i]);
@@ -279,16 +283,48 @@ static aiplat_status check_name(aiplat_pipeline *p, const char *label,
 
 /* ---- transport ----------------------------------------------------------- */
 
-/* One request to an engine; on a 2xx answer *@body gets the body (free()).
- * Placeholder until the library's HTTP layer (lib/http.h) is merged: the
- * pipeline client is built on it, never on a second libcurl layer. */
+/* One request to an engine through the library's HTTP layer; on a 2xx
+ * answer *@out gets the body (free()). @retry: let the layer retry
+ * transient failures (reads only: a submit is sent once). */
 static aiplat_status pipe_request(aiplat_pipeline *p, pipe_engine *e,
                                   const char *method, const char *path,
                                   json_t *body, bool retry, char **out,
                                   size_t *out_len) {
-  (void)method, (void)path, (void)body, (void)retry, (void)out, (void)out_len;
-  return aip_fail(&p->err, AIPLAT_ERR_NOT_SUPPORTED,
-                  "%s: this build has no HTTP layer yet", e->label);
+  *out = NULL;
+  *out_len = 0;
+  char *text = NULL;
+  if (body && !(text = json_dumps(body, JSON_COMPACT)))
+    return aip_fail(&p->err, AIPLAT_ERR_NO_MEMORY, "%s: ENOMEM", e->label);
+  aip_http_req req = {.method = method,
+                      .path = path,
+                      .content_type = text ? "application/json" : NULL,
+                      .body = text,
+                      .body_len = text ? strlen(text) : 0,
+                      .accept = "application/json",
+                      .max_retries = retry ? -1 : 0};
+  aip_http_resp resp = {0};
+  aiplat_status rc = aip_http_do(e->http, &p->err, &req, &resp);
+  free(text);
+  if (rc == AIPLAT_OK) {
+    if (!resp.body.data && !aip_buf_putc(&resp.body, '\0')) {
+      rc = aip_fail(&p->err, AIPLAT_ERR_NO_MEMORY, "%s: ENOMEM", e->label);
+    } else {
+      if (resp.body.len == 0) resp.body.data[0] = '\0';
+      *out = aip_buf_steal(&resp.body, out_len);
+    }
+  } else if (resp.status >= 400) {
+    /* The engines' statuses mean a little more than a model server's:
+     * 409 is a name clash, 504 a deadline inside the server. The layer's
+     * message (with the server's own words) stays. */
+    aiplat_status mine = aip_pipe_status_for_http(resp.status);
+    if (mine != rc) {
+      char why[AIP_ERRMSG_MAX];
+      aip_err_copy(&p->err, why, sizeof why);
+      rc = aip_fail(&p->err, mine, "%s", why);
+    }
+  }
+  aip_http_resp_free(&resp);
+  return rc;
 }
 
 /* ---- Argo ---------------------------------------------------------------- */

@@ -30,10 +30,6 @@ bool aip_pipe_valid_kfp_id(const char *s, const char **why);
 /* A parameter key: 1..128 of [A-Za-z0-9_-]. */
 bool aip_pipe_valid_param_key(const char *s, const char **why);
 
-/* True when @s is valid UTF-8 (no overlong forms, surrogates or values
- * above U+10FFFF). */
-bool aip_pipe_valid_utf8(const char *s);
-
 /* Append @s to @b percent-encoded for a path segment or a query value
  * (everything but RFC 3986's unreserved characters). */
 bool aip_pipe_escape(aip_buf *b, const char *s);

@@ -70,23 +70,6 @@ START_TEST(kfp_ids_and_keys) {
 }
 END_TEST
 
-START_TEST(utf8) {
-  ck_assert(aip_pipe_valid_utf8(""));
-  ck_assert(aip_pipe_valid_utf8("plain ascii"));
-  ck_assert(aip_pipe_valid_utf8("\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
-  static const char *const bad[] = {"\xff",
-                                    "\xc3",
-                                    "\xc0\xaf", /* overlong '/' */
-                                    "\xe0\x80\xaf",
-                                    "\xed\xa0\x80",     /* surrogate */
-                                    "\xf4\x90\x80\x80", /* above U+10FFFF */
-                                    "a\x80" "b",
-                                    "\xe2\x82"};
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-    ck_assert_msg(!aip_pipe_valid_utf8(bad[i]), "case %zu", i);
-}
-END_TEST
-
 START_TEST(escaping) {
   aip_buf b = {0};
   ck_assert(aip_pipe_escape(&b, "a-b_c.d~e"));
@@ -401,7 +384,6 @@ Suite *make_suite(void) {
   tcase_add_test(tc, namespaces);
   tcase_add_test(tc, k8s_names);
   tcase_add_test(tc, kfp_ids_and_keys);
-  tcase_add_test(tc, utf8);
   tcase_add_test(tc, escaping);
   tcase_add_test(tc, argo_body);
   tcase_add_test(tc, kfp_body);

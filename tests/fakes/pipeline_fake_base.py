@@ -121,6 +121,12 @@ class FakeHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
 
+    def setup(self):
+        super().setup()
+        # Go's net/http sets TCP_NODELAY; without it the header and body
+        # writes of one answer meet Nagle and delayed ACKs (40 ms each).
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, fmt, *args):
         if self.server.args.verbose:
             sys.stderr.write("%s %s\n" % (self.server.engine.name, fmt % args))
