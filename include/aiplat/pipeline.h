@@ -12,7 +12,8 @@
  *    run's UUID.
  *
  * Settings (aiplat/config.h): ARGO_URL, ARGO_NAMESPACE, ARGO_TOKEN,
- * KUBEFLOW_URL, KUBEFLOW_TOKEN (each token also as NAME_FILE), and the
+ * KUBEFLOW_URL, KUBEFLOW_TOKEN (each token also as NAME_FILE; a token
+ * may be given with or without a leading "Bearer "), and the
  * HTTP_CONNECT_TIMEOUT, HTTP_TIMEOUT, HTTP_MAX_RETRIES, HTTP_CA_FILE and
  * HTTP_MAX_RESPONSE_BYTES of every HTTP client of the library. An engine
  * whose URL is unset is not configured: calls for it fail with
@@ -26,11 +27,13 @@
  *
  * Errors: ::AIPLAT_ERR_NOT_FOUND (no such template, pipeline or run; the
  * detail carries the server's message), ::AIPLAT_ERR_AUTH (401/403),
- * ::AIPLAT_ERR_BAD_REQUEST (other 4xx), ::AIPLAT_ERR_SERVER (5xx, after
- * the configured retries for status reads), ::AIPLAT_ERR_UNAVAILABLE
- * (503), ::AIPLAT_ERR_TIMEOUT, ::AIPLAT_ERR_CONNECTION,
- * ::AIPLAT_ERR_PROTOCOL (an answer that is not the engine's JSON),
- * ::AIPLAT_ERR_CANCELLED (aiplat_pipeline_close()).
+ * ::AIPLAT_ERR_EXISTS (409, a name clash), ::AIPLAT_ERR_BAD_REQUEST (other
+ * 4xx), ::AIPLAT_ERR_SERVER (5xx), ::AIPLAT_ERR_UNAVAILABLE (503),
+ * ::AIPLAT_ERR_TIMEOUT (HTTP_TIMEOUT passed, or 504),
+ * ::AIPLAT_ERR_CONNECTION, ::AIPLAT_ERR_PROTOCOL (an answer that is not the
+ * engine's JSON), ::AIPLAT_ERR_CANCELLED (aiplat_pipeline_close()). Status
+ * reads are retried on connection failures, 429, 502, 503 and 504 as
+ * HTTP_MAX_RETRIES says; a submit never is.
  *
  * Thread: a handle may be used by several threads at once; each call makes
  * its own requests. The handle's last error is per handle, the thread's
@@ -120,7 +123,8 @@ AIPLAT_API bool aiplat_pipeline_engine_configured(
  * to free with aiplat_free().
  *
  * The submit request is sent once, never retried: a retry after an
- * answer that was lost could start the run twice.
+ * answer that was lost could start the run twice. (For Kubeflow the
+ * pipeline lookup before it is a read, retried like one.)
  */
 AIPLAT_API aiplat_status aiplat_pipeline_submit(
     aiplat_pipeline *p, aiplat_pipeline_engine engine, const char *pipeline,
@@ -134,8 +138,7 @@ AIPLAT_API aiplat_status aiplat_pipeline_submit(
  * namespace (NULL: ARGO_NAMESPACE; ignored for Kubeflow). *@p phase_out
  * gets the phase. When @p msg is not NULL, the engine's message about the
  * run (why it failed, mostly; often empty) is copied there, always
- * NUL-terminated and cut at @p msglen - 1 bytes. Reads are retried on
- * transient failures as the HTTP settings say.
+ * NUL-terminated and cut at @p msglen - 1 bytes.
  */
 AIPLAT_API aiplat_status aiplat_pipeline_status(
     aiplat_pipeline *p, aiplat_pipeline_engine engine, const char *run_id,
