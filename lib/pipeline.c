@@ -501,7 +501,7 @@ aiplat_status aiplat_pipeline_submit(aiplat_pipeline *p,
   *run_id_out = NULL;
   pipe_engine *e = NULL;
   aiplat_status rc = usable_engine(p, engine, &e);
-  if (rc != AIPLAT_OK) return rc;
+  if (rc != AIPLAT_OK || !e) return rc;
   rc = check_params(p, e->label, keys, values, n);
   if (rc != AIPLAT_OK) return rc;
   if (engine == AIPLAT_PIPELINE_ARGO) {
@@ -522,7 +522,7 @@ aiplat_status aiplat_pipeline_submit(aiplat_pipeline *p,
   }
   if (rc == AIPLAT_OK)
     aip_log_kv(AIPLAT_LOG_INFO, "pipeline run submitted", "engine", e->label,
-               "pipeline", pipeline, "run_id", *run_id_out, NULL);
+               "pipeline", pipeline, "run_id", *run_id_out, (const char *)NULL);
   return rc;
 }
 
@@ -538,7 +538,7 @@ aiplat_status aiplat_pipeline_status(aiplat_pipeline *p,
   *phase_out = AIPLAT_PIPELINE_UNKNOWN;
   pipe_engine *e = NULL;
   aiplat_status rc = usable_engine(p, engine, &e);
-  if (rc != AIPLAT_OK) return rc;
+  if (rc != AIPLAT_OK || !e) return rc;
   if (engine == AIPLAT_PIPELINE_ARGO) {
     if (!ns) ns = p->argo_namespace;
     if ((rc = check_name(p, e->label, "namespace", ns,

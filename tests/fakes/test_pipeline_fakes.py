@@ -270,6 +270,20 @@ class ArgoTimeModeTest(unittest.TestCase):
             fake.stop()
 
 
+class ArgoInformerTest(unittest.TestCase):
+    def test_v37_not_found_message(self):
+        fake = Fake("argo_fake.py", "--informer")
+        try:
+            status, _, body = fake.json(
+                "POST", "/api/v1/workflows/ai-ml/submit",
+                {"resourceKind": "WorkflowTemplate", "resourceName": "x"})
+            self.assertEqual((status, body), (404, {
+                "code": 5,
+                "message": 'workflowtemplate.argoproj.io "x" not found'}))
+        finally:
+            fake.stop()
+
+
 class KfpFakeTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
