@@ -100,7 +100,10 @@ static aiplat_status read_engine(aiplat_pipeline *p, aiplat_config *cfg,
   if (aiplat_config_get_string(cfg, e->token_var, &v) != AIPLAT_OK)
     return config_fail(p);
   const char *token = v;
-  if (!aiplat_config_is_set(cfg, e->url_var)) return AIPLAT_OK;
+  /* unset or empty (a manifest's ARGO_URL: ""): not configured */
+  if (aiplat_config_get_string(cfg, e->url_var, &v) != AIPLAT_OK)
+    return config_fail(p);
+  if (!v || !*v) return AIPLAT_OK;
   if (aiplat_config_get_url(cfg, e->url_var, &v) != AIPLAT_OK)
     return config_fail(p);
   if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)

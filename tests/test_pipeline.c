@@ -140,8 +140,10 @@ START_TEST(configuration) {
   aiplat_pipeline *p2 = NULL;
   aiplat_config *c2 = NULL;
   ck_assert_int_eq(aiplat_config_create(&c2), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(c2, "KUBEFLOW_URL", ""), AIPLAT_OK);
   ck_assert_int_eq(aiplat_pipeline_create(&p2, c2), AIPLAT_OK);
   ck_assert(!aiplat_pipeline_engine_configured(p2, AIPLAT_PIPELINE_ARGO));
+  ck_assert(!aiplat_pipeline_engine_configured(p2, AIPLAT_PIPELINE_KUBEFLOW));
   char *id = NULL;
   ck_assert_int_eq(aiplat_pipeline_submit(p2, AIPLAT_PIPELINE_ARGO, "train",
                                           NULL, NULL, NULL, 0, &id),
