@@ -66,6 +66,12 @@ if ! (cd "$tree" && DEB_BUILD_OPTIONS="$opts" DEB_BUILD_PROFILES="$profiles" \
       dpkg-buildpackage -us -uc -b) > "$tmp/build.log" 2>&1; then
   tail -n 60 "$tmp/build.log" >&2
   echo "check-debian: the package build failed (log above)" >&2
+  if grep -q 'new symbols appeared in the symbols file' "$tmp/build.log"; then
+    echo "check-debian: new API: record it with tools/update-symbols.sh (after make in build/) and commit debian/$libpkg.symbols" >&2
+  fi
+  if grep -q 'symbols or patterns disappeared' "$tmp/build.log"; then
+    echo "check-debian: symbols disappeared: an ABI break (make abi-check explains; docs/decisions/0013)" >&2
+  fi
   exit 1
 fi
 build_secs=$(( $(date +%s) - start ))
