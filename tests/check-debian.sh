@@ -15,7 +15,8 @@
 #     conffile /etc/aiplat/<service>.env; units run as aiplat with the
 #     hardening; postinst creates the user.
 # Not part of `make check` (it builds the whole tree again, ~1 min); CI runs
-# it. Needs dpkg-dev, debhelper, lintian and the build dependencies.
+# it. Needs git, dpkg-dev, debhelper, lintian, help2man and the build
+# dependencies (dpkg-checkbuilddeps says which are missing).
 # Usage: tests/check-debian.sh [--with-tests] [--keep DIR]
 set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,9 +28,9 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--with-tests] [--keep DIR]" >&2; exit 1 ;;
   esac
 done
-for tool in dpkg-buildpackage dh lintian pkg-config objdump; do
+for tool in dpkg-buildpackage dh lintian help2man pkg-config objdump git; do
   command -v "$tool" >/dev/null 2>&1 || {
-    echo "check-debian: $tool missing: apt-get install dpkg-dev debhelper lintian pkgconf binutils" >&2; exit 1; }
+    echo "check-debian: $tool missing: apt-get install dpkg-dev debhelper lintian help2man pkgconf binutils git" >&2; exit 1; }
 done
 CC=${CC:-cc}
 jobs=${JOBS:-2}
@@ -44,6 +45,8 @@ fails=0
 fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }
 
+git -C "$src" rev-parse --git-dir >/dev/null 2>&1 || {
+  echo "check-debian: needs the git checkout (it packages the files git knows, not build products)" >&2; exit 1; }
 version=$(cd "$src" && dpkg-parsechangelog -S Version)
 upstream=${version%-*}
 tree="$tmp/libaiplat-$upstream"
