@@ -50,6 +50,14 @@ static const char HELP[] =
     "A wrong setting stops the program at start with one line naming it\n"
     "(exit status 2); SIGTERM or SIGINT shut it down gracefully.\n";
 
+/* The formats of OpenAI's speech API. */
+static bool known_format(const char *f) {
+  static const char *const names[] = {"wav", "mp3", "opus", "aac", "flac", "pcm"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (strcmp(f, names[i]) == 0) return true;
+  return false;
+}
+
 static aiplat_status on_synthesize(aiplat_request *req, void *user_data) {
   tts_module *m = user_data;
   aiplat_msg *in = aiplat_request_message(req);
@@ -68,6 +76,9 @@ static aiplat_status on_synthesize(aiplat_request *req, void *user_data) {
              MAX_TEXT_CHARS);
     return aiplat_request_fail(req, AIPLAT_ERR_TOO_LARGE, why);
   }
+  if (*format && !known_format(format))
+    return aiplat_request_fail(req, AIPLAT_ERR_INVALID_ARGUMENT,
+                               "format is not one of wav, mp3, opus, aac, flac, pcm");
   if (speed == 0) speed = m->default_speed;
   if (!(speed >= 0.25 && speed <= 4.0))
     return aiplat_request_fail(req, AIPLAT_ERR_INVALID_ARGUMENT,
@@ -143,6 +154,10 @@ static int setup(tts_module *m, aiplat_config *cfg) {
     return SVCU_EXIT_CONFIG;
   }
   if (!m->default_format) m->default_format = "wav";
+  if (!known_format(m->default_format)) {
+    svcu_error_line(NAME, "config: TTS_FORMAT must be one of wav, mp3, opus, aac, flac, pcm");
+    return SVCU_EXIT_CONFIG;
+  }
   if (!(m->pool = svcu_pool_create((size_t)workers, destroy_client))) return SVCU_EXIT_FAILURE;
   for (int64_t i = 0; i <= workers; i++) {
     aiplat_tts *c = NULL;
