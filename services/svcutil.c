@@ -76,7 +76,8 @@ const char *svcu_service_name(aiplat_config *cfg, const char *fallback) {
   return v;
 }
 
-/* ---- pool ------------------------------------------------------------------ */
+/* ---- pool ------------------------------------------------------------------
+ */
 
 struct svcu_pool {
   pthread_mutex_t mu;
@@ -138,7 +139,8 @@ void svcu_pool_destroy(svcu_pool *p) {
   free(p);
 }
 
-/* ---- probe ----------------------------------------------------------------- */
+/* ---- probe -----------------------------------------------------------------
+ */
 
 #define PROBE_MIN_GAP_MS 200
 
@@ -180,7 +182,8 @@ static void *probe_main(void *arg) {
     /* A short gap first, so that a burst of kicks costs one probe. */
     struct timespec ts;
     deadline_after(&ts, PROBE_MIN_GAP_MS);
-    while (!p->stop && pthread_cond_timedwait(&p->cv, &p->mu, &ts) != ETIMEDOUT) {
+    while (!p->stop &&
+           pthread_cond_timedwait(&p->cv, &p->mu, &ts) != ETIMEDOUT) {
     }
     deadline_after(&ts, p->interval_ms - PROBE_MIN_GAP_MS);
     while (!p->stop && !p->kicked &&
@@ -198,7 +201,8 @@ svcu_probe *svcu_probe_start(svcu_probe_fn fn, void (*cancel)(void *user_data),
   p->fn = fn;
   p->cancel = cancel;
   p->ud = user_data;
-  p->interval_ms = interval_ms > PROBE_MIN_GAP_MS ? interval_ms : PROBE_MIN_GAP_MS + 1;
+  p->interval_ms =
+      interval_ms > PROBE_MIN_GAP_MS ? interval_ms : PROBE_MIN_GAP_MS + 1;
   snprintf(p->msg, sizeof p->msg, "not checked yet");
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -255,7 +259,8 @@ void svcu_probe_stop(svcu_probe *p) {
   free(p);
 }
 
-/* ---- helpers --------------------------------------------------------------- */
+/* ---- helpers ---------------------------------------------------------------
+ */
 
 size_t svcu_utf8_len(const char *s) {
   size_t n = 0;

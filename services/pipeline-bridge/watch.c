@@ -44,35 +44,50 @@ int64_t pb_wall_ms(void) {
 }
 
 const char *pb_phase_name(aiplat_pipeline_engine e, aiplat_pipeline_phase p) {
-  static const char *const argo[] = {"",        "Pending", "Running",   "Succeeded",
-                                     "Failed",  "Error",   "Cancelled", "Skipped",
-                                     "Cancelling", "Paused"};
-  static const char *const kfp[] = {"RUNTIME_STATE_UNSPECIFIED", "PENDING", "RUNNING",
-                                    "SUCCEEDED", "FAILED",   "FAILED",   "CANCELED",
-                                    "SKIPPED",   "CANCELING", "PAUSED"};
+  static const char *const argo[] = {
+      "",      "Pending",   "Running", "Succeeded",  "Failed",
+      "Error", "Cancelled", "Skipped", "Cancelling", "Paused"};
+  static const char *const kfp[] = {"RUNTIME_STATE_UNSPECIFIED",
+                                    "PENDING",
+                                    "RUNNING",
+                                    "SUCCEEDED",
+                                    "FAILED",
+                                    "FAILED",
+                                    "CANCELED",
+                                    "SKIPPED",
+                                    "CANCELING",
+                                    "PAUSED"};
   if ((unsigned)p > AIPLAT_PIPELINE_PAUSED) p = AIPLAT_PIPELINE_UNKNOWN;
   return e == AIPLAT_PIPELINE_KUBEFLOW ? kfp[p] : argo[p];
 }
 
 aiplat_msg *pb_status_msg(const pb_run_state *s) {
   aiplat_msg *m = NULL;
-  if (aiplat_msg_create(&m, AIPLAT_MSG_PIPELINE_STATUS) != AIPLAT_OK) return NULL;
+  if (aiplat_msg_create(&m, AIPLAT_MSG_PIPELINE_STATUS) != AIPLAT_OK)
+    return NULL;
   aiplat_status st = aiplat_msg_set_string(m, "request_id", s->request_id);
   if (st == AIPLAT_OK) st = aiplat_msg_set_string(m, "run_id", s->run_id);
   if (st == AIPLAT_OK)
-    st = aiplat_msg_set_string(m, "engine", aiplat_pipeline_engine_str(s->engine));
-  if (st == AIPLAT_OK) st = aiplat_msg_set_string(m, "phase", pb_phase_name(s->engine, s->phase));
-  if (st == AIPLAT_OK && *s->message) st = aiplat_msg_set_string(m, "message", s->message);
+    st = aiplat_msg_set_string(m, "engine",
+                               aiplat_pipeline_engine_str(s->engine));
+  if (st == AIPLAT_OK)
+    st = aiplat_msg_set_string(m, "phase", pb_phase_name(s->engine, s->phase));
+  if (st == AIPLAT_OK && *s->message)
+    st = aiplat_msg_set_string(m, "message", s->message);
   if (st == AIPLAT_OK) st = aiplat_msg_set_string(m, "pipeline", s->pipeline);
-  if (st == AIPLAT_OK) st = aiplat_msg_set_int64(m, "created_at_ms", s->created_ms);
-  if (st == AIPLAT_OK) st = aiplat_msg_set_int64(m, "updated_at_ms", s->updated_ms);
-  if (st == AIPLAT_OK) st = aiplat_msg_set_int64(m, "finished_at_ms", s->finished_ms);
+  if (st == AIPLAT_OK)
+    st = aiplat_msg_set_int64(m, "created_at_ms", s->created_ms);
+  if (st == AIPLAT_OK)
+    st = aiplat_msg_set_int64(m, "updated_at_ms", s->updated_ms);
+  if (st == AIPLAT_OK)
+    st = aiplat_msg_set_int64(m, "finished_at_ms", s->finished_ms);
   if (st == AIPLAT_OK) st = aiplat_msg_set_bool(m, "terminal", s->terminal);
   if (st == AIPLAT_OK && s->error != AIPLAT_OK) {
     aiplat_msg *e = NULL;
     st = aiplat_msg_mutable_message(m, "error", &e);
     if (st == AIPLAT_OK) st = aiplat_msg_set_int64(e, "code", s->error);
-    if (st == AIPLAT_OK) st = aiplat_msg_set_string(e, "message", s->error_message);
+    if (st == AIPLAT_OK)
+      st = aiplat_msg_set_string(e, "message", s->error_message);
   }
   if (st != AIPLAT_OK) {
     aiplat_msg_destroy(m);
@@ -89,12 +104,14 @@ static void publish(pb_watch *w, const pb_run_state *s) {
   size_t len = 0;
   aiplat_status st = aiplat_subject_pipeline_status(&subject, s->run_id);
   if (st == AIPLAT_OK && m) st = aiplat_msg_encode(m, &body, &len);
-  if (st == AIPLAT_OK && m) st = aiplat_bus_publish(w->bus, subject, body, len, NULL);
+  if (st == AIPLAT_OK && m)
+    st = aiplat_bus_publish(w->bus, subject, body, len, NULL);
   if (st != AIPLAT_OK || !m) {
     char why[256];
     aiplat_error_last(why, sizeof why);
     const char *k[] = {"run_id", "error"}, *v[] = {s->run_id, why};
-    aiplat_log_fields(AIPLAT_LOG_WARNING, "cannot publish a pipeline status event", k, v, 2);
+    aiplat_log_fields(AIPLAT_LOG_WARNING,
+                      "cannot publish a pipeline status event", k, v, 2);
   } else {
     const char *k[] = {"run_id", "engine", "phase"};
     const char *v[] = {s->run_id, aiplat_pipeline_engine_str(s->engine),
@@ -128,7 +145,8 @@ static void poll_one(pb_watch *w, size_t i, pb_run_state snap) {
   aiplat_pipeline_phase phase = AIPLAT_PIPELINE_UNKNOWN;
   char msg[PB_MESSAGE_MAX] = "";
   aiplat_status st = aiplat_pipeline_status(w->poller, snap.engine, snap.run_id,
-                                            *snap.ns ? snap.ns : NULL, &phase, msg, sizeof msg);
+                                            *snap.ns ? snap.ns : NULL, &phase,
+                                            msg, sizeof msg);
   char why[PB_MESSAGE_MAX] = "";
   if (st != AIPLAT_OK) aiplat_pipeline_last_error(w->poller, why, sizeof why);
   if (st == AIPLAT_ERR_CANCELLED) return; /* stopping */
@@ -156,17 +174,20 @@ static void poll_one(pb_watch *w, size_t i, pb_run_state snap) {
     }
   } else {
     bool permanent = st == AIPLAT_ERR_NOT_FOUND || st == AIPLAT_ERR_AUTH ||
-                     st == AIPLAT_ERR_INVALID_ARGUMENT || st == AIPLAT_ERR_CONFIG;
+                     st == AIPLAT_ERR_INVALID_ARGUMENT ||
+                     st == AIPLAT_ERR_CONFIG;
     if (!sl->failing_since) sl->failing_since = now;
     if (permanent || now - sl->failing_since >= PB_GIVE_UP_MS) {
       sl->s.error = st;
-      snprintf(sl->s.error_message, sizeof sl->s.error_message, "the run was lost: %s", why);
+      snprintf(sl->s.error_message, sizeof sl->s.error_message,
+               "the run was lost: %s", why);
       sl->s.terminal = true;
       sl->s.updated_ms = sl->s.finished_ms = pb_wall_ms();
       changed = true;
     }
     const char *k[] = {"run_id", "error"}, *v[] = {snap.run_id, why};
-    aiplat_log_fields(AIPLAT_LOG_WARNING, "pipeline status poll failed", k, v, 2);
+    aiplat_log_fields(AIPLAT_LOG_WARNING, "pipeline status poll failed", k, v,
+                      2);
   }
   pb_run_state out = sl->s;
   if (sl->s.terminal) finish(w, sl);
@@ -183,7 +204,8 @@ static void *watch_main(void *arg) {
     for (size_t i = 0; i < sizeof w->slots / sizeof w->slots[0]; i++) {
       slot *sl = &w->slots[i];
       if (!sl->used || !sl->active) continue;
-      if (sl->next_poll <= now && (due == SIZE_MAX || sl->next_poll < w->slots[due].next_poll))
+      if (sl->next_poll <= now &&
+          (due == SIZE_MAX || sl->next_poll < w->slots[due].next_poll))
         due = i;
       if (sl->next_poll < next) next = sl->next_poll;
     }
@@ -207,7 +229,8 @@ static void *watch_main(void *arg) {
   return NULL;
 }
 
-pb_watch *pb_watch_start(aiplat_pipeline *poller, aiplat_bus *bus, int64_t interval_ms) {
+pb_watch *pb_watch_start(aiplat_pipeline *poller, aiplat_bus *bus,
+                         int64_t interval_ms) {
   pb_watch *w = calloc(1, sizeof *w);
   if (!w) return NULL;
   w->poller = poller;
@@ -250,7 +273,8 @@ void pb_watch_add(pb_watch *w, const pb_run_state *s) {
     slot *o = &w->slots[i];
     if (!o->used) {
       if (!free_slot) free_slot = o;
-    } else if (!o->active && (!oldest || o->finished_seq < oldest->finished_seq)) {
+    } else if (!o->active &&
+               (!oldest || o->finished_seq < oldest->finished_seq)) {
       oldest = o;
     }
   }
@@ -270,13 +294,14 @@ void pb_watch_add(pb_watch *w, const pb_run_state *s) {
   pthread_mutex_unlock(&w->mu);
 }
 
-bool pb_watch_find(pb_watch *w, const char *run_id, aiplat_pipeline_engine engine,
-                   pb_run_state *out) {
+bool pb_watch_find(pb_watch *w, const char *run_id,
+                   aiplat_pipeline_engine engine, pb_run_state *out) {
   bool found = false;
   pthread_mutex_lock(&w->mu);
   for (size_t i = 0; i < sizeof w->slots / sizeof w->slots[0] && !found; i++) {
     slot *sl = &w->slots[i];
-    if (sl->used && strcmp(sl->s.run_id, run_id) == 0 && (!engine || sl->s.engine == engine)) {
+    if (sl->used && strcmp(sl->s.run_id, run_id) == 0 &&
+        (!engine || sl->s.engine == engine)) {
       *out = sl->s;
       found = true;
     }
@@ -298,7 +323,8 @@ void pb_watch_stop(pb_watch *w) {
     if (!sl->used || !sl->active) continue;
     const char *k[] = {"run_id", "engine"};
     const char *v[] = {sl->s.run_id, aiplat_pipeline_engine_str(sl->s.engine)};
-    aiplat_log_fields(AIPLAT_LOG_WARNING, "stopped watching a run that has not ended", k, v, 2);
+    aiplat_log_fields(AIPLAT_LOG_WARNING,
+                      "stopped watching a run that has not ended", k, v, 2);
   }
   pthread_cond_destroy(&w->cv);
   pthread_mutex_destroy(&w->mu);

@@ -38,7 +38,8 @@ typedef struct pb_run_state {
 
 /* @poller is the handle the thread polls with (owned by the caller, used
  * only by the thread); @bus publishes the events. */
-pb_watch *pb_watch_start(aiplat_pipeline *poller, aiplat_bus *bus, int64_t interval_ms);
+pb_watch *pb_watch_start(aiplat_pipeline *poller, aiplat_bus *bus,
+                         int64_t interval_ms);
 
 /* Reserve room for one more watched run before submitting; false when
  * PB_MAX_WATCHED runs are watched already. */
@@ -51,14 +52,15 @@ void pb_watch_add(pb_watch *w, const pb_run_state *s);
 
 /* A copy of the state of @run_id (and @engine, unless 0) if the table
  * knows it. */
-bool pb_watch_find(pb_watch *w, const char *run_id, aiplat_pipeline_engine engine,
-                   pb_run_state *out);
+bool pb_watch_find(pb_watch *w, const char *run_id,
+                   aiplat_pipeline_engine engine, pb_run_state *out);
 
 /* Stop polling (cancels a poll in progress), log the runs still watched,
  * free. NULL is a no-op. */
 void pb_watch_stop(pb_watch *w);
 
-/* ---- shared with the service ------------------------------------------------ */
+/* ---- shared with the service ------------------------------------------------
+ */
 
 /* The phase as the engine spells it (Argo "Running", Kubeflow "RUNNING"). */
 const char *pb_phase_name(aiplat_pipeline_engine e, aiplat_pipeline_phase p);

@@ -36,7 +36,8 @@ static const char HELP[] =
     "\n"
     "Configuration (environment only; NAME_FILE reads a secret from a file):\n"
     "  NATS_URL, NATS_* ......... the NATS connection\n"
-    "  STT_URL ................... speech-to-text server (http://localhost:8000)\n"
+    "  STT_URL ................... speech-to-text server "
+    "(http://localhost:8000)\n"
     "  STT_MODEL, STT_API_KEY, STT_API (openai|whispercpp), STT_LANGUAGE,\n"
     "  STT_RESPONSE_FORMAT (json|verbose_json|text), HTTP_* ... the client\n"
     "  HEALTH_PORT (8080) ........ /health, /ready (NATS and the STT server),\n"
@@ -45,7 +46,8 @@ static const char HELP[] =
     "A wrong setting stops the program at start with one line naming it\n"
     "(exit status 2); SIGTERM or SIGINT shut it down gracefully.\n";
 
-/* ---- the request ------------------------------------------------------------ */
+/* ---- the request ------------------------------------------------------------
+ */
 
 static const struct {
   const char *name, *mime;
@@ -88,7 +90,8 @@ static bool mime_for(const char *fmt, const char **mime, uint32_t *pcm_rate) {
   *mime = NULL;
   *pcm_rate = 0;
   if (!*fmt) return true;
-  if (strncasecmp(fmt, "audio/", 6) == 0 || strncasecmp(fmt, "video/", 6) == 0) {
+  if (strncasecmp(fmt, "audio/", 6) == 0 ||
+      strncasecmp(fmt, "video/", 6) == 0) {
     *mime = fmt;
     return true;
   }
@@ -110,11 +113,16 @@ static bool mime_for(const char *fmt, const char **mime, uint32_t *pcm_rate) {
 
 static bool format_for(const char *name, aiplat_stt_format def,
                        aiplat_stt_format *out) {
-  if (!*name) *out = def;
-  else if (strcmp(name, "json") == 0) *out = AIPLAT_STT_FORMAT_JSON;
-  else if (strcmp(name, "verbose_json") == 0) *out = AIPLAT_STT_FORMAT_VERBOSE_JSON;
-  else if (strcmp(name, "text") == 0) *out = AIPLAT_STT_FORMAT_TEXT;
-  else return false;
+  if (!*name)
+    *out = def;
+  else if (strcmp(name, "json") == 0)
+    *out = AIPLAT_STT_FORMAT_JSON;
+  else if (strcmp(name, "verbose_json") == 0)
+    *out = AIPLAT_STT_FORMAT_VERBOSE_JSON;
+  else if (strcmp(name, "text") == 0)
+    *out = AIPLAT_STT_FORMAT_TEXT;
+  else
+    return false;
   return true;
 }
 
@@ -124,24 +132,35 @@ static void primary_language(const char *in, char *out, size_t len) {
   out[strcspn(out, "-_")] = '\0';
 }
 
-static aiplat_status build_reply(aiplat_request *req, const aiplat_stt_result *r,
+static aiplat_status build_reply(aiplat_request *req,
+                                 const aiplat_stt_result *r,
                                  const char *asked_language) {
   aiplat_msg *out = NULL;
   aiplat_status st = aiplat_msg_create(&out, AIPLAT_MSG_TRANSCRIBE_RESPONSE);
   const char *lang = aiplat_stt_result_language(r);
   if (!lang || !*lang) lang = asked_language;
-  if (st == AIPLAT_OK) st = aiplat_msg_set_string(out, "request_id", aiplat_request_id(req));
-  if (st == AIPLAT_OK) st = aiplat_msg_set_string(out, "text", aiplat_stt_result_text(r));
-  if (st == AIPLAT_OK && lang) st = aiplat_msg_set_string(out, "language", lang);
+  if (st == AIPLAT_OK)
+    st = aiplat_msg_set_string(out, "request_id", aiplat_request_id(req));
+  if (st == AIPLAT_OK)
+    st = aiplat_msg_set_string(out, "text", aiplat_stt_result_text(r));
+  if (st == AIPLAT_OK && lang)
+    st = aiplat_msg_set_string(out, "language", lang);
   if (st == AIPLAT_OK && aiplat_stt_result_duration(r) >= 0)
-    st = aiplat_msg_set_double(out, "duration_seconds", aiplat_stt_result_duration(r));
-  for (size_t i = 0; st == AIPLAT_OK && i < aiplat_stt_result_segment_count(r); i++) {
+    st = aiplat_msg_set_double(out, "duration_seconds",
+                               aiplat_stt_result_duration(r));
+  for (size_t i = 0; st == AIPLAT_OK && i < aiplat_stt_result_segment_count(r);
+       i++) {
     aiplat_msg *seg = NULL;
     st = aiplat_msg_add_item(out, "segments", &seg);
-    if (st == AIPLAT_OK) st = aiplat_msg_set_double(seg, "start", aiplat_stt_result_segment_start(r, i));
-    if (st == AIPLAT_OK) st = aiplat_msg_set_double(seg, "end", aiplat_stt_result_segment_end(r, i));
     if (st == AIPLAT_OK)
-      st = aiplat_msg_set_string(seg, "text", aiplat_stt_result_segment_text(r, i));
+      st = aiplat_msg_set_double(seg, "start",
+                                 aiplat_stt_result_segment_start(r, i));
+    if (st == AIPLAT_OK)
+      st = aiplat_msg_set_double(seg, "end",
+                                 aiplat_stt_result_segment_end(r, i));
+    if (st == AIPLAT_OK)
+      st = aiplat_msg_set_string(seg, "text",
+                                 aiplat_stt_result_segment_text(r, i));
   }
   if (st == AIPLAT_OK) st = aiplat_request_respond(req, out);
   aiplat_msg_destroy(out);
@@ -159,21 +178,26 @@ static aiplat_status on_transcribe(aiplat_request *req, void *user_data) {
   aiplat_msg_get_string(in, "language", &language);
   aiplat_msg_get_string(in, "response_format", &rformat);
   if (len == 0)
-    return aiplat_request_fail(req, AIPLAT_ERR_INVALID_ARGUMENT, "audio is empty");
+    return aiplat_request_fail(req, AIPLAT_ERR_INVALID_ARGUMENT,
+                               "audio is empty");
   const char *mime;
   uint32_t pcm_rate;
   if (!mime_for(fmt, &mime, &pcm_rate))
-    return aiplat_request_fail(req, AIPLAT_ERR_INVALID_ARGUMENT,
-                               "audio_format is not one of wav, mp3, ogg, opus, flac, "
-                               "webm, m4a, mp4, aac, pcm_s16le_RATE or an audio/* type");
+    return aiplat_request_fail(
+        req, AIPLAT_ERR_INVALID_ARGUMENT,
+        "audio_format is not one of wav, mp3, ogg, opus, flac, "
+        "webm, m4a, mp4, aac, pcm_s16le_RATE or an audio/* type");
   aiplat_stt_format f;
   if (!format_for(rformat, m->default_format, &f))
-    return aiplat_request_fail(req, AIPLAT_ERR_INVALID_ARGUMENT,
-                               "response_format is not json, verbose_json or text");
+    return aiplat_request_fail(
+        req, AIPLAT_ERR_INVALID_ARGUMENT,
+        "response_format is not json, verbose_json or text");
   char lang[40] = "";
   if (*language) primary_language(language, lang, sizeof lang);
   int64_t left = aiplat_request_time_left_ms(req);
-  if (left <= 0) return aiplat_request_fail(req, AIPLAT_ERR_TIMEOUT, "the request's deadline passed");
+  if (left <= 0)
+    return aiplat_request_fail(req, AIPLAT_ERR_TIMEOUT,
+                               "the request's deadline passed");
 
   uint8_t *wrapped = NULL;
   if (pcm_rate) {
@@ -181,15 +205,18 @@ static aiplat_status on_transcribe(aiplat_request *req, void *user_data) {
       return aiplat_request_fail(req, AIPLAT_ERR_INVALID_ARGUMENT,
                                  "pcm_s16le audio has an odd number of bytes");
     wrapped = wav_wrap(audio, len, pcm_rate, &len);
-    if (!wrapped) return aiplat_request_fail(req, AIPLAT_ERR_NO_MEMORY, "out of memory");
+    if (!wrapped)
+      return aiplat_request_fail(req, AIPLAT_ERR_NO_MEMORY, "out of memory");
     audio = wrapped;
     mime = "audio/wav";
   }
   aiplat_stt *c = svcu_pool_take(m->pool);
   aiplat_stt_set_response_format(c, f);
-  aiplat_stt_set_timeout_ms(c, left < m->http_timeout_ms ? left : m->http_timeout_ms);
+  aiplat_stt_set_timeout_ms(
+      c, left < m->http_timeout_ms ? left : m->http_timeout_ms);
   aiplat_stt_result *r = NULL;
-  aiplat_status st = aiplat_stt_transcribe(c, audio, len, mime, *lang ? lang : NULL, &r);
+  aiplat_status st =
+      aiplat_stt_transcribe(c, audio, len, mime, *lang ? lang : NULL, &r);
   char why[512] = "";
   if (st != AIPLAT_OK) aiplat_stt_last_error(c, why, sizeof why);
   svcu_pool_give(m->pool, c);
@@ -201,7 +228,8 @@ static aiplat_status on_transcribe(aiplat_request *req, void *user_data) {
   return st;
 }
 
-/* ---- readiness ------------------------------------------------------------- */
+/* ---- readiness -------------------------------------------------------------
+ */
 
 static bool probe_stt(char *msg, size_t msglen, void *user_data) {
   stt_module *m = user_data;
@@ -218,15 +246,19 @@ static void cancel_probe(void *user_data) {
   aiplat_stt_cancel(m->probe_client);
 }
 
-/* ---- main ------------------------------------------------------------------ */
+/* ---- main ------------------------------------------------------------------
+ */
 
-static void destroy_client(void *c) { aiplat_stt_destroy(c); }
+static void destroy_client(void *c) {
+  aiplat_stt_destroy(c);
+}
 
 static int setup(stt_module *m, aiplat_config *cfg) {
   int64_t workers;
   const char *fmt = NULL;
   if (aiplat_config_get_int(cfg, "WORKERS", 1, 1024, &workers) != AIPLAT_OK ||
-      aiplat_config_get_duration_ms(cfg, "HTTP_TIMEOUT", &m->http_timeout_ms) != AIPLAT_OK ||
+      aiplat_config_get_duration_ms(cfg, "HTTP_TIMEOUT", &m->http_timeout_ms) !=
+          AIPLAT_OK ||
       aiplat_config_get_string(cfg, "STT_RESPONSE_FORMAT", &fmt) != AIPLAT_OK) {
     char why[512];
     aiplat_config_last_error(cfg, why, sizeof why);
@@ -235,10 +267,12 @@ static int setup(stt_module *m, aiplat_config *cfg) {
   }
   m->default_format = AIPLAT_STT_FORMAT_JSON;
   if (fmt && !format_for(fmt, AIPLAT_STT_FORMAT_JSON, &m->default_format)) {
-    svcu_error_line(NAME, "config: STT_RESPONSE_FORMAT must be json, verbose_json or text");
+    svcu_error_line(
+        NAME, "config: STT_RESPONSE_FORMAT must be json, verbose_json or text");
     return SVCU_EXIT_CONFIG;
   }
-  if (!(m->pool = svcu_pool_create((size_t)workers, destroy_client))) return SVCU_EXIT_FAILURE;
+  if (!(m->pool = svcu_pool_create((size_t)workers, destroy_client)))
+    return SVCU_EXIT_FAILURE;
   for (int64_t i = 0; i <= workers; i++) {
     aiplat_stt *c = NULL;
     if (aiplat_stt_create(&c, cfg) != AIPLAT_OK) {
@@ -257,8 +291,9 @@ static int setup(stt_module *m, aiplat_config *cfg) {
 }
 
 int main(int argc, char **argv) {
-  int rc = svcu_args(argc, argv, NAME,
-                     "NATS request/reply bridge to a speech-to-text server.", HELP);
+  int rc =
+      svcu_args(argc, argv, NAME,
+                "NATS request/reply bridge to a speech-to-text server.", HELP);
   if (rc >= 0) return rc;
   svcu_block_signals();
   aiplat_config *cfg = svcu_config(NAME);
@@ -273,12 +308,14 @@ int main(int argc, char **argv) {
     rc = SVCU_EXIT_CONFIG;
   }
   if (rc < 0 &&
-      (aiplat_service_add_endpoint(svc, "transcribe", aiplat_subject_stt_transcribe(), NULL,
-                                   AIPLAT_MSG_TRANSCRIBE_REQUEST,
-                                   AIPLAT_MSG_TRANSCRIBE_RESPONSE, on_transcribe,
-                                   &m) != AIPLAT_OK ||
-       !(m.probe = svcu_probe_start(probe_stt, cancel_probe, &m, PROBE_INTERVAL_MS)) ||
-       aiplat_service_add_check(svc, "stt", svcu_probe_check, m.probe) != AIPLAT_OK)) {
+      (aiplat_service_add_endpoint(
+           svc, "transcribe", aiplat_subject_stt_transcribe(), NULL,
+           AIPLAT_MSG_TRANSCRIBE_REQUEST, AIPLAT_MSG_TRANSCRIBE_RESPONSE,
+           on_transcribe, &m) != AIPLAT_OK ||
+       !(m.probe = svcu_probe_start(probe_stt, cancel_probe, &m,
+                                    PROBE_INTERVAL_MS)) ||
+       aiplat_service_add_check(svc, "stt", svcu_probe_check, m.probe) !=
+           AIPLAT_OK)) {
     svcu_last_error_line(NAME);
     rc = SVCU_EXIT_FAILURE;
   }

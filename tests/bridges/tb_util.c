@@ -76,7 +76,8 @@ static bool spawn(tb_proc *p, const char *rel, const char *const *env,
   snprintf(path, sizeof path, "%s", tb_path(rel));
   snprintf(libtool, sizeof libtool, "%s", tb_path("libtool"));
   const char *src = getenv("top_srcdir");
-  snprintf(supp, sizeof supp, "--suppressions=%s/tests/valgrind.supp", src ? src : ".");
+  snprintf(supp, sizeof supp, "--suppressions=%s/tests/valgrind.supp",
+           src ? src : ".");
   const char *argv[48];
   size_t n = 0;
   if (valgrind) {
@@ -186,7 +187,8 @@ int tb_stop(tb_proc *p, int sig, int timeout_ms) {
   return st;
 }
 
-/* ---- HTTP ------------------------------------------------------------------ */
+/* ---- HTTP ------------------------------------------------------------------
+ */
 
 typedef struct buf {
   char *d;
@@ -215,10 +217,13 @@ long tb_http_get(int port, const char *path, char **body) {
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
-  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+  if (curl_easy_perform(c) == CURLE_OK)
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
   curl_easy_cleanup(c);
-  if (body) *body = b.d ? b.d : strdup("");
-  else free(b.d);
+  if (body)
+    *body = b.d ? b.d : strdup("");
+  else
+    free(b.d);
   return code;
 }
 
@@ -233,7 +238,8 @@ long tb_wait_http(int port, const char *path, long want, int timeout_ms) {
   return code;
 }
 
-/* ---- the CLI ---------------------------------------------------------------- */
+/* ---- the CLI ----------------------------------------------------------------
+ */
 
 tb_run tb_cli(const char *const *args) {
   tb_run r = {.code = -1};
@@ -293,7 +299,8 @@ size_t tb_lines(const char *s) {
   return n;
 }
 
-/* ---- bus ------------------------------------------------------------------- */
+/* ---- bus -------------------------------------------------------------------
+ */
 
 aiplat_bus *tb_bus(const char *url) {
   aiplat_config *cfg = NULL;
@@ -306,13 +313,17 @@ aiplat_bus *tb_bus(const char *url) {
   return bus;
 }
 
-aiplat_msg *tb_request_raw(aiplat_bus *bus, const char *subject, const void *data,
-                           size_t len, aiplat_msg_type type, int64_t timeout_ms) {
+aiplat_msg *tb_request_raw(aiplat_bus *bus, const char *subject,
+                           const void *data, size_t len, aiplat_msg_type type,
+                           int64_t timeout_ms) {
   aiplat_bus_msg *reply = NULL;
-  aiplat_status st = aiplat_bus_request(bus, subject, data, len, NULL, timeout_ms, &reply);
-  ck_assert_msg(st == AIPLAT_OK, "request on %s: %s", subject, aiplat_status_str(st));
+  aiplat_status st =
+      aiplat_bus_request(bus, subject, data, len, NULL, timeout_ms, &reply);
+  ck_assert_msg(st == AIPLAT_OK, "request on %s: %s", subject,
+                aiplat_status_str(st));
   aiplat_msg *m = NULL;
-  st = aiplat_msg_decode(&m, type, aiplat_bus_msg_data(reply), aiplat_bus_msg_len(reply));
+  st = aiplat_msg_decode(&m, type, aiplat_bus_msg_data(reply),
+                         aiplat_bus_msg_len(reply));
   aiplat_bus_msg_destroy(reply);
   ck_assert_int_eq(st, AIPLAT_OK);
   return m;

@@ -77,8 +77,9 @@ int64_t tb_now_ms(void);
 aiplat_bus *tb_bus(const char *url);
 
 /* Send raw bytes as a request and decode the reply as @type. */
-aiplat_msg *tb_request_raw(aiplat_bus *bus, const char *subject, const void *data,
-                           size_t len, aiplat_msg_type type, int64_t timeout_ms);
+aiplat_msg *tb_request_raw(aiplat_bus *bus, const char *subject,
+                           const void *data, size_t len, aiplat_msg_type type,
+                           int64_t timeout_ms);
 /* Encode @m, request, decode as @type (the test fails on a transport error). */
 aiplat_msg *tb_request(aiplat_bus *bus, const char *subject, aiplat_msg *m,
                        aiplat_msg_type type, int64_t timeout_ms);

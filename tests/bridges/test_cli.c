@@ -32,17 +32,20 @@ static void *run_thread(void *arg) {
   return NULL;
 }
 
-static void start(svc_run *r, const char *name, const char *ep, const char *subject,
-                  aiplat_msg_type in, aiplat_msg_type out, aiplat_handler_fn fn) {
+static void start(svc_run *r, const char *name, const char *ep,
+                  const char *subject, aiplat_msg_type in, aiplat_msg_type out,
+                  aiplat_handler_fn fn) {
   ck_assert_int_eq(aiplat_config_create(&r->cfg), AIPLAT_OK);
   aiplat_config_set(r->cfg, "NATS_URL", th_nats_url(server));
   aiplat_config_set(r->cfg, "HEALTH_PORT", "0");
   aiplat_config_set(r->cfg, "LOG_LEVEL", "WARNING");
-  ck_assert_int_eq(aiplat_service_create(&r->svc, r->cfg, name, "1.2.3", "test stand-in"),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_service_create(&r->svc, r->cfg, name, "1.2.3", "test stand-in"),
+      AIPLAT_OK);
   ck_assert_int_eq(aiplat_service_set_handle_signals(r->svc, false), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_service_add_endpoint(r->svc, ep, subject, NULL, in, out, fn, NULL),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_service_add_endpoint(r->svc, ep, subject, NULL, in, out, fn, NULL),
+      AIPLAT_OK);
   ck_assert_int_eq(aiplat_service_start(r->svc), AIPLAT_OK);
   ck_assert_int_eq(pthread_create(&r->thread, NULL, run_thread, r), 0);
 }
@@ -54,7 +57,8 @@ static void stop(svc_run *r) {
   aiplat_config_destroy(r->cfg);
 }
 
-/* ---- stand-ins ------------------------------------------------------------------ */
+/* ---- stand-ins
+ * ------------------------------------------------------------------ */
 
 static void add_source(aiplat_msg *m, const char *src, double score) {
   aiplat_msg *s = NULL;
@@ -77,7 +81,8 @@ static aiplat_status on_chat(aiplat_request *req, void *ud) {
   aiplat_msg_get_bool(in, "enable_rag", &rag);
   aiplat_msg_get_bool(in, "stream", &stream);
   if (strcmp(text, "fail please") == 0)
-    return aiplat_request_fail(req, AIPLAT_ERR_BAD_REQUEST, "the model refused");
+    return aiplat_request_fail(req, AIPLAT_ERR_BAD_REQUEST,
+                               "the model refused");
   if (strcmp(text, "be slow") == 0) tb_sleep_ms(2500);
   char answer[512];
   snprintf(answer, sizeof answer, "You said %s, %s (rag %s%s%s).", text, user,
@@ -92,7 +97,8 @@ static aiplat_status on_chat(aiplat_request *req, void *ud) {
     aiplat_msg_set_uint64(c, "seq", (uint64_t)i);
     if (i < 3) {
       char piece[512];
-      snprintf(piece, sizeof piece, "%.*s", (int)(cut[i + 1] - cut[i]), answer + cut[i]);
+      snprintf(piece, sizeof piece, "%.*s", (int)(cut[i + 1] - cut[i]),
+               answer + cut[i]);
       aiplat_msg_set_string(c, "delta", piece);
     } else {
       aiplat_msg_set_bool(c, "done", true);
@@ -151,19 +157,21 @@ static void setup(void) {
   server = th_nats_start(NULL);
   ck_assert_ptr_nonnull(server);
   setenv("NATS_URL", th_nats_url(server), 1);
-  start(&CHAT, "chat-stand-in", "chat", "ai.chat.user.*.message", AIPLAT_MSG_CHAT_REQUEST,
-        AIPLAT_MSG_CHAT_RESPONSE, on_chat);
-  start(&VOICE, "voice-stand-in", "voice", "ai.voice.user.*.request", AIPLAT_MSG_VOICE_REQUEST,
-        AIPLAT_MSG_VOICE_RESPONSE, on_voice);
+  start(&CHAT, "chat-stand-in", "chat", "ai.chat.user.*.message",
+        AIPLAT_MSG_CHAT_REQUEST, AIPLAT_MSG_CHAT_RESPONSE, on_chat);
+  start(&VOICE, "voice-stand-in", "voice", "ai.voice.user.*.request",
+        AIPLAT_MSG_VOICE_REQUEST, AIPLAT_MSG_VOICE_RESPONSE, on_voice);
   for (int i = 0; i < 2; i++)
-    start(&DISCO[i], "disco", "ping", "test.disco", AIPLAT_MSG_INVALID, AIPLAT_MSG_INVALID,
-          on_disco);
+    start(&DISCO[i], "disco", "ping", "test.disco", AIPLAT_MSG_INVALID,
+          AIPLAT_MSG_INVALID, on_disco);
   /* Six requests the instances share (made here: a forked test must not
    * use the NATS client this process started). */
   aiplat_bus *bus = tb_bus(th_nats_url(server));
   for (int i = 0; i < 6; i++) {
     aiplat_bus_msg *m = NULL;
-    ck_assert_int_eq(aiplat_bus_request(bus, "test.disco", "x", 1, NULL, 5000, &m), AIPLAT_OK);
+    ck_assert_int_eq(
+        aiplat_bus_request(bus, "test.disco", "x", 1, NULL, 5000, &m),
+        AIPLAT_OK);
     aiplat_bus_msg_destroy(m);
   }
   aiplat_bus_destroy(bus);
@@ -190,7 +198,8 @@ static const char *tmp(const char *name) {
   return path[i];
 }
 
-/* ---- chat ------------------------------------------------------------------------- */
+/* ---- chat
+ * ------------------------------------------------------------------------- */
 
 START_TEST(chat_streams_the_answer_then_the_sources) {
   tb_run r = tb_cli((const char *[]){"chat", "hello", NULL});
@@ -203,11 +212,12 @@ START_TEST(chat_streams_the_answer_then_the_sources) {
   ck_assert_str_eq(r.err, "");
   tb_run_free(&r);
 
-  r = tb_cli((const char *[]){"chat", "--no-rag", "-u", "alice", "--conversation", "c-9",
-                              "--", "-dash first", NULL});
+  r = tb_cli((const char *[]){"chat", "--no-rag", "-u", "alice",
+                              "--conversation", "c-9", "--", "-dash first",
+                              NULL});
   ck_assert_msg(r.code == 0, "%d: %s", r.code, r.err);
-  ck_assert_ptr_nonnull(
-      strstr(r.out, "You said -dash first, alice (rag off, conversation c-9)."));
+  ck_assert_ptr_nonnull(strstr(
+      r.out, "You said -dash first, alice (rag off, conversation c-9)."));
   tb_run_free(&r);
 
   r = tb_cli((const char *[]){"chat", "hi", "--json", NULL});
@@ -215,7 +225,8 @@ START_TEST(chat_streams_the_answer_then_the_sources) {
   ck_assert_uint_eq(tb_lines(r.out), 1);
   json_t *j = json_loads(r.out, 0, NULL);
   ck_assert_ptr_nonnull(j);
-  ck_assert_str_eq(json_string_value(json_object_get(j, "text")), "You said hi, cli (rag on).");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "text")),
+                   "You said hi, cli (rag on).");
   ck_assert_uint_eq(json_array_size(json_object_get(j, "sources")), 1);
   json_decref(j);
   tb_run_free(&r);
@@ -246,14 +257,16 @@ START_TEST(chat_errors_timeouts_and_hostile_users) {
 }
 END_TEST
 
-/* ---- voice ------------------------------------------------------------------------ */
+/* ---- voice
+ * ------------------------------------------------------------------------ */
 
 START_TEST(voice_prints_transcript_and_writes_audio) {
   ck_assert(tb_write_file(tmp("q.wav"), "RIFF....WAVEdata", 16));
-  tb_run r = tb_cli(
-      (const char *[]){"voice", tmp("q.wav"), "-o", tmp("a.wav"), "--voice", "slt", NULL});
+  tb_run r = tb_cli((const char *[]){"voice", tmp("q.wav"), "-o", tmp("a.wav"),
+                                     "--voice", "slt", NULL});
   ck_assert_msg(r.code == 0, "%d: %s", r.code, r.err);
-  ck_assert_ptr_nonnull(strstr(r.out, "Transcript: 16 bytes of wav\nAnswer: slt\n"));
+  ck_assert_ptr_nonnull(
+      strstr(r.out, "Transcript: 16 bytes of wav\nAnswer: slt\n"));
   ck_assert_ptr_nonnull(strstr(r.out, "[1] faq.md"));
   tb_run_free(&r);
   size_t len = 0;
@@ -267,7 +280,8 @@ START_TEST(voice_prints_transcript_and_writes_audio) {
   ck_assert_int_eq(r.code, 0);
   json_t *j = json_loads(r.out, 0, NULL);
   ck_assert_ptr_nonnull(j);
-  ck_assert_str_eq(json_string_value(json_object_get(j, "transcript")), "16 bytes of wav");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "transcript")),
+                   "16 bytes of wav");
   ck_assert_ptr_null(json_object_get(j, "audio"));
   json_decref(j);
   tb_run_free(&r);
@@ -283,7 +297,8 @@ START_TEST(voice_prints_transcript_and_writes_audio) {
 }
 END_TEST
 
-/* ---- discovery -------------------------------------------------------------------- */
+/* ---- discovery
+ * -------------------------------------------------------------------- */
 
 START_TEST(services_lists_two_instances_with_their_counts) {
   tb_run r = tb_cli((const char *[]){"services", "disco", "--json", NULL});
@@ -324,7 +339,8 @@ START_TEST(services_lists_two_instances_with_their_counts) {
 }
 END_TEST
 
-/* ---- usage, configuration, no answer ------------------------------------------------ */
+/* ---- usage, configuration, no answer
+ * ------------------------------------------------ */
 
 START_TEST(usage_configuration_and_no_answer_exit_codes) {
   struct {
@@ -348,16 +364,20 @@ START_TEST(usage_configuration_and_no_answer_exit_codes) {
       {{"--version", NULL}, 0},
       {{"-s", "not a url", "chat", "hi", NULL}, 4},
       {{"-s", "nats://127.0.0.1:1", "chat", "hi", NULL}, 3},
-      {{"transcribe", "/dev/null", "--format", "wav", NULL}, 2}, /* empty input */
-      {{"pipeline", "status", "run-1", NULL}, 3},                /* no bridge here */
+      {{"transcribe", "/dev/null", "--format", "wav", NULL},
+       2},                                        /* empty input */
+      {{"pipeline", "status", "run-1", NULL}, 3}, /* no bridge here */
       {{"pipeline", "trigger", "argo", "etl", "a=1", NULL}, 3},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     tb_run r = tb_cli(cases[i].args);
-    ck_assert_msg(r.code == cases[i].code, "case %zu (%s %s): exit %d, want %d: %s", i,
-                  cases[i].args[0] ? cases[i].args[0] : "", cases[i].args[0] && cases[i].args[1] ? cases[i].args[1] : "",
+    ck_assert_msg(r.code == cases[i].code,
+                  "case %zu (%s %s): exit %d, want %d: %s", i,
+                  cases[i].args[0] ? cases[i].args[0] : "",
+                  cases[i].args[0] && cases[i].args[1] ? cases[i].args[1] : "",
                   r.code, cases[i].code, r.err);
-    if (cases[i].code == 2 && i > 0) ck_assert_ptr_nonnull(strstr(r.err, "aiplat: "));
+    if (cases[i].code == 2 && i > 0)
+      ck_assert_ptr_nonnull(strstr(r.err, "aiplat: "));
     if (cases[i].code == 3 || cases[i].code == 4)
       ck_assert_msg(tb_lines(r.err) == 1, "case %zu: %s", i, r.err);
     tb_run_free(&r);
@@ -371,7 +391,8 @@ START_TEST(usage_configuration_and_no_answer_exit_codes) {
   ck_assert(tb_write_file(tmp("s.wav"), "RIFF", 4));
   r = tb_cli((const char *[]){"transcribe", tmp("s.wav"), NULL});
   ck_assert_int_eq(r.code, 3);
-  ck_assert_ptr_nonnull(strstr(r.err, "no service is listening on ai.stt.transcribe"));
+  ck_assert_ptr_nonnull(
+      strstr(r.err, "no service is listening on ai.stt.transcribe"));
   tb_run_free(&r);
 }
 END_TEST

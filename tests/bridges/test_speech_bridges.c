@@ -39,7 +39,8 @@ static const char *const *service_env(const char *url_env) {
 }
 
 static void start_service(tb_proc *p, const char *rel, const char *url_env) {
-  ck_assert_msg(tb_spawn(p, rel, service_env(url_env), NULL), "cannot start %s", rel);
+  ck_assert_msg(tb_spawn(p, rel, service_env(url_env), NULL), "cannot start %s",
+                rel);
   ck_assert_msg(tb_wait_started(p, 30000), "%s did not start", rel);
 }
 
@@ -67,8 +68,10 @@ static void teardown(void) {
   snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
   curl_global_cleanup();
-  ck_assert_msg(a != -1 && WIFEXITED(a) && WEXITSTATUS(a) == 0, "stt-module exit %d", a);
-  ck_assert_msg(b != -1 && WIFEXITED(b) && WEXITSTATUS(b) == 0, "tts-module exit %d", b);
+  ck_assert_msg(a != -1 && WIFEXITED(a) && WEXITSTATUS(a) == 0,
+                "stt-module exit %d", a);
+  ck_assert_msg(b != -1 && WIFEXITED(b) && WEXITSTATUS(b) == 0,
+                "tts-module exit %d", b);
 }
 
 static const char *tmp(const char *name) {
@@ -79,20 +82,26 @@ static const char *tmp(const char *name) {
   return path[i];
 }
 
-/* ---- helpers ---------------------------------------------------------------- */
+/* ---- helpers ----------------------------------------------------------------
+ */
 
-static aiplat_msg *transcribe_req(const void *audio, size_t len, const char *fmt) {
+static aiplat_msg *transcribe_req(const void *audio, size_t len,
+                                  const char *fmt) {
   aiplat_msg *m = NULL;
-  ck_assert_int_eq(aiplat_msg_create(&m, AIPLAT_MSG_TRANSCRIBE_REQUEST), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_msg_create(&m, AIPLAT_MSG_TRANSCRIBE_REQUEST),
+                   AIPLAT_OK);
   ck_assert_int_eq(aiplat_msg_set_string(m, "request_id", "t-1"), AIPLAT_OK);
-  if (len) ck_assert_int_eq(aiplat_msg_set_bytes(m, "audio", audio, len), AIPLAT_OK);
-  if (fmt) ck_assert_int_eq(aiplat_msg_set_string(m, "audio_format", fmt), AIPLAT_OK);
+  if (len)
+    ck_assert_int_eq(aiplat_msg_set_bytes(m, "audio", audio, len), AIPLAT_OK);
+  if (fmt)
+    ck_assert_int_eq(aiplat_msg_set_string(m, "audio_format", fmt), AIPLAT_OK);
   return m;
 }
 
 static aiplat_msg *synth_req(const char *text) {
   aiplat_msg *m = NULL;
-  ck_assert_int_eq(aiplat_msg_create(&m, AIPLAT_MSG_SYNTHESIZE_REQUEST), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_msg_create(&m, AIPLAT_MSG_SYNTHESIZE_REQUEST),
+                   AIPLAT_OK);
   ck_assert_int_eq(aiplat_msg_set_string(m, "request_id", "s-1"), AIPLAT_OK);
   ck_assert_int_eq(aiplat_msg_set_string(m, "text", text), AIPLAT_OK);
   return m;
@@ -104,11 +113,14 @@ static void expect_error(aiplat_bus *bus, const char *subject, aiplat_msg *req,
   aiplat_msg *r = tb_request(bus, subject, req, type, 30000);
   const char *msg = NULL;
   int64_t got = tb_error(r, &msg);
-  ck_assert_msg(got == code, "error %lld (want %lld): %s", (long long)got, (long long)code, msg);
-  if (want) ck_assert_msg(strstr(msg, want), "message '%s' lacks '%s'", msg, want);
+  ck_assert_msg(got == code, "error %lld (want %lld): %s", (long long)got,
+                (long long)code, msg);
+  if (want)
+    ck_assert_msg(strstr(msg, want), "message '%s' lacks '%s'", msg, want);
   const char *rid = NULL;
   aiplat_msg_get_string(r, "request_id", &rid);
-  ck_assert_msg(strcmp(rid, "t-1") == 0 || strcmp(rid, "s-1") == 0, "request id '%s'", rid);
+  ck_assert_msg(strcmp(rid, "t-1") == 0 || strcmp(rid, "s-1") == 0,
+                "request id '%s'", rid);
   aiplat_msg_destroy(r);
   aiplat_msg_destroy(req);
 }
@@ -129,7 +141,8 @@ static uint8_t *synthesize(aiplat_bus *bus, const char *text, size_t *len) {
   return copy;
 }
 
-/* ---- the round trip -------------------------------------------------------- */
+/* ---- the round trip --------------------------------------------------------
+ */
 
 START_TEST(speak_then_transcribe_recovers_the_words) {
   const char *wav = tmp("hello.wav");
@@ -157,7 +170,8 @@ START_TEST(speak_then_transcribe_recovers_the_words) {
   ck_assert_msg(j != NULL, "not JSON: %s", r.out);
   ck_assert(json_number_value(json_object_get(j, "duration_seconds")) > 1.0);
   ck_assert_uint_ge(json_array_size(json_object_get(j, "segments")), 1);
-  ck_assert_str_eq(json_string_value(json_object_get(j, "language")), "english");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "language")),
+                   "english");
   json_decref(j);
   tb_run_free(&r);
 
@@ -168,7 +182,8 @@ START_TEST(speak_then_transcribe_recovers_the_words) {
   tb_run_free(&r);
 
   /* audio to standard output */
-  r = tb_cli((const char *[]){"speak", "one two three", "-o", "-", "--voice", "slt", NULL});
+  r = tb_cli((const char *[]){"speak", "one two three", "-o", "-", "--voice",
+                              "slt", NULL});
   ck_assert_int_eq(r.code, 0);
   ck_assert_uint_gt(r.out_len, 44);
   ck_assert_int_eq(memcmp(r.out, "RIFF", 4), 0);
@@ -181,7 +196,8 @@ START_TEST(raw_pcm_is_transcribed) {
   aiplat_bus *bus = tb_bus(th_nats_url(server));
   size_t len = 0;
   uint8_t *wav = synthesize(bus, SENTENCE, &len);
-  unsigned rate = wav[24] | wav[25] << 8 | wav[26] << 16 | (unsigned)wav[27] << 24;
+  unsigned rate =
+      wav[24] | wav[25] << 8 | wav[26] << 16 | (unsigned)wav[27] << 24;
   ck_assert_int_eq(memcmp(wav + 36, "data", 4), 0);
   char fmt[32];
   snprintf(fmt, sizeof fmt, "pcm_s16le_%u", rate);
@@ -192,18 +208,21 @@ START_TEST(raw_pcm_is_transcribed) {
   ck_assert_msg(tb_error(r, &msg) == 0, "%s", msg);
   aiplat_msg_get_string(r, "text", &text);
   size_t words;
-  ck_assert_msg(bkc_word_errors(SENTENCE, text, &words) <= 1, "heard '%s'", text);
+  ck_assert_msg(bkc_word_errors(SENTENCE, text, &words) <= 1, "heard '%s'",
+                text);
   aiplat_msg_destroy(r);
   aiplat_msg_destroy(req);
   /* an odd byte count cannot be 16-bit samples */
-  expect_error(bus, aiplat_subject_stt_transcribe(), transcribe_req(wav + 44, 101, fmt),
-               AIPLAT_MSG_TRANSCRIBE_RESPONSE, AIPLAT_ERR_INVALID_ARGUMENT, "odd");
+  expect_error(
+      bus, aiplat_subject_stt_transcribe(), transcribe_req(wav + 44, 101, fmt),
+      AIPLAT_MSG_TRANSCRIBE_RESPONSE, AIPLAT_ERR_INVALID_ARGUMENT, "odd");
   free(wav);
   aiplat_bus_destroy(bus);
 }
 END_TEST
 
-/* ---- bad input ---------------------------------------------------------------- */
+/* ---- bad input
+ * ---------------------------------------------------------------- */
 
 START_TEST(bad_transcribe_requests_get_error_replies) {
   aiplat_bus *bus = tb_bus(th_nats_url(server));
@@ -212,21 +231,25 @@ START_TEST(bad_transcribe_requests_get_error_replies) {
    * protocol headers, not silence */
   static const uint8_t garbage[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01};
   aiplat_bus_msg *raw = NULL;
-  ck_assert_int_eq(aiplat_bus_request(bus, subj, garbage, sizeof garbage, NULL, 10000, &raw),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_bus_request(bus, subj, garbage, sizeof garbage, NULL, 10000, &raw),
+      AIPLAT_OK);
   const char *code = NULL;
-  ck_assert_int_eq(aiplat_bus_msg_header(raw, "Nats-Service-Error-Code", &code), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_bus_msg_header(raw, "Nats-Service-Error-Code", &code),
+                   AIPLAT_OK);
   ck_assert_str_eq(code, "400");
   aiplat_msg *r = NULL;
-  ck_assert_int_eq(aiplat_msg_decode(&r, AIPLAT_MSG_TRANSCRIBE_RESPONSE,
-                                     aiplat_bus_msg_data(raw), aiplat_bus_msg_len(raw)),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_msg_decode(&r, AIPLAT_MSG_TRANSCRIBE_RESPONSE,
+                        aiplat_bus_msg_data(raw), aiplat_bus_msg_len(raw)),
+      AIPLAT_OK);
   ck_assert_int_eq(tb_error(r, NULL), AIPLAT_ERR_DECODE);
   aiplat_msg_destroy(r);
   aiplat_bus_msg_destroy(raw);
 
-  expect_error(bus, subj, transcribe_req(NULL, 0, "wav"), AIPLAT_MSG_TRANSCRIBE_RESPONSE,
-               AIPLAT_ERR_INVALID_ARGUMENT, "empty");
+  expect_error(bus, subj, transcribe_req(NULL, 0, "wav"),
+               AIPLAT_MSG_TRANSCRIBE_RESPONSE, AIPLAT_ERR_INVALID_ARGUMENT,
+               "empty");
   uint8_t junk[4000];
   for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)(i * 37 + 11);
   /* declared WAV, not a WAV: the STT server refuses it and says why */
@@ -234,26 +257,30 @@ START_TEST(bad_transcribe_requests_get_error_replies) {
                AIPLAT_MSG_TRANSCRIBE_RESPONSE, AIPLAT_ERR_BAD_REQUEST, "RIFF");
   /* undeclared and unrecognisable */
   expect_error(bus, subj, transcribe_req(junk, sizeof junk, NULL),
-               AIPLAT_MSG_TRANSCRIBE_RESPONSE, AIPLAT_ERR_INVALID_ARGUMENT, "format");
+               AIPLAT_MSG_TRANSCRIBE_RESPONSE, AIPLAT_ERR_INVALID_ARGUMENT,
+               "format");
   /* a format the bridge does not know */
   expect_error(bus, subj, transcribe_req(junk, sizeof junk, "midi"),
-               AIPLAT_MSG_TRANSCRIBE_RESPONSE, AIPLAT_ERR_INVALID_ARGUMENT, "audio_format");
+               AIPLAT_MSG_TRANSCRIBE_RESPONSE, AIPLAT_ERR_INVALID_ARGUMENT,
+               "audio_format");
   expect_error(bus, subj, transcribe_req(junk, sizeof junk, "pcm_s16le_12"),
-               AIPLAT_MSG_TRANSCRIBE_RESPONSE, AIPLAT_ERR_INVALID_ARGUMENT, "audio_format");
+               AIPLAT_MSG_TRANSCRIBE_RESPONSE, AIPLAT_ERR_INVALID_ARGUMENT,
+               "audio_format");
   aiplat_msg *m = transcribe_req(junk, sizeof junk, "wav");
   aiplat_msg_set_string(m, "response_format", "srt-ish");
-  expect_error(bus, subj, m, AIPLAT_MSG_TRANSCRIBE_RESPONSE, AIPLAT_ERR_INVALID_ARGUMENT,
-               "response_format");
+  expect_error(bus, subj, m, AIPLAT_MSG_TRANSCRIBE_RESPONSE,
+               AIPLAT_ERR_INVALID_ARGUMENT, "response_format");
   /* a real WAV in a language the server does not speak */
   size_t len;
   uint8_t *wav = synthesize(bus, "good morning", &len);
   m = transcribe_req(wav, len, "wav");
   aiplat_msg_set_string(m, "language", "de-CH");
-  expect_error(bus, subj, m, AIPLAT_MSG_TRANSCRIBE_RESPONSE, AIPLAT_ERR_BAD_REQUEST, NULL);
+  expect_error(bus, subj, m, AIPLAT_MSG_TRANSCRIBE_RESPONSE,
+               AIPLAT_ERR_BAD_REQUEST, NULL);
   m = transcribe_req(wav, len, "wav");
   aiplat_msg_set_string(m, "language", "en\"; rm");
-  expect_error(bus, subj, m, AIPLAT_MSG_TRANSCRIBE_RESPONSE, AIPLAT_ERR_INVALID_ARGUMENT,
-               "language");
+  expect_error(bus, subj, m, AIPLAT_MSG_TRANSCRIBE_RESPONSE,
+               AIPLAT_ERR_INVALID_ARGUMENT, "language");
   free(wav);
   aiplat_bus_destroy(bus);
 }
@@ -279,17 +306,20 @@ START_TEST(bad_synthesize_requests_get_error_replies) {
   free(longtext);
   aiplat_msg *m = synth_req("hello");
   aiplat_msg_set_string(m, "voice", "nobody");
-  expect_error(bus, subj, m, AIPLAT_MSG_SYNTHESIZE_RESPONSE, AIPLAT_ERR_BAD_REQUEST, "voice");
+  expect_error(bus, subj, m, AIPLAT_MSG_SYNTHESIZE_RESPONSE,
+               AIPLAT_ERR_BAD_REQUEST, "voice");
   m = synth_req("hello");
   aiplat_msg_set_double(m, "speed", 9.0);
-  expect_error(bus, subj, m, AIPLAT_MSG_SYNTHESIZE_RESPONSE, AIPLAT_ERR_INVALID_ARGUMENT,
-               "speed");
+  expect_error(bus, subj, m, AIPLAT_MSG_SYNTHESIZE_RESPONSE,
+               AIPLAT_ERR_INVALID_ARGUMENT, "speed");
   m = synth_req("hello");
   aiplat_msg_set_string(m, "format", "mp3"); /* flite makes wav and pcm only */
-  expect_error(bus, subj, m, AIPLAT_MSG_SYNTHESIZE_RESPONSE, AIPLAT_ERR_BAD_REQUEST, NULL);
+  expect_error(bus, subj, m, AIPLAT_MSG_SYNTHESIZE_RESPONSE,
+               AIPLAT_ERR_BAD_REQUEST, NULL);
   m = synth_req("hello");
   aiplat_msg_set_string(m, "format", "tape");
-  expect_error(bus, subj, m, AIPLAT_MSG_SYNTHESIZE_RESPONSE, AIPLAT_ERR_INVALID_ARGUMENT, NULL);
+  expect_error(bus, subj, m, AIPLAT_MSG_SYNTHESIZE_RESPONSE,
+               AIPLAT_ERR_INVALID_ARGUMENT, NULL);
   /* pcm at a chosen speed works */
   m = synth_req("hello there");
   aiplat_msg_set_string(m, "format", "pcm");
@@ -305,18 +335,22 @@ START_TEST(bad_synthesize_requests_get_error_replies) {
 }
 END_TEST
 
-/* ---- NATS max_payload ----------------------------------------------------------- */
+/* ---- NATS max_payload
+ * ----------------------------------------------------------- */
 
 START_TEST(audio_over_max_payload_is_an_error_not_silence) {
   /* ~70 words of speech: well over 256 KiB of 16 kHz WAV */
   char text[2048] = "";
   for (int i = 0; i < 7; i++)
-    strcat(text, "the quick brown fox jumps over the lazy dog near the river bank. ");
+    strcat(text,
+           "the quick brown fox jumps over the lazy dog near the river bank. ");
   aiplat_bus *bus = tb_bus(th_nats_url(server));
   expect_error(bus, aiplat_subject_tts_synthesize(), synth_req(text),
-               AIPLAT_MSG_SYNTHESIZE_RESPONSE, AIPLAT_ERR_TOO_LARGE, "max_payload");
+               AIPLAT_MSG_SYNTHESIZE_RESPONSE, AIPLAT_ERR_TOO_LARGE,
+               "max_payload");
   aiplat_bus_destroy(bus);
-  tb_run r = tb_cli((const char *[]){"speak", text, "-o", tmp("long.wav"), NULL});
+  tb_run r =
+      tb_cli((const char *[]){"speak", text, "-o", tmp("long.wav"), NULL});
   ck_assert_int_eq(r.code, 1);
   ck_assert_ptr_nonnull(strstr(r.err, "TOO_LARGE"));
   ck_assert_uint_eq(tb_lines(r.err), 1);
@@ -336,19 +370,22 @@ START_TEST(audio_over_max_payload_is_an_error_not_silence) {
 }
 END_TEST
 
-/* ---- the CLI's exit codes around speech ---------------------------------------- */
+/* ---- the CLI's exit codes around speech
+ * ---------------------------------------- */
 
 START_TEST(cli_exit_codes) {
   tb_run r = tb_cli((const char *[]){"transcribe", tmp("missing.wav"), NULL});
   ck_assert_int_eq(r.code, 5);
   tb_run_free(&r);
-  r = tb_cli((const char *[]){"speak", "hi", "-o", "/nonexistent-dir/x.wav", NULL});
+  r = tb_cli(
+      (const char *[]){"speak", "hi", "-o", "/nonexistent-dir/x.wav", NULL});
   ck_assert_int_eq(r.code, 5);
   tb_run_free(&r);
   r = tb_cli((const char *[]){"speak", "hi", NULL});
   ck_assert_int_eq(r.code, 2);
   tb_run_free(&r);
-  r = tb_cli((const char *[]){"speak", "hi", "-o", tmp("x.wav"), "--speed", "7", NULL});
+  r = tb_cli((const char *[]){"speak", "hi", "-o", tmp("x.wav"), "--speed", "7",
+                              NULL});
   ck_assert_int_eq(r.code, 2);
   tb_run_free(&r);
   r = tb_cli((const char *[]){"transcribe", tmp("x.wav"), "--watch", NULL});
@@ -363,18 +400,21 @@ START_TEST(cli_exit_codes) {
   ck_assert_int_eq(r.code, 1);
   ck_assert_ptr_nonnull(strstr(r.err, "BAD_REQUEST"));
   tb_run_free(&r);
-  r = tb_cli((const char *[]){"--json", "speak", "hello", "-o", tmp("ok.wav"), NULL});
+  r = tb_cli(
+      (const char *[]){"--json", "speak", "hello", "-o", tmp("ok.wav"), NULL});
   ck_assert_int_eq(r.code, 0);
   json_t *j = json_loads(r.out, 0, NULL);
   ck_assert_ptr_nonnull(j);
-  ck_assert_str_eq(json_string_value(json_object_get(j, "content_type")), "audio/wav");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "content_type")),
+                   "audio/wav");
   ck_assert_ptr_null(json_object_get(j, "audio"));
   json_decref(j);
   tb_run_free(&r);
 }
 END_TEST
 
-/* ---- discovery ------------------------------------------------------------------ */
+/* ---- discovery
+ * ------------------------------------------------------------------ */
 
 START_TEST(services_lists_every_instance) {
   tb_proc second;
@@ -388,7 +428,8 @@ START_TEST(services_lists_every_instance) {
     ck_assert_ptr_nonnull(j);
     const char *name = json_string_value(json_object_get(j, "name"));
     if (strcmp(name, "stt-module") == 0 && stt < 2)
-      snprintf(ids[stt++], sizeof ids[0], "%s", json_string_value(json_object_get(j, "id")));
+      snprintf(ids[stt++], sizeof ids[0], "%s",
+               json_string_value(json_object_get(j, "id")));
     else if (strcmp(name, "tts-module") == 0)
       tts++;
     json_decref(j);
@@ -409,7 +450,8 @@ START_TEST(services_lists_every_instance) {
 }
 END_TEST
 
-/* ---- a model server that goes away ---------------------------------------------- */
+/* ---- a model server that goes away
+ * ---------------------------------------------- */
 
 START_TEST(backend_down_error_reply_not_ready_still_alive) {
   /* A world of its own: NATS, a backend, one stt-module and one tts-module. */
@@ -424,8 +466,12 @@ START_TEST(backend_down_error_reply_not_ready_still_alive) {
   snprintf(turl, sizeof turl, "TTS_URL=%s", b2.base);
   snprintf(port, sizeof port, "%d", b2.port);
   tb_proc p[2];
-  const char *env0[] = {nats, surl, "HEALTH_PORT=0", "LOG_LEVEL=INFO", "HTTP_MAX_RETRIES=1", NULL};
-  const char *env1[] = {nats, turl, "HEALTH_PORT=0", "LOG_LEVEL=INFO", "HTTP_MAX_RETRIES=1", NULL};
+  const char *env0[] = {
+      nats, surl, "HEALTH_PORT=0", "LOG_LEVEL=INFO", "HTTP_MAX_RETRIES=1",
+      NULL};
+  const char *env1[] = {
+      nats, turl, "HEALTH_PORT=0", "LOG_LEVEL=INFO", "HTTP_MAX_RETRIES=1",
+      NULL};
   ck_assert(tb_spawn(&p[0], "services/stt-module/stt-module", env0, NULL));
   ck_assert(tb_spawn(&p[1], "services/tts-module/tts-module", env1, NULL));
   for (int i = 0; i < 2; i++) {
@@ -445,8 +491,8 @@ START_TEST(backend_down_error_reply_not_ready_still_alive) {
   aiplat_msg_destroy(r);
   aiplat_msg_destroy(req);
   req = transcribe_req(wav, len, "wav");
-  r = tb_request(bus, aiplat_subject_stt_transcribe(), req, AIPLAT_MSG_TRANSCRIBE_RESPONSE,
-                 10000);
+  r = tb_request(bus, aiplat_subject_stt_transcribe(), req,
+                 AIPLAT_MSG_TRANSCRIBE_RESPONSE, 10000);
   ck_assert_int_eq(tb_error(r, NULL), AIPLAT_ERR_CONNECTION);
   aiplat_msg_destroy(r);
   aiplat_msg_destroy(req);
@@ -470,8 +516,8 @@ START_TEST(backend_down_error_reply_not_ready_still_alive) {
   ck_assert(bkc_start(&b2, (const char *[]){"--port", port, NULL}, false));
   ck_assert(bkc_wait_ready(&b2, 60000));
   req = transcribe_req(wav, len, "wav");
-  r = tb_request(bus, aiplat_subject_stt_transcribe(), req, AIPLAT_MSG_TRANSCRIBE_RESPONSE,
-                 30000);
+  r = tb_request(bus, aiplat_subject_stt_transcribe(), req,
+                 AIPLAT_MSG_TRANSCRIBE_RESPONSE, 30000);
   ck_assert_int_eq(tb_error(r, NULL), 0);
   aiplat_msg_destroy(r);
   aiplat_msg_destroy(req);
@@ -487,24 +533,29 @@ START_TEST(backend_down_error_reply_not_ready_still_alive) {
 }
 END_TEST
 
-/* ---- configuration --------------------------------------------------------------- */
+/* ---- configuration
+ * --------------------------------------------------------------- */
 
-static void expect_config_line(const char *rel, const char *setting, const char *var) {
+static void expect_config_line(const char *rel, const char *setting,
+                               const char *var) {
   tb_proc p;
   const char *env[] = {nats_env, "HEALTH_PORT=0", setting, NULL};
   ck_assert(tb_spawn(&p, rel, env, NULL));
   int st = tb_wait_exit(&p, 20000);
   char *log = tb_log(&p);
-  ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 2, "%s with %s: status %d",
-                rel, setting, st);
-  ck_assert_msg(tb_lines(log) == 1, "%s with %s: not one line: %s", rel, setting, log);
-  ck_assert_msg(strstr(log, var) != NULL, "%s: line does not name %s: %s", rel, var, log);
+  ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 2,
+                "%s with %s: status %d", rel, setting, st);
+  ck_assert_msg(tb_lines(log) == 1, "%s with %s: not one line: %s", rel,
+                setting, log);
+  ck_assert_msg(strstr(log, var) != NULL, "%s: line does not name %s: %s", rel,
+                var, log);
   free(log);
   tb_stop(&p, SIGKILL, 1000);
 }
 
 START_TEST(bad_configuration_is_one_line) {
-  const char *stt = "services/stt-module/stt-module", *tts = "services/tts-module/tts-module";
+  const char *stt = "services/stt-module/stt-module",
+             *tts = "services/tts-module/tts-module";
   expect_config_line(stt, "STT_API=telepathy", "STT_API");
   expect_config_line(stt, "STT_URL=not a url", "STT_URL");
   expect_config_line(stt, "STT_RESPONSE_FORMAT=srt", "STT_RESPONSE_FORMAT");

@@ -37,8 +37,9 @@ static void push(stream *s, aiplat_bus_msg *msg, bool final) {
   e->final = final;
   e->len = aiplat_bus_msg_len(msg);
   const char *status = NULL;
-  if (final && e->len == 0 && aiplat_bus_msg_header(msg, "Status", &status) == AIPLAT_OK &&
-      status && strncmp(status, "503", 3) == 0)
+  if (final && e->len == 0 &&
+      aiplat_bus_msg_header(msg, "Status", &status) == AIPLAT_OK && status &&
+      strncmp(status, "503", 3) == 0)
     e->no_responders = true;
   aiplat_error_clear();
   if (e->len && !(e->data = malloc(e->len))) {
@@ -47,15 +48,21 @@ static void push(stream *s, aiplat_bus_msg *msg, bool final) {
   }
   if (e->len) memcpy(e->data, aiplat_bus_msg_data(msg), e->len);
   pthread_mutex_lock(&s->mu);
-  if (s->tail) s->tail->next = e;
-  else s->head = e;
+  if (s->tail)
+    s->tail->next = e;
+  else
+    s->head = e;
   s->tail = e;
   pthread_cond_signal(&s->cv);
   pthread_mutex_unlock(&s->mu);
 }
 
-static void on_chunk(aiplat_bus_msg *msg, void *ud) { push(ud, msg, false); }
-static void on_final(aiplat_bus_msg *msg, void *ud) { push(ud, msg, true); }
+static void on_chunk(aiplat_bus_msg *msg, void *ud) {
+  push(ud, msg, false);
+}
+static void on_final(aiplat_bus_msg *msg, void *ud) {
+  push(ud, msg, true);
+}
 
 static int64_t now_ms(void) {
   struct timespec ts;
@@ -136,7 +143,8 @@ static aiplat_msg *chat_request(cli *c, const char *id) {
   if (st == AIPLAT_OK) st = aiplat_msg_set_string(m, "message", c->args[0]);
   if (st == AIPLAT_OK) st = aiplat_msg_set_string(m, "request_id", id);
   if (st == AIPLAT_OK) st = aiplat_msg_set_bool(m, "stream", true);
-  if (st == AIPLAT_OK && c->no_rag) st = aiplat_msg_set_bool(m, "enable_rag", false);
+  if (st == AIPLAT_OK && c->no_rag)
+    st = aiplat_msg_set_bool(m, "enable_rag", false);
   if (st == AIPLAT_OK && c->conversation)
     st = aiplat_msg_set_string(m, "conversation_id", c->conversation);
   if (st != AIPLAT_OK) {
@@ -165,16 +173,16 @@ static int follow(cli *c, stream *s, const char *subject, int64_t timeout_ms) {
         rc = CLI_OK;
       } else {
         if (a.any_delta && !c->json) fputs("\n", stdout);
-        rc = cli_fail(CLI_ENOREPLY, "no complete answer on %s within %lld ms", subject,
-                      (long long)timeout_ms);
+        rc = cli_fail(CLI_ENOREPLY, "no complete answer on %s within %lld ms",
+                      subject, (long long)timeout_ms);
       }
       break;
     }
     aiplat_msg *m = NULL;
     if (e->no_responders) {
       rc = cli_fail(CLI_ENOREPLY, "no service is listening on %s", subject);
-    } else if (!e->final &&
-               aiplat_msg_decode(&m, AIPLAT_MSG_CHAT_CHUNK, e->data, e->len) == AIPLAT_OK) {
+    } else if (!e->final && aiplat_msg_decode(&m, AIPLAT_MSG_CHAT_CHUNK,
+                                              e->data, e->len) == AIPLAT_OK) {
       if (aiplat_msg_has(m, "error")) {
         if (a.any_delta && !c->json) fputs("\n", stdout);
         rc = cli_check_error(m, "chat");
@@ -195,18 +203,23 @@ static int follow(cli *c, stream *s, const char *subject, int64_t timeout_ms) {
     } else {
       /* The final ChatResponse (on the inbox, or on the response subject). */
       aiplat_error_clear();
-      if (aiplat_msg_decode(&m, AIPLAT_MSG_CHAT_RESPONSE, e->data, e->len) != AIPLAT_OK) {
+      if (aiplat_msg_decode(&m, AIPLAT_MSG_CHAT_RESPONSE, e->data, e->len) !=
+          AIPLAT_OK) {
         char why[256];
         aiplat_error_last(why, sizeof why);
-        if (e->final) rc = cli_fail(CLI_ESERVICE, "the answer is not a ChatResponse: %s", why);
+        if (e->final)
+          rc = cli_fail(CLI_ESERVICE, "the answer is not a ChatResponse: %s",
+                        why);
         /* else: not ours to understand; ignore it */
       } else if (aiplat_msg_has(m, "error")) {
         if (a.any_delta && !c->json) fputs("\n", stdout);
         rc = cli_check_error(m, "chat");
       } else {
         finish_text(&a, m, c->json);
-        if (c->json) cli_print_json(m, NULL);
-        else cli_print_sources(m);
+        if (c->json)
+          cli_print_json(m, NULL);
+        else
+          cli_print_sources(m);
         rc = CLI_OK;
       }
     }
@@ -240,20 +253,25 @@ int cmd_chat(cli *c) {
   uint8_t *body = NULL;
   size_t len = 0;
   if (rc == CLI_OK) {
-    aiplat_status st = aiplat_bus_subscribe(c->bus, resp_subject, NULL, on_chunk, &s, &chunks);
-    if (st == AIPLAT_OK) st = aiplat_bus_subscribe(c->bus, inbox, NULL, on_final, &s, &final);
+    aiplat_status st =
+        aiplat_bus_subscribe(c->bus, resp_subject, NULL, on_chunk, &s, &chunks);
+    if (st == AIPLAT_OK)
+      st = aiplat_bus_subscribe(c->bus, inbox, NULL, on_final, &s, &final);
     /* Subscribed on the server before the request goes out. */
     if (st == AIPLAT_OK) st = aiplat_bus_flush(c->bus, 5000);
     if (st != AIPLAT_OK) rc = cli_fail_last(st, "cannot subscribe");
   }
   if (rc == CLI_OK && (!(req = chat_request(c, id)) ||
                        aiplat_msg_encode(req, &body, &len) != AIPLAT_OK))
-    rc = cli_fail_last(AIPLAT_ERR_INVALID_ARGUMENT, "cannot build the ChatRequest");
+    rc = cli_fail_last(AIPLAT_ERR_INVALID_ARGUMENT,
+                       "cannot build the ChatRequest");
   if (rc == CLI_OK) {
-    aiplat_status st = aiplat_bus_publish_request(c->bus, subject, inbox, body, len, NULL);
+    aiplat_status st =
+        aiplat_bus_publish_request(c->bus, subject, inbox, body, len, NULL);
     if (st != AIPLAT_OK) rc = cli_fail_last(st, "cannot send the request");
   }
-  if (rc == CLI_OK) rc = follow(c, &s, subject, cli_timeout(c, DEFAULT_TIMEOUT_MS));
+  if (rc == CLI_OK)
+    rc = follow(c, &s, subject, cli_timeout(c, DEFAULT_TIMEOUT_MS));
   aiplat_bus_sub_destroy(chunks);
   aiplat_bus_sub_destroy(final);
   for (event *e = s.head; e;) {
@@ -270,7 +288,8 @@ int cmd_chat(cli *c) {
   return rc;
 }
 
-/* ---- voice ----------------------------------------------------------------- */
+/* ---- voice -----------------------------------------------------------------
+ */
 
 int cmd_voice(cli *c) {
   char id[17];
@@ -281,7 +300,8 @@ int cmd_voice(cli *c) {
   uint8_t *audio = NULL;
   size_t len = 0;
   int rc = cli_read_file(c->args[0], &audio, &len);
-  if (rc == CLI_OK && len == 0) rc = cli_fail(CLI_EUSAGE, "%s is empty", c->args[0]);
+  if (rc == CLI_OK && len == 0)
+    rc = cli_fail(CLI_EUSAGE, "%s is empty", c->args[0]);
   aiplat_msg *req = NULL, *resp = NULL;
   if (rc == CLI_OK) {
     aiplat_status st = aiplat_msg_create(&req, AIPLAT_MSG_VOICE_REQUEST);
@@ -289,14 +309,19 @@ int cmd_voice(cli *c) {
     if (st == AIPLAT_OK) st = aiplat_msg_set_string(req, "request_id", id);
     if (st == AIPLAT_OK) st = aiplat_msg_set_bytes(req, "audio", audio, len);
     if (st == AIPLAT_OK)
-      st = aiplat_msg_set_string(req, "audio_format",
-                                 c->format ? c->format : cli_audio_format(c->args[0]));
-    if (st == AIPLAT_OK && c->language) st = aiplat_msg_set_string(req, "language", c->language);
+      st = aiplat_msg_set_string(
+          req, "audio_format",
+          c->format ? c->format : cli_audio_format(c->args[0]));
+    if (st == AIPLAT_OK && c->language)
+      st = aiplat_msg_set_string(req, "language", c->language);
     if (st == AIPLAT_OK && c->conversation)
       st = aiplat_msg_set_string(req, "conversation_id", c->conversation);
-    if (st == AIPLAT_OK && c->no_rag) st = aiplat_msg_set_bool(req, "enable_rag", false);
-    if (st == AIPLAT_OK && c->voice) st = aiplat_msg_set_string(req, "voice", c->voice);
-    if (st != AIPLAT_OK) rc = cli_fail_last(st, "cannot build the VoiceRequest");
+    if (st == AIPLAT_OK && c->no_rag)
+      st = aiplat_msg_set_bool(req, "enable_rag", false);
+    if (st == AIPLAT_OK && c->voice)
+      st = aiplat_msg_set_string(req, "voice", c->voice);
+    if (st != AIPLAT_OK)
+      rc = cli_fail_last(st, "cannot build the VoiceRequest");
   }
   free(audio);
   if (rc == CLI_OK) rc = cli_connect(c);
@@ -312,8 +337,10 @@ int cmd_voice(cli *c) {
     aiplat_msg_get_string(resp, "transcript", &transcript);
     aiplat_msg_get_string(resp, "text", &text);
     if (c->output) {
-      if (out_len == 0) rc = cli_fail(CLI_ESERVICE, "voice: the answer has no audio");
-      else rc = cli_write_file(c->output, out, out_len);
+      if (out_len == 0)
+        rc = cli_fail(CLI_ESERVICE, "voice: the answer has no audio");
+      else
+        rc = cli_write_file(c->output, out, out_len);
     }
     bool to_stdout = c->output && strcmp(c->output, "-") == 0;
     if (rc == CLI_OK && !to_stdout) {

@@ -11,12 +11,12 @@
 
 /* Exit codes a script can rely on (docs/decisions/0017-bridges-and-cli.md). */
 enum {
-  CLI_OK = 0,        /* done */
-  CLI_ESERVICE = 1,  /* the service answered with an error, or the run failed */
-  CLI_EUSAGE = 2,    /* bad arguments, or an input the bus cannot carry */
-  CLI_ENOREPLY = 3,  /* no NATS server, no responder, or no answer in time */
-  CLI_ECONFIG = 4,   /* a bad setting (NATS_URL, credentials, ...) */
-  CLI_EIO = 5        /* a file could not be read or written */
+  CLI_OK = 0,       /* done */
+  CLI_ESERVICE = 1, /* the service answered with an error, or the run failed */
+  CLI_EUSAGE = 2,   /* bad arguments, or an input the bus cannot carry */
+  CLI_ENOREPLY = 3, /* no NATS server, no responder, or no answer in time */
+  CLI_ECONFIG = 4,  /* a bad setting (NATS_URL, credentials, ...) */
+  CLI_EIO = 5       /* a file could not be read or written */
 };
 
 /* Which options a subcommand accepts (a bit each). */
@@ -69,7 +69,8 @@ typedef struct cli {
 } cli;
 
 /* Print "aiplat: ..." on stderr (one line) and return @code. */
-int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_fail(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* A usage error: the message, then a hint to --help; returns CLI_EUSAGE. */
 int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The exit code for a failed libaiplat call (bus, config, message). */
@@ -93,8 +94,9 @@ void cli_new_inbox(char out[32]);
 /* Send @m as a request on @subject, wait up to @timeout_ms, decode the
  * reply as @reply_type into *@out. On failure prints the reason and
  * returns the exit code (no responder, timeout, too large, ...). */
-int cli_request(cli *c, const char *subject, aiplat_msg *m, aiplat_msg_type reply_type,
-                int64_t timeout_ms, aiplat_msg **out);
+int cli_request(cli *c, const char *subject, aiplat_msg *m,
+                aiplat_msg_type reply_type, int64_t timeout_ms,
+                aiplat_msg **out);
 
 /* When @reply carries an error, print it ("aiplat: <what>: CODE: message")
  * and return CLI_ESERVICE; else CLI_OK. */

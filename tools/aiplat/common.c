@@ -38,37 +38,47 @@ int cli_usage(const char *fmt, ...) {
 
 int cli_code_for(aiplat_status st) {
   switch (st) {
-    case AIPLAT_OK: return CLI_OK;
+    case AIPLAT_OK:
+      return CLI_OK;
     case AIPLAT_ERR_CONFIG:
-    case AIPLAT_ERR_AUTH: return CLI_ECONFIG;
+    case AIPLAT_ERR_AUTH:
+      return CLI_ECONFIG;
     case AIPLAT_ERR_UNAVAILABLE:
     case AIPLAT_ERR_TIMEOUT:
     case AIPLAT_ERR_CONNECTION:
-    case AIPLAT_ERR_CLOSED: return CLI_ENOREPLY;
+    case AIPLAT_ERR_CLOSED:
+      return CLI_ENOREPLY;
     case AIPLAT_ERR_INVALID_ARGUMENT:
-    case AIPLAT_ERR_TOO_LARGE: return CLI_EUSAGE;
-    case AIPLAT_ERR_IO: return CLI_EIO;
-    default: return CLI_ESERVICE;
+    case AIPLAT_ERR_TOO_LARGE:
+      return CLI_EUSAGE;
+    case AIPLAT_ERR_IO:
+      return CLI_EIO;
+    default:
+      return CLI_ESERVICE;
   }
 }
 
 int cli_fail_last(aiplat_status st, const char *what) {
   char why[512];
   aiplat_error_last(why, sizeof why);
-  return cli_fail(cli_code_for(st), "%s: %s", what, *why ? why : aiplat_status_str(st));
+  return cli_fail(cli_code_for(st), "%s: %s", what,
+                  *why ? why : aiplat_status_str(st));
 }
 
 int cli_connect(cli *c) {
   aiplat_status st = aiplat_config_create(&c->cfg);
-  if (st == AIPLAT_OK && c->server) st = aiplat_config_set(c->cfg, "NATS_URL", c->server);
+  if (st == AIPLAT_OK && c->server)
+    st = aiplat_config_set(c->cfg, "NATS_URL", c->server);
   char why[512] = "";
   if (st == AIPLAT_OK && (st = aiplat_config_validate(c->cfg)) != AIPLAT_OK)
     aiplat_config_last_error(c->cfg, why, sizeof why);
-  else if (st == AIPLAT_OK && (st = aiplat_bus_create(&c->bus, c->cfg)) != AIPLAT_OK)
+  else if (st == AIPLAT_OK &&
+           (st = aiplat_bus_create(&c->bus, c->cfg)) != AIPLAT_OK)
     aiplat_error_last(why, sizeof why);
   if (st != AIPLAT_OK) {
     if (!*why) aiplat_error_last(why, sizeof why);
-    return cli_fail(st == AIPLAT_ERR_NO_MEMORY ? CLI_EIO : CLI_ECONFIG, "%s", why);
+    return cli_fail(st == AIPLAT_ERR_NO_MEMORY ? CLI_EIO : CLI_ECONFIG, "%s",
+                    why);
   }
   st = aiplat_bus_connect(c->bus);
   if (st != AIPLAT_OK) return cli_fail_last(st, "cannot connect to NATS");
@@ -120,8 +130,9 @@ void cli_new_inbox(char out[32]) {
   out[29] = '\0';
 }
 
-int cli_request(cli *c, const char *subject, aiplat_msg *m, aiplat_msg_type reply_type,
-                int64_t timeout_ms, aiplat_msg **out) {
+int cli_request(cli *c, const char *subject, aiplat_msg *m,
+                aiplat_msg_type reply_type, int64_t timeout_ms,
+                aiplat_msg **out) {
   *out = NULL;
   uint8_t *body = NULL;
   size_t len = 0;
@@ -130,10 +141,11 @@ int cli_request(cli *c, const char *subject, aiplat_msg *m, aiplat_msg_type repl
   int64_t max = aiplat_bus_max_payload(c->bus);
   if (max > 0 && (int64_t)len > max) {
     aiplat_free(body);
-    return cli_fail(CLI_EUSAGE,
-                    "the request is %zu bytes, over the NATS server's max_payload of %lld "
-                    "bytes: send less",
-                    len, (long long)max);
+    return cli_fail(
+        CLI_EUSAGE,
+        "the request is %zu bytes, over the NATS server's max_payload of %lld "
+        "bytes: send less",
+        len, (long long)max);
   }
   aiplat_bus_msg *reply = NULL;
   st = aiplat_bus_request(c->bus, subject, body, len, NULL, timeout_ms, &reply);
@@ -144,7 +156,8 @@ int cli_request(cli *c, const char *subject, aiplat_msg *m, aiplat_msg_type repl
     return cli_fail(CLI_ENOREPLY, "no answer on %s within %lld ms", subject,
                     (long long)timeout_ms);
   if (st != AIPLAT_OK) return cli_fail_last(st, "request failed");
-  st = aiplat_msg_decode(out, reply_type, aiplat_bus_msg_data(reply), aiplat_bus_msg_len(reply));
+  st = aiplat_msg_decode(out, reply_type, aiplat_bus_msg_data(reply),
+                         aiplat_bus_msg_len(reply));
   aiplat_bus_msg_destroy(reply);
   if (st != AIPLAT_OK) {
     char why[512];
@@ -156,11 +169,14 @@ int cli_request(cli *c, const char *subject, aiplat_msg *m, aiplat_msg_type repl
 }
 
 static const char *const CODE_NAMES[] = {
-    "UNSPECIFIED", "INVALID_ARGUMENT", "NO_MEMORY",   "CONFIG",        "NOT_FOUND",
-    "IO",          "TIMEOUT",          "CONNECTION",  "PROTOCOL",      "DECODE",
-    "TOO_LARGE",   "BAD_REQUEST",      "AUTH",        "RATE_LIMITED",  "SERVER",
-    "UNAVAILABLE", "CANCELLED",        "CLOSED",      "STATE",         "BUFFER_TOO_SMALL",
-    "NOT_SUPPORTED", "CORRUPT",        "EXISTS",      "INTERNAL"};
+    "UNSPECIFIED", "INVALID_ARGUMENT", "NO_MEMORY",
+    "CONFIG",      "NOT_FOUND",        "IO",
+    "TIMEOUT",     "CONNECTION",       "PROTOCOL",
+    "DECODE",      "TOO_LARGE",        "BAD_REQUEST",
+    "AUTH",        "RATE_LIMITED",     "SERVER",
+    "UNAVAILABLE", "CANCELLED",        "CLOSED",
+    "STATE",       "BUFFER_TOO_SMALL", "NOT_SUPPORTED",
+    "CORRUPT",     "EXISTS",           "INTERNAL"};
 
 const char *cli_code_name(int64_t code) {
   if (code >= 0 && (size_t)code < sizeof CODE_NAMES / sizeof CODE_NAMES[0])
@@ -170,7 +186,8 @@ const char *cli_code_name(int64_t code) {
 
 int cli_check_error(aiplat_msg *reply, const char *what) {
   aiplat_msg *err = NULL;
-  if (aiplat_msg_get_message(reply, "error", &err) != AIPLAT_OK || !err) return CLI_OK;
+  if (aiplat_msg_get_message(reply, "error", &err) != AIPLAT_OK || !err)
+    return CLI_OK;
   int64_t code = 0;
   const char *text = "";
   aiplat_msg_get_int64(err, "code", &code);
@@ -193,8 +210,10 @@ int cli_print_json(aiplat_msg *m, const char *drop_bytes) {
 int cli_read_file(const char *path, uint8_t **data, size_t *len) {
   *data = NULL;
   *len = 0;
-  int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return cli_fail(CLI_EIO, "cannot open %s: %s", path, strerror(errno));
+  int fd =
+      strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return cli_fail(CLI_EIO, "cannot open %s: %s", path, strerror(errno));
   size_t cap = 65536, n = 0;
   uint8_t *buf = malloc(cap);
   for (;;) {
@@ -241,7 +260,8 @@ int cli_write_file(const char *path, const void *data, size_t len) {
   if (strcmp(path, "-") == 0) {
     fflush(stdout);
     if (!write_all(STDOUT_FILENO, data, len))
-      return cli_fail(CLI_EIO, "cannot write to standard output: %s", strerror(errno));
+      return cli_fail(CLI_EIO, "cannot write to standard output: %s",
+                      strerror(errno));
     return CLI_OK;
   }
   /* Write beside the target, then rename: a reader never sees half a file. */
@@ -279,7 +299,11 @@ void cli_print_sources(aiplat_msg *m) {
     aiplat_msg_get_string(s, "source", &src);
     aiplat_msg_get_string(s, "id", &id);
     aiplat_msg_get_double(s, "score", &score);
-    printf("  [%zu] %s (score %.3f)\n", i + 1, *src ? src : *id ? id : "(unnamed)", score);
+    printf("  [%zu] %s (score %.3f)\n", i + 1,
+           *src  ? src
+           : *id ? id
+                 : "(unnamed)",
+           score);
   }
 }
 
@@ -287,7 +311,7 @@ const char *cli_audio_format(const char *path) {
   const char *dot = strrchr(path, '.');
   const char *slash = strrchr(path, '/');
   if (!dot || (slash && dot < slash) || !dot[1]) return "";
-  static const char *const known[] = {"wav", "mp3", "ogg", "opus", "flac",
+  static const char *const known[] = {"wav",  "mp3", "ogg", "opus", "flac",
                                       "webm", "m4a", "mp4", "aac"};
   for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
     if (strcasecmp(dot + 1, known[i]) == 0) return known[i];

@@ -15,7 +15,8 @@ static const char USAGE[] =
     "\n"
     "Commands:\n"
     "  chat QUESTION            ask chat-handler (ChatRequest, streamed) on\n"
-    "                           ai.chat.user.USER.message; prints the answer as\n"
+    "                           ai.chat.user.USER.message; prints the answer "
+    "as\n"
     "                           it arrives, then its sources\n"
     "  voice IN.wav [-o OUT.wav]\n"
     "                           ask voice-assistant (VoiceRequest) on\n"
@@ -39,18 +40,21 @@ static const char USAGE[] =
     "\n"
     "Options:\n"
     "  -s, --server URL         NATS server (overrides NATS_URL)\n"
-    "  -t, --timeout DURATION   how long to wait for an answer: 30s, 2m, 500ms\n"
+    "  -t, --timeout DURATION   how long to wait for an answer: 30s, 2m, "
+    "500ms\n"
     "                           (a bare number is seconds; default 60s; with\n"
     "                           --watch, the whole watch: default no limit)\n"
     "      --json               machine output: one JSON object per line\n"
     "                           (protobuf JSON mapping of the reply)\n"
     "  -u, --user ID            user id in the subject (default: cli)\n"
     "      --conversation ID    conversation id (chat, voice)\n"
-    "      --no-rag             answer without the knowledge base (chat, voice)\n"
+    "      --no-rag             answer without the knowledge base (chat, "
+    "voice)\n"
     "  -o, --output FILE        where audio goes ('-': standard output)\n"
     "      --voice NAME         voice of the spoken answer (speak, voice)\n"
     "      --language CODE      language of the audio (transcribe, voice)\n"
-    "      --format FMT         audio format: of the input (transcribe, voice;\n"
+    "      --format FMT         audio format: of the input (transcribe, "
+    "voice;\n"
     "                           default from the file name) or asked for\n"
     "                           (speak: wav, mp3, ...)\n"
     "      --speed X            speech speed 0.25..4 (speak)\n"
@@ -121,24 +125,59 @@ static const char *option_name(unsigned bit) {
   for (const struct option *o = LONG_OPTS; o->name; o++) {
     unsigned b = 0;
     switch (o->val) {
-      case 's': b = OPT_SERVER; break;
-      case 't': b = OPT_TIMEOUT; break;
-      case 'J': b = OPT_JSON; break;
-      case 'u': b = OPT_USER; break;
-      case 'C': b = OPT_CONVERSATION; break;
-      case 'R': b = OPT_NO_RAG; break;
-      case 'o': b = OPT_OUTPUT; break;
-      case 'O': b = OPT_VOICE; break;
-      case 'L': b = OPT_LANGUAGE; break;
-      case 'F': b = OPT_FORMAT; break;
-      case 'S': b = OPT_SPEED; break;
-      case 'v': b = OPT_VERBOSE; break;
-      case 'n': b = OPT_NAMESPACE; break;
-      case 'P': b = OPT_PIPELINE_VERSION; break;
-      case 'e': b = OPT_ENGINE; break;
-      case 'w': b = OPT_WATCH; break;
-      case 'W': b = OPT_WAIT; break;
-      default: break;
+      case 's':
+        b = OPT_SERVER;
+        break;
+      case 't':
+        b = OPT_TIMEOUT;
+        break;
+      case 'J':
+        b = OPT_JSON;
+        break;
+      case 'u':
+        b = OPT_USER;
+        break;
+      case 'C':
+        b = OPT_CONVERSATION;
+        break;
+      case 'R':
+        b = OPT_NO_RAG;
+        break;
+      case 'o':
+        b = OPT_OUTPUT;
+        break;
+      case 'O':
+        b = OPT_VOICE;
+        break;
+      case 'L':
+        b = OPT_LANGUAGE;
+        break;
+      case 'F':
+        b = OPT_FORMAT;
+        break;
+      case 'S':
+        b = OPT_SPEED;
+        break;
+      case 'v':
+        b = OPT_VERBOSE;
+        break;
+      case 'n':
+        b = OPT_NAMESPACE;
+        break;
+      case 'P':
+        b = OPT_PIPELINE_VERSION;
+        break;
+      case 'e':
+        b = OPT_ENGINE;
+        break;
+      case 'w':
+        b = OPT_WATCH;
+        break;
+      case 'W':
+        b = OPT_WAIT;
+        break;
+      default:
+        break;
     }
     if (b == bit) return o->name;
   }
@@ -155,21 +194,23 @@ typedef struct command {
 
 #define COMMON (OPT_SERVER | OPT_TIMEOUT | OPT_JSON)
 static const command COMMANDS[] = {
-    {"chat", NULL, cmd_chat, COMMON | OPT_USER | OPT_CONVERSATION | OPT_NO_RAG, 1, 1,
-     "chat QUESTION"},
+    {"chat", NULL, cmd_chat, COMMON | OPT_USER | OPT_CONVERSATION | OPT_NO_RAG,
+     1, 1, "chat QUESTION"},
     {"voice", NULL, cmd_voice,
-     COMMON | OPT_USER | OPT_CONVERSATION | OPT_NO_RAG | OPT_OUTPUT | OPT_VOICE |
-         OPT_LANGUAGE | OPT_FORMAT,
+     COMMON | OPT_USER | OPT_CONVERSATION | OPT_NO_RAG | OPT_OUTPUT |
+         OPT_VOICE | OPT_LANGUAGE | OPT_FORMAT,
      1, 1, "voice IN.wav [-o OUT.wav]"},
-    {"transcribe", NULL, cmd_transcribe, COMMON | OPT_LANGUAGE | OPT_FORMAT | OPT_VERBOSE, 1,
-     1, "transcribe IN.wav"},
-    {"speak", NULL, cmd_speak, COMMON | OPT_OUTPUT | OPT_VOICE | OPT_FORMAT | OPT_SPEED, 1, 1,
+    {"transcribe", NULL, cmd_transcribe,
+     COMMON | OPT_LANGUAGE | OPT_FORMAT | OPT_VERBOSE, 1, 1,
+     "transcribe IN.wav"},
+    {"speak", NULL, cmd_speak,
+     COMMON | OPT_OUTPUT | OPT_VOICE | OPT_FORMAT | OPT_SPEED, 1, 1,
      "speak TEXT -o OUT.wav"},
     {"pipeline", "trigger", cmd_pipeline_trigger,
      COMMON | OPT_NAMESPACE | OPT_PIPELINE_VERSION | OPT_WATCH, 2, -1,
      "pipeline trigger ENGINE PIPELINE [KEY=VALUE...]"},
-    {"pipeline", "status", cmd_pipeline_status, COMMON | OPT_ENGINE | OPT_WATCH, 1, 1,
-     "pipeline status RUN_ID"},
+    {"pipeline", "status", cmd_pipeline_status, COMMON | OPT_ENGINE | OPT_WATCH,
+     1, 1, "pipeline status RUN_ID"},
     {"services", NULL, cmd_services, OPT_SERVER | OPT_JSON | OPT_WAIT, 0, 1,
      "services [NAME]"},
 };
@@ -177,32 +218,54 @@ static const command COMMANDS[] = {
 static int parse(cli *c, int argc, char **argv, char ***pos, int *npos) {
   int opt;
   opterr = 0;
-  while ((opt = getopt_long(argc, argv, "+s:t:u:o:vn:e:whV", LONG_OPTS, NULL)) != -1 ||
+  while ((opt = getopt_long(argc, argv, "+s:t:u:o:vn:e:whV", LONG_OPTS,
+                            NULL)) != -1 ||
          optind < argc) {
     if (opt == -1) {
-      if (strcmp(argv[optind - 1], "--") == 0) { /* everything after is positional */
+      if (strcmp(argv[optind - 1], "--") ==
+          0) { /* everything after is positional */
         while (optind < argc) (*pos)[(*npos)++] = argv[optind++];
         break;
       }
-      (*pos)[(*npos)++] = argv[optind++]; /* a positional argument; go on after it */
+      (*pos)[(*npos)++] =
+          argv[optind++]; /* a positional argument; go on after it */
       continue;
     }
     unsigned bit = 0;
     switch (opt) {
-      case 's': c->server = optarg, bit = OPT_SERVER; break;
+      case 's':
+        c->server = optarg, bit = OPT_SERVER;
+        break;
       case 't':
         if (!parse_duration(optarg, &c->timeout_ms))
-          return cli_usage("--timeout needs a duration such as 30s, 2m or 500ms");
+          return cli_usage(
+              "--timeout needs a duration such as 30s, 2m or 500ms");
         bit = OPT_TIMEOUT;
         break;
-      case 'J': c->json = true, bit = OPT_JSON; break;
-      case 'u': c->user = optarg, bit = OPT_USER; break;
-      case 'C': c->conversation = optarg, bit = OPT_CONVERSATION; break;
-      case 'R': c->no_rag = true, bit = OPT_NO_RAG; break;
-      case 'o': c->output = optarg, bit = OPT_OUTPUT; break;
-      case 'O': c->voice = optarg, bit = OPT_VOICE; break;
-      case 'L': c->language = optarg, bit = OPT_LANGUAGE; break;
-      case 'F': c->format = optarg, bit = OPT_FORMAT; break;
+      case 'J':
+        c->json = true, bit = OPT_JSON;
+        break;
+      case 'u':
+        c->user = optarg, bit = OPT_USER;
+        break;
+      case 'C':
+        c->conversation = optarg, bit = OPT_CONVERSATION;
+        break;
+      case 'R':
+        c->no_rag = true, bit = OPT_NO_RAG;
+        break;
+      case 'o':
+        c->output = optarg, bit = OPT_OUTPUT;
+        break;
+      case 'O':
+        c->voice = optarg, bit = OPT_VOICE;
+        break;
+      case 'L':
+        c->language = optarg, bit = OPT_LANGUAGE;
+        break;
+      case 'F':
+        c->format = optarg, bit = OPT_FORMAT;
+        break;
       case 'S': {
         char *end;
         c->speed = strtod(optarg, &end);
@@ -211,22 +274,37 @@ static int parse(cli *c, int argc, char **argv, char ***pos, int *npos) {
         bit = OPT_SPEED;
         break;
       }
-      case 'v': c->verbose = true, bit = OPT_VERBOSE; break;
-      case 'n': c->ns = optarg, bit = OPT_NAMESPACE; break;
-      case 'P': c->pipeline_version = optarg, bit = OPT_PIPELINE_VERSION; break;
-      case 'e': c->engine = optarg, bit = OPT_ENGINE; break;
-      case 'w': c->watch = true, bit = OPT_WATCH; break;
+      case 'v':
+        c->verbose = true, bit = OPT_VERBOSE;
+        break;
+      case 'n':
+        c->ns = optarg, bit = OPT_NAMESPACE;
+        break;
+      case 'P':
+        c->pipeline_version = optarg, bit = OPT_PIPELINE_VERSION;
+        break;
+      case 'e':
+        c->engine = optarg, bit = OPT_ENGINE;
+        break;
+      case 'w':
+        c->watch = true, bit = OPT_WATCH;
+        break;
       case 'W':
         if (!parse_duration(optarg, &c->wait_ms))
           return cli_usage("--wait needs a duration such as 500ms or 2s");
         bit = OPT_WAIT;
         break;
-      case 'h': fputs(USAGE, stdout); return CLI_OK;
-      case 'V': printf("aiplat %s\n", aiplat_version_string()); return CLI_OK;
+      case 'h':
+        fputs(USAGE, stdout);
+        return CLI_OK;
+      case 'V':
+        printf("aiplat %s\n", aiplat_version_string());
+        return CLI_OK;
       default:
         if (optopt)
           return cli_usage("option -%c is unknown or needs a value", optopt);
-        return cli_usage("option '%s' is unknown or needs a value", argv[optind - 1]);
+        return cli_usage("option '%s' is unknown or needs a value",
+                         argv[optind - 1]);
     }
     c->given |= bit;
   }
@@ -259,8 +337,10 @@ int main(int argc, char **argv) {
   const command *cmd = NULL;
   for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0] && !cmd; i++) {
     if (strcmp(pos[0], COMMANDS[i].word1) != 0) continue;
-    if (!COMMANDS[i].word2) cmd = &COMMANDS[i];
-    else if (npos >= 2 && strcmp(pos[1], COMMANDS[i].word2) == 0) cmd = &COMMANDS[i];
+    if (!COMMANDS[i].word2)
+      cmd = &COMMANDS[i];
+    else if (npos >= 2 && strcmp(pos[1], COMMANDS[i].word2) == 0)
+      cmd = &COMMANDS[i];
   }
   if (!cmd) {
     rc = strcmp(pos[0], "pipeline") == 0
@@ -276,7 +356,8 @@ int main(int argc, char **argv) {
   if (extra) {
     unsigned bit = extra & -extra;
     rc = cli_usage("%s does not take --%s", cmd->synopsis, option_name(bit));
-  } else if (c.nargs < cmd->min_args || (cmd->max_args >= 0 && c.nargs > cmd->max_args)) {
+  } else if (c.nargs < cmd->min_args ||
+             (cmd->max_args >= 0 && c.nargs > cmd->max_args)) {
     rc = cli_usage("usage: aiplat %s", cmd->synopsis);
   } else {
     rc = cmd->run(&c);

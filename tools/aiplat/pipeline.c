@@ -26,7 +26,8 @@ static void print_status(cli *c, aiplat_msg *m) {
   aiplat_msg_get_string(m, "engine", &engine);
   aiplat_msg_get_string(m, "phase", &phase);
   aiplat_msg_get_string(m, "message", &msg);
-  printf("%s\t%s\t%s%s%s\n", run, engine, *phase ? phase : "-", *msg ? "\t" : "", msg);
+  printf("%s\t%s\t%s%s%s\n", run, engine, *phase ? phase : "-",
+         *msg ? "\t" : "", msg);
   fflush(stdout);
 }
 
@@ -34,8 +35,8 @@ static void print_status(cli *c, aiplat_msg *m) {
 static bool succeeded(aiplat_msg *m) {
   const char *phase = "";
   aiplat_msg_get_string(m, "phase", &phase);
-  return !aiplat_msg_has(m, "error") &&
-         (strcasecmp(phase, "Succeeded") == 0 || strcasecmp(phase, "SKIPPED") == 0);
+  return !aiplat_msg_has(m, "error") && (strcasecmp(phase, "Succeeded") == 0 ||
+                                         strcasecmp(phase, "SKIPPED") == 0);
 }
 
 static int terminal_rc(aiplat_msg *m) {
@@ -44,10 +45,12 @@ static int terminal_rc(aiplat_msg *m) {
   aiplat_msg_get_string(m, "run_id", &run);
   aiplat_msg_get_string(m, "phase", &phase);
   if (aiplat_msg_has(m, "error")) return cli_check_error(m, run);
-  return cli_fail(CLI_ESERVICE, "run %s ended %s", run, *phase ? phase : "without a phase");
+  return cli_fail(CLI_ESERVICE, "run %s ended %s", run,
+                  *phase ? phase : "without a phase");
 }
 
-/* ---- events ---------------------------------------------------------------- */
+/* ---- events ----------------------------------------------------------------
+ */
 
 typedef struct events {
   pthread_mutex_t mu;
@@ -59,7 +62,8 @@ typedef struct events {
 static void on_status(aiplat_bus_msg *msg, void *ud) {
   events *ev = ud;
   aiplat_msg *m = NULL;
-  if (aiplat_msg_decode(&m, AIPLAT_MSG_PIPELINE_STATUS, aiplat_bus_msg_data(msg),
+  if (aiplat_msg_decode(&m, AIPLAT_MSG_PIPELINE_STATUS,
+                        aiplat_bus_msg_data(msg),
                         aiplat_bus_msg_len(msg)) != AIPLAT_OK) {
     aiplat_error_clear();
     return;
@@ -105,19 +109,21 @@ static aiplat_msg *next_status(events *ev, int64_t deadline) {
 }
 
 /* Ask the bridge for the state of @run. */
-static int query(cli *c, const char *run, const char *engine, int64_t timeout_ms,
-                 aiplat_msg **out) {
+static int query(cli *c, const char *run, const char *engine,
+                 int64_t timeout_ms, aiplat_msg **out) {
   aiplat_msg *req = NULL;
   char id[17];
   cli_new_id(id);
   aiplat_status st = aiplat_msg_create(&req, AIPLAT_MSG_PIPELINE_STATUS);
   if (st == AIPLAT_OK) st = aiplat_msg_set_string(req, "request_id", id);
   if (st == AIPLAT_OK) st = aiplat_msg_set_string(req, "run_id", run);
-  if (st == AIPLAT_OK && engine && *engine) st = aiplat_msg_set_string(req, "engine", engine);
-  int rc = st == AIPLAT_OK ? CLI_OK : cli_fail_last(st, "cannot build the query");
+  if (st == AIPLAT_OK && engine && *engine)
+    st = aiplat_msg_set_string(req, "engine", engine);
+  int rc =
+      st == AIPLAT_OK ? CLI_OK : cli_fail_last(st, "cannot build the query");
   if (rc == CLI_OK)
-    rc = cli_request(c, aiplat_subject_pipeline_query(), req, AIPLAT_MSG_PIPELINE_STATUS,
-                     timeout_ms, out);
+    rc = cli_request(c, aiplat_subject_pipeline_query(), req,
+                     AIPLAT_MSG_PIPELINE_STATUS, timeout_ms, out);
   aiplat_msg_destroy(req);
   if (rc == CLI_OK) rc = cli_check_error(*out, run);
   return rc;
@@ -135,7 +141,8 @@ static int watch(cli *c, const char *run, const char *engine) {
   pthread_cond_init(&ev.cv, &ca);
   pthread_condattr_destroy(&ca);
   aiplat_bus_sub *sub = NULL;
-  aiplat_status st = aiplat_bus_subscribe(c->bus, subject, NULL, on_status, &ev, &sub);
+  aiplat_status st =
+      aiplat_bus_subscribe(c->bus, subject, NULL, on_status, &ev, &sub);
   if (st == AIPLAT_OK) st = aiplat_bus_flush(c->bus, 5000);
   int rc = st == AIPLAT_OK ? CLI_OK : cli_fail_last(st, "cannot subscribe");
   int64_t end = c->timeout_ms > 0 ? now_ms() + c->timeout_ms : INT64_MAX;
@@ -149,7 +156,8 @@ static int watch(cli *c, const char *run, const char *engine) {
       break;
     }
     if (first) {
-      rc = query(c, run, engine, left < DEFAULT_TIMEOUT_MS ? left : DEFAULT_TIMEOUT_MS, &m);
+      rc = query(c, run, engine,
+                 left < DEFAULT_TIMEOUT_MS ? left : DEFAULT_TIMEOUT_MS, &m);
       first = false;
       if (rc != CLI_OK) break;
     } else {
@@ -185,7 +193,8 @@ static int watch(cli *c, const char *run, const char *engine) {
 
 int cmd_pipeline_trigger(cli *c) {
   const char *engine = c->args[0], *pipeline = c->args[1];
-  if (!*engine || !*pipeline) return cli_usage("ENGINE and PIPELINE must not be empty");
+  if (!*engine || !*pipeline)
+    return cli_usage("ENGINE and PIPELINE must not be empty");
   char id[17];
   cli_new_id(id);
   aiplat_msg *req = NULL, *resp = NULL;
@@ -193,10 +202,13 @@ int cmd_pipeline_trigger(cli *c) {
   if (st == AIPLAT_OK) st = aiplat_msg_set_string(req, "request_id", id);
   if (st == AIPLAT_OK) st = aiplat_msg_set_string(req, "engine", engine);
   if (st == AIPLAT_OK) st = aiplat_msg_set_string(req, "pipeline", pipeline);
-  if (st == AIPLAT_OK && c->ns) st = aiplat_msg_set_string(req, "namespace", c->ns);
+  if (st == AIPLAT_OK && c->ns)
+    st = aiplat_msg_set_string(req, "namespace", c->ns);
   if (st == AIPLAT_OK && c->pipeline_version)
     st = aiplat_msg_set_string(req, "pipeline_version", c->pipeline_version);
-  int rc = st == AIPLAT_OK ? CLI_OK : cli_fail_last(st, "cannot build the PipelineTrigger");
+  int rc = st == AIPLAT_OK
+               ? CLI_OK
+               : cli_fail_last(st, "cannot build the PipelineTrigger");
   for (int i = 2; rc == CLI_OK && i < c->nargs; i++) {
     char *eq = strchr(c->args[i], '=');
     if (!eq || eq == c->args[i]) {
@@ -209,18 +221,22 @@ int cmd_pipeline_trigger(cli *c) {
     if (st != AIPLAT_OK) rc = cli_fail_last(st, "parameter");
   }
   if (rc == CLI_OK) rc = cli_connect(c);
-  int64_t timeout = c->watch ? DEFAULT_TIMEOUT_MS : cli_timeout(c, DEFAULT_TIMEOUT_MS);
+  int64_t timeout =
+      c->watch ? DEFAULT_TIMEOUT_MS : cli_timeout(c, DEFAULT_TIMEOUT_MS);
   if (rc == CLI_OK)
-    rc = cli_request(c, aiplat_subject_pipeline_trigger(), req, AIPLAT_MSG_PIPELINE_STATUS,
-                     timeout, &resp);
+    rc = cli_request(c, aiplat_subject_pipeline_trigger(), req,
+                     AIPLAT_MSG_PIPELINE_STATUS, timeout, &resp);
   if (rc == CLI_OK) rc = cli_check_error(resp, "pipeline trigger");
   if (rc == CLI_OK) {
     const char *run = "", *eng = "";
     aiplat_msg_get_string(resp, "run_id", &run);
     aiplat_msg_get_string(resp, "engine", &eng);
-    if (!*run) rc = cli_fail(CLI_ESERVICE, "pipeline trigger: the answer has no run_id");
-    else if (!c->watch) print_status(c, resp);
-    else rc = watch(c, run, *eng ? eng : engine);
+    if (!*run)
+      rc = cli_fail(CLI_ESERVICE, "pipeline trigger: the answer has no run_id");
+    else if (!c->watch)
+      print_status(c, resp);
+    else
+      rc = watch(c, run, *eng ? eng : engine);
   }
   aiplat_msg_destroy(req);
   aiplat_msg_destroy(resp);

@@ -23,8 +23,8 @@ static void on_reply(aiplat_bus_msg *msg, void *ud) {
   gather *g = ud;
   size_t len = aiplat_bus_msg_len(msg);
   const char *status = NULL;
-  if (len == 0 && aiplat_bus_msg_header(msg, "Status", &status) == AIPLAT_OK && status &&
-      strncmp(status, "503", 3) == 0) {
+  if (len == 0 && aiplat_bus_msg_header(msg, "Status", &status) == AIPLAT_OK &&
+      status && strncmp(status, "503", 3) == 0) {
     pthread_mutex_lock(&g->mu);
     g->no_responders = true;
     pthread_mutex_unlock(&g->mu);
@@ -56,9 +56,12 @@ static int by_name_id(const void *a, const void *b) {
 }
 
 static void format_ns(json_int_t ns, char *out, size_t len) {
-  if (ns < 1000000) snprintf(out, len, "%.1fus", (double)ns / 1e3);
-  else if (ns < 1000000000) snprintf(out, len, "%.1fms", (double)ns / 1e6);
-  else snprintf(out, len, "%.2fs", (double)ns / 1e9);
+  if (ns < 1000000)
+    snprintf(out, len, "%.1fus", (double)ns / 1e3);
+  else if (ns < 1000000000)
+    snprintf(out, len, "%.1fms", (double)ns / 1e6);
+  else
+    snprintf(out, len, "%.2fs", (double)ns / 1e9);
 }
 
 static void print_table(json_t *replies) {
@@ -67,8 +70,8 @@ static void print_table(json_t *replies) {
   if (!v) return;
   for (size_t i = 0; i < n; i++) v[i] = json_array_get(replies, i);
   qsort(v, n, sizeof *v, by_name_id);
-  printf("%-20s %-22s %-10s %-14s %-28s %9s %7s %10s\n", "NAME", "ID", "VERSION", "ENDPOINT",
-         "SUBJECT", "REQUESTS", "ERRORS", "AVG");
+  printf("%-20s %-22s %-10s %-14s %-28s %9s %7s %10s\n", "NAME", "ID",
+         "VERSION", "ENDPOINT", "SUBJECT", "REQUESTS", "ERRORS", "AVG");
   for (size_t i = 0; i < n; i++) {
     json_t *eps = json_object_get(v[i], "endpoints");
     size_t k = json_array_size(eps);
@@ -78,12 +81,15 @@ static void print_table(json_t *replies) {
     for (size_t e = 0; e < k; e++) {
       json_t *ep = json_array_get(eps, e);
       char avg[32];
-      format_ns(json_integer_value(json_object_get(ep, "average_processing_time")), avg,
-                sizeof avg);
-      printf("%-20s %-22s %-10s %-14s %-28s %9lld %7lld %10s\n", str(v[i], "name"),
-             str(v[i], "id"), str(v[i], "version"), str(ep, "name"), str(ep, "subject"),
+      format_ns(
+          json_integer_value(json_object_get(ep, "average_processing_time")),
+          avg, sizeof avg);
+      printf("%-20s %-22s %-10s %-14s %-28s %9lld %7lld %10s\n",
+             str(v[i], "name"), str(v[i], "id"), str(v[i], "version"),
+             str(ep, "name"), str(ep, "subject"),
              (long long)json_integer_value(json_object_get(ep, "num_requests")),
-             (long long)json_integer_value(json_object_get(ep, "num_errors")), avg);
+             (long long)json_integer_value(json_object_get(ep, "num_errors")),
+             avg);
     }
   }
   free(v);
@@ -105,9 +111,11 @@ int cmd_services(cli *c) {
   char inbox[32];
   cli_new_inbox(inbox);
   aiplat_bus_sub *sub = NULL;
-  aiplat_status st = aiplat_bus_subscribe(c->bus, inbox, NULL, on_reply, &g, &sub);
+  aiplat_status st =
+      aiplat_bus_subscribe(c->bus, inbox, NULL, on_reply, &g, &sub);
   if (st == AIPLAT_OK) st = aiplat_bus_flush(c->bus, 5000);
-  if (st == AIPLAT_OK) st = aiplat_bus_publish_request(c->bus, subject, inbox, NULL, 0, NULL);
+  if (st == AIPLAT_OK)
+    st = aiplat_bus_publish_request(c->bus, subject, inbox, NULL, 0, NULL);
   if (st != AIPLAT_OK) rc = cli_fail_last(st, "cannot ask for services");
   if (rc == CLI_OK) {
     int64_t wait = c->wait_ms > 0 ? c->wait_ms : DEFAULT_WAIT_MS;
@@ -128,7 +136,10 @@ int cmd_services(cli *c) {
     } else {
       print_table(g.replies);
     }
-    if (g.bad) fprintf(stderr, "aiplat: %zu replies were not micro STATS and were skipped\n", g.bad);
+    if (g.bad)
+      fprintf(stderr,
+              "aiplat: %zu replies were not micro STATS and were skipped\n",
+              g.bad);
   }
   aiplat_bus_sub_destroy(sub);
   json_decref(g.replies);
