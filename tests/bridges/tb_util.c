@@ -241,18 +241,35 @@ long tb_wait_http(int port, const char *path, long want, int timeout_ms) {
 /* ---- the CLI ----------------------------------------------------------------
  */
 
-tb_run tb_cli(const char *const *args) {
+static tb_run run_cli(const char *const *args, bool valgrind) {
   tb_run r = {.code = -1};
   char dir[] = "/tmp/aiplat-cli-XXXXXX";
   ck_assert_ptr_nonnull(mkdtemp(dir));
   char out[64], err[64];
   snprintf(out, sizeof out, "%s/out", dir);
   snprintf(err, sizeof err, "%s/err", dir);
-  const char *path = tb_path("tools/aiplat/aiplat");
-  const char *argv[64];
+  char path[4096], libtool[4096], supp[4200];
+  snprintf(path, sizeof path, "%s", tb_path("tools/aiplat/aiplat"));
+  snprintf(libtool, sizeof libtool, "%s", tb_path("libtool"));
+  const char *src = getenv("top_srcdir");
+  snprintf(supp, sizeof supp, "--suppressions=%s/tests/valgrind.supp",
+           src ? src : ".");
+  const char *argv[80];
   size_t n = 0;
+  if (valgrind) {
+    const char *vg[] = {libtool,
+                        "--mode=execute",
+                        "valgrind",
+                        "--quiet",
+                        "--error-exitcode=99",
+                        "--leak-check=full",
+                        "--errors-for-leak-kinds=definite,indirect",
+                        "--show-leak-kinds=definite,indirect",
+                        supp};
+    for (size_t i = 0; i < sizeof vg / sizeof vg[0]; i++) argv[n++] = vg[i];
+  }
   argv[n++] = path;
-  for (size_t i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
+  for (size_t i = 0; args[i] && n < 79; i++) argv[n++] = args[i];
   argv[n] = NULL;
   int64_t t0 = tb_now_ms();
   fflush(NULL);
@@ -266,7 +283,7 @@ tb_run tb_cli(const char *const *args) {
     if (fo < 0 || fe < 0 || fi < 0) _exit(126);
     dup2(fi, 0), dup2(fo, 1), dup2(fe, 2);
     unsetenv("LD_PRELOAD"); /* not under valgrind: only the test program is */
-    execv(path, (char *const *)argv);
+    execv(argv[0], (char *const *)argv);
     _exit(127);
   }
   int st = 0;
@@ -282,6 +299,14 @@ tb_run tb_cli(const char *const *args) {
   unlink(err);
   rmdir(dir);
   return r;
+}
+
+tb_run tb_cli(const char *const *args) {
+  return run_cli(args, false);
+}
+
+tb_run tb_cli_valgrind(const char *const *args) {
+  return run_cli(args, true);
 }
 
 void tb_run_free(tb_run *r) {

@@ -65,6 +65,8 @@ typedef struct tb_run {
   double seconds;
 } tb_run;
 tb_run tb_cli(const char *const *args);
+/* The same under valgrind (memcheck; exit status 99 on an error or leak). */
+tb_run tb_cli_valgrind(const char *const *args);
 void tb_run_free(tb_run *r);
 
 /* Number of lines in @s (a last line without newline counts). */

@@ -397,6 +397,33 @@ START_TEST(usage_configuration_and_no_answer_exit_codes) {
 }
 END_TEST
 
+/* The client's own memory: the main paths run under valgrind when this
+ * program does (make check-valgrind), natively otherwise. */
+START_TEST(client_paths_are_clean) {
+  bool vg = tb_under_valgrind();
+  tb_run (*run)(const char *const *) = vg ? tb_cli_valgrind : tb_cli;
+  ck_assert(tb_write_file(tmp("v.wav"), "RIFF....WAVEdata", 16));
+  struct {
+    const char *args[8];
+    int code;
+  } cases[] = {
+      {{"chat", "hello", NULL}, 0},
+      {{"chat", "fail please", NULL}, 1},
+      {{"chat", "be slow", "--timeout", "1s", NULL}, 3},
+      {{"voice", tmp("v.wav"), "-o", tmp("out.wav"), NULL}, 0},
+      {{"services", "--json", NULL}, 0},
+      {{"pipeline", "status", "r-1", NULL}, 3},
+      {{"speak", "x", NULL}, 2},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    tb_run r = run(cases[i].args);
+    ck_assert_msg(r.code == cases[i].code,
+                  "case %zu: exit %d (99: valgrind): %s", i, r.code, r.err);
+    tb_run_free(&r);
+  }
+}
+END_TEST
+
 Suite *make_suite(void) {
   Suite *s = suite_create("cli");
   TCase *tc = tcase_create("cli");
@@ -407,6 +434,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, voice_prints_transcript_and_writes_audio);
   tcase_add_test(tc, services_lists_two_instances_with_their_counts);
   tcase_add_test(tc, usage_configuration_and_no_answer_exit_codes);
+  tcase_add_test(tc, client_paths_are_clean);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -587,6 +587,60 @@ START_TEST(bad_configuration_is_one_line) {
 }
 END_TEST
 
+/* Both modules in a NATS of their own, under valgrind when this program
+ * runs under it: good and bad requests, then SIGTERM, a clean exit. */
+START_TEST(modules_are_clean_and_stop_on_sigterm) {
+  th_nats *own = th_nats_start(NULL);
+  ck_assert_ptr_nonnull(own);
+  char nats[128];
+  snprintf(nats, sizeof nats, "NATS_URL=%s", th_nats_url(own));
+  const char *env0[] = {nats,        stt_env, "HEALTH_PORT=0", "LOG_LEVEL=INFO",
+                        "WORKERS=2", NULL};
+  const char *env1[] = {nats,        tts_env, "HEALTH_PORT=0", "LOG_LEVEL=INFO",
+                        "WORKERS=2", NULL};
+  bool vg = tb_under_valgrind();
+  tb_proc p[2];
+  const char *rel[2] = {"services/stt-module/stt-module",
+                        "services/tts-module/tts-module"};
+  const char *const *envs[2] = {env0, env1};
+  for (int i = 0; i < 2; i++) {
+    ck_assert(vg ? tb_spawn_valgrind(&p[i], rel[i], envs[i], NULL)
+                 : tb_spawn(&p[i], rel[i], envs[i], NULL));
+    ck_assert_msg(tb_wait_started(&p[i], vg ? 120000 : 30000), "%s", rel[i]);
+  }
+  aiplat_bus *bus = tb_bus(th_nats_url(own));
+  size_t len;
+  uint8_t *wav = synthesize(bus, "good evening", &len);
+  aiplat_msg *req = transcribe_req(wav, len, "wav");
+  aiplat_msg_set_string(req, "response_format", "verbose_json");
+  aiplat_msg *r = tb_request(bus, aiplat_subject_stt_transcribe(), req,
+                             AIPLAT_MSG_TRANSCRIBE_RESPONSE, 60000);
+  ck_assert_int_eq(tb_error(r, NULL), 0);
+  aiplat_msg_destroy(r);
+  aiplat_msg_destroy(req);
+  expect_error(bus, aiplat_subject_stt_transcribe(),
+               transcribe_req(wav, 10, "wav"), AIPLAT_MSG_TRANSCRIBE_RESPONSE,
+               AIPLAT_ERR_BAD_REQUEST, NULL);
+  expect_error(bus, aiplat_subject_tts_synthesize(), synth_req(""),
+               AIPLAT_MSG_SYNTHESIZE_RESPONSE, AIPLAT_ERR_INVALID_ARGUMENT,
+               NULL);
+  static const uint8_t garbage[] = {0xff, 0xff};
+  r = tb_request_raw(bus, aiplat_subject_tts_synthesize(), garbage,
+                     sizeof garbage, AIPLAT_MSG_SYNTHESIZE_RESPONSE, 30000);
+  ck_assert_int_eq(tb_error(r, NULL), AIPLAT_ERR_DECODE);
+  aiplat_msg_destroy(r);
+  free(wav);
+  aiplat_bus_destroy(bus);
+  for (int i = 0; i < 2; i++) {
+    int st = tb_stop(&p[i], SIGTERM, vg ? 60000 : 20000);
+    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "%s: exit %d (99: valgrind found errors or leaks)", rel[i],
+                  st == -1 ? -1 : WEXITSTATUS(st));
+  }
+  th_nats_stop(own);
+}
+END_TEST
+
 Suite *make_suite(void) {
   Suite *s = suite_create("speech-bridges");
   TCase *tc = tcase_create("speech");
@@ -601,6 +655,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, services_lists_every_instance);
   tcase_add_test(tc, backend_down_error_reply_not_ready_still_alive);
   tcase_add_test(tc, bad_configuration_is_one_line);
+  tcase_add_test(tc, modules_are_clean_and_stop_on_sigterm);
   suite_add_tcase(s, tc);
   return s;
 }
