@@ -233,7 +233,7 @@ static aiplat_status on_query(aiplat_request *req, void *user_data) {
       return aiplat_request_fail(req, st, why);
     aiplat_error_clear();
   }
-  char msg[PB_MESSAGE_MAX + 64];
+  char msg[PB_MESSAGE_MAX + AIPLAT_PIPELINE_MAX_RUN_ID + 16];
   snprintf(msg, sizeof msg, "no run %.*s%s%s", AIPLAT_PIPELINE_MAX_RUN_ID, run,
            *why ? ": " : "", why);
   return aiplat_request_fail(req, AIPLAT_ERR_NOT_FOUND, msg);

@@ -180,7 +180,7 @@ static void poll_one(pb_watch *w, size_t i, pb_run_state snap) {
     if (permanent || now - sl->failing_since >= PB_GIVE_UP_MS) {
       sl->s.error = st;
       snprintf(sl->s.error_message, sizeof sl->s.error_message,
-               "the run was lost: %s", why);
+               "the run was lost: %.*s", PB_MESSAGE_MAX - 32, why);
       sl->s.terminal = true;
       sl->s.updated_ms = sl->s.finished_ms = pb_wall_ms();
       changed = true;

@@ -6,9 +6,12 @@
 #include <aiplat/aiplat.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,22 +35,20 @@ static void *run_thread(void *arg) {
   return NULL;
 }
 
-static void start(svc_run *r, const char *name, const char *ep,
+static bool start(svc_run *r, const char *name, const char *ep,
                   const char *subject, aiplat_msg_type in, aiplat_msg_type out,
                   aiplat_handler_fn fn) {
-  ck_assert_int_eq(aiplat_config_create(&r->cfg), AIPLAT_OK);
+  if (aiplat_config_create(&r->cfg) != AIPLAT_OK) return false;
   aiplat_config_set(r->cfg, "NATS_URL", th_nats_url(server));
   aiplat_config_set(r->cfg, "HEALTH_PORT", "0");
   aiplat_config_set(r->cfg, "LOG_LEVEL", "WARNING");
-  ck_assert_int_eq(
-      aiplat_service_create(&r->svc, r->cfg, name, "1.2.3", "test stand-in"),
-      AIPLAT_OK);
-  ck_assert_int_eq(aiplat_service_set_handle_signals(r->svc, false), AIPLAT_OK);
-  ck_assert_int_eq(
-      aiplat_service_add_endpoint(r->svc, ep, subject, NULL, in, out, fn, NULL),
-      AIPLAT_OK);
-  ck_assert_int_eq(aiplat_service_start(r->svc), AIPLAT_OK);
-  ck_assert_int_eq(pthread_create(&r->thread, NULL, run_thread, r), 0);
+  return aiplat_service_create(&r->svc, r->cfg, name, "1.2.3",
+                               "test stand-in") == AIPLAT_OK &&
+         aiplat_service_set_handle_signals(r->svc, false) == AIPLAT_OK &&
+         aiplat_service_add_endpoint(r->svc, ep, subject, NULL, in, out, fn,
+                                     NULL) == AIPLAT_OK &&
+         aiplat_service_start(r->svc) == AIPLAT_OK &&
+         pthread_create(&r->thread, NULL, run_thread, r) == 0;
 }
 
 static void stop(svc_run *r) {
@@ -153,41 +154,87 @@ static aiplat_status on_disco(aiplat_request *req, void *ud) {
 
 static char tmpdir[64];
 
+/* The stand-ins run in a process of their own: a forked test must not
+ * inherit a running NATS client (its threads do not survive the fork, its
+ * memory looks leaked). */
+static pid_t stand_ins;
+
+static void run_stand_ins(int ready_fd) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  sigset_t term;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &term, NULL);
+  bool ok =
+      start(&CHAT, "chat-stand-in", "chat", "ai.chat.user.*.message",
+            AIPLAT_MSG_CHAT_REQUEST, AIPLAT_MSG_CHAT_RESPONSE, on_chat) &&
+      start(&VOICE, "voice-stand-in", "voice", "ai.voice.user.*.request",
+            AIPLAT_MSG_VOICE_REQUEST, AIPLAT_MSG_VOICE_RESPONSE, on_voice) &&
+      start(&DISCO[0], "disco", "ping", "test.disco", AIPLAT_MSG_INVALID,
+            AIPLAT_MSG_INVALID, on_disco) &&
+      start(&DISCO[1], "disco", "ping", "test.disco", AIPLAT_MSG_INVALID,
+            AIPLAT_MSG_INVALID, on_disco);
+  if (!ok) _exit(2);
+  /* Six requests the instances share, counted by services_lists_... */
+  aiplat_config *cfg = NULL;
+  aiplat_bus *bus = NULL;
+  aiplat_config_create(&cfg);
+  aiplat_config_set(cfg, "NATS_URL", th_nats_url(server));
+  if (aiplat_bus_create(&bus, cfg) != AIPLAT_OK ||
+      aiplat_bus_connect(bus) != AIPLAT_OK)
+    _exit(3);
+  for (int i = 0; i < 6; i++) {
+    aiplat_bus_msg *m = NULL;
+    if (aiplat_bus_request(bus, "test.disco", "x", 1, NULL, 5000, &m) !=
+        AIPLAT_OK)
+      _exit(4);
+    aiplat_bus_msg_destroy(m);
+  }
+  aiplat_bus_destroy(bus);
+  aiplat_config_destroy(cfg);
+  if (write(ready_fd, "1", 1) != 1) _exit(5);
+  close(ready_fd);
+  int sig = 0;
+  sigwait(&term, &sig);
+  stop(&CHAT);
+  stop(&VOICE);
+  stop(&DISCO[0]);
+  stop(&DISCO[1]);
+  exit(0);
+}
+
 static void setup(void) {
   server = th_nats_start(NULL);
   ck_assert_ptr_nonnull(server);
   setenv("NATS_URL", th_nats_url(server), 1);
-  start(&CHAT, "chat-stand-in", "chat", "ai.chat.user.*.message",
-        AIPLAT_MSG_CHAT_REQUEST, AIPLAT_MSG_CHAT_RESPONSE, on_chat);
-  start(&VOICE, "voice-stand-in", "voice", "ai.voice.user.*.request",
-        AIPLAT_MSG_VOICE_REQUEST, AIPLAT_MSG_VOICE_RESPONSE, on_voice);
-  for (int i = 0; i < 2; i++)
-    start(&DISCO[i], "disco", "ping", "test.disco", AIPLAT_MSG_INVALID,
-          AIPLAT_MSG_INVALID, on_disco);
-  /* Six requests the instances share (made here: a forked test must not
-   * use the NATS client this process started). */
-  aiplat_bus *bus = tb_bus(th_nats_url(server));
-  for (int i = 0; i < 6; i++) {
-    aiplat_bus_msg *m = NULL;
-    ck_assert_int_eq(
-        aiplat_bus_request(bus, "test.disco", "x", 1, NULL, 5000, &m),
-        AIPLAT_OK);
-    aiplat_bus_msg_destroy(m);
+  int fds[2];
+  ck_assert_int_eq(pipe(fds), 0);
+  fflush(NULL);
+  stand_ins = fork();
+  ck_assert_int_ge(stand_ins, 0);
+  if (stand_ins == 0) {
+    close(fds[0]);
+    run_stand_ins(fds[1]);
   }
-  aiplat_bus_destroy(bus);
+  close(fds[1]);
+  char c = 0;
+  ck_assert_msg(read(fds[0], &c, 1) == 1,
+                "the stand-in services did not start");
+  close(fds[0]);
   snprintf(tmpdir, sizeof tmpdir, "/tmp/aiplat-cli-t-XXXXXX");
   ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 }
 
 static void teardown(void) {
-  stop(&CHAT);
-  stop(&VOICE);
-  stop(&DISCO[0]);
-  stop(&DISCO[1]);
+  kill(stand_ins, SIGTERM);
+  int st = -1;
+  waitpid(stand_ins, &st, 0);
   th_nats_stop(server);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+  ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                "stand-in services: status %d", st);
 }
 
 static const char *tmp(const char *name) {
