@@ -374,6 +374,12 @@ END_TEST
  * ---------------------------------------- */
 
 START_TEST(cli_exit_codes) {
+  /* no chat-handler or voice-assistant here: NATS says "no responders" */
+  tb_run n = tb_cli((const char *[]){"chat", "anyone?", NULL});
+  ck_assert_int_eq(n.code, 3);
+  ck_assert_ptr_nonnull(strstr(n.err, "no service is listening"));
+  ck_assert(n.seconds < 5);
+  tb_run_free(&n);
   tb_run r = tb_cli((const char *[]){"transcribe", tmp("missing.wav"), NULL});
   ck_assert_int_eq(r.code, 5);
   tb_run_free(&r);
