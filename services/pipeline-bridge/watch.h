@@ -17,7 +17,7 @@
 #define PB_MAX_REMEMBERED 256
 #define PB_MESSAGE_MAX 512
 /* Consecutive failed polls are tolerated this long, then the run is lost. */
-#define PB_GIVE_UP_MS (10 * 60 * 1000)
+#define PB_GIVE_UP_MS (INT64_C(10) * 60 * 1000)
 
 typedef struct pb_watch pb_watch;
 

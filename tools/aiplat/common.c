@@ -113,7 +113,7 @@ void cli_new_id(char out[17]) {
   static const char hex[] = "0123456789abcdef";
   uint8_t b[8];
   random_bytes(b, sizeof b);
-  for (int i = 0; i < 8; i++) {
+  for (size_t i = 0; i < 8; i++) {
     out[2 * i] = hex[b[i] >> 4];
     out[2 * i + 1] = hex[b[i] & 15];
   }

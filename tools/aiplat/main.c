@@ -337,10 +337,9 @@ int main(int argc, char **argv) {
   const command *cmd = NULL;
   for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0] && !cmd; i++) {
     if (strcmp(pos[0], COMMANDS[i].word1) != 0) continue;
-    if (!COMMANDS[i].word2)
-      cmd = &COMMANDS[i];
-    else if (npos >= 2 && strcmp(pos[1], COMMANDS[i].word2) == 0)
-      cmd = &COMMANDS[i];
+    bool second_matches = !COMMANDS[i].word2 ||
+                          (npos >= 2 && strcmp(pos[1], COMMANDS[i].word2) == 0);
+    if (second_matches) cmd = &COMMANDS[i];
   }
   if (!cmd) {
     rc = strcmp(pos[0], "pipeline") == 0
