@@ -7,7 +7,7 @@ docs/decisions/0018-ffi-bindings.md for threads, the GIL and lifetimes.
 """
 
 from . import log, subject
-from ._lib import lib as _lib
+from ._lib import lib as _clib
 from .bus import Bus, BusMessage, Event, KeyValue, Retention, Subscription
 from .config import Config, is_secret, parse_duration_ms, settings
 from .errors import (
@@ -56,16 +56,16 @@ from .service import Request, Service
 
 def version():
     """The run-time library version, "MAJOR.MINOR.PATCH"."""
-    return _lib.aiplat_version_string().decode()
+    return _clib.aiplat_version_string().decode()
 
 
 def version_number():
-    return _lib.aiplat_version_number()
+    return _clib.aiplat_version_number()
 
 
 def library_path():
     """The libaiplat file or soname that was loaded."""
-    return _lib.path
+    return _clib.path
 
 
 __all__ = [n for n in dir() if not n.startswith("_")]
