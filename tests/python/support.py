@@ -39,10 +39,11 @@ class NatsServer:
         exe = os.environ.get("NATS_SERVER") or shutil.which("nats-server")
         if not exe or exe == "no":
             raise RuntimeError("nats-server not found (apt-get install nats-server)")
-        self.proc = subprocess.Popen(
-            [exe, "-a", "127.0.0.1", "-p", "-1", "-js", "-sd", self.dir,
-             "--ports_file_dir", self.dir],
-            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "wb"))
+        with open(os.path.join(self.dir, "log"), "wb") as errlog:
+            self.proc = subprocess.Popen(
+                [exe, "-a", "127.0.0.1", "-p", "-1", "-js", "-sd", self.dir,
+                 "--ports_file_dir", self.dir],
+                stdout=subprocess.DEVNULL, stderr=errlog)
         try:
             ports = wait_for(lambda: glob.glob(os.path.join(self.dir, "*.ports")), 10,
                              "the nats-server ports file")
@@ -76,9 +77,10 @@ class ModelBackend:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="aiplat-py-backend-")
         port_file = os.path.join(self.dir, "port")
-        self.proc = subprocess.Popen(
-            [self.PATH, "--port", "0", "--port-file", port_file, "--no-stt"],
-            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "wb"))
+        with open(os.path.join(self.dir, "log"), "wb") as errlog:
+            self.proc = subprocess.Popen(
+                [self.PATH, "--port", "0", "--port-file", port_file, "--no-stt"],
+                stdout=subprocess.DEVNULL, stderr=errlog)
         try:
             wait_for(lambda: os.path.exists(port_file), 20, "the model backend port file")
             with open(port_file) as f:
