@@ -21,6 +21,15 @@ def build_path(*parts):
     return os.path.join(BUILD, *parts)
 
 
+def child_env(**extra):
+    """The environment for a child process: without the sanitizer runtime
+    check-python.sh preloads into Python (nats-server is a Go program; the
+    C examples of an ASan build carry the runtime themselves)."""
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
 def wait_for(predicate, timeout=10.0, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -43,7 +52,7 @@ class NatsServer:
             self.proc = subprocess.Popen(
                 [exe, "-a", "127.0.0.1", "-p", "-1", "-js", "-sd", self.dir,
                  "--ports_file_dir", self.dir],
-                stdout=subprocess.DEVNULL, stderr=errlog)
+                stdout=subprocess.DEVNULL, stderr=errlog, env=child_env())
         try:
             ports = wait_for(lambda: glob.glob(os.path.join(self.dir, "*.ports")), 10,
                              "the nats-server ports file")
@@ -80,7 +89,7 @@ class ModelBackend:
         with open(os.path.join(self.dir, "log"), "wb") as errlog:
             self.proc = subprocess.Popen(
                 [self.PATH, "--port", "0", "--port-file", port_file, "--no-stt"],
-                stdout=subprocess.DEVNULL, stderr=errlog)
+                stdout=subprocess.DEVNULL, stderr=errlog, env=child_env())
         try:
             wait_for(lambda: os.path.exists(port_file), 20, "the model backend port file")
             with open(port_file) as f:

@@ -73,6 +73,7 @@ class BusTest(unittest.TestCase):
         self.bus.publish("py.keep", b"x")
         msg = kept.get(timeout=5)
         self.assertEqual(msg.data, b"x")  # the copies stay
+        support.wait_for(lambda: not msg._ptr, 5, "the callback to return")
         with self.assertRaises(ValueError):
             msg.respond(b"too late")
 

@@ -1,6 +1,5 @@
 """Status and errors, configuration, the log callback, subjects."""
 
-import json
 import os
 import tempfile
 import threading

@@ -4,12 +4,10 @@ requester, a Python requester talking to the C echo_service, errors in
 handlers becoming error replies, handlers on worker threads (the GIL)."""
 
 import json
-import os
 import queue
 import signal
 import subprocess
 import threading
-import time
 import unittest
 import urllib.error
 import urllib.request
@@ -50,7 +48,7 @@ class ServiceTest(unittest.TestCase):
         self.cfg.close()
 
     def env(self):
-        return dict(os.environ, NATS_URL=self.nats.url, LOG_LEVEL="WARNING")
+        return support.child_env(NATS_URL=self.nats.url, LOG_LEVEL="WARNING")
 
     def requester(self, subject, text):
         return subprocess.run([REQUESTER, subject, text, "5000"], env=self.env(),
@@ -192,8 +190,11 @@ class ServiceTest(unittest.TestCase):
         reply = self.bus.request("py.svc.raw", b"\x00\x01", headers={"X-Tag": "t"},
                                  timeout_ms=5000)
         self.assertEqual(reply.data, b"got:\x00\x01:t")
+        # The reply may arrive before the handler call has returned; once it
+        # has, the request is gone and using it raises instead of crashing.
+        support.wait_for(lambda: not kept[0]._valid(), 5, "the handler to return")
         with self.assertRaises(ValueError):
-            kept[0].data  # the request lived only during the handler call
+            kept[0].data
 
     def test_handlers_run_concurrently_on_worker_threads(self):
         # Four handlers must be inside Python at the same time to pass the

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from ._lib import LLM_TOKEN_FN, TTS_CHUNK_FN, lib
 from ._util import data, dec, enc, strv, take_bytes, take_string
+from .config import Config
 from .errors import check
 
 
@@ -22,11 +23,23 @@ class _Client:
     """Shared parts: create from config, setters, health, cancel, close."""
 
     _prefix = None  # "aiplat_llm", ...
+    _url_var = None  # "VLLM_URL", ...
 
     def __init__(self, config=None, **settings):
+        """``config``: a Config (read at creation, not kept) or None for the
+        environment; keyword settings call the ``set_*`` methods, e.g.
+        ``LLM(url="http://127.0.0.1:8000", model="m", timeout_ms=30000)``."""
         self._ptr = ctypes.c_void_p()
         create = getattr(lib, self._prefix + "_create")
-        check(create(ctypes.byref(self._ptr), config.handle if config is not None else None))
+        temp = None
+        if config is None and settings.get("url") is not None:
+            # The URL may be required at creation (the reranker's is).
+            temp = config = Config({self._url_var: settings["url"]})
+        try:
+            check(create(ctypes.byref(self._ptr), config.handle if config is not None else None))
+        finally:
+            if temp is not None:
+                temp.close()
         for name, value in settings.items():
             setter = getattr(self, "set_" + name, None)
             if setter is None:
@@ -171,6 +184,7 @@ class LLM(_Client):
     """
 
     _prefix = "aiplat_llm"
+    _url_var = "VLLM_URL"
 
     def set_stream_idle_timeout_ms(self, ms):
         self._set("stream_idle_timeout_ms", int(ms))
@@ -220,6 +234,7 @@ class Embeddings(_Client):
     """Embeddings (``EMBEDDINGS_URL``, ``EMBEDDINGS_MODEL``, ...)."""
 
     _prefix = "aiplat_embeddings"
+    _url_var = "EMBEDDINGS_URL"
 
     def set_expected_dimension(self, dim):
         self._set("expected_dimension", int(dim))
@@ -257,6 +272,7 @@ class Reranker(_Client):
     """Reranking (``RERANKER_URL``, required)."""
 
     _prefix = "aiplat_reranker"
+    _url_var = "RERANKER_URL"
 
     def set_api(self, api):
         self._set("api", int(api))
@@ -312,6 +328,7 @@ class STT(_Client):
     """Speech-to-text (``STT_URL``, ...)."""
 
     _prefix = "aiplat_stt"
+    _url_var = "STT_URL"
 
     def set_api(self, api):
         self._set("api", int(api))
@@ -348,6 +365,7 @@ class TTS(_Client):
     """Text-to-speech (``TTS_URL``, ``TTS_VOICE``, ...)."""
 
     _prefix = "aiplat_tts"
+    _url_var = "TTS_URL"
 
     def set_stream_idle_timeout_ms(self, ms):
         self._set("stream_idle_timeout_ms", int(ms))
