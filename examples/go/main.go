@@ -30,6 +30,7 @@ import "C"
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/cgo"
 	"strings"
 	"sync/atomic"
@@ -112,6 +113,10 @@ func getString(m *C.aiplat_msg, field string) string {
 }
 
 func run(subject, text string) int {
+	// aiplat_error_last() is per OS thread: keep this goroutine on one, so
+	// that the detail read after a failed call is that call's.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	C.aiplat_log_set_level(C.AIPLAT_LOG_INFO)
 	C.aiplat_log_set_callback(C.aiplat_log_fn(C.goLogRecord), nil)
 	defer C.aiplat_log_set_callback(nil, nil) // before Go state goes away
