@@ -12,7 +12,8 @@ command -v "${cxx%% *}" >/dev/null 2>&1 \
 san=$(printf '%s\n' ${CFLAGS:-} | grep -E '^-f(no-)?sanitize|^-fno-omit-frame-pointer' | tr '\n' ' ' || true)
 # shellcheck disable=SC2086
 $cxx -std=c++17 -Wall -Wextra -Werror -pedantic -g $san \
-  -I"$src/include" -I"$build/include" "$src/examples/cpp/echo_client.cpp" \
+  -I"$src/include" -I"$build/include" -I"$build/include/aiplat" \
+  "$src/examples/cpp/echo_client.cpp" \
   -o "$ffi_tmp/echo_client" -L"$libdir" -laiplat ${LDFLAGS:-} \
   || ffi_fail "examples/cpp/echo_client.cpp does not compile"
 

@@ -19,7 +19,7 @@ cat > "$ffi_tmp/pc/aiplat.pc" <<PC
 Name: aiplat
 Description: libaiplat (uninstalled build tree)
 Version: $version
-Cflags: -I$src/include -I$build/include
+Cflags: -I$src/include -I$build/include -I$build/include/aiplat
 Libs: -L$libdir -laiplat
 PC
 

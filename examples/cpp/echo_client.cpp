@@ -13,6 +13,7 @@
 #include <aiplat/aiplat.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -21,6 +22,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 
 namespace {
 
@@ -137,7 +139,10 @@ int run(const char *subject, const char *text, bool json) {
   Msg rep = make<Msg>(aiplat_msg_decode, "decode", AIPLAT_MSG_CHAT_RESPONSE,
                       static_cast<const uint8_t *>(aiplat_bus_msg_data(reply.get())),
                       aiplat_bus_msg_len(reply.get()));
-  check(aiplat_bus_flush(bus.get(), 5000), "flush");  // our own request reached `watch`
+  // Our own request also went to `watch`, on its delivery thread: give that
+  // thread a moment (bounded) before reporting what it saw.
+  for (int i = 0; i < 200 && seen.load() == 0; i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
 
   if (json) {
     char *raw_json = nullptr;

@@ -64,12 +64,11 @@ func goOnMessage(msg *C.aiplat_bus_msg, userData unsafe.Pointer) {
 		data[i], data[j] = data[j], data[i]
 	}
 	out := append([]byte(r.prefix), data...)
+	r.served.Add(1) // before the reply: the requester may look as soon as it has it
 	// Go memory without Go pointers may be passed for the call's duration.
 	if st := C.aiplat_bus_msg_respond(msg, unsafe.Pointer(&out[0]), C.size_t(len(out)), nil); st != C.AIPLAT_OK {
 		fmt.Fprintln(os.Stderr, "go-example: respond:", lastError(st))
-		return
 	}
-	r.served.Add(1)
 }
 
 func lastError(st C.aiplat_status) string {
