@@ -89,7 +89,8 @@ class TestPrototypes(unittest.TestCase):
         problems = []
         for name, (restype, argtypes) in _lib.PROTOTYPES.items():
             if name not in self.headers:
-                problems.append("%s: not in the public headers" % name)
+                if name not in _lib.OPTIONAL:  # optional: checked once its header lands
+                    problems.append("%s: not in the public headers" % name)
                 continue
             ret, params = self.headers[name]
             if not same(c_kind(ret, True), py_kind(restype)):

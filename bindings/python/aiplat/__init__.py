@@ -6,7 +6,7 @@ services: errors become exceptions, handles become objects with
 docs/decisions/0018-ffi-bindings.md for threads, the GIL and lifetimes.
 """
 
-from . import log, subject
+from . import log, rag, subject
 from ._lib import lib as _clib
 from .bus import Bus, BusMessage, Event, KeyValue, Retention, Subscription
 from .config import Config, is_secret, parse_duration_ms, settings
@@ -51,6 +51,7 @@ from .models import (
     SttFormat,
     Transcript,
 )
+from .rag import RAG, IngestOutcome, Passage
 from .service import Request, Service
 
 

@@ -390,9 +390,44 @@ PROTOTYPES = {
     "aiplat_tts_synthesize_stream": (ST, [P, S, S, TTS_CHUNK_FN, c_void_p, PP]),
 }
 
-# Functions added to the C API after 0.1.0: declared only when the loaded
-# library exports them (an older library simply lacks the feature).
-OPTIONAL = set()
+# rag.h (docs/decisions/0015): optional, see OPTIONAL below.
+RAG_PROTOTYPES = {
+    "aiplat_rag_create": (ST, [PP, P]),
+    "aiplat_rag_create_with": (ST, [PP, P, P, P]),
+    "aiplat_rag_destroy": (None, [P]),
+    "aiplat_rag_last_error": (ST, [P, BUF, SZ]),
+    "aiplat_rag_store_backend": (c_char_p, [P]),
+    "aiplat_rag_reranks": (B, [P]),
+    "aiplat_rag_set_top_k": (ST, [P, SZ]),
+    "aiplat_rag_set_candidates": (ST, [P, SZ]),
+    "aiplat_rag_set_min_score": (ST, [P, c_double]),
+    "aiplat_rag_set_context_chars": (ST, [P, SZ]),
+    "aiplat_rag_set_chunking": (ST, [P, SZ, SZ]),
+    "aiplat_rag_set_rerank": (ST, [P, B]),
+    "aiplat_rag_query": (ST, [P, S, PP]),
+    "aiplat_rag_query_filtered": (ST, [P, S, SZ, S, PP]),
+    "aiplat_rag_context": (ST, [P, S, PP]),
+    "aiplat_rag_results_destroy": (None, [P]),
+    "aiplat_rag_results_count": (SZ, [P]),
+    "aiplat_rag_results_reranked": (B, [P]),
+    "aiplat_rag_results_id": (c_char_p, [P, SZ]),
+    "aiplat_rag_results_text": (c_char_p, [P, SZ]),
+    "aiplat_rag_results_source": (c_char_p, [P, SZ]),
+    "aiplat_rag_results_metadata": (c_char_p, [P, SZ]),
+    "aiplat_rag_results_score": (c_double, [P, SZ]),
+    "aiplat_rag_results_vector_score": (c_double, [P, SZ]),
+    "aiplat_rag_results_context": (ST, [P, SZ, PP]),
+    "aiplat_rag_ingest": (ST, [P, S, DATA, SZ, S, SZP, POINTER(c_int)]),
+    "aiplat_rag_ingest_file": (ST, [P, S, S, SZP, POINTER(c_int)]),
+    "aiplat_rag_delete_source": (ST, [P, S]),
+    "aiplat_rag_count": (ST, [P, POINTER(U64)]),
+}
+PROTOTYPES.update(RAG_PROTOTYPES)
+
+# Functions that a libaiplat may lack (an older build, or an API still on
+# its way to main): declared only when the loaded library exports them;
+# the wrapper checks lib.has(name) and says what is missing.
+OPTIONAL = set(RAG_PROTOTYPES)
 
 
 def candidates(environ=None):
