@@ -174,6 +174,12 @@ for ex in $(find "$root/usr/share/doc/libaiplat-dev/examples" -name '*.c' 2>/dev
   $CC -Wall -Werror -o "$tmp/ex" "$ex" $cflags $libs 2>"$tmp/cc.log" \
     && ok "example ${ex##*/examples/} compiles" || { cat "$tmp/cc.log" >&2; fail "example ${ex##*/examples/}"; }
 done
+CXX=${CXX:-c++}
+for ex in $(find "$root/usr/share/doc/libaiplat-dev/examples" -name '*.cpp' 2>/dev/null); do
+  # shellcheck disable=SC2086
+  $CXX -std=c++17 -Wall -Werror -o "$tmp/ex" "$ex" $cflags $libs 2>"$tmp/cc.log" \
+    && ok "example ${ex##*/examples/} compiles as C++17" || { cat "$tmp/cc.log" >&2; fail "example ${ex##*/examples/}"; }
+done
 unset PKG_CONFIG_SYSROOT_DIR PKG_CONFIG_LIBDIR
 
 # ---- 4. services and tools -------------------------------------------------
