@@ -763,8 +763,9 @@ START_TEST(open_from_configuration) {
   ck_assert_int_eq(aip_vstore_ensure(vs, 4, AIP_VMETRIC_COSINE), AIPLAT_OK);
   aip_vstore_close(vs);
   ck_assert_int_eq(aiplat_config_set(cfg, "VECTOR_STORE", "milvus"), AIPLAT_OK);
-  ck_assert_int_eq(aip_vstore_open_config(&vs, cfg, false),
-                   AIPLAT_ERR_NOT_SUPPORTED);
+  ck_assert_int_eq(aip_vstore_open_config(&vs, cfg, false), AIPLAT_OK);
+  ck_assert_str_eq(aip_vstore_backend(vs), "milvus"); /* nothing sent yet */
+  aip_vstore_close(vs);
   ck_assert_int_eq(aiplat_config_set(cfg, "VECTOR_STORE", "redis"), AIPLAT_OK);
   ck_assert_int_eq(aip_vstore_open_config(&vs, cfg, false), AIPLAT_ERR_CONFIG);
   ck_assert_ptr_nonnull(strstr(vt_err(NULL), "VECTOR_STORE"));
@@ -776,9 +777,15 @@ START_TEST(open_from_configuration) {
   }
   ck_assert_int_eq(aiplat_config_set(cfg, "MILVUS_HOST", "milvus.ai-ml"),
                    AIPLAT_OK);
-  ck_assert_int_eq(aip_vstore_open_config(&vs, cfg, false),
-                   AIPLAT_ERR_NOT_SUPPORTED);
-  ck_assert_ptr_null(vs);
+  ck_assert_int_eq(aip_vstore_open_config(&vs, cfg, false), AIPLAT_OK);
+  ck_assert_str_eq(aip_vstore_backend(vs), "milvus");
+  ck_assert_str_eq(aip_vstore_milvus_url(vs), "http://milvus.ai-ml:19530");
+  aip_vstore_close(vs);
+  ck_assert_int_eq(aiplat_config_set(cfg, "VECTOR_STORE", "local"), AIPLAT_OK);
+  ck_assert_int_eq(aip_vstore_open_config(&vs, cfg, false), AIPLAT_OK);
+  ck_assert_str_eq(aip_vstore_backend(vs), "local");
+  aip_vstore_close(vs);
+  vs = NULL;
   ck_assert_int_eq(aip_vstore_open_config(&vs, NULL, false),
                    AIPLAT_ERR_INVALID_ARGUMENT);
   aiplat_config_destroy(cfg);
