@@ -352,26 +352,38 @@ char **aip_vstrings_pack(const char *const *strs, const size_t *lens,
 /* ---- selection from configuration
  * ----------------------------------------------- */
 
+aiplat_status aip_vstore_choose(aiplat_config *cfg, bool *milvus,
+                               const char **path) {
+  if (!cfg || !milvus)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "vstore: NULL argument");
+  const char *kind = NULL;
+  if (path) *path = NULL;
+  aiplat_status st = aiplat_config_get_string(cfg, "VECTOR_STORE", &kind);
+  if (st) return st;
+  if (!kind || !kind[0]) {
+    *milvus = aiplat_config_is_set(cfg, "MILVUS_HOST");
+  } else if (aip_str_ieq(kind, "local")) {
+    *milvus = false;
+  } else if (aip_str_ieq(kind, "milvus")) {
+    *milvus = true;
+  } else {
+    return aip_fail(NULL, AIPLAT_ERR_CONFIG,
+                    "VECTOR_STORE: \"%s\" is neither local nor milvus", kind);
+  }
+  if (!*milvus && path)
+    return aiplat_config_require(cfg, "VECTOR_STORE_PATH", path);
+  return AIPLAT_OK;
+}
+
 aiplat_status aip_vstore_open_config(aip_vstore **out, aiplat_config *cfg,
                                      bool writable) {
   if (!out || !cfg)
     return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "vstore: NULL argument");
   *out = NULL;
-  const char *kind = NULL, *path = NULL;
-  aiplat_status st = aiplat_config_get_string(cfg, "VECTOR_STORE", &kind);
+  bool milvus = false;
+  const char *path = NULL;
+  aiplat_status st = aip_vstore_choose(cfg, &milvus, &path);
   if (st) return st;
-  bool milvus;
-  if (!kind || !kind[0]) {
-    milvus = aiplat_config_is_set(cfg, "MILVUS_HOST");
-  } else if (aip_str_ieq(kind, "local")) {
-    milvus = false;
-  } else if (aip_str_ieq(kind, "milvus")) {
-    milvus = true;
-  } else {
-    return aip_fail(NULL, AIPLAT_ERR_CONFIG,
-                    "VECTOR_STORE: \"%s\" is neither local nor milvus", kind);
-  }
   if (milvus) return aip_vstore_milvus_open(out, cfg);
-  if ((st = aiplat_config_require(cfg, "VECTOR_STORE_PATH", &path))) return st;
   return aip_vstore_local_open(out, path, writable ? 0 : AIP_VLOCAL_READONLY);
 }

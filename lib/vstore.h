@@ -131,6 +131,12 @@ void aip_vstore_close(aip_vstore *vs);
 aiplat_status aip_vstore_open_config(aip_vstore **out, aiplat_config *cfg,
                                      bool writable);
 
+/* The choice aip_vstore_open_config() makes, without opening: *milvus, and
+ * for the local store its VECTOR_STORE_PATH in *path (borrowed from cfg;
+ * @path may be NULL). AIPLAT_ERR_CONFIG for a bad VECTOR_STORE. */
+aiplat_status aip_vstore_choose(aiplat_config *cfg, bool *milvus,
+                                const char **path);
+
 /* ---- the local store ---------------------------------------------------- */
 
 enum {

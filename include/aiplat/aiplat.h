@@ -18,5 +18,6 @@
 #include "reranker.h"
 #include "stt.h"
 #include "tts.h"
+#include "rag.h"
 
 #endif /* AIPLAT_AIPLAT_H */
