@@ -14,6 +14,7 @@
  *  4. queries end to end (embed the question, search, with and without
  *     rerank), latency percentiles. */
 #include "config.h"
+/* config.h first: its feature macros must precede every system header */
 
 #include <getopt.h>
 #include <stdio.h>
@@ -34,16 +35,16 @@ static double now_s(void) {
 }
 
 static const char *const WORDS[] = {
-    "backup",    "snapshot",  "cluster",   "inference", "message",
-    "subject",   "stream",    "consumer",  "vector",    "collection",
-    "passage",   "embedding", "reranker",  "latency",   "throughput",
-    "replica",   "namespace", "workflow",  "template",  "pipeline",
-    "secret",    "token",     "certificate", "rotation", "deployment",
-    "node",      "accelerator", "memory",  "queue",     "handler",
-    "request",   "response",  "timeout",   "retry",     "backoff",
-    "schema",    "index",     "metric",    "health",    "readiness",
-    "the",       "a",         "of",        "and",       "to",
-    "is",        "every",     "night",     "with",      "for"};
+    "backup",  "snapshot",    "cluster",     "inference", "message",
+    "subject", "stream",      "consumer",    "vector",    "collection",
+    "passage", "embedding",   "reranker",    "latency",   "throughput",
+    "replica", "namespace",   "workflow",    "template",  "pipeline",
+    "secret",  "token",       "certificate", "rotation",  "deployment",
+    "node",    "accelerator", "memory",      "queue",     "handler",
+    "request", "response",    "timeout",     "retry",     "backoff",
+    "schema",  "index",       "metric",      "health",    "readiness",
+    "the",     "a",           "of",          "and",       "to",
+    "is",      "every",       "night",       "with",      "for"};
 #define NWORDS (sizeof WORDS / sizeof WORDS[0])
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
@@ -94,9 +95,8 @@ static void query_latency(aiplat_rag *rag, int queries, const char *label) {
   double *lat = malloc((size_t)queries * sizeof *lat);
   char q[256];
   for (int i = 0; i < queries; i++) {
-    snprintf(q, sizeof q, "How is the %s %s of the %s %s?",
-             WORDS[next() % 40], WORDS[next() % 40], WORDS[next() % 40],
-             WORDS[next() % 40]);
+    snprintf(q, sizeof q, "How is the %s %s of the %s %s?", WORDS[next() % 40],
+             WORDS[next() % 40], WORDS[next() % 40], WORDS[next() % 40]);
     aiplat_rag_results *r = NULL;
     double t0 = now_s();
     if (aiplat_rag_query(rag, q, &r)) die("query", rag);
@@ -104,20 +104,22 @@ static void query_latency(aiplat_rag *rag, int queries, const char *label) {
     aiplat_rag_results_destroy(r);
   }
   qsort(lat, (size_t)queries, sizeof *lat, cmp_double);
-  printf("  query %-22s median %.2f ms, p90 %.2f ms, p99 %.2f ms (%d queries)\n",
-         label, lat[queries / 2], lat[queries * 9 / 10],
-         lat[(size_t)(queries * 0.99)], queries);
+  printf(
+      "  query %-22s median %.2f ms, p90 %.2f ms, p99 %.2f ms (%d queries)\n",
+      label, lat[queries / 2], lat[queries * 9 / 10],
+      lat[(size_t)(queries * 0.99)], queries);
   free(lat);
 }
 
 int main(int argc, char **argv) {
   int docs = 200, paras = 8, queries = 200;
   const char *url = NULL;
-  static const struct option opts[] = {{"docs", required_argument, NULL, 'd'},
-                                       {"paragraphs", required_argument, NULL, 'p'},
-                                       {"queries", required_argument, NULL, 'q'},
-                                       {"url", required_argument, NULL, 'u'},
-                                       {NULL, 0, NULL, 0}};
+  static const struct option opts[] = {
+      {"docs", required_argument, NULL, 'd'},
+      {"paragraphs", required_argument, NULL, 'p'},
+      {"queries", required_argument, NULL, 'q'},
+      {"url", required_argument, NULL, 'u'},
+      {NULL, 0, NULL, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (c) {
@@ -171,9 +173,10 @@ int main(int argc, char **argv) {
     texts[i] = make_doc(paras, &lens[i]);
     bytes += lens[i];
   }
-  printf("bench_rag: %d documents x %d paragraphs, %.2f MB, embeddings at %s "
-         "(local model backend), local store\n",
-         docs, paras, (double)bytes / 1e6, url);
+  printf(
+      "bench_rag: %d documents x %d paragraphs, %.2f MB, embeddings at %s "
+      "(local model backend), local store\n",
+      docs, paras, (double)bytes / 1e6, url);
 
   /* 1. end to end */
   size_t chunks = 0;
@@ -187,10 +190,11 @@ int main(int argc, char **argv) {
     chunks += n;
   }
   double t_ingest = now_s() - t0;
-  printf("  ingest end to end      %zu passages in %.2f s: %.0f passages/s, "
-         "%.1f documents/s, %.2f MB/s\n",
-         chunks, t_ingest, (double)chunks / t_ingest, docs / t_ingest,
-         (double)bytes / 1e6 / t_ingest);
+  printf(
+      "  ingest end to end      %zu passages in %.2f s: %.0f passages/s, "
+      "%.1f documents/s, %.2f MB/s\n",
+      chunks, t_ingest, (double)chunks / t_ingest, docs / t_ingest,
+      (double)bytes / 1e6 / t_ingest);
 
   /* 2. the parts: embeddings alone (batches of 32), the store alone */
   const char **pieces = malloc(chunks * sizeof *pieces);
@@ -205,7 +209,7 @@ int main(int argc, char **argv) {
   aiplat_embeddings *emb = NULL;
   if (aiplat_embeddings_create(&emb, cfg)) die("embeddings", NULL);
   /* As ingestion asks: one request per document. */
-  size_t per_doc = np / (size_t)docs ? np / (size_t)docs : 1;
+  size_t per_doc = (np / (size_t)docs) ? np / (size_t)docs : 1;
   t0 = now_s();
   for (size_t i = 0; i < np; i += per_doc) {
     aiplat_embeddings_result *one = NULL;
@@ -219,16 +223,17 @@ int main(int argc, char **argv) {
   if (aiplat_embeddings_embed(emb, pieces, np, &er)) die("embed", NULL);
   double t_embed32 = now_s() - t0;
   uint32_t dim = (uint32_t)aiplat_embeddings_result_dimension(er);
-  printf("  embeddings alone       %zu passages in %.2f s: %.0f passages/s "
-         "(dimension %u, a request per document); %.0f passages/s in "
-         "requests of 32\n",
-         np, t_embed, (double)np / t_embed, dim, (double)np / t_embed32);
+  printf(
+      "  embeddings alone       %zu passages in %.2f s: %.0f passages/s "
+      "(dimension %u, a request per document); %.0f passages/s in "
+      "requests of 32\n",
+      np, t_embed, (double)np / t_embed, dim, (double)np / t_embed32);
   aip_vstore *vs = NULL;
   if (aip_vstore_local_open(&vs, store2, 0) ||
       aip_vstore_ensure(vs, dim, AIP_VMETRIC_COSINE))
     die("store", NULL);
   aip_vrecord *recs = calloc(np, sizeof *recs);
-  char (*ids)[33] = calloc(np, 33);
+  char(*ids)[33] = calloc(np, 33);
   for (size_t i = 0; i < np; i++) {
     snprintf(ids[i], 33, "p%zu", i);
     recs[i] = (aip_vrecord){ids[i], aiplat_embeddings_result_vector(er, i),
@@ -240,13 +245,15 @@ int main(int argc, char **argv) {
     if (aip_vstore_insert(vs, recs + i, n, dim)) die("insert", NULL);
   }
   double t_store = now_s() - t0;
-  printf("  store inserts alone    %zu passages in %.2f s: %.0f passages/s "
-         "(one synced batch per document)\n",
-         np, t_store, (double)np / t_store);
-  printf("  share of ingest time   embeddings %.0f%%, store %.0f%%, rest "
-         "(chunking, ids, comparison) %.0f%%\n",
-         100 * t_embed / t_ingest, 100 * t_store / t_ingest,
-         100 * (t_ingest - t_embed - t_store) / t_ingest);
+  printf(
+      "  store inserts alone    %zu passages in %.2f s: %.0f passages/s "
+      "(one synced batch per document)\n",
+      np, t_store, (double)np / t_store);
+  printf(
+      "  share of ingest time   embeddings %.0f%%, store %.0f%%, rest "
+      "(chunking, ids, comparison) %.0f%%\n",
+      100 * t_embed / t_ingest, 100 * t_store / t_ingest,
+      100 * (t_ingest - t_embed - t_store) / t_ingest);
   aip_vstore_close(vs);
   free(recs);
   free(ids);
@@ -266,9 +273,10 @@ int main(int argc, char **argv) {
       die("re-ingest", rag);
   }
   double t_again = now_s() - t0;
-  printf("  re-ingest unchanged    %d documents in %.3f s: %.0f documents/s, "
-         "%.0f passages/s (nothing embedded or written)\n",
-         docs, t_again, docs / t_again, (double)chunks / t_again);
+  printf(
+      "  re-ingest unchanged    %d documents in %.3f s: %.0f documents/s, "
+      "%.0f passages/s (nothing embedded or written)\n",
+      docs, t_again, docs / t_again, (double)chunks / t_again);
 
   /* 4. queries */
   query_latency(rag, queries, "(no rerank)");

@@ -1,6 +1,7 @@
 /* Retrieval-augmented generation: query, context, ingest (aiplat/rag.h,
  * docs/decisions/0015-rag.md). */
 #include "config.h"
+/* config.h first: its feature macros must precede every system header */
 
 #include <errno.h>
 #include <jansson.h>
@@ -41,10 +42,10 @@ struct aiplat_rag {
   bool own_clients;
   char *model; /* EMBEDDINGS_MODEL: part of every passage id */
   bool milvus;
-  char *path;       /* the local store's file */
-  aip_vstore *rd;   /* local: read-only (may be NULL until the file exists) */
-  aip_vstore *wr;   /* local: the writer, opened on the first write;
-                       milvus: the one handle (rd == wr) */
+  char *path;     /* the local store's file */
+  aip_vstore *rd; /* local: read-only (may be NULL until the file exists) */
+  aip_vstore *wr; /* local: the writer, opened on the first write;
+                     milvus: the one handle (rd == wr) */
   bool warned_missing;
   uint32_t ensured_dim;
   settings s;
@@ -65,9 +66,9 @@ struct aiplat_rag_results {
 /* ---- helpers ---------------------------------------------------------------
  */
 
-#define NEED_RAG(rag)                                                        \
-  do {                                                                       \
-    if (!(rag))                                                              \
+#define NEED_RAG(rag)                                                         \
+  do {                                                                        \
+    if (!(rag))                                                               \
       return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "rag: NULL handle"); \
   } while (0)
 
@@ -133,8 +134,9 @@ static aiplat_status read_settings(aiplat_rag *rag, aiplat_config *cfg) {
   if (!isfinite(min))
     return aip_fail(NULL, AIPLAT_ERR_CONFIG,
                     "RAG_MIN_SCORE: must be a finite number");
-  rag->s = (settings){(size_t)k, (size_t)cand, (size_t)ctx, DEFAULT_CHUNK,
-                      DEFAULT_OVERLAP, min, rag->rr != NULL};
+  rag->s =
+      (settings){(size_t)k,       (size_t)cand, (size_t)ctx,    DEFAULT_CHUNK,
+                 DEFAULT_OVERLAP, min,          rag->rr != NULL};
   if (!(rag->model = aip_strdup(model ? model : "")))
     return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "rag: out of memory");
   return AIPLAT_OK;
@@ -159,8 +161,7 @@ static aiplat_status open_store(aiplat_rag *rag, aiplat_config *cfg) {
 static aiplat_status create(aiplat_rag **out, aiplat_config *cfg,
                             aiplat_embeddings *emb, aiplat_reranker *rr,
                             bool own) {
-  if (!out)
-    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "rag: NULL out");
+  if (!out) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "rag: NULL out");
   *out = NULL;
   if (!own && !emb)
     return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
@@ -282,8 +283,7 @@ AIPLAT_API aiplat_status aiplat_rag_set_context_chars(aiplat_rag *rag,
                   AIP_RAG_MIN_CONTEXT, AIP_RAG_MAX_CONTEXT, "context budget");
 }
 
-AIPLAT_API aiplat_status aiplat_rag_set_min_score(aiplat_rag *rag,
-                                                  double min) {
+AIPLAT_API aiplat_status aiplat_rag_set_min_score(aiplat_rag *rag, double min) {
   NEED_RAG(rag);
   if (!isfinite(min))
     return aip_fail(&rag->err, AIPLAT_ERR_INVALID_ARGUMENT,
@@ -373,9 +373,8 @@ static aiplat_status writer(aiplat_rag *rag, aip_vstore **vs) {
 /* ---- query -----------------------------------------------------------------
  */
 
-static aiplat_status embed(aiplat_rag *rag, const char *const *texts,
-                           size_t n, const char *doing,
-                           aiplat_embeddings_result **res) {
+static aiplat_status embed(aiplat_rag *rag, const char *const *texts, size_t n,
+                           const char *doing, aiplat_embeddings_result **res) {
   aiplat_status st = aiplat_embeddings_embed(rag->emb, texts, n, res);
   if (st) {
     char msg[AIP_ERRMSG_MAX];
@@ -397,16 +396,14 @@ static aiplat_rag_results *empty_results(void) {
   return calloc(1, sizeof(aiplat_rag_results));
 }
 
-static aiplat_status query(aiplat_rag *rag, const char *question,
-                           size_t top_k, const char *source,
-                           aiplat_rag_results **out) {
+static aiplat_status query(aiplat_rag *rag, const char *question, size_t top_k,
+                           const char *source, aiplat_rag_results **out) {
   NEED_RAG(rag);
   if (!out)
     return aip_fail(&rag->err, AIPLAT_ERR_INVALID_ARGUMENT, "rag: NULL out");
   *out = NULL;
   if (!question)
-    return aip_fail(&rag->err, AIPLAT_ERR_INVALID_ARGUMENT,
-                    "rag: no question");
+    return aip_fail(&rag->err, AIPLAT_ERR_INVALID_ARGUMENT, "rag: no question");
   size_t qlen = strlen(question);
   aiplat_status st =
       check_utf8(rag, "the question", question, qlen, MAX_QUESTION);
@@ -429,7 +426,8 @@ static aiplat_status query(aiplat_rag *rag, const char *question,
   aip_vstore *vs = NULL;
   if ((st = reader(rag, &vs))) return st;
   aiplat_rag_results *r = empty_results();
-  if (!r) return aip_fail(&rag->err, AIPLAT_ERR_NO_MEMORY, "rag: out of memory");
+  if (!r)
+    return aip_fail(&rag->err, AIPLAT_ERR_NO_MEMORY, "rag: out of memory");
   if (!vs) { /* no store yet */
     *out = r;
     return AIPLAT_OK;
@@ -437,8 +435,7 @@ static aiplat_status query(aiplat_rag *rag, const char *question,
   aiplat_embeddings_result *er = NULL;
   aiplat_reranker_result *rres = NULL;
   size_t nh = 0;
-  if ((st = embed(rag, &question, 1, "embedding the question", &er)))
-    goto fail;
+  if ((st = embed(rag, &question, 1, "embedding the question", &er))) goto fail;
   aip_vfilter f = {AIP_VMATCH_EXACT, source};
   st = aip_vstore_search(vs, aiplat_embeddings_result_vector(er, 0),
                          (uint32_t)aiplat_embeddings_result_dimension(er),
@@ -487,8 +484,7 @@ fail:
   return st;
 }
 
-AIPLAT_API aiplat_status aiplat_rag_query(aiplat_rag *rag,
-                                          const char *question,
+AIPLAT_API aiplat_status aiplat_rag_query(aiplat_rag *rag, const char *question,
                                           aiplat_rag_results **out) {
   return query(rag, question, 0, NULL, out);
 }
@@ -541,8 +537,8 @@ AIPLAT_API const char *aiplat_rag_results_source(const aiplat_rag_results *r,
   return it ? it->h->source : NULL;
 }
 
-AIPLAT_API const char *aiplat_rag_results_metadata(
-    const aiplat_rag_results *r, size_t i) {
+AIPLAT_API const char *aiplat_rag_results_metadata(const aiplat_rag_results *r,
+                                                   size_t i) {
   const item *it = at(r, i);
   return it ? it->h->metadata : NULL;
 }
@@ -559,10 +555,10 @@ AIPLAT_API double aiplat_rag_results_vector_score(const aiplat_rag_results *r,
   return it ? it->vscore : 0.0;
 }
 
-AIPLAT_API aiplat_status aiplat_rag_results_context(
-    const aiplat_rag_results *r, size_t max_chars, char **out) {
-  if (!out)
-    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "rag: NULL out");
+AIPLAT_API aiplat_status aiplat_rag_results_context(const aiplat_rag_results *r,
+                                                    size_t max_chars,
+                                                    char **out) {
+  if (!out) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "rag: NULL out");
   *out = NULL;
   size_t n = r ? r->n : 0;
   aip_rag_passage *p = calloc(n ? n : 1, sizeof *p);
@@ -656,8 +652,8 @@ static size_t merge_headings(const char *text, aip_chunk *ck, size_t n,
 /* Split into pieces with ids, in document order, without duplicates (the
  * same passage twice in one document is stored once). */
 static aiplat_status make_pieces(aiplat_rag *rag, const settings *s,
-                                 const char *key, const char *text,
-                                 size_t len, piece **out, size_t *n) {
+                                 const char *key, const char *text, size_t len,
+                                 piece **out, size_t *n) {
   *out = NULL;
   *n = 0;
   aip_chunk *ck = NULL;
@@ -746,9 +742,8 @@ static aiplat_status delete_exact(aiplat_rag *rag, aip_vstore *vs,
 
 /* Embed pieces [from, to) and write them. */
 static aiplat_status write_group(aiplat_rag *rag, aip_vstore *vs,
-                                 const char *source, const char *meta,
-                                 piece *p, size_t from, size_t to,
-                                 bool delete_first) {
+                                 const char *source, const char *meta, piece *p,
+                                 size_t from, size_t to, bool delete_first) {
   size_t n = to - from;
   const char **texts = malloc(n * sizeof *texts);
   aip_vrecord *recs = calloc(n, sizeof *recs);
@@ -777,9 +772,9 @@ static aiplat_status write_group(aiplat_rag *rag, aip_vstore *vs,
    * outage never leaves a source empty. */
   if (delete_first && (st = delete_exact(rag, vs, source))) goto out;
   for (size_t i = 0; i < n; i++)
-    recs[i] = (aip_vrecord){p[from + i].id,
-                            aiplat_embeddings_result_vector(er, i),
-                            p[from + i].text, source, meta};
+    recs[i] =
+        (aip_vrecord){p[from + i].id, aiplat_embeddings_result_vector(er, i),
+                      p[from + i].text, source, meta};
   if ((st = aip_vstore_insert(vs, recs, n, dim)))
     st = store_fail(rag, vs, st, "writing the passages");
 out:
@@ -799,12 +794,13 @@ static aiplat_status canonical_meta(aiplat_rag *rag, const char *meta,
   if (!j || !json_is_object(j)) {
     json_decref(j);
     return aip_fail(&rag->err, AIPLAT_ERR_INVALID_ARGUMENT,
-                    "rag: the metadata is not a JSON object%s%s",
-                    j ? "" : ": ", j ? "" : je.text);
+                    "rag: the metadata is not a JSON object%s%s", j ? "" : ": ",
+                    j ? "" : je.text);
   }
   *out = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
   json_decref(j);
-  if (!*out) return aip_fail(&rag->err, AIPLAT_ERR_NO_MEMORY, "rag: out of memory");
+  if (!*out)
+    return aip_fail(&rag->err, AIPLAT_ERR_NO_MEMORY, "rag: out of memory");
   if (strlen(*out) > AIP_VSTORE_MAX_METADATA) {
     free(*out);
     *out = NULL;
@@ -836,9 +832,10 @@ static aiplat_status ingest_locked(aiplat_rag *rag, const char *source,
   aip_vstore *vs = NULL;
   aiplat_status st = writer(rag, &vs);
   if (st) return st;
-  char *key = aip_sprintf("%s\x1f%s\x1f%s", source, rag->model,
-                          meta ? meta : "");
-  if (!key) return aip_fail(&rag->err, AIPLAT_ERR_NO_MEMORY, "rag: out of memory");
+  char *key =
+      aip_sprintf("%s\x1f%s\x1f%s", source, rag->model, meta ? meta : "");
+  if (!key)
+    return aip_fail(&rag->err, AIPLAT_ERR_NO_MEMORY, "rag: out of memory");
   piece *p = NULL;
   size_t n = 0, old_n = 0;
   bool same = false, stale = false;
@@ -855,8 +852,7 @@ static aiplat_status ingest_locked(aiplat_rag *rag, const char *source,
     o = old_n ? AIPLAT_RAG_INGEST_REPLACED : AIPLAT_RAG_INGEST_NEW;
     for (size_t from = 0; from < n && !st; from += INGEST_GROUP) {
       size_t to = n - from > INGEST_GROUP ? from + INGEST_GROUP : n;
-      st = write_group(rag, vs, source, meta, p, from, to,
-                       stale && from == 0);
+      st = write_group(rag, vs, source, meta, p, from, to, stale && from == 0);
     }
     if (st) goto out;
   }
@@ -894,8 +890,7 @@ AIPLAT_API aiplat_status aiplat_rag_ingest(aiplat_rag *rag, const char *source,
   char *meta = NULL;
   if ((st = canonical_meta(rag, metadata_json, &meta))) return st;
   pthread_mutex_lock(&rag->ingest_mu);
-  st = ingest_locked(rag, source, text ? text : "", len, meta, chunks,
-                     outcome);
+  st = ingest_locked(rag, source, text ? text : "", len, meta, chunks, outcome);
   pthread_mutex_unlock(&rag->ingest_mu);
   free(meta);
   return st;
@@ -906,11 +901,9 @@ static const char *base_name(const char *path) {
   return slash && slash[1] ? slash + 1 : path;
 }
 
-AIPLAT_API aiplat_status aiplat_rag_ingest_file(aiplat_rag *rag,
-                                                const char *path,
-                                                const char *source,
-                                                size_t *chunks,
-                                                aiplat_rag_ingest_outcome *outcome) {
+AIPLAT_API aiplat_status
+aiplat_rag_ingest_file(aiplat_rag *rag, const char *path, const char *source,
+                       size_t *chunks, aiplat_rag_ingest_outcome *outcome) {
   NEED_RAG(rag);
   if (chunks) *chunks = 0;
   if (!path || !*path)
@@ -954,10 +947,10 @@ AIPLAT_API aiplat_status aiplat_rag_ingest_file(aiplat_rag *rag,
   const char *nul = memchr(text, '\0', len);
   size_t bad = 0;
   if (nul || !aip_utf8_check(text, len, &bad)) {
-    aiplat_status st = aip_fail(
-        &rag->err, AIPLAT_ERR_INVALID_ARGUMENT,
-        "rag: %s is not UTF-8 text (%s at offset %zu)", path,
-        nul ? "a NUL byte" : "an invalid byte", nul ? (size_t)(nul - text) : bad);
+    aiplat_status st = aip_fail(&rag->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                                "rag: %s is not UTF-8 text (%s at offset %zu)",
+                                path, nul ? "a NUL byte" : "an invalid byte",
+                                nul ? (size_t)(nul - text) : bad);
     aip_buf_free(&b);
     return st;
   }

@@ -1,6 +1,7 @@
 /* Prompt context from retrieved passages, and markdown titles; see
  * rag_internal.h and docs/decisions/0015-rag.md. */
 #include "config.h"
+/* config.h first: its feature macros must precede every system header */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,8 +39,7 @@ static bool put_clean(aip_buf *b, const char *s, size_t max) {
   }
   /* A cut may have split a sequence: back off to its start. */
   size_t end = b->len;
-  while (end > start && ((unsigned char)b->data[end - 1] & 0xC0) == 0x80)
-    end--;
+  while (end > start && ((unsigned char)b->data[end - 1] & 0xC0) == 0x80) end--;
   if (end > start && (unsigned char)b->data[end - 1] >= 0xC0) {
     size_t seq = aip_utf8_seq_len((const unsigned char *)b->data + end - 1,
                                   b->len - (end - 1));
@@ -149,7 +149,8 @@ char *aip_rag_markdown_title(const char *text, size_t len) {
       lines--; /* blank lines do not count */
       continue;
     }
-    if (e - s < 2 || text[s] != '#' || (text[s + 1] != ' ' && text[s + 1] != '\t'))
+    if (e - s < 2 || text[s] != '#' ||
+        (text[s + 1] != ' ' && text[s + 1] != '\t'))
       return NULL; /* the first text is not a title */
     char *line = aip_strndup(text + s + 2, e - s - 2);
     if (!line) return NULL;

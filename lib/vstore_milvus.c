@@ -17,6 +17,7 @@
  *    type name ("FloatVector(384)").
  */
 #include "config.h"
+/* config.h first: its feature macros must precede every system header */
 
 #include <ctype.h>
 #include <jansson.h>
@@ -143,9 +144,9 @@ static aiplat_status status_for_code(long code, const char *msg) {
     case 1003: /* too many requests (storage) */
     case 1807: /* request is rejected by limiter (REST) */
       return AIPLAT_ERR_RATE_LIMITED;
-    case 100: /* collection not found */
-    case 200: /* partition not found (200 is success only as HTTP-like) */
-    case 800: /* database not found */
+    case 100:  /* collection not found */
+    case 200:  /* partition not found (200 is success only as HTTP-like) */
+    case 800:  /* database not found */
     case 1600: /* alias not found */
       return AIPLAT_ERR_NOT_FOUND;
     case 101: /* collection not loaded */
@@ -228,9 +229,9 @@ static aiplat_status transport_failure(vmilvus *m, const char *what,
   if (resp->status == 401 || resp->status == 403) {
     char msg[MSG_MAX] = "";
     long code = 0;
-    json_t *j = resp->body.len ? json_loadb(resp->body.data, resp->body.len,
-                                            0, NULL)
-                               : NULL;
+    json_t *j = resp->body.len
+                    ? json_loadb(resp->body.data, resp->body.len, 0, NULL)
+                    : NULL;
     if (j && json_is_object(j)) {
       aip_http_error_json(j, msg, sizeof msg);
       json_t *c = json_object_get(j, "code");
@@ -281,18 +282,17 @@ static aiplat_status call(vmilvus *m, const char *what, const char *path,
       return st;
     }
     json_error_t je;
-    json_t *root =
-        resp.body.len ? json_loadb(resp.body.data, resp.body.len, 0, &je)
-                      : NULL;
+    json_t *root = resp.body.len
+                       ? json_loadb(resp.body.data, resp.body.len, 0, &je)
+                       : NULL;
     if (!root) {
       char start[96] = "";
       if (resp.body.len)
-        aip_http_error_text(resp.body.data, resp.body.len, start,
-                            sizeof start);
+        aip_http_error_text(resp.body.data, resp.body.len, start, sizeof start);
       st = aip_fail(&m->base.err, AIPLAT_ERR_DECODE,
-                    "milvus: %s: the answer (HTTP %ld) is not JSON%s%s%s",
-                    what, resp.status, resp.body.len ? ": \"" : " (empty)",
-                    start, resp.body.len ? "\"" : "");
+                    "milvus: %s: the answer (HTTP %ld) is not JSON%s%s%s", what,
+                    resp.status, resp.body.len ? ": \"" : " (empty)", start,
+                    resp.body.len ? "\"" : "");
       aip_http_resp_free(&resp);
       return st;
     }
@@ -334,11 +334,10 @@ static aiplat_status call(vmilvus *m, const char *what, const char *path,
     if (attempt > 0)
       snprintf(tries, sizeof tries, " (after %d attempts)", attempt + 1);
     aiplat_status mapped = status_for_code(code, msg);
-    return aip_fail(&m->base.err, mapped, "milvus: %s: %s%s (Milvus code %ld)%s",
-                    what,
-                    mapped == AIPLAT_ERR_INVALID_ARGUMENT ? "dimension mismatch: "
-                                                          : "",
-                    msg, code, tries);
+    return aip_fail(
+        &m->base.err, mapped, "milvus: %s: %s%s (Milvus code %ld)%s", what,
+        mapped == AIPLAT_ERR_INVALID_ARGUMENT ? "dimension mismatch: " : "",
+        msg, code, tries);
   }
 }
 
@@ -367,8 +366,11 @@ static aiplat_status protocol(vmilvus *m, const char *what,
  * (",\"k\":v..." or ""). */
 static aiplat_status simple(vmilvus *m, const char *what, const char *path,
                             const char *extra, mresult *res) {
+  res->root = NULL;
+  res->code = -1;
   aip_buf b = {0};
-  if (!body_start(m, &b) || !aip_buf_puts(&b, extra) || !aip_buf_putc(&b, '}')) {
+  if (!body_start(m, &b) || !aip_buf_puts(&b, extra) ||
+      !aip_buf_putc(&b, '}')) {
     aip_buf_free(&b);
     return oom(m);
   }
@@ -394,7 +396,7 @@ static void set_dim(vmilvus *m, uint32_t d) {
 }
 
 static aiplat_status has_collection(vmilvus *m, bool *has) {
-  mresult r;
+  mresult r = {NULL, -1};
   aiplat_status st = simple(m, "has collection", "/collections/has", "", &r);
   if (st) return st;
   json_t *data = json_object_get(r.root, "data");
@@ -520,14 +522,14 @@ static aiplat_status check_schema(vmilvus *m, json_t *data, uint32_t *dim,
                         m->collection, mt);
     }
   }
-  const char *load = json_string_value(json_object_get(data, "load"));
+  const char *state = json_string_value(json_object_get(data, "load"));
   /* Unknown or missing: assume loaded; a search answers code 101 if not. */
-  *loaded = !load || strcmp(load, "LoadStateNotLoad") != 0;
+  *loaded = !state || strcmp(state, "LoadStateNotLoad") != 0;
   return AIPLAT_OK;
 }
 
 static aiplat_status describe(vmilvus *m, uint32_t *dim, bool *loaded) {
-  mresult r;
+  mresult r = {NULL, -1};
   aiplat_status st =
       simple(m, "describe collection", "/collections/describe", "", &r);
   if (st) return st;
@@ -539,7 +541,7 @@ static aiplat_status describe(vmilvus *m, uint32_t *dim, bool *loaded) {
 }
 
 static aiplat_status load(vmilvus *m) {
-  mresult r;
+  mresult r = {NULL, -1};
   aiplat_status st = simple(m, "load collection", "/collections/load", "", &r);
   json_decref(r.root);
   return st;
@@ -563,7 +565,7 @@ static aiplat_status create(vmilvus *m, uint32_t dim) {
            "\"indexParams\":[{\"fieldName\":\"vector\",\"indexName\":"
            "\"vector\",\"metricType\":\"COSINE\"}]",
            AIP_VSTORE_MAX_ID, dim, AIP_VSTORE_MAX_TEXT, AIP_VSTORE_MAX_SOURCE);
-  mresult r;
+  mresult r = {NULL, -1};
   aiplat_status st =
       simple(m, "create collection", "/collections/create", extra, &r);
   json_decref(r.root);
@@ -607,7 +609,7 @@ static aiplat_status m_ensure(aip_vstore *vs, uint32_t dim,
 static aiplat_status write_dim(vmilvus *m, uint32_t *dim) {
   if ((*dim = known_dim(m))) return AIPLAT_OK;
   bool loaded;
-  mresult r;
+  mresult r = {NULL, -1};
   aiplat_status st =
       simple(m, "describe collection", "/collections/describe", "", &r);
   if (st == AIPLAT_ERR_NOT_FOUND && r.code == 100)
@@ -640,7 +642,8 @@ static bool put_record(aip_buf *b, const aip_vrecord *r, uint32_t dim) {
     return false;
   for (uint32_t i = 0; i < dim; i++) {
     char num[32];
-    int n = snprintf(num, sizeof num, i ? ",%.9g" : "%.9g", (double)r->vector[i]);
+    int n =
+        snprintf(num, sizeof num, i ? ",%.9g" : "%.9g", (double)r->vector[i]);
     if (!aip_buf_append(b, num, (size_t)n)) return false;
   }
   if (!aip_buf_putc(b, ']') || !put_str_member(b, "text", r->text) ||
@@ -662,9 +665,9 @@ static bool put_record(aip_buf *b, const aip_vrecord *r, uint32_t dim) {
 }
 
 /* One upsert request for recs[0..n). */
-static aiplat_status upsert_batch(vmilvus *m, aip_buf *b, size_t n,
-                                  size_t done, size_t total) {
-  mresult r;
+static aiplat_status upsert_batch(vmilvus *m, aip_buf *b, size_t n, size_t done,
+                                  size_t total) {
+  mresult r = {NULL, -1};
   aiplat_status st = call(m, "upsert", "/entities/upsert", b, &r);
   if (st) {
     if (done) {
@@ -684,8 +687,7 @@ static aiplat_status upsert_batch(vmilvus *m, aip_buf *b, size_t n,
   if (cnt && (!json_uint(cnt, &c) || c != n)) {
     char detail[96];
     snprintf(detail, sizeof detail, "%s records upserted of %zu sent",
-             json_is_integer(cnt) ? "a different number of" : "no count of",
-             n);
+             json_is_integer(cnt) ? "a different number of" : "no count of", n);
     st = protocol(m, "upsert", detail);
   }
   json_decref(r.root);
@@ -693,8 +695,8 @@ static aiplat_status upsert_batch(vmilvus *m, aip_buf *b, size_t n,
   return st;
 }
 
-static aiplat_status m_insert(aip_vstore *vs, const aip_vrecord *recs,
-                              size_t n, uint32_t dim) {
+static aiplat_status m_insert(aip_vstore *vs, const aip_vrecord *recs, size_t n,
+                              uint32_t dim) {
   vmilvus *m = (vmilvus *)vs;
   uint32_t have;
   aiplat_status st = write_dim(m, &have);
@@ -735,6 +737,7 @@ static aiplat_status m_delete(aip_vstore *vs, const aip_vfilter *f,
   aiplat_status st =
       aip_milvus_filter(&m->base.err, "source", f->match, f->source, &expr);
   if (st) return st;
+  if (!expr) return oom(m);
   aip_buf extra = {0};
   bool ok = aip_buf_puts(&extra, ",\"filter\":\"") &&
             aip_buf_json_escape(&extra, expr, strlen(expr)) &&
@@ -744,7 +747,7 @@ static aiplat_status m_delete(aip_vstore *vs, const aip_vfilter *f,
     aip_buf_free(&extra);
     return oom(m);
   }
-  mresult r;
+  mresult r = {NULL, -1};
   st = simple(m, "delete", "/entities/delete", extra.data, &r);
   aip_buf_free(&extra);
   if (st == AIPLAT_ERR_NOT_FOUND && r.code == 100) {
@@ -754,10 +757,10 @@ static aiplat_status m_delete(aip_vstore *vs, const aip_vfilter *f,
   if (st) return st;
   uint64_t c;
   json_t *data = json_object_get(r.root, "data");
-  *deleted = json_uint(json_object_get(data, "deleteCount"), &c) &&
-                     c <= INT64_MAX
-                 ? (int64_t)c
-                 : -1; /* Milvus does not say */
+  *deleted =
+      json_uint(json_object_get(data, "deleteCount"), &c) && c <= INT64_MAX
+          ? (int64_t)c
+          : -1; /* Milvus does not say */
   json_decref(r.root);
   return AIPLAT_OK;
 }
@@ -770,6 +773,8 @@ static aiplat_status m_delete(aip_vstore *vs, const aip_vfilter *f,
 static aiplat_status query(vmilvus *m, const char *what, const char *filter,
                            const char *output, size_t limit, mresult *res,
                            json_t **rows) {
+  res->root = NULL;
+  res->code = -1;
   aip_buf extra = {0};
   bool ok = aip_buf_puts(&extra, ",\"filter\":\"") &&
             aip_buf_json_escape(&extra, filter, strlen(filter)) &&
@@ -795,12 +800,11 @@ static aiplat_status query(vmilvus *m, const char *what, const char *filter,
 
 static aiplat_status m_count(aip_vstore *vs, uint64_t *out) {
   vmilvus *m = (vmilvus *)vs;
-  mresult r;
-  json_t *rows;
+  mresult r = {NULL, -1};
+  json_t *rows = NULL;
   /* limit 0: a count takes no limit (older versions add one otherwise);
    * the filter is required by the first 2.4 releases. */
-  aiplat_status st =
-      query(m, "count", "id != \"\"", "count(*)", 0, &r, &rows);
+  aiplat_status st = query(m, "count", "id != \"\"", "count(*)", 0, &r, &rows);
   if (st == AIPLAT_ERR_NOT_FOUND && r.code == 100) {
     *out = 0;
     return AIPLAT_OK;
@@ -820,11 +824,12 @@ static aiplat_status m_source_ids(aip_vstore *vs, const char *source,
                                   size_t max, char ***ids, size_t *n) {
   vmilvus *m = (vmilvus *)vs;
   char *expr = NULL;
-  aiplat_status st =
-      aip_milvus_filter(&m->base.err, "source", AIP_VMATCH_EXACT, source, &expr);
+  aiplat_status st = aip_milvus_filter(&m->base.err, "source", AIP_VMATCH_EXACT,
+                                       source, &expr);
   if (st) return st;
-  mresult r;
-  json_t *rows;
+  if (!expr) return oom(m);
+  mresult r = {NULL, -1};
+  json_t *rows = NULL;
   st = query(m, "list a source's ids", expr, "id", max + 1, &r, &rows);
   free(expr);
   if (st == AIPLAT_ERR_NOT_FOUND && r.code == 100) return AIPLAT_OK;
@@ -837,7 +842,7 @@ static aiplat_status m_source_ids(aip_vstore *vs, const char *source,
   }
   const char **strs = calloc(k ? k : 1, sizeof *strs);
   size_t *lens = calloc(k ? k : 1, sizeof *lens);
-  char (*nums)[24] = calloc(k ? k : 1, sizeof *nums);
+  char(*nums)[24] = calloc(k ? k : 1, sizeof *nums);
   if (!strs || !lens || !nums) {
     st = oom(m);
     goto out;
@@ -906,7 +911,7 @@ static aiplat_status parse_hits(vmilvus *m, json_t *rows, size_t limit,
   size_t k = json_array_size(rows);
   if (!k) return AIPLAT_OK;
   aip_vhit_src *src = calloc(k, sizeof *src);
-  char (*nums)[24] = calloc(k, sizeof *nums);
+  char(*nums)[24] = calloc(k, sizeof *nums);
   char **metas = calloc(k, sizeof *metas);
   aiplat_status st = AIPLAT_OK;
   if (!src || !nums || !metas) {
@@ -985,11 +990,11 @@ static aiplat_status m_search(aip_vstore *vs, const float *query_vec,
                             limit);
   if (ok && filter && filter->match != AIP_VMATCH_ANY) {
     char *expr = NULL;
-    aiplat_status fst = aip_milvus_filter(&m->base.err, "source",
-                                          filter->match, filter->source, &expr);
-    if (fst) {
+    aiplat_status fst = aip_milvus_filter(&m->base.err, "source", filter->match,
+                                          filter->source, &expr);
+    if (fst || !expr) {
       aip_buf_free(&b);
-      return fst;
+      return fst ? fst : oom(m);
     }
     ok = aip_buf_puts(&b, ",\"filter\":\"") &&
          aip_buf_json_escape(&b, expr, strlen(expr)) && aip_buf_putc(&b, '"');
@@ -999,7 +1004,7 @@ static aiplat_status m_search(aip_vstore *vs, const float *query_vec,
     aip_buf_free(&b);
     return oom(m);
   }
-  mresult r;
+  mresult r = {NULL, -1};
   aiplat_status st = call(m, "search", "/entities/search", &b, &r);
   if (st == AIPLAT_ERR_STATE && r.code == 101) {
     /* Released behind our back (or never loaded): load once, retry. */
@@ -1159,7 +1164,7 @@ static aiplat_status configure(vmilvus *m, aiplat_config *cfg) {
   const char *coll = NULL, *db = NULL, *token = NULL;
   aiplat_status st;
   if ((st = make_url(cfg, &m->url))) return st;
-  if ((st = aip_http_set_url(m->http, NULL, m->url)))
+  if (aip_http_set_url(m->http, NULL, m->url) != AIPLAT_OK)
     return aip_fail(NULL, AIPLAT_ERR_CONFIG, "MILVUS_HOST: invalid URL %s",
                     m->url);
   if ((st = aiplat_config_require(cfg, "MILVUS_COLLECTION", &coll)) ||
@@ -1187,8 +1192,7 @@ static aiplat_status configure(vmilvus *m, aiplat_config *cfg) {
 
 aiplat_status aip_vstore_milvus_open(aip_vstore **out, aiplat_config *cfg) {
   if (!out || !cfg)
-    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
-                    "milvus: NULL argument");
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "milvus: NULL argument");
   *out = NULL;
   aiplat_status st = aip_global_ref();
   if (st) return st;

@@ -3,6 +3,7 @@
  * REST API v2 through its fake. The sample documents are the ones in
  * examples/knowledge. */
 #include "config.h"
+/* config.h first: its feature macros must precede every system header */
 
 #include <ftw.h>
 #include <pthread.h>
@@ -100,9 +101,9 @@ static const char *err_of(aiplat_rag *rag) {
   return errbuf;
 }
 
-static const char *const DOCS[] = {"README.md", "backups.md", "gpu-cluster.md",
-                                   "messaging.md", "onboarding.md",
-                                   "retrieval.md"};
+static const char *const DOCS[] = {"README.md",      "backups.md",
+                                   "gpu-cluster.md", "messaging.md",
+                                   "onboarding.md",  "retrieval.md"};
 #define NDOCS (sizeof DOCS / sizeof DOCS[0])
 
 static const char *doc_path(const char *name) {
@@ -252,9 +253,9 @@ START_TEST(knowledge_base_end_to_end) {
   ck_assert_uint_eq(count(rag), total - 1);
   ck_assert_int_eq(aiplat_rag_delete_source(rag, "messaging.md"), AIPLAT_OK);
   ck_assert_int_eq(aiplat_rag_delete_source(rag, "messaging.md"), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_rag_query_filtered(rag, QA[3].q, 5, "messaging.md",
-                                             &r),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_rag_query_filtered(rag, QA[3].q, 5, "messaging.md", &r),
+      AIPLAT_OK);
   ck_assert_uint_eq(aiplat_rag_results_count(r), 0);
   aiplat_rag_results_destroy(r);
   aiplat_rag_destroy(rag);
@@ -269,23 +270,24 @@ START_TEST(ingest_text_with_metadata_and_sources) {
       "Paragraph one talks about zebras and their stripes.\n";
   size_t chunks = 0;
   aiplat_rag_ingest_outcome o = 0;
-  ck_assert_int_eq(aiplat_rag_ingest(rag, "https://wiki/zebra?x=\"1\"", text,
-                                     strlen(text), "{ \"b\": 2, \"a\": [1] }",
-                                     &chunks, &o),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_rag_ingest(rag, "https://wiki/zebra?x=\"1\"", text, strlen(text),
+                        "{ \"b\": 2, \"a\": [1] }", &chunks, &o),
+      AIPLAT_OK);
   ck_assert_int_eq(o, AIPLAT_RAG_INGEST_NEW);
   ck_assert_uint_eq(chunks, 2); /* the repeated paragraph is stored once */
   ck_assert_uint_eq(count(rag), 2);
   aiplat_rag_results *r = ask(rag, "zebra stripes");
   ck_assert_uint_eq(aiplat_rag_results_count(r), 2);
-  ck_assert_str_eq(aiplat_rag_results_source(r, 0), "https://wiki/zebra?x=\"1\"");
+  ck_assert_str_eq(aiplat_rag_results_source(r, 0),
+                   "https://wiki/zebra?x=\"1\"");
   ck_assert_str_eq(aiplat_rag_results_metadata(r, 0), "{\"a\":[1],\"b\":2}");
   aiplat_rag_results_destroy(r);
   /* Same text, same metadata written differently: unchanged. */
-  ck_assert_int_eq(aiplat_rag_ingest(rag, "https://wiki/zebra?x=\"1\"", text,
-                                     strlen(text), "{\"a\":[1],\"b\":2}",
-                                     &chunks, &o),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_rag_ingest(rag, "https://wiki/zebra?x=\"1\"", text, strlen(text),
+                        "{\"a\":[1],\"b\":2}", &chunks, &o),
+      AIPLAT_OK);
   ck_assert_int_eq(o, AIPLAT_RAG_INGEST_UNCHANGED);
   /* Other metadata: other ids, the source is replaced. */
   ck_assert_int_eq(aiplat_rag_ingest(rag, "https://wiki/zebra?x=\"1\"", text,
@@ -331,15 +333,17 @@ START_TEST(context_within_budget) {
   }
   /* Multibyte text under a tight budget stays valid UTF-8. */
   const char *uni =
-      "\xc3\x9c" "bersicht: Sicherungen laufen n\xc3\xa4" "chtlich \xe2\x80\x94 "
+      "\xc3\x9c"
+      "bersicht: Sicherungen laufen n\xc3\xa4"
+      "chtlich \xe2\x80\x94 "
       "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e \xf0\x9f\x98\x80 backups backups "
       "backups nightly snapshot \xc3\xa9t\xc3\xa9 \xc3\xa0 \xc3\xa9t\xc3\xa9";
   ck_assert_int_eq(
       aiplat_rag_ingest(rag, "\xc3\xbc.md", uni, strlen(uni), NULL, NULL, NULL),
       AIPLAT_OK);
   aiplat_rag_results *r = NULL;
-  ck_assert_int_eq(aiplat_rag_query_filtered(rag, "backups nightly snapshot",
-                                             1, "\xc3\xbc.md", &r),
+  ck_assert_int_eq(aiplat_rag_query_filtered(rag, "backups nightly snapshot", 1,
+                                             "\xc3\xbc.md", &r),
                    AIPLAT_OK);
   ck_assert_uint_eq(aiplat_rag_results_count(r), 1);
   for (size_t budget = 20; budget < 140; budget++) {
@@ -443,8 +447,8 @@ START_TEST(rerank_on_and_off) {
 END_TEST
 
 START_TEST(milvus_end_to_end) {
-  th_http(th_server_port(M), "POST", "/fake/control", "{\"reset\":true}",
-          NULL, 5000);
+  th_http(th_server_port(M), "POST", "/fake/control", "{\"reset\":true}", NULL,
+          5000);
   aiplat_rag *rag = make(B, false, true);
   ck_assert_str_eq(aiplat_rag_store_backend(rag), "milvus");
   uint64_t none = 7;
@@ -465,9 +469,9 @@ START_TEST(milvus_end_to_end) {
   aiplat_rag_results *r = ask(rag, QA[0].q);
   ck_assert_ptr_nonnull(strstr(aiplat_rag_results_text(r, 0), "six hours"));
   aiplat_rag_results_destroy(r);
-  ck_assert_int_eq(aiplat_rag_ingest_file(rag, doc_path("backups.md"), NULL,
-                                          NULL, &o),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_rag_ingest_file(rag, doc_path("backups.md"), NULL, NULL, &o),
+      AIPLAT_OK);
   ck_assert_int_eq(o, AIPLAT_RAG_INGEST_REPLACED);
   ck_assert_uint_eq(count(rag), n);
   aiplat_rag_destroy(rag);
@@ -480,13 +484,14 @@ START_TEST(milvus_end_to_end) {
           "{\"token\":\"root:Milvus\"}", NULL, 5000);
   rag = make(B, false, true);
   ck_assert_int_eq(aiplat_rag_query(rag, QA[0].q, &r), AIPLAT_ERR_AUTH);
-  ck_assert_ptr_nonnull(strstr(err_of(rag), "rag: searching the store: milvus:"));
-  ck_assert_int_eq(aiplat_rag_ingest_file(rag, doc_path("backups.md"), NULL,
-                                          NULL, NULL),
-                   AIPLAT_ERR_AUTH);
+  ck_assert_ptr_nonnull(
+      strstr(err_of(rag), "rag: searching the store: milvus:"));
+  ck_assert_int_eq(
+      aiplat_rag_ingest_file(rag, doc_path("backups.md"), NULL, NULL, NULL),
+      AIPLAT_ERR_AUTH);
   aiplat_rag_destroy(rag);
-  th_http(th_server_port(M), "POST", "/fake/control", "{\"reset\":true}",
-          NULL, 5000);
+  th_http(th_server_port(M), "POST", "/fake/control", "{\"reset\":true}", NULL,
+          5000);
 }
 END_TEST
 
@@ -503,19 +508,22 @@ START_TEST(failures_name_the_part) {
   ck_assert_ptr_nonnull(strstr(err_of(rag), "dimension mismatch"));
   ck_assert_ptr_nonnull(strstr(errbuf, "384"));
   const char *t = "A document with other vectors.";
-  ck_assert_int_eq(aiplat_rag_ingest(rag, "x.md", t, strlen(t), NULL, NULL, NULL),
-                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(
+      aiplat_rag_ingest(rag, "x.md", t, strlen(t), NULL, NULL, NULL),
+      AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_ptr_nonnull(strstr(err_of(rag), "rag: preparing the store: "));
   aiplat_rag_destroy(rag);
 
   /* The embeddings server does not answer. */
   aiplat_config *cfg = config(B, false, false);
-  ck_assert_int_eq(aiplat_config_set(cfg, "EMBEDDINGS_URL", "http://127.0.0.1:1"),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_config_set(cfg, "EMBEDDINGS_URL", "http://127.0.0.1:1"),
+      AIPLAT_OK);
   ck_assert_int_eq(aiplat_rag_create(&rag, cfg), AIPLAT_OK);
   aiplat_config_destroy(cfg);
   ck_assert_int_eq(aiplat_rag_query(rag, QA[0].q, &r), AIPLAT_ERR_CONNECTION);
-  ck_assert_ptr_nonnull(strstr(err_of(rag), "rag: embedding the question: embeddings:"));
+  ck_assert_ptr_nonnull(
+      strstr(err_of(rag), "rag: embedding the question: embeddings:"));
   uint64_t before = 0;
   ck_assert_int_eq(aiplat_rag_count(rag, &before), AIPLAT_OK);
   /* A changed document whose embedding fails keeps its old passages. */
@@ -530,9 +538,9 @@ START_TEST(failures_name_the_part) {
   ck_assert_uint_eq(after, before);
   /* Unchanged ones need no embeddings at all. */
   aiplat_rag_ingest_outcome o = 0;
-  ck_assert_int_eq(aiplat_rag_ingest_file(rag, doc_path("messaging.md"), NULL,
-                                          NULL, &o),
-                   AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_rag_ingest_file(rag, doc_path("messaging.md"), NULL, NULL, &o),
+      AIPLAT_OK);
   ck_assert_int_eq(o, AIPLAT_RAG_INGEST_UNCHANGED);
   aiplat_rag_destroy(rag);
 }
@@ -555,7 +563,8 @@ START_TEST(readers_and_the_writer) {
   /* One writer at a time: a second one is told. */
   ck_assert_int_eq(aiplat_rag_delete_source(reader, "README.md"),
                    AIPLAT_ERR_UNAVAILABLE);
-  ck_assert_ptr_nonnull(strstr(err_of(reader), "opening the store for writing"));
+  ck_assert_ptr_nonnull(
+      strstr(err_of(reader), "opening the store for writing"));
   ck_assert_int_eq(aiplat_rag_delete_source(writer, "README.md"), AIPLAT_OK);
   ck_assert_uint_lt(count(reader), n);
   aiplat_rag_destroy(writer);

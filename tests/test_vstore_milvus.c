@@ -32,8 +32,8 @@ static void fake_down(void) {
 
 static void ctl(const char *json) {
   char *body = NULL;
-  int st = th_http(th_server_port(F), "POST", "/fake/control", json, &body,
-                   10000);
+  int st =
+      th_http(th_server_port(F), "POST", "/fake/control", json, &body, 10000);
   ck_assert_msg(st == 200, "control %s: %d %s", json, st, body ? body : "");
   free(body);
 }
@@ -52,9 +52,8 @@ static json_t *api(const char *path, const char *json) {
 
 static void api_ok(const char *path, const char *json) {
   json_t *j = api(path, json);
-  ck_assert_msg(json_integer_value(json_object_get(j, "code")) == 0,
-                "%s: %s", path,
-                json_string_value(json_object_get(j, "message")));
+  ck_assert_msg(json_integer_value(json_object_get(j, "code")) == 0, "%s: %s",
+                path, json_string_value(json_object_get(j, "message")));
   json_decref(j);
 }
 
@@ -79,7 +78,9 @@ static long requests(const char *path) {
   return n;
 }
 
-static void reset(void) { ctl("{\"reset\":true}"); }
+static void reset(void) {
+  ctl("{\"reset\":true}");
+}
 
 static aiplat_config *config(void) {
   aiplat_config *cfg;
@@ -95,8 +96,7 @@ static aiplat_config *config(void) {
                    AIPLAT_OK);
   ck_assert_int_eq(aiplat_config_set(cfg, "HTTP_RETRY_MAX_WAIT", "20ms"),
                    AIPLAT_OK);
-  ck_assert_int_eq(aiplat_config_set(cfg, "HTTP_MAX_RETRIES", "2"),
-                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "HTTP_MAX_RETRIES", "2"), AIPLAT_OK);
   ck_assert_int_eq(aiplat_config_set(cfg, "HTTP_TIMEOUT", "10s"), AIPLAT_OK);
   return cfg;
 }
@@ -120,15 +120,15 @@ static const char *err_of(aip_vstore *vs) {
   return errbuf;
 }
 
-#define ASSERT_ERR(vs, call, status, needle)                             \
-  do {                                                                   \
-    aiplat_status st_ = (call);                                          \
-    const char *nd_ = (needle);                                          \
-    ck_assert_msg(st_ == (status), "%s: got %s (%s)", #call,             \
-                  aiplat_status_str(st_), err_of(vs));                   \
-    if (nd_)                                                             \
-      ck_assert_msg(strstr(err_of(vs), nd_) != NULL,                     \
-                    "message \"%s\" lacks \"%s\"", errbuf, nd_);          \
+#define ASSERT_ERR(vs, call, status, needle)                     \
+  do {                                                           \
+    aiplat_status st_ = (call);                                  \
+    const char *nd_ = (needle);                                  \
+    ck_assert_msg(st_ == (status), "%s: got %s (%s)", #call,     \
+                  aiplat_status_str(st_), err_of(vs));           \
+    if (nd_)                                                     \
+      ck_assert_msg(strstr(err_of(vs), nd_) != NULL,             \
+                    "message \"%s\" lacks \"%s\"", errbuf, nd_); \
   } while (0)
 
 /* Deterministic vectors. */
@@ -221,8 +221,7 @@ START_TEST(filter_expressions_escape_everything) {
   ck_assert_int_eq(aip_milvus_filter(NULL, "source", AIP_VMATCH_EXACT,
                                      "a\"b\\c\nd\re\tf\001g\x7fh", &f),
                    AIPLAT_OK);
-  ck_assert_str_eq(f,
-                   "source == \"a\\\"b\\\\c\\nd\\re\\tf\\u0001g\\u007fh\"");
+  ck_assert_str_eq(f, "source == \"a\\\"b\\\\c\\nd\\re\\tf\\u0001g\\u007fh\"");
   free(f);
   /* A would-be injection stays inside the literal. */
   ck_assert_int_eq(aip_milvus_filter(NULL, "source", AIP_VMATCH_EXACT,
@@ -300,9 +299,9 @@ START_TEST(configuration) {
       {"HTTP_TIMEOUT", "0s", "HTTP_TIMEOUT"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    ck_assert_msg(open_with(bad[i].name, bad[i].value, &vs) ==
-                      AIPLAT_ERR_CONFIG,
-                  "%s=%s accepted", bad[i].name, bad[i].value);
+    ck_assert_msg(
+        open_with(bad[i].name, bad[i].value, &vs) == AIPLAT_ERR_CONFIG,
+        "%s=%s accepted", bad[i].name, bad[i].value);
     ck_assert_ptr_null(vs);
     char msg[AIP_ERRMSG_MAX];
     aiplat_error_last(msg, sizeof msg);
@@ -330,8 +329,8 @@ START_TEST(ensure_creates_the_collection) {
   ck_assert_ptr_nonnull(kb);
   ck_assert(json_is_true(json_object_get(kb, "loaded")));
   ck_assert(json_is_false(json_object_get(kb, "dynamic")));
-  ck_assert_str_eq(json_string_value(json_object_get(
-                       json_object_get(kb, "index"), "vector")),
+  ck_assert_str_eq(json_string_value(
+                       json_object_get(json_object_get(kb, "index"), "vector")),
                    "COSINE");
   static const struct {
     const char *name, *type, *param;
@@ -382,8 +381,7 @@ START_TEST(ensure_checks_an_existing_collection) {
   reset();
   aip_vstore *vs = open_default();
   /* The quick form: Int64 id, no text/source/metadata fields. */
-  api_ok("/collections/create",
-         "{\"collectionName\":\"kb\",\"dimension\":8}");
+  api_ok("/collections/create", "{\"collectionName\":\"kb\",\"dimension\":8}");
   ASSERT_ERR(vs, aip_vstore_ensure(vs, DIM, AIP_VMETRIC_COSINE),
              AIPLAT_ERR_INVALID_ARGUMENT, "another schema");
   ck_assert(strstr(errbuf, "\"text\"") || strstr(errbuf, "\"id\""));
@@ -446,8 +444,8 @@ START_TEST(upsert_search_and_replace) {
 
   aip_vhit *h = NULL;
   size_t n = 0;
-  ck_assert_int_eq(
-      aip_vstore_search(vs, &r.vec[3 * DIM], DIM, 1, NULL, &h, &n), AIPLAT_OK);
+  ck_assert_int_eq(aip_vstore_search(vs, &r.vec[3 * DIM], DIM, 1, NULL, &h, &n),
+                   AIPLAT_OK);
   ck_assert_uint_eq(n, 1);
   ck_assert_str_eq(h[0].id, "a0003");
   ck_assert_str_eq(h[0].text, "passage 3 of doc.md");
@@ -455,8 +453,8 @@ START_TEST(upsert_search_and_replace) {
   ck_assert_str_eq(h[0].metadata, "{\"k\":1,\"s\":\"x\"}");
   ck_assert_double_eq_tol(h[0].score, 1.0, 1e-5);
   free(h);
-  ck_assert_int_eq(
-      aip_vstore_search(vs, &r.vec[4 * DIM], DIM, 1, NULL, &h, &n), AIPLAT_OK);
+  ck_assert_int_eq(aip_vstore_search(vs, &r.vec[4 * DIM], DIM, 1, NULL, &h, &n),
+                   AIPLAT_OK);
   ck_assert_str_eq(h[0].metadata, "{}");
   free(h);
 
@@ -464,8 +462,8 @@ START_TEST(upsert_search_and_replace) {
   r.recs[3].text = "replaced passage";
   ck_assert_int_eq(aip_vstore_insert(vs, &r.recs[3], 1, DIM), AIPLAT_OK);
   ck_assert_uint_eq(count_of(vs), 50);
-  ck_assert_int_eq(
-      aip_vstore_search(vs, &r.vec[3 * DIM], DIM, 1, NULL, &h, &n), AIPLAT_OK);
+  ck_assert_int_eq(aip_vstore_search(vs, &r.vec[3 * DIM], DIM, 1, NULL, &h, &n),
+                   AIPLAT_OK);
   ck_assert_str_eq(h[0].text, "replaced passage");
   free(h);
   ck_assert_int_eq(requests("/entities/insert"), 0); /* only upserts */
@@ -493,8 +491,8 @@ START_TEST(batch_failure_reports_progress) {
       "\"slow\",\"delay_ms\":1,\"count\":1}}");
   ctl("{\"fault\":{\"path\":\"/v2/vectordb/entities/upsert\",\"kind\":"
       "\"code\",\"code\":65535,\"message\":\"segment lacks\",\"count\":1}}");
-  ASSERT_ERR(vs, aip_vstore_insert(vs, big.recs, big.n, DIM),
-             AIPLAT_ERR_SERVER, "segment lacks");
+  ASSERT_ERR(vs, aip_vstore_insert(vs, big.recs, big.n, DIM), AIPLAT_ERR_SERVER,
+             "segment lacks");
   ck_assert_msg(strstr(errbuf, "256 of the 600 records were stored"), "%s",
                 errbuf);
   ck_assert(strstr(errbuf, "65535"));
@@ -518,8 +516,7 @@ START_TEST(answer_shapes_of_every_version) {
     snprintf(c, sizeof c, "{\"style\":%s}", styles[i]);
     ctl(c);
     aip_vstore *vs = open_default();
-    ck_assert_int_eq(aip_vstore_ensure(vs, DIM, AIP_VMETRIC_COSINE),
-                     AIPLAT_OK);
+    ck_assert_int_eq(aip_vstore_ensure(vs, DIM, AIP_VMETRIC_COSINE), AIPLAT_OK);
     recset r = make_recs(20, "a", "doc.md");
     ck_assert_int_eq(aip_vstore_insert(vs, r.recs, r.n, DIM), AIPLAT_OK);
     check_ranking(vs, &r, &r.vec[5 * DIM], 4);
@@ -663,8 +660,7 @@ START_TEST(authentication) {
   vs = open_cfg(cfg);
   uint64_t c;
   ASSERT_ERR(vs, aip_vstore_count(vs, &c), AIPLAT_ERR_AUTH, "401");
-  ck_assert_msg(strstr(errbuf, "wrong-pw") == NULL, "token leaked: %s",
-                errbuf);
+  ck_assert_msg(strstr(errbuf, "wrong-pw") == NULL, "token leaked: %s", errbuf);
   aip_vstore_close(vs);
   ck_assert_int_eq(aiplat_config_set(cfg, "MILVUS_TOKEN", "root:Milvus"),
                    AIPLAT_OK);
@@ -672,10 +668,10 @@ START_TEST(authentication) {
   ck_assert_int_eq(aip_vstore_ensure(vs, DIM, AIP_VMETRIC_COSINE), AIPLAT_OK);
   aip_vstore_close(vs);
   json_t *s = fake_state();
-  ck_assert_str_eq(json_string_value(json_object_get(
-                       json_object_get(s, "auth"),
-                       "/v2/vectordb/collections/describe")),
-                   "Bearer root:Milvus");
+  ck_assert_str_eq(
+      json_string_value(json_object_get(json_object_get(s, "auth"),
+                                        "/v2/vectordb/collections/describe")),
+      "Bearer root:Milvus");
   json_decref(s);
   aiplat_config_destroy(cfg);
   /* From a mounted secret: MILVUS_TOKEN_FILE. */
@@ -729,8 +725,7 @@ START_TEST(errors_inside_http_200) {
       {65535, "search", "unexpected error", AIPLAT_ERR_SERVER},
       {2000, "search", "segcore error", AIPLAT_ERR_SERVER},
       {1802, "query", "missing required parameters", AIPLAT_ERR_BAD_REQUEST},
-      {1100, "query",
-       "failed to create query plan: cannot parse expression: x",
+      {1100, "query", "failed to create query plan: cannot parse expression: x",
        AIPLAT_ERR_BAD_REQUEST},
       {1401, "query", "privilege not permitted", AIPLAT_ERR_AUTH},
       {9, "upsert", "quota exceeded[reason=disk quota exceeded]",
@@ -764,15 +759,17 @@ START_TEST(errors_inside_http_200) {
     ck_assert_msg(strstr(errbuf, head), "case %zu: %s", i, errbuf);
   }
   /* Control bytes and a huge message: cleaned and cut. */
-  char big[6000] = "{\"fault\":{\"kind\":\"code\",\"code\":65535,\"message\":"
-                   "\"bad\\u0001\\nthing ";
+  char big[6000] =
+      "{\"fault\":{\"kind\":\"code\",\"code\":65535,\"message\":"
+      "\"bad\\u0001\\nthing ";
   size_t len = strlen(big);
   memset(big + len, 'z', 5000);
   strcpy(big + len + 5000, "\"}}");
   ctl(big);
   ASSERT_ERR(vs, aip_vstore_count(vs, &c), AIPLAT_ERR_SERVER, "bad");
   ck_assert_uint_lt(strlen(errbuf), AIP_ERRMSG_MAX);
-  for (const char *p = errbuf; *p; p++) ck_assert_int_ge((unsigned char)*p, 0x20);
+  for (const char *p = errbuf; *p; p++)
+    ck_assert_int_ge((unsigned char)*p, 0x20);
   free_recs(&r);
   aip_vstore_close(vs);
 }
@@ -794,8 +791,8 @@ START_TEST(real_mismatches_and_missing_things) {
              AIPLAT_ERR_INVALID_ARGUMENT, "vector dimension mismatch");
   /* Dropped: writes say so; reads find nothing. */
   api_ok("/collections/drop", "{\"collectionName\":\"kb\"}");
-  ASSERT_ERR(vs, aip_vstore_insert(vs, r.recs, r.n, DIM),
-             AIPLAT_ERR_NOT_FOUND, "collection not found");
+  ASSERT_ERR(vs, aip_vstore_insert(vs, r.recs, r.n, DIM), AIPLAT_ERR_NOT_FOUND,
+             "collection not found");
   ck_assert_int_eq(aip_vstore_search(vs, r.vec, DIM, 3, NULL, &h, &n),
                    AIPLAT_OK);
   ck_assert_uint_eq(n, 0);
@@ -868,10 +865,8 @@ END_TEST
 START_TEST(transport_failures) {
   reset();
   aiplat_config *cfg = config();
-  ck_assert_int_eq(aiplat_config_set(cfg, "HTTP_TIMEOUT", "400ms"),
-                   AIPLAT_OK);
-  ck_assert_int_eq(aiplat_config_set(cfg, "HTTP_MAX_RETRIES", "0"),
-                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "HTTP_TIMEOUT", "400ms"), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "HTTP_MAX_RETRIES", "0"), AIPLAT_OK);
   aip_vstore *vs = open_cfg(cfg);
   ck_assert_int_eq(aip_vstore_ensure(vs, DIM, AIP_VMETRIC_COSINE), AIPLAT_OK);
   uint64_t c;
@@ -918,7 +913,8 @@ START_TEST(transport_failures) {
 }
 END_TEST
 
-/* ---- threads -------------------------------------------------------------- */
+/* ---- threads --------------------------------------------------------------
+ */
 
 typedef struct worker {
   aip_vstore *vs;
@@ -931,8 +927,8 @@ static void *searcher(void *arg) {
   for (int i = 0; i < 15; i++) {
     aip_vhit *h = NULL;
     size_t n = 0;
-    if (aip_vstore_search(w->vs, &w->r->vec[(size_t)i % w->r->n * DIM], DIM,
-                          3, NULL, &h, &n) != AIPLAT_OK ||
+    if (aip_vstore_search(w->vs, &w->r->vec[(size_t)i % w->r->n * DIM], DIM, 3,
+                          NULL, &h, &n) != AIPLAT_OK ||
         n != 3)
       w->fails++;
     free(h);

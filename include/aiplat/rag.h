@@ -80,10 +80,12 @@ typedef struct aiplat_rag_results aiplat_rag_results;
 
 /** What an ingest did; the numbers are pinned. */
 typedef enum aiplat_rag_ingest_outcome {
-  AIPLAT_RAG_INGEST_NEW = 1,       /**< the source was not stored before */
-  AIPLAT_RAG_INGEST_UNCHANGED = 2, /**< the same passages were stored: nothing written */
-  AIPLAT_RAG_INGEST_REPLACED = 3,  /**< the source's passages were replaced */
-  AIPLAT_RAG_INGEST_EMPTY = 4      /**< no text: the source's passages (if any) were removed */
+  AIPLAT_RAG_INGEST_NEW = 1, /**< the source was not stored before */
+  AIPLAT_RAG_INGEST_UNCHANGED =
+      2, /**< the same passages were stored: nothing written */
+  AIPLAT_RAG_INGEST_REPLACED = 3, /**< the source's passages were replaced */
+  AIPLAT_RAG_INGEST_EMPTY =
+      4 /**< no text: the source's passages (if any) were removed */
 } aiplat_rag_ingest_outcome;
 
 /**
@@ -94,7 +96,8 @@ typedef enum aiplat_rag_ingest_outcome {
  * to a server yet. A bad setting is ::AIPLAT_ERR_CONFIG naming it. Free
  * with aiplat_rag_destroy().
  */
-AIPLAT_API aiplat_status aiplat_rag_create(aiplat_rag **out, aiplat_config *cfg);
+AIPLAT_API aiplat_status aiplat_rag_create(aiplat_rag **out,
+                                           aiplat_config *cfg);
 
 /**
  * Create a handle on clients the caller made: @p embeddings (required) and
@@ -103,7 +106,8 @@ AIPLAT_API aiplat_status aiplat_rag_create(aiplat_rag **out, aiplat_config *cfg)
  * `RAG_*` settings come from @p cfg (NULL: the environment) as in
  * aiplat_rag_create(); `EMBEDDINGS_MODEL` from it enters the passage ids.
  */
-AIPLAT_API aiplat_status aiplat_rag_create_with(aiplat_rag **out, aiplat_config *cfg,
+AIPLAT_API aiplat_status aiplat_rag_create_with(aiplat_rag **out,
+                                                aiplat_config *cfg,
                                                 aiplat_embeddings *embeddings,
                                                 aiplat_reranker *reranker);
 
@@ -172,8 +176,8 @@ AIPLAT_API aiplat_status aiplat_rag_query_filtered(aiplat_rag *rag,
  * success *@p out is a NUL-terminated string ("" when nothing was found),
  * freed with aiplat_free().
  */
-AIPLAT_API aiplat_status aiplat_rag_context(aiplat_rag *rag, const char *question,
-                                            char **out);
+AIPLAT_API aiplat_status aiplat_rag_context(aiplat_rag *rag,
+                                            const char *question, char **out);
 
 /** Destroy a result list. NULL is a no-op. */
 AIPLAT_API void aiplat_rag_results_destroy(aiplat_rag_results *r);
@@ -186,7 +190,8 @@ AIPLAT_API bool aiplat_rag_results_reranked(const aiplat_rag_results *r);
 
 /** Passage @p i's id, or NULL when @p i >= count. Borrowed: valid until
  * the list is destroyed (as are text, source and metadata). */
-AIPLAT_API const char *aiplat_rag_results_id(const aiplat_rag_results *r, size_t i);
+AIPLAT_API const char *aiplat_rag_results_id(const aiplat_rag_results *r,
+                                             size_t i);
 
 /** Passage @p i's text, or NULL when @p i >= count. */
 AIPLAT_API const char *aiplat_rag_results_text(const aiplat_rag_results *r,
@@ -201,7 +206,8 @@ AIPLAT_API const char *aiplat_rag_results_metadata(const aiplat_rag_results *r,
                                                    size_t i);
 
 /** Passage @p i's score (see the file comment); 0 when out of range. */
-AIPLAT_API double aiplat_rag_results_score(const aiplat_rag_results *r, size_t i);
+AIPLAT_API double aiplat_rag_results_score(const aiplat_rag_results *r,
+                                           size_t i);
 
 /** Passage @p i's cosine similarity to the question; 0 when out of range. */
 AIPLAT_API double aiplat_rag_results_vector_score(const aiplat_rag_results *r,
@@ -213,7 +219,8 @@ AIPLAT_API double aiplat_rag_results_vector_score(const aiplat_rag_results *r,
  * string ("" for no results), freed with aiplat_free().
  */
 AIPLAT_API aiplat_status aiplat_rag_results_context(const aiplat_rag_results *r,
-                                                    size_t max_chars, char **out);
+                                                    size_t max_chars,
+                                                    char **out);
 
 /**
  * Ingest one document: @p len bytes of UTF-8 @p text (no NUL bytes; at
@@ -231,6 +238,7 @@ AIPLAT_API aiplat_status aiplat_rag_ingest(aiplat_rag *rag, const char *source,
                                            size_t *chunks,
                                            aiplat_rag_ingest_outcome *outcome);
 
+/* clang-format off */
 /**
  * Ingest a text or markdown file (UTF-8, at most 64 MiB) under @p source
  * (NULL: the file's name without its directories). A markdown title line
@@ -238,9 +246,10 @@ AIPLAT_API aiplat_status aiplat_rag_ingest(aiplat_rag *rag, const char *source,
  * UTF-8 text (NUL bytes, invalid sequences) is ::AIPLAT_ERR_INVALID_ARGUMENT;
  * a missing one ::AIPLAT_ERR_NOT_FOUND.
  */
-AIPLAT_API aiplat_status aiplat_rag_ingest_file(aiplat_rag *rag, const char *path,
-                                                const char *source, size_t *chunks,
-                                                aiplat_rag_ingest_outcome *outcome);
+AIPLAT_API aiplat_status aiplat_rag_ingest_file(
+    aiplat_rag *rag, const char *path, const char *source, size_t *chunks,
+    aiplat_rag_ingest_outcome *outcome);
+/* clang-format on */
 
 /** Remove every passage of @p source (exact match). Removing a source
  * that is not stored succeeds. */

@@ -96,8 +96,12 @@ int th_http(int port, const char *method, const char *path, const char *body,
   }
   size_t cap = 8192, n = 0;
   char *buf = malloc(cap + 1);
+  if (!buf) {
+    close(fd);
+    return 0;
+  }
   int64_t deadline = now_ms() + timeout_ms;
-  while (buf) {
+  for (;;) {
     int left = (int)(deadline - now_ms());
     struct pollfd p = {.fd = fd, .events = POLLIN};
     if (left <= 0 || poll(&p, 1, left) <= 0) break;
@@ -113,7 +117,6 @@ int th_http(int port, const char *method, const char *path, const char *body,
     n += (size_t)r;
   }
   close(fd);
-  if (!buf) return 0;
   buf[n] = '\0';
   int status = 0;
   if (sscanf(buf, "HTTP/%*d.%*d %d", &status) != 1) status = 0;
@@ -123,7 +126,8 @@ int th_http(int port, const char *method, const char *path, const char *body,
   return status;
 }
 
-/* ---- processes ------------------------------------------------------------ */
+/* ---- processes ------------------------------------------------------------
+ */
 
 th_server *th_server_start(const char *const *argv, const char *port_flag,
                            const char *health_path, int timeout_ms) {
@@ -140,7 +144,7 @@ th_server *th_server_start(const char *const *argv, const char *port_flag,
   snprintf(log_file, sizeof log_file, "%s/log", s->dir);
   const char *args[64];
   size_t n = 0;
-  for (; argv[n] && n < 60; n++) args[n] = argv[n];
+  for (; n < 60 && argv[n]; n++) args[n] = argv[n];
   args[n++] = port_flag;
   args[n++] = port_file;
   args[n] = NULL;
@@ -197,8 +201,7 @@ th_server *th_server_start(const char *const *argv, const char *port_flag,
   }
   snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->port);
   while (health_path && now_ms() < deadline) {
-    if (th_http(s->port, "GET", health_path, NULL, NULL, 2000) == 200)
-      return s;
+    if (th_http(s->port, "GET", health_path, NULL, NULL, 2000) == 200) return s;
     sleep_ms(20);
   }
   if (health_path) {
@@ -253,13 +256,19 @@ th_server *th_milvus_fake_start(void) {
   return th_server_start(argv, "--port-file", "/healthz", 30000);
 }
 
-const char *th_server_url(const th_server *s) { return s->url; }
-int th_server_port(const th_server *s) { return s->port; }
+const char *th_server_url(const th_server *s) {
+  return s->url;
+}
+int th_server_port(const th_server *s) {
+  return s->port;
+}
 const char *th_server_host(const th_server *s) {
   (void)s;
   return "127.0.0.1";
 }
-pid_t th_server_pid(const th_server *s) { return s->pid; }
+pid_t th_server_pid(const th_server *s) {
+  return s->pid;
+}
 
 char *th_server_log(const th_server *s) {
   char path[128];

@@ -127,7 +127,8 @@ static int fail(aiplat_rag *rag, aiplat_status st) {
  */
 
 static void print_json(json_t *j) {
-  char *s = json_dumps(j, JSON_INDENT(2) | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(8));
+  char *s = json_dumps(
+      j, JSON_INDENT(2) | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(8));
   if (s) puts(s);
   free(s);
   json_decref(j);
@@ -180,13 +181,14 @@ static int cmd_query(aiplat_rag *rag, const opts *o, const char *q) {
     for (size_t i = 0; i < n; i++) {
       json_t *md = json_loads(aiplat_rag_results_metadata(r, i), 0, NULL);
       json_array_append_new(
-          list, json_pack("{s:I,s:s,s:f,s:f,s:s,s:s,s:o}", "rank",
-                          (json_int_t)(i + 1), "id", aiplat_rag_results_id(r, i),
-                          "score", aiplat_rag_results_score(r, i),
-                          "vector_score", aiplat_rag_results_vector_score(r, i),
-                          "source", aiplat_rag_results_source(r, i), "text",
-                          aiplat_rag_results_text(r, i), "metadata",
-                          md ? md : json_object()));
+          list,
+          json_pack("{s:I,s:s,s:f,s:f,s:s,s:s,s:o}", "rank",
+                    (json_int_t)(i + 1), "id", aiplat_rag_results_id(r, i),
+                    "score", aiplat_rag_results_score(r, i), "vector_score",
+                    aiplat_rag_results_vector_score(r, i), "source",
+                    aiplat_rag_results_source(r, i), "text",
+                    aiplat_rag_results_text(r, i), "metadata",
+                    md ? md : json_object()));
     }
     print_json(json_pack("{s:s,s:s,s:b,s:o}", "question", q, "store",
                          aiplat_rag_store_backend(rag), "reranked",
@@ -213,8 +215,8 @@ static int cmd_context(aiplat_rag *rag, aiplat_config *cfg, const opts *o,
     if ((st = aiplat_rag_context(rag, q, &ctx))) return fail(rag, st);
   } else {
     int64_t budget = (int64_t)o->context_chars;
-    if (!budget && (st = aiplat_config_get_int(cfg, "RAG_CONTEXT_CHARS", 16,
-                                               16777216, &budget))) {
+    if (!budget && aiplat_config_get_int(cfg, "RAG_CONTEXT_CHARS", 16, 16777216,
+                                         &budget) != AIPLAT_OK) {
       char msg[512];
       aiplat_config_last_error(cfg, msg, sizeof msg);
       fprintf(stderr, "aiplat-rag: %s\n", msg);
@@ -246,8 +248,7 @@ static int cmd_count(aiplat_rag *rag, const opts *o) {
   return 0;
 }
 
-static int cmd_delete(aiplat_rag *rag, const opts *o, char **sources,
-                      int n) {
+static int cmd_delete(aiplat_rag *rag, const opts *o, char **sources, int n) {
   for (int i = 0; i < n; i++) {
     aiplat_status st = aiplat_rag_delete_source(rag, sources[i]);
     if (st) return fail(rag, st);
@@ -293,9 +294,8 @@ static bool is_text_name(const char *name) {
 static void note(tally *t, const opts *o, const char *path, const char *what,
                  const char *why) {
   if (o->json)
-    json_array_append_new(t->items,
-                          json_pack("{s:s,s:s,s:s}", "path", path, "result",
-                                    what, "reason", why));
+    json_array_append_new(t->items, json_pack("{s:s,s:s,s:s}", "path", path,
+                                              "result", what, "reason", why));
   else
     fprintf(stderr, "aiplat-rag: %s: %s: %s\n", path, what, why);
 }
@@ -324,9 +324,9 @@ static bool ingest_one(aiplat_rag *rag, const opts *o, tally *t,
   t->by_outcome[oc]++;
   if (o->json)
     json_array_append_new(
-        t->items, json_pack("{s:s,s:s,s:s,s:I}", "path", path, "source",
-                            source, "result", outcome_word(oc), "passages",
-                            (json_int_t)chunks));
+        t->items,
+        json_pack("{s:s,s:s,s:s,s:I}", "path", path, "source", source, "result",
+                  outcome_word(oc), "passages", (json_int_t)chunks));
   else if (!o->quiet)
     printf("%s: %zu passage%s (%s)\n", source, chunks, chunks == 1 ? "" : "s",
            outcome_word(oc));
@@ -367,7 +367,7 @@ static bool walk(aiplat_rag *rag, const opts *o, tally *t, const char *dir,
     n++;
   }
   closedir(d);
-  qsort(names, n, sizeof *names, cmp_names);
+  if (n) qsort(names, n, sizeof *names, cmp_names);
   bool go = true;
   for (size_t i = 0; i < n; i++) {
     char *path = NULL;
@@ -417,7 +417,9 @@ static int cmd_ingest(aiplat_rag *rag, const opts *o, char **paths, int n) {
     } else {
       const char *base = strrchr(paths[i], '/');
       go = ingest_one(rag, o, &t, paths[i],
-                      o->source ? o->source : base ? base + 1 : paths[i]);
+                      o->source ? o->source
+                      : base    ? base + 1
+                                : paths[i]);
     }
   }
   if (o->json) {
@@ -427,15 +429,15 @@ static int cmd_ingest(aiplat_rag *rag, const opts *o, char **paths, int n) {
         (json_int_t)t.by_outcome[AIPLAT_RAG_INGEST_NEW], "replaced",
         (json_int_t)t.by_outcome[AIPLAT_RAG_INGEST_REPLACED], "unchanged",
         (json_int_t)t.by_outcome[AIPLAT_RAG_INGEST_UNCHANGED], "skipped",
-        (json_int_t)t.skipped, "failed", (json_int_t)t.failed, "complete",
-        go));
+        (json_int_t)t.skipped, "failed", (json_int_t)t.failed, "complete", go));
   } else {
-    printf("%zu file%s, %zu passages: %zu new, %zu replaced, %zu unchanged; "
-           "%zu skipped, %zu failed\n",
-           t.files, t.files == 1 ? "" : "s", t.passages,
-           t.by_outcome[AIPLAT_RAG_INGEST_NEW],
-           t.by_outcome[AIPLAT_RAG_INGEST_REPLACED],
-           t.by_outcome[AIPLAT_RAG_INGEST_UNCHANGED], t.skipped, t.failed);
+    printf(
+        "%zu file%s, %zu passages: %zu new, %zu replaced, %zu unchanged; "
+        "%zu skipped, %zu failed\n",
+        t.files, t.files == 1 ? "" : "s", t.passages,
+        t.by_outcome[AIPLAT_RAG_INGEST_NEW],
+        t.by_outcome[AIPLAT_RAG_INGEST_REPLACED],
+        t.by_outcome[AIPLAT_RAG_INGEST_UNCHANGED], t.skipped, t.failed);
   }
   return t.status;
 }
@@ -493,9 +495,10 @@ int main(int argc, char **argv) {
         break;
       case OPT_CONTEXT:
         if (!parse_size(optarg, &o.context_chars) || o.context_chars == 0)
-          return usage_error("--context-chars: \"%s\" is not a positive "
-                             "number",
-                             optarg);
+          return usage_error(
+              "--context-chars: \"%s\" is not a positive "
+              "number",
+              optarg);
         break;
       case OPT_CHUNK:
         if (!parse_size(optarg, &o.chunk_chars))
@@ -561,7 +564,8 @@ int main(int argc, char **argv) {
        (st = aiplat_rag_set_chunking(rag, o.chunk_chars, o.overlap)))) {
     char msg[512];
     aiplat_rag_last_error(rag, msg, sizeof msg);
-    fprintf(stderr, "aiplat-rag: %s\nTry 'aiplat-rag --help'.\n", msg);
+    fprintf(stderr, "aiplat-rag: %s (%s)\nTry 'aiplat-rag --help'.\n", msg,
+            aiplat_status_str(st));
     aiplat_rag_destroy(rag);
     aiplat_config_destroy(cfg);
     return EXIT_USAGE;
