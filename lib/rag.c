@@ -740,6 +740,22 @@ static aiplat_status delete_exact(aiplat_rag *rag, aip_vstore *vs,
             : AIPLAT_OK;
 }
 
+/* Make sure the store holds @dim-dimensional vectors (once per handle, or
+ * again when @force). */
+static aiplat_status ensure_dim(aiplat_rag *rag, aip_vstore *vs, uint32_t dim,
+                                bool force) {
+  pthread_mutex_lock(&rag->mu);
+  bool done = !force && rag->ensured_dim == dim;
+  pthread_mutex_unlock(&rag->mu);
+  if (done) return AIPLAT_OK;
+  aiplat_status st = aip_vstore_ensure(vs, dim, AIP_VMETRIC_COSINE);
+  if (st) return store_fail(rag, vs, st, "preparing the store");
+  pthread_mutex_lock(&rag->mu);
+  rag->ensured_dim = dim;
+  pthread_mutex_unlock(&rag->mu);
+  return AIPLAT_OK;
+}
+
 /* Embed pieces [from, to) and write them. */
 static aiplat_status write_group(aiplat_rag *rag, aip_vstore *vs,
                                  const char *source, const char *meta, piece *p,
@@ -756,18 +772,7 @@ static aiplat_status write_group(aiplat_rag *rag, aip_vstore *vs,
   for (size_t i = 0; i < n; i++) texts[i] = p[from + i].text;
   if ((st = embed(rag, texts, n, "embedding the passages", &er))) goto out;
   uint32_t dim = (uint32_t)aiplat_embeddings_result_dimension(er);
-  pthread_mutex_lock(&rag->mu);
-  bool ensured = rag->ensured_dim == dim;
-  pthread_mutex_unlock(&rag->mu);
-  if (!ensured) {
-    if ((st = aip_vstore_ensure(vs, dim, AIP_VMETRIC_COSINE))) {
-      st = store_fail(rag, vs, st, "preparing the store");
-      goto out;
-    }
-    pthread_mutex_lock(&rag->mu);
-    rag->ensured_dim = dim;
-    pthread_mutex_unlock(&rag->mu);
-  }
+  if ((st = ensure_dim(rag, vs, dim, false))) goto out;
   /* Old passages go only once the new ones are embedded: an embeddings
    * outage never leaves a source empty. */
   if (delete_first && (st = delete_exact(rag, vs, source))) goto out;
@@ -775,8 +780,17 @@ static aiplat_status write_group(aiplat_rag *rag, aip_vstore *vs,
     recs[i] =
         (aip_vrecord){p[from + i].id, aiplat_embeddings_result_vector(er, i),
                       p[from + i].text, source, meta};
-  if ((st = aip_vstore_insert(vs, recs, n, dim)))
-    st = store_fail(rag, vs, st, "writing the passages");
+  st = aip_vstore_insert(vs, recs, n, dim);
+  if (st == AIPLAT_ERR_NOT_FOUND) {
+    /* The collection went away since it was ensured (dropped in Milvus):
+     * create it again, once. */
+    aip_log_kv(AIPLAT_LOG_WARNING,
+               "the store's collection is gone, creating it", "source", source,
+               (const char *)NULL);
+    if (!(st = ensure_dim(rag, vs, dim, true)))
+      st = aip_vstore_insert(vs, recs, n, dim);
+  }
+  if (st) st = store_fail(rag, vs, st, "writing the passages");
 out:
   aiplat_embeddings_result_destroy(er);
   free(recs);

@@ -474,6 +474,14 @@ START_TEST(milvus_end_to_end) {
       AIPLAT_OK);
   ck_assert_int_eq(o, AIPLAT_RAG_INGEST_REPLACED);
   ck_assert_uint_eq(count(rag), n);
+  /* Dropped behind our back: the next ingest creates it again. */
+  ck_assert_int_eq(
+      th_http(th_server_port(M), "POST", "/v2/vectordb/collections/drop",
+              "{\"collectionName\":\"knowledge_base\"}", NULL, 5000),
+      200);
+  ck_assert_uint_eq(count(rag), 0);
+  ck_assert_uint_eq(ingest_all(rag, AIPLAT_RAG_INGEST_NEW), n);
+  ck_assert_uint_eq(count(rag), n);
   aiplat_rag_destroy(rag);
   /* With the reranker too. */
   rag = make(B, true, true);
