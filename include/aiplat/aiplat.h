@@ -20,5 +20,6 @@
 #include "tts.h"
 #include "service.h"
 #include "pipeline.h"
+#include "rag.h"
 
 #endif /* AIPLAT_AIPLAT_H */
