@@ -19,5 +19,6 @@
 #include "stt.h"
 #include "tts.h"
 #include "service.h"
+#include "chat.h"
 
 #endif /* AIPLAT_AIPLAT_H */
