@@ -622,11 +622,13 @@ AIPLAT_API aiplat_status aiplat_health_start(aiplat_health *h) {
   block_signals(&old);
   h->daemon = MHD_start_daemon(
       flags, (uint16_t)h->port_cfg, NULL, NULL, on_request, h,
+      /* the logger first, or libmicrohttpd complains on stderr */
+      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
       MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&h->addr,
       MHD_OPTION_CONNECTION_LIMIT, HEALTH_CONNECTION_LIMIT,
       MHD_OPTION_CONNECTION_TIMEOUT, HEALTH_CONNECTION_TIMEOUT_S,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, HEALTH_CONNECTION_MEMORY,
-      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_END);
+      MHD_OPTION_END);
   restore_signals(&old);
   if (!h->daemon) {
     int e = probe_bind(h);

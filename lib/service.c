@@ -1,8 +1,10 @@
 /* The service framework; see include/aiplat/service.h and
  * docs/decisions/0014-service-framework.md.
  *
- * Messages arrive on owned subscriptions (the bus's delivery threads only
- * queue them) and are handled on a fixed pool of workers. Each request runs
+ * Each endpoint has WORKERS subscriptions in one queue group, so the server
+ * spreads its messages over them and each subscription's delivery thread is
+ * one worker: a request is handled on the thread that received it, with no
+ * hand-off (docs/decisions/0014). Each request runs
  * decode -> handler -> reply or error reply -> (JetStream) ack / nak / term,
  * with metrics, micro statistics, trace context and log context around it. */
 #include "config.h"
@@ -21,9 +23,7 @@
 #include "metrics.h"
 #include "micro.h"
 #include "trace.h"
-#include "workq.h"
 
-#define QUEUE_PER_WORKER 64
 #define LAST_ERROR_MAX 256
 #define MICRO_VERBS 3
 #define NAK_BASE_MS 1000
@@ -37,7 +37,8 @@ typedef struct endpoint {
   aiplat_msg_type request_type, reply_type;
   aiplat_handler_fn fn;
   void *ud;
-  aiplat_bus_sub *sub;
+  aiplat_bus_sub **subs; /* svc->workers of them */
+  unsigned n_subs;
   aip_endpoint_metrics metrics;
   /* micro protocol statistics */
   pthread_mutex_t mu;
@@ -58,7 +59,6 @@ struct aiplat_service {
   size_t n_eps;
   aiplat_bus *bus;
   aiplat_health *health;
-  aip_workq *wq;
   aiplat_bus_sub *micro_subs[MICRO_VERBS * 3];
   size_t n_micro;
   struct micro_closures *micro; /* {svc, verb} per verb, for on_micro */
@@ -81,12 +81,6 @@ struct aiplat_request {
   bool answered;          /* a reply or an error reply went out */
   aiplat_status failed;   /* the failure recorded, or AIPLAT_OK */
 };
-
-typedef struct job {
-  endpoint *ep;
-  aiplat_bus_msg *msg;
-  int64_t received_ns;
-} job;
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -204,7 +198,8 @@ AIPLAT_API aiplat_status aiplat_service_create(aiplat_service **out,
 
 static void endpoint_free(endpoint *ep) {
   if (!ep) return;
-  aiplat_bus_sub_destroy(ep->sub);
+  for (unsigned i = 0; i < ep->n_subs; i++) aiplat_bus_sub_destroy(ep->subs[i]);
+  free(ep->subs);
   pthread_mutex_destroy(&ep->mu);
   free(ep->name);
   free(ep->subject);
@@ -222,7 +217,6 @@ AIPLAT_API void aiplat_service_destroy(aiplat_service *svc) {
   for (size_t i = 0; i < svc->n_micro; i++) aiplat_bus_sub_destroy(svc->micro_subs[i]);
   for (size_t i = 0; i < svc->n_eps; i++) endpoint_free(svc->eps[i]);
   free(svc->eps);
-  aip_workq_destroy(svc->wq);
   free(svc->micro);
   aiplat_bus_destroy(svc->bus);
   aiplat_health_destroy(svc->health);
@@ -583,11 +577,26 @@ static void set_request_id(aiplat_request *req) {
   }
 }
 
-static void handle(endpoint *ep, aiplat_bus_msg *msg, int64_t received_ns) {
-  aiplat_service *svc = ep->svc;
+/* The request's deadline: REQUEST_TIMEOUT from now, or sooner when the
+ * caller said when it stops waiting (`Aiplat-Deadline`: Unix time in ms). */
+static int64_t deadline_of(aiplat_request *req, int64_t now_ns) {
+  int64_t d = now_ns + req->ep->svc->request_timeout_ms * 1000000;
+  const char *h = aiplat_request_header(req, "Aiplat-Deadline");
+  if (h) {
+    char *end;
+    long long wall = strtoll(h, &end, 10);
+    if (end != h && *end == '\0' && wall > 0) {
+      int64_t caller = now_ns + (wall - aip_wall_ms()) * 1000000;
+      if (caller < d) d = caller;
+    }
+  }
+  return d;
+}
+
+static void handle(endpoint *ep, aiplat_bus_msg *msg) {
   int64_t t0 = aip_now_ns();
   aiplat_request req = {.ep = ep, .msg = msg};
-  req.deadline_ns = received_ns + svc->request_timeout_ms * 1000000;
+  req.deadline_ns = deadline_of(&req, t0);
   aip_trace_continue(aiplat_request_header(&req, "traceparent"), &req.trace);
   aip_trace_format(&req.trace, req.traceparent, sizeof req.traceparent);
   aip_endpoint_begin(&ep->metrics);
@@ -605,7 +614,7 @@ static void handle(endpoint *ep, aiplat_bus_msg *msg, int64_t received_ns) {
     aiplat_request_fail(&req, st, why);
   } else if (aip_now_ns() >= req.deadline_ns) {
     aiplat_request_fail(&req, AIPLAT_ERR_TIMEOUT,
-                        "the request waited past its deadline before a worker was free");
+                        "the caller's deadline passed before a worker was free");
   } else {
     aiplat_error_clear();
     st = ep->fn(&req, ep->ud);
@@ -632,43 +641,9 @@ static void handle(endpoint *ep, aiplat_bus_msg *msg, int64_t received_ns) {
   free(req.request_id);
 }
 
-static void run_job(void *arg, bool cancelled) {
-  job *j = arg;
-  if (cancelled) {
-    /* Never started (shutdown past its grace): tell the caller, or let
-     * JetStream deliver it again soon. */
-    aiplat_request req = {.ep = j->ep, .msg = j->msg};
-    aip_trace_continue(NULL, &req.trace);
-    aip_trace_format(&req.trace, req.traceparent, sizeof req.traceparent);
-    if (j->ep->js)
-      aiplat_bus_msg_nak(j->msg);
-    else
-      aiplat_request_fail(&req, AIPLAT_ERR_UNAVAILABLE, "the service is shutting down");
-  } else {
-    handle(j->ep, j->msg, j->received_ns);
-  }
-  aiplat_bus_msg_destroy(j->msg);
-  free(j);
-}
-
-/* Delivery callback (owned messages): queue for a worker, fast. */
+/* Delivery callback: the subscription's thread is the worker. */
 static void on_message(aiplat_bus_msg *msg, void *closure) {
-  endpoint *ep = closure;
-  job *j = malloc(sizeof *j);
-  if (j) {
-    *j = (job){ep, msg, aip_now_ns()};
-    if (aip_workq_submit(ep->svc->wq, run_job, j)) return;
-    free(j);
-  }
-  aiplat_request req = {.ep = ep, .msg = msg};
-  aip_trace_continue(aiplat_request_header(&req, "traceparent"), &req.trace);
-  aip_trace_format(&req.trace, req.traceparent, sizeof req.traceparent);
-  if (ep->js)
-    aiplat_bus_msg_nak_with_delay(msg, NAK_BASE_MS);
-  else
-    aiplat_request_fail(&req, AIPLAT_ERR_UNAVAILABLE,
-                        "the service is overloaded or shutting down; retry later");
-  aiplat_bus_msg_destroy(msg);
+  handle(closure, msg);
 }
 
 /* ---- micro protocol ------------------------------------------------------ */
@@ -780,25 +755,31 @@ AIPLAT_API aiplat_status aiplat_service_start(aiplat_service *svc) {
   if (st == AIPLAT_OK) st = aiplat_bus_set_event_callback(svc->bus, on_bus_event, svc);
   if (st == AIPLAT_OK) st = aiplat_bus_connect(svc->bus);
   if (st != AIPLAT_OK) goto fail;
-  svc->wq = aip_workq_create(svc->workers, (size_t)svc->workers * QUEUE_PER_WORKER);
-  if (!svc->wq) {
-    st = aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "service: cannot start %u workers", svc->workers);
-    goto fail;
-  }
   for (size_t i = 0; i < svc->n_eps && st == AIPLAT_OK; i++) {
     endpoint *ep = svc->eps[i];
     st = aip_metrics_endpoint(aiplat_health_metrics(svc->health), ep->name, &ep->metrics);
     if (st != AIPLAT_OK) break;
+    ep->subs = calloc(svc->workers, sizeof *ep->subs);
+    if (!ep->subs) {
+      st = aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "service: out of memory");
+      break;
+    }
     if (ep->js) {
       const char *subjects[] = {ep->subject};
       st = aiplat_bus_stream_ensure(svc->bus, ep->stream, subjects, 1, 0,
                                     AIPLAT_BUS_RETENTION_WORK_QUEUE);
-      if (st == AIPLAT_OK)
-        st = aip_bus_js_subscribe_owned(svc->bus, ep->stream, ep->durable, ep->subject,
-                                        svc->request_timeout_ms, JS_MAX_DELIVER,
-                                        (int)svc->workers, on_message, ep, &ep->sub);
-    } else {
-      st = aip_bus_subscribe_owned(svc->bus, ep->subject, ep->queue, on_message, ep, &ep->sub);
+    }
+    /* One subscription per worker: the server spreads the queue group's
+     * messages (JetStream: the durable's) over them. */
+    for (unsigned w = 0; w < svc->workers && st == AIPLAT_OK; w++) {
+      if (ep->js)
+        st = aiplat_bus_js_subscribe(svc->bus, ep->stream, ep->durable, ep->subject,
+                                     svc->request_timeout_ms, JS_MAX_DELIVER, 1, on_message, ep,
+                                     &ep->subs[w]);
+      else
+        st = aiplat_bus_subscribe(svc->bus, ep->subject, ep->queue, on_message, ep,
+                                  &ep->subs[w]);
+      if (st == AIPLAT_OK) ep->n_subs++;
     }
   }
   if (st != AIPLAT_OK) goto fail;
@@ -824,6 +805,43 @@ fail:
   return aip_fail(&svc->err, st, "%s", why);
 }
 
+typedef struct drainer {
+  pthread_t thread;
+  aiplat_bus_sub *sub;
+  int64_t timeout_ms;
+  aiplat_status st;
+} drainer;
+
+static void *drain_one(void *arg) {
+  drainer *d = arg;
+  d->st = aiplat_bus_sub_drain(d->sub, d->timeout_ms > 0 ? d->timeout_ms : 1);
+  return NULL;
+}
+
+/* Drain every endpoint subscription at once (each waits for its running
+ * handler), so that none keeps taking messages while another finishes. */
+static bool drain_all(aiplat_service *svc, int64_t deadline_ms) {
+  size_t n = 0;
+  for (size_t i = 0; i < svc->n_eps; i++) n += svc->eps[i]->n_subs;
+  drainer *d = calloc(n ? n : 1, sizeof *d);
+  if (!d) return false;
+  size_t k = 0;
+  int64_t left = deadline_ms - aip_now_ms();
+  for (size_t i = 0; i < svc->n_eps; i++)
+    for (unsigned w = 0; w < svc->eps[i]->n_subs; w++, k++) {
+      d[k].sub = svc->eps[i]->subs[w];
+      d[k].timeout_ms = left;
+      if (pthread_create(&d[k].thread, NULL, drain_one, &d[k]) != 0) drain_one(&d[k]), d[k].sub = NULL;
+    }
+  bool finished = true;
+  for (k = 0; k < n; k++) {
+    if (d[k].sub) pthread_join(d[k].thread, NULL);
+    if (d[k].st != AIPLAT_OK) finished = false;
+  }
+  free(d);
+  return finished;
+}
+
 /* Graceful shutdown: not ready, stop taking messages, let the queued and
  * running requests finish within the grace period, drain the connection. */
 static void shutdown_service(aiplat_service *svc) {
@@ -831,15 +849,7 @@ static void shutdown_service(aiplat_service *svc) {
   aiplat_health_set_ready(svc->health, false, "shutting down");
   aip_log_kv(AIPLAT_LOG_INFO, "service stopping", NULL);
   int64_t deadline = aip_now_ms() + svc->grace_ms;
-  for (size_t i = 0; i < svc->n_eps; i++)
-    if (svc->eps[i]->sub) aiplat_bus_sub_drain(svc->eps[i]->sub, svc->grace_ms > 0 ? svc->grace_ms : 1);
-  bool finished = true;
-  if (svc->wq) {
-    int64_t left = deadline - aip_now_ms();
-    finished = aip_workq_drain(svc->wq, left > 0 ? left : 0);
-    aip_workq_destroy(svc->wq); /* cancels what never started */
-    svc->wq = NULL;
-  }
+  bool finished = drain_all(svc, deadline);
   for (size_t i = 0; i < svc->n_micro; i++) aiplat_bus_sub_destroy(svc->micro_subs[i]);
   svc->n_micro = 0;
   if (aiplat_bus_is_connected(svc->bus) && aiplat_bus_drain(svc->bus, 5000) != AIPLAT_OK)

@@ -3,6 +3,7 @@
 
 #include "trace.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -10,21 +11,62 @@
 
 #include "internal.h"
 
-void aip_random_bytes(void *buf, size_t n) {
-  uint8_t *p = buf;
+/* Ids need to be unique, not secret: a per-thread xoshiro256** generator
+ * seeded once from getrandom() avoids a system call per request. */
+static _Thread_local uint64_t rng[4];
+static _Thread_local bool rng_seeded;
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t rng_next(void) {
+  uint64_t result = rotl(rng[1] * 5, 7) * 9, t = rng[1] << 17;
+  rng[2] ^= rng[0];
+  rng[3] ^= rng[1];
+  rng[1] ^= rng[2];
+  rng[0] ^= rng[3];
+  rng[2] ^= t;
+  rng[3] = rotl(rng[3], 45);
+  return result;
+}
+
+/* A forked child must not repeat its parent's sequence. */
+static void rng_forget(void) { rng_seeded = false; }
+static void rng_atfork(void) { pthread_atfork(NULL, NULL, rng_forget); }
+static pthread_once_t rng_once = PTHREAD_ONCE_INIT;
+
+static void rng_seed(void) {
+  pthread_once(&rng_once, rng_atfork);
+  uint8_t *p = (uint8_t *)rng;
+  size_t n = sizeof rng;
   while (n > 0) {
     ssize_t got = getrandom(p, n, GRND_NONBLOCK);
     if (got <= 0) break;
     p += got;
     n -= (size_t)got;
   }
-  if (n > 0) { /* no entropy yet (early boot): not secret, only unique */
-    static _Thread_local uint64_t x;
-    if (!x) x = (uint64_t)aip_now_ns() ^ (uint64_t)(uintptr_t)&x;
-    while (n--) {
-      x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-      *p++ = (uint8_t)x;
+  if (n > 0) { /* no entropy yet (early boot): time and address */
+    uint64_t x = (uint64_t)aip_now_ns() ^ (uint64_t)(uintptr_t)&rng;
+    for (int i = 0; i < 4; i++) {
+      x += 0x9e3779b97f4a7c15ULL; /* splitmix64 */
+      uint64_t z = x;
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+      rng[i] ^= z ^ (z >> 31);
     }
+  }
+  if (!(rng[0] | rng[1] | rng[2] | rng[3])) rng[0] = 1;
+  rng_seeded = true;
+}
+
+void aip_random_bytes(void *buf, size_t n) {
+  if (!rng_seeded) rng_seed();
+  uint8_t *p = buf;
+  while (n > 0) {
+    uint64_t r = rng_next();
+    size_t k = n < 8 ? n : 8;
+    memcpy(p, &r, k);
+    p += k;
+    n -= k;
   }
 }
 

@@ -27,7 +27,8 @@ bool aip_trace_parse(const char *header, aip_trace *out);
 void aip_trace_continue(const char *parent_header, aip_trace *out);
 /* Format as a traceparent value into buf (>= AIP_TRACEPARENT_LEN + 1). */
 void aip_trace_format(const aip_trace *t, char *buf, size_t buflen);
-/* Fill @n bytes with random data (getrandom, with a fallback). */
+/* Fill @n bytes with unpredictable-enough data for ids (a per-thread
+ * generator seeded from getrandom(); not for secrets). */
 void aip_random_bytes(void *buf, size_t n);
 
 #endif

@@ -352,12 +352,22 @@ END_TEST
 
 START_TEST(deadline_passed_in_the_queue) {
   svc_run r;
-  svc_start(&r, 1, 300); /* one worker, 300 ms per request */
+  svc_start(&r, 1, 10000); /* one worker */
   aiplat_bus *bus = client();
   waiter w = {0};
   aiplat_bus_sub *sub = ask_async(bus, "test.inbox.slow", "sleep 700", &w);
   for (int i = 0; i < 100 && atomic_load(&r.calls) == 0; i++) sleep_ms(10);
-  aiplat_msg *rep = ask(bus, "queued", NULL, NULL);
+  /* the caller stops waiting in 300 ms; the only worker is busy for 700 */
+  aiplat_headers *h = NULL;
+  aiplat_headers_create(&h);
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  char deadline[32];
+  snprintf(deadline, sizeof deadline, "%lld",
+           (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 + 300);
+  aiplat_headers_set(h, "Aiplat-Deadline", deadline);
+  aiplat_msg *rep = ask(bus, "queued", h, NULL);
+  aiplat_headers_destroy(h);
   ck_assert_int_eq(error_code(rep, NULL), AIPLAT_ERR_TIMEOUT);
   aiplat_msg_destroy(rep);
   ck_assert_int_eq(atomic_load(&r.calls), 1); /* the handler never ran */

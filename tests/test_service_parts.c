@@ -1,16 +1,12 @@
-/* Internal pieces of the service framework: W3C traceparent and the worker
- * pool. */
-#include <pthread.h>
-#include <stdatomic.h>
+/* Internal pieces of the service framework: W3C traceparent and the NATS
+ * micro protocol bodies. */
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
 #include "harness/testutil.h"
 #include "micro.h"
 #include "trace.h"
-#include "workq.h"
 
 START_TEST(traceparent_parse_valid) {
   aip_trace t;
@@ -59,65 +55,6 @@ START_TEST(traceparent_continue_and_start) {
   ck_assert_str_ne(t.trace_id, u.trace_id); /* fresh random ids */
   aip_trace_format(&t, buf, sizeof buf);
   ck_assert(aip_trace_parse(buf, &u));
-}
-END_TEST
-
-static atomic_int done_jobs, cancelled_jobs, running_now, max_running;
-
-static void count_job(void *arg, bool cancelled) {
-  if (cancelled) {
-    atomic_fetch_add(&cancelled_jobs, 1);
-    return;
-  }
-  int now = atomic_fetch_add(&running_now, 1) + 1;
-  int seen = atomic_load(&max_running);
-  while (now > seen && !atomic_compare_exchange_weak(&max_running, &seen, now)) {}
-  struct timespec ts = {0, (long)(intptr_t)arg * 1000000L};
-  nanosleep(&ts, NULL);
-  atomic_fetch_sub(&running_now, 1);
-  atomic_fetch_add(&done_jobs, 1);
-}
-
-static void reset_counts(void) {
-  done_jobs = cancelled_jobs = running_now = max_running = 0;
-}
-
-START_TEST(workq_runs_every_job_with_bounded_concurrency) {
-  reset_counts();
-  aip_workq *q = aip_workq_create(3, 1000);
-  ck_assert_ptr_nonnull(q);
-  for (int i = 0; i < 300; i++) ck_assert(aip_workq_submit(q, count_job, (void *)(intptr_t)(i % 2)));
-  ck_assert(aip_workq_drain(q, 10000));
-  ck_assert_int_eq(done_jobs, 300);
-  ck_assert_int_le(max_running, 3);
-  ck_assert_int_ge(max_running, 2);
-  ck_assert(!aip_workq_submit(q, count_job, NULL)); /* closed by drain */
-  aip_workq_destroy(q);
-  ck_assert_int_eq(cancelled_jobs, 0);
-}
-END_TEST
-
-START_TEST(workq_full_and_timeout_and_cancel) {
-  reset_counts();
-  aip_workq *q = aip_workq_create(1, 2);
-  ck_assert(aip_workq_submit(q, count_job, (void *)(intptr_t)300)); /* runs */
-  struct timespec ts = {0, 50000000L};
-  nanosleep(&ts, NULL);
-  ck_assert(aip_workq_submit(q, count_job, (void *)(intptr_t)300));
-  ck_assert(aip_workq_submit(q, count_job, (void *)(intptr_t)300));
-  ck_assert(!aip_workq_submit(q, count_job, NULL)); /* capacity 2 */
-  ck_assert_uint_eq(aip_workq_pending(q), 3);
-  ck_assert(!aip_workq_drain(q, 20)); /* cannot finish in 20 ms */
-  aip_workq_destroy(q);               /* waits for the running one */
-  ck_assert_int_eq(done_jobs + cancelled_jobs, 3);
-  ck_assert_int_ge(cancelled_jobs, 1);
-}
-END_TEST
-
-START_TEST(workq_rejects_bad_sizes) {
-  ck_assert_ptr_null(aip_workq_create(0, 10));
-  ck_assert_ptr_null(aip_workq_create(1, 0));
-  aip_workq_destroy(NULL);
 }
 END_TEST
 
@@ -192,7 +129,7 @@ START_TEST(micro_bodies_follow_adr32) {
 END_TEST
 
 Suite *make_suite(void) {
-  Suite *s = suite_create("trace-workq");
+  Suite *s = suite_create("service-parts");
   TCase *tc = tcase_create("trace");
   tcase_add_test(tc, traceparent_parse_valid);
   tcase_add_test(tc, traceparent_parse_rejects);
@@ -200,11 +137,5 @@ Suite *make_suite(void) {
   suite_add_tcase(s, tc);
   tcase_add_test(tc, micro_names_and_versions);
   tcase_add_test(tc, micro_bodies_follow_adr32);
-  tc = tcase_create("workq");
-  tcase_set_timeout(tc, 30);
-  tcase_add_test(tc, workq_runs_every_job_with_bounded_concurrency);
-  tcase_add_test(tc, workq_full_and_timeout_and_cancel);
-  tcase_add_test(tc, workq_rejects_bad_sizes);
-  suite_add_tcase(s, tc);
   return s;
 }
