@@ -169,7 +169,9 @@ AIPLAT_API aiplat_status aiplat_chat_handle_request(aiplat_request *req, void *u
   if (!k.bus)
     return aiplat_request_fail(req, AIPLAT_ERR_INTERNAL, "chat: the pipeline has no bus");
   if (aiplat_subject_chat_response(&k.subject, k.request_id) != AIPLAT_OK) {
-    aiplat_error_last(why, sizeof why);
+    char detail[AIP_ERRMSG_MAX - 16];
+    aiplat_error_last(detail, sizeof detail);
+    snprintf(why, sizeof why, "request_id: %s", detail);
     return fail(&k, AIPLAT_ERR_INVALID_ARGUMENT, why);
   }
   aiplat_status st = check_user(&k, in, why, sizeof why);
