@@ -429,16 +429,259 @@ START_TEST(two_instances_share_the_load) {
     expect_ok(r);
     aiplat_msg_destroy(r);
   }
-  ck_assert_uint_eq(instance_counts(bus, after, 4), 2);
+  /* Statistics are counted just after the reply: ask until they settle. */
   int64_t total = 0;
-  for (size_t i = 0; i < 2; i++) {
-    const inst *b = !strcmp(before[0].id, after[i].id) ? &before[0] : &before[1];
-    ck_assert_str_eq(b->id, after[i].id);
-    ck_assert_msg(after[i].n > b->n, "instance %s took none of the 24 requests", b->id);
-    total += after[i].n - b->n;
+  for (int tries = 0; tries < 20 && total != 24; tries++) {
+    ck_assert_uint_eq(instance_counts(bus, after, 4), 2);
+    total = 0;
+    for (size_t i = 0; i < 2; i++) {
+      const inst *b = !strcmp(before[0].id, after[i].id) ? &before[0] : &before[1];
+      ck_assert_str_eq(b->id, after[i].id);
+      total += after[i].n - b->n;
+    }
   }
   ck_assert_int_eq(total, 24);
+  for (size_t i = 0; i < 2; i++) {
+    const inst *b = !strcmp(before[0].id, after[i].id) ? &before[0] : &before[1];
+    ck_assert_msg(after[i].n > b->n, "instance %s took none of the 24 requests", b->id);
+  }
   aiplat_bus_destroy(bus);
+}
+END_TEST
+
+/* ---- voice ------------------------------------------------------------------- */
+
+/* A spoken question: the backend's own speech engine reads it. */
+static uint8_t *speak(const char *text, size_t *len) {
+  char json[512];
+  snprintf(json, sizeof json, "{\"model\":\"tts-1\",\"input\":\"%s\",\"response_format\":\"wav\"}",
+           text);
+  bkc_resp r = bkc_post_json(&B, "/v1/audio/speech", json, NULL);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert(r.len > 44 && memcmp(r.body, "RIFF", 4) == 0);
+  uint8_t *wav = malloc(r.len);
+  memcpy(wav, r.body, r.len);
+  *len = r.len;
+  bkc_resp_free(&r);
+  return wav;
+}
+
+static aiplat_msg *ask_voice(aiplat_bus *bus, const char *subject, const char *user,
+                             const char *rid, const uint8_t *audio, size_t alen,
+                             const char *format) {
+  aiplat_msg *m = NULL;
+  ck_assert_int_eq(aiplat_msg_create(&m, AIPLAT_MSG_VOICE_REQUEST), AIPLAT_OK);
+  if (user) ck_assert_int_eq(aiplat_msg_set_string(m, "user_id", user), AIPLAT_OK);
+  if (rid) ck_assert_int_eq(aiplat_msg_set_string(m, "request_id", rid), AIPLAT_OK);
+  if (format) ck_assert_int_eq(aiplat_msg_set_string(m, "audio_format", format), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_msg_set_bytes(m, "audio", audio, alen), AIPLAT_OK);
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  ck_assert_int_eq(aiplat_msg_encode(m, &buf, &len), AIPLAT_OK);
+  aiplat_msg_destroy(m);
+  aiplat_status st;
+  aiplat_msg *r = ct_request(bus, subject, buf, len, AIPLAT_MSG_VOICE_RESPONSE, T_REQ * 2, &st);
+  ck_assert_msg(r != NULL, "no voice reply: %s", aiplat_status_str(st));
+  aiplat_free(buf);
+  return r;
+}
+
+START_TEST(voice_round_trip_speech_to_speech) {
+  aiplat_bus *bus = ct_bus(th_nats_url(nats));
+  ct_collector col;
+  ck_assert(ct_collect(&col, bus, "ai.voice.response.voice-1"));
+  size_t wlen = 0;
+  uint8_t *wav = speak("how often are milvus backups taken", &wlen);
+  aiplat_msg *r = ask_voice(bus, "ai.voice.user.erin.request", "erin", "voice-1", wav, wlen,
+                            "wav");
+  expect_ok(r);
+  const char *heard = str(r, "transcript");
+  ck_assert_msg(strstr(heard, "backups") != NULL, "transcript: %s", heard);
+  ck_assert_msg(strstr(str(r, "text"), "02:00 UTC") != NULL, "answer: %s", str(r, "text"));
+  ck_assert_str_eq(source_at(r, 0), "backups.md");
+  ck_assert_str_eq(str(r, "audio_format"), "wav");
+  ck_assert_str_eq(str(r, "request_id"), "voice-1");
+  const uint8_t *audio = NULL;
+  size_t alen = 0;
+  ck_assert_int_eq(aiplat_msg_get_bytes(r, "audio", &audio, &alen), AIPLAT_OK);
+  ck_assert(alen > 16000 && memcmp(audio, "RIFF", 4) == 0);
+  /* The spoken answer says what the text says: transcribe it back. */
+  const char *fields[] = {"model", "whisper-1", NULL};
+  bkc_resp t = bkc_post_form(&B, "/v1/audio/transcriptions", audio, alen, fields);
+  ck_assert_int_eq(t.status, 200);
+  ck_assert_msg(strstr(t.body, "backup") != NULL, "spoken answer heard as: %s", t.body);
+  bkc_resp_free(&t);
+  ck_assert(ct_wait(&col, 1, T_REQ));
+  aiplat_msg *pub = NULL;
+  ck_assert_int_eq(aiplat_msg_decode(&pub, AIPLAT_MSG_VOICE_RESPONSE, col.v[0].data,
+                                     col.v[0].len), AIPLAT_OK);
+  ck_assert_str_eq(str(pub, "text"), str(r, "text"));
+  aiplat_msg_destroy(pub);
+  aiplat_msg_destroy(r);
+  free(wav);
+  ct_collector_free(&col);
+  aiplat_bus_destroy(bus);
+}
+END_TEST
+
+START_TEST(voice_refuses_bad_audio_naming_the_problem) {
+  aiplat_bus *bus = ct_bus(th_nats_url(nats));
+  const char *subj = "ai.voice.user.erin.request";
+  static const uint8_t ogg[] = "OggS\0\2\0\0\0\0\0\0\0\0 an ogg page, not a wav file";
+  static const uint8_t junk[] = "\x01\x02\x03 nothing anyone would recognise";
+  struct {
+    const char *user, *rid;
+    const uint8_t *audio;
+    size_t len;
+    const char *format;
+    aiplat_status code;
+    const char *want;
+  } bad[] = {
+      {"erin", NULL, NULL, 0, "wav", AIPLAT_ERR_BAD_REQUEST, "audio is empty"},
+      {"erin", NULL, ogg, sizeof ogg, "ogg", AIPLAT_ERR_BAD_REQUEST, "Ogg"},
+      {"erin", NULL, junk, sizeof junk, NULL, AIPLAT_ERR_BAD_REQUEST, "speech-to-text"},
+      {"erin", NULL, junk, sizeof junk, "aiff", AIPLAT_ERR_BAD_REQUEST, "audio_format"},
+      {"frank", NULL, ogg, sizeof ogg, "ogg", AIPLAT_ERR_INVALID_ARGUMENT, "user_id"},
+      {"erin", "r.*", ogg, sizeof ogg, "ogg", AIPLAT_ERR_INVALID_ARGUMENT, "request_id"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    aiplat_msg *r =
+        ask_voice(bus, subj, bad[i].user, bad[i].rid, bad[i].audio, bad[i].len, bad[i].format);
+    expect_error(r, bad[i].code, bad[i].want);
+    aiplat_msg_destroy(r);
+  }
+  static const uint8_t junk2[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0xff};
+  aiplat_status st;
+  aiplat_msg *r = ct_request(bus, subj, junk2, sizeof junk2, AIPLAT_MSG_VOICE_RESPONSE, T_REQ, &st);
+  ck_assert_ptr_nonnull(r);
+  expect_error(r, AIPLAT_ERR_DECODE, NULL);
+  aiplat_msg_destroy(r);
+  ck_assert(sp_alive(&voice));
+  aiplat_bus_destroy(bus);
+}
+END_TEST
+
+/* ---- configuration -------------------------------------------------------------- */
+
+/* Run a binary with env; its exit status and the first line of stderr. */
+static int run_once(const char *bin, const char *const *env, const char *arg, char *line,
+                    size_t len) {
+  sp_proc p;
+  char log[128];
+  snprintf(log, sizeof log, "%s/once.log", dir);
+  const char *args[] = {arg, NULL};
+  ck_assert(sp_start(&p, bin, env, log, arg ? args : NULL));
+  int st = sp_wait_exit(&p, 20000);
+  ck_assert_int_ne(st, -1);
+  char *out = sp_read_log(&p);
+  ck_assert_ptr_nonnull(out);
+  if (line) {
+    snprintf(line, len, "%s", out);
+    char *nl = strchr(line, '\n');
+    ck_assert_msg(nl && nl[1] == '\0', "not one line: %s", out);
+    *nl = '\0';
+  }
+  free(out);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+START_TEST(bad_configuration_exits_with_one_line) {
+  struct {
+    const char *var, *env;
+  } bad[] = {{"VLLM_URL", "VLLM_URL=not a url"},
+             {"HEALTH_PORT", "HEALTH_PORT=99999"},
+             {"CHAT_HISTORY_TTL", "CHAT_HISTORY_TTL=10"},
+             {"CHAT_HISTORY_BUCKET", "CHAT_HISTORY_BUCKET=a.b"},
+             {"RAG_TOP_K", "RAG_TOP_K=0"},
+             {"READY_CHECK_INTERVAL", "READY_CHECK_INTERVAL=1ms"},
+             {"LLM_TEMPERATURE", "LLM_TEMPERATURE=hot"},
+             {"STT_URL", "STT_URL=ftp://x"}};
+  const char *bins[] = {chat_bin, voice_bin};
+  for (size_t b = 0; b < 2; b++)
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+      if (b == 0 && !strcmp(bad[i].var, "STT_URL")) continue; /* chat has no STT */
+      const char *env[] = {e_nats, bad[i].env, "LOG_LEVEL=INFO", NULL};
+      char line[1024];
+      /* HEALTH_PORT is checked by the service framework (its own line). */
+      int rc = run_once(bins[b], env, NULL, line, sizeof line);
+      ck_assert_msg(rc == 2, "%s with %s: exit %d (%s)", bins[b], bad[i].env, rc, line);
+      ck_assert_msg(strstr(line, bad[i].var) != NULL, "%s: '%s' lacks %s", bins[b], line,
+                    bad[i].var);
+    }
+  for (size_t b = 0; b < 2; b++) {
+    char line[256];
+    ck_assert_int_eq(run_once(bins[b], NULL, "--bogus", NULL, 0), 2);
+    ck_assert_int_eq(run_once(bins[b], NULL, "--help", NULL, 0), 0);
+    (void)line;
+  }
+}
+END_TEST
+
+/* ---- a model server that goes away ------------------------------------------------ */
+
+START_TEST(model_server_down_fails_fast_and_not_ready) {
+  bkc_proc b2;
+  const char *args[] = {"--no-stt", NULL};
+  ck_assert(bkc_start(&b2, args, false) && bkc_wait_ready(&b2, 60000));
+  /* A NATS server of its own: no other chat-handler shares the queue group. */
+  th_nats *own = th_nats_start(NULL);
+  ck_assert_ptr_nonnull(own);
+  char own_url[128];
+  snprintf(own_url, sizeof own_url, "NATS_URL=%s", th_nats_url(own));
+  char vllm[128], emb[128], log[128];
+  snprintf(vllm, sizeof vllm, "VLLM_URL=%s", b2.base);
+  snprintf(emb, sizeof emb, "EMBEDDINGS_URL=%s", b2.base);
+  snprintf(log, sizeof log, "%s/down.log", dir);
+  const char *env[] = {own_url, vllm, emb, e_store, "VECTOR_STORE=local", "LOG_LEVEL=INFO",
+                       "READY_CHECK_INTERVAL=100ms", "NATS_RECONNECT_WAIT=100ms", NULL};
+  sp_proc p;
+  ck_assert(sp_start(&p, chat_bin, env, log, NULL) && sp_wait_started(&p, 20000));
+  long ready = 0;
+  for (int i = 0; i < 100 && ready != 200; i++, usleep(50000))
+    ready = sp_http_get(p.health_port, "/ready", NULL);
+  ck_assert_int_eq(ready, 200);
+  aiplat_bus *bus = ct_bus(th_nats_url(own));
+  ck_assert_int_eq(bkc_stop(&b2, SIGKILL, 5000) != -1, 1);
+  char *body = NULL;
+  for (int i = 0; i < 100 && ready != 503; i++, usleep(50000)) {
+    free(body);
+    body = NULL;
+    ready = sp_http_get(p.health_port, "/ready", &body);
+  }
+  ck_assert_int_eq(ready, 503);
+  ck_assert_msg(strstr(body, "\"llm\"") && strstr(body, "\"embeddings\""), "ready: %s", body);
+  free(body);
+  /* A request fails with an error reply at once, not a timeout; a
+   * streamed one ends with a done chunk carrying the error. */
+  int64_t t0 = (int64_t)time(NULL);
+  ct_collector col;
+  ck_assert(ct_collect(&col, bus, "ai.chat.response.req-down"));
+  ct_chat c = ct_chat_init("gina", q_backups, "req-down");
+  c.stream = true;
+  aiplat_msg *r = ask(bus, &c);
+  int64_t code = ct_error(r, NULL);
+  ck_assert_msg(code == AIPLAT_ERR_CONNECTION || code == AIPLAT_ERR_UNAVAILABLE, "code %lld",
+                (long long)code);
+  ck_assert_int_lt((int64_t)time(NULL) - t0, 15);
+  aiplat_msg_destroy(r);
+  ck_assert_int_ge(ct_wait_type(&col, RESPONSE, T_REQ), 0);
+  ct_collector_free(&col);
+  c = ct_chat_init("gina", q_backups, NULL);
+  c.enable_rag = 0; /* straight to the LLM */
+  r = ask(bus, &c);
+  code = ct_error(r, NULL);
+  ck_assert(code == AIPLAT_ERR_CONNECTION || code == AIPLAT_ERR_UNAVAILABLE);
+  aiplat_msg_destroy(r);
+  ck_assert(sp_alive(&p));
+  aiplat_bus_msg *pong = NULL;
+  ck_assert_int_eq(aiplat_bus_request(bus, "$SRV.PING.chat-handler", NULL, 0, NULL, 5000, &pong),
+                   AIPLAT_OK);
+  aiplat_bus_msg_destroy(pong);
+  ck_assert_int_eq(sp_http_get(p.health_port, "/health", NULL), 200);
+  int st = sp_stop(&p, SIGTERM, 20000);
+  ck_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  aiplat_bus_destroy(bus);
+  th_nats_stop(own);
 }
 END_TEST
 
@@ -454,6 +697,10 @@ Suite *make_suite(void) {
   tcase_add_test(tc, chat_honours_per_request_overrides);
   tcase_add_test(tc, chat_refuses_bad_input_with_error_replies);
   tcase_add_test(tc, two_instances_share_the_load);
+  tcase_add_test(tc, voice_round_trip_speech_to_speech);
+  tcase_add_test(tc, voice_refuses_bad_audio_naming_the_problem);
+  tcase_add_test(tc, bad_configuration_exits_with_one_line);
+  tcase_add_test(tc, model_server_down_fails_fast_and_not_ready);
   suite_add_tcase(s, tc);
   return s;
 }
