@@ -685,6 +685,110 @@ START_TEST(model_server_down_fails_fast_and_not_ready) {
 }
 END_TEST
 
+/* ---- durable requests: an instance killed mid-stream ------------------------------ */
+
+/* Messages of collector c for request rid: (seq of each chunk, -1 for the
+ * ChatResponse) in arrival order; returns the count. */
+static size_t for_request(ct_collector *c, const char *rid, long *seqs, size_t max,
+                          char *final_text, size_t tlen) {
+  size_t n = 0;
+  pthread_mutex_lock(&c->mu);
+  for (size_t i = 0; i < c->n && n < max; i++) {
+    bool chunk = c->v[i].type && !strcmp(c->v[i].type, CHUNK);
+    aiplat_msg *m = NULL;
+    if (aiplat_msg_decode(&m, chunk ? AIPLAT_MSG_CHAT_CHUNK : AIPLAT_MSG_CHAT_RESPONSE,
+                          c->v[i].data, c->v[i].len) != AIPLAT_OK)
+      continue;
+    const char *id = "";
+    aiplat_msg_get_string(m, "request_id", &id);
+    if (!strcmp(id, rid)) {
+      uint64_t seq = 0;
+      if (chunk) aiplat_msg_get_uint64(m, "seq", &seq);
+      seqs[n++] = chunk ? (long)seq : -1;
+      if (!chunk && final_text && ct_error(m, NULL) == 0)
+        snprintf(final_text, tlen, "%s", str(m, "text"));
+    }
+    aiplat_msg_destroy(m);
+  }
+  pthread_mutex_unlock(&c->mu);
+  return n;
+}
+
+START_TEST(durable_requests_survive_a_killed_instance) {
+  th_nats *own = th_nats_start(NULL);
+  ck_assert_ptr_nonnull(own);
+  bkc_proc b3;
+  const char *bargs[] = {"--no-stt", "--stream-interval-ms", "60", NULL};
+  ck_assert(bkc_start(&b3, bargs, false) && bkc_wait_ready(&b3, 60000));
+  char url[128], vllm[128], emb[128], log_a[128], log_b[128];
+  snprintf(url, sizeof url, "NATS_URL=%s", th_nats_url(own));
+  snprintf(vllm, sizeof vllm, "VLLM_URL=%s", b3.base);
+  snprintf(emb, sizeof emb, "EMBEDDINGS_URL=%s", b3.base);
+  snprintf(log_a, sizeof log_a, "%s/durable-a.log", dir);
+  snprintf(log_b, sizeof log_b, "%s/durable-b.log", dir);
+  const char *env[] = {url, vllm, emb, e_store, "VECTOR_STORE=local", "LOG_LEVEL=INFO",
+                       "CHAT_STREAM=CHAT_REQUESTS", "WORKERS=1", "REQUEST_TIMEOUT=3s",
+                       "SHUTDOWN_GRACE=5s", NULL};
+  sp_proc a, b;
+  ck_assert(sp_start(&a, chat_bin, env, log_a, NULL) && sp_wait_started(&a, 20000));
+  ck_assert(sp_start(&b, chat_bin, env, log_b, NULL) && sp_wait_started(&b, 20000));
+  aiplat_bus *bus = ct_bus(th_nats_url(own));
+  ct_collector col;
+  ck_assert(ct_collect(&col, bus, "ai.chat.response.>"));
+  enum { N = 4 };
+  char rids[N][32];
+  for (int i = 0; i < N; i++) {
+    snprintf(rids[i], sizeof rids[i], "durable-%d", i);
+    ct_chat c = ct_chat_init("henry", q_backups, rids[i]);
+    c.stream = true;
+    size_t len = 0;
+    uint8_t *buf = ct_chat_bytes(&c, &len);
+    uint64_t seq = 0;
+    /* Acked: JetStream has stored it. */
+    ck_assert_int_eq(aiplat_bus_js_publish(bus, "ai.chat.user.henry.message", buf, len, NULL,
+                                           &seq),
+                     AIPLAT_OK);
+    ck_assert_uint_eq(seq, (uint64_t)i + 1);
+    aiplat_free(buf);
+  }
+  /* Find the request instance a is streaming, and kill it mid-stream. */
+  char victim[32] = "";
+  long seqs[512];
+  for (int i = 0; i < 400 && !*victim; i++, usleep(10000)) {
+    char *log = sp_read_log(&a);
+    const char *at = log ? strstr(log, "\"msg\":\"chat request\"") : NULL;
+    const char *rid = at ? strstr(at, "\"request_id\":\"") : NULL;
+    if (rid) sscanf(rid + 14, "%31[^\"]", victim);
+    free(log);
+    if (*victim && for_request(&col, victim, seqs, 512, NULL, 0) < 3) *victim = '\0';
+  }
+  ck_assert_msg(*victim, "instance a streamed nothing");
+  ck_assert_int_eq(kill(a.pid, SIGKILL), 0);
+  int st = sp_wait_exit(&a, 5000);
+  ck_assert(WIFSIGNALED(st));
+  /* Every acked request is answered: the killed one again, by b. */
+  for (int i = 0; i < N; i++) {
+    char text[4096] = "";
+    for (int w = 0; w < 3000 && !*text; w++, usleep(10000))
+      for_request(&col, rids[i], seqs, 512, text, sizeof text);
+    ck_assert_msg(*text, "request %s was lost", rids[i]);
+    ck_assert_msg(strstr(text, "02:00 UTC") != NULL, "%s: %s", rids[i], text);
+  }
+  size_t n = for_request(&col, victim, seqs, 512, NULL, 0);
+  size_t starts = 0;
+  for (size_t i = 0; i < n; i++) starts += seqs[i] == 0;
+  ck_assert_msg(starts == 2, "the killed request streamed %zu times", starts);
+  ck_assert_int_eq(seqs[n - 1], -1); /* its ChatResponse came last */
+  ck_assert(sp_alive(&b));
+  st = sp_stop(&b, SIGTERM, 20000);
+  ck_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  ct_collector_free(&col);
+  aiplat_bus_destroy(bus);
+  bkc_stop(&b3, SIGTERM, 20000);
+  th_nats_stop(own);
+}
+END_TEST
+
 Suite *make_suite(void) {
   Suite *s = suite_create("chat_services");
   TCase *tc = tcase_create("shared");
@@ -701,6 +805,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, voice_refuses_bad_audio_naming_the_problem);
   tcase_add_test(tc, bad_configuration_exits_with_one_line);
   tcase_add_test(tc, model_server_down_fails_fast_and_not_ready);
+  tcase_add_test(tc, durable_requests_survive_a_killed_instance);
   suite_add_tcase(s, tc);
   return s;
 }
