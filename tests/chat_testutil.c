@@ -78,6 +78,10 @@ size_t ct_ingest_knowledge(const char *store_path, const char *embeddings_url) {
   const char *src = getenv("top_srcdir");
   char dir[1024];
   snprintf(dir, sizeof dir, "%s/examples/knowledge", src ? src : ".");
+  return ct_ingest_dir(dir, store_path, embeddings_url);
+}
+
+size_t ct_ingest_dir(const char *dir, const char *store_path, const char *embeddings_url) {
   aiplat_config *cfg = NULL;
   aiplat_embeddings *emb = NULL;
   aip_vstore *vs = NULL;

@@ -11,6 +11,8 @@
  * vector store at store_path, embedded by the server at embeddings_url.
  * Returns the number of passages, 0 on failure (reason on stderr). */
 size_t ct_ingest_knowledge(const char *store_path, const char *embeddings_url);
+/* The same for the .md files of dir. */
+size_t ct_ingest_dir(const char *dir, const char *store_path, const char *embeddings_url);
 
 /* A ChatRequest; NULL strings and negative numbers are left absent. */
 typedef struct ct_chat {
