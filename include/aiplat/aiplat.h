@@ -19,6 +19,7 @@
 #include "stt.h"
 #include "tts.h"
 #include "service.h"
+#include "pipeline.h"
 #include "chat.h"
 
 #endif /* AIPLAT_AIPLAT_H */
