@@ -131,29 +131,33 @@ static void publish_done(chat_call *k, aiplat_msg *resp, aiplat_status code, con
   aiplat_msg_destroy(m);
 }
 
-/* The user id of `ai.chat.user.{user}.message` must be the message's. */
+/* The user id of `ai.chat.user.{user}.message` must be the message's; an
+ * empty one is taken from the subject. Other subjects (an endpoint of the
+ * embedder's own) leave the message's user id alone. */
 static aiplat_status check_user(chat_call *k, aiplat_msg *in, char *why, size_t whylen) {
+  static const char prefix[] = "ai.chat.user.", suffix[] = ".message";
   const char *subject = aiplat_request_subject(k->req);
+  size_t len = strlen(subject), pl = sizeof prefix - 1, sl = sizeof suffix - 1;
+  if (len <= pl + sl || strncmp(subject, prefix, pl) != 0 ||
+      strcmp(subject + len - sl, suffix) != 0)
+    return AIPLAT_OK;
+  char *token = aip_strndup(subject + pl, len - pl - sl);
+  if (!token) return AIPLAT_ERR_NO_MEMORY;
   const char *user = "";
   aiplat_msg_get_string(in, "user_id", &user);
-  char *t[5] = {0};
-  bool chat_subject = true;
-  for (size_t i = 0; i < 5 && chat_subject; i++)
-    chat_subject = aiplat_subject_token_at(&t[i], subject, i) == AIPLAT_OK;
-  char *extra = NULL;
-  chat_subject = chat_subject && aiplat_subject_token_at(&extra, subject, 5) != AIPLAT_OK &&
-                 !strcmp(t[0], "ai") && !strcmp(t[1], "chat") && !strcmp(t[2], "user") &&
-                 !strcmp(t[4], "message");
-  aiplat_error_clear();
   aiplat_status st = AIPLAT_OK;
-  if (chat_subject && !*user) {
-    st = aiplat_msg_set_string(in, "user_id", t[3]);
-  } else if (chat_subject && strcmp(user, t[3]) != 0) {
+  if (aiplat_subject_token_check(token) != AIPLAT_OK) {
+    char detail[AIP_ERRMSG_MAX - 32];
+    aiplat_error_last(detail, sizeof detail);
+    snprintf(why, whylen, "the subject's user id: %s", detail);
+    st = AIPLAT_ERR_INVALID_ARGUMENT;
+  } else if (!*user) {
+    st = aiplat_msg_set_string(in, "user_id", token);
+  } else if (strcmp(user, token) != 0) {
     snprintf(why, whylen, "user_id does not match the user of the subject");
     st = AIPLAT_ERR_INVALID_ARGUMENT;
   }
-  for (size_t i = 0; i < 5; i++) aiplat_free(t[i]);
-  aiplat_free(extra);
+  free(token);
   return st;
 }
 

@@ -167,15 +167,16 @@ static aiplat_status on_voice(aiplat_request *req, void *ud) {
   void *audio = NULL;
   char *ctype = NULL, *speak = NULL;
   aiplat_status st;
-  if (user && *uid && strcmp(uid, user) != 0) {
-    st = fail(req, subject, AIPLAT_ERR_INVALID_ARGUMENT, "", "user_id does not match the subject");
+  if (!user || aiplat_subject_token_check(user) != AIPLAT_OK || (*uid && strcmp(uid, user))) {
+    st = fail(req, subject, AIPLAT_ERR_INVALID_ARGUMENT, "",
+              user ? "user_id does not match the subject" : "the subject has no valid user id");
     goto out;
   }
   if ((st = transcribe(a, req, subject, &heard)) != AIPLAT_OK) goto out;
   bool rag = true;
   aiplat_msg_get_bool(in, "enable_rag", &rag);
   st = aiplat_msg_create(&creq, AIPLAT_MSG_CHAT_REQUEST);
-  if (!st) st = aiplat_msg_set_string(creq, "user_id", *uid ? uid : user ? user : "");
+  if (!st) st = aiplat_msg_set_string(creq, "user_id", user);
   if (!st) st = aiplat_msg_set_string(creq, "message", aiplat_stt_result_text(heard));
   if (!st) st = aiplat_msg_set_string(creq, "request_id", aiplat_request_id(req));
   if (!st) st = aiplat_msg_set_string(creq, "conversation_id", conv);
