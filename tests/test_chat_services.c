@@ -363,14 +363,20 @@ START_TEST(chat_refuses_bad_input_with_error_replies) {
              {"alice", q_backups, NULL, "c.>", "conversation_id"},
              {"alice", q_backups, NULL,
               "a-conversation-id-that-is-much-longer-than-sixty-four-bytes-allowed-here",
-              "conversation_id"}};
+              "conversation_id"},
+             {NULL, q_backups, NULL, "conv", "user_id"}};
+  /* A user id too long for a history key (the last case). */
+  char long_user[131], long_subject[160];
+  memset(long_user, 'u', 130);
+  long_user[130] = '\0';
+  snprintf(long_subject, sizeof long_subject, "ai.chat.user.%s.message", long_user);
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    ct_chat c = ct_chat_init(bad[i].user, bad[i].msg, bad[i].rid);
+    ct_chat c = ct_chat_init(bad[i].user ? bad[i].user : long_user, bad[i].msg, bad[i].rid);
     c.conversation_id = bad[i].conv;
     size_t len = 0;
     uint8_t *buf = ct_chat_bytes(&c, &len);
-    r = ct_request(bus, "ai.chat.user.alice.message", buf, len, AIPLAT_MSG_CHAT_RESPONSE, T_REQ,
-                   &st);
+    r = ct_request(bus, bad[i].user ? "ai.chat.user.alice.message" : long_subject, buf, len,
+                   AIPLAT_MSG_CHAT_RESPONSE, T_REQ, &st);
     aiplat_free(buf);
     ck_assert_msg(r != NULL, "case %zu: no reply (%s)", i, aiplat_status_str(st));
     expect_error(r, AIPLAT_ERR_INVALID_ARGUMENT, bad[i].want);
@@ -466,11 +472,15 @@ static uint8_t *speak(const char *text, size_t *len) {
   return wav;
 }
 
+static const char *next_voice; /* the next request's voice, or NULL */
+
 static aiplat_msg *ask_voice(aiplat_bus *bus, const char *subject, const char *user,
                              const char *rid, const uint8_t *audio, size_t alen,
                              const char *format) {
   aiplat_msg *m = NULL;
   ck_assert_int_eq(aiplat_msg_create(&m, AIPLAT_MSG_VOICE_REQUEST), AIPLAT_OK);
+  if (next_voice) ck_assert_int_eq(aiplat_msg_set_string(m, "voice", next_voice), AIPLAT_OK);
+  next_voice = NULL;
   if (user) ck_assert_int_eq(aiplat_msg_set_string(m, "user_id", user), AIPLAT_OK);
   if (rid) ck_assert_int_eq(aiplat_msg_set_string(m, "request_id", rid), AIPLAT_OK);
   if (format) ck_assert_int_eq(aiplat_msg_set_string(m, "audio_format", format), AIPLAT_OK);
@@ -497,6 +507,8 @@ START_TEST(voice_round_trip_speech_to_speech) {
   expect_ok(r);
   const char *heard = str(r, "transcript");
   ck_assert_msg(strstr(heard, "backups") != NULL, "transcript: %s", heard);
+  char heard_copy[256];
+  snprintf(heard_copy, sizeof heard_copy, "%s", heard);
   ck_assert_msg(strstr(str(r, "text"), "02:00 UTC") != NULL, "answer: %s", str(r, "text"));
   ck_assert_str_eq(source_at(r, 0), "backups.md");
   ck_assert_str_eq(str(r, "audio_format"), "wav");
@@ -518,6 +530,19 @@ START_TEST(voice_round_trip_speech_to_speech) {
   ck_assert_str_eq(str(pub, "text"), str(r, "text"));
   aiplat_msg_destroy(pub);
   aiplat_msg_destroy(r);
+  /* The same question as raw 16-bit PCM (the service adds the WAV header). */
+  unsigned rate = 0;
+  size_t frames = 0;
+  int16_t *pcm = bkc_wav_samples(wav, wlen, &rate, &frames);
+  ck_assert_ptr_nonnull(pcm);
+  char format[32];
+  snprintf(format, sizeof format, "pcm_s16le_%u", rate);
+  r = ask_voice(bus, "ai.voice.user.erin.request", NULL, NULL, (const uint8_t *)pcm,
+                frames * 2, format);
+  expect_ok(r);
+  ck_assert_str_eq(str(r, "transcript"), heard_copy);
+  aiplat_msg_destroy(r);
+  free(pcm);
   free(wav);
   ct_collector_free(&col);
   aiplat_bus_destroy(bus);
@@ -550,9 +575,26 @@ START_TEST(voice_refuses_bad_audio_naming_the_problem) {
     expect_error(r, bad[i].code, bad[i].want);
     aiplat_msg_destroy(r);
   }
+  /* Silence: nothing to answer. */
+  int16_t *quiet = calloc(16000, sizeof *quiet);
+  size_t qlen = 0;
+  uint8_t *silence = bkc_wav(quiet, 16000, 1, 16000, 16, 1, &qlen);
+  aiplat_msg *r = ask_voice(bus, subj, "erin", NULL, silence, qlen, "wav");
+  expect_error(r, AIPLAT_ERR_BAD_REQUEST, "no speech");
+  aiplat_msg_destroy(r);
+  free(silence);
+  free(quiet);
+  /* A voice the speech server does not have. */
+  size_t wlen = 0;
+  uint8_t *wav = speak("what does the backup job write", &wlen);
+  next_voice = "no-such-voice";
+  r = ask_voice(bus, subj, "erin", NULL, wav, wlen, "wav");
+  expect_error(r, AIPLAT_ERR_BAD_REQUEST, "text-to-speech");
+  aiplat_msg_destroy(r);
+  free(wav);
   static const uint8_t junk2[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0xff};
   aiplat_status st;
-  aiplat_msg *r = ct_request(bus, subj, junk2, sizeof junk2, AIPLAT_MSG_VOICE_RESPONSE, T_REQ, &st);
+  r = ct_request(bus, subj, junk2, sizeof junk2, AIPLAT_MSG_VOICE_RESPONSE, T_REQ, &st);
   ck_assert_ptr_nonnull(r);
   expect_error(r, AIPLAT_ERR_DECODE, NULL);
   aiplat_msg_destroy(r);
