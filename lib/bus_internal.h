@@ -63,6 +63,11 @@ natsMsg *aip_bus_msg_take_nats(aiplat_bus_msg *msg);
 aiplat_status aip_bus_msg_adopt(aiplat_bus_msg **out, aiplat_bus *bus,
                                 natsMsg *nm);
 
+/* The first value of header @key, or NULL when absent; unlike
+ * aiplat_bus_msg_header() a missing header is not recorded as a failure
+ * (the service framework looks up optional headers on every request). */
+const char *aip_bus_msg_header_peek(aiplat_bus_msg *msg, const char *key);
+
 /* Map a natsStatus to an aiplat_status and record "@what: <nats text>" in
  * @e and in the thread's record. @jerr is a JetStream error code or 0. */
 aiplat_status aip_bus_fail_nats(aip_err *e, natsStatus s, int jerr,

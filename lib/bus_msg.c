@@ -431,6 +431,14 @@ AIPLAT_API aiplat_status aiplat_bus_msg_header(aiplat_bus_msg *msg,
   return st;
 }
 
+const char *aip_bus_msg_header_peek(aiplat_bus_msg *msg, const char *key) {
+  const char *value = NULL;
+  pthread_mutex_lock(&msg->mu);
+  if (msg->nm && natsMsgHeader_Get(msg->nm, key, &value) != NATS_OK) value = NULL;
+  pthread_mutex_unlock(&msg->mu);
+  return value;
+}
+
 static aiplat_status build_view(aiplat_bus_msg *msg) {
   aiplat_headers *h = calloc(1, sizeof *h);
   if (!h)

@@ -522,9 +522,7 @@ AIPLAT_API const uint8_t *aiplat_request_data(aiplat_request *req, size_t *len) 
   return aiplat_bus_msg_data(req->msg);
 }
 AIPLAT_API const char *aiplat_request_header(aiplat_request *req, const char *key) {
-  const char *v = NULL;
-  if (!req || !key || aiplat_bus_msg_header(req->msg, key, &v) != AIPLAT_OK) return NULL;
-  return v;
+  return req && key ? aip_bus_msg_header_peek(req->msg, key) : NULL;
 }
 AIPLAT_API aiplat_msg *aiplat_request_message(aiplat_request *req) {
   return req ? req->decoded : NULL;

@@ -129,5 +129,18 @@ void aip_trace_continue(const char *parent, aip_trace *out) {
 }
 
 void aip_trace_format(const aip_trace *t, char *buf, size_t buflen) {
-  snprintf(buf, buflen, "00-%s-%s-%02x", t->trace_id, t->span_id, t->flags);
+  static const char hex[] = "0123456789abcdef";
+  if (buflen < AIP_TRACEPARENT_LEN + 1) {
+    if (buflen) buf[0] = '\0';
+    return;
+  }
+  /* "00-" trace "-" span "-" flags, without printf on the request path */
+  memcpy(buf, "00-", 3);
+  memcpy(buf + 3, t->trace_id, AIP_TRACE_ID_HEX);
+  buf[35] = '-';
+  memcpy(buf + 36, t->span_id, AIP_SPAN_ID_HEX);
+  buf[52] = '-';
+  buf[53] = hex[t->flags >> 4];
+  buf[54] = hex[t->flags & 15];
+  buf[55] = '\0';
 }
