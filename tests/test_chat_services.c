@@ -654,6 +654,7 @@ START_TEST(bad_configuration_exits_with_one_line) {
     char line[256];
     ck_assert_int_eq(run_once(bins[b], NULL, "--bogus", NULL, 0), 2);
     ck_assert_int_eq(run_once(bins[b], NULL, "--help", NULL, 0), 0);
+    ck_assert_int_eq(run_once(bins[b], NULL, "--version", NULL, 0), 0);
     (void)line;
   }
 }

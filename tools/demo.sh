@@ -121,8 +121,22 @@ for svc in chat-handler voice-assistant stt-module tts-module pipeline-bridge; d
   bin=$build/services/$svc/$svc
   [ -x "$bin" ] || continue
   LOG_LEVEL=INFO "$bin" 2>"$work/$svc.log" &
-  started "$svc" $!
-  wait_for "$work/$svc.log" '"service started"' "$svc"
+  pid=$!
+  started "$svc" $pid
+  for _ in $(seq 200); do
+    grep -q '"service started"' "$work/$svc.log" 2>/dev/null && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if ! grep -q '"service started"' "$work/$svc.log"; then
+    case $svc in
+      chat-handler|voice-assistant)
+        echo "demo: $svc did not start; its log:" >&2
+        cat "$work/$svc.log" >&2
+        exit 1 ;;
+      *) echo "   $svc did not start here (skipped): $(tail -n 1 "$work/$svc.log")" ;;
+    esac
+  fi
 done
 
 question="How often are Milvus backups taken?"
