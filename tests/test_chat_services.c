@@ -497,6 +497,18 @@ static aiplat_msg *ask_voice(aiplat_bus *bus, const char *subject, const char *u
 }
 
 START_TEST(voice_round_trip_speech_to_speech) {
+  /* Ready: NATS and its four model servers answer. */
+  char *body = NULL;
+  long ready = 0;
+  for (int i = 0; i < 100 && ready != 200; i++, usleep(50000)) {
+    free(body);
+    ready = sp_http_get(voice.health_port, "/ready", &body);
+  }
+  ck_assert_int_eq(ready, 200);
+  const char *checks[] = {"\"nats\"", "\"llm\"", "\"embeddings\"", "\"stt\"", "\"tts\""};
+  for (size_t i = 0; i < 5; i++)
+    ck_assert_msg(strstr(body, checks[i]) != NULL, "/ready lacks %s: %s", checks[i], body);
+  free(body);
   aiplat_bus *bus = ct_bus(th_nats_url(nats));
   ct_collector col;
   ck_assert(ct_collect(&col, bus, "ai.voice.response.voice-1"));
