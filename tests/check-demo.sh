@@ -40,11 +40,15 @@ started=$(grep -c ' pid [0-9]' "$tmp/log")
 # Stopped midway (SIGTERM, as the Ctrl-C trap): everything goes away.
 "$src/tools/demo.sh" >"$tmp/log" 2>&1 &
 demo=$!
-for _ in $(seq 400); do
+for _ in $(seq 1200); do
   grep -q '^== chat' "$tmp/log" && break
   sleep 0.05
 done
-grep -q '^== chat' "$tmp/log" || fail "the second run did not get to the chat"
+if ! grep -q '^== chat' "$tmp/log"; then
+  ps -o pid,stat,etime,args -g "$(ps -o pgid= -p $$ | tr -d ' ')" >&2 || true
+  kill -TERM "$demo" 2>/dev/null || true
+  fail "the second run did not get to the chat within 60 s"
+fi
 kill -TERM "$demo"
 status=0
 wait "$demo" || status=$?
