@@ -189,6 +189,18 @@ AIPLAT_API const char *aiplat_subject_pipeline_trigger(void) {
   return "ai.pipeline.trigger";
 }
 
+AIPLAT_API const char *aiplat_subject_pipeline_query(void) {
+  return "ai.pipeline.query";
+}
+
+AIPLAT_API const char *aiplat_subject_stt_transcribe(void) {
+  return "ai.stt.transcribe";
+}
+
+AIPLAT_API const char *aiplat_subject_tts_synthesize(void) {
+  return "ai.tts.synthesize";
+}
+
 AIPLAT_API const char *aiplat_subject_chat_user_message_filter(void) {
   return "ai.chat.user.*.message";
 }

@@ -110,6 +110,19 @@ START_TEST(seed_subjects) {
   ck_assert_str_eq(s, "ai.stt.module.transcribe");
   aiplat_free(s);
   ck_assert_str_eq(aiplat_subject_pipeline_trigger(), "ai.pipeline.trigger");
+  ck_assert_str_eq(aiplat_subject_pipeline_query(), "ai.pipeline.query");
+  ck_assert_str_eq(aiplat_subject_stt_transcribe(), "ai.stt.transcribe");
+  ck_assert_str_eq(aiplat_subject_tts_synthesize(), "ai.tts.synthesize");
+  ck_assert_int_eq(aiplat_subject_validate(aiplat_subject_pipeline_query()),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_subject_validate(aiplat_subject_stt_transcribe()),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_subject_validate(aiplat_subject_tts_synthesize()),
+                   AIPLAT_OK);
+  /* The query subject never collides with a run's status subject. */
+  ck_assert_int_eq(aiplat_subject_pipeline_status(&s, "query"), AIPLAT_OK);
+  ck_assert_str_ne(s, aiplat_subject_pipeline_query());
+  aiplat_free(s);
   ck_assert_str_eq(aiplat_subject_chat_user_message_filter(),
                    "ai.chat.user.*.message");
   ck_assert_str_eq(aiplat_subject_voice_user_request_filter(),

@@ -14,6 +14,7 @@ libnats-dev libprotobuf-c-dev protobuf-c-compiler
 libcurl4-openssl-dev libjansson-dev libmicrohttpd-dev check libssl-dev
 nats-server valgrind python3 yamllint python3-yaml protobuf-compiler python3-protobuf
 flite1-dev libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pocketsphinx-testdata
+golang-go g++
 "
 
 missing=""

@@ -95,6 +95,25 @@ AIPLAT_API aiplat_status aiplat_subject_pipeline_status(char **out,
 /** The subject `ai.pipeline.trigger`. Static; never NULL, never freed. */
 AIPLAT_API const char *aiplat_subject_pipeline_trigger(void);
 
+/**
+ * The subject `ai.pipeline.query`: ask pipeline-bridge for the state of a
+ * run (request PipelineStatus with `run_id`, reply PipelineStatus;
+ * docs/decisions/0017-bridges-and-cli.md). Static; never NULL, never freed.
+ */
+AIPLAT_API const char *aiplat_subject_pipeline_query(void);
+
+/**
+ * The subject `ai.stt.transcribe` of stt-module (TranscribeRequest →
+ * TranscribeResponse, request/reply; ADR 0017). Static; never NULL.
+ */
+AIPLAT_API const char *aiplat_subject_stt_transcribe(void);
+
+/**
+ * The subject `ai.tts.synthesize` of tts-module (SynthesizeRequest →
+ * SynthesizeResponse, request/reply; ADR 0017). Static; never NULL.
+ */
+AIPLAT_API const char *aiplat_subject_tts_synthesize(void);
+
 /** The filter `ai.chat.user.*.message` (every user's chat). Static. */
 AIPLAT_API const char *aiplat_subject_chat_user_message_filter(void);
 

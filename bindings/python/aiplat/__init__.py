@@ -1,0 +1,72 @@
+"""Python bindings of libaiplat (ctypes, standard library only).
+
+The package wraps the public C API (include/aiplat/*.h) for Python
+services: errors become exceptions, handles become objects with
+``close()`` and context managers, callbacks are Python callables. See
+docs/decisions/0018-ffi-bindings.md for threads, the GIL and lifetimes.
+"""
+
+from . import log, rag, subject
+from ._lib import lib as _clib
+from .bus import Bus, BusMessage, Event, KeyValue, Retention, Subscription
+from .config import Config, is_secret, parse_duration_ms, settings
+from .errors import (
+    AiplatError,
+    AuthError,
+    BadRequestError,
+    CancelledError,
+    ClosedError,
+    ConfigError,
+    ConnectionFailedError,
+    DecodeError,
+    InternalError,
+    InvalidArgumentError,
+    NotFoundError,
+    NotSupportedError,
+    ProtocolError,
+    RateLimitedError,
+    ServerError,
+    StateError,
+    Status,
+    TimeoutError,
+    TooLargeError,
+    UnavailableError,
+    clear_error,
+    error_for,
+    last_error,
+    status_str,
+)
+from .log import Level
+from .message import FieldKind, Msg, MsgType, field_info, field_names, type_name
+from .models import (
+    LLM,
+    STT,
+    TTS,
+    Embeddings,
+    LlmResult,
+    Reranker,
+    RerankerApi,
+    Segment,
+    SttApi,
+    SttFormat,
+    Transcript,
+)
+from .rag import RAG, IngestOutcome, Passage
+from .service import Request, Service
+
+
+def version():
+    """The run-time library version, "MAJOR.MINOR.PATCH"."""
+    return _clib.aiplat_version_string().decode()
+
+
+def version_number():
+    return _clib.aiplat_version_number()
+
+
+def library_path():
+    """The libaiplat file or soname that was loaded."""
+    return _clib.path
+
+
+__all__ = [n for n in dir() if not n.startswith("_")]

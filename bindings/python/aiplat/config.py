@@ -1,0 +1,135 @@
+"""Settings (aiplat/config.h): environment variables with the platform's
+defaults, overridable per handle."""
+
+import ctypes
+
+from ._lib import lib
+from ._util import dec, enc
+from .errors import check
+
+
+class Config:
+    """An ``aiplat_config`` handle reading the process environment.
+
+    Values set with :meth:`set` take precedence over the environment for
+    this handle only. A handle may be shared by threads.
+    """
+
+    def __init__(self, values=None):
+        self._ptr = ctypes.c_void_p()
+        check(lib.aiplat_config_create(ctypes.byref(self._ptr)))
+        for name, value in (values or {}).items():
+            self.set(name, value)
+
+    @property
+    def handle(self):
+        """The raw ``aiplat_config *`` (for other wrappers)."""
+        if not self._ptr:
+            raise ValueError("config: closed")
+        return self._ptr
+
+    def _err(self):
+        return (lib.aiplat_config_last_error, self._ptr)
+
+    def close(self):
+        """Destroy the handle. Anything created from it copied its values,
+        except a Service, which borrows it: close the service first."""
+        if self._ptr:
+            lib.aiplat_config_destroy(self._ptr)
+            self._ptr = ctypes.c_void_p()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def set(self, name, value):
+        """Set ``name`` for this handle; ``None`` removes the override. A
+        bool is written as ``true``/``false``, a number in decimal."""
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            value = str(value)
+        check(lib.aiplat_config_set(self.handle, enc(name, "name"), enc(value, "value")),
+              self._err())
+
+    def is_set(self, name):
+        return bool(lib.aiplat_config_is_set(self.handle, enc(name, "name")))
+
+    def get(self, name):
+        """The value or the default, or ``None`` when there is neither."""
+        out = ctypes.c_char_p()
+        check(lib.aiplat_config_get_string(self.handle, enc(name, "name"), ctypes.byref(out)),
+              self._err())
+        return dec(out.value)
+
+    def require(self, name):
+        """The value; a missing or empty one raises ConfigError."""
+        out = ctypes.c_char_p()
+        check(lib.aiplat_config_require(self.handle, enc(name, "name"), ctypes.byref(out)),
+              self._err())
+        return dec(out.value)
+
+    def get_int(self, name, min=-(2**63), max=2**63 - 1):  # noqa: A002
+        out = ctypes.c_int64()
+        check(lib.aiplat_config_get_int(self.handle, enc(name, "name"), min, max,
+                                        ctypes.byref(out)), self._err())
+        return out.value
+
+    def get_float(self, name, min=float("-inf"), max=float("inf")):  # noqa: A002
+        out = ctypes.c_double()
+        check(lib.aiplat_config_get_double(self.handle, enc(name, "name"), min, max,
+                                           ctypes.byref(out)), self._err())
+        return out.value
+
+    def get_bool(self, name):
+        out = ctypes.c_bool()
+        check(lib.aiplat_config_get_bool(self.handle, enc(name, "name"), ctypes.byref(out)),
+              self._err())
+        return out.value
+
+    def get_duration_ms(self, name):
+        out = ctypes.c_int64()
+        check(lib.aiplat_config_get_duration_ms(self.handle, enc(name, "name"),
+                                                ctypes.byref(out)), self._err())
+        return out.value
+
+    def get_url(self, name):
+        out = ctypes.c_char_p()
+        check(lib.aiplat_config_get_url(self.handle, enc(name, "name"), ctypes.byref(out)),
+              self._err())
+        return dec(out.value)
+
+    def validate(self):
+        """Check every known setting that has a value; raise the first
+        failure (ConfigError naming the variable)."""
+        check(lib.aiplat_config_validate(self.handle), self._err())
+
+
+def parse_duration_ms(text):
+    """``"1h30m"`` -> 5400000, as the library parses durations."""
+    out = ctypes.c_int64()
+    check(lib.aiplat_duration_parse_ms(enc(text), ctypes.byref(out)))
+    return out.value
+
+
+def is_secret(name):
+    """True when the setting holds a secret (never logged or echoed)."""
+    return bool(lib.aiplat_config_is_secret(enc(name, "name")))
+
+
+def settings():
+    """The table of known settings: a list of (name, default, description)."""
+    out = []
+    for i in range(lib.aiplat_config_setting_count()):
+        out.append((dec(lib.aiplat_config_setting_name(i)),
+                    dec(lib.aiplat_config_setting_default(i)),
+                    dec(lib.aiplat_config_setting_description(i))))
+    return out

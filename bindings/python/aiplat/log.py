@@ -1,0 +1,129 @@
+"""Structured logging (aiplat/log.h): JSON lines, to stderr or a callback."""
+
+import atexit
+import ctypes
+import enum
+import json
+import sys
+import threading
+
+from ._lib import LOG_FN, lib
+from ._util import enc, strv
+from .errors import check
+
+
+class Level(enum.IntEnum):
+    DEBUG = 10
+    INFO = 20
+    WARNING = 30
+    ERROR = 40
+
+
+def set_level(level):
+    """Minimum level written (a Level, its number or its name)."""
+    lib.aiplat_log_set_level(int(parse_level(level) if isinstance(level, str) else level))
+
+
+def reset_level():
+    """Read the level from ``LOG_LEVEL`` again."""
+    lib.aiplat_log_reset_level()
+
+
+def get_level():
+    return Level(lib.aiplat_log_get_level())
+
+
+def parse_level(name):
+    out = ctypes.c_int()
+    check(lib.aiplat_log_level_parse(enc(name), ctypes.byref(out)))
+    return Level(out.value)
+
+
+def set_service(name):
+    """The ``service`` field of every record; ``None`` clears it."""
+    check(lib.aiplat_log_set_service(enc(name)))
+
+
+# Every thunk ever installed stays referenced: a record being written on
+# another thread may still be inside the previous callback when it is
+# replaced, and freeing a ctypes thunk that C is executing crashes.
+_thunks = []
+_lock = threading.Lock()
+
+
+def set_callback(fn, parse=False):
+    """Send records to ``fn(level, record)`` instead of stderr; ``None``
+    restores stderr.
+
+    ``record`` is the JSON text (a dict when ``parse`` is true) and
+    ``level`` a :class:`Level`. ``fn`` runs on whichever thread logged,
+    library threads included, possibly on several at once; it must not log
+    through this module itself (such records are dropped). An exception in
+    ``fn`` is printed to stderr and the record dropped.
+    """
+    if fn is None:
+        lib.aiplat_log_set_callback(LOG_FN(), None)
+        return
+
+    def trampoline(level, record, length, user_data):
+        try:
+            text = ctypes.string_at(record, length).decode("utf-8", "replace")
+            try:
+                lvl = Level(level)
+            except ValueError:
+                lvl = level
+            fn(lvl, json.loads(text) if parse else text)
+        except BaseException:  # never let an exception unwind into C
+            try:
+                sys.excepthook(*sys.exc_info())
+            except BaseException:
+                pass
+
+    thunk = LOG_FN(trampoline)
+    with _lock:
+        _thunks.append(thunk)
+    lib.aiplat_log_set_callback(thunk, None)
+
+
+@atexit.register
+def _restore_stderr():
+    # Library threads may outlive the interpreter's finalisation; they must
+    # not call into Python then.
+    lib.aiplat_log_set_callback(LOG_FN(), None)
+
+
+def log(level, message, **fields):
+    """Write one record; ``fields`` become extra keys (values str()'d,
+    ``None`` is JSON null)."""
+    level = int(parse_level(level) if isinstance(level, str) else level)
+    if not fields:
+        lib.aiplat_log(level, enc(message, "message"))
+        return
+    keys, n = strv(fields.keys(), "field name")
+    values, _ = strv([None if v is None else str(v) for v in fields.values()], "field value")
+    lib.aiplat_log_fields(level, enc(message, "message"), keys, values, n)
+
+
+def debug(message, **fields):
+    log(Level.DEBUG, message, **fields)
+
+
+def info(message, **fields):
+    log(Level.INFO, message, **fields)
+
+
+def warning(message, **fields):
+    log(Level.WARNING, message, **fields)
+
+
+def error(message, **fields):
+    log(Level.ERROR, message, **fields)
+
+
+def set_thread_context(request_id=None, trace_id=None):
+    """``request_id``/``trace_id`` fields on every record of this thread."""
+    lib.aiplat_log_set_thread_context(enc(request_id), enc(trace_id))
+
+
+def key_is_secret(key):
+    return bool(lib.aiplat_log_key_is_secret(enc(key)))

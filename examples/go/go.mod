@@ -1,0 +1,3 @@
+module aiplatexample
+
+go 1.19

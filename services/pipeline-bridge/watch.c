@@ -1,0 +1,332 @@
+/* The watcher of pipeline-bridge: one thread polls the watched runs and
+ * publishes a PipelineStatus event on ai.pipeline.status.{runId} at each
+ * change, until a terminal phase (or the run is lost). */
+#include "watch.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct slot {
+  bool used, active; /* active: being watched; else remembered (finished) */
+  pb_run_state s;
+  int64_t next_poll;     /* monotonic ms */
+  int64_t failing_since; /* monotonic ms of the first failed poll in a row, 0 */
+  uint64_t finished_seq; /* order of finishing, to forget the oldest first */
+} slot;
+
+struct pb_watch {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  pthread_t thread;
+  aiplat_pipeline *poller;
+  aiplat_bus *bus;
+  int64_t interval_ms;
+  bool stop;
+  size_t active, reserved;
+  uint64_t seq;
+  slot slots[PB_MAX_WATCHED + PB_MAX_REMEMBERED];
+};
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t pb_wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *pb_phase_name(aiplat_pipeline_engine e, aiplat_pipeline_phase p) {
+  static const char *const argo[] = {
+      "",      "Pending",   "Running", "Succeeded",  "Failed",
+      "Error", "Cancelled", "Skipped", "Cancelling", "Paused"};
+  static const char *const kfp[] = {"RUNTIME_STATE_UNSPECIFIED",
+                                    "PENDING",
+                                    "RUNNING",
+                                    "SUCCEEDED",
+                                    "FAILED",
+                                    "FAILED",
+                                    "CANCELED",
+                                    "SKIPPED",
+                                    "CANCELING",
+                                    "PAUSED"};
+  if ((unsigned)p > AIPLAT_PIPELINE_PAUSED) p = AIPLAT_PIPELINE_UNKNOWN;
+  return e == AIPLAT_PIPELINE_KUBEFLOW ? kfp[p] : argo[p];
+}
+
+aiplat_msg *pb_status_msg(const pb_run_state *s) {
+  aiplat_msg *m = NULL;
+  if (aiplat_msg_create(&m, AIPLAT_MSG_PIPELINE_STATUS) != AIPLAT_OK)
+    return NULL;
+  aiplat_status st = aiplat_msg_set_string(m, "request_id", s->request_id);
+  if (st == AIPLAT_OK) st = aiplat_msg_set_string(m, "run_id", s->run_id);
+  if (st == AIPLAT_OK)
+    st = aiplat_msg_set_string(m, "engine",
+                               aiplat_pipeline_engine_str(s->engine));
+  if (st == AIPLAT_OK)
+    st = aiplat_msg_set_string(m, "phase", pb_phase_name(s->engine, s->phase));
+  if (st == AIPLAT_OK && *s->message)
+    st = aiplat_msg_set_string(m, "message", s->message);
+  if (st == AIPLAT_OK) st = aiplat_msg_set_string(m, "pipeline", s->pipeline);
+  if (st == AIPLAT_OK)
+    st = aiplat_msg_set_int64(m, "created_at_ms", s->created_ms);
+  if (st == AIPLAT_OK)
+    st = aiplat_msg_set_int64(m, "updated_at_ms", s->updated_ms);
+  if (st == AIPLAT_OK)
+    st = aiplat_msg_set_int64(m, "finished_at_ms", s->finished_ms);
+  if (st == AIPLAT_OK) st = aiplat_msg_set_bool(m, "terminal", s->terminal);
+  if (st == AIPLAT_OK && s->error != AIPLAT_OK) {
+    aiplat_msg *e = NULL;
+    st = aiplat_msg_mutable_message(m, "error", &e);
+    if (st == AIPLAT_OK) st = aiplat_msg_set_int64(e, "code", s->error);
+    if (st == AIPLAT_OK)
+      st = aiplat_msg_set_string(e, "message", s->error_message);
+  }
+  if (st != AIPLAT_OK) {
+    aiplat_msg_destroy(m);
+    return NULL;
+  }
+  return m;
+}
+
+/* Publish the event of @s (called without the lock held). */
+static void publish(pb_watch *w, const pb_run_state *s) {
+  char *subject = NULL;
+  aiplat_msg *m = pb_status_msg(s);
+  uint8_t *body = NULL;
+  size_t len = 0;
+  aiplat_status st = aiplat_subject_pipeline_status(&subject, s->run_id);
+  if (st == AIPLAT_OK && m) st = aiplat_msg_encode(m, &body, &len);
+  if (st == AIPLAT_OK && m)
+    st = aiplat_bus_publish(w->bus, subject, body, len, NULL);
+  if (st != AIPLAT_OK || !m) {
+    char why[256];
+    aiplat_error_last(why, sizeof why);
+    const char *k[] = {"run_id", "error"}, *v[] = {s->run_id, why};
+    aiplat_log_fields(AIPLAT_LOG_WARNING,
+                      "cannot publish a pipeline status event", k, v, 2);
+  } else {
+    const char *k[] = {"run_id", "engine", "phase"};
+    const char *v[] = {s->run_id, aiplat_pipeline_engine_str(s->engine),
+                       pb_phase_name(s->engine, s->phase)};
+    aiplat_log_fields(AIPLAT_LOG_INFO, "pipeline status", k, v, 3);
+  }
+  aiplat_free(body);
+  aiplat_free(subject);
+  aiplat_msg_destroy(m);
+}
+
+/* A finished run moves from watched to remembered; the oldest remembered
+ * run is forgotten when there is no room. Lock held. */
+static void finish(pb_watch *w, slot *sl) {
+  sl->active = false;
+  sl->finished_seq = ++w->seq;
+  w->active--;
+  size_t remembered = 0;
+  slot *oldest = NULL;
+  for (size_t i = 0; i < sizeof w->slots / sizeof w->slots[0]; i++) {
+    slot *o = &w->slots[i];
+    if (!o->used || o->active) continue;
+    remembered++;
+    if (!oldest || o->finished_seq < oldest->finished_seq) oldest = o;
+  }
+  if (remembered > PB_MAX_REMEMBERED && oldest) oldest->used = false;
+}
+
+/* Poll one run (lock not held) and apply the result (lock taken). */
+static void poll_one(pb_watch *w, size_t i, pb_run_state snap) {
+  aiplat_pipeline_phase phase = AIPLAT_PIPELINE_UNKNOWN;
+  char msg[PB_MESSAGE_MAX] = "";
+  aiplat_status st = aiplat_pipeline_status(w->poller, snap.engine, snap.run_id,
+                                            *snap.ns ? snap.ns : NULL, &phase,
+                                            msg, sizeof msg);
+  char why[PB_MESSAGE_MAX] = "";
+  if (st != AIPLAT_OK) aiplat_pipeline_last_error(w->poller, why, sizeof why);
+  if (st == AIPLAT_ERR_CANCELLED) return; /* stopping */
+  pthread_mutex_lock(&w->mu);
+  slot *sl = &w->slots[i];
+  if (!sl->used || !sl->active || strcmp(sl->s.run_id, snap.run_id) != 0) {
+    pthread_mutex_unlock(&w->mu);
+    return;
+  }
+  int64_t now = mono_ms();
+  sl->next_poll = now + w->interval_ms;
+  bool changed = false;
+  if (st == AIPLAT_OK) {
+    sl->failing_since = 0;
+    if (phase != sl->s.phase || strcmp(msg, sl->s.message) != 0) {
+      changed = phase != sl->s.phase;
+      sl->s.phase = phase;
+      snprintf(sl->s.message, sizeof sl->s.message, "%s", msg);
+      if (changed) sl->s.updated_ms = pb_wall_ms();
+    }
+    if (aiplat_pipeline_phase_is_terminal(phase)) {
+      sl->s.terminal = true;
+      sl->s.finished_ms = sl->s.updated_ms;
+      changed = true;
+    }
+  } else {
+    bool permanent = st == AIPLAT_ERR_NOT_FOUND || st == AIPLAT_ERR_AUTH ||
+                     st == AIPLAT_ERR_INVALID_ARGUMENT ||
+                     st == AIPLAT_ERR_CONFIG;
+    if (!sl->failing_since) sl->failing_since = now;
+    if (permanent || now - sl->failing_since >= PB_GIVE_UP_MS) {
+      sl->s.error = st;
+      snprintf(sl->s.error_message, sizeof sl->s.error_message,
+               "the run was lost: %.*s", PB_MESSAGE_MAX - 32, why);
+      sl->s.terminal = true;
+      sl->s.updated_ms = sl->s.finished_ms = pb_wall_ms();
+      changed = true;
+    }
+    const char *k[] = {"run_id", "error"}, *v[] = {snap.run_id, why};
+    aiplat_log_fields(AIPLAT_LOG_WARNING, "pipeline status poll failed", k, v,
+                      2);
+  }
+  pb_run_state out = sl->s;
+  if (sl->s.terminal) finish(w, sl);
+  pthread_mutex_unlock(&w->mu);
+  if (changed) publish(w, &out);
+}
+
+static void *watch_main(void *arg) {
+  pb_watch *w = arg;
+  pthread_mutex_lock(&w->mu);
+  while (!w->stop) {
+    int64_t now = mono_ms(), next = now + 60000;
+    size_t due = SIZE_MAX;
+    for (size_t i = 0; i < sizeof w->slots / sizeof w->slots[0]; i++) {
+      slot *sl = &w->slots[i];
+      if (!sl->used || !sl->active) continue;
+      if (sl->next_poll <= now &&
+          (due == SIZE_MAX || sl->next_poll < w->slots[due].next_poll))
+        due = i;
+      if (sl->next_poll < next) next = sl->next_poll;
+    }
+    if (due != SIZE_MAX) {
+      pb_run_state snap = w->slots[due].s;
+      w->slots[due].next_poll = now + w->interval_ms; /* not twice in a row */
+      pthread_mutex_unlock(&w->mu);
+      poll_one(w, due, snap);
+      pthread_mutex_lock(&w->mu);
+      continue;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t wait = next - now;
+    ts.tv_sec += wait / 1000;
+    ts.tv_nsec += (wait % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+  }
+  pthread_mutex_unlock(&w->mu);
+  return NULL;
+}
+
+pb_watch *pb_watch_start(aiplat_pipeline *poller, aiplat_bus *bus,
+                         int64_t interval_ms) {
+  pb_watch *w = calloc(1, sizeof *w);
+  if (!w) return NULL;
+  w->poller = poller;
+  w->bus = bus;
+  w->interval_ms = interval_ms > 0 ? interval_ms : 1;
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&w->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_mutex_init(&w->mu, NULL);
+  if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+    return NULL;
+  }
+  return w;
+}
+
+bool pb_watch_reserve(pb_watch *w) {
+  pthread_mutex_lock(&w->mu);
+  bool ok = w->active + w->reserved < PB_MAX_WATCHED;
+  if (ok) w->reserved++;
+  pthread_mutex_unlock(&w->mu);
+  return ok;
+}
+
+void pb_watch_unreserve(pb_watch *w) {
+  pthread_mutex_lock(&w->mu);
+  if (w->reserved) w->reserved--;
+  pthread_mutex_unlock(&w->mu);
+}
+
+void pb_watch_add(pb_watch *w, const pb_run_state *s) {
+  pthread_mutex_lock(&w->mu);
+  if (w->reserved) w->reserved--;
+  slot *free_slot = NULL, *oldest = NULL;
+  for (size_t i = 0; i < sizeof w->slots / sizeof w->slots[0]; i++) {
+    slot *o = &w->slots[i];
+    if (!o->used) {
+      if (!free_slot) free_slot = o;
+    } else if (!o->active &&
+               (!oldest || o->finished_seq < oldest->finished_seq)) {
+      oldest = o;
+    }
+  }
+  /* Active runs are capped by the reservation, so a slot is always there:
+   * a free one, or the oldest remembered run. */
+  slot *sl = free_slot ? free_slot : oldest;
+  if (sl) {
+    memset(sl, 0, sizeof *sl);
+    sl->used = sl->active = true;
+    sl->s = *s;
+    sl->next_poll = mono_ms() + w->interval_ms;
+    w->active++;
+    pthread_cond_signal(&w->cv);
+  }
+  /* Under the lock, so the watcher's first change cannot overtake it. */
+  publish(w, s);
+  pthread_mutex_unlock(&w->mu);
+}
+
+bool pb_watch_find(pb_watch *w, const char *run_id,
+                   aiplat_pipeline_engine engine, pb_run_state *out) {
+  bool found = false;
+  pthread_mutex_lock(&w->mu);
+  for (size_t i = 0; i < sizeof w->slots / sizeof w->slots[0] && !found; i++) {
+    slot *sl = &w->slots[i];
+    if (sl->used && strcmp(sl->s.run_id, run_id) == 0 &&
+        (!engine || sl->s.engine == engine)) {
+      *out = sl->s;
+      found = true;
+    }
+  }
+  pthread_mutex_unlock(&w->mu);
+  return found;
+}
+
+void pb_watch_stop(pb_watch *w) {
+  if (!w) return;
+  pthread_mutex_lock(&w->mu);
+  w->stop = true;
+  pthread_cond_broadcast(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+  aiplat_pipeline_close(w->poller); /* a poll in progress returns now */
+  pthread_join(w->thread, NULL);
+  for (size_t i = 0; i < sizeof w->slots / sizeof w->slots[0]; i++) {
+    slot *sl = &w->slots[i];
+    if (!sl->used || !sl->active) continue;
+    const char *k[] = {"run_id", "engine"};
+    const char *v[] = {sl->s.run_id, aiplat_pipeline_engine_str(sl->s.engine)};
+    aiplat_log_fields(AIPLAT_LOG_WARNING,
+                      "stopped watching a run that has not ended", k, v, 2);
+  }
+  pthread_cond_destroy(&w->cv);
+  pthread_mutex_destroy(&w->mu);
+  free(w);
+}
