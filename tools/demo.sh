@@ -23,6 +23,7 @@ if [ -z "${AIPLAT_DEMO_NO_BUILD:-}" ]; then
 fi
 backend=$build/tools/model-backend/aiplat-model-backend
 [ -x "$backend" ] || { echo "demo: $backend is not built (configure without --disable-model-backend)" >&2; exit 1; }
+[ -x "$build/tools/aiplat/aiplat" ] || { echo "demo: $build/tools/aiplat/aiplat is not built" >&2; exit 1; }
 mkdir -p "$out"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/aiplat-demo-XXXXXX")
@@ -94,10 +95,10 @@ export NATS_URL="$url" VLLM_URL="$base" EMBEDDINGS_URL="$base" STT_URL="$base" T
 export VECTOR_STORE=local VECTOR_STORE_PATH="$work/knowledge.aipvs"
 export HEALTH_PORT=0 HEALTH_BIND=127.0.0.1 LOG_LEVEL=WARNING
 
-# The command-line tools, or the demo's own stand-in while they are not built.
-rag=$build/tools/aiplat-rag/aiplat-rag
+# The command-line client (tools/aiplat) and the ingestion tool.
 cli=$build/tools/aiplat/aiplat
-client=$build/tests/demo_client
+rag=$build/tools/aiplat-rag/aiplat-rag
+[ -x "$rag" ] || rag="$build/tests/demo_client" # until aiplat-rag is built
 
 # The backend loads its engines after it listens: wait for /health.
 if command -v curl >/dev/null 2>&1; then
@@ -110,11 +111,7 @@ else
 fi
 
 echo "== ingesting examples/knowledge into $VECTOR_STORE_PATH"
-if [ -x "$rag" ]; then
-  LOG_LEVEL=WARNING "$rag" ingest examples/knowledge
-else
-  LOG_LEVEL=WARNING "$client" ingest examples/knowledge
-fi
+LOG_LEVEL=WARNING "$rag" ingest examples/knowledge
 
 echo "== services"
 for svc in chat-handler voice-assistant stt-module tts-module pipeline-bridge; do
@@ -141,34 +138,18 @@ done
 
 question="How often are Milvus backups taken?"
 echo
-echo "== chat: $question"
-if [ -x "$cli" ]; then
-  "$cli" -u demo chat "$question"
-else
-  "$client" chat demo "$question"
-fi
+echo "== chat (aiplat chat): $question"
+"$cli" -u demo chat "$question"
 
 echo
 spoken="how often are milvus backups taken"
-echo "== voice: \"$spoken\", spoken by the local speech engine into $out/question.wav"
-if [ -x "$cli" ] && [ -x "$build/services/tts-module/tts-module" ]; then
-  "$cli" speak "$spoken" -o "$out/question.wav"
-else
-  "$client" speak "$spoken" "$out/question.wav"
-fi
-if [ -x "$cli" ]; then
-  "$cli" -u demo voice "$out/question.wav" -o "$out/answer.wav"
-else
-  "$client" voice demo "$out/question.wav" "$out/answer.wav"
-fi
+echo "== voice: \"$spoken\", spoken by the local speech engine (aiplat speak) into $out/question.wav"
+"$cli" speak "$spoken" -o "$out/question.wav"
+"$cli" -u demo voice "$out/question.wav" -o "$out/answer.wav"
 echo "   the spoken answer is in $out/answer.wav"
 
 echo
-echo "== services on the bus"
-if [ -x "$cli" ]; then
-  "$cli" services
-else
-  "$client" services
-fi
+echo "== services on the bus (aiplat services)"
+"$cli" services
 echo
 echo "== demo done"
