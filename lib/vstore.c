@@ -259,6 +259,31 @@ aiplat_status aip_vstore_count(aip_vstore *vs, uint64_t *out) {
   return vs->ops->count(vs, out);
 }
 
+aiplat_status aip_vstore_source_ids(aip_vstore *vs, const char *source,
+                                    size_t max, char ***ids, size_t *n) {
+  NEED_HANDLE(vs);
+  if (!ids || !n)
+    return aip_fail(&vs->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "vstore: source_ids needs somewhere to put the ids");
+  *ids = NULL;
+  *n = 0;
+  if (!source)
+    return aip_fail(&vs->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "vstore: source_ids needs a source");
+  aiplat_status st =
+      check_text(&vs->err, "filter", 0, "source", source, AIP_VSTORE_MAX_SOURCE);
+  if (st) return st;
+  if (max == 0 || max >= AIP_VSTORE_MAX_LIMIT)
+    return aip_fail(&vs->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "vstore: source_ids: max %zu is outside 1..%u", max,
+                    AIP_VSTORE_MAX_LIMIT - 1);
+  if (!vs->ops->source_ids)
+    return aip_fail(&vs->err, AIPLAT_ERR_NOT_SUPPORTED,
+                    "vstore: the %s backend cannot list a source's ids",
+                    vs->ops->name);
+  return vs->ops->source_ids(vs, source, max, ids, n);
+}
+
 const char *aip_vstore_backend(const aip_vstore *vs) {
   return vs ? vs->ops->name : "";
 }
@@ -308,32 +333,57 @@ aip_vhit *aip_vhits_pack(const aip_vhit_src *src, size_t n) {
   return h;
 }
 
+char **aip_vstrings_pack(const char *const *strs, const size_t *lens,
+                         size_t n) {
+  size_t bytes = n * sizeof(char *);
+  for (size_t i = 0; i < n; i++) bytes += lens[i] + 1;
+  char **a = malloc(bytes ? bytes : 1);
+  if (!a) return NULL;
+  char *p = (char *)(a + n);
+  for (size_t i = 0; i < n; i++) {
+    a[i] = p;
+    if (lens[i]) memcpy(p, strs[i], lens[i]);
+    p += lens[i];
+    *p++ = '\0';
+  }
+  return a;
+}
+
 /* ---- selection from configuration
  * ----------------------------------------------- */
+
+aiplat_status aip_vstore_choose(aiplat_config *cfg, bool *milvus,
+                               const char **path) {
+  if (!cfg || !milvus)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "vstore: NULL argument");
+  const char *kind = NULL;
+  if (path) *path = NULL;
+  aiplat_status st = aiplat_config_get_string(cfg, "VECTOR_STORE", &kind);
+  if (st) return st;
+  if (!kind || !kind[0]) {
+    *milvus = aiplat_config_is_set(cfg, "MILVUS_HOST");
+  } else if (aip_str_ieq(kind, "local")) {
+    *milvus = false;
+  } else if (aip_str_ieq(kind, "milvus")) {
+    *milvus = true;
+  } else {
+    return aip_fail(NULL, AIPLAT_ERR_CONFIG,
+                    "VECTOR_STORE: \"%s\" is neither local nor milvus", kind);
+  }
+  if (!*milvus && path)
+    return aiplat_config_require(cfg, "VECTOR_STORE_PATH", path);
+  return AIPLAT_OK;
+}
 
 aiplat_status aip_vstore_open_config(aip_vstore **out, aiplat_config *cfg,
                                      bool writable) {
   if (!out || !cfg)
     return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "vstore: NULL argument");
   *out = NULL;
-  const char *kind = NULL, *path = NULL;
-  aiplat_status st = aiplat_config_get_string(cfg, "VECTOR_STORE", &kind);
+  bool milvus = false;
+  const char *path = NULL;
+  aiplat_status st = aip_vstore_choose(cfg, &milvus, &path);
   if (st) return st;
-  bool milvus;
-  if (!kind || !kind[0]) {
-    milvus = aiplat_config_is_set(cfg, "MILVUS_HOST");
-  } else if (aip_str_ieq(kind, "local")) {
-    milvus = false;
-  } else if (aip_str_ieq(kind, "milvus")) {
-    milvus = true;
-  } else {
-    return aip_fail(NULL, AIPLAT_ERR_CONFIG,
-                    "VECTOR_STORE: \"%s\" is neither local nor milvus", kind);
-  }
-  if (milvus)
-    return aip_fail(NULL, AIPLAT_ERR_NOT_SUPPORTED,
-                    "vstore: the Milvus backend is not built into this "
-                    "library yet (set VECTOR_STORE=local)");
-  if ((st = aiplat_config_require(cfg, "VECTOR_STORE_PATH", &path))) return st;
+  if (milvus) return aip_vstore_milvus_open(out, cfg);
   return aip_vstore_local_open(out, path, writable ? 0 : AIP_VLOCAL_READONLY);
 }

@@ -106,6 +106,15 @@ aiplat_status aip_vstore_delete_source(aip_vstore *vs,
 /* The number of live records. */
 aiplat_status aip_vstore_count(aip_vstore *vs, uint64_t *out);
 
+/* The ids of the live records whose source is exactly `source`, at most
+ * `max` (1..AIP_VSTORE_MAX_LIMIT - 1) of them: AIPLAT_ERR_TOO_LARGE when
+ * there are more. In no particular order. On success *ids is one
+ * allocation holding the array and its strings, released with free(), and
+ * NULL when *n is 0. A store without a collection has none. (The RAG layer
+ * uses it to see whether a re-ingested document changed.) */
+aiplat_status aip_vstore_source_ids(aip_vstore *vs, const char *source,
+                                    size_t max, char ***ids, size_t *n);
+
 /* The backend's name: "local" or "milvus". */
 const char *aip_vstore_backend(const aip_vstore *vs);
 
@@ -118,10 +127,15 @@ void aip_vstore_close(aip_vstore *vs);
 /* Open the store the configuration names: VECTOR_STORE=local|milvus, or
  * by default milvus when MILVUS_HOST is set explicitly, else local at
  * VECTOR_STORE_PATH. `writable` opens the local store for writing (one
- * writer process at a time). The Milvus backend is not built yet:
- * AIPLAT_ERR_NOT_SUPPORTED. */
+ * writer process at a time); a Milvus handle always reads and writes. */
 aiplat_status aip_vstore_open_config(aip_vstore **out, aiplat_config *cfg,
                                      bool writable);
+
+/* The choice aip_vstore_open_config() makes, without opening: *milvus, and
+ * for the local store its VECTOR_STORE_PATH in *path (borrowed from cfg;
+ * @path may be NULL). AIPLAT_ERR_CONFIG for a bad VECTOR_STORE. */
+aiplat_status aip_vstore_choose(aiplat_config *cfg, bool *milvus,
+                                const char **path);
 
 /* ---- the local store ---------------------------------------------------- */
 
@@ -199,6 +213,8 @@ typedef struct aip_vstore_ops {
   aiplat_status (*delete_source)(aip_vstore *vs, const aip_vfilter *filter,
                                  int64_t *deleted);
   aiplat_status (*count)(aip_vstore *vs, uint64_t *out);
+  aiplat_status (*source_ids)(aip_vstore *vs, const char *source, size_t max,
+                              char ***ids, size_t *n);
   void (*close)(aip_vstore *vs);
 } aip_vstore_ops;
 
@@ -217,5 +233,33 @@ typedef struct aip_vhit_src {
   size_t id_len, text_len, source_len, metadata_len;
 } aip_vhit_src;
 aip_vhit *aip_vhits_pack(const aip_vhit_src *src, size_t n);
+
+/* Packs `n` strings (`lens[i]` bytes each, not NUL-terminated) into one
+ * allocation: the array of pointers, then the NUL-terminated copies. */
+char **aip_vstrings_pack(const char *const *strs, const size_t *lens,
+                         size_t n);
+
+/* ---- the Milvus backend (vstore_milvus.c) -------------------------------- */
+
+/* Open a handle on Milvus's REST API v2 from MILVUS_HOST, MILVUS_PORT,
+ * MILVUS_TLS, MILVUS_DB, MILVUS_COLLECTION, MILVUS_TOKEN (or
+ * MILVUS_TOKEN_FILE) and the HTTP_* settings. Nothing is sent yet: the
+ * first operation talks to the server. See
+ * docs/decisions/0015-rag.md. */
+aiplat_status aip_vstore_milvus_open(aip_vstore **out, aiplat_config *cfg);
+
+/* The base URL a Milvus handle talks to (borrowed), for messages and tests;
+ * NULL for another backend. */
+const char *aip_vstore_milvus_url(aip_vstore *vs);
+
+/* Build a Milvus boolean expression comparing a VarChar field with a
+ * string: `field == "value"` (EXACT) or `field like "value%"` (PREFIX),
+ * the value escaped so that it can never end the literal early. PREFIX
+ * with a value holding a LIKE wildcard (%, _) or a backslash is
+ * AIPLAT_ERR_NOT_SUPPORTED (versions disagree on escaping inside LIKE).
+ * On success *out is a new string (free()). */
+aiplat_status aip_milvus_filter(aip_err *err, const char *field,
+                                aip_vmatch match, const char *value,
+                                char **out);
 
 #endif /* AIPLAT_VSTORE_INTERNAL_H */

@@ -1315,6 +1315,45 @@ static aiplat_status l_count(aip_vstore *vs, uint64_t *out) {
   return AIPLAT_OK;
 }
 
+static aiplat_status l_source_ids(aip_vstore *vs, const char *source,
+                                  size_t max, char ***ids, size_t *n) {
+  vlocal *v = (vlocal *)vs;
+  if (v->flags & AIP_VLOCAL_READONLY) aip_vstore_local_refresh(vs);
+  aiplat_status st = AIPLAT_OK;
+  const char **strs = NULL;
+  size_t *lens = NULL, k = 0;
+  pthread_rwlock_rdlock(&v->rw);
+  const lstate *s = &v->s;
+  int64_t si = s->nrows ? src_lookup(s, source, strlen(source)) : -1;
+  if (si < 0 || !s->srcs[si].refs) goto out;
+  if (s->srcs[si].refs > max) {
+    st = aip_fail(&v->base.err, AIPLAT_ERR_TOO_LARGE,
+                  "vstore: source has %llu records, more than %zu",
+                  (unsigned long long)s->srcs[si].refs, max);
+    goto out;
+  }
+  size_t want = (size_t)s->srcs[si].refs;
+  strs = malloc(want * sizeof *strs);
+  lens = malloc(want * sizeof *lens);
+  if (!strs || !lens) goto oom;
+  for (size_t r = 0; r < s->nrows && k < want; r++) {
+    if (s->rows[r].src != (uint32_t)si) continue;
+    strs[k] = (const char *)row_id(s, r);
+    lens[k++] = s->rows[r].id_len;
+  }
+  if (!(*ids = aip_vstrings_pack(strs, lens, k))) goto oom;
+  *n = k;
+  goto out;
+oom:
+  st = aip_fail(&v->base.err, AIPLAT_ERR_NO_MEMORY,
+                "vstore: no memory to list a source's ids");
+out:
+  pthread_rwlock_unlock(&v->rw);
+  free(strs);
+  free(lens);
+  return st;
+}
+
 /* ---- search
  * --------------------------------------------------------------------- */
 
@@ -1643,6 +1682,7 @@ static const aip_vstore_ops local_ops = {
     .search = l_search,
     .delete_source = l_delete,
     .count = l_count,
+    .source_ids = l_source_ids,
     .close = l_close,
 };
 

@@ -486,6 +486,55 @@ START_TEST(delete_by_source_exact_and_prefix) {
 }
 END_TEST
 
+START_TEST(source_ids_list_a_source) {
+  const char *path = vt_path("ids");
+  aip_vstore *vs = vt_open(path, 0);
+  char **ids = (char **)1;
+  size_t n = 9;
+  /* No collection yet: none. */
+  ck_assert_int_eq(aip_vstore_source_ids(vs, "a.md", 10, &ids, &n), AIPLAT_OK);
+  ck_assert_uint_eq(n, 0);
+  ck_assert_ptr_null(ids);
+  ck_assert_int_eq(aip_vstore_ensure(vs, 8, AIP_VMETRIC_COSINE), AIPLAT_OK);
+  vt_put(vs, 8, 1, "a.md");
+  vt_put(vs, 8, 2, "b.md");
+  vt_put(vs, 8, 3, "a.md");
+  vt_put(vs, 8, 4, "a.mdx");
+  ck_assert_int_eq(aip_vstore_source_ids(vs, "a.md", 10, &ids, &n), AIPLAT_OK);
+  ck_assert_uint_eq(n, 2);
+  bool one = false, three = false;
+  for (size_t i = 0; i < n; i++) {
+    one |= strcmp(ids[i], "id1") == 0;
+    three |= strcmp(ids[i], "id3") == 0;
+  }
+  ck_assert(one && three);
+  free(ids);
+  ck_assert_int_eq(aip_vstore_source_ids(vs, "a.md", 1, &ids, &n),
+                   AIPLAT_ERR_TOO_LARGE);
+  ck_assert_int_eq(aip_vstore_source_ids(vs, "a.md", 0, &ids, &n),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aip_vstore_source_ids(vs, "a.md", AIP_VSTORE_MAX_LIMIT, &ids, &n),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aip_vstore_source_ids(vs, "\xff", 10, &ids, &n),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aip_vstore_source_ids(vs, NULL, 10, &ids, &n),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aip_vstore_source_ids(vs, "nothing", 10, &ids, &n), AIPLAT_OK);
+  ck_assert_uint_eq(n, 0);
+  /* A reader sees what the writer committed, and deletions. */
+  aip_vstore *r = vt_open(path, AIP_VLOCAL_READONLY);
+  aip_vfilter f = {AIP_VMATCH_EXACT, "a.md"};
+  ck_assert_int_eq(aip_vstore_delete_source(vs, &f, NULL), AIPLAT_OK);
+  vt_put(vs, 8, 5, "a.md");
+  ck_assert_int_eq(aip_vstore_source_ids(r, "a.md", 10, &ids, &n), AIPLAT_OK);
+  ck_assert_uint_eq(n, 1);
+  ck_assert_str_eq(ids[0], "id5");
+  free(ids);
+  aip_vstore_close(r);
+  aip_vstore_close(vs);
+}
+END_TEST
+
 START_TEST(search_filters_on_source) {
   aip_vstore *vs = vt_open(vt_path("flt"), 0);
   ck_assert_int_eq(aip_vstore_ensure(vs, 8, AIP_VMETRIC_COSINE), AIPLAT_OK);
@@ -763,8 +812,9 @@ START_TEST(open_from_configuration) {
   ck_assert_int_eq(aip_vstore_ensure(vs, 4, AIP_VMETRIC_COSINE), AIPLAT_OK);
   aip_vstore_close(vs);
   ck_assert_int_eq(aiplat_config_set(cfg, "VECTOR_STORE", "milvus"), AIPLAT_OK);
-  ck_assert_int_eq(aip_vstore_open_config(&vs, cfg, false),
-                   AIPLAT_ERR_NOT_SUPPORTED);
+  ck_assert_int_eq(aip_vstore_open_config(&vs, cfg, false), AIPLAT_OK);
+  ck_assert_str_eq(aip_vstore_backend(vs), "milvus"); /* nothing sent yet */
+  aip_vstore_close(vs);
   ck_assert_int_eq(aiplat_config_set(cfg, "VECTOR_STORE", "redis"), AIPLAT_OK);
   ck_assert_int_eq(aip_vstore_open_config(&vs, cfg, false), AIPLAT_ERR_CONFIG);
   ck_assert_ptr_nonnull(strstr(vt_err(NULL), "VECTOR_STORE"));
@@ -776,9 +826,15 @@ START_TEST(open_from_configuration) {
   }
   ck_assert_int_eq(aiplat_config_set(cfg, "MILVUS_HOST", "milvus.ai-ml"),
                    AIPLAT_OK);
-  ck_assert_int_eq(aip_vstore_open_config(&vs, cfg, false),
-                   AIPLAT_ERR_NOT_SUPPORTED);
-  ck_assert_ptr_null(vs);
+  ck_assert_int_eq(aip_vstore_open_config(&vs, cfg, false), AIPLAT_OK);
+  ck_assert_str_eq(aip_vstore_backend(vs), "milvus");
+  ck_assert_str_eq(aip_vstore_milvus_url(vs), "http://milvus.ai-ml:19530");
+  aip_vstore_close(vs);
+  ck_assert_int_eq(aiplat_config_set(cfg, "VECTOR_STORE", "local"), AIPLAT_OK);
+  ck_assert_int_eq(aip_vstore_open_config(&vs, cfg, false), AIPLAT_OK);
+  ck_assert_str_eq(aip_vstore_backend(vs), "local");
+  aip_vstore_close(vs);
+  vs = NULL;
   ck_assert_int_eq(aip_vstore_open_config(&vs, NULL, false),
                    AIPLAT_ERR_INVALID_ARGUMENT);
   aiplat_config_destroy(cfg);
@@ -801,6 +857,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, store_without_collection);
   tcase_add_test(tc, same_id_replaces_and_identical_is_not_rewritten);
   tcase_add_test(tc, delete_by_source_exact_and_prefix);
+  tcase_add_test(tc, source_ids_list_a_source);
   tcase_add_test(tc, search_filters_on_source);
   tcase_add_test(tc, bad_arguments_are_refused_clearly);
   tcase_add_test(tc, one_writer_at_a_time);

@@ -20,6 +20,7 @@
 #include "tts.h"
 #include "service.h"
 #include "pipeline.h"
+#include "rag.h"
 #include "chat.h"
 
 #endif /* AIPLAT_AIPLAT_H */
