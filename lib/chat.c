@@ -154,6 +154,12 @@ static bool embeddings_check(char *msg, size_t msglen, void *ud) {
                 "embeddings server answers");
 }
 
+static bool reranker_check(char *msg, size_t msglen, void *ud) {
+  aiplat_chat *c = ud;
+  return report(aip_chat_retriever_reranker_health(c->retriever), msg, msglen,
+                "reranker answers");
+}
+
 AIPLAT_API aiplat_status aiplat_chat_add_checks(aiplat_chat *c, aiplat_health *health,
                                                 int64_t interval_ms) {
   if (!c || !health) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "chat: NULL argument");
@@ -161,6 +167,9 @@ AIPLAT_API aiplat_status aiplat_chat_add_checks(aiplat_chat *c, aiplat_health *h
                                                     CHECK_TIMEOUT_MS);
   if (!st)
     st = aiplat_health_add_cached_check(health, "embeddings", embeddings_check, c, interval_ms,
+                                        CHECK_TIMEOUT_MS);
+  if (!st && aip_chat_retriever_has_reranker(c->retriever))
+    st = aiplat_health_add_cached_check(health, "reranker", reranker_check, c, interval_ms,
                                         CHECK_TIMEOUT_MS);
   return st ? fail_last(c, st, "chat: ") : AIPLAT_OK;
 }

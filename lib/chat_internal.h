@@ -25,10 +25,13 @@ aiplat_status aip_chat_retriever_create(aip_chat_retriever **out,
 void aip_chat_retriever_destroy(aip_chat_retriever *r);
 /* The readiness probe of the embeddings server. */
 aiplat_status aip_chat_retriever_health(aip_chat_retriever *r);
-/* The best `top_k` passages for `query`, fitted into `budget` characters:
- * *context is the numbered context ("[1] text\nSource: s\n\n[2] ..."),
- * *passages the passages it holds, in order (*n of them). On failure the
- * thread's record has the detail. */
+/* Whether RERANKER_URL gave a reranker, and its readiness probe. */
+bool aip_chat_retriever_has_reranker(aip_chat_retriever *r);
+aiplat_status aip_chat_retriever_reranker_health(aip_chat_retriever *r);
+/* The best `top_k` passages for `query` (aiplat_rag_query_filtered) in
+ * *passages (*n of them, best first) and their numbered context fitted into
+ * `budget` bytes (aiplat_rag_results_context: "[1] (source: s) text\n\n[2]
+ * ..."). On failure the thread's record has the detail. */
 aiplat_status aip_chat_retrieve(aip_chat_retriever *r, const char *query,
                                 int top_k, size_t budget,
                                 aip_chat_passage **passages, size_t *n,

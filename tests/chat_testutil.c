@@ -9,70 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "chunk.h"
-#include "vstore.h"
 
 /* ---- the knowledge base ---------------------------------------------------- */
-
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-  if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-    free(buf);
-    buf = NULL;
-  }
-  fclose(f);
-  if (buf) buf[n] = '\0', *len = (size_t)n;
-  return buf;
-}
-
-static size_t ingest_file(aip_vstore *vs, aiplat_embeddings *emb, const char *path,
-                          const char *name) {
-  size_t len = 0, done = 0;
-  char *text = slurp(path, &len);
-  aip_chunk *ch = NULL;
-  size_t n = text ? aip_chunk_text(text, len, 600, 80, &ch) : (size_t)-1;
-  if (n == (size_t)-1 || n == 0) {
-    free(text);
-    free(ch);
-    return 0;
-  }
-  char **parts = calloc(n, sizeof *parts);
-  char (*ids)[33] = calloc(n, sizeof *ids);
-  aip_vrecord *recs = calloc(n, sizeof *recs);
-  aiplat_embeddings_result *er = NULL;
-  for (size_t i = 0; parts && i < n; i++) {
-    parts[i] = strndup(text + ch[i].offset, ch[i].len);
-    aip_chunk_id(name, parts[i], ch[i].len, ids[i]);
-  }
-  if (parts && ids && recs &&
-      aiplat_embeddings_embed(emb, (const char *const *)parts, n, &er) == AIPLAT_OK) {
-    uint32_t dim = (uint32_t)aiplat_embeddings_result_dimension(er);
-    for (size_t i = 0; i < n; i++)
-      recs[i] = (aip_vrecord){ids[i], aiplat_embeddings_result_vector(er, i), parts[i], name,
-                              NULL};
-    if (aip_vstore_ensure(vs, dim, AIP_VMETRIC_COSINE) == AIPLAT_OK &&
-        aip_vstore_insert(vs, recs, n, dim) == AIPLAT_OK)
-      done = n;
-  }
-  if (!done) {
-    char err[512];
-    aiplat_error_last(err, sizeof err);
-    fprintf(stderr, "ingest %s: %s\n", path, err);
-  }
-  aiplat_embeddings_result_destroy(er);
-  for (size_t i = 0; parts && i < n; i++) free(parts[i]);
-  free(parts);
-  free(ids);
-  free(recs);
-  free(ch);
-  free(text);
-  return done;
-}
 
 size_t ct_ingest_knowledge(const char *store_path, const char *embeddings_url) {
   const char *src = getenv("top_srcdir");
@@ -81,28 +19,31 @@ size_t ct_ingest_knowledge(const char *store_path, const char *embeddings_url) {
   return ct_ingest_dir(dir, store_path, embeddings_url);
 }
 
+/* Through the RAG API, as `aiplat-rag ingest DIR` does. */
 size_t ct_ingest_dir(const char *dir, const char *store_path, const char *embeddings_url) {
   aiplat_config *cfg = NULL;
-  aiplat_embeddings *emb = NULL;
-  aip_vstore *vs = NULL;
+  aiplat_rag *rag = NULL;
   size_t total = 0;
   DIR *d = NULL;
   if (aiplat_config_create(&cfg) != AIPLAT_OK ||
       aiplat_config_set(cfg, "EMBEDDINGS_URL", embeddings_url) != AIPLAT_OK ||
-      aiplat_embeddings_create(&emb, cfg) != AIPLAT_OK ||
-      aip_vstore_local_open(&vs, store_path, 0) != AIPLAT_OK || !(d = opendir(dir))) {
+      aiplat_config_set(cfg, "VECTOR_STORE", "local") != AIPLAT_OK ||
+      aiplat_config_set(cfg, "VECTOR_STORE_PATH", store_path) != AIPLAT_OK ||
+      aiplat_rag_create(&rag, cfg) != AIPLAT_OK || !(d = opendir(dir))) {
     char err[512];
     aiplat_error_last(err, sizeof err);
     fprintf(stderr, "ingest: %s\n", err);
     goto out;
   }
   for (struct dirent *e; (e = readdir(d));) {
-    size_t l = strlen(e->d_name);
+    size_t l = strlen(e->d_name), n = 0;
     if (l < 4 || strcmp(e->d_name + l - 3, ".md") != 0) continue;
     char path[2048];
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    size_t n = ingest_file(vs, emb, path, e->d_name);
-    if (!n) {
+    if (aiplat_rag_ingest_file(rag, path, NULL, &n, NULL) != AIPLAT_OK) {
+      char err[512];
+      aiplat_rag_last_error(rag, err, sizeof err);
+      fprintf(stderr, "ingest %s: %s\n", path, err);
       total = 0;
       break;
     }
@@ -110,8 +51,7 @@ size_t ct_ingest_dir(const char *dir, const char *store_path, const char *embedd
   }
 out:
   if (d) closedir(d);
-  aip_vstore_close(vs);
-  aiplat_embeddings_destroy(emb);
+  aiplat_rag_destroy(rag);
   aiplat_config_destroy(cfg);
   return total;
 }

@@ -23,7 +23,9 @@ if [ -z "${AIPLAT_DEMO_NO_BUILD:-}" ]; then
 fi
 backend=$build/tools/model-backend/aiplat-model-backend
 [ -x "$backend" ] || { echo "demo: $backend is not built (configure without --disable-model-backend)" >&2; exit 1; }
-[ -x "$build/tools/aiplat/aiplat" ] || { echo "demo: $build/tools/aiplat/aiplat is not built" >&2; exit 1; }
+for tool in tools/aiplat/aiplat tools/aiplat-rag/aiplat-rag; do
+  [ -x "$build/$tool" ] || { echo "demo: $build/$tool is not built" >&2; exit 1; }
+done
 mkdir -p "$out"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/aiplat-demo-XXXXXX")
@@ -95,10 +97,9 @@ export NATS_URL="$url" VLLM_URL="$base" EMBEDDINGS_URL="$base" STT_URL="$base" T
 export VECTOR_STORE=local VECTOR_STORE_PATH="$work/knowledge.aipvs"
 export HEALTH_PORT=0 HEALTH_BIND=127.0.0.1 LOG_LEVEL=WARNING
 
-# The command-line client (tools/aiplat) and the ingestion tool.
+# The command-line client and the knowledge-base tool.
 cli=$build/tools/aiplat/aiplat
 rag=$build/tools/aiplat-rag/aiplat-rag
-[ -x "$rag" ] || rag="$build/tests/demo_client" # until aiplat-rag is built
 
 # The backend loads its engines after it listens: wait for /health.
 if command -v curl >/dev/null 2>&1; then
@@ -110,7 +111,7 @@ else
   sleep 2
 fi
 
-echo "== ingesting examples/knowledge into $VECTOR_STORE_PATH"
+echo "== ingesting examples/knowledge into $VECTOR_STORE_PATH (aiplat-rag ingest)"
 LOG_LEVEL=WARNING "$rag" ingest examples/knowledge
 
 echo "== services"

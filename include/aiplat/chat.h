@@ -15,15 +15,17 @@
  *     `CHAT_HISTORY_TURNS` turns of that user's conversation from a
  *     JetStream Key-Value bucket;
  *  3. when `enable_rag` (absent means true): retrieve `top_k` (default
- *     `RAG_TOP_K`) passages for the message and fit them, numbered `[1]`,
- *     `[2]`, ... with their sources, into `RAG_CONTEXT_CHARS` characters;
+ *     `RAG_TOP_K`) passages for the message with the RAG API (aiplat/rag.h:
+ *     embeddings, vector store, reranker when `RERANKER_URL` is set) and
+ *     format them as its numbered context (`[1] (source: ...) ...`) within
+ *     `RAG_CONTEXT_CHARS` bytes;
  *  4. ask the LLM: a system message (`SYSTEM_PROMPT`, or a built-in one,
  *     followed by the context), the history as alternating user and
  *     assistant messages, then the message; streamed when a callback is
  *     given;
  *  5. store the new turn (question and answer) and answer with a
  *     ChatResponse: `text`, `sources` (id, text, source, score of each
- *     passage given to the model), `usage`, `model`, `finish_reason`, and
+ *     passage retrieved, best first), `usage`, `model`, `finish_reason`, and
  *     `request_id` and `conversation_id` echoed.
  *
  * ```c
@@ -71,8 +73,8 @@ typedef bool (*aiplat_chat_delta_fn)(const char *delta, size_t len,
  * `VECTOR_STORE*`, `MILVUS_*`, `RAG_TOP_K`, `RAG_CONTEXT_CHARS`, ...),
  * `SYSTEM_PROMPT`, `CHAT_HISTORY_TURNS`, `CHAT_HISTORY_TTL`,
  * `CHAT_HISTORY_BUCKET`. Values are copied; @p cfg may be destroyed
- * afterwards. No request is sent and the vector store is opened at the
- * first retrieval, so a pipeline can be created before its servers run.
+ * afterwards. No request is sent, so a pipeline can be created before its
+ * servers run; a local store that does not exist yet finds nothing.
  * Errors: ::AIPLAT_ERR_CONFIG naming the variable. Free with
  * aiplat_chat_destroy().
  */
@@ -108,7 +110,8 @@ AIPLAT_API aiplat_status aiplat_chat_set_bus(aiplat_chat *chat,
 
 /**
  * Register readiness checks on @p health: `llm` (the LLM server's health
- * probe) and `embeddings` (the embeddings server's), each run every
+ * probe), `embeddings` (the embeddings server's) and, with `RERANKER_URL`,
+ * `reranker`, each run every
  * @p interval_ms on a thread of its own (aiplat_health_add_cached_check(),
  * failing when a probe takes over 5 s). @p interval_ms: 10 .. 86400000.
  * The pipeline must outlive @p health's checks: destroy the health handle
