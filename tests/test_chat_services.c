@@ -688,7 +688,10 @@ START_TEST(model_server_down_fails_fast_and_not_ready) {
   snprintf(emb, sizeof emb, "EMBEDDINGS_URL=%s", b2.base);
   snprintf(log, sizeof log, "%s/down.log", dir);
   const char *env[] = {own_url, vllm, emb, e_store, "VECTOR_STORE=local", "LOG_LEVEL=INFO",
-                       "READY_CHECK_INTERVAL=100ms", "NATS_RECONNECT_WAIT=100ms", NULL};
+                       "READY_CHECK_INTERVAL=100ms", "NATS_RECONNECT_WAIT=100ms",
+                       "SYSTEM_PROMPT=Answer briefly.\n[1] The secret word of the test is "
+                       "swordfish.",
+                       NULL};
   sp_proc p;
   ck_assert(sp_start(&p, chat_bin, env, log, NULL) && sp_wait_started(&p, 20000));
   long ready = 0;
@@ -696,6 +699,13 @@ START_TEST(model_server_down_fails_fast_and_not_ready) {
     ready = sp_http_get(p.health_port, "/ready", NULL);
   ck_assert_int_eq(ready, 200);
   aiplat_bus *bus = ct_bus(th_nats_url(own));
+  /* SYSTEM_PROMPT is what the model is told first. */
+  ct_chat c = ct_chat_init("gina", "What is the secret word of the test?", NULL);
+  c.enable_rag = 0;
+  aiplat_msg *r = ask(bus, &c);
+  expect_ok(r);
+  ck_assert_msg(strstr(str(r, "text"), "swordfish") != NULL, "answer: %s", str(r, "text"));
+  aiplat_msg_destroy(r);
   ck_assert_int_eq(bkc_stop(&b2, SIGKILL, 5000) != -1, 1);
   char *body = NULL;
   for (int i = 0; i < 100 && ready != 503; i++, usleep(50000)) {
@@ -711,15 +721,23 @@ START_TEST(model_server_down_fails_fast_and_not_ready) {
   int64_t t0 = (int64_t)time(NULL);
   ct_collector col;
   ck_assert(ct_collect(&col, bus, "ai.chat.response.req-down"));
-  ct_chat c = ct_chat_init("gina", q_backups, "req-down");
+  c = ct_chat_init("gina", q_backups, "req-down");
   c.stream = true;
-  aiplat_msg *r = ask(bus, &c);
+  r = ask(bus, &c);
   int64_t code = ct_error(r, NULL);
   ck_assert_msg(code == AIPLAT_ERR_CONNECTION || code == AIPLAT_ERR_UNAVAILABLE, "code %lld",
                 (long long)code);
   ck_assert_int_lt((int64_t)time(NULL) - t0, 15);
   aiplat_msg_destroy(r);
   ck_assert_int_ge(ct_wait_type(&col, RESPONSE, T_REQ), 0);
+  ck_assert_uint_eq(col.n, 2); /* the done chunk with the error, the response */
+  aiplat_msg *done = NULL;
+  ck_assert_int_eq(aiplat_msg_decode(&done, AIPLAT_MSG_CHAT_CHUNK, col.v[0].data, col.v[0].len),
+                   AIPLAT_OK);
+  bool is_done = false;
+  aiplat_msg_get_bool(done, "done", &is_done);
+  ck_assert(is_done && ct_error(done, NULL) == code);
+  aiplat_msg_destroy(done);
   ct_collector_free(&col);
   c = ct_chat_init("gina", q_backups, NULL);
   c.enable_rag = 0; /* straight to the LLM */
@@ -737,6 +755,66 @@ START_TEST(model_server_down_fails_fast_and_not_ready) {
   ck_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
   aiplat_bus_destroy(bus);
   th_nats_stop(own);
+}
+END_TEST
+
+/* ---- the pipeline in process ------------------------------------------------------ */
+
+static bool stop_after_two(const char *delta, size_t len, void *ud) {
+  (void)delta, (void)len;
+  return ++*(int *)ud < 2;
+}
+
+START_TEST(chat_api_in_process) {
+  aiplat_config *cfg = NULL;
+  aiplat_chat *chat = NULL;
+  char err[512];
+  ck_assert_int_eq(aiplat_config_create(&cfg), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "VLLM_URL", B.base), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "EMBEDDINGS_URL", B.base), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "VECTOR_STORE", "local"), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "VECTOR_STORE_PATH", e_store + 18), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "CHAT_HISTORY_BUCKET", "bad.name"), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_chat_create(&chat, cfg), AIPLAT_ERR_CONFIG);
+  ck_assert_ptr_null(chat);
+  aiplat_error_last(err, sizeof err);
+  ck_assert(strstr(err, "CHAT_HISTORY_BUCKET") != NULL);
+  ck_assert_int_eq(aiplat_config_set(cfg, "CHAT_HISTORY_BUCKET", NULL), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_chat_create(&chat, cfg), AIPLAT_OK);
+  aiplat_config_destroy(cfg); /* the pipeline copied what it needs */
+  /* Arguments. */
+  aiplat_msg *resp = NULL, *wrong = NULL, *req = NULL;
+  ck_assert_int_eq(aiplat_chat_answer(NULL, NULL, NULL, NULL, &resp), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_msg_create(&wrong, AIPLAT_MSG_CHAT_RESPONSE), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_chat_answer(chat, wrong, NULL, NULL, &resp), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_null(resp);
+  ck_assert_int_eq(aiplat_chat_last_error(chat, err, sizeof err), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert(strstr(err, "ChatRequest") != NULL);
+  ck_assert_int_eq(aiplat_chat_set_system_prompt(chat, ""), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_chat_set_system_prompt(chat, "Quote.\n[1] Owls hunt at night."),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_chat_add_checks(chat, NULL, 1000), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_chat_handle_request(NULL, chat), AIPLAT_ERR_INVALID_ARGUMENT);
+  /* A whole answer from the replaced system prompt, no bus (no history). */
+  ck_assert_int_eq(aiplat_msg_create(&req, AIPLAT_MSG_CHAT_REQUEST), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_msg_set_string(req, "message", "When do owls hunt?"), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_msg_set_bool(req, "enable_rag", false), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_msg_set_string(req, "conversation_id", "ignored-without-bus"),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_chat_answer(chat, req, NULL, NULL, &resp), AIPLAT_OK);
+  ck_assert_str_eq(str(resp, "text"), "Owls hunt at night. [1]");
+  aiplat_msg_destroy(resp);
+  /* A delta callback that stops the stream. */
+  int calls = 0;
+  resp = wrong;
+  ck_assert_int_eq(aiplat_chat_answer(chat, req, stop_after_two, &calls, &resp),
+                   AIPLAT_ERR_CANCELLED);
+  ck_assert_ptr_null(resp);
+  ck_assert_int_eq(calls, 2);
+  aiplat_msg_destroy(req);
+  aiplat_msg_destroy(wrong);
+  aiplat_chat_destroy(chat);
+  aiplat_chat_destroy(NULL);
 }
 END_TEST
 
@@ -860,6 +938,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, voice_refuses_bad_audio_naming_the_problem);
   tcase_add_test(tc, bad_configuration_exits_with_one_line);
   tcase_add_test(tc, model_server_down_fails_fast_and_not_ready);
+  tcase_add_test(tc, chat_api_in_process);
   tcase_add_test(tc, durable_requests_survive_a_killed_instance);
   suite_add_tcase(s, tc);
   return s;
