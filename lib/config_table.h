@@ -77,6 +77,9 @@
   X(CHAT_HISTORY_TURNS, "10", INT, 0, "conversation turns kept per conversation") \
   X(CHAT_HISTORY_TTL, "1h", DUR, 0, "time a conversation's history is kept") \
   X(SYSTEM_PROMPT, NULL, STR, 0, "system prompt of chat-handler (a built-in one when unset)") \
+  X(CHAT_HISTORY_BUCKET, "chat-history", STR, 0, "JetStream Key-Value bucket of conversation histories") \
+  X(READY_CHECK_INTERVAL, "5s", DUR, 0, "interval of the readiness probes of a service's model servers") \
+  X(CHAT_STREAM, NULL, STR, 0, "JetStream stream chat-handler takes requests from (durable; answers only on ai.chat.response.{requestId}); unset: core NATS request/reply") \
   X(ARGO_URL, NULL, URL, 0, "Argo Workflows server, e.g. https://argo-server:2746") \
   X(ARGO_NAMESPACE, "ai-ml", STR, 0, "namespace of Argo WorkflowTemplates") \
   X(ARGO_TOKEN, NULL, STR, 1, "bearer token for the Argo server") \

@@ -21,5 +21,6 @@
 #include "service.h"
 #include "pipeline.h"
 #include "rag.h"
+#include "chat.h"
 
 #endif /* AIPLAT_AIPLAT_H */

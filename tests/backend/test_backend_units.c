@@ -503,6 +503,12 @@ START_TEST(chat_picks_best_passage) {
               "of Germany.\nQuestion: What is the capital of Germany?");
   ck_assert_str_eq(a, "Berlin is the capital of Germany. [2]");
   free(a);
+  /* aiplat/rag.h's context: "[N] (source: NAME) text" on one line. */
+  a = answer2("Context:\n[1] (source: backups.md) Milvus backups are taken at "
+              "night. Restores take an hour.\n\n[2] (source: pets.md) Cats sleep.",
+              "When are Milvus backups taken?");
+  ck_assert_str_eq(a, "Milvus backups are taken at night. [1]");
+  free(a);
 }
 END_TEST
 

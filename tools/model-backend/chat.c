@@ -70,6 +70,20 @@ static bool source_line(const char *s, size_t len) {
          (s[6] == ':' || s[6] == 's' || s[6] == ' ');
 }
 
+/* A leading "(source: NAME)" (the context format of aiplat/rag.h): its
+ * length with the blanks after it, or 0. It names the passage's source and
+ * is not quoted; the rest of the line is the passage. */
+static size_t source_prefix(const char *s, size_t len) {
+  if (len < 9 || s[0] != '(' || strncasecmp(s + 1, "source", 6) != 0 ||
+      (s[7] != ':' && s[7] != 's'))
+    return 0;
+  const char *close = memchr(s, ')', len);
+  if (!close) return 0;
+  size_t i = (size_t)(close - s) + 1;
+  while (i < len && (s[i] == ' ' || s[i] == '\t')) i++;
+  return i;
+}
+
 /* Append text with whitespace runs collapsed to one space. */
 static bool append_collapsed(aip_buf *b, const char *s, size_t len) {
   for (size_t i = 0; i < len; i++) {
@@ -140,7 +154,10 @@ static bool scan_message(const char *content, sentences *ss, aip_buf *other,
     if (ok && m >= 0 && m <= MAX_PASSAGE_NUM) {
       num = m;
       (*n_passages)++;
-      if (!source_line(p + rest, len - rest))
+      size_t sp = source_prefix(p + rest, len - rest);
+      if (sp)
+        ok = append_collapsed(&cur, p + rest + sp, len - rest - sp);
+      else if (!source_line(p + rest, len - rest))
         ok = append_collapsed(&cur, p + rest, len - rest);
     } else if (ok && num >= 0) {
       if (!source_line(p, len))

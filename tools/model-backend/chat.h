@@ -24,7 +24,8 @@ typedef struct bk_chat_msg {
  * Passages are lines of system and user messages starting with "[N]"
  * (N up to 9999), continued by the following lines up to a blank line, a
  * "Question:" line or the next "[N]"; lines starting with "Source:" inside a
- * passage name its source and are not quoted. The question is the text of the
+ * passage name its source and are not quoted, and so does a "(source: NAME)"
+ * right after the "[N]" (aiplat/rag.h's context format). The question is the text of the
  * last user message outside passages (a leading "Question:" label is dropped).
  * The answer is the passage sentences that share the most weighted content
  * words with the question (at most 3), each followed by its "[N]". */

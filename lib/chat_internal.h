@@ -1,0 +1,68 @@
+/* The chat pipeline's pieces (include/aiplat/chat.h). Internal. */
+#ifndef AIPLAT_CHAT_INTERNAL_H
+#define AIPLAT_CHAT_INTERNAL_H
+
+#include "internal.h"
+
+/* Longest conversation id, and longest user id when history is kept: the
+ * Key-Value key is base64url(user) "." base64url(conversation), at most
+ * 256 bytes. */
+#define AIP_CHAT_CONV_MAX 64
+#define AIP_CHAT_USER_MAX 120
+#define AIP_CHAT_TOP_K_MAX 100
+
+/* ---- retrieval -------------------------------------------------------- */
+
+typedef struct aip_chat_passage {
+  char *id, *text, *source;
+  double score;
+} aip_chat_passage;
+
+typedef struct aip_chat_retriever aip_chat_retriever;
+
+aiplat_status aip_chat_retriever_create(aip_chat_retriever **out,
+                                        aiplat_config *cfg);
+void aip_chat_retriever_destroy(aip_chat_retriever *r);
+/* The readiness probe of the embeddings server. */
+aiplat_status aip_chat_retriever_health(aip_chat_retriever *r);
+/* Whether RERANKER_URL gave a reranker, and its readiness probe. */
+bool aip_chat_retriever_has_reranker(aip_chat_retriever *r);
+aiplat_status aip_chat_retriever_reranker_health(aip_chat_retriever *r);
+/* The best `top_k` passages for `query` (aiplat_rag_query_filtered) in
+ * *passages (*n of them, best first) and their numbered context fitted into
+ * `budget` bytes (aiplat_rag_results_context: "[1] (source: s) text\n\n[2]
+ * ..."). On failure the thread's record has the detail. */
+aiplat_status aip_chat_retrieve(aip_chat_retriever *r, const char *query,
+                                int top_k, size_t budget,
+                                aip_chat_passage **passages, size_t *n,
+                                char **context);
+void aip_chat_passages_free(aip_chat_passage *p, size_t n);
+
+/* ---- history ------------------------------------------------------------ */
+
+typedef struct aip_chat_turn {
+  char *user, *assistant;
+} aip_chat_turn;
+
+typedef struct aip_chat_history aip_chat_history;
+
+aiplat_status aip_chat_history_create(aip_chat_history **out, aiplat_bus *bus,
+                                      const char *bucket, int64_t ttl_ms,
+                                      int max_turns);
+void aip_chat_history_destroy(aip_chat_history *h);
+/* The Key-Value key of a conversation: base64url(user or "") "."
+ * base64url(conversation), malloc'd; NULL when out of memory. */
+char *aip_chat_history_key(const char *user_id, const char *conversation_id);
+/* The turns stored under `key`, oldest first (none when absent). */
+aiplat_status aip_chat_history_load(aip_chat_history *h, const char *key,
+                                    aip_chat_turn **turns, size_t *n);
+/* Append a turn to `turns` and store the last max_turns of them. */
+aiplat_status aip_chat_history_save(aip_chat_history *h, const char *key,
+                                    const aip_chat_turn *turns, size_t n,
+                                    const char *user, const char *assistant);
+void aip_chat_turns_free(aip_chat_turn *t, size_t n);
+
+/* The bus given to aiplat_chat_set_bus(), or NULL. */
+aiplat_bus *aip_chat_bus(aiplat_chat *c);
+
+#endif
