@@ -102,6 +102,9 @@ root="$tmp/root"
 mkdir "$root"
 dpkg -x "$(deb "$libpkg")" "$root"
 dpkg -x "$(deb libaiplat-dev)" "$root"
+# The library's settings with their defaults (lib/config_table.h).
+sed -n 's/.*X(\([A-Z0-9_]*\), *NULL.*/\1=/p; s/.*X(\([A-Z0-9_]*\), *"\([^"]*\)".*/\1=\2/p' \
+  "$tree/lib/config_table.h" > "$tmp/defaults"
 # From here on nothing may come from the source or build tree.
 rm -rf "$tree"
 so="$root/usr/lib/$ma/libaiplat.so.$sover"
@@ -235,6 +238,22 @@ for s in $services; do
   port=$(sed -n 's/^HEALTH_PORT=//p' "$svc/etc/aiplat/$s.env")
   [ -n "$port" ] || fail "/etc/aiplat/$s.env sets no HEALTH_PORT"
 done
+# A commented setting shows the library's default, and names a real setting.
+for env in "$svc"/etc/aiplat/*.env; do
+  [ -f "$env" ] || continue
+  grep -E '^#?[A-Z][A-Z0-9_]*=' "$env" | sed 's/^#//' | while IFS= read -r line; do
+    name=${line%%=*}
+    case $name in *_FILE) grep -q "^${name%_FILE}=" "$tmp/defaults" \
+      || echo "FAIL: ${env##*/}: $name: no setting ${name%_FILE}" ;; esac
+    case $name in *_FILE) continue ;; esac
+    grep -q "^$name=" "$tmp/defaults" || { echo "FAIL: ${env##*/}: $name is not a setting"; continue; }
+    if grep -q "^#$name=" "$env"; then
+      grep -qxF "$line" "$tmp/defaults" || echo "FAIL: ${env##*/}: #$line is not the default ($(grep "^$name=" "$tmp/defaults"))"
+    fi
+  done
+done > "$tmp/envcheck"
+if [ -s "$tmp/envcheck" ]; then cat "$tmp/envcheck" >&2; fails=$((fails + $(wc -l < "$tmp/envcheck"))); \
+else [ -z "$services" ] || ok "env files: every setting exists; commented ones show the defaults"; fi
 ports=$(cat "$svc"/etc/aiplat/*.env 2>/dev/null | sed -n 's/^HEALTH_PORT=//p' | sort)
 [ "$(echo "$ports" | uniq -d)" = "" ] || fail "two services share a HEALTH_PORT: $ports"
 [ -z "$services" ] || ok "services $(echo $services | tr '\n' ' '): binary, unit, conffile each"
