@@ -10,6 +10,7 @@
  *
  * The header `Echo-Delay-Ms: N` makes the handler sleep N ms first (to see
  * graceful shutdown keep an in-flight request). */
+#define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include <aiplat/aiplat.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -43,3 +43,16 @@ echo "$out" | grep -q "NATS_URL=nats://localhost:4222" || { echo "check-install:
 LD_LIBRARY_PATH="$libdir" ldd "$tmp/app" | grep -q "$libdir/libaiplat.so" \
   || { echo "check-install: the program did not load the staged libaiplat" >&2; exit 1; }
 echo "check-install: $out"
+# The examples build against the staged copy with their own Makefile, as an
+# integrator builds them against the installed package.
+src=${top_srcdir:?}
+mkdir "$tmp/examples"
+cp "$src"/examples/*.c "$src"/examples/Makefile "$tmp/examples/"
+${MAKE:-make} -s -C "$tmp/examples" CC="$CC" CFLAGS="-O2 -Wall -Werror ${CFLAGS:-}" \
+  LDFLAGS="${LDFLAGS:-}" >"$tmp/examples.log" 2>&1 || { cat "$tmp/examples.log" >&2; exit 1; }
+for p in echo_service requester chat_stream transcribe speak; do
+  [ -x "$tmp/examples/$p" ] || { echo "check-install: example $p not built" >&2; exit 1; }
+done
+out=$(LD_LIBRARY_PATH="$libdir" "$tmp/examples/requester" 2>&1 || true)
+echo "$out" | grep -q "usage: requester" || { echo "check-install: examples/requester: $out" >&2; exit 1; }
+echo "check-install: examples built against the staged copy"

@@ -62,7 +62,7 @@ START_TEST(nkey_authentication) {
   new_seed(seed, pub);
   new_seed(other, other_pub);
   char conf[256];
-  snprintf(conf, sizeof conf, "authorization { users = [ { nkey: %s } ] }",
+  snprintf(conf, sizeof conf, "authorization { users = [ { nkey: \"%s\" } ] }",
            pub);
   th_nats *s = th_nats_start(conf);
   ck_assert_ptr_nonnull(s);

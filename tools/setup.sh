@@ -12,10 +12,13 @@ PACKAGES="
 build-essential autoconf automake libtool pkg-config
 libnats-dev libprotobuf-c-dev protobuf-c-compiler
 libcurl4-openssl-dev libjansson-dev libmicrohttpd-dev check libssl-dev
-nats-server valgrind python3 yamllint python3-yaml protobuf-compiler python3-protobuf
+nats-server valgrind python3 yamllint python3-yaml protobuf-compiler python3-protobuf curl openssl
 flite1-dev libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pocketsphinx-testdata
 golang-go g++
 "
+
+# CI adds the packaging tools through AIPLAT_EXTRA_PACKAGES.
+PACKAGES="$PACKAGES ${AIPLAT_EXTRA_PACKAGES:-}"
 
 missing=""
 for p in $PACKAGES; do
