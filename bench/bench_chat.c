@@ -18,8 +18,6 @@
  *
  *   bench/bench_chat [-n REQUESTS] [-c CONCURRENCY]
  */
-#include "config.h"
-
 #include <aiplat/aiplat.h>
 #include <pthread.h>
 #include <signal.h>
@@ -34,6 +32,7 @@
 #include "backend/bk_client.h"
 #include "chat_internal.h"
 #include "chat_testutil.h"
+#include "config.h"
 #include "harness/nats_harness.h"
 #include "svc_proc.h"
 
@@ -50,7 +49,8 @@ static int cmp_d(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* ---- what one request is -------------------------------------------------- */
+/* ---- what one request is --------------------------------------------------
+ */
 
 typedef enum { DIRECT_LLM, DIRECT_RAG_LLM, SVC_NORAG, SVC_RAG } mode;
 static const char *const mode_name[] = {
@@ -69,9 +69,9 @@ static bool one(ctx *c, mode m) {
   if (m == SVC_NORAG || m == SVC_RAG) {
     aiplat_bus_msg *reply = NULL;
     bool rag = m == SVC_RAG;
-    aiplat_status st = aiplat_bus_request(c->bus, "ai.chat.user.bench.message",
-                                          rag ? c->req_rag : c->req_norag,
-                                          rag ? c->len_rag : c->len_norag, NULL, 30000, &reply);
+    aiplat_status st = aiplat_bus_request(
+        c->bus, "ai.chat.user.bench.message", rag ? c->req_rag : c->req_norag,
+        rag ? c->len_rag : c->len_norag, NULL, 30000, &reply);
     aiplat_bus_msg_destroy(reply);
     return st == AIPLAT_OK;
   }
@@ -82,8 +82,11 @@ static bool one(ctx *c, mode m) {
   char *context = NULL;
   bool ok = aiplat_llm_request_create(&r) == AIPLAT_OK;
   if (ok && m == DIRECT_RAG_LLM)
-    ok = aip_chat_retrieve(c->retriever, question, 5, 4000, &p, &n, &context) == AIPLAT_OK;
-  ok = ok && aiplat_llm_request_add_message(r, "system", context ? context : "Be brief.") == 0 &&
+    ok = aip_chat_retrieve(c->retriever, question, 5, 4000, &p, &n, &context) ==
+         AIPLAT_OK;
+  ok = ok &&
+       aiplat_llm_request_add_message(r, "system",
+                                      context ? context : "Be brief.") == 0 &&
        aiplat_llm_request_add_message(r, "user", question) == 0 &&
        aiplat_llm_complete(c->llm, r, &res) == AIPLAT_OK;
   aiplat_llm_result_destroy(res);
@@ -121,13 +124,15 @@ static void measure(ctx *c, mode m, int n, int conc) {
   for (int i = 0; i < conc; i++) pthread_join(th[i], NULL);
   double secs = (now_us() - t0) / 1e6;
   qsort(r.lat, (size_t)n, sizeof(double), cmp_d);
-  printf("  %s  %2d in flight: %8.0f req/s  p50 %7.3f ms  p99 %7.3f ms%s\n", mode_name[m], conc,
-         n / secs, r.lat[n / 2] / 1e3, r.lat[(size_t)(n * 0.99)] / 1e3,
+  printf("  %s  %2d in flight: %8.0f req/s  p50 %7.3f ms  p99 %7.3f ms%s\n",
+         mode_name[m], conc, n / secs, r.lat[n / 2] / 1e3,
+         r.lat[(size_t)(n * 0.99)] / 1e3,
          atomic_load(&r.errors) ? "  (ERRORS)" : "");
   free(r.lat);
 }
 
-/* ---- memory ------------------------------------------------------------------ */
+/* ---- memory
+ * ------------------------------------------------------------------ */
 
 static long field_kb(const char *path, const char *name) {
   FILE *f = fopen(path, "r");
@@ -144,26 +149,37 @@ static void memory(const char *what, pid_t pid) {
   char status[64], rollup[64];
   snprintf(status, sizeof status, "/proc/%d/status", (int)pid);
   snprintf(rollup, sizeof rollup, "/proc/%d/smaps_rollup", (int)pid);
-  printf("  %-28s VmRSS %6ld KiB   private anonymous %6ld KiB   threads %ld\n", what,
-         field_kb(status, "VmRSS"), field_kb(rollup, "Anonymous"), field_kb(status, "Threads"));
+  printf("  %-28s VmRSS %6ld KiB   private anonymous %6ld KiB   threads %ld\n",
+         what, field_kb(status, "VmRSS"), field_kb(rollup, "Anonymous"),
+         field_kb(status, "Threads"));
 }
 
 int main(int argc, char **argv) {
   int n = 2000, conc = 8;
   for (int o; (o = getopt(argc, argv, "n:c:")) != -1;) {
-    if (o == 'n') n = atoi(optarg);
-    else if (o == 'c') conc = atoi(optarg);
-    else return fprintf(stderr, "usage: bench_chat [-n REQUESTS] [-c CONCURRENCY]\n"), 2;
+    if (o == 'n')
+      n = atoi(optarg);
+    else if (o == 'c')
+      conc = atoi(optarg);
+    else
+      return fprintf(stderr,
+                     "usage: bench_chat [-n REQUESTS] [-c CONCURRENCY]\n"),
+             2;
   }
-  if (n < 100 || conc < 1 || conc > 64) return fprintf(stderr, "bench_chat: bad -n or -c\n"), 2;
+  if (n < 100 || conc < 1 || conc > 64)
+    return fprintf(stderr, "bench_chat: bad -n or -c\n"), 2;
   setenv("LOG_LEVEL", "WARNING", 1);
   curl_global_init(CURL_GLOBAL_DEFAULT);
   th_nats *nats = th_nats_start(NULL);
   bkc_proc b;
   char dir[] = "/tmp/aiplat-bench-chat-XXXXXX";
-  if (!nats || !bkc_start(&b, NULL, false) || !bkc_wait_ready(&b, 60000) || !mkdtemp(dir))
-    return fprintf(stderr, "bench_chat: cannot start nats-server or the backend\n"), 1;
-  char store[128], e_nats[128], e_llm[128], e_emb[128], e_store[160], e_stt[128], e_tts[128];
+  if (!nats || !bkc_start(&b, NULL, false) || !bkc_wait_ready(&b, 60000) ||
+      !mkdtemp(dir))
+    return fprintf(stderr,
+                   "bench_chat: cannot start nats-server or the backend\n"),
+           1;
+  char store[128], e_nats[128], e_llm[128], e_emb[128], e_store[160],
+      e_stt[128], e_tts[128];
   snprintf(store, sizeof store, "%s/kb.aipvs", dir);
   size_t passages = ct_ingest_knowledge(store, b.base);
   snprintf(e_nats, sizeof e_nats, "NATS_URL=%s", th_nats_url(nats));
@@ -172,18 +188,29 @@ int main(int argc, char **argv) {
   snprintf(e_stt, sizeof e_stt, "STT_URL=%s", b.base);
   snprintf(e_tts, sizeof e_tts, "TTS_URL=%s", b.base);
   snprintf(e_store, sizeof e_store, "VECTOR_STORE_PATH=%s", store);
-  const char *env[] = {e_nats, e_llm, e_emb, e_stt, e_tts, e_store, "VECTOR_STORE=local",
-                       "CHAT_HISTORY_TURNS=0", "LOG_LEVEL=INFO", NULL};
+  const char *env[] = {e_nats,
+                       e_llm,
+                       e_emb,
+                       e_stt,
+                       e_tts,
+                       e_store,
+                       "VECTOR_STORE=local",
+                       "CHAT_HISTORY_TURNS=0",
+                       "LOG_LEVEL=INFO",
+                       NULL};
   char bin_chat[1024], bin_voice[1024], log_chat[128], log_voice[128];
   snprintf(log_chat, sizeof log_chat, "%s/chat.log", dir);
   snprintf(log_voice, sizeof log_voice, "%s/voice.log", dir);
   sp_proc chat, voice;
   if (!passages ||
-      !sp_start(&chat, sp_path("services/chat-handler/chat-handler", bin_chat, sizeof bin_chat),
+      !sp_start(&chat,
+                sp_path("services/chat-handler/chat-handler", bin_chat,
+                        sizeof bin_chat),
                 env, log_chat, NULL) ||
       !sp_wait_started(&chat, 20000) ||
       !sp_start(&voice,
-                sp_path("services/voice-assistant/voice-assistant", bin_voice, sizeof bin_voice),
+                sp_path("services/voice-assistant/voice-assistant", bin_voice,
+                        sizeof bin_voice),
                 env, log_voice, NULL) ||
       !sp_wait_started(&voice, 20000))
     return fprintf(stderr, "bench_chat: the services did not start\n"), 1;
@@ -204,12 +231,15 @@ int main(int argc, char **argv) {
   q.enable_rag = 1;
   c.req_rag = ct_chat_bytes(&q, &c.len_rag);
 
-  printf("bench_chat: %d requests per line, local model backend, %zu passages, "
-         "chat-handler with WORKERS=4\n", n, passages);
+  printf(
+      "bench_chat: %d requests per line, local model backend, %zu passages, "
+      "chat-handler with WORKERS=4\n",
+      n, passages);
   printf("idle, after start:\n");
   memory("chat-handler", chat.pid);
   memory("voice-assistant", voice.pid);
-  printf("latency (one request in flight) and throughput (%d in flight):\n", conc);
+  printf("latency (one request in flight) and throughput (%d in flight):\n",
+         conc);
   for (mode m = DIRECT_LLM; m <= SVC_RAG; m++) {
     measure(&c, m, n, 1);
     measure(&c, m, n, conc);
@@ -227,17 +257,19 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 5; i++) {
       aiplat_status st;
       double t0 = now_us();
-      aiplat_msg *r = ct_request(c.bus, "ai.chat.user.bench.message",
-                                 rag ? c.req_rag : c.req_norag, rag ? c.len_rag : c.len_norag,
-                                 AIPLAT_MSG_CHAT_RESPONSE, 60000, &st);
+      aiplat_msg *r = ct_request(
+          c.bus, "ai.chat.user.bench.message", rag ? c.req_rag : c.req_norag,
+          rag ? c.len_rag : c.len_norag, AIPLAT_MSG_CHAT_RESPONSE, 60000, &st);
       double ms = (now_us() - t0) / 1e3;
       errors += r && ct_error(r, NULL) != 0;
       aiplat_msg_destroy(r);
       sum += ms;
       worst = ms > worst ? ms : worst;
     }
-    printf("model server down, enable_rag=%s: %d/5 error replies, mean %.0f ms, worst %.0f ms\n",
-           rag ? "true " : "false", errors, sum / 5, worst);
+    printf(
+        "model server down, enable_rag=%s: %d/5 error replies, mean %.0f ms, "
+        "worst %.0f ms\n",
+        rag ? "true " : "false", errors, sum / 5, worst);
   }
 
   aiplat_free(c.req_norag);

@@ -1,14 +1,14 @@
 /* The chat pipeline; see include/aiplat/chat.h and
  * docs/decisions/0016-chat-and-voice-services.md. */
-#include "config.h"
+#include "aiplat/chat.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "aiplat/chat.h"
 #include "chat_internal.h"
+#include "config.h"
 #include "utf8.h"
 
 #define CHECK_TIMEOUT_MS 5000
@@ -16,7 +16,8 @@
 /* The built-in system prompt. The context follows it after a blank line. */
 static const char default_prompt[] =
     "You are the AI platform's assistant. Answer the user's question from the "
-    "numbered context passages when they hold the answer, and cite each passage "
+    "numbered context passages when they hold the answer, and cite each "
+    "passage "
     "you use as [N]. When the context does not answer the question, say so "
     "plainly instead of guessing. Be brief.";
 
@@ -25,14 +26,15 @@ struct aiplat_chat {
   aiplat_llm *llm;
   aip_chat_retriever *retriever;
   aip_chat_history *history; /* NULL: single turns only */
-  aiplat_bus *bus;            /* borrowed */
+  aiplat_bus *bus;           /* borrowed */
   char *prompt;
   char *bucket;
   int64_t top_k, context_chars, history_turns, history_ttl_ms;
 };
 
 /* Fail with the thread's last message under a prefix. */
-static aiplat_status fail_last(aiplat_chat *c, aiplat_status st, const char *prefix) {
+static aiplat_status fail_last(aiplat_chat *c, aiplat_status st,
+                               const char *prefix) {
   char why[AIP_ERRMSG_MAX];
   aiplat_error_last(why, sizeof why);
   return aip_fail(&c->err, st, "%s%s", prefix, why);
@@ -40,30 +42,43 @@ static aiplat_status fail_last(aiplat_chat *c, aiplat_status st, const char *pre
 
 static aiplat_status read_settings(aiplat_chat *c, aiplat_config *cfg) {
   const char *prompt = NULL, *bucket = NULL;
-  aiplat_status st = aiplat_config_get_int(cfg, "RAG_TOP_K", 1, AIP_CHAT_TOP_K_MAX, &c->top_k);
-  if (!st) st = aiplat_config_get_int(cfg, "RAG_CONTEXT_CHARS", 64, 16 * 1024 * 1024,
-                                      &c->context_chars);
-  if (!st) st = aiplat_config_get_int(cfg, "CHAT_HISTORY_TURNS", 0, 1000, &c->history_turns);
-  if (!st) st = aiplat_config_get_duration_ms(cfg, "CHAT_HISTORY_TTL", &c->history_ttl_ms);
+  aiplat_status st =
+      aiplat_config_get_int(cfg, "RAG_TOP_K", 1, AIP_CHAT_TOP_K_MAX, &c->top_k);
+  if (!st)
+    st = aiplat_config_get_int(cfg, "RAG_CONTEXT_CHARS", 64, 16 * 1024 * 1024,
+                               &c->context_chars);
+  if (!st)
+    st = aiplat_config_get_int(cfg, "CHAT_HISTORY_TURNS", 0, 1000,
+                               &c->history_turns);
+  if (!st)
+    st = aiplat_config_get_duration_ms(cfg, "CHAT_HISTORY_TTL",
+                                       &c->history_ttl_ms);
   if (!st && c->history_ttl_ms < 1000)
-    return aip_fail(NULL, AIPLAT_ERR_CONFIG, "config: CHAT_HISTORY_TTL must be at least 1s");
+    return aip_fail(NULL, AIPLAT_ERR_CONFIG,
+                    "config: CHAT_HISTORY_TTL must be at least 1s");
   if (!st) st = aiplat_config_get_string(cfg, "SYSTEM_PROMPT", &prompt);
   if (!st) st = aiplat_config_get_string(cfg, "CHAT_HISTORY_BUCKET", &bucket);
   if (st) return st;
   if (!bucket || !*bucket || strlen(bucket) > 64 ||
-      strspn(bucket, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
+      strspn(
+          bucket,
+          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
           strlen(bucket))
-    return aip_fail(NULL, AIPLAT_ERR_CONFIG,
-                    "config: CHAT_HISTORY_BUCKET must be 1-64 characters of A-Z, a-z, 0-9, "
-                    "'_' or '-'");
+    return aip_fail(
+        NULL, AIPLAT_ERR_CONFIG,
+        "config: CHAT_HISTORY_BUCKET must be 1-64 characters of A-Z, a-z, 0-9, "
+        "'_' or '-'");
   c->prompt = strdup(prompt && *prompt ? prompt : default_prompt);
   c->bucket = strdup(bucket);
-  if (!c->prompt || !c->bucket) return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "chat: out of memory");
+  if (!c->prompt || !c->bucket)
+    return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "chat: out of memory");
   return AIPLAT_OK;
 }
 
-AIPLAT_API aiplat_status aiplat_chat_create(aiplat_chat **out, aiplat_config *cfg) {
-  if (!out) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "chat: out is NULL");
+AIPLAT_API aiplat_status aiplat_chat_create(aiplat_chat **out,
+                                            aiplat_config *cfg) {
+  if (!out)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "chat: out is NULL");
   *out = NULL;
   aiplat_status st = aip_global_ref();
   if (st != AIPLAT_OK) return st;
@@ -104,13 +119,17 @@ AIPLAT_API void aiplat_chat_destroy(aiplat_chat *c) {
   aip_global_unref();
 }
 
-AIPLAT_API aiplat_status aiplat_chat_last_error(aiplat_chat *c, char *buf, size_t buflen) {
-  if (!c) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "chat: NULL handle");
+AIPLAT_API aiplat_status aiplat_chat_last_error(aiplat_chat *c, char *buf,
+                                                size_t buflen) {
+  if (!c)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "chat: NULL handle");
   return aip_err_copy(&c->err, buf, buflen);
 }
 
-AIPLAT_API aiplat_status aiplat_chat_set_system_prompt(aiplat_chat *c, const char *prompt) {
-  if (!c) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "chat: NULL handle");
+AIPLAT_API aiplat_status aiplat_chat_set_system_prompt(aiplat_chat *c,
+                                                       const char *prompt) {
+  if (!c)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "chat: NULL handle");
   if (!prompt || !*prompt || !aip_utf8_valid(prompt, strlen(prompt)))
     return aip_fail(&c->err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "chat: the system prompt must be non-empty UTF-8");
@@ -120,19 +139,22 @@ AIPLAT_API aiplat_status aiplat_chat_set_system_prompt(aiplat_chat *c, const cha
 }
 
 AIPLAT_API aiplat_status aiplat_chat_set_bus(aiplat_chat *c, aiplat_bus *bus) {
-  if (!c) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "chat: NULL handle");
+  if (!c)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "chat: NULL handle");
   aip_chat_history_destroy(c->history);
   c->history = NULL;
   c->bus = bus;
   if (!bus || c->history_turns == 0) return AIPLAT_OK;
-  aiplat_status st = aip_chat_history_create(&c->history, bus, c->bucket, c->history_ttl_ms,
-                                             (int)c->history_turns);
+  aiplat_status st = aip_chat_history_create(
+      &c->history, bus, c->bucket, c->history_ttl_ms, (int)c->history_turns);
   return st ? fail_last(c, st, "") : AIPLAT_OK;
 }
 
-/* ---- readiness ------------------------------------------------------------ */
+/* ---- readiness ------------------------------------------------------------
+ */
 
-static bool report(aiplat_status st, char *msg, size_t msglen, const char *ok_text) {
+static bool report(aiplat_status st, char *msg, size_t msglen,
+                   const char *ok_text) {
   if (st == AIPLAT_OK) {
     snprintf(msg, msglen, "%s", ok_text);
     return true;
@@ -160,21 +182,24 @@ static bool reranker_check(char *msg, size_t msglen, void *ud) {
                 "reranker answers");
 }
 
-AIPLAT_API aiplat_status aiplat_chat_add_checks(aiplat_chat *c, aiplat_health *health,
+AIPLAT_API aiplat_status aiplat_chat_add_checks(aiplat_chat *c,
+                                                aiplat_health *health,
                                                 int64_t interval_ms) {
-  if (!c || !health) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "chat: NULL argument");
-  aiplat_status st = aiplat_health_add_cached_check(health, "llm", llm_check, c, interval_ms,
-                                                    CHECK_TIMEOUT_MS);
+  if (!c || !health)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "chat: NULL argument");
+  aiplat_status st = aiplat_health_add_cached_check(
+      health, "llm", llm_check, c, interval_ms, CHECK_TIMEOUT_MS);
   if (!st)
-    st = aiplat_health_add_cached_check(health, "embeddings", embeddings_check, c, interval_ms,
-                                        CHECK_TIMEOUT_MS);
+    st = aiplat_health_add_cached_check(health, "embeddings", embeddings_check,
+                                        c, interval_ms, CHECK_TIMEOUT_MS);
   if (!st && aip_chat_retriever_has_reranker(c->retriever))
-    st = aiplat_health_add_cached_check(health, "reranker", reranker_check, c, interval_ms,
-                                        CHECK_TIMEOUT_MS);
+    st = aiplat_health_add_cached_check(health, "reranker", reranker_check, c,
+                                        interval_ms, CHECK_TIMEOUT_MS);
   return st ? fail_last(c, st, "chat: ") : AIPLAT_OK;
 }
 
-/* ---- answering ------------------------------------------------------------- */
+/* ---- answering -------------------------------------------------------------
+ */
 
 typedef struct answer_ctx {
   aiplat_msg *req;
@@ -198,7 +223,8 @@ static bool blank(const char *s) {
 }
 
 static aiplat_status bad(aiplat_chat *c, const char *field, const char *why) {
-  return aip_fail(&c->err, AIPLAT_ERR_INVALID_ARGUMENT, "chat: %s %s", field, why);
+  return aip_fail(&c->err, AIPLAT_ERR_INVALID_ARGUMENT, "chat: %s %s", field,
+                  why);
 }
 
 /* Step 1: read and check the request and its overrides. */
@@ -206,25 +232,31 @@ static aiplat_status check_request(aiplat_chat *c, answer_ctx *a) {
   aiplat_msg *m = a->req;
   aiplat_status st = aiplat_msg_get_string(m, "message", &a->message);
   if (!st) st = aiplat_msg_get_string(m, "user_id", &a->user_id);
-  if (!st) st = aiplat_msg_get_string(m, "conversation_id", &a->conversation_id);
+  if (!st)
+    st = aiplat_msg_get_string(m, "conversation_id", &a->conversation_id);
   if (!st) st = aiplat_msg_get_string(m, "request_id", &a->request_id);
   if (!st) st = aiplat_msg_get_bool(m, "enable_rag", &a->enable_rag);
-  if (st) return fail_last(c, AIPLAT_ERR_INVALID_ARGUMENT, "chat: not a ChatRequest: ");
+  if (st)
+    return fail_last(c, AIPLAT_ERR_INVALID_ARGUMENT,
+                     "chat: not a ChatRequest: ");
   if (blank(a->message)) return bad(c, "message", "is empty");
   if (*a->user_id && aiplat_subject_token_check(a->user_id) != AIPLAT_OK)
     return fail_last(c, AIPLAT_ERR_INVALID_ARGUMENT, "chat: user_id: ");
   if (*a->conversation_id) {
     if (aiplat_subject_token_check(a->conversation_id) != AIPLAT_OK)
-      return fail_last(c, AIPLAT_ERR_INVALID_ARGUMENT, "chat: conversation_id: ");
+      return fail_last(c, AIPLAT_ERR_INVALID_ARGUMENT,
+                       "chat: conversation_id: ");
     if (strlen(a->conversation_id) > AIP_CHAT_CONV_MAX)
       return bad(c, "conversation_id", "is longer than 64 bytes");
     if (c->history && strlen(a->user_id) > AIP_CHAT_USER_MAX)
-      return bad(c, "user_id", "is longer than 120 bytes, too long for conversation history");
+      return bad(c, "user_id",
+                 "is longer than 120 bytes, too long for conversation history");
   }
   a->top_k = c->top_k;
   if (aiplat_msg_has(m, "top_k")) {
     aiplat_msg_get_int64(m, "top_k", &a->top_k);
-    if (a->top_k < 1 || a->top_k > AIP_CHAT_TOP_K_MAX) return bad(c, "top_k", "must be 1..100");
+    if (a->top_k < 1 || a->top_k > AIP_CHAT_TOP_K_MAX)
+      return bad(c, "top_k", "must be 1..100");
   }
   if (aiplat_msg_has(m, "model")) {
     const char *model = "";
@@ -253,32 +285,41 @@ static aiplat_status build_prompt(aiplat_chat *c, answer_ctx *a) {
   aiplat_status st;
   if (c->history && *a->conversation_id) {
     a->history_key = aip_chat_history_key(a->user_id, a->conversation_id);
-    if (!a->history_key) return aip_fail(&c->err, AIPLAT_ERR_NO_MEMORY, "chat: out of memory");
-    st = aip_chat_history_load(c->history, a->history_key, &a->turns, &a->n_turns);
+    if (!a->history_key)
+      return aip_fail(&c->err, AIPLAT_ERR_NO_MEMORY, "chat: out of memory");
+    st = aip_chat_history_load(c->history, a->history_key, &a->turns,
+                               &a->n_turns);
     if (st) return fail_last(c, st, "chat: ");
   }
   if (a->enable_rag) {
-    st = aip_chat_retrieve(c->retriever, a->message, (int)a->top_k, (size_t)c->context_chars,
-                           &a->passages, &a->n_passages, &a->context);
+    st = aip_chat_retrieve(c->retriever, a->message, (int)a->top_k,
+                           (size_t)c->context_chars, &a->passages,
+                           &a->n_passages, &a->context);
     if (st) return fail_last(c, st, "retrieval: ");
   }
-  char *system = a->n_passages
-                     ? aip_sprintf("%s\n\nContext:\n%s", c->prompt, a->context)
-                     : aip_sprintf("%s%s", c->prompt,
-                                   a->enable_rag ? "\n\nContext: no passage was found." : "");
-  if (!system) return aip_fail(&c->err, AIPLAT_ERR_NO_MEMORY, "chat: out of memory");
+  char *system =
+      a->n_passages
+          ? aip_sprintf("%s\n\nContext:\n%s", c->prompt, a->context)
+          : aip_sprintf(
+                "%s%s", c->prompt,
+                a->enable_rag ? "\n\nContext: no passage was found." : "");
+  if (!system)
+    return aip_fail(&c->err, AIPLAT_ERR_NO_MEMORY, "chat: out of memory");
   st = aiplat_llm_request_add_message(a->llm_req, "system", system);
   free(system);
   for (size_t i = 0; !st && i < a->n_turns; i++) {
     st = aiplat_llm_request_add_message(a->llm_req, "user", a->turns[i].user);
-    if (!st) st = aiplat_llm_request_add_message(a->llm_req, "assistant", a->turns[i].assistant);
+    if (!st)
+      st = aiplat_llm_request_add_message(a->llm_req, "assistant",
+                                          a->turns[i].assistant);
   }
   if (!st) st = aiplat_llm_request_add_message(a->llm_req, "user", a->message);
   return st ? fail_last(c, st, "chat: ") : AIPLAT_OK;
 }
 
 /* Step 5: the ChatResponse. */
-static aiplat_status build_response(aiplat_chat *c, answer_ctx *a, aiplat_msg **out) {
+static aiplat_status build_response(aiplat_chat *c, answer_ctx *a,
+                                    aiplat_msg **out) {
   aiplat_msg *r = NULL, *child = NULL;
   const aiplat_llm_result *res = a->result;
   aiplat_status st = aiplat_msg_create(&r, AIPLAT_MSG_CHAT_RESPONSE);
@@ -289,12 +330,14 @@ static aiplat_status build_response(aiplat_chat *c, answer_ctx *a, aiplat_msg **
   if (!st && model) st = aiplat_msg_set_string(r, "model", model);
   const char *finish = aiplat_llm_result_finish_reason(res);
   if (!st && finish) st = aiplat_msg_set_string(r, "finish_reason", finish);
-  int64_t pt = aiplat_llm_result_prompt_tokens(res), ct = aiplat_llm_result_completion_tokens(res),
+  int64_t pt = aiplat_llm_result_prompt_tokens(res),
+          ct = aiplat_llm_result_completion_tokens(res),
           tt = aiplat_llm_result_total_tokens(res);
   if (!st && (pt >= 0 || ct >= 0 || tt >= 0)) {
     st = aiplat_msg_mutable_message(r, "usage", &child);
     if (!st && pt >= 0) st = aiplat_msg_set_int64(child, "prompt_tokens", pt);
-    if (!st && ct >= 0) st = aiplat_msg_set_int64(child, "completion_tokens", ct);
+    if (!st && ct >= 0)
+      st = aiplat_msg_set_int64(child, "completion_tokens", ct);
     if (!st && tt >= 0) st = aiplat_msg_set_int64(child, "total_tokens", tt);
   }
   for (size_t i = 0; !st && i < a->n_passages; i++) {
@@ -313,14 +356,18 @@ static aiplat_status build_response(aiplat_chat *c, answer_ctx *a, aiplat_msg **
 }
 
 AIPLAT_API aiplat_status aiplat_chat_answer(aiplat_chat *c, aiplat_msg *request,
-                                            aiplat_chat_delta_fn fn, void *user_data,
+                                            aiplat_chat_delta_fn fn,
+                                            void *user_data,
                                             aiplat_msg **response) {
   if (response) *response = NULL;
-  if (!c) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "chat: NULL handle");
+  if (!c)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "chat: NULL handle");
   if (!request || !response)
-    return aip_fail(&c->err, AIPLAT_ERR_INVALID_ARGUMENT, "chat: NULL request or response");
+    return aip_fail(&c->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "chat: NULL request or response");
   if (aiplat_msg_get_type(request) != AIPLAT_MSG_CHAT_REQUEST)
-    return aip_fail(&c->err, AIPLAT_ERR_INVALID_ARGUMENT, "chat: the request is not a ChatRequest");
+    return aip_fail(&c->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "chat: the request is not a ChatRequest");
   answer_ctx a = {.req = request};
   aiplat_status st = aiplat_llm_request_create(&a.llm_req);
   if (st) st = fail_last(c, st, "chat: ");
@@ -332,12 +379,14 @@ AIPLAT_API aiplat_status aiplat_chat_answer(aiplat_chat *c, aiplat_msg *request,
     if (st) st = fail_last(c, st, "");
   }
   if (!st && a.history_key) {
-    aiplat_status hs = aip_chat_history_save(c->history, a.history_key, a.turns, a.n_turns,
-                                             a.message, aiplat_llm_result_text(a.result));
+    aiplat_status hs =
+        aip_chat_history_save(c->history, a.history_key, a.turns, a.n_turns,
+                              a.message, aiplat_llm_result_text(a.result));
     if (hs != AIPLAT_OK) {
       char why[AIP_ERRMSG_MAX];
       aiplat_error_last(why, sizeof why);
-      aip_log_kv(AIPLAT_LOG_WARNING, "conversation history not saved", "error", why, NULL);
+      aip_log_kv(AIPLAT_LOG_WARNING, "conversation history not saved", "error",
+                 why, NULL);
       aiplat_error_clear();
     }
   }

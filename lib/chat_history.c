@@ -8,13 +8,12 @@
  * bucket's max age (CHAT_HISTORY_TTL) expires a conversation that was not
  * continued: every turn rewrites the value, so the age counts from the last
  * turn. */
-#include "config.h"
-
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "chat_internal.h"
+#include "config.h"
 
 /* Well below nats-server's default max_payload (1 MB). */
 #define AIP_CHAT_HISTORY_MAX_BYTES (256u * 1024u)
@@ -93,7 +92,8 @@ static aiplat_status open_kv(aip_chat_history *h, aiplat_kv **kv) {
       char why[AIP_ERRMSG_MAX];
       aiplat_error_last(why, sizeof why);
       st = aip_fail(NULL, AIPLAT_ERR_UNAVAILABLE,
-                    "history: cannot open the Key-Value bucket %s: %s", h->bucket, why);
+                    "history: cannot open the Key-Value bucket %s: %s",
+                    h->bucket, why);
     }
   }
   *kv = h->kv;
@@ -126,7 +126,8 @@ aiplat_status aip_chat_history_load(aip_chat_history *h, const char *key,
   if (st != AIPLAT_OK) {
     char why[AIP_ERRMSG_MAX];
     aiplat_error_last(why, sizeof why);
-    return aip_fail(NULL, AIPLAT_ERR_UNAVAILABLE, "history: cannot read: %s", why);
+    return aip_fail(NULL, AIPLAT_ERR_UNAVAILABLE, "history: cannot read: %s",
+                    why);
   }
   json_error_t jerr;
   json_t *root = json_loadb(data, len, 0, &jerr);
@@ -134,8 +135,8 @@ aiplat_status aip_chat_history_load(aip_chat_history *h, const char *key,
   json_t *arr = json_object_get(root, "turns");
   if (!json_is_array(arr)) {
     /* A value this code did not write: start the conversation afresh. */
-    aip_log_kv(AIPLAT_LOG_WARNING, "conversation history unreadable; ignored", "bucket",
-               h->bucket, NULL);
+    aip_log_kv(AIPLAT_LOG_WARNING, "conversation history unreadable; ignored",
+               "bucket", h->bucket, NULL);
     json_decref(root);
     return AIPLAT_OK;
   }
@@ -174,13 +175,15 @@ aiplat_status aip_chat_history_load(aip_chat_history *h, const char *key,
   return AIPLAT_OK;
 }
 
-static char *encode(const aip_chat_turn *turns, size_t from, size_t n, const char *user,
-                    const char *assistant, size_t *len) {
+static char *encode(const aip_chat_turn *turns, size_t from, size_t n,
+                    const char *user, const char *assistant, size_t *len) {
   json_t *arr = json_array();
   for (size_t i = from; arr && i < n; i++)
-    json_array_append_new(arr, json_pack("{s:s, s:s}", "user", turns[i].user, "assistant",
-                                         turns[i].assistant));
-  if (arr) json_array_append_new(arr, json_pack("{s:s, s:s}", "user", user, "assistant", assistant));
+    json_array_append_new(arr, json_pack("{s:s, s:s}", "user", turns[i].user,
+                                         "assistant", turns[i].assistant));
+  if (arr)
+    json_array_append_new(
+        arr, json_pack("{s:s, s:s}", "user", user, "assistant", assistant));
   json_t *root = arr ? json_pack("{s:o}", "turns", arr) : NULL;
   char *s = root ? json_dumps(root, JSON_COMPACT) : NULL;
   json_decref(root);
@@ -199,7 +202,8 @@ aiplat_status aip_chat_history_save(aip_chat_history *h, const char *key,
   for (;;) {
     size_t len = 0;
     char *s = encode(turns, from, n, user, assistant, &len);
-    if (!s) return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "history: out of memory");
+    if (!s)
+      return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "history: out of memory");
     if (len > AIP_CHAT_HISTORY_MAX_BYTES && from < n) {
       free(s);
       from++; /* too big: forget the oldest turn */

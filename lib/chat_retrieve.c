@@ -1,11 +1,10 @@
 /* Retrieval for the chat pipeline, through the RAG API (aiplat/rag.h): the
  * question's passages and their numbered context. */
-#include "config.h"
-
 #include <stdlib.h>
 #include <string.h>
 
 #include "chat_internal.h"
+#include "config.h"
 
 struct aip_chat_retriever {
   aiplat_embeddings *emb; /* also probed by the readiness check */
@@ -13,11 +12,13 @@ struct aip_chat_retriever {
   aiplat_rag *rag;
 };
 
-aiplat_status aip_chat_retriever_create(aip_chat_retriever **out, aiplat_config *cfg) {
+aiplat_status aip_chat_retriever_create(aip_chat_retriever **out,
+                                        aiplat_config *cfg) {
   aip_chat_retriever *r = calloc(1, sizeof *r);
   if (!r) return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "chat: out of memory");
   aiplat_status st = aiplat_embeddings_create(&r->emb, cfg);
-  if (!st && aiplat_config_is_set(cfg, "RERANKER_URL")) st = aiplat_reranker_create(&r->rr, cfg);
+  if (!st && aiplat_config_is_set(cfg, "RERANKER_URL"))
+    st = aiplat_reranker_create(&r->rr, cfg);
   if (!st) st = aiplat_rag_create_with(&r->rag, cfg, r->emb, r->rr);
   if (st) {
     char why[AIP_ERRMSG_MAX];
@@ -58,15 +59,17 @@ void aip_chat_passages_free(aip_chat_passage *p, size_t n) {
   free(p);
 }
 
-aiplat_status aip_chat_retrieve(aip_chat_retriever *r, const char *query, int top_k,
-                                size_t budget, aip_chat_passage **passages, size_t *n,
+aiplat_status aip_chat_retrieve(aip_chat_retriever *r, const char *query,
+                                int top_k, size_t budget,
+                                aip_chat_passage **passages, size_t *n,
                                 char **context) {
   *passages = NULL;
   *n = 0;
   *context = NULL;
   aiplat_rag_results *res = NULL;
   char *ctx = NULL;
-  aiplat_status st = aiplat_rag_query_filtered(r->rag, query, (size_t)top_k, NULL, &res);
+  aiplat_status st =
+      aiplat_rag_query_filtered(r->rag, query, (size_t)top_k, NULL, &res);
   if (!st) st = aiplat_rag_results_context(res, budget, &ctx);
   if (st) {
     char why[AIP_ERRMSG_MAX];

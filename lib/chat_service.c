@@ -1,13 +1,12 @@
 /* The chat-handler endpoint on NATS (aiplat_chat_handle_request): request
  * checks, streamed chunks, the answer on both subjects, error answers. */
-#include "config.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aiplat/chat.h"
 #include "chat_internal.h"
+#include "config.h"
 #include "message_internal.h"
 
 #define PROGRESS_EVERY_MS 1000
@@ -28,7 +27,9 @@ static aiplat_status publish(chat_call *k, aiplat_msg *m) {
   aiplat_headers *h = NULL;
   aiplat_status st = aiplat_msg_encode(m, &body, &len);
   if (!st) st = aiplat_headers_create(&h);
-  if (!st) st = aiplat_headers_set(h, "traceparent", aiplat_request_traceparent(k->req));
+  if (!st)
+    st = aiplat_headers_set(h, "traceparent",
+                            aiplat_request_traceparent(k->req));
   if (!st)
     st = aiplat_headers_set(h, AIPLAT_CHAT_TYPE_HEADER,
                             aiplat_msg_type_name(aiplat_msg_get_type(m)));
@@ -36,8 +37,8 @@ static aiplat_status publish(chat_call *k, aiplat_msg *m) {
   if (st) {
     char why[AIP_ERRMSG_MAX];
     aiplat_error_last(why, sizeof why);
-    aip_log_kv(AIPLAT_LOG_WARNING, "could not publish on the response subject", "error", why,
-               NULL);
+    aip_log_kv(AIPLAT_LOG_WARNING, "could not publish on the response subject",
+               "error", why, NULL);
   }
   aiplat_headers_destroy(h);
   aiplat_free(body);
@@ -88,7 +89,8 @@ static aiplat_status copy_summary(aiplat_msg *from, aiplat_msg *to) {
   aiplat_status st = aiplat_msg_get_message(from, "usage", &u);
   if (!st && u) {
     st = aiplat_msg_mutable_message(to, "usage", &dst);
-    static const char *const f[] = {"prompt_tokens", "completion_tokens", "total_tokens"};
+    static const char *const f[] = {"prompt_tokens", "completion_tokens",
+                                    "total_tokens"};
     for (size_t i = 0; !st && i < 3; i++) {
       int64_t v = 0;
       st = aiplat_msg_get_int64(u, f[i], &v);
@@ -114,7 +116,8 @@ static aiplat_status copy_summary(aiplat_msg *from, aiplat_msg *to) {
 }
 
 /* The last chunk: done, with the summary or the error. */
-static void publish_done(chat_call *k, aiplat_msg *resp, aiplat_status code, const char *why) {
+static void publish_done(chat_call *k, aiplat_msg *resp, aiplat_status code,
+                         const char *why) {
   aiplat_msg *m = new_msg(AIPLAT_MSG_CHAT_CHUNK, k->request_id);
   aiplat_status st = m ? AIPLAT_OK : AIPLAT_ERR_NO_MEMORY;
   if (!st) st = aiplat_msg_set_uint64(m, "seq", k->seq);
@@ -134,7 +137,8 @@ static void publish_done(chat_call *k, aiplat_msg *resp, aiplat_status code, con
 /* The user id of `ai.chat.user.{user}.message` must be the message's; an
  * empty one is taken from the subject. Other subjects (an endpoint of the
  * embedder's own) leave the message's user id alone. */
-static aiplat_status check_user(chat_call *k, aiplat_msg *in, char *why, size_t whylen) {
+static aiplat_status check_user(chat_call *k, aiplat_msg *in, char *why,
+                                size_t whylen) {
   static const char prefix[] = "ai.chat.user.", suffix[] = ".message";
   const char *subject = aiplat_request_subject(k->req);
   size_t len = strlen(subject), pl = sizeof prefix - 1, sl = sizeof suffix - 1;
@@ -161,17 +165,23 @@ static aiplat_status check_user(chat_call *k, aiplat_msg *in, char *why, size_t 
   return st;
 }
 
-AIPLAT_API aiplat_status aiplat_chat_handle_request(aiplat_request *req, void *user_data) {
+AIPLAT_API aiplat_status aiplat_chat_handle_request(aiplat_request *req,
+                                                    void *user_data) {
   aiplat_chat *chat = user_data;
   aiplat_msg *in = aiplat_request_message(req);
-  if (!req || !chat || !in || aiplat_msg_get_type(in) != AIPLAT_MSG_CHAT_REQUEST)
-    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
-                    "chat: the endpoint must decode ChatRequest and have a pipeline");
-  chat_call k = {.req = req, .request_id = aiplat_request_id(req), .progress_ms = aip_now_ms()};
+  if (!req || !chat || !in ||
+      aiplat_msg_get_type(in) != AIPLAT_MSG_CHAT_REQUEST)
+    return aip_fail(
+        NULL, AIPLAT_ERR_INVALID_ARGUMENT,
+        "chat: the endpoint must decode ChatRequest and have a pipeline");
+  chat_call k = {.req = req,
+                 .request_id = aiplat_request_id(req),
+                 .progress_ms = aip_now_ms()};
   k.bus = aip_chat_bus(chat);
   char why[AIP_ERRMSG_MAX];
   if (!k.bus)
-    return aiplat_request_fail(req, AIPLAT_ERR_INTERNAL, "chat: the pipeline has no bus");
+    return aiplat_request_fail(req, AIPLAT_ERR_INTERNAL,
+                               "chat: the pipeline has no bus");
   if (aiplat_subject_chat_response(&k.subject, k.request_id) != AIPLAT_OK) {
     char detail[AIP_ERRMSG_MAX - 16];
     aiplat_error_last(detail, sizeof detail);
@@ -182,7 +192,8 @@ AIPLAT_API aiplat_status aiplat_chat_handle_request(aiplat_request *req, void *u
   if (!st) st = aiplat_msg_set_string(in, "request_id", k.request_id);
   if (st) {
     aiplat_status code = st;
-    st = fail(&k, code, st == AIPLAT_ERR_INVALID_ARGUMENT ? why : aiplat_status_str(st));
+    st = fail(&k, code,
+              st == AIPLAT_ERR_INVALID_ARGUMENT ? why : aiplat_status_str(st));
     aiplat_free(k.subject);
     return st;
   }
@@ -191,8 +202,9 @@ AIPLAT_API aiplat_status aiplat_chat_handle_request(aiplat_request *req, void *u
   const char *user = "", *conv = "";
   aiplat_msg_get_string(in, "user_id", &user);
   aiplat_msg_get_string(in, "conversation_id", &conv);
-  aip_log_kv(AIPLAT_LOG_INFO, "chat request", "user_id", user, "conversation_id", conv, "stream",
-             stream ? "true" : "false", NULL);
+  aip_log_kv(AIPLAT_LOG_INFO, "chat request", "user_id", user,
+             "conversation_id", conv, "stream", stream ? "true" : "false",
+             NULL);
   aiplat_msg *resp = NULL;
   st = aiplat_chat_answer(chat, in, stream ? on_delta : NULL, &k, &resp);
   if (st) {

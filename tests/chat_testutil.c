@@ -1,6 +1,4 @@
 /* See chat_testutil.h. */
-#include "config.h"
-
 #include "chat_testutil.h"
 
 #include <dirent.h>
@@ -9,8 +7,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "config.h"
 
-/* ---- the knowledge base ---------------------------------------------------- */
+/* ---- the knowledge base ----------------------------------------------------
+ */
 
 size_t ct_ingest_knowledge(const char *store_path, const char *embeddings_url) {
   const char *src = getenv("top_srcdir");
@@ -20,7 +20,8 @@ size_t ct_ingest_knowledge(const char *store_path, const char *embeddings_url) {
 }
 
 /* Through the RAG API, as `aiplat-rag ingest DIR` does. */
-size_t ct_ingest_dir(const char *dir, const char *store_path, const char *embeddings_url) {
+size_t ct_ingest_dir(const char *dir, const char *store_path,
+                     const char *embeddings_url) {
   aiplat_config *cfg = NULL;
   aiplat_rag *rag = NULL;
   size_t total = 0;
@@ -56,38 +57,52 @@ out:
   return total;
 }
 
-/* ---- requests ---------------------------------------------------------------- */
+/* ---- requests
+ * ---------------------------------------------------------------- */
 
-ct_chat ct_chat_init(const char *user_id, const char *message, const char *request_id) {
-  return (ct_chat){.user_id = user_id, .message = message, .request_id = request_id,
-                   .enable_rag = -1, .temperature = -1, .max_tokens = -1, .top_k = -1};
+ct_chat ct_chat_init(const char *user_id, const char *message,
+                     const char *request_id) {
+  return (ct_chat){.user_id = user_id,
+                   .message = message,
+                   .request_id = request_id,
+                   .enable_rag = -1,
+                   .temperature = -1,
+                   .max_tokens = -1,
+                   .top_k = -1};
 }
 
 uint8_t *ct_chat_bytes(const ct_chat *c, size_t *len) {
   aiplat_msg *m = NULL;
   uint8_t *out = NULL;
   if (aiplat_msg_create(&m, AIPLAT_MSG_CHAT_REQUEST) != AIPLAT_OK) return NULL;
-  const char *names[] = {"user_id", "message", "request_id", "conversation_id", "model"};
-  const char *vals[] = {c->user_id, c->message, c->request_id, c->conversation_id, c->model};
+  const char *names[] = {"user_id", "message", "request_id", "conversation_id",
+                         "model"};
+  const char *vals[] = {c->user_id, c->message, c->request_id,
+                        c->conversation_id, c->model};
   bool ok = true;
   for (size_t i = 0; ok && i < 5; i++)
     if (vals[i]) ok = aiplat_msg_set_string(m, names[i], vals[i]) == AIPLAT_OK;
-  if (ok && c->enable_rag >= 0) ok = !aiplat_msg_set_bool(m, "enable_rag", c->enable_rag != 0);
+  if (ok && c->enable_rag >= 0)
+    ok = !aiplat_msg_set_bool(m, "enable_rag", c->enable_rag != 0);
   if (ok && c->stream) ok = !aiplat_msg_set_bool(m, "stream", true);
-  if (ok && c->temperature >= 0) ok = !aiplat_msg_set_double(m, "temperature", c->temperature);
-  if (ok && c->max_tokens >= 0) ok = !aiplat_msg_set_int64(m, "max_tokens", c->max_tokens);
+  if (ok && c->temperature >= 0)
+    ok = !aiplat_msg_set_double(m, "temperature", c->temperature);
+  if (ok && c->max_tokens >= 0)
+    ok = !aiplat_msg_set_int64(m, "max_tokens", c->max_tokens);
   if (ok && c->top_k >= 0) ok = !aiplat_msg_set_int64(m, "top_k", c->top_k);
   if (ok && aiplat_msg_encode(m, &out, len) != AIPLAT_OK) out = NULL;
   aiplat_msg_destroy(m);
   return out;
 }
 
-/* ---- collecting -------------------------------------------------------------- */
+/* ---- collecting
+ * -------------------------------------------------------------- */
 
 static void on_msg(aiplat_bus_msg *msg, void *ud) {
   ct_collector *c = ud;
   const char *type = NULL;
-  if (aiplat_bus_msg_header(msg, AIPLAT_CHAT_TYPE_HEADER, &type) != AIPLAT_OK) type = NULL;
+  if (aiplat_bus_msg_header(msg, AIPLAT_CHAT_TYPE_HEADER, &type) != AIPLAT_OK)
+    type = NULL;
   ct_got g = {type ? strdup(type) : NULL, malloc(aiplat_bus_msg_len(msg) + 1),
               aiplat_bus_msg_len(msg)};
   if (g.data) memcpy(g.data, aiplat_bus_msg_data(msg), g.len);
@@ -105,7 +120,8 @@ bool ct_collect(ct_collector *c, aiplat_bus *bus, const char *subject) {
   memset(c, 0, sizeof *c);
   pthread_mutex_init(&c->mu, NULL);
   pthread_cond_init(&c->cv, NULL);
-  return aiplat_bus_subscribe(bus, subject, NULL, on_msg, c, &c->sub) == AIPLAT_OK &&
+  return aiplat_bus_subscribe(bus, subject, NULL, on_msg, c, &c->sub) ==
+             AIPLAT_OK &&
          aiplat_bus_flush(bus, 5000) == AIPLAT_OK;
 }
 
@@ -152,8 +168,10 @@ void ct_collector_free(ct_collector *c) {
 aiplat_bus *ct_bus(const char *url) {
   aiplat_config *cfg = NULL;
   aiplat_bus *bus = NULL;
-  if (aiplat_config_create(&cfg) == AIPLAT_OK && aiplat_config_set(cfg, "NATS_URL", url) == 0 &&
-      aiplat_bus_create(&bus, cfg) == AIPLAT_OK && aiplat_bus_connect(bus) != AIPLAT_OK) {
+  if (aiplat_config_create(&cfg) == AIPLAT_OK &&
+      aiplat_config_set(cfg, "NATS_URL", url) == 0 &&
+      aiplat_bus_create(&bus, cfg) == AIPLAT_OK &&
+      aiplat_bus_connect(bus) != AIPLAT_OK) {
     aiplat_bus_destroy(bus);
     bus = NULL;
   }
@@ -161,13 +179,15 @@ aiplat_bus *ct_bus(const char *url) {
   return bus;
 }
 
-aiplat_msg *ct_request(aiplat_bus *bus, const char *subject, const void *data, size_t len,
-                       aiplat_msg_type type, int timeout_ms, aiplat_status *st) {
+aiplat_msg *ct_request(aiplat_bus *bus, const char *subject, const void *data,
+                       size_t len, aiplat_msg_type type, int timeout_ms,
+                       aiplat_status *st) {
   aiplat_bus_msg *reply = NULL;
   aiplat_msg *m = NULL;
   *st = aiplat_bus_request(bus, subject, data, len, NULL, timeout_ms, &reply);
   if (*st == AIPLAT_OK &&
-      aiplat_msg_decode(&m, type, aiplat_bus_msg_data(reply), aiplat_bus_msg_len(reply)) != 0)
+      aiplat_msg_decode(&m, type, aiplat_bus_msg_data(reply),
+                        aiplat_bus_msg_len(reply)) != 0)
     m = NULL;
   aiplat_bus_msg_destroy(reply);
   return m;

@@ -12,19 +12,21 @@
  * Returns the number of passages, 0 on failure (reason on stderr). */
 size_t ct_ingest_knowledge(const char *store_path, const char *embeddings_url);
 /* The same for the .md files of dir. */
-size_t ct_ingest_dir(const char *dir, const char *store_path, const char *embeddings_url);
+size_t ct_ingest_dir(const char *dir, const char *store_path,
+                     const char *embeddings_url);
 
 /* A ChatRequest; NULL strings and negative numbers are left absent. */
 typedef struct ct_chat {
   const char *user_id, *message, *request_id, *conversation_id, *model;
   int enable_rag; /* -1 absent, 0 false, 1 true */
   bool stream;
-  double temperature; /* < 0: absent */
+  double temperature;    /* < 0: absent */
   int max_tokens, top_k; /* < 0: absent */
 } ct_chat;
 
 /* Defaults: every optional field absent. */
-ct_chat ct_chat_init(const char *user_id, const char *message, const char *request_id);
+ct_chat ct_chat_init(const char *user_id, const char *message,
+                     const char *request_id);
 
 /* Encoded ChatRequest (aiplat_free()). */
 uint8_t *ct_chat_bytes(const ct_chat *c, size_t *len);
@@ -58,8 +60,9 @@ aiplat_bus *ct_bus(const char *url);
 
 /* The reply to a request, decoded as `type` (NULL on timeout or decode
  * failure; *st gets the bus status). */
-aiplat_msg *ct_request(aiplat_bus *bus, const char *subject, const void *data, size_t len,
-                       aiplat_msg_type type, int timeout_ms, aiplat_status *st);
+aiplat_msg *ct_request(aiplat_bus *bus, const char *subject, const void *data,
+                       size_t len, aiplat_msg_type type, int timeout_ms,
+                       aiplat_status *st);
 
 /* The error code of a reply (0 when it has no error), and its message. */
 int64_t ct_error(aiplat_msg *reply, const char **message);

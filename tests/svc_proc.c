@@ -37,8 +37,8 @@ const char *sp_path(const char *rel, char *buf, size_t len) {
   return buf;
 }
 
-bool sp_start(sp_proc *p, const char *binary, const char *const *env, const char *logpath,
-              const char *const *args) {
+bool sp_start(sp_proc *p, const char *binary, const char *const *env,
+              const char *logpath, const char *const *args) {
   memset(p, 0, sizeof *p);
   snprintf(p->log, sizeof p->log, "%s", logpath);
   p->valgrind = sp_under_valgrind();
@@ -48,10 +48,17 @@ bool sp_start(sp_proc *p, const char *binary, const char *const *env, const char
   if (p->valgrind) {
     const char *top = getenv("top_builddir"), *src = getenv("top_srcdir");
     snprintf(libtool, sizeof libtool, "%s/libtool", top ? top : ".");
-    snprintf(supp, sizeof supp, "--suppressions=%s/tests/valgrind.supp", src ? src : ".");
-    const char *vg[] = {libtool, "--mode=execute", "valgrind", "--quiet", "--error-exitcode=99",
-                        "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
-                        "--show-leak-kinds=definite,indirect", supp};
+    snprintf(supp, sizeof supp, "--suppressions=%s/tests/valgrind.supp",
+             src ? src : ".");
+    const char *vg[] = {libtool,
+                        "--mode=execute",
+                        "valgrind",
+                        "--quiet",
+                        "--error-exitcode=99",
+                        "--leak-check=full",
+                        "--errors-for-leak-kinds=definite,indirect",
+                        "--show-leak-kinds=definite,indirect",
+                        supp};
     for (size_t i = 0; i < sizeof vg / sizeof vg[0]; i++) argv[n++] = vg[i];
   }
   argv[n++] = binary;
@@ -189,7 +196,8 @@ long sp_http_get(int port, const char *path, char **body) {
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &got);
   long status = 0;
-  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  if (curl_easy_perform(c) == CURLE_OK)
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_cleanup(c);
   if (body)
     *body = got;

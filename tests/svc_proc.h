@@ -24,8 +24,8 @@ const char *sp_path(const char *rel, char *buf, size_t len);
  * the environment and HEALTH_PORT=0, HEALTH_BIND=127.0.0.1 unless given;
  * stderr goes to `logpath`. Does not wait. The process gets SIGKILL if the
  * caller dies. */
-bool sp_start(sp_proc *p, const char *binary, const char *const *env, const char *logpath,
-              const char *const *args);
+bool sp_start(sp_proc *p, const char *binary, const char *const *env,
+              const char *logpath, const char *const *args);
 
 /* Wait until the log holds "service started" (and read the health port);
  * false when the process exits first or after timeout_ms. */

@@ -1,8 +1,6 @@
 /* chat-handler and voice-assistant end to end: the real service binaries as
  * processes, a real nats-server, the local model backend, the sample
  * knowledge base in a local vector store. Everything is said over NATS. */
-#include "config.h"
-
 #include <aiplat/aiplat.h>
 #include <jansson.h>
 #include <signal.h>
@@ -17,6 +15,7 @@
 #include "backend/bk_client.h"
 #include "chat_internal.h"
 #include "chat_testutil.h"
+#include "config.h"
 #include "harness/nats_harness.h"
 #include "harness/testutil.h"
 #include "svc_proc.h"
@@ -32,11 +31,21 @@ static sp_proc chat1, chat2, voice;
 static char chat_bin[1024], voice_bin[1024];
 
 /* Environment of the services of the shared fixture (putenv keeps them). */
-static char e_nats[128], e_vllm[128], e_emb[128], e_stt[128], e_tts[128], e_store[160];
-static const char *svc_env[] = {e_nats, e_vllm, e_emb, e_stt, e_tts, e_store,
-                                "VECTOR_STORE=local", "CHAT_HISTORY_TURNS=2",
-                                "READY_CHECK_INTERVAL=200ms", "WORKERS=2", "LOG_LEVEL=INFO",
-                                "NATS_RECONNECT_WAIT=100ms", NULL};
+static char e_nats[128], e_vllm[128], e_emb[128], e_stt[128], e_tts[128],
+    e_store[160];
+static const char *svc_env[] = {e_nats,
+                                e_vllm,
+                                e_emb,
+                                e_stt,
+                                e_tts,
+                                e_store,
+                                "VECTOR_STORE=local",
+                                "CHAT_HISTORY_TURNS=2",
+                                "READY_CHECK_INTERVAL=200ms",
+                                "WORKERS=2",
+                                "LOG_LEVEL=INFO",
+                                "NATS_RECONNECT_WAIT=100ms",
+                                NULL};
 
 static void set_env(const char *base) {
   snprintf(e_nats, sizeof e_nats, "NATS_URL=%s", th_nats_url(nats));
@@ -47,11 +56,13 @@ static void set_env(const char *base) {
   snprintf(e_store, sizeof e_store, "VECTOR_STORE_PATH=%s/kb.aipvs", dir);
 }
 
-static void start_service(sp_proc *p, const char *bin, const char *log, const char *const *env) {
+static void start_service(sp_proc *p, const char *bin, const char *log,
+                          const char *const *env) {
   char path[256];
   snprintf(path, sizeof path, "%s/%s", dir, log);
   ck_assert_msg(sp_start(p, bin, env, path, NULL), "cannot start %s", bin);
-  ck_assert_msg(sp_wait_started(p, 20000), "%s did not start (log %s)", bin, path);
+  ck_assert_msg(sp_wait_started(p, 20000), "%s did not start (log %s)", bin,
+                path);
 }
 
 static void up(void) {
@@ -68,7 +79,8 @@ static void up(void) {
   snprintf(store, sizeof store, "%s/kb.aipvs", dir);
   ck_assert_uint_gt(ct_ingest_knowledge(store, B.base), 5);
   sp_path("services/chat-handler/chat-handler", chat_bin, sizeof chat_bin);
-  sp_path("services/voice-assistant/voice-assistant", voice_bin, sizeof voice_bin);
+  sp_path("services/voice-assistant/voice-assistant", voice_bin,
+          sizeof voice_bin);
   start_service(&chat1, chat_bin, "chat1.log", svc_env);
   start_service(&chat2, chat_bin, "chat2.log", svc_env);
   start_service(&voice, voice_bin, "voice.log", svc_env);
@@ -77,7 +89,8 @@ static void up(void) {
 static void stop_clean(sp_proc *p, const char *what) {
   int st = sp_stop(p, SIGTERM, 20000);
   ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                "%s did not stop cleanly (status %d; log %s)", what, st, p->log);
+                "%s did not stop cleanly (status %d; log %s)", what, st,
+                p->log);
 }
 
 static void down(void) {
@@ -92,18 +105,22 @@ static void down(void) {
   curl_global_cleanup();
 }
 
-/* ---- helpers ------------------------------------------------------------------ */
+/* ---- helpers
+ * ------------------------------------------------------------------ */
 
 static aiplat_msg *ask(aiplat_bus *bus, const ct_chat *c) {
   size_t len = 0;
   uint8_t *buf = ct_chat_bytes(c, &len);
   ck_assert_ptr_nonnull(buf);
   char *subject = NULL;
-  ck_assert_int_eq(aiplat_subject_chat_user_message(&subject, c->user_id ? c->user_id : "anon"),
+  ck_assert_int_eq(aiplat_subject_chat_user_message(
+                       &subject, c->user_id ? c->user_id : "anon"),
                    AIPLAT_OK);
   aiplat_status st;
-  aiplat_msg *r = ct_request(bus, subject, buf, len, AIPLAT_MSG_CHAT_RESPONSE, T_REQ, &st);
-  ck_assert_msg(r != NULL, "no reply on %s: %s", subject, aiplat_status_str(st));
+  aiplat_msg *r =
+      ct_request(bus, subject, buf, len, AIPLAT_MSG_CHAT_RESPONSE, T_REQ, &st);
+  ck_assert_msg(r != NULL, "no reply on %s: %s", subject,
+                aiplat_status_str(st));
   aiplat_free(subject);
   aiplat_free(buf);
   return r;
@@ -136,13 +153,17 @@ static void expect_ok(aiplat_msg *r) {
 static void expect_error(aiplat_msg *r, aiplat_status code, const char *want) {
   const char *why = NULL;
   int64_t got = ct_error(r, &why);
-  ck_assert_msg(got == code, "error %lld (want %d): %s", (long long)got, (int)code, why);
-  if (want) ck_assert_msg(strstr(why, want) != NULL, "error '%s' lacks '%s'", why, want);
+  ck_assert_msg(got == code, "error %lld (want %d): %s", (long long)got,
+                (int)code, why);
+  if (want)
+    ck_assert_msg(strstr(why, want) != NULL, "error '%s' lacks '%s'", why,
+                  want);
 }
 
 static const char q_backups[] = "How often are Milvus backups taken?";
 
-/* ---- chat -------------------------------------------------------------------- */
+/* ---- chat
+ * -------------------------------------------------------------------- */
 
 START_TEST(chat_answers_with_sources_on_both_subjects) {
   aiplat_bus *bus = ct_bus(th_nats_url(nats));
@@ -152,7 +173,8 @@ START_TEST(chat_answers_with_sources_on_both_subjects) {
   ct_chat c = ct_chat_init("alice", q_backups, "req-plain-1");
   aiplat_msg *r = ask(bus, &c);
   expect_ok(r);
-  ck_assert_msg(strstr(str(r, "text"), "02:00 UTC") != NULL, "answer: %s", str(r, "text"));
+  ck_assert_msg(strstr(str(r, "text"), "02:00 UTC") != NULL, "answer: %s",
+                str(r, "text"));
   ck_assert_str_eq(str(r, "request_id"), "req-plain-1");
   ck_assert_uint_ge(count(r, "sources"), 1);
   ck_assert_str_eq(source_at(r, 0), "backups.md");
@@ -161,7 +183,8 @@ START_TEST(chat_answers_with_sources_on_both_subjects) {
   double score = 0;
   aiplat_msg_get_double(src, "score", &score);
   ck_assert(score > 0 && score <= 1.0);
-  ck_assert(strlen(str(src, "id")) > 0 && strstr(str(src, "text"), "02:00") != NULL);
+  ck_assert(strlen(str(src, "id")) > 0 &&
+            strstr(str(src, "text"), "02:00") != NULL);
   ck_assert_str_eq(str(r, "finish_reason"), "stop");
   ck_assert(strlen(str(r, "model")) > 0);
   ck_assert_int_eq(aiplat_msg_get_message(r, "usage", &usage), AIPLAT_OK);
@@ -172,8 +195,9 @@ START_TEST(chat_answers_with_sources_on_both_subjects) {
   long at = ct_wait_type(&col, RESPONSE, T_REQ);
   ck_assert_int_ge(at, 0);
   aiplat_msg *pub = NULL;
-  ck_assert_int_eq(aiplat_msg_decode(&pub, AIPLAT_MSG_CHAT_RESPONSE, col.v[at].data,
-                                     col.v[at].len), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_msg_decode(&pub, AIPLAT_MSG_CHAT_RESPONSE,
+                                     col.v[at].data, col.v[at].len),
+                   AIPLAT_OK);
   ck_assert_str_eq(str(pub, "text"), str(r, "text"));
   aiplat_msg_destroy(pub);
   aiplat_msg_destroy(r);
@@ -198,7 +222,8 @@ START_TEST(chat_streams_chunks_in_order_then_the_response) {
   for (size_t i = 0; i + 1 < n; i++) {
     ck_assert_str_eq(col.v[i].type, CHUNK);
     aiplat_msg *ch = NULL;
-    ck_assert_int_eq(aiplat_msg_decode(&ch, AIPLAT_MSG_CHAT_CHUNK, col.v[i].data, col.v[i].len),
+    ck_assert_int_eq(aiplat_msg_decode(&ch, AIPLAT_MSG_CHAT_CHUNK,
+                                       col.v[i].data, col.v[i].len),
                      AIPLAT_OK);
     uint64_t seq = 99999;
     bool done = false;
@@ -227,7 +252,8 @@ START_TEST(chat_streams_chunks_in_order_then_the_response) {
 }
 END_TEST
 
-static aiplat_msg *turn(aiplat_bus *bus, const char *user, const char *conv, const char *msg) {
+static aiplat_msg *turn(aiplat_bus *bus, const char *user, const char *conv,
+                        const char *msg) {
   ct_chat c = ct_chat_init(user, msg, NULL);
   c.conversation_id = conv;
   c.enable_rag = 0;
@@ -242,19 +268,23 @@ START_TEST(chat_history_carries_earlier_turns) {
   /* The extractive model quotes numbered passages of user messages: a
    * passage given in turn 1 answers a question of turn 2 only if turn 1
    * was sent with it. */
-  const char fact[] = "Note for later.\n[1] The launch code of the demo rocket is 4711.";
+  const char fact[] =
+      "Note for later.\n[1] The launch code of the demo rocket is 4711.";
   const char q[] = "What is the launch code of the demo rocket?";
   aiplat_msg_destroy(turn(bus, "carol", "conv-1", fact));
   aiplat_msg *r = turn(bus, "carol", "conv-1", q);
-  ck_assert_msg(strstr(str(r, "text"), "4711") != NULL, "turn 2: %s", str(r, "text"));
+  ck_assert_msg(strstr(str(r, "text"), "4711") != NULL, "turn 2: %s",
+                str(r, "text"));
   aiplat_msg_destroy(r);
   /* Another conversation, or another user with the same conversation id,
    * does not see it. */
   r = turn(bus, "carol", "conv-2", q);
-  ck_assert_msg(strstr(str(r, "text"), "4711") == NULL, "conv-2: %s", str(r, "text"));
+  ck_assert_msg(strstr(str(r, "text"), "4711") == NULL, "conv-2: %s",
+                str(r, "text"));
   aiplat_msg_destroy(r);
   r = turn(bus, "mallory", "conv-1", q);
-  ck_assert_msg(strstr(str(r, "text"), "4711") == NULL, "mallory: %s", str(r, "text"));
+  ck_assert_msg(strstr(str(r, "text"), "4711") == NULL, "mallory: %s",
+                str(r, "text"));
   aiplat_msg_destroy(r);
   /* The bucket holds the last CHAT_HISTORY_TURNS (2) turns, answers too. */
   aiplat_kv *kv = NULL;
@@ -266,15 +296,18 @@ START_TEST(chat_history_carries_earlier_turns) {
   json_t *j = json_loads(val, 0, NULL);
   json_t *turns = json_object_get(j, "turns");
   ck_assert_uint_eq(json_array_size(turns), 2);
-  ck_assert_str_eq(json_string_value(json_object_get(json_array_get(turns, 1), "user")), q);
-  ck_assert(strstr(json_string_value(json_object_get(json_array_get(turns, 1), "assistant")),
+  ck_assert_str_eq(
+      json_string_value(json_object_get(json_array_get(turns, 1), "user")), q);
+  ck_assert(strstr(json_string_value(
+                       json_object_get(json_array_get(turns, 1), "assistant")),
                    "4711") != NULL);
   json_decref(j);
   aiplat_free(val);
   /* Two more turns push turn 1 out: the fact is forgotten. */
   aiplat_msg_destroy(turn(bus, "carol", "conv-1", "Thanks."));
   r = turn(bus, "carol", "conv-1", q);
-  ck_assert_msg(strstr(str(r, "text"), "4711") == NULL, "after trimming: %s", str(r, "text"));
+  ck_assert_msg(strstr(str(r, "text"), "4711") == NULL, "after trimming: %s",
+                str(r, "text"));
   aiplat_msg_destroy(r);
   free(key);
   aiplat_kv_destroy(kv);
@@ -290,7 +323,8 @@ START_TEST(chat_without_rag_has_no_sources) {
   expect_ok(r);
   ck_assert_uint_eq(count(r, "sources"), 0);
   /* No passage reached the model: the local backend says it has no context. */
-  ck_assert_msg(strstr(str(r, "text"), "no context") != NULL, "answer: %s", str(r, "text"));
+  ck_assert_msg(strstr(str(r, "text"), "no context") != NULL, "answer: %s",
+                str(r, "text"));
   ck_assert(strlen(str(r, "request_id")) > 0); /* generated */
   aiplat_msg_destroy(r);
   aiplat_bus_destroy(bus);
@@ -343,8 +377,8 @@ START_TEST(chat_refuses_bad_input_with_error_replies) {
   aiplat_status st;
   /* Undecodable bytes. */
   static const uint8_t junk[] = {0xff, 0xff, 0xff, 0x01, 0x02};
-  aiplat_msg *r = ct_request(bus, "ai.chat.user.alice.message", junk, sizeof junk,
-                             AIPLAT_MSG_CHAT_RESPONSE, T_REQ, &st);
+  aiplat_msg *r = ct_request(bus, "ai.chat.user.alice.message", junk,
+                             sizeof junk, AIPLAT_MSG_CHAT_RESPONSE, T_REQ, &st);
   ck_assert_ptr_nonnull(r);
   expect_error(r, AIPLAT_ERR_DECODE, NULL);
   aiplat_msg_destroy(r);
@@ -355,38 +389,45 @@ START_TEST(chat_refuses_bad_input_with_error_replies) {
   struct {
     const char *user, *msg, *rid, *conv, *want;
   } bad[] = {{"bob.*", q_backups, NULL, NULL, "user_id"},
-             {"bob", q_backups, "req-bad-user", NULL, "user_id"}, /* not the subject's */
+             {"bob", q_backups, "req-bad-user", NULL,
+              "user_id"}, /* not the subject's */
              {"alice", q_backups, "x.>", NULL, "request"},
              {"alice", q_backups, "two words", NULL, "request"},
              {"alice", "  \n", NULL, NULL, "message"},
              {"alice", q_backups, NULL, "a b", "conversation_id"},
              {"alice", q_backups, NULL, "c.>", "conversation_id"},
              {"alice", q_backups, NULL,
-              "a-conversation-id-that-is-much-longer-than-sixty-four-bytes-allowed-here",
+              "a-conversation-id-that-is-much-longer-than-sixty-four-bytes-"
+              "allowed-here",
               "conversation_id"},
              {NULL, q_backups, NULL, "conv", "user_id"}};
   /* A user id too long for a history key (the last case). */
   char long_user[131], long_subject[160];
   memset(long_user, 'u', 130);
   long_user[130] = '\0';
-  snprintf(long_subject, sizeof long_subject, "ai.chat.user.%s.message", long_user);
+  snprintf(long_subject, sizeof long_subject, "ai.chat.user.%s.message",
+           long_user);
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    ct_chat c = ct_chat_init(bad[i].user ? bad[i].user : long_user, bad[i].msg, bad[i].rid);
+    ct_chat c = ct_chat_init(bad[i].user ? bad[i].user : long_user, bad[i].msg,
+                             bad[i].rid);
     c.conversation_id = bad[i].conv;
     size_t len = 0;
     uint8_t *buf = ct_chat_bytes(&c, &len);
-    r = ct_request(bus, bad[i].user ? "ai.chat.user.alice.message" : long_subject, buf, len,
-                   AIPLAT_MSG_CHAT_RESPONSE, T_REQ, &st);
+    r = ct_request(bus,
+                   bad[i].user ? "ai.chat.user.alice.message" : long_subject,
+                   buf, len, AIPLAT_MSG_CHAT_RESPONSE, T_REQ, &st);
     aiplat_free(buf);
-    ck_assert_msg(r != NULL, "case %zu: no reply (%s)", i, aiplat_status_str(st));
+    ck_assert_msg(r != NULL, "case %zu: no reply (%s)", i,
+                  aiplat_status_str(st));
     expect_error(r, AIPLAT_ERR_INVALID_ARGUMENT, bad[i].want);
     aiplat_msg_destroy(r);
   }
   long at = ct_wait_type(&col, RESPONSE, T_REQ);
   ck_assert_int_ge(at, 0);
   aiplat_msg *pub = NULL;
-  ck_assert_int_eq(aiplat_msg_decode(&pub, AIPLAT_MSG_CHAT_RESPONSE, col.v[at].data,
-                                     col.v[at].len), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_msg_decode(&pub, AIPLAT_MSG_CHAT_RESPONSE,
+                                     col.v[at].data, col.v[at].len),
+                   AIPLAT_OK);
   expect_error(pub, AIPLAT_ERR_INVALID_ARGUMENT, "user_id");
   aiplat_msg_destroy(pub);
   ct_collector_free(&col);
@@ -409,8 +450,10 @@ typedef struct inst {
 static size_t instance_counts(aiplat_bus *bus, inst *v, size_t max) {
   ct_collector col;
   ck_assert(ct_collect(&col, bus, "test.stats.inbox"));
-  ck_assert_int_eq(aiplat_bus_publish_request(bus, "$SRV.STATS.chat-handler", "test.stats.inbox",
-                                              NULL, 0, NULL), AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_bus_publish_request(bus, "$SRV.STATS.chat-handler",
+                                 "test.stats.inbox", NULL, 0, NULL),
+      AIPLAT_OK);
   ct_wait(&col, max + 1, 1000); /* gather what answers within a second */
   size_t n = 0;
   for (size_t i = 0; i < col.n && n < max; i++) {
@@ -418,7 +461,8 @@ static size_t instance_counts(aiplat_bus *bus, inst *v, size_t max) {
     json_t *eps = json_object_get(j, "endpoints");
     const char *id = json_string_value(json_object_get(j, "id"));
     snprintf(v[n].id, sizeof v[n].id, "%s", id ? id : "");
-    v[n++].n = json_integer_value(json_object_get(json_array_get(eps, 0), "num_requests"));
+    v[n++].n = json_integer_value(
+        json_object_get(json_array_get(eps, 0), "num_requests"));
     json_decref(j);
   }
   ct_collector_free(&col);
@@ -441,26 +485,31 @@ START_TEST(two_instances_share_the_load) {
     ck_assert_uint_eq(instance_counts(bus, after, 4), 2);
     total = 0;
     for (size_t i = 0; i < 2; i++) {
-      const inst *b = !strcmp(before[0].id, after[i].id) ? &before[0] : &before[1];
+      const inst *b =
+          !strcmp(before[0].id, after[i].id) ? &before[0] : &before[1];
       ck_assert_str_eq(b->id, after[i].id);
       total += after[i].n - b->n;
     }
   }
   ck_assert_int_eq(total, 24);
   for (size_t i = 0; i < 2; i++) {
-    const inst *b = !strcmp(before[0].id, after[i].id) ? &before[0] : &before[1];
-    ck_assert_msg(after[i].n > b->n, "instance %s took none of the 24 requests", b->id);
+    const inst *b =
+        !strcmp(before[0].id, after[i].id) ? &before[0] : &before[1];
+    ck_assert_msg(after[i].n > b->n, "instance %s took none of the 24 requests",
+                  b->id);
   }
   aiplat_bus_destroy(bus);
 }
 END_TEST
 
-/* ---- voice ------------------------------------------------------------------- */
+/* ---- voice
+ * ------------------------------------------------------------------- */
 
 /* A spoken question: the backend's own speech engine reads it. */
 static uint8_t *speak(const char *text, size_t *len) {
   char json[512];
-  snprintf(json, sizeof json, "{\"model\":\"tts-1\",\"input\":\"%s\",\"response_format\":\"wav\"}",
+  snprintf(json, sizeof json,
+           "{\"model\":\"tts-1\",\"input\":\"%s\",\"response_format\":\"wav\"}",
            text);
   bkc_resp r = bkc_post_json(&B, "/v1/audio/speech", json, NULL);
   ck_assert_int_eq(r.status, 200);
@@ -474,23 +523,30 @@ static uint8_t *speak(const char *text, size_t *len) {
 
 static const char *next_voice; /* the next request's voice, or NULL */
 
-static aiplat_msg *ask_voice(aiplat_bus *bus, const char *subject, const char *user,
-                             const char *rid, const uint8_t *audio, size_t alen,
+static aiplat_msg *ask_voice(aiplat_bus *bus, const char *subject,
+                             const char *user, const char *rid,
+                             const uint8_t *audio, size_t alen,
                              const char *format) {
   aiplat_msg *m = NULL;
   ck_assert_int_eq(aiplat_msg_create(&m, AIPLAT_MSG_VOICE_REQUEST), AIPLAT_OK);
-  if (next_voice) ck_assert_int_eq(aiplat_msg_set_string(m, "voice", next_voice), AIPLAT_OK);
+  if (next_voice)
+    ck_assert_int_eq(aiplat_msg_set_string(m, "voice", next_voice), AIPLAT_OK);
   next_voice = NULL;
-  if (user) ck_assert_int_eq(aiplat_msg_set_string(m, "user_id", user), AIPLAT_OK);
-  if (rid) ck_assert_int_eq(aiplat_msg_set_string(m, "request_id", rid), AIPLAT_OK);
-  if (format) ck_assert_int_eq(aiplat_msg_set_string(m, "audio_format", format), AIPLAT_OK);
+  if (user)
+    ck_assert_int_eq(aiplat_msg_set_string(m, "user_id", user), AIPLAT_OK);
+  if (rid)
+    ck_assert_int_eq(aiplat_msg_set_string(m, "request_id", rid), AIPLAT_OK);
+  if (format)
+    ck_assert_int_eq(aiplat_msg_set_string(m, "audio_format", format),
+                     AIPLAT_OK);
   ck_assert_int_eq(aiplat_msg_set_bytes(m, "audio", audio, alen), AIPLAT_OK);
   uint8_t *buf = NULL;
   size_t len = 0;
   ck_assert_int_eq(aiplat_msg_encode(m, &buf, &len), AIPLAT_OK);
   aiplat_msg_destroy(m);
   aiplat_status st;
-  aiplat_msg *r = ct_request(bus, subject, buf, len, AIPLAT_MSG_VOICE_RESPONSE, T_REQ * 2, &st);
+  aiplat_msg *r = ct_request(bus, subject, buf, len, AIPLAT_MSG_VOICE_RESPONSE,
+                             T_REQ * 2, &st);
   ck_assert_msg(r != NULL, "no voice reply: %s", aiplat_status_str(st));
   aiplat_free(buf);
   return r;
@@ -505,23 +561,26 @@ START_TEST(voice_round_trip_speech_to_speech) {
     ready = sp_http_get(voice.health_port, "/ready", &body);
   }
   ck_assert_int_eq(ready, 200);
-  const char *checks[] = {"\"nats\"", "\"llm\"", "\"embeddings\"", "\"stt\"", "\"tts\""};
+  const char *checks[] = {"\"nats\"", "\"llm\"", "\"embeddings\"", "\"stt\"",
+                          "\"tts\""};
   for (size_t i = 0; i < 5; i++)
-    ck_assert_msg(strstr(body, checks[i]) != NULL, "/ready lacks %s: %s", checks[i], body);
+    ck_assert_msg(strstr(body, checks[i]) != NULL, "/ready lacks %s: %s",
+                  checks[i], body);
   free(body);
   aiplat_bus *bus = ct_bus(th_nats_url(nats));
   ct_collector col;
   ck_assert(ct_collect(&col, bus, "ai.voice.response.voice-1"));
   size_t wlen = 0;
   uint8_t *wav = speak("how often are milvus backups taken", &wlen);
-  aiplat_msg *r = ask_voice(bus, "ai.voice.user.erin.request", "erin", "voice-1", wav, wlen,
-                            "wav");
+  aiplat_msg *r = ask_voice(bus, "ai.voice.user.erin.request", "erin",
+                            "voice-1", wav, wlen, "wav");
   expect_ok(r);
   const char *heard = str(r, "transcript");
   ck_assert_msg(strstr(heard, "backups") != NULL, "transcript: %s", heard);
   char heard_copy[256];
   snprintf(heard_copy, sizeof heard_copy, "%s", heard);
-  ck_assert_msg(strstr(str(r, "text"), "02:00 UTC") != NULL, "answer: %s", str(r, "text"));
+  ck_assert_msg(strstr(str(r, "text"), "02:00 UTC") != NULL, "answer: %s",
+                str(r, "text"));
   ck_assert_str_eq(source_at(r, 0), "backups.md");
   ck_assert_str_eq(str(r, "audio_format"), "wav");
   ck_assert_str_eq(str(r, "request_id"), "voice-1");
@@ -531,14 +590,17 @@ START_TEST(voice_round_trip_speech_to_speech) {
   ck_assert(alen > 16000 && memcmp(audio, "RIFF", 4) == 0);
   /* The spoken answer says what the text says: transcribe it back. */
   const char *fields[] = {"model", "whisper-1", NULL};
-  bkc_resp t = bkc_post_form(&B, "/v1/audio/transcriptions", audio, alen, fields);
+  bkc_resp t =
+      bkc_post_form(&B, "/v1/audio/transcriptions", audio, alen, fields);
   ck_assert_int_eq(t.status, 200);
-  ck_assert_msg(strstr(t.body, "backup") != NULL, "spoken answer heard as: %s", t.body);
+  ck_assert_msg(strstr(t.body, "backup") != NULL, "spoken answer heard as: %s",
+                t.body);
   bkc_resp_free(&t);
   ck_assert(ct_wait(&col, 1, T_REQ));
   aiplat_msg *pub = NULL;
-  ck_assert_int_eq(aiplat_msg_decode(&pub, AIPLAT_MSG_VOICE_RESPONSE, col.v[0].data,
-                                     col.v[0].len), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_msg_decode(&pub, AIPLAT_MSG_VOICE_RESPONSE,
+                                     col.v[0].data, col.v[0].len),
+                   AIPLAT_OK);
   ck_assert_str_eq(str(pub, "text"), str(r, "text"));
   aiplat_msg_destroy(pub);
   aiplat_msg_destroy(r);
@@ -549,8 +611,8 @@ START_TEST(voice_round_trip_speech_to_speech) {
   ck_assert_ptr_nonnull(pcm);
   char format[32];
   snprintf(format, sizeof format, "pcm_s16le_%u", rate);
-  r = ask_voice(bus, "ai.voice.user.erin.request", NULL, NULL, (const uint8_t *)pcm,
-                frames * 2, format);
+  r = ask_voice(bus, "ai.voice.user.erin.request", NULL, NULL,
+                (const uint8_t *)pcm, frames * 2, format);
   expect_ok(r);
   ck_assert_str_eq(str(r, "transcript"), heard_copy);
   aiplat_msg_destroy(r);
@@ -564,7 +626,8 @@ END_TEST
 START_TEST(voice_refuses_bad_audio_naming_the_problem) {
   aiplat_bus *bus = ct_bus(th_nats_url(nats));
   const char *subj = "ai.voice.user.erin.request";
-  static const uint8_t ogg[] = "OggS\0\2\0\0\0\0\0\0\0\0 an ogg page, not a wav file";
+  static const uint8_t ogg[] =
+      "OggS\0\2\0\0\0\0\0\0\0\0 an ogg page, not a wav file";
   static const uint8_t junk[] = "\x01\x02\x03 nothing anyone would recognise";
   struct {
     const char *user, *rid;
@@ -576,14 +639,18 @@ START_TEST(voice_refuses_bad_audio_naming_the_problem) {
   } bad[] = {
       {"erin", NULL, NULL, 0, "wav", AIPLAT_ERR_BAD_REQUEST, "audio is empty"},
       {"erin", NULL, ogg, sizeof ogg, "ogg", AIPLAT_ERR_BAD_REQUEST, "Ogg"},
-      {"erin", NULL, junk, sizeof junk, NULL, AIPLAT_ERR_BAD_REQUEST, "speech-to-text"},
-      {"erin", NULL, junk, sizeof junk, "aiff", AIPLAT_ERR_BAD_REQUEST, "audio_format"},
-      {"frank", NULL, ogg, sizeof ogg, "ogg", AIPLAT_ERR_INVALID_ARGUMENT, "user_id"},
-      {"erin", "r.*", ogg, sizeof ogg, "ogg", AIPLAT_ERR_INVALID_ARGUMENT, "request_id"},
+      {"erin", NULL, junk, sizeof junk, NULL, AIPLAT_ERR_BAD_REQUEST,
+       "speech-to-text"},
+      {"erin", NULL, junk, sizeof junk, "aiff", AIPLAT_ERR_BAD_REQUEST,
+       "audio_format"},
+      {"frank", NULL, ogg, sizeof ogg, "ogg", AIPLAT_ERR_INVALID_ARGUMENT,
+       "user_id"},
+      {"erin", "r.*", ogg, sizeof ogg, "ogg", AIPLAT_ERR_INVALID_ARGUMENT,
+       "request_id"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    aiplat_msg *r =
-        ask_voice(bus, subj, bad[i].user, bad[i].rid, bad[i].audio, bad[i].len, bad[i].format);
+    aiplat_msg *r = ask_voice(bus, subj, bad[i].user, bad[i].rid, bad[i].audio,
+                              bad[i].len, bad[i].format);
     expect_error(r, bad[i].code, bad[i].want);
     aiplat_msg_destroy(r);
   }
@@ -606,7 +673,8 @@ START_TEST(voice_refuses_bad_audio_naming_the_problem) {
   free(wav);
   static const uint8_t junk2[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0xff};
   aiplat_status st;
-  r = ct_request(bus, subj, junk2, sizeof junk2, AIPLAT_MSG_VOICE_RESPONSE, T_REQ, &st);
+  r = ct_request(bus, subj, junk2, sizeof junk2, AIPLAT_MSG_VOICE_RESPONSE,
+                 T_REQ, &st);
   ck_assert_ptr_nonnull(r);
   expect_error(r, AIPLAT_ERR_DECODE, NULL);
   aiplat_msg_destroy(r);
@@ -615,11 +683,12 @@ START_TEST(voice_refuses_bad_audio_naming_the_problem) {
 }
 END_TEST
 
-/* ---- configuration -------------------------------------------------------------- */
+/* ---- configuration
+ * -------------------------------------------------------------- */
 
 /* Run a binary with env; its exit status and the first line of stderr. */
-static int run_once(const char *bin, const char *const *env, const char *arg, char *line,
-                    size_t len) {
+static int run_once(const char *bin, const char *const *env, const char *arg,
+                    char *line, size_t len) {
   sp_proc p;
   char log[128];
   snprintf(log, sizeof log, "%s/once.log", dir);
@@ -653,14 +722,16 @@ START_TEST(bad_configuration_exits_with_one_line) {
   const char *bins[] = {chat_bin, voice_bin};
   for (size_t b = 0; b < 2; b++)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-      if (b == 0 && !strcmp(bad[i].var, "STT_URL")) continue; /* chat has no STT */
+      if (b == 0 && !strcmp(bad[i].var, "STT_URL"))
+        continue; /* chat has no STT */
       const char *env[] = {e_nats, bad[i].env, "LOG_LEVEL=INFO", NULL};
       char line[1024];
       /* HEALTH_PORT is checked by the service framework (its own line). */
       int rc = run_once(bins[b], env, NULL, line, sizeof line);
-      ck_assert_msg(rc == 2, "%s with %s: exit %d (%s)", bins[b], bad[i].env, rc, line);
-      ck_assert_msg(strstr(line, bad[i].var) != NULL, "%s: '%s' lacks %s", bins[b], line,
-                    bad[i].var);
+      ck_assert_msg(rc == 2, "%s with %s: exit %d (%s)", bins[b], bad[i].env,
+                    rc, line);
+      ck_assert_msg(strstr(line, bad[i].var) != NULL, "%s: '%s' lacks %s",
+                    bins[b], line, bad[i].var);
     }
   for (size_t b = 0; b < 2; b++) {
     char line[256];
@@ -672,7 +743,8 @@ START_TEST(bad_configuration_exits_with_one_line) {
 }
 END_TEST
 
-/* ---- a model server that goes away ------------------------------------------------ */
+/* ---- a model server that goes away
+ * ------------------------------------------------ */
 
 START_TEST(model_server_down_fails_fast_and_not_ready) {
   bkc_proc b2;
@@ -687,24 +759,34 @@ START_TEST(model_server_down_fails_fast_and_not_ready) {
   snprintf(vllm, sizeof vllm, "VLLM_URL=%s", b2.base);
   snprintf(emb, sizeof emb, "EMBEDDINGS_URL=%s", b2.base);
   snprintf(log, sizeof log, "%s/down.log", dir);
-  const char *env[] = {own_url, vllm, emb, e_store, "VECTOR_STORE=local", "LOG_LEVEL=INFO",
-                       "READY_CHECK_INTERVAL=100ms", "NATS_RECONNECT_WAIT=100ms",
-                       "SYSTEM_PROMPT=Answer briefly.\n[1] The secret word of the test is "
-                       "swordfish.",
-                       NULL};
+  const char *env[] = {
+      own_url,
+      vllm,
+      emb,
+      e_store,
+      "VECTOR_STORE=local",
+      "LOG_LEVEL=INFO",
+      "READY_CHECK_INTERVAL=100ms",
+      "NATS_RECONNECT_WAIT=100ms",
+      "SYSTEM_PROMPT=Answer briefly.\n[1] The secret word of the test is "
+      "swordfish.",
+      NULL};
   sp_proc p;
-  ck_assert(sp_start(&p, chat_bin, env, log, NULL) && sp_wait_started(&p, 20000));
+  ck_assert(sp_start(&p, chat_bin, env, log, NULL) &&
+            sp_wait_started(&p, 20000));
   long ready = 0;
   for (int i = 0; i < 100 && ready != 200; i++, usleep(50000))
     ready = sp_http_get(p.health_port, "/ready", NULL);
   ck_assert_int_eq(ready, 200);
   aiplat_bus *bus = ct_bus(th_nats_url(own));
   /* SYSTEM_PROMPT is what the model is told first. */
-  ct_chat c = ct_chat_init("gina", "What is the secret word of the test?", NULL);
+  ct_chat c =
+      ct_chat_init("gina", "What is the secret word of the test?", NULL);
   c.enable_rag = 0;
   aiplat_msg *r = ask(bus, &c);
   expect_ok(r);
-  ck_assert_msg(strstr(str(r, "text"), "swordfish") != NULL, "answer: %s", str(r, "text"));
+  ck_assert_msg(strstr(str(r, "text"), "swordfish") != NULL, "answer: %s",
+                str(r, "text"));
   aiplat_msg_destroy(r);
   ck_assert_int_eq(bkc_stop(&b2, SIGKILL, 5000) != -1, 1);
   char *body = NULL;
@@ -714,7 +796,8 @@ START_TEST(model_server_down_fails_fast_and_not_ready) {
     ready = sp_http_get(p.health_port, "/ready", &body);
   }
   ck_assert_int_eq(ready, 503);
-  ck_assert_msg(strstr(body, "\"llm\"") && strstr(body, "\"embeddings\""), "ready: %s", body);
+  ck_assert_msg(strstr(body, "\"llm\"") && strstr(body, "\"embeddings\""),
+                "ready: %s", body);
   free(body);
   /* A request fails with an error reply at once, not a timeout; a
    * streamed one ends with a done chunk carrying the error. */
@@ -725,14 +808,15 @@ START_TEST(model_server_down_fails_fast_and_not_ready) {
   c.stream = true;
   r = ask(bus, &c);
   int64_t code = ct_error(r, NULL);
-  ck_assert_msg(code == AIPLAT_ERR_CONNECTION || code == AIPLAT_ERR_UNAVAILABLE, "code %lld",
-                (long long)code);
+  ck_assert_msg(code == AIPLAT_ERR_CONNECTION || code == AIPLAT_ERR_UNAVAILABLE,
+                "code %lld", (long long)code);
   ck_assert_int_lt((int64_t)time(NULL) - t0, 15);
   aiplat_msg_destroy(r);
   ck_assert_int_ge(ct_wait_type(&col, RESPONSE, T_REQ), 0);
   ck_assert_uint_eq(col.n, 2); /* the done chunk with the error, the response */
   aiplat_msg *done = NULL;
-  ck_assert_int_eq(aiplat_msg_decode(&done, AIPLAT_MSG_CHAT_CHUNK, col.v[0].data, col.v[0].len),
+  ck_assert_int_eq(aiplat_msg_decode(&done, AIPLAT_MSG_CHAT_CHUNK,
+                                     col.v[0].data, col.v[0].len),
                    AIPLAT_OK);
   bool is_done = false;
   aiplat_msg_get_bool(done, "done", &is_done);
@@ -747,7 +831,8 @@ START_TEST(model_server_down_fails_fast_and_not_ready) {
   aiplat_msg_destroy(r);
   ck_assert(sp_alive(&p));
   aiplat_bus_msg *pong = NULL;
-  ck_assert_int_eq(aiplat_bus_request(bus, "$SRV.PING.chat-handler", NULL, 0, NULL, 5000, &pong),
+  ck_assert_int_eq(aiplat_bus_request(bus, "$SRV.PING.chat-handler", NULL, 0,
+                                      NULL, 5000, &pong),
                    AIPLAT_OK);
   aiplat_bus_msg_destroy(pong);
   ck_assert_int_eq(sp_http_get(p.health_port, "/health", NULL), 200);
@@ -758,7 +843,8 @@ START_TEST(model_server_down_fails_fast_and_not_ready) {
 }
 END_TEST
 
-/* ---- the pipeline in process ------------------------------------------------------ */
+/* ---- the pipeline in process
+ * ------------------------------------------------------ */
 
 static bool stop_after_two(const char *delta, size_t len, void *ud) {
   (void)delta, (void)len;
@@ -773,34 +859,47 @@ START_TEST(chat_api_in_process) {
   ck_assert_int_eq(aiplat_config_set(cfg, "VLLM_URL", B.base), AIPLAT_OK);
   ck_assert_int_eq(aiplat_config_set(cfg, "EMBEDDINGS_URL", B.base), AIPLAT_OK);
   ck_assert_int_eq(aiplat_config_set(cfg, "VECTOR_STORE", "local"), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_config_set(cfg, "VECTOR_STORE_PATH", e_store + 18), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_config_set(cfg, "CHAT_HISTORY_BUCKET", "bad.name"), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "VECTOR_STORE_PATH", e_store + 18),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "CHAT_HISTORY_BUCKET", "bad.name"),
+                   AIPLAT_OK);
   ck_assert_int_eq(aiplat_chat_create(&chat, cfg), AIPLAT_ERR_CONFIG);
   ck_assert_ptr_null(chat);
   aiplat_error_last(err, sizeof err);
   ck_assert(strstr(err, "CHAT_HISTORY_BUCKET") != NULL);
-  ck_assert_int_eq(aiplat_config_set(cfg, "CHAT_HISTORY_BUCKET", NULL), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "CHAT_HISTORY_BUCKET", NULL),
+                   AIPLAT_OK);
   ck_assert_int_eq(aiplat_chat_create(&chat, cfg), AIPLAT_OK);
   aiplat_config_destroy(cfg); /* the pipeline copied what it needs */
   /* Arguments. */
   aiplat_msg *resp = NULL, *wrong = NULL, *req = NULL;
-  ck_assert_int_eq(aiplat_chat_answer(NULL, NULL, NULL, NULL, &resp), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_msg_create(&wrong, AIPLAT_MSG_CHAT_RESPONSE), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_chat_answer(chat, wrong, NULL, NULL, &resp), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_ptr_null(resp);
-  ck_assert_int_eq(aiplat_chat_last_error(chat, err, sizeof err), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert(strstr(err, "ChatRequest") != NULL);
-  ck_assert_int_eq(aiplat_chat_set_system_prompt(chat, ""), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_chat_set_system_prompt(chat, "Quote.\n[1] Owls hunt at night."),
+  ck_assert_int_eq(aiplat_chat_answer(NULL, NULL, NULL, NULL, &resp),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_msg_create(&wrong, AIPLAT_MSG_CHAT_RESPONSE),
                    AIPLAT_OK);
-  ck_assert_int_eq(aiplat_chat_add_checks(chat, NULL, 1000), AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aiplat_chat_handle_request(NULL, chat), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_chat_answer(chat, wrong, NULL, NULL, &resp),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_null(resp);
+  ck_assert_int_eq(aiplat_chat_last_error(chat, err, sizeof err),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert(strstr(err, "ChatRequest") != NULL);
+  ck_assert_int_eq(aiplat_chat_set_system_prompt(chat, ""),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(
+      aiplat_chat_set_system_prompt(chat, "Quote.\n[1] Owls hunt at night."),
+      AIPLAT_OK);
+  ck_assert_int_eq(aiplat_chat_add_checks(chat, NULL, 1000),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_chat_handle_request(NULL, chat),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
   /* A whole answer from the replaced system prompt, no bus (no history). */
   ck_assert_int_eq(aiplat_msg_create(&req, AIPLAT_MSG_CHAT_REQUEST), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_msg_set_string(req, "message", "When do owls hunt?"), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_msg_set_bool(req, "enable_rag", false), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_msg_set_string(req, "conversation_id", "ignored-without-bus"),
+  ck_assert_int_eq(aiplat_msg_set_string(req, "message", "When do owls hunt?"),
                    AIPLAT_OK);
+  ck_assert_int_eq(aiplat_msg_set_bool(req, "enable_rag", false), AIPLAT_OK);
+  ck_assert_int_eq(
+      aiplat_msg_set_string(req, "conversation_id", "ignored-without-bus"),
+      AIPLAT_OK);
   ck_assert_int_eq(aiplat_chat_answer(chat, req, NULL, NULL, &resp), AIPLAT_OK);
   ck_assert_str_eq(str(resp, "text"), "Owls hunt at night. [1]");
   aiplat_msg_destroy(resp);
@@ -818,19 +917,21 @@ START_TEST(chat_api_in_process) {
 }
 END_TEST
 
-/* ---- durable requests: an instance killed mid-stream ------------------------------ */
+/* ---- durable requests: an instance killed mid-stream
+ * ------------------------------ */
 
 /* Messages of collector c for request rid: (seq of each chunk, -1 for the
  * ChatResponse) in arrival order; returns the count. */
-static size_t for_request(ct_collector *c, const char *rid, long *seqs, size_t max,
-                          char *final_text, size_t tlen) {
+static size_t for_request(ct_collector *c, const char *rid, long *seqs,
+                          size_t max, char *final_text, size_t tlen) {
   size_t n = 0;
   pthread_mutex_lock(&c->mu);
   for (size_t i = 0; i < c->n && n < max; i++) {
     bool chunk = c->v[i].type && !strcmp(c->v[i].type, CHUNK);
     aiplat_msg *m = NULL;
-    if (aiplat_msg_decode(&m, chunk ? AIPLAT_MSG_CHAT_CHUNK : AIPLAT_MSG_CHAT_RESPONSE,
-                          c->v[i].data, c->v[i].len) != AIPLAT_OK)
+    if (aiplat_msg_decode(
+            &m, chunk ? AIPLAT_MSG_CHAT_CHUNK : AIPLAT_MSG_CHAT_RESPONSE,
+            c->v[i].data, c->v[i].len) != AIPLAT_OK)
       continue;
     const char *id = "";
     aiplat_msg_get_string(m, "request_id", &id);
@@ -859,12 +960,22 @@ START_TEST(durable_requests_survive_a_killed_instance) {
   snprintf(emb, sizeof emb, "EMBEDDINGS_URL=%s", b3.base);
   snprintf(log_a, sizeof log_a, "%s/durable-a.log", dir);
   snprintf(log_b, sizeof log_b, "%s/durable-b.log", dir);
-  const char *env[] = {url, vllm, emb, e_store, "VECTOR_STORE=local", "LOG_LEVEL=INFO",
-                       "CHAT_STREAM=CHAT_REQUESTS", "WORKERS=1", "REQUEST_TIMEOUT=3s",
-                       "SHUTDOWN_GRACE=5s", NULL};
+  const char *env[] = {url,
+                       vllm,
+                       emb,
+                       e_store,
+                       "VECTOR_STORE=local",
+                       "LOG_LEVEL=INFO",
+                       "CHAT_STREAM=CHAT_REQUESTS",
+                       "WORKERS=1",
+                       "REQUEST_TIMEOUT=3s",
+                       "SHUTDOWN_GRACE=5s",
+                       NULL};
   sp_proc a, b;
-  ck_assert(sp_start(&a, chat_bin, env, log_a, NULL) && sp_wait_started(&a, 20000));
-  ck_assert(sp_start(&b, chat_bin, env, log_b, NULL) && sp_wait_started(&b, 20000));
+  ck_assert(sp_start(&a, chat_bin, env, log_a, NULL) &&
+            sp_wait_started(&a, 20000));
+  ck_assert(sp_start(&b, chat_bin, env, log_b, NULL) &&
+            sp_wait_started(&b, 20000));
   aiplat_bus *bus = ct_bus(th_nats_url(own));
   ct_collector col;
   ck_assert(ct_collect(&col, bus, "ai.chat.response.>"));
@@ -878,8 +989,8 @@ START_TEST(durable_requests_survive_a_killed_instance) {
     uint8_t *buf = ct_chat_bytes(&c, &len);
     uint64_t seq = 0;
     /* Acked: JetStream has stored it. */
-    ck_assert_int_eq(aiplat_bus_js_publish(bus, "ai.chat.user.henry.message", buf, len, NULL,
-                                           &seq),
+    ck_assert_int_eq(aiplat_bus_js_publish(bus, "ai.chat.user.henry.message",
+                                           buf, len, NULL, &seq),
                      AIPLAT_OK);
     ck_assert_uint_eq(seq, (uint64_t)i + 1);
     aiplat_free(buf);
@@ -893,7 +1004,8 @@ START_TEST(durable_requests_survive_a_killed_instance) {
     const char *rid = at ? strstr(at, "\"request_id\":\"") : NULL;
     if (rid) sscanf(rid + 14, "%31[^\"]", victim);
     free(log);
-    if (*victim && for_request(&col, victim, seqs, 512, NULL, 0) < 3) *victim = '\0';
+    if (*victim && for_request(&col, victim, seqs, 512, NULL, 0) < 3)
+      *victim = '\0';
   }
   ck_assert_msg(*victim, "instance a streamed nothing");
   ck_assert_int_eq(kill(a.pid, SIGKILL), 0);

@@ -40,11 +40,11 @@
 #ifndef AIPLAT_CHAT_H
 #define AIPLAT_CHAT_H
 
+#include "bus.h"
 #include "common.h"
 #include "config.h"
-#include "message.h"
-#include "bus.h"
 #include "health.h"
+#include "message.h"
 #include "service.h"
 
 #ifdef __cplusplus

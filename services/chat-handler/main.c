@@ -9,10 +9,11 @@
 #define NAME "chat-handler"
 
 static const char usage[] =
-    "Usage: " NAME " [--help | --version]\n"
+    "Usage: " NAME
+    " [--help | --version]\n"
     "\n"
-    "Answers ChatRequest messages on ai.chat.user.*.message (queue group\n"
-    NAME "): optional retrieval from the knowledge base, then the LLM, then\n"
+    "Answers ChatRequest messages on ai.chat.user.*.message (queue group\n" NAME
+    "): optional retrieval from the knowledge base, then the LLM, then\n"
     "a ChatResponse to the reply subject and ai.chat.response.{requestId};\n"
     "with stream set, ChatChunk messages first. Configured by the\n"
     "environment only, among others:\n"
@@ -53,33 +54,38 @@ int main(int argc, char **argv) {
   if (aiplat_config_create(&cfg) != AIPLAT_OK) return die("", 2);
   int rc = 2;
   if (aiplat_config_validate(cfg) != AIPLAT_OK ||
-      aiplat_config_get_duration_ms(cfg, "READY_CHECK_INTERVAL", &interval) != AIPLAT_OK ||
+      aiplat_config_get_duration_ms(cfg, "READY_CHECK_INTERVAL", &interval) !=
+          AIPLAT_OK ||
       aiplat_config_get_string(cfg, "CHAT_STREAM", &stream) != AIPLAT_OK) {
     rc = die("", 2);
     goto out;
   }
   if (interval < 10) {
-    fprintf(stderr, NAME ": config: READY_CHECK_INTERVAL must be at least 10ms\n");
+    fprintf(stderr,
+            NAME ": config: READY_CHECK_INTERVAL must be at least 10ms\n");
     goto out;
   }
   if (aiplat_chat_create(&chat, cfg) != AIPLAT_OK ||
       aiplat_service_create(&svc, cfg, NAME, aiplat_version_string(),
-                            "Chat with retrieval-augmented generation") != AIPLAT_OK) {
+                            "Chat with retrieval-augmented generation") !=
+          AIPLAT_OK) {
     rc = die("", 2);
     goto out;
   }
   aiplat_status st;
   if (stream && *stream)
-    st = aiplat_service_add_js_endpoint(svc, "chat", stream, NAME,
-                                        aiplat_subject_chat_user_message_filter(),
-                                        AIPLAT_MSG_CHAT_REQUEST, AIPLAT_MSG_CHAT_RESPONSE,
-                                        aiplat_chat_handle_request, chat);
+    st = aiplat_service_add_js_endpoint(
+        svc, "chat", stream, NAME, aiplat_subject_chat_user_message_filter(),
+        AIPLAT_MSG_CHAT_REQUEST, AIPLAT_MSG_CHAT_RESPONSE,
+        aiplat_chat_handle_request, chat);
   else
-    st = aiplat_service_add_endpoint(svc, "chat", aiplat_subject_chat_user_message_filter(),
-                                     NAME, AIPLAT_MSG_CHAT_REQUEST, AIPLAT_MSG_CHAT_RESPONSE,
-                                     aiplat_chat_handle_request, chat);
+    st = aiplat_service_add_endpoint(
+        svc, "chat", aiplat_subject_chat_user_message_filter(), NAME,
+        AIPLAT_MSG_CHAT_REQUEST, AIPLAT_MSG_CHAT_RESPONSE,
+        aiplat_chat_handle_request, chat);
   if (st == AIPLAT_OK) st = aiplat_chat_set_bus(chat, aiplat_service_bus(svc));
-  if (st == AIPLAT_OK) st = aiplat_chat_add_checks(chat, aiplat_service_health(svc), interval);
+  if (st == AIPLAT_OK)
+    st = aiplat_chat_add_checks(chat, aiplat_service_health(svc), interval);
   if (st != AIPLAT_OK) {
     rc = die("", 2);
     goto out;
