@@ -65,6 +65,7 @@ struct aiplat_service {
   int64_t started_wall_ms;
   bool started, shut_down;
   atomic_bool stop_requested;
+  atomic_int in_flight; /* handlers running now */
   pthread_mutex_t mu;
   pthread_cond_t cv;
   sigset_t sigs;
@@ -598,6 +599,7 @@ static void handle(endpoint *ep, aiplat_bus_msg *msg) {
   aip_trace_continue(aiplat_request_header(&req, "traceparent"), &req.trace);
   aip_trace_format(&req.trace, req.traceparent, sizeof req.traceparent);
   aip_endpoint_begin(&ep->metrics);
+  atomic_fetch_add(&ep->svc->in_flight, 1);
 
   aiplat_status st = AIPLAT_OK;
   char why[AIP_ERRMSG_MAX];
@@ -629,6 +631,7 @@ static void handle(endpoint *ep, aiplat_bus_msg *msg) {
   if (ep->js) settle_js(&req, st);
 
   int64_t elapsed = aip_now_ns() - t0;
+  atomic_fetch_sub(&ep->svc->in_flight, 1);
   aip_endpoint_end(&ep->metrics, st, elapsed);
   pthread_mutex_lock(&ep->mu);
   ep->num_requests++;
@@ -847,7 +850,18 @@ static void shutdown_service(aiplat_service *svc) {
   aiplat_health_set_ready(svc->health, false, "shutting down");
   aip_log_kv(AIPLAT_LOG_INFO, "service stopping", NULL);
   int64_t deadline = aip_now_ms() + svc->grace_ms;
-  bool finished = drain_all(svc, deadline);
+  bool finished;
+  if (aiplat_bus_is_connected(svc->bus)) {
+    finished = drain_all(svc, deadline);
+  } else {
+    /* No server to drain through: nothing new can arrive, so wait only for
+     * the handlers already running, then close. */
+    while (atomic_load(&svc->in_flight) > 0 && aip_now_ms() < deadline) {
+      struct timespec ts = {0, 10 * 1000000L};
+      nanosleep(&ts, NULL);
+    }
+    finished = atomic_load(&svc->in_flight) == 0;
+  }
   for (size_t i = 0; i < svc->n_micro; i++) aiplat_bus_sub_destroy(svc->micro_subs[i]);
   svc->n_micro = 0;
   if (aiplat_bus_is_connected(svc->bus) && aiplat_bus_drain(svc->bus, 5000) != AIPLAT_OK)

@@ -441,6 +441,19 @@ START_TEST(readiness_follows_the_nats_connection) {
 }
 END_TEST
 
+START_TEST(stop_while_nats_is_down_is_clean) {
+  svc_run r;
+  svc_start(&r, 2, 10000);
+  ck_assert_int_eq(aiplat_service_set_shutdown_grace_ms(r.svc, 3000), AIPLAT_OK);
+  int port = aiplat_health_port(aiplat_service_health(r.svc));
+  ck_assert(th_nats_kill(server));
+  ck_assert_int_eq(wait_status(port, "/ready", 503), 503);
+  /* idle, with no server to drain through: a clean stop, not a timeout */
+  ck_assert_int_eq(svc_stop(&r), AIPLAT_OK);
+  ck_assert(th_nats_restart(server));
+}
+END_TEST
+
 /* ---- JetStream --------------------------------------------------------------- */
 
 static atomic_int js_flaky, js_bad, js_good;
@@ -595,7 +608,12 @@ Suite *make_suite(void) {
   tcase_add_test(tc, jetstream_nak_redelivers_and_term_does_not);
   tcase_add_test(tc, bad_configuration_and_arguments);
   tcase_add_test(tc, sigterm_keeps_the_inflight_reply);
-  tcase_add_test(tc, readiness_follows_the_nats_connection);
+  tcase_add_test(tc, readiness_follows_the_nats_connection); /* restarts: last */
+  suite_add_tcase(s, tc);
+  tc = tcase_create("nats-down");
+  tcase_set_timeout(tc, 60);
+  tcase_add_unchecked_fixture(tc, server_up, server_down);
+  tcase_add_test(tc, stop_while_nats_is_down_is_clean);
   suite_add_tcase(s, tc);
   tc = tcase_create("small-server");
   tcase_set_timeout(tc, 60);
