@@ -166,10 +166,11 @@ baseline)
     esac
   fi
   mkdir -p "$dir"
-  # Stable output: no absolute paths, hashed type ids, no DT_NEEDED (the
-  # dependencies' SONAMEs are the Debian package's business, not our ABI).
+  # Stable output: no paths, no source locations (an edit that moves lines
+  # leaves the file alone), hashed type ids, no DT_NEEDED (the dependencies'
+  # SONAMEs are the Debian package's business, not our ABI).
   # shellcheck disable=SC2086
-  "$ABIDW" $HD --drop-private-types --no-corpus-path --no-comp-dir-path --short-locs \
+  "$ABIDW" $HD --drop-private-types --no-corpus-path --no-comp-dir-path --no-show-locs \
     --drop-undefined-syms --no-elf-needed --type-id-style hash \
     --out-file "$tmp/new.abi" "$lib"
   mv "$tmp/new.abi" "$target"
