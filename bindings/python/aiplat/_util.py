@@ -66,3 +66,19 @@ def take_bytes(ptr, length):
         return ctypes.string_at(ptr, length) if ptr and length else b""
     finally:
         lib.aiplat_free(ptr)
+
+
+class Closing:
+    """Context manager and finaliser for a handle released by ``close()``."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass

@@ -15,7 +15,7 @@ import sys
 import threading
 
 from ._lib import BUS_EVENT_FN, BUS_MSG_FN, lib
-from ._util import data, dec, enc, strv, take_bytes
+from ._util import Closing, data, dec, enc, strv, take_bytes
 from .errors import Status, check
 
 
@@ -295,7 +295,7 @@ class KeyValue:
         self.close()
 
 
-class Bus:
+class Bus(Closing):
     """A NATS connection configured from a :class:`~aiplat.Config` (or the
     environment): ``NATS_URL`` and the other ``NATS_*`` settings.
 
@@ -395,18 +395,6 @@ class Bus:
             self._ptr = ctypes.c_void_p()
         with self._lock:
             self._thunks = []
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     # ---- publish and request -------------------------------------------------
 

@@ -4,11 +4,11 @@ defaults, overridable per handle."""
 import ctypes
 
 from ._lib import lib
-from ._util import dec, enc
+from ._util import Closing, dec, enc
 from .errors import check
 
 
-class Config:
+class Config(Closing):
     """An ``aiplat_config`` handle reading the process environment.
 
     Values set with :meth:`set` take precedence over the environment for
@@ -37,18 +37,6 @@ class Config:
         if self._ptr:
             lib.aiplat_config_destroy(self._ptr)
             self._ptr = ctypes.c_void_p()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def set(self, name, value):
         """Set ``name`` for this handle; ``None`` removes the override. A

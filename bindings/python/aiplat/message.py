@@ -14,7 +14,7 @@ import enum
 import json
 
 from ._lib import lib
-from ._util import data, dec, enc, take_bytes, take_string
+from ._util import Closing, data, dec, enc, take_bytes, take_string
 from .errors import check
 
 
@@ -100,7 +100,7 @@ def field_info(msg_type, field):
     return hit
 
 
-class Msg:
+class Msg(Closing):
     """One message of the v1 schema.
 
     ``Msg("ChatRequest", user_id="u1", message="hi")`` creates and fills
@@ -147,18 +147,6 @@ class Msg:
         if self._ptr and self._owner is None:
             lib.aiplat_msg_destroy(self._ptr)
         self._ptr = ctypes.c_void_p()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def _err(self):
         return (lib.aiplat_msg_last_error, self._ptr)

@@ -14,12 +14,12 @@ import enum
 from dataclasses import dataclass, field
 
 from ._lib import LLM_TOKEN_FN, TTS_CHUNK_FN, lib
-from ._util import data, dec, enc, strv, take_bytes, take_string
+from ._util import Closing, data, dec, enc, strv, take_bytes, take_string
 from .config import Config
 from .errors import check
 
 
-class _Client:
+class _Client(Closing):
     """Shared parts: create from config, setters, health, cancel, close."""
 
     _prefix = None  # "aiplat_llm", ...
@@ -94,17 +94,6 @@ class _Client:
             self._fn("destroy")(self._ptr)
             self._ptr = ctypes.c_void_p()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 # ---- chat completions ---------------------------------------------------------

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 
 from ._lib import lib
-from ._util import data, dec, enc, take_string
+from ._util import Closing, data, dec, enc, take_string
 from .errors import NotSupportedError, Status, check
 
 
@@ -38,7 +38,7 @@ class Passage:
     vector_score: float
 
 
-class Results(list):
+class Results(list, Closing):
     """The passages a query found, best first (a list of :class:`Passage`);
     ``reranked`` tells whether a reranker ordered them, ``context(max)``
     formats them as the library does."""
@@ -60,20 +60,8 @@ class Results(list):
             lib.aiplat_rag_results_destroy(self._ptr)
             self._ptr = ctypes.c_void_p()
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-
-class RAG:
+class RAG(Closing):
     """Embeddings client + vector store (+ reranker when ``RERANKER_URL``
     is set), configured from a :class:`~aiplat.Config` or the environment
     (``EMBEDDINGS_*``, ``VECTOR_STORE*``, ``MILVUS_*``, ``RAG_*``). Keyword
@@ -117,18 +105,6 @@ class RAG:
             lib.aiplat_rag_destroy(self._ptr)
             self._ptr = ctypes.c_void_p()
         self._borrowed = (None, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     # ---- settings ----------------------------------------------------------
 

@@ -29,7 +29,7 @@ import threading
 import traceback
 
 from ._lib import HANDLER_FN, HEALTH_CHECK_FN, lib
-from ._util import data, dec, enc
+from ._util import Closing, data, dec, enc
 from .config import Config
 from .errors import AiplatError, Status, check
 from .log import Level, log
@@ -183,7 +183,7 @@ def _make_check(fn):
     return HEALTH_CHECK_FN(trampoline)
 
 
-class Service:
+class Service(Closing):
     """A service: endpoints with Python handlers, health, NATS micro
     discovery and graceful shutdown. Settings come from ``config`` (a
     :class:`~aiplat.Config`, which must outlive the service) or from the
@@ -314,14 +314,3 @@ class Service:
         if self._own_config:
             self._config.close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
