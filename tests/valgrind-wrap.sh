@@ -8,7 +8,7 @@ esac
 top=${top_builddir:-.}
 src=${top_srcdir:-.}
 export CK_FORK=no
-vg="valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --track-fds=no --suppressions=$src/tests/valgrind.supp"
+vg="valgrind --quiet --fair-sched=try --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --track-fds=no --suppressions=$src/tests/valgrind.supp"
 if grep -q "libtool wrapper" "$prog" 2>/dev/null || head -c 2 "$prog" | grep -q '#!'; then
   exec "$top/libtool" --mode=execute $vg "$@"
 fi
