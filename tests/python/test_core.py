@@ -134,7 +134,7 @@ class TestLog(unittest.TestCase):
 
         def sink(level, record):
             self.records.append((level, record))
-            self.threads.add(threading.get_ident())
+            self.threads.add(threading.current_thread().name)
 
         log.set_callback(sink, parse=True)
         log.set_level("DEBUG")
@@ -176,17 +176,25 @@ class TestLog(unittest.TestCase):
         self.assertEqual(rec["trace_id"], "0af7651916cd43dd8448eb211c80319c")
 
     def test_callback_from_many_threads(self):
+        # The barrier keeps all four alive at once: a thread id can be
+        # reused once its thread ends, so names tell the callers apart.
+        start = threading.Barrier(4)
+
         def worker(i):
+            start.wait()
             for j in range(50):
                 log.debug("t", i=i, j=j)
 
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+        threads = [
+            threading.Thread(target=worker, args=(i,), name=f"log-worker-{i}")
+            for i in range(4)
+        ]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         self.assertEqual(len(self.records), 200)
-        self.assertGreaterEqual(len(self.threads), 2)
+        self.assertEqual(self.threads, {f"log-worker-{i}" for i in range(4)})
 
     def test_exception_in_callback_is_contained(self):
         def bad(level, record):
