@@ -846,7 +846,7 @@ aiplat_status aip_bus_send(aip_err *e, natsConnection *nc, const char *subject,
     s = natsConnection_PublishRequest(nc, subject, reply, data, (int)len);
   else
     s = natsConnection_Publish(nc, subject, data, (int)len);
-  natsMsg_Destroy(nm);
+  aip_bus_retire(nm);
   if (s != NATS_OK) return aip_bus_fail_nats(e, s, 0, what);
   return AIPLAT_OK;
 }

@@ -367,7 +367,7 @@ AIPLAT_API aiplat_bus_msg *aiplat_bus_msg_retain(aiplat_bus_msg *msg) {
 
 AIPLAT_API void aiplat_bus_msg_destroy(aiplat_bus_msg *msg) {
   if (!msg || atomic_fetch_sub(&msg->refs, 1) != 1) return;
-  natsMsg_Destroy(msg->nm);
+  aip_bus_retire(msg->nm);
   free(msg->subject_copy);
   free(msg->reply_copy);
   headers_free_view(msg->view);

@@ -56,8 +56,31 @@ static aiplat_bus_sub *sub_new(aiplat_bus *bus, aip_sub_kind kind,
   return sub;
 }
 
+/* Destroy the retired messages back to back: the collector thread, woken
+ * by the first, finds the rest queued when it runs. */
+static void retire_flush(aiplat_bus_sub *sub) {
+  for (int i = 0; i < sub->n_retired; i++) natsMsg_Destroy(sub->retired[i]);
+  sub->n_retired = 0;
+  sub->retired_bytes = 0;
+}
+
+void aip_bus_retire(natsMsg *nm) {
+  aiplat_bus_sub *sub = tls_current_sub;
+  if (!nm) return;
+  size_t bytes = (size_t)natsMsg_GetDataLength(nm);
+  if (!sub || sub->kind != AIP_SUB_CORE || bytes > AIP_RETIRE_ONE_MAX) {
+    natsMsg_Destroy(nm);
+    return;
+  }
+  sub->retired[sub->n_retired++] = nm;
+  sub->retired_bytes += bytes;
+  if (sub->n_retired == AIP_RETIRE_MAX || sub->retired_bytes > AIP_RETIRE_BYTES)
+    retire_flush(sub);
+}
+
 void aip_sub_unref(aiplat_bus_sub *sub) {
   if (atomic_fetch_sub(&sub->refs, 1) != 1) return;
+  retire_flush(sub); /* normally empty: the completion flushed it */
   aiplat_bus *bus = sub->bus;
   free(sub->subject);
   pthread_cond_destroy(&sub->cond);
@@ -86,8 +109,8 @@ static void deliver(aiplat_bus_sub *sub, aiplat_bus_msg *m) {
   aiplat_bus_sub *prev = tls_current_sub;
   tls_current_sub = sub;
   sub->fn(m, sub->ud);
+  if (!sub->owned) aiplat_bus_msg_destroy(m); /* retired, when the last */
   tls_current_sub = prev;
-  if (!sub->owned) aiplat_bus_msg_destroy(m);
 }
 
 static void deadline_in(struct timespec *ts, int64_t ms) {
@@ -144,6 +167,7 @@ static void on_core_msg(natsConnection *nc, natsSubscription *ns, natsMsg *nm,
 /* nats.c: the subscription is closed and its last callback has returned. */
 static void on_core_complete(void *closure) {
   aiplat_bus_sub *sub = closure;
+  retire_flush(sub); /* still on the delivery thread */
   pthread_mutex_lock(&sub->mu);
   sub->complete = true;
   /* Destroyed from its own callback: finish the job here, unless another

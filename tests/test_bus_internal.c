@@ -1,9 +1,10 @@
 /* The bus's internal API (lib/bus_internal.h): nkey derivation and nkey
  * authentication, JetStream ack-subject parsing, subscriptions that hand
  * the callback ownership of each message (the service framework's way in),
- * adopting a natsMsg. */
+ * adopting a natsMsg, batched destruction of delivered messages. */
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,6 +264,79 @@ START_TEST(owned_jetstream_messages_count_until_destroyed) {
 }
 END_TEST
 
+/* Echo with a header, so each request leaves two natsMsgs to retire. */
+static void echo_with_header(aiplat_bus_msg *m, void *ud) {
+  atomic_int *n = ud;
+  aiplat_headers *h = NULL;
+  ck_assert_int_eq(aiplat_headers_create(&h), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_headers_set(h, "X-Seq", "1"), AIPLAT_OK);
+  if (aiplat_bus_msg_reply(m))
+    ck_assert_int_eq(aiplat_bus_msg_respond(m, aiplat_bus_msg_data(m),
+                                            aiplat_bus_msg_len(m), h),
+                     AIPLAT_OK);
+  aiplat_headers_destroy(h);
+  atomic_fetch_add(n, 1);
+}
+
+START_TEST(retired_messages_are_intact_until_freed_on_every_path) {
+  /* Delivery threads batch the destruction of the natsMsgs they are done
+   * with (AIP_RETIRE_MAX): replies must still carry each request's bytes,
+   * big messages go at once, and whatever is still retired when the
+   * subscription ends -- unsubscribed, or its connection closed -- is
+   * freed (ASan and valgrind report a leak otherwise). */
+  aiplat_bus *bus = tu_connect(th_nats_url(server));
+  atomic_int served = 0;
+  aiplat_bus_sub *sub = NULL;
+  ck_assert_int_eq(aiplat_bus_subscribe(bus, "retire.echo", NULL,
+                                        echo_with_header, &served, &sub),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_bus_flush(bus, 2000), AIPLAT_OK);
+  static char big[AIP_RETIRE_ONE_MAX * 2];
+  for (int i = 0; i < 3 * AIP_RETIRE_MAX + 5; i++) {
+    char small[32];
+    int n = snprintf(small, sizeof small, "request %d", i);
+    const char *data = small;
+    size_t len = (size_t)n;
+    if (i % 7 == 0) { /* over the size for batching */
+      memset(big, 'a' + i % 26, sizeof big);
+      memcpy(big, small, (size_t)n);
+      data = big;
+      len = sizeof big;
+    }
+    aiplat_bus_msg *reply = NULL;
+    ck_assert_int_eq(
+        aiplat_bus_request(bus, "retire.echo", data, len, NULL, 5000, &reply),
+        AIPLAT_OK);
+    ck_assert_uint_eq(aiplat_bus_msg_len(reply), len);
+    ck_assert_int_eq(memcmp(aiplat_bus_msg_data(reply), data, len), 0);
+    const char *v = NULL;
+    ck_assert_int_eq(aiplat_bus_msg_header(reply, "X-Seq", &v), AIPLAT_OK);
+    ck_assert_str_eq(v, "1");
+    aiplat_bus_msg_destroy(reply);
+  }
+  /* Fewer than a batch left retired; unsubscribing frees them. */
+  ck_assert_int_eq(aiplat_bus_sub_unsubscribe(sub), AIPLAT_OK);
+  aiplat_bus_sub_destroy(sub);
+
+  /* Messages without a reply, then the connection closes under the
+   * subscription. */
+  atomic_store(&served, 0);
+  ck_assert_int_eq(aiplat_bus_subscribe(bus, "retire.note", NULL,
+                                        echo_with_header, &served, &sub),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_bus_flush(bus, 2000), AIPLAT_OK);
+  for (int i = 0; i < 5; i++)
+    ck_assert_int_eq(aiplat_bus_publish(bus, "retire.note", "n", 1, NULL),
+                     AIPLAT_OK);
+  ck_assert_int_eq(aiplat_bus_flush(bus, 2000), AIPLAT_OK);
+  for (int i = 0; i < 200 && atomic_load(&served) < 5; i++) tu_sleep_ms(10);
+  ck_assert_int_eq(atomic_load(&served), 5);
+  aiplat_bus_close(bus);
+  aiplat_bus_sub_destroy(sub);
+  aiplat_bus_destroy(bus);
+}
+END_TEST
+
 START_TEST(nats_status_mapping) {
   static const struct {
     natsStatus s;
@@ -304,6 +378,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, ack_subject_parsing);
   tcase_add_test(tc, owned_subscription_hands_messages_over);
   tcase_add_test(tc, owned_jetstream_messages_count_until_destroyed);
+  tcase_add_test(tc, retired_messages_are_intact_until_freed_on_every_path);
   tcase_add_test(tc, nats_status_mapping);
   suite_add_tcase(s, tc);
   return s;
