@@ -18,8 +18,9 @@ const char *aip_token_problem(const char *tok, size_t len, size_t *at) {
   }
   const unsigned char *p = (const unsigned char *)tok;
   for (size_t i = 0; i < len;) {
-    uint32_t cp;
-    size_t n = aip_utf8_decode(p + i, len - i, &cp);
+    uint32_t cp = p[i];
+    size_t n = 1;
+    if (cp >= 0x80) n = aip_utf8_decode(p + i, len - i, &cp); /* ASCII: as is */
     *at = i;
     if (n == 0) return "is not valid UTF-8";
     if (cp <= 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f))
