@@ -389,6 +389,24 @@ static aiplat_headers *reply_headers(aiplat_request *req) {
   return h;
 }
 
+/* The same single header, built on the stack for the success path: a
+ * reply allocates no header set. */
+typedef struct trace_header {
+  aiplat_headers set;
+  char *key, *value;
+} trace_header;
+
+static const aiplat_headers *trace_header_of(trace_header *t, aiplat_request *req) {
+  memset(t, 0, sizeof *t);
+  t->key = (char *)"traceparent";
+  t->value = req->traceparent;
+  t->set.readonly = true;
+  t->set.n = t->set.cap = 1;
+  t->set.keys = &t->key;
+  t->set.values = &t->value;
+  return &t->set;
+}
+
 static void note_error(endpoint *ep, const char *text) {
   pthread_mutex_lock(&ep->mu);
   ep->num_errors++;
@@ -456,9 +474,8 @@ static aiplat_status respond_raw(aiplat_request *req, const void *data, size_t l
   if (req->answered) return aip_fail(NULL, AIPLAT_ERR_STATE, "request: already answered");
   req->answered = true;
   if (req->ep->js || !aiplat_bus_msg_reply(req->msg)) return AIPLAT_OK;
-  aiplat_headers *h = reply_headers(req);
-  aiplat_status st = aiplat_bus_msg_respond(req->msg, data, len, h);
-  aiplat_headers_destroy(h);
+  trace_header th;
+  aiplat_status st = aiplat_bus_msg_respond(req->msg, data, len, trace_header_of(&th, req));
   if (st != AIPLAT_OK) {
     /* The caller must not wait for a reply that cannot be sent (over the
      * server's max_payload, say): tell it why instead. */
@@ -496,9 +513,8 @@ AIPLAT_API aiplat_status aiplat_request_publish(aiplat_request *req,
   size_t len = 0;
   aiplat_status st = aiplat_msg_encode(msg, &body, &len);
   if (st != AIPLAT_OK) return st;
-  aiplat_headers *h = reply_headers(req);
-  st = aiplat_bus_publish(req->ep->svc->bus, subject, body, len, h);
-  aiplat_headers_destroy(h);
+  trace_header th;
+  st = aiplat_bus_publish(req->ep->svc->bus, subject, body, len, trace_header_of(&th, req));
   aiplat_free(body);
   return st;
 }
