@@ -1,25 +1,39 @@
 /* bench_service: request/reply through the service framework against raw
  * nats.c repliers doing the same bytes, in one run on one nats-server.
  *
- *   bench_service [seconds-per-case]        (default 3)
+ *   bench_service [seconds-per-case [rounds]]     (default 3 s, 3 rounds)
  *
- * Each replier runs in its own child process so that its CPU time per
- * message is its own (utime + stime from /proc/PID/stat over the measured
- * window). The load generator keeps 1 or 16 requests in flight on one
- * connection (send-asap), and records each round trip's latency.
+ * Each replier runs in its own child process, on its own subject, so that
+ * its CPU time per message is its own (utime + stime from /proc/PID/stat
+ * over the measured window) and its context switches are counted over all
+ * its threads (/proc/PID/task/TID/status). The load generator keeps 1 or 16
+ * requests in flight on one connection (send-asap) and records each round
+ * trip's latency.
+ *
+ * On a small virtual machine a context switch costs more than everything
+ * else a reply does, and where the scheduler puts a replier's threads
+ * changes its figures by a third from one run to the next. So the cases
+ * are interleaved (every replier and depth once per round, rounds in turn)
+ * and each figure is the median over the rounds, with the range.
  *
  * Repliers:
  *   framework   aiplat_service: decode ChatRequest -> handler -> encode
- *               ChatResponse -> reply (WORKERS=2)
+ *               ChatResponse -> reply (WORKERS from BENCH_WORKERS, default 1:
+ *               one delivery thread, like the raw repliers)
  *   raw-default nats.c subscription callback replying with the request's
  *               bytes, default connection options
  *   raw-asap    the same with natsOptions_SetSendAsap(true)
  * Also prints the idle framework service's VmRSS and private anonymous
- * memory (from /proc/PID/smaps_rollup). */
+ * memory (from /proc/PID/smaps_rollup).
+ *
+ * BENCH_REPLIERS=framework,raw-asap runs only those; BENCH_PAUSE=N prints
+ * each replier's pid and waits N seconds (to attach perf or strace). */
 #include <aiplat/aiplat.h>
 #include <nats/nats.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +43,8 @@
 
 #include "../tests/harness/nats_harness.h"
 
-#define SUBJECT "bench.echo"
+#define SUBJECT_PREFIX "bench.echo."
+#define MAX_ROUNDS 15
 #define MAX_SAMPLES 2000000
 
 static int64_t now_ns(void) {
@@ -53,7 +68,7 @@ static aiplat_status on_echo(aiplat_request *req, void *ud) {
   return st;
 }
 
-static int run_framework(const char *url) {
+static int run_framework(const char *url, const char *subject) {
   aiplat_config *cfg = NULL;
   aiplat_service *svc = NULL;
   aiplat_config_create(&cfg);
@@ -61,10 +76,11 @@ static int run_framework(const char *url) {
   aiplat_config_set(cfg, "HEALTH_PORT", "0");
   aiplat_config_set(cfg, "HEALTH_BIND", "127.0.0.1");
   aiplat_config_set(cfg, "LOG_LEVEL", "WARNING");
-  aiplat_config_set(cfg, "WORKERS", "2");
+  const char *workers = getenv("BENCH_WORKERS");
+  aiplat_config_set(cfg, "WORKERS", workers && *workers ? workers : "1");
   aiplat_log_set_level(AIPLAT_LOG_WARNING);
   if (aiplat_service_create(&svc, cfg, "bench", "1.0.0", "bench echo") != AIPLAT_OK ||
-      aiplat_service_add_endpoint(svc, "echo", SUBJECT, NULL, AIPLAT_MSG_CHAT_REQUEST,
+      aiplat_service_add_endpoint(svc, "echo", subject, NULL, AIPLAT_MSG_CHAT_REQUEST,
                                   AIPLAT_MSG_CHAT_RESPONSE, on_echo, NULL) != AIPLAT_OK)
     return 1;
   aiplat_status st = aiplat_service_run(svc); /* until SIGTERM */
@@ -80,7 +96,7 @@ static void raw_cb(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *
   natsMsg_Destroy(m);
 }
 
-static int run_raw(const char *url, bool asap) {
+static int run_raw(const char *url, const char *subject, bool asap) {
   natsOptions *o = NULL;
   natsConnection *nc = NULL;
   natsSubscription *sub = NULL;
@@ -88,7 +104,7 @@ static int run_raw(const char *url, bool asap) {
   natsOptions_SetURL(o, url);
   natsOptions_SetSendAsap(o, asap);
   if (natsConnection_Connect(&nc, o) != NATS_OK) return 1;
-  natsConnection_QueueSubscribe(&sub, nc, SUBJECT, "bench", raw_cb, NULL);
+  natsConnection_QueueSubscribe(&sub, nc, subject, "bench", raw_cb, NULL);
   natsConnection_Flush(nc);
   sigset_t set;
   sigemptyset(&set);
@@ -106,6 +122,7 @@ static int run_raw(const char *url, bool asap) {
 
 typedef struct load {
   natsConnection *nc;
+  const char *subject;
   const void *payload;
   int len;
   char inbox[64];
@@ -122,7 +139,7 @@ static void send_one(load *L) {
   char reply[96];
   snprintf(reply, sizeof reply, "%s.%ld", L->inbox, seq);
   L->sent_at[seq % MAX_SAMPLES] = now_ns();
-  natsConnection_PublishRequest(L->nc, SUBJECT, reply, L->payload, L->len);
+  natsConnection_PublishRequest(L->nc, L->subject, reply, L->payload, L->len);
 }
 
 static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *ud) {
@@ -157,6 +174,26 @@ static double cpu_seconds(pid_t pid) {
   return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* Context switches of every thread of the process so far. */
+static long ctx_switches(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+  DIR *d = opendir(path);
+  long total = 0;
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char sp[320], line[256];
+    snprintf(sp, sizeof sp, "/proc/%d/task/%s/status", (int)pid, e->d_name);
+    FILE *f = fopen(sp, "r");
+    while (f && fgets(line, sizeof line, f))
+      if (strstr(line, "ctxt_switches:")) total += atol(strchr(line, ':') + 1);
+    if (f) fclose(f);
+  }
+  if (d) closedir(d);
+  return total;
+}
+
 static long smaps_kb(pid_t pid, const char *key) {
   char path[64], line[256];
   snprintf(path, sizeof path, "/proc/%d/smaps_rollup", (int)pid);
@@ -169,13 +206,13 @@ static long smaps_kb(pid_t pid, const char *key) {
   return kb;
 }
 
-static bool wait_responder(const char *url) {
+static bool wait_responder(const char *url, const char *subject) {
   natsConnection *nc = NULL;
   if (natsConnection_ConnectTo(&nc, url) != NATS_OK) return false;
   natsMsg *r = NULL;
   bool ok = false;
   for (int i = 0; i < 200 && !ok; i++) {
-    ok = natsConnection_RequestString(&r, nc, SUBJECT, "", 100) == NATS_OK;
+    ok = natsConnection_RequestString(&r, nc, subject, "", 100) == NATS_OK;
     natsMsg_Destroy(r);
     r = NULL;
     if (!ok) usleep(20000);
@@ -184,9 +221,14 @@ static bool wait_responder(const char *url) {
   return ok;
 }
 
-static void run_case(const char *url, const char *name, pid_t replier, int depth,
-                     double seconds, const void *payload, int len) {
+typedef struct result {
+  double rate, p50, p99, cpu_us, switches;
+} result;
+
+static result run_case(const char *url, const char *name, const char *subject, pid_t replier,
+                       int depth, double seconds, const void *payload, int len) {
   load L = {0};
+  L.subject = subject;
   L.payload = payload;
   L.len = len;
   L.sent_at = calloc(MAX_SAMPLES, sizeof *L.sent_at);
@@ -208,10 +250,12 @@ static void run_case(const char *url, const char *name, pid_t replier, int depth
   usleep(500000);
   long d0 = atomic_load(&L.done);
   double c0 = cpu_seconds(replier);
+  long x0 = ctx_switches(replier);
   int64_t t0 = now_ns();
   usleep((useconds_t)(seconds * 1e6));
   long d1 = atomic_load(&L.done);
   double c1 = cpu_seconds(replier);
+  long x1 = ctx_switches(replier);
   int64_t t1 = now_ns();
   atomic_store(&L.stop, true);
   usleep(200000);
@@ -219,23 +263,44 @@ static void run_case(const char *url, const char *name, pid_t replier, int depth
   double secs = (double)(t1 - t0) / 1e9;
   long have = d1 < MAX_SAMPLES ? d1 : MAX_SAMPLES;
   long from = d0 < have ? d0 : 0;
-  qsort(L.lat_us + from, (size_t)(have - from), sizeof(double), cmp_double);
-  double p50 = L.lat_us[from + (have - from) / 2];
-  double p99 = L.lat_us[from + (long)((double)(have - from) * 0.99)];
-  printf("%-12s %6d %12.0f %10.1f %10.1f %14.2f\n", name, depth, (double)n / secs, p50, p99,
-         n ? (c1 - c0) * 1e6 / (double)n : 0.0);
-  fflush(stdout);
+  result r = {0};
+  if (have > from) {
+    qsort(L.lat_us + from, (size_t)(have - from), sizeof(double), cmp_double);
+    r.p50 = L.lat_us[from + (have - from) / 2];
+    r.p99 = L.lat_us[from + (long)((double)(have - from) * 0.99)];
+  }
+  r.rate = (double)n / secs;
+  r.cpu_us = n ? (c1 - c0) * 1e6 / (double)n : 0.0;
+  r.switches = n ? (double)(x1 - x0) / (double)n : 0.0;
   natsSubscription_Unsubscribe(sub);
   natsSubscription_Destroy(sub);
   natsConnection_Destroy(L.nc);
   natsOptions_Destroy(o);
   free(L.sent_at);
   free(L.lat_us);
+  return r;
+}
+
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* "median (min-max)" of one figure over the rounds, with @prec decimals. */
+static void print_figure(const result *rs, int n, size_t off, int prec) {
+  double v[MAX_ROUNDS];
+  for (int i = 0; i < n; i++) v[i] = *(const double *)((const char *)&rs[i] + off);
+  double med = median(v, n);
+  char cell[64];
+  snprintf(cell, sizeof cell, "%.*f (%.*f-%.*f)", prec, med, prec, v[0], prec, v[n - 1]);
+  printf(" %-22s", cell);
 }
 
 int main(int argc, char **argv) {
   double seconds = argc > 1 ? atof(argv[1]) : 3.0;
   if (seconds <= 0) seconds = 3.0;
+  int rounds = argc > 2 ? atoi(argv[2]) : 3;
+  if (rounds < 1 || rounds > MAX_ROUNDS) rounds = 3;
   th_nats *srv = th_nats_start(NULL);
   if (!srv) return 1;
   const char *url = th_nats_url(srv);
@@ -250,34 +315,72 @@ int main(int argc, char **argv) {
   aiplat_msg_encode(m, &payload, &len);
   aiplat_msg_destroy(m);
 
-  printf("request/reply, %zu-byte ChatRequest, %.1f s per case, nats-server %s\n", len, seconds,
-         url);
-  printf("%-12s %6s %12s %10s %10s %14s\n", "replier", "depth", "msgs/s", "p50 us", "p99 us",
-         "cpu us/msg");
-  const char *names[] = {"framework", "raw-default", "raw-asap"};
-  for (int r = 0; r < 3; r++) {
+  const char *workers = getenv("BENCH_WORKERS");
+  printf("request/reply, %zu-byte ChatRequest, %.1f s per case, %d rounds, framework WORKERS=%s,"
+         " nats-server %s\n",
+         len, seconds, rounds, workers && *workers ? workers : "1", url);
+  enum { NREP = 3 };
+  const char *names[NREP] = {"framework", "raw-default", "raw-asap"};
+  const char *only = getenv("BENCH_REPLIERS"); /* e.g. "framework,raw-asap" */
+  pid_t pids[NREP] = {0};
+  char subjects[NREP][64];
+  for (int r = 0; r < NREP; r++) {
+    snprintf(subjects[r], sizeof subjects[r], SUBJECT_PREFIX "%s", names[r]);
+    if (only && *only && !strstr(only, names[r])) continue;
     pid_t pid = fork();
     if (pid == 0) {
       sigset_t set;
       sigemptyset(&set);
       sigaddset(&set, SIGTERM);
       pthread_sigmask(SIG_BLOCK, &set, NULL);
-      _exit(r == 0 ? run_framework(url) : run_raw(url, r == 2));
+      _exit(r == 0 ? run_framework(url, subjects[r]) : run_raw(url, subjects[r], r == 2));
     }
-    if (!wait_responder(url)) {
+    if (!wait_responder(url, subjects[r])) {
       fprintf(stderr, "bench: %s did not answer\n", names[r]);
       kill(pid, SIGKILL);
+      waitpid(pid, NULL, 0);
       continue;
+    }
+    pids[r] = pid;
+    if (getenv("BENCH_PAUSE")) { /* time to attach perf or strace */
+      printf("# %s replier pid %d\n", names[r], (int)pid);
+      fflush(stdout);
+      sleep((unsigned)atoi(getenv("BENCH_PAUSE")));
     }
     if (r == 0) {
       usleep(1000000);
       printf("# idle framework service: VmRSS %ld kB (Rss), private anonymous %ld kB\n",
              smaps_kb(pid, "Rss:"), smaps_kb(pid, "Anonymous:"));
     }
-    run_case(url, names[r], pid, 1, seconds, payload, (int)len);
-    run_case(url, names[r], pid, 16, seconds, payload, (int)len);
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
+  }
+  static const int depths[2] = {1, 16};
+  static result res[NREP][2][MAX_ROUNDS];
+  for (int k = 0; k < rounds; k++) {
+    for (int r = 0; r < NREP; r++)
+      for (int d = 0; d < 2 && pids[r]; d++)
+        res[r][d][k] = run_case(url, names[r], subjects[r], pids[r], depths[d], seconds,
+                                payload, (int)len);
+    fprintf(stderr, "bench: round %d of %d done\n", k + 1, rounds);
+  }
+  printf("median over the rounds (min-max)\n");
+  printf("%-12s %5s  %-22s %-22s %-22s %-22s %-22s\n", "replier", "depth", "msgs/s", "p50 us",
+         "p99 us", "cpu us/msg", "switches/msg");
+  for (int r = 0; r < NREP; r++) {
+    for (int d = 0; d < 2 && pids[r]; d++) {
+      printf("%-12s %5d ", names[r], depths[d]);
+      print_figure(res[r][d], rounds, offsetof(result, rate), 0);
+      print_figure(res[r][d], rounds, offsetof(result, p50), 0);
+      print_figure(res[r][d], rounds, offsetof(result, p99), 0);
+      print_figure(res[r][d], rounds, offsetof(result, cpu_us), 1);
+      print_figure(res[r][d], rounds, offsetof(result, switches), 2);
+      printf("\n");
+    }
+  }
+  fflush(stdout);
+  for (int r = 0; r < NREP; r++) {
+    if (!pids[r]) continue;
+    kill(pids[r], SIGTERM);
+    waitpid(pids[r], NULL, 0);
   }
   aiplat_free(payload);
   th_nats_stop(srv);
