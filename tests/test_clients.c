@@ -705,7 +705,7 @@ START_TEST(tts_errors_and_cancel) {
       aiplat_tts_synthesize_stream(t, "long text", NULL, on_piece, &p, NULL),
       AIPLAT_ERR_CANCELLED);
   pthread_join(th, NULL);
-  ck_assert(now_ms() - t0 < 1500);
+  ck_assert(now_ms() - t0 < 8000);
   ck_assert_uint_eq(p.len, 10);
   aiplat_tts_destroy(t);
 }

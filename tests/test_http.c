@@ -305,7 +305,10 @@ START_TEST(connect_timeout_fires) {
   int64_t took = aip_now_ms() - t0;
   ck_assert_int_eq(resp.attempts, 2); /* a connect timeout is a connect error */
   aip_http_resp_free(&resp);
-  ck_assert_msg(took >= 550 && took < 3000, "took %lld ms", (long long)took);
+  /* Upper bounds here only tell "the setting took effect" from the
+   * alternatives (5-60 s defaults, or never): wide, for valgrind on a slow
+   * machine. */
+  ck_assert_msg(took >= 550 && took < 8000, "took %lld ms", (long long)took);
   for (int i = 0; i < 4; i++) close(fds[i]);
 }
 END_TEST
@@ -325,7 +328,7 @@ START_TEST(total_timeout_when_server_never_answers) {
   ck_assert_int_eq(resp.attempts,
                    1); /* connected: a read timeout is not retried */
   aip_http_resp_free(&resp);
-  ck_assert_msg(took >= 350 && took < 2500, "took %lld ms", (long long)took);
+  ck_assert_msg(took >= 350 && took < 8000, "took %lld ms", (long long)took);
   ck_assert_ptr_nonnull(strstr(errmsg(), "timed out"));
 }
 END_TEST
@@ -391,7 +394,7 @@ START_TEST(stream_idle_timeout) {
   int64_t t0 = aip_now_ms();
   ck_assert_int_eq(stream("/s", &s, &resp), AIPLAT_ERR_TIMEOUT);
   int64_t took = aip_now_ms() - t0;
-  ck_assert_msg(took >= 280 && took < 2000, "took %lld ms", (long long)took);
+  ck_assert_msg(took >= 280 && took < 8000, "took %lld ms", (long long)took);
   ck_assert_str_eq(s.got.data, "data: first\n\n");
   ck_assert_int_eq(resp.attempts, 1);
   ck_assert_ptr_nonnull(strstr(errmsg(), "no data from the server for 300 ms"));
@@ -418,7 +421,7 @@ START_TEST(cancel_from_another_thread) {
   ck_assert_int_eq(stream("/s", &s, &resp), AIPLAT_ERR_CANCELLED);
   int64_t took = aip_now_ms() - t0;
   pthread_join(t, NULL);
-  ck_assert_msg(took >= 150 && took < 1000, "cancel took %lld ms",
+  ck_assert_msg(took >= 150 && took < 8000, "cancel took %lld ms",
                 (long long)took);
   aip_http_resp_free(&resp);
   aip_buf_free(&s.got);
@@ -436,7 +439,7 @@ START_TEST(cancel_from_another_thread) {
   ck_assert_int_eq(get("/x", &resp), AIPLAT_ERR_CANCELLED);
   took = aip_now_ms() - t0;
   pthread_join(t, NULL);
-  ck_assert_msg(took < 1500, "cancel of a retry wait took %lld ms",
+  ck_assert_msg(took < 8000, "cancel of a retry wait took %lld ms",
                 (long long)took);
   aip_http_resp_free(&resp);
   /* Later calls are not cancelled. */
