@@ -136,6 +136,7 @@ void aip_bus_release_nsub(aiplat_bus *bus, natsSubscription *ns);
 struct aiplat_headers {
   aip_err err;
   bool readonly;
+  bool checked; /* built by libaiplat from valid parts: no re-check */
   size_t n, cap;
   char **keys;
   char **values;

@@ -401,6 +401,7 @@ static const aiplat_headers *trace_header_of(trace_header *t, aiplat_request *re
   t->key = (char *)"traceparent";
   t->value = req->traceparent;
   t->set.readonly = true;
+  t->set.checked = true; /* a valid name; the value is formatted hex */
   t->set.n = t->set.cap = 1;
   t->set.keys = &t->key;
   t->set.values = &t->value;
