@@ -3,7 +3,8 @@
  *
  *   bench_service [seconds-per-case [rounds]]     (default 3 s, 3 rounds)
  *
- * Each replier runs in its own child process, on its own subject, so that
+ * Each replier runs in its own process (a fresh exec of this program, with
+ * nats.c's own threads), on its own subject, so that
  * its CPU time per message is its own (utime + stime from /proc/PID/stat
  * over the measured window) and its context switches are counted over all
  * its threads (/proc/PID/task/TID/status). The load generator keeps 1 or 16
@@ -27,7 +28,8 @@
  * memory (from /proc/PID/smaps_rollup).
  *
  * BENCH_REPLIERS=framework,raw-asap runs only those; BENCH_PAUSE=N prints
- * each replier's pid and waits N seconds (to attach perf or strace). */
+ * each replier's pid and waits N seconds (to attach perf or strace);
+ * BENCH_THREADS=1 prints each case's switches and CPU ticks per thread. */
 #include <aiplat/aiplat.h>
 #include <nats/nats.h>
 #include <dirent.h>
@@ -194,6 +196,60 @@ static long ctx_switches(pid_t pid) {
   return total;
 }
 
+/* BENCH_THREADS=1: per-thread context switches and CPU ticks of the
+ * replier over the measured window, to see which thread costs what. */
+typedef struct thread_snap {
+  int tid;
+  long vol, invol, ticks;
+} thread_snap;
+
+static int snap_threads(pid_t pid, thread_snap *out, int max) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+  DIR *d = opendir(path);
+  int n = 0;
+  struct dirent *e;
+  while (d && (e = readdir(d)) && n < max) {
+    if (e->d_name[0] == '.') continue;
+    char sp[320], line[256];
+    thread_snap t = {.tid = atoi(e->d_name)};
+    snprintf(sp, sizeof sp, "/proc/%d/task/%s/status", (int)pid, e->d_name);
+    FILE *f = fopen(sp, "r");
+    while (f && fgets(line, sizeof line, f)) {
+      if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0) t.vol = atol(line + 24);
+      if (strncmp(line, "nonvoluntary_ctxt_switches:", 27) == 0) t.invol = atol(line + 27);
+    }
+    if (f) fclose(f);
+    snprintf(sp, sizeof sp, "/proc/%d/task/%s/stat", (int)pid, e->d_name);
+    f = fopen(sp, "r");
+    if (f && fgets(line, sizeof line, f)) {
+      char *p = strrchr(line, ')');
+      unsigned long ut = 0, st = 0;
+      if (p) sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st);
+      t.ticks = (long)(ut + st);
+    }
+    if (f) fclose(f);
+    out[n++] = t;
+  }
+  if (d) closedir(d);
+  return n;
+}
+
+static void print_thread_deltas(const char *name, int depth, const thread_snap *a, int na,
+                                const thread_snap *b, int nb, long msgs) {
+  for (int i = 0; i < nb; i++) {
+    thread_snap before = {0};
+    for (int j = 0; j < na; j++)
+      if (a[j].tid == b[i].tid) before = a[j];
+    long vol = b[i].vol - before.vol, invol = b[i].invol - before.invol;
+    long ticks = b[i].ticks - before.ticks;
+    if (!vol && !invol && !ticks) continue;
+    printf("#   %s depth %d thread %d: %.3f voluntary + %.3f involuntary switches/msg, %ld ticks\n",
+           name, depth, b[i].tid, msgs ? (double)vol / (double)msgs : 0.0,
+           msgs ? (double)invol / (double)msgs : 0.0, ticks);
+  }
+}
+
 static long smaps_kb(pid_t pid, const char *key) {
   char path[64], line[256];
   snprintf(path, sizeof path, "/proc/%d/smaps_rollup", (int)pid);
@@ -249,6 +305,9 @@ static result run_case(const char *url, const char *name, const char *subject, p
   for (int i = 0; i < depth; i++) send_one(&L);
   usleep(500000);
   long d0 = atomic_load(&L.done);
+  bool per_thread = getenv("BENCH_THREADS") != NULL;
+  thread_snap ta[64], tb[64];
+  int na = per_thread ? snap_threads(replier, ta, 64) : 0;
   double c0 = cpu_seconds(replier);
   long x0 = ctx_switches(replier);
   int64_t t0 = now_ns();
@@ -256,6 +315,7 @@ static result run_case(const char *url, const char *name, const char *subject, p
   long d1 = atomic_load(&L.done);
   double c1 = cpu_seconds(replier);
   long x1 = ctx_switches(replier);
+  int nb = per_thread ? snap_threads(replier, tb, 64) : 0;
   int64_t t1 = now_ns();
   atomic_store(&L.stop, true);
   usleep(200000);
@@ -272,6 +332,7 @@ static result run_case(const char *url, const char *name, const char *subject, p
   r.rate = (double)n / secs;
   r.cpu_us = n ? (c1 - c0) * 1e6 / (double)n : 0.0;
   r.switches = n ? (double)(x1 - x0) / (double)n : 0.0;
+  if (per_thread) print_thread_deltas(name, depth, ta, na, tb, nb, n);
   natsSubscription_Unsubscribe(sub);
   natsSubscription_Destroy(sub);
   natsConnection_Destroy(L.nc);
@@ -297,6 +358,10 @@ static void print_figure(const result *rs, int n, size_t off, int prec) {
 }
 
 int main(int argc, char **argv) {
+  if (argc == 5 && strcmp(argv[1], "--replier") == 0) { /* a child, see below */
+    if (strcmp(argv[2], "framework") == 0) return run_framework(argv[3], argv[4]);
+    return run_raw(argv[3], argv[4], strcmp(argv[2], "raw-asap") == 0);
+  }
   double seconds = argc > 1 ? atof(argv[1]) : 3.0;
   if (seconds <= 0) seconds = 3.0;
   int rounds = argc > 2 ? atoi(argv[2]) : 3;
@@ -333,7 +398,12 @@ int main(int argc, char **argv) {
       sigemptyset(&set);
       sigaddset(&set, SIGTERM);
       pthread_sigmask(SIG_BLOCK, &set, NULL);
-      _exit(r == 0 ? run_framework(url, subjects[r]) : run_raw(url, subjects[r], r == 2));
+      /* A fresh image, not just a fork: nats.c keeps process-wide threads
+       * (timers, callbacks, the message collector) that a fork does not
+       * copy, and this process has opened nats.c by now. A forked replier
+       * would never free a message and would skip the collector's cost. */
+      execl("/proc/self/exe", argv[0], "--replier", names[r], url, subjects[r], (char *)NULL);
+      _exit(127);
     }
     if (!wait_responder(url, subjects[r])) {
       fprintf(stderr, "bench: %s did not answer\n", names[r]);
