@@ -169,10 +169,11 @@ typedef enum aip_sub_kind { AIP_SUB_CORE, AIP_SUB_JS } aip_sub_kind;
  * context switches per message, more than the rest of a reply costs. A
  * subscription's delivery thread therefore keeps the messages it is done
  * with and destroys them in a batch of up to AIP_RETIRE_MAX (or
- * AIP_RETIRE_BYTES of payload), so the collector wakes once per batch.
+ * AIP_RETIRE_BYTES of payload), so the collector wakes a few times per
+ * batch rather than per message.
  * Messages over AIP_RETIRE_ONE_MAX bytes are destroyed at once. */
-#define AIP_RETIRE_MAX 32
-#define AIP_RETIRE_BYTES 16384
+#define AIP_RETIRE_MAX 64
+#define AIP_RETIRE_BYTES 32768
 #define AIP_RETIRE_ONE_MAX 2048
 
 struct aiplat_bus_sub {
