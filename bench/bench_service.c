@@ -161,9 +161,9 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static double cpu_seconds(pid_t pid) {
-  char path[64], buf[1024];
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+/* utime + stime, in clock ticks, from a /proc stat file. */
+static long stat_ticks(const char *path) {
+  char buf[1024];
   FILE *f = fopen(path, "r");
   if (!f) return 0;
   size_t n = fread(buf, 1, sizeof buf - 1, f);
@@ -173,31 +173,17 @@ static double cpu_seconds(pid_t pid) {
   unsigned long ut = 0, st = 0;
   /* fields after ")": state(3) ... utime(14) stime(15) */
   if (p) sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st);
-  return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+  return (long)(ut + st);
 }
 
-/* Context switches of every thread of the process so far. */
-static long ctx_switches(pid_t pid) {
+static double cpu_seconds(pid_t pid) {
   char path[64];
-  snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-  DIR *d = opendir(path);
-  long total = 0;
-  struct dirent *e;
-  while (d && (e = readdir(d))) {
-    if (e->d_name[0] == '.') continue;
-    char sp[320], line[256];
-    snprintf(sp, sizeof sp, "/proc/%d/task/%s/status", (int)pid, e->d_name);
-    FILE *f = fopen(sp, "r");
-    while (f && fgets(line, sizeof line, f))
-      if (strstr(line, "ctxt_switches:")) total += atol(strchr(line, ':') + 1);
-    if (f) fclose(f);
-  }
-  if (d) closedir(d);
-  return total;
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  return (double)stat_ticks(path) / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* BENCH_THREADS=1: per-thread context switches and CPU ticks of the
- * replier over the measured window, to see which thread costs what. */
+/* Context switches and CPU ticks of each thread of the replier; summed for
+ * every case, printed per thread with BENCH_THREADS=1. */
 typedef struct thread_snap {
   int tid;
   long vol, invol, ticks;
@@ -221,18 +207,18 @@ static int snap_threads(pid_t pid, thread_snap *out, int max) {
     }
     if (f) fclose(f);
     snprintf(sp, sizeof sp, "/proc/%d/task/%s/stat", (int)pid, e->d_name);
-    f = fopen(sp, "r");
-    if (f && fgets(line, sizeof line, f)) {
-      char *p = strrchr(line, ')');
-      unsigned long ut = 0, st = 0;
-      if (p) sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st);
-      t.ticks = (long)(ut + st);
-    }
-    if (f) fclose(f);
+    t.ticks = stat_ticks(sp);
     out[n++] = t;
   }
   if (d) closedir(d);
   return n;
+}
+
+/* Context switches of every thread of a snapshot. */
+static long total_switches(const thread_snap *t, int n) {
+  long total = 0;
+  for (int i = 0; i < n; i++) total += t[i].vol + t[i].invol;
+  return total;
 }
 
 static void print_thread_deltas(const char *name, int depth, const thread_snap *a, int na,
@@ -305,17 +291,14 @@ static result run_case(const char *url, const char *name, const char *subject, p
   for (int i = 0; i < depth; i++) send_one(&L);
   usleep(500000);
   long d0 = atomic_load(&L.done);
-  bool per_thread = getenv("BENCH_THREADS") != NULL;
   thread_snap ta[64], tb[64];
-  int na = per_thread ? snap_threads(replier, ta, 64) : 0;
+  int na = snap_threads(replier, ta, 64);
   double c0 = cpu_seconds(replier);
-  long x0 = ctx_switches(replier);
   int64_t t0 = now_ns();
   usleep((useconds_t)(seconds * 1e6));
   long d1 = atomic_load(&L.done);
   double c1 = cpu_seconds(replier);
-  long x1 = ctx_switches(replier);
-  int nb = per_thread ? snap_threads(replier, tb, 64) : 0;
+  int nb = snap_threads(replier, tb, 64);
   int64_t t1 = now_ns();
   atomic_store(&L.stop, true);
   usleep(200000);
@@ -331,8 +314,8 @@ static result run_case(const char *url, const char *name, const char *subject, p
   }
   r.rate = (double)n / secs;
   r.cpu_us = n ? (c1 - c0) * 1e6 / (double)n : 0.0;
-  r.switches = n ? (double)(x1 - x0) / (double)n : 0.0;
-  if (per_thread) print_thread_deltas(name, depth, ta, na, tb, nb, n);
+  r.switches = n ? (double)(total_switches(tb, nb) - total_switches(ta, na)) / (double)n : 0.0;
+  if (getenv("BENCH_THREADS")) print_thread_deltas(name, depth, ta, na, tb, nb, n);
   natsSubscription_Unsubscribe(sub);
   natsSubscription_Destroy(sub);
   natsConnection_Destroy(L.nc);
