@@ -200,9 +200,11 @@ aiplat_status aip_headers_encoded_len(const aiplat_headers *h, aip_err *e,
   if (!h || h->n == 0) return AIPLAT_OK;
   size_t total = 10 + 2;
   for (size_t i = 0; i < h->n; i++) {
-    aiplat_status st = h->checked ? AIPLAT_OK : check_key(e, h->keys[i]);
-    if (!st && !h->checked) st = check_value(e, h->keys[i], h->values[i]);
-    if (st) return st;
+    if (!h->checked) {
+      aiplat_status st = check_key(e, h->keys[i]);
+      if (!st) st = check_value(e, h->keys[i], h->values[i]);
+      if (st) return st;
+    }
     total += strlen(h->keys[i]) + 2 + strlen(h->values[i]) + 2;
   }
   *len = total;

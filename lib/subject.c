@@ -58,23 +58,6 @@ aiplat_status aip_subject_check(aip_err *e, const char *what,
     return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT,
                     "%s: subject is longer than %d bytes", what,
                     AIPLAT_SUBJECT_MAX);
-  /* Fast path for the usual subject (printable ASCII, no wildcard): one
-   * pass; anything else takes the detailed path, which names the fault. */
-  if (!filter) {
-    size_t tok = 0;
-    bool plain = true;
-    for (size_t i = 0; i < total && plain; i++) {
-      unsigned char c = (unsigned char)subject[i];
-      if (c == '.') {
-        plain = tok > 0;
-        tok = 0;
-      } else {
-        plain = c > 0x20 && c < 0x7f && c != '*' && c != '>' &&
-                ++tok <= AIPLAT_SUBJECT_TOKEN_MAX;
-      }
-    }
-    if (plain && tok > 0) return AIPLAT_OK;
-  }
   const char *p = subject;
   for (size_t index = 0;; index++) {
     const char *dot = memchr(p, '.', total - (size_t)(p - subject));
