@@ -59,13 +59,26 @@ aiplat_config *svcu_config(const char *name) {
     return NULL;
   }
   if (aiplat_config_validate(cfg) != AIPLAT_OK) {
-    char why[512];
-    aiplat_config_last_error(cfg, why, sizeof why);
-    svcu_error_line(name, why);
+    svcu_config_error(cfg, name);
     aiplat_config_destroy(cfg);
     return NULL;
   }
   return cfg;
+}
+
+int svcu_config_error(aiplat_config *cfg, const char *name) {
+  char why[512];
+  aiplat_config_last_error(cfg, why, sizeof why);
+  svcu_error_line(name, why);
+  return SVCU_EXIT_CONFIG;
+}
+
+int svcu_run(aiplat_service *svc, const char *name) {
+  if (aiplat_service_run(svc) == AIPLAT_OK) return SVCU_EXIT_OK;
+  char why[512];
+  aiplat_service_last_error(svc, why, sizeof why);
+  svcu_error_line(name, why);
+  return SVCU_EXIT_FAILURE;
 }
 
 const char *svcu_service_name(aiplat_config *cfg, const char *fallback) {

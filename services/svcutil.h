@@ -35,6 +35,13 @@ void svcu_last_error_line(const char *name);
  * the one error line. */
 aiplat_config *svcu_config(const char *name);
 
+/* Print "name: " + @cfg's last error, one line; returns SVCU_EXIT_CONFIG. */
+int svcu_config_error(aiplat_config *cfg, const char *name);
+
+/* Run @svc until SIGTERM/SIGINT: SVCU_EXIT_OK, or SVCU_EXIT_FAILURE after
+ * printing why it could not run. */
+int svcu_run(aiplat_service *svc, const char *name);
+
 /* The service name: SERVICE_NAME when set, else @fallback. */
 const char *svcu_service_name(aiplat_config *cfg, const char *fallback);
 

@@ -288,12 +288,8 @@ static int setup(bridge *b, aiplat_config *cfg, int64_t *interval_ms) {
       aiplat_config_get_duration_ms(cfg, "HTTP_TIMEOUT", &http_timeout) !=
           AIPLAT_OK ||
       aiplat_config_get_string(cfg, "ARGO_NAMESPACE", &b->argo_ns) !=
-          AIPLAT_OK) {
-    char why[512];
-    aiplat_config_last_error(cfg, why, sizeof why);
-    svcu_error_line(NAME, why);
-    return SVCU_EXIT_CONFIG;
-  }
+          AIPLAT_OK)
+    return svcu_config_error(cfg, NAME);
   if (*interval_ms <= 0) {
     svcu_error_line(NAME, "config: PIPELINE_POLL_INTERVAL must be above 0");
     return SVCU_EXIT_CONFIG;
@@ -377,15 +373,7 @@ int main(int argc, char **argv) {
       rc = SVCU_EXIT_FAILURE;
     }
   }
-  if (rc < 0) {
-    rc = SVCU_EXIT_OK;
-    if (aiplat_service_run(svc) != AIPLAT_OK) {
-      char why[512];
-      aiplat_service_last_error(svc, why, sizeof why);
-      svcu_error_line(NAME, why);
-      rc = SVCU_EXIT_FAILURE;
-    }
-  }
+  if (rc < 0) rc = svcu_run(svc, NAME); /* until SIGTERM */
   pb_watch_stop(b.watch);
   for (size_t i = 0; i < b.n_probes; i++) {
     svcu_probe_stop(b.probes[i].probe);

@@ -259,12 +259,8 @@ static int setup(stt_module *m, aiplat_config *cfg) {
   if (aiplat_config_get_int(cfg, "WORKERS", 1, 1024, &workers) != AIPLAT_OK ||
       aiplat_config_get_duration_ms(cfg, "HTTP_TIMEOUT", &m->http_timeout_ms) !=
           AIPLAT_OK ||
-      aiplat_config_get_string(cfg, "STT_RESPONSE_FORMAT", &fmt) != AIPLAT_OK) {
-    char why[512];
-    aiplat_config_last_error(cfg, why, sizeof why);
-    svcu_error_line(NAME, why);
-    return SVCU_EXIT_CONFIG;
-  }
+      aiplat_config_get_string(cfg, "STT_RESPONSE_FORMAT", &fmt) != AIPLAT_OK)
+    return svcu_config_error(cfg, NAME);
   m->default_format = AIPLAT_STT_FORMAT_JSON;
   if (fmt && !format_for(fmt, AIPLAT_STT_FORMAT_JSON, &m->default_format)) {
     svcu_error_line(
@@ -319,15 +315,7 @@ int main(int argc, char **argv) {
     svcu_last_error_line(NAME);
     rc = SVCU_EXIT_FAILURE;
   }
-  if (rc < 0) {
-    rc = SVCU_EXIT_OK;
-    if (aiplat_service_run(svc) != AIPLAT_OK) {
-      char why[512];
-      aiplat_service_last_error(svc, why, sizeof why);
-      svcu_error_line(NAME, why);
-      rc = SVCU_EXIT_FAILURE;
-    }
-  }
+  if (rc < 0) rc = svcu_run(svc, NAME); /* until SIGTERM */
   svcu_probe_stop(m.probe);
   aiplat_service_destroy(svc);
   svcu_pool_destroy(m.pool);

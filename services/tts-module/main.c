@@ -165,12 +165,8 @@ static int setup(tts_module *m, aiplat_config *cfg) {
       aiplat_config_get_string(cfg, "TTS_FORMAT", &m->default_format) !=
           AIPLAT_OK ||
       aiplat_config_get_double(cfg, "TTS_SPEED", 0.25, 4.0,
-                               &m->default_speed) != AIPLAT_OK) {
-    char why[512];
-    aiplat_config_last_error(cfg, why, sizeof why);
-    svcu_error_line(NAME, why);
-    return SVCU_EXIT_CONFIG;
-  }
+                               &m->default_speed) != AIPLAT_OK)
+    return svcu_config_error(cfg, NAME);
   if (!m->default_format) m->default_format = "wav";
   if (!known_format(m->default_format)) {
     svcu_error_line(
@@ -227,15 +223,7 @@ int main(int argc, char **argv) {
     svcu_last_error_line(NAME);
     rc = SVCU_EXIT_FAILURE;
   }
-  if (rc < 0) {
-    rc = SVCU_EXIT_OK;
-    if (aiplat_service_run(svc) != AIPLAT_OK) {
-      char why[512];
-      aiplat_service_last_error(svc, why, sizeof why);
-      svcu_error_line(NAME, why);
-      rc = SVCU_EXIT_FAILURE;
-    }
-  }
+  if (rc < 0) rc = svcu_run(svc, NAME); /* until SIGTERM */
   svcu_probe_stop(m.probe);
   aiplat_service_destroy(svc);
   svcu_pool_destroy(m.pool);
