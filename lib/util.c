@@ -42,6 +42,9 @@ bool aip_buf_reserve(aip_buf *b, size_t extra) {
   while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
   char *p = realloc(b->data, cap);
   if (!p) return false;
+  /* The buffer is a C string from its first allocation on, even when
+   * nothing is ever appended (an empty answer is still an answer). */
+  p[b->len] = '\0';
   b->data = p;
   b->cap = cap;
   return true;

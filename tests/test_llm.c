@@ -3,6 +3,7 @@
  * it: plain and streamed answers, every error shape, stream faults. */
 #include <aiplat/aiplat.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -443,6 +444,41 @@ START_TEST(stream_end_without_done) {
 }
 END_TEST
 
+START_TEST(stream_without_text_is_an_empty_answer) {
+  /* Fresh heap blocks are filled with a non-zero byte, so an answer
+   * buffer that was never terminated shows up as garbage text. */
+  mallopt(M_PERTURB, 0x5a);
+  const char *bodies[] = {
+      /* finish_reason "length" before any text */
+      "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":"
+      "\"assistant\"},\"finish_reason\":\"length\"}]}\n\ndata: [DONE]\n\n",
+      /* an empty reply */
+      "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\"},"
+      "\"finish_reason\":null}]}\n\n"
+      "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":"
+      "\"stop\"}]}\n\ndata: [DONE]\n\n",
+  };
+  for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+    hf_response r = hf_resp(200, "text/event-stream", bodies[i]);
+    hf_push(srv, &r);
+    aiplat_llm_result *res = NULL;
+    ck_assert_int_eq(aiplat_llm_stream(llm, req, NULL, NULL, &res), AIPLAT_OK);
+    ck_assert_uint_eq(aiplat_llm_result_text_len(res), 0);
+    ck_assert_str_eq(aiplat_llm_result_text(res), "");
+    aiplat_llm_result_destroy(res);
+  }
+  /* The plain (non-streamed) form too. */
+  push(200, "application/json",
+       "{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+       "\"content\":\"\"},\"finish_reason\":\"length\"}]}");
+  aiplat_llm_result *res = NULL;
+  ck_assert_int_eq(aiplat_llm_complete(llm, req, &res), AIPLAT_OK);
+  ck_assert_str_eq(aiplat_llm_result_text(res), "");
+  aiplat_llm_result_destroy(res);
+  mallopt(M_PERTURB, 0);
+}
+END_TEST
+
 START_TEST(stream_retried_before_it_starts) {
   hf_response busy = hf_resp(429, "application/json",
                              "{\"error\":{\"message\":\"queue full\"}}");
@@ -592,6 +628,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, stream_callback_stops_promptly);
   tcase_add_test(tc, stream_error_events);
   tcase_add_test(tc, stream_end_without_done);
+  tcase_add_test(tc, stream_without_text_is_an_empty_answer);
   tcase_add_test(tc, stream_retried_before_it_starts);
   tcase_add_test(tc, stream_server_ignores_stream_flag);
   tcase_add_test(tc, cancel_stream_from_another_thread);
