@@ -851,7 +851,8 @@ aiplat_status aip_http_do(aip_http *h, aip_err *err, const aip_http_req *req,
     if (st == AIPLAT_OK || !retry || n >= max_retries) break;
     int64_t wait = backoff_ms(&c.set, n);
     if (retry_status && retry_after > 0)
-      wait = retry_after * 1000 < c.set.retry_max_wait_ms
+      /* the server's number is compared before it is scaled */
+      wait = retry_after < c.set.retry_max_wait_ms / 1000
                  ? (int64_t)retry_after * 1000
                  : c.set.retry_max_wait_ms;
     if (aip_now_ms() + wait >= c.deadline_ms)

@@ -9,6 +9,7 @@
  * with metrics, micro statistics, trace context and log context around it. */
 #include "config.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -23,6 +24,9 @@
 #include "metrics.h"
 #include "micro.h"
 #include "trace.h"
+
+/* Bounds every deadline the framework computes in nanoseconds. */
+#define MAX_REQUEST_TIMEOUT_MS (7 * 24 * 3600 * INT64_C(1000))
 
 #define LAST_ERROR_MAX 256
 #define MICRO_VERBS 3
@@ -157,8 +161,9 @@ AIPLAT_API aiplat_status aiplat_service_create(aiplat_service **out,
     aiplat_config_last_error(cfg, msg, sizeof msg);
     return aip_fail(NULL, st, "%s", msg);
   }
-  if (timeout <= 0)
-    return aip_fail(NULL, AIPLAT_ERR_CONFIG, "config: REQUEST_TIMEOUT must be above 0");
+  if (timeout <= 0 || timeout > MAX_REQUEST_TIMEOUT_MS)
+    return aip_fail(NULL, AIPLAT_ERR_CONFIG,
+                    "config: REQUEST_TIMEOUT must be above 0 and at most 7 days");
   st = aip_global_ref();
   if (st != AIPLAT_OK) return st;
   aiplat_service *svc = calloc(1, sizeof *svc);
@@ -258,8 +263,9 @@ AIPLAT_API aiplat_status aiplat_service_set_request_timeout_ms(aiplat_service *s
                                                                int64_t timeout_ms) {
   aiplat_status st = not_started(svc, "set_request_timeout_ms");
   if (st != AIPLAT_OK) return st;
-  if (timeout_ms <= 0)
-    return aip_fail(&svc->err, AIPLAT_ERR_INVALID_ARGUMENT, "service: timeout must be above 0");
+  if (timeout_ms <= 0 || timeout_ms > MAX_REQUEST_TIMEOUT_MS)
+    return aip_fail(&svc->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "service: timeout must be above 0 and at most 7 days");
   svc->request_timeout_ms = timeout_ms;
   return AIPLAT_OK;
 }
@@ -596,17 +602,24 @@ static void set_request_id(aiplat_request *req) {
 /* The request's deadline: REQUEST_TIMEOUT from now, or sooner when the
  * caller said when it stops waiting (`Aiplat-Deadline`: Unix time in ms). */
 static int64_t deadline_of(aiplat_request *req, int64_t now_ns) {
-  int64_t d = now_ns + req->ep->svc->request_timeout_ms * 1000000;
+  int64_t budget_ms = req->ep->svc->request_timeout_ms;
   const char *h = aiplat_request_header(req, "Aiplat-Deadline");
   if (h) {
+    /* A number from the wire: only a well-formed positive value that is
+     * sooner than our own budget is used, and it is compared in
+     * milliseconds before any conversion, so no value can overflow. */
     char *end;
+    errno = 0;
     long long wall = strtoll(h, &end, 10);
-    if (end != h && *end == '\0' && wall > 0) {
-      int64_t caller = now_ns + (wall - aip_wall_ms()) * 1000000;
-      if (caller < d) d = caller;
+    if (h[0] >= '0' && h[0] <= '9' && errno == 0 && *end == '\0' && wall > 0) {
+      int64_t now_wall = aip_wall_ms();
+      if (wall <= now_wall)
+        budget_ms = 0;
+      else if (wall - now_wall < budget_ms)
+        budget_ms = wall - now_wall;
     }
   }
-  return d;
+  return now_ns + budget_ms * 1000000;
 }
 
 static void handle(endpoint *ep, aiplat_bus_msg *msg) {

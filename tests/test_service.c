@@ -76,6 +76,11 @@ static aiplat_status on_echo(aiplat_request *req, void *ud) {
     return AIPLAT_ERR_SERVER; /* no detail: the framework uses the status */
   }
   if (strncmp(text, "sleep ", 6) == 0) sleep_ms(atol(text + 6));
+  char left[32];
+  if (strcmp(text, "time left") == 0) {
+    snprintf(left, sizeof left, "%lld", (long long)aiplat_request_time_left_ms(req));
+    text = left;
+  }
   aiplat_msg *out = NULL;
   ck_assert_int_eq(aiplat_msg_create(&out, AIPLAT_MSG_CHAT_RESPONSE), AIPLAT_OK);
   aiplat_msg_set_string(out, "request_id", aiplat_request_id(req));
@@ -378,6 +383,50 @@ START_TEST(deadline_passed_in_the_queue) {
 }
 END_TEST
 
+START_TEST(deadline_header_values_are_range_checked) {
+  svc_run r;
+  svc_start(&r, 1, 10000);
+  aiplat_bus *bus = client();
+  /* Far future, overflowing, negative or malformed: the service's own
+   * budget applies and the handler runs. */
+  const char *ignored[] = {"9223372036854775807", "99999999999999999999",
+                           "-9223372036854775808", "-5", "0", "12abc", "",
+                           "0x7fffffffffffffff", "+5"};
+  for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++) {
+    aiplat_headers *h = NULL;
+    aiplat_headers_create(&h);
+    aiplat_headers_set(h, "Aiplat-Deadline", ignored[i]);
+    aiplat_msg *rep = ask(bus, "time left", h, NULL);
+    aiplat_headers_destroy(h);
+    ck_assert_msg(error_code(rep, NULL) == AIPLAT_OK, "Aiplat-Deadline: %s", ignored[i]);
+    const char *text = NULL;
+    aiplat_msg_get_string(rep, "text", &text);
+    long long left = atoll(text);
+    ck_assert_msg(left > 0 && left <= 10000, "%s: %lld ms left", ignored[i], left);
+    aiplat_msg_destroy(rep);
+  }
+  /* Long past (the first Unix millisecond): answered TIMEOUT at once. */
+  aiplat_headers *h = NULL;
+  aiplat_headers_create(&h);
+  aiplat_headers_set(h, "Aiplat-Deadline", "1");
+  aiplat_msg *rep = ask(bus, "time left", h, NULL);
+  aiplat_headers_destroy(h);
+  ck_assert_int_eq(error_code(rep, NULL), AIPLAT_ERR_TIMEOUT);
+  aiplat_msg_destroy(rep);
+  ck_assert_int_eq(atomic_load(&r.calls), (int)(sizeof ignored / sizeof ignored[0]));
+  aiplat_bus_destroy(bus);
+  svc_stop(&r);
+  /* The service's own timeout is bounded too. */
+  aiplat_config *cfg = test_config();
+  aiplat_service *svc = NULL;
+  ck_assert_int_eq(aiplat_service_create(&svc, cfg, "echo", "1.2.3", NULL), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_service_set_request_timeout_ms(svc, INT64_MAX),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  aiplat_service_destroy(svc);
+  aiplat_config_destroy(cfg);
+}
+END_TEST
+
 START_TEST(reply_over_max_payload_becomes_an_error_reply) {
   svc_run r;
   svc_start(&r, 1, 10000);
@@ -605,6 +654,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, micro_protocol_ping_info_stats);
   tcase_add_test(tc, stop_lets_inflight_requests_finish);
   tcase_add_test(tc, deadline_passed_in_the_queue);
+  tcase_add_test(tc, deadline_header_values_are_range_checked);
   tcase_add_test(tc, jetstream_nak_redelivers_and_term_does_not);
   tcase_add_test(tc, bad_configuration_and_arguments);
   tcase_add_test(tc, sigterm_keeps_the_inflight_reply);

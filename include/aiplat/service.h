@@ -84,7 +84,8 @@ AIPLAT_API aiplat_status aiplat_service_last_error(aiplat_service *svc,
 AIPLAT_API aiplat_status aiplat_service_set_workers(aiplat_service *svc,
                                                     unsigned workers);
 
-/** Deadline of one request, from its arrival (> 0), before start. */
+/** Deadline of one request, from its arrival (> 0, at most 7 days),
+ *  before start. */
 AIPLAT_API aiplat_status aiplat_service_set_request_timeout_ms(
     aiplat_service *svc, int64_t timeout_ms);
 
