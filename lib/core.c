@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "loop.h"
 
 static const char *const status_text[] = {
     [AIPLAT_OK] = "success",
@@ -141,6 +142,10 @@ out:
 void aip_global_unref(void) {
   pthread_mutex_lock(&global_mu);
   if (global_refs > 0 && --global_refs == 0) {
+    /* The execution core goes with the last handle (not from its own
+     * thread: a completion that destroys the last handle leaves it to the
+     * next aiplat_cleanup or the process's exit). */
+    if (!aip_loop_on_thread()) aip_loop_shutdown();
     curl_global_cleanup();
     /* Release nats.c's library-wide threads and memory too, so that a
      * program that balanced its init/cleanup leaves nothing behind. */

@@ -1,12 +1,13 @@
 /* The internal HTTP layer on libcurl (see http.h and ADR 0008).
  *
- * Each request borrows a "slot" from the client's pool: a curl multi handle
- * with one easy handle. The multi handle keeps the connection cache, so a
- * slot reused for the next request reuses its kept-alive connection. The
- * transfer is driven with curl_multi_poll(), which lets another thread wake
- * it at once (curl_multi_wakeup) to cancel, and lets this layer enforce the
- * stream-idle timeout with millisecond precision. DNS and TLS sessions are
- * shared between a client's slots through a locked CURLSH. */
+ * Every request of every client is a transfer on the execution core's one
+ * multi handle (loop.h, ADR 0020): the loop thread drives it, waits out the
+ * backoff between retries on a timer, enforces the stream-idle timeout and
+ * the caller's deadline, and runs the completion on its own thread. The
+ * multi handle keeps the connection cache, so a later request to the same
+ * server reuses a kept-alive connection. The blocking aip_http_do() is a
+ * thin wrapper: it starts the call and waits for it, and hands streamed
+ * data to its sink on the caller's thread. */
 #include "http.h"
 
 #include <curl/curl.h>
@@ -20,32 +21,24 @@
 #include <time.h>
 
 #include "config.h"
+#include "loop.h"
 
-#define POOL_IDLE_MAX 16
 #define ERROR_BODY_MAX 65536
-#define POLL_SLICE_MS 250
 #define HEALTH_TIMEOUT_MAX_MS 10000
+/* A streamed answer arrives in small pieces: a small receive buffer keeps
+ * thousands of streams cheap (libcurl's default is 16 KiB each). */
+#define STREAM_BUFFER_BYTES 4096
 
-typedef struct slot {
-  struct slot *next;
-  CURLM *multi;
-  CURL *easy;
-} slot;
+typedef struct aip_http_call call;
 
 struct aip_http {
-  pthread_mutex_t mu; /* settings, pool lists */
-  pthread_cond_t cv;  /* broadcast by cancel (waits between retries) */
+  pthread_mutex_t mu; /* settings, the list of calls */
   char *component;
   char *root; /* base URL without trailing '/' and without '/v1' */
   char *api_key;
   char *ca_file;
   aip_http_settings set;
-  slot *idle;
-  size_t nidle;
-  slot *active;
-  CURLSH *share;
-  pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
-  atomic_uint cancel_gen;
+  call *calls; /* in flight, for aip_http_cancel */
 };
 
 static const aip_http_settings default_settings = {
@@ -58,25 +51,6 @@ static const aip_http_settings default_settings = {
     .max_response_bytes = 64 << 20,
 };
 
-/* ---- share locks ----------------------------------------------------------
- */
-
-static void share_lock(CURL *e, curl_lock_data data, curl_lock_access a,
-                       void *ud) {
-  (void)e;
-  (void)a;
-  aip_http *h = ud;
-  if ((unsigned)data < CURL_LOCK_DATA_LAST)
-    pthread_mutex_lock(&h->share_mu[data]);
-}
-
-static void share_unlock(CURL *e, curl_lock_data data, void *ud) {
-  (void)e;
-  aip_http *h = ud;
-  if ((unsigned)data < CURL_LOCK_DATA_LAST)
-    pthread_mutex_unlock(&h->share_mu[data]);
-}
-
 /* ---- life cycle -----------------------------------------------------------
  */
 
@@ -84,50 +58,18 @@ aip_http *aip_http_new(const char *component) {
   aip_http *h = calloc(1, sizeof *h);
   if (!h) return NULL;
   h->component = aip_strdup(component ? component : "http");
-  h->share = curl_share_init();
-  if (!h->component || !h->share) {
-    curl_share_cleanup(h->share);
-    free(h->component);
+  if (!h->component) {
     free(h);
     return NULL;
   }
   pthread_mutex_init(&h->mu, NULL);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&h->cv, &ca);
-  pthread_condattr_destroy(&ca);
-  for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-    pthread_mutex_init(&h->share_mu[i], NULL);
-  curl_share_setopt(h->share, CURLSHOPT_LOCKFUNC, share_lock);
-  curl_share_setopt(h->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
-  curl_share_setopt(h->share, CURLSHOPT_USERDATA, h);
-  curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-  curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
   h->set = default_settings;
-  atomic_init(&h->cancel_gen, 0);
   return h;
-}
-
-static void slot_free(slot *s) {
-  if (!s) return;
-  if (s->easy) curl_easy_cleanup(s->easy);
-  if (s->multi) curl_multi_cleanup(s->multi);
-  free(s);
 }
 
 void aip_http_free(aip_http *h) {
   if (!h) return;
   /* The owner guarantees no request is running. */
-  while (h->idle) {
-    slot *s = h->idle;
-    h->idle = s->next;
-    slot_free(s);
-  }
-  curl_share_cleanup(h->share);
-  for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-    pthread_mutex_destroy(&h->share_mu[i]);
-  pthread_cond_destroy(&h->cv);
   pthread_mutex_destroy(&h->mu);
   free(h->component);
   free(h->root);
@@ -334,79 +276,46 @@ out:
   return st;
 }
 
-/* ---- pool -----------------------------------------------------------------
- */
-
-static slot *acquire(aip_http *h) {
-  pthread_mutex_lock(&h->mu);
-  slot *s = h->idle;
-  if (s) {
-    h->idle = s->next;
-    h->nidle--;
-  }
-  pthread_mutex_unlock(&h->mu);
-  if (!s) {
-    s = calloc(1, sizeof *s);
-    if (!s) return NULL;
-    s->multi = curl_multi_init();
-    s->easy = curl_easy_init();
-    if (!s->multi || !s->easy) {
-      slot_free(s);
-      return NULL;
-    }
-  }
-  pthread_mutex_lock(&h->mu);
-  s->next = h->active;
-  h->active = s;
-  pthread_mutex_unlock(&h->mu);
-  return s;
-}
-
-static void release(aip_http *h, slot *s) {
-  bool keep;
-  pthread_mutex_lock(&h->mu);
-  for (slot **pp = &h->active; *pp; pp = &(*pp)->next) {
-    if (*pp == s) {
-      *pp = s->next;
-      break;
-    }
-  }
-  keep = h->nidle < POOL_IDLE_MAX;
-  if (keep) {
-    s->next = h->idle;
-    h->idle = s;
-    h->nidle++;
-  }
-  pthread_mutex_unlock(&h->mu);
-  if (!keep) slot_free(s);
-}
-
-void aip_http_cancel(aip_http *h) {
-  if (!h) return;
-  pthread_mutex_lock(&h->mu);
-  atomic_fetch_add(&h->cancel_gen, 1);
-  pthread_cond_broadcast(&h->cv);
-  for (slot *s = h->active; s; s = s->next) curl_multi_wakeup(s->multi);
-  pthread_mutex_unlock(&h->mu);
-}
-
 /* ---- one call -------------------------------------------------------------
  */
 
-typedef struct call {
+struct aip_http_call {
+  /* owned by the loop thread once started */
+  aip_task start_task;
+  aip_task cancel_task;
+  aip_timer timer; /* backoff wait, or the stream-idle check */
+  aip_transfer xfer;
+  atomic_int refs;           /* the loop's until done + the caller's handle */
+  atomic_int cancel_status;  /* 0, or why the call is to stop */
+  atomic_bool cancel_posted; /* cancel_task is queued (once) */
+  bool finished;
+  bool waiting; /* between attempts */
+  call *next, *prev; /* in h->calls */
   aip_http *h;
-  aip_err *err;
+  aip_http_done done;
+  void *done_ud;
+  /* the request, copied */
+  aip_http_req req_store;
   const aip_http_req *req;
+  char *method, *path, *content_type, *accept;
+  void *body;
+  aip_http_part *parts;
+  /* the answer */
+  aip_http_resp resp_store;
   aip_http_resp *resp;
+  aip_err err_store;
+  aip_err *err;
   aip_http_settings set;
   char *url;     /* root + path */
   char *display; /* url without user information, for messages and logs */
   char *auth;    /* "Authorization: Bearer ..." or NULL */
   char *ca_file;
-  unsigned gen;
   int64_t deadline_ms;
+  int attempt_no, max_retries;
   /* per attempt */
   CURL *easy;
+  struct curl_slist *hdrs;
+  curl_mime *mime;
   bool status_known;
   long status;
   size_t received;
@@ -414,11 +323,7 @@ typedef struct call {
   int64_t last_activity_ms;
   bool cancelled, idle_expired;
   char errbuf[CURL_ERROR_SIZE];
-} call;
-
-static bool is_cancelled(const call *c) {
-  return atomic_load(&c->h->cancel_gen) != c->gen;
-}
+};
 
 static size_t on_header(char *b, size_t sz, size_t n, void *ud) {
   (void)b;
@@ -492,7 +397,6 @@ static bool set_request(call *c, CURL *e, struct curl_slist **hdrs,
   snprintf(ua, sizeof ua, "aiplat/%s", aiplat_version_string());
   curl_easy_setopt(e, CURLOPT_URL, c->url);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_SHARE, c->h->share);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_USERAGENT, ua);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)rem);
@@ -560,89 +464,6 @@ nomem:
 }
 
 /* Drive one transfer to its end, a cancel or an idle timeout. */
-static CURLcode drive(call *c, slot *s) {
-  CURLcode result = CURLE_OK;
-  if (curl_multi_add_handle(s->multi, s->easy) != CURLM_OK)
-    return CURLE_FAILED_INIT;
-  c->last_activity_ms = aip_now_ms();
-  for (;;) {
-    int running = 0;
-    if (curl_multi_perform(s->multi, &running) != CURLM_OK) {
-      result = CURLE_FAILED_INIT;
-      break;
-    }
-    if (!running) {
-      int left;
-      CURLMsg *m;
-      while ((m = curl_multi_info_read(s->multi, &left)))
-        if (m->msg == CURLMSG_DONE) result = m->data.result;
-      break;
-    }
-    if (is_cancelled(c)) {
-      c->cancelled = true;
-      break;
-    }
-    int wait = POLL_SLICE_MS;
-    if (c->req->stream && c->set.idle_timeout_ms > 0) {
-      int64_t idle_left =
-          c->last_activity_ms + c->set.idle_timeout_ms - aip_now_ms();
-      if (idle_left <= 0) {
-        c->idle_expired = true;
-        break;
-      }
-      if (idle_left < wait) wait = (int)idle_left;
-    }
-    curl_multi_poll(s->multi, NULL, 0, wait, NULL);
-  }
-  curl_multi_remove_handle(s->multi, s->easy);
-  return result;
-}
-
-/* One attempt; fills resp and the per-attempt fields of c. */
-static CURLcode attempt(call *c, slot *s, curl_off_t *retry_after,
-                        bool *connected) {
-  CURL *e = s->easy;
-  aip_http_resp *resp = c->resp;
-  struct curl_slist *hdrs = NULL;
-  curl_mime *mime = NULL;
-  curl_easy_reset(e);
-  c->easy = e;
-  c->status_known = false;
-  c->status = 0;
-  c->received = 0;
-  c->stop = AIPLAT_OK;
-  c->cancelled = c->idle_expired = false;
-  c->errbuf[0] = '\0';
-  aip_buf_reset(&resp->body);
-  free(resp->content_type);
-  resp->content_type = NULL;
-  resp->status = 0;
-  *retry_after = 0;
-  *connected = false;
-  if (!set_request(c, e, &hdrs, &mime)) {
-    c->stop = AIPLAT_ERR_NO_MEMORY;
-    curl_mime_free(mime);
-    return CURLE_OUT_OF_MEMORY;
-  }
-  resp->attempts++;
-  CURLcode cc = drive(c, s);
-  long code = 0;
-  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
-  resp->status = code;
-  char *ct = NULL;
-  if (!resp->content_type &&
-      curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
-    resp->content_type = aip_strdup(ct);
-  curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, retry_after);
-  curl_off_t connect_us = 0;
-  curl_easy_getinfo(e, CURLINFO_CONNECT_TIME_T, &connect_us);
-  *connected = connect_us > 0 || code > 0;
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
-  curl_slist_free_all(hdrs);
-  curl_mime_free(mime);
-  return cc;
-}
-
 static bool connect_error(CURLcode cc, bool connected) {
   switch (cc) {
     case CURLE_COULDNT_CONNECT:
@@ -684,24 +505,6 @@ static int64_t backoff_ms(const aip_http_settings *s, int n) {
 }
 
 /* Sleep @ms unless the client is cancelled first; false when cancelled. */
-static bool wait_cancellable(call *c, int64_t ms) {
-  aip_http *h = c->h;
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (ms % 1000) * 1000000;
-  if (ts.tv_nsec >= 1000000000) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000;
-  }
-  pthread_mutex_lock(&h->mu);
-  while (!is_cancelled(c))
-    if (pthread_cond_timedwait(&h->cv, &h->mu, &ts) == ETIMEDOUT) break;
-  bool ok = !is_cancelled(c);
-  pthread_mutex_unlock(&h->mu);
-  return ok;
-}
-
 static aiplat_status curl_failure(call *c, CURLcode cc) {
   const char *m = c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc);
   const char *comp = c->h->component, *meth = c->req->method;
@@ -801,86 +604,476 @@ static const char *status_word(long s) {
                     : "error";
 }
 
-aiplat_status aip_http_do(aip_http *h, aip_err *err, const aip_http_req *req,
-                          aip_http_resp *resp) {
-  call c = {.h = h, .err = err, .req = req, .resp = resp};
-  aiplat_status st = AIPLAT_OK;
-  c.gen = atomic_load(&h->cancel_gen);
+/* ---- the call on the loop thread -----------------------------------------
+ */
+
+#define CALL_OF(p, member) \
+  ((call *)(void *)((char *)(p) - offsetof(call, member)))
+
+static void free_parts(aip_http_part *p, size_t n) {
+  for (size_t i = 0; p && i < n; i++) {
+    free((char *)p[i].name);
+    free((char *)p[i].filename);
+    free((char *)p[i].type);
+    free((void *)p[i].data);
+  }
+  free(p);
+}
+
+static void call_release(call *c) {
+  if (atomic_fetch_sub(&c->refs, 1) != 1) return;
+  free(c->method);
+  free(c->path);
+  free(c->content_type);
+  free(c->accept);
+  free(c->body);
+  free_parts(c->parts, c->req_store.nparts);
+  aip_http_resp_free(&c->resp_store);
+  aip_err_destroy(&c->err_store);
+  free(c->url);
+  free(c->display);
+  if (c->auth) {
+    memset(c->auth, 0, strlen(c->auth));
+    free(c->auth);
+  }
+  free(c->ca_file);
+  free(c);
+}
+
+static void link_call(call *c) {
+  aip_http *h = c->h;
   pthread_mutex_lock(&h->mu);
-  c.set = h->set;
-  if (h->root) c.url = aip_sprintf("%s%s", h->root, req->path);
-  if (h->api_key) c.auth = aip_sprintf("Authorization: Bearer %s", h->api_key);
-  c.ca_file = aip_strdup(h->ca_file);
-  bool has_root = h->root != NULL;
+  c->next = h->calls;
+  if (h->calls) h->calls->prev = c;
+  h->calls = c;
   pthread_mutex_unlock(&h->mu);
-  if (!has_root) {
+}
+
+static void unlink_call(call *c) {
+  aip_http *h = c->h;
+  pthread_mutex_lock(&h->mu);
+  if (c->prev)
+    c->prev->next = c->next;
+  else if (h->calls == c)
+    h->calls = c->next;
+  if (c->next) c->next->prev = c->prev;
+  c->next = c->prev = NULL;
+  pthread_mutex_unlock(&h->mu);
+}
+
+static aiplat_status cancel_failure(call *c, aiplat_status why) {
+  if (why == AIPLAT_ERR_CANCELLED)
+    return aip_fail(c->err, AIPLAT_ERR_CANCELLED, "%s: %s %s: cancelled",
+                    c->h->component, c->req->method, c->display);
+  return why; /* whoever stopped the call recorded its own detail */
+}
+
+static void finish(call *c, aiplat_status st) {
+  c->finished = true;
+  c->waiting = false;
+  aip_timer_stop(&c->timer);
+  unlink_call(c);
+  c->done(st, c->resp, c->err, c->done_ud);
+  call_release(c);
+}
+
+static void start_attempt(call *c);
+
+static void on_wait_over(aip_timer *t) {
+  call *c = CALL_OF(t, timer);
+  c->waiting = false;
+  start_attempt(c);
+}
+
+static void attempt_done(aip_transfer *x, CURLcode cc) {
+  call *c = CALL_OF(x, xfer);
+  aip_http_resp *resp = c->resp;
+  CURL *e = c->easy;
+  aip_timer_stop(&c->timer);
+  long code = 0;
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+  resp->status = code;
+  char *ct = NULL;
+  if (!resp->content_type &&
+      curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
+    resp->content_type = aip_strdup(ct);
+  curl_off_t retry_after = 0, connect_us = 0;
+  curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &retry_after);
+  curl_easy_getinfo(e, CURLINFO_CONNECT_TIME_T, &connect_us);
+  bool connected = connect_us > 0 || code > 0;
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+  curl_easy_setopt(e, CURLOPT_MIMEPOST, NULL);
+  curl_slist_free_all(c->hdrs);
+  curl_mime_free(c->mime);
+  c->hdrs = NULL;
+  c->mime = NULL;
+  aip_loop_easy_put(e);
+  c->easy = NULL;
+
+  bool retry_status =
+      cc == CURLE_OK && c->stop == AIPLAT_OK && retryable_status(resp->status);
+  bool retry = !c->cancelled && !c->idle_expired && !resp->delivered &&
+               (connect_error(cc, connected) || retry_status);
+  aiplat_status st = outcome(c, cc);
+  int n = c->attempt_no;
+  if (st == AIPLAT_OK || !retry || n >= c->max_retries) {
+    finish(c, st);
+    return;
+  }
+  int64_t wait = backoff_ms(&c->set, n);
+  if (retry_status && retry_after > 0)
+    /* the server's number is compared before it is scaled */
+    wait = retry_after < c->set.retry_max_wait_ms / 1000
+               ? (int64_t)retry_after * 1000
+               : c->set.retry_max_wait_ms;
+  if (aip_now_ms() + wait >= c->deadline_ms) {
+    finish(c, st); /* no time for another try */
+    return;
+  }
+  if (aip_log_enabled(AIPLAT_LOG_WARNING)) {
+    char a[16], w[24];
+    snprintf(a, sizeof a, "%d", n + 1);
+    snprintf(w, sizeof w, "%lld", (long long)wait);
+    aip_log_kv(AIPLAT_LOG_WARNING, "http request failed, retrying",
+               "component", c->h->component, "method", c->req->method, "url",
+               c->display, "attempt", a, "reason",
+               retry_status ? status_word(resp->status) : "connect", "wait_ms",
+               w, (const char *)NULL);
+  }
+  c->attempt_no++;
+  c->waiting = true;
+  c->timer.fn = on_wait_over;
+  aip_timer_start(&c->timer, aip_now_ns() + wait * 1000000);
+}
+
+/* Stop the running attempt now, as if it had ended with @why. */
+static void abort_attempt(call *c) {
+  aip_loop_remove_transfer(&c->xfer);
+  attempt_done(&c->xfer, CURLE_ABORTED_BY_CALLBACK);
+}
+
+static void on_idle_check(aip_timer *t) {
+  call *c = CALL_OF(t, timer);
+  int64_t left = c->last_activity_ms + c->set.idle_timeout_ms - aip_now_ms();
+  if (left > 0) {
+    aip_timer_start(t, aip_now_ns() + left * 1000000);
+    return;
+  }
+  c->idle_expired = true;
+  abort_attempt(c);
+}
+
+static void start_attempt(call *c) {
+  int why = atomic_load(&c->cancel_status);
+  if (why) {
+    finish(c, cancel_failure(c, (aiplat_status)why));
+    return;
+  }
+  aip_http_resp *resp = c->resp;
+  c->status_known = false;
+  c->status = 0;
+  c->received = 0;
+  c->stop = AIPLAT_OK;
+  c->cancelled = c->idle_expired = false;
+  c->errbuf[0] = '\0';
+  aip_buf_reset(&resp->body);
+  free(resp->content_type);
+  resp->content_type = NULL;
+  resp->status = 0;
+  CURL *e = aip_loop_easy_get();
+  if (!e) {
+    finish(c, aip_fail(c->err, AIPLAT_ERR_NO_MEMORY,
+                       "%s: cannot create a curl handle", c->h->component));
+    return;
+  }
+  c->easy = e;
+  c->xfer.easy = e;
+  c->xfer.done = attempt_done;
+  if (!set_request(c, e, &c->hdrs, &c->mime)) {
+    aip_loop_easy_put(e);
+    c->easy = NULL;
+    finish(c, aip_fail(c->err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory",
+                       c->h->component));
+    return;
+  }
+  if (c->req->stream)
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)STREAM_BUFFER_BYTES);
+  resp->attempts++;
+  c->last_activity_ms = aip_now_ms();
+  if (!aip_loop_add_transfer(&c->xfer)) {
+    curl_slist_free_all(c->hdrs);
+    curl_mime_free(c->mime);
+    c->hdrs = NULL;
+    c->mime = NULL;
+    aip_loop_easy_put(e);
+    c->easy = NULL;
+    finish(c, aip_fail(c->err, AIPLAT_ERR_INTERNAL,
+                       "%s: cannot start a transfer", c->h->component));
+    return;
+  }
+  if (c->req->stream && c->set.idle_timeout_ms > 0) {
+    c->timer.fn = on_idle_check;
+    aip_timer_start(&c->timer,
+                    aip_now_ns() + c->set.idle_timeout_ms * 1000000);
+  }
+}
+
+static void run_start(aip_task *t) { start_attempt(CALL_OF(t, start_task)); }
+
+static void run_cancel(aip_task *t) {
+  call *c = CALL_OF(t, cancel_task);
+  aiplat_status why = (aiplat_status)atomic_load(&c->cancel_status);
+  if (!c->finished) {
+    if (c->waiting) {
+      finish(c, cancel_failure(c, why));
+    } else if (c->xfer.active) {
+      if (why == AIPLAT_ERR_CANCELLED)
+        c->cancelled = true;
+      else
+        c->stop = why;
+      abort_attempt(c);
+    } /* else not started yet: start_attempt sees the status */
+  }
+  call_release(c);
+}
+
+void aip_http_call_cancel(aip_http_call *c, aiplat_status why) {
+  if (!c) return;
+  int expected = 0;
+  atomic_compare_exchange_strong(
+      &c->cancel_status, &expected,
+      (int)(why != AIPLAT_OK ? why : AIPLAT_ERR_CANCELLED));
+  if (atomic_exchange(&c->cancel_posted, true)) return;
+  atomic_fetch_add(&c->refs, 1);
+  if (aip_loop_post(&c->cancel_task) != AIPLAT_OK) call_release(c);
+}
+
+void aip_http_call_release(aip_http_call *c) {
+  if (c) call_release(c);
+}
+
+void aip_http_cancel(aip_http *h) {
+  if (!h) return;
+  /* A call in the list has not completed: its completion unlinks it under
+   * the same lock before it drops the loop's reference. */
+  pthread_mutex_lock(&h->mu);
+  for (call *c = h->calls; c; c = c->next) {
+    int expected = 0;
+    atomic_compare_exchange_strong(&c->cancel_status, &expected,
+                                   (int)AIPLAT_ERR_CANCELLED);
+    if (atomic_exchange(&c->cancel_posted, true)) continue;
+    atomic_fetch_add(&c->refs, 1);
+    if (aip_loop_post(&c->cancel_task) != AIPLAT_OK)
+      atomic_fetch_sub(&c->refs, 1);
+  }
+  pthread_mutex_unlock(&h->mu);
+}
+
+static char *dup_or_null(const char *s, bool *ok) {
+  if (!s) return NULL;
+  char *d = aip_strdup(s);
+  if (!d) *ok = false;
+  return d;
+}
+
+static bool copy_request(call *c, const aip_http_req *req) {
+  bool ok = true;
+  c->req_store = *req;
+  c->req_store.method = c->method = dup_or_null(req->method, &ok);
+  c->req_store.path = c->path = dup_or_null(req->path, &ok);
+  c->req_store.content_type = c->content_type =
+      dup_or_null(req->content_type, &ok);
+  c->req_store.accept = c->accept = dup_or_null(req->accept, &ok);
+  if (req->body && req->body_len) {
+    c->body = malloc(req->body_len);
+    if (c->body)
+      memcpy(c->body, req->body, req->body_len);
+    else
+      ok = false;
+  }
+  c->req_store.body = c->body;
+  c->req_store.parts = NULL;
+  c->req_store.nparts = 0;
+  if (req->nparts > 0) {
+    c->parts = calloc(req->nparts, sizeof *c->parts);
+    if (!c->parts) return false;
+    c->req_store.nparts = req->nparts;
+    for (size_t i = 0; i < req->nparts; i++) {
+      const aip_http_part *p = &req->parts[i];
+      aip_http_part *q = &c->parts[i];
+      q->name = dup_or_null(p->name, &ok);
+      q->filename = dup_or_null(p->filename, &ok);
+      q->type = dup_or_null(p->type, &ok);
+      q->len = p->len;
+      if (p->data && p->len) {
+        void *d = malloc(p->len);
+        if (d)
+          memcpy(d, p->data, p->len);
+        else
+          ok = false;
+        q->data = d;
+      }
+    }
+    c->req_store.parts = c->parts;
+  }
+  c->req = &c->req_store;
+  return ok && c->method && c->path;
+}
+
+aiplat_status aip_http_start(aip_http *h, aip_err *err, const aip_http_req *req,
+                             aip_http_done done, void *ud,
+                             aip_http_call **out) {
+  if (out) *out = NULL;
+  call *c = calloc(1, sizeof *c);
+  if (!c)
+    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory",
+                    h->component);
+  atomic_init(&c->refs, out ? 2 : 1);
+  c->h = h;
+  c->done = done;
+  c->done_ud = ud;
+  c->resp = &c->resp_store;
+  aip_err_init(&c->err_store);
+  c->err = &c->err_store;
+  c->start_task.fn = run_start;
+  c->cancel_task.fn = run_cancel;
+  bool copied = copy_request(c, req);
+  pthread_mutex_lock(&h->mu);
+  c->set = h->set;
+  bool has_root = h->root != NULL;
+  if (has_root) c->url = aip_sprintf("%s%s", h->root, req->path);
+  if (h->api_key) c->auth = aip_sprintf("Authorization: Bearer %s", h->api_key);
+  bool auth_ok = !h->api_key || c->auth;
+  c->ca_file = aip_strdup(h->ca_file);
+  pthread_mutex_unlock(&h->mu);
+  aiplat_status st = AIPLAT_OK;
+  if (!has_root)
     st = aip_fail(err, AIPLAT_ERR_CONFIG, "%s: no server URL is set",
                   h->component);
-    goto out;
-  }
-  if (!c.url || (h->api_key && !c.auth) || !(c.display = redact_url(c.url))) {
+  else if (!copied || !c->url || !auth_ok || !(c->display = redact_url(c->url)))
     st = aip_fail(err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory", h->component);
-    goto out;
+  if (st != AIPLAT_OK) {
+    atomic_store(&c->refs, 1);
+    call_release(c);
+    return st;
   }
-  int64_t total = c.set.timeout_ms;
+  int64_t total = c->set.timeout_ms;
   if (req->timeout_ms > 0 && req->timeout_ms < total) total = req->timeout_ms;
-  c.deadline_ms = aip_now_ms() + total;
-  int max_retries =
-      req->max_retries >= 0 ? req->max_retries : c.set.max_retries;
-  for (int n = 0;; n++) {
-    if (is_cancelled(&c)) {
-      st = aip_fail(err, AIPLAT_ERR_CANCELLED, "%s: %s %s: cancelled",
-                    h->component, req->method, c.display);
-      break;
-    }
-    slot *s = acquire(h);
-    if (!s) {
-      st = aip_fail(err, AIPLAT_ERR_NO_MEMORY,
-                    "%s: cannot create a curl handle", h->component);
-      break;
-    }
-    curl_off_t retry_after = 0;
-    bool connected = false;
-    CURLcode cc = attempt(&c, s, &retry_after, &connected);
-    release(h, s);
-    bool retry_status =
-        cc == CURLE_OK && c.stop == AIPLAT_OK && retryable_status(resp->status);
-    bool retry = !c.cancelled && !c.idle_expired && !resp->delivered &&
-                 (connect_error(cc, connected) || retry_status);
-    st = outcome(&c, cc);
-    if (st == AIPLAT_OK || !retry || n >= max_retries) break;
-    int64_t wait = backoff_ms(&c.set, n);
-    if (retry_status && retry_after > 0)
-      /* the server's number is compared before it is scaled */
-      wait = retry_after < c.set.retry_max_wait_ms / 1000
-                 ? (int64_t)retry_after * 1000
-                 : c.set.retry_max_wait_ms;
-    if (aip_now_ms() + wait >= c.deadline_ms)
-      break; /* no time for another try */
-    if (aip_log_enabled(AIPLAT_LOG_WARNING)) {
-      char a[16], w[24];
-      snprintf(a, sizeof a, "%d", n + 1);
-      snprintf(w, sizeof w, "%lld", (long long)wait);
-      aip_log_kv(AIPLAT_LOG_WARNING, "http request failed, retrying",
-                 "component", h->component, "method", req->method, "url",
-                 c.display, "attempt", a, "reason",
-                 retry_status ? status_word(resp->status) : "connect",
-                 "wait_ms", w, (const char *)NULL);
-    }
-    if (!wait_cancellable(&c, wait)) {
-      st = aip_fail(err, AIPLAT_ERR_CANCELLED, "%s: %s %s: cancelled",
-                    h->component, req->method, c.display);
-      break;
-    }
+  c->deadline_ms = aip_now_ms() + total;
+  if (req->deadline_ms > 0 && req->deadline_ms < c->deadline_ms)
+    c->deadline_ms = req->deadline_ms;
+  c->max_retries =
+      req->max_retries >= 0 ? req->max_retries : c->set.max_retries;
+  link_call(c);
+  if (out) *out = c; /* before the call can make progress */
+  st = aip_loop_post(&c->start_task);
+  if (st != AIPLAT_OK) {
+    if (out) *out = NULL;
+    unlink_call(c);
+    atomic_store(&c->refs, 1);
+    call_release(c);
+    return aip_fail(err, st, "%s: the execution core is not running",
+                    h->component);
   }
-out:
-  free(c.url);
-  free(c.display);
-  if (c.auth) {
-    memset(c.auth, 0, strlen(c.auth));
-    free(c.auth);
+  return AIPLAT_OK;
+}
+
+/* ---- the blocking form ------------------------------------------------------
+ */
+
+typedef struct sync_wait {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool done;
+  aiplat_status st;
+  char msg[AIP_ERRMSG_MAX];
+  aip_http_resp *resp;
+  call *call;
+  aip_buf pending; /* streamed bytes not yet given to the caller's sink */
+  bool sink_failed;
+  aiplat_status sink_st;
+} sync_wait;
+
+/* Loop thread: streamed bytes wait for the caller's thread. */
+static aiplat_status sync_sink(const char *data, size_t len, void *ud) {
+  sync_wait *w = ud;
+  pthread_mutex_lock(&w->mu);
+  aiplat_status st = w->sink_failed ? w->sink_st : AIPLAT_OK;
+  /* sinks may look at the type before the first byte */
+  const char *ct = w->call->resp->content_type;
+  if (ct && !w->resp->content_type &&
+      !(w->resp->content_type = aip_strdup(ct)))
+    st = AIPLAT_ERR_NO_MEMORY;
+  if (st == AIPLAT_OK && !aip_buf_append(&w->pending, data, len))
+    st = AIPLAT_ERR_NO_MEMORY;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+  return st;
+}
+
+static void sync_done(aiplat_status st, aip_http_resp *resp, aip_err *err,
+                      void *ud) {
+  sync_wait *w = ud;
+  pthread_mutex_lock(&w->mu);
+  free(w->resp->content_type);
+  *w->resp = *resp; /* the answer moves to the caller */
+  memset(resp, 0, sizeof *resp);
+  w->st = st;
+  if (st != AIPLAT_OK) aip_err_copy(err, w->msg, sizeof w->msg);
+  w->done = true;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+}
+
+aiplat_status aip_http_do(aip_http *h, aip_err *err, const aip_http_req *req,
+                          aip_http_resp *resp) {
+  if (aip_loop_on_thread())
+    return aip_fail(err, AIPLAT_ERR_INTERNAL,
+                    "%s: a blocking request cannot run on the event loop "
+                    "thread (use the asynchronous form)",
+                    h->component);
+  sync_wait w = {.resp = resp};
+  pthread_mutex_init(&w.mu, NULL);
+  pthread_cond_init(&w.cv, NULL);
+  aip_http_req r = *req;
+  if (req->sink) {
+    r.sink = sync_sink;
+    r.sink_ud = &w;
   }
-  free(c.ca_file);
+  aiplat_status st = aip_http_start(h, err, &r, sync_done, &w, &w.call);
+  call *c = w.call;
+  if (st == AIPLAT_OK) {
+    pthread_mutex_lock(&w.mu);
+    for (;;) {
+      if (w.pending.len && !w.sink_failed) {
+        aip_buf got = w.pending;
+        memset(&w.pending, 0, sizeof w.pending);
+        pthread_mutex_unlock(&w.mu);
+        aiplat_status s = req->sink(got.data, got.len, req->sink_ud);
+        aip_buf_free(&got);
+        pthread_mutex_lock(&w.mu);
+        if (s != AIPLAT_OK && !w.sink_failed) {
+          w.sink_failed = true;
+          w.sink_st = s;
+          pthread_mutex_unlock(&w.mu);
+          aip_http_call_cancel(c, s);
+          pthread_mutex_lock(&w.mu);
+        }
+        continue;
+      }
+      if (w.done) break;
+      pthread_cond_wait(&w.cv, &w.mu);
+    }
+    pthread_mutex_unlock(&w.mu);
+    aip_http_call_release(c);
+    if (w.sink_failed)
+      st = w.sink_st; /* the sink recorded its own detail */
+    else if ((st = w.st) != AIPLAT_OK)
+      aip_fail(err, st, "%s", w.msg);
+  }
+  aip_buf_free(&w.pending);
+  pthread_cond_destroy(&w.cv);
+  pthread_mutex_destroy(&w.mu);
   return st;
 }
 

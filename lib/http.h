@@ -1,10 +1,9 @@
 /* The library's one HTTP layer (internal, not installed), on libcurl.
  *
  * One aip_http per model client: its settings (base URL, API key, timeouts,
- * retries, size cap, CA file), a pool of reusable curl handles (each keeps
- * its connections alive between requests), and a cancel switch. A client
- * may run requests from several threads at once: each request takes a
- * pooled handle of its own. Design notes and the status mapping are in
+ * retries, size cap, CA file) and the list of its calls in flight (for the
+ * cancel switch). Every request runs on the execution core (loop.h); a
+ * client may have any number of requests in flight, from any threads. Design notes and the status mapping are in
  * docs/decisions/0008-http-and-model-clients.md. */
 #ifndef AIPLAT_HTTP_H
 #define AIPLAT_HTTP_H
@@ -92,6 +91,8 @@ typedef struct aip_http_req {
   void *sink_ud;
   int max_retries;    /* -1: the client's setting */
   int64_t timeout_ms; /* > 0: this call's total, if below the client's */
+  int64_t deadline_ms; /* > 0: CLOCK_MONOTONIC ms (aip_now_ms) by which the
+                          whole call ends, retries included */
 } aip_http_req;
 
 typedef struct aip_http_resp {
@@ -104,11 +105,41 @@ typedef struct aip_http_resp {
 
 void aip_http_resp_free(aip_http_resp *r);
 
-/* Perform a request with retries. AIPLAT_OK only for a 2xx status; an
+/* Perform a request with retries and wait for it: the asynchronous call
+ * with a wait, the sink running on the calling thread. Refused on the loop
+ * thread.  AIPLAT_OK only for a 2xx status; an
  * error status leaves status and the (truncated) error body in @resp and
  * the server's message in @err. @resp must be zeroed by the caller. */
 aiplat_status aip_http_do(aip_http *h, aip_err *err, const aip_http_req *req,
                           aip_http_resp *resp);
+
+/* ---- asynchronous calls --------------------------------------------------
+ *
+ * A call runs on the execution core's loop thread (loop.h). @req and
+ * everything it points to are copied, except sink_ud. The sink, when set,
+ * runs on the loop thread and must not block. */
+
+typedef struct aip_http_call aip_http_call;
+
+/* Runs once on the loop thread when the call has ended. @resp and @err are
+ * borrowed for the callback's duration; the callback may move resp's
+ * fields out (leaving them zeroed). Must not block. */
+typedef void (*aip_http_done)(aiplat_status st, aip_http_resp *resp,
+                              aip_err *err, void *ud);
+
+/* Start @req. On AIPLAT_OK @done will run exactly once; on failure it never
+ * runs and @err has the detail. @out (may be NULL) gets a handle for
+ * aip_http_call_cancel(), released with aip_http_call_release() (the call
+ * itself lives until its completion either way). */
+aiplat_status aip_http_start(aip_http *h, aip_err *err, const aip_http_req *req,
+                             aip_http_done done, void *ud, aip_http_call **out);
+/* Stop the call (any thread): the transfer is removed and its connection
+ * closed, a wait between retries ends, and @done runs with @why
+ * (AIPLAT_ERR_CANCELLED, with a message, when @why is AIPLAT_OK or
+ * CANCELLED; any other status is passed through as it is). A call already
+ * ended is not affected. */
+void aip_http_call_cancel(aip_http_call *c, aiplat_status why);
+void aip_http_call_release(aip_http_call *c);
 
 /* POST @body as JSON to @path and parse a JSON 2xx answer into *@out
  * (object or array; new reference). A 2xx body that is not JSON is
