@@ -403,3 +403,97 @@ AIPLAT_API aiplat_status aiplat_chat_answer(aiplat_chat *c, aiplat_msg *request,
 aiplat_bus *aip_chat_bus(aiplat_chat *c) {
   return c->bus;
 }
+
+/* ---- the asynchronous answer ---------------------------------------------
+ *
+ * The request checks, the history and the retrieval run on the caller's
+ * thread; the LLM call runs on the execution core, and the end (history
+ * saved, the ChatResponse built) on its loop thread. */
+
+typedef struct async_answer {
+  aiplat_chat *c;
+  answer_ctx a;
+  aip_chat_done_fn done;
+  aiplat_chat_delta_fn delta;
+  void *ud; /* of done and delta */
+} async_answer;
+
+static bool on_llm_delta(const char *text, size_t len, void *ud) {
+  async_answer *x = ud;
+  return x->delta(text, len, x->ud);
+}
+
+static void answer_ctx_free(answer_ctx *a) {
+  aiplat_llm_result_destroy(a->result);
+  aiplat_llm_request_destroy(a->llm_req);
+  aip_chat_passages_free(a->passages, a->n_passages);
+  aip_chat_turns_free(a->turns, a->n_turns);
+  free(a->context);
+  free(a->history_key);
+}
+
+static void on_llm_done(aiplat_status st, const char *message,
+                        aiplat_llm_result *result, void *ud) {
+  async_answer *x = ud;
+  aiplat_chat *c = x->c;
+  answer_ctx *a = &x->a;
+  a->result = result;
+  char why[AIP_ERRMSG_MAX] = "";
+  aiplat_msg *response = NULL;
+  if (st != AIPLAT_OK) {
+    snprintf(why, sizeof why, "%s", message);
+  } else {
+    if (a->history_key) {
+      aiplat_status hs =
+          aip_chat_history_save(c->history, a->history_key, a->turns,
+                                a->n_turns, a->message,
+                                aiplat_llm_result_text(a->result));
+      if (hs != AIPLAT_OK) {
+        char w[AIP_ERRMSG_MAX];
+        aiplat_error_last(w, sizeof w);
+        aip_log_kv(AIPLAT_LOG_WARNING, "conversation history not saved",
+                   "error", w, NULL);
+        aiplat_error_clear();
+      }
+    }
+    st = build_response(c, a, &response);
+    if (st != AIPLAT_OK) aiplat_error_last(why, sizeof why);
+  }
+  x->done(st, why, response, x->ud);
+  answer_ctx_free(a);
+  free(x);
+}
+
+aiplat_status aip_chat_answer_async(aiplat_chat *c, aiplat_msg *request,
+                                    aiplat_call *call,
+                                    aiplat_chat_delta_fn fn,
+                                    aip_chat_done_fn done, void *user_data,
+                                    char *why, size_t whylen) {
+  async_answer *x = calloc(1, sizeof *x);
+  if (!x) {
+    snprintf(why, whylen, "chat: out of memory");
+    return AIPLAT_ERR_NO_MEMORY;
+  }
+  x->c = c;
+  x->done = done;
+  x->delta = fn;
+  x->ud = user_data;
+  answer_ctx *a = &x->a;
+  a->req = request;
+  aiplat_status st = aiplat_llm_request_create(&a->llm_req);
+  if (st) st = fail_last(c, st, "chat: ");
+  if (!st) st = check_request(c, a);
+  if (!st) st = build_prompt(c, a);
+  if (!st) {
+    st = fn ? aiplat_llm_stream_async(c->llm, a->llm_req, call, on_llm_delta,
+                                      on_llm_done, x)
+            : aiplat_llm_complete_async(c->llm, a->llm_req, call, on_llm_done,
+                                        x);
+    if (st) st = fail_last(c, st, "");
+    else return AIPLAT_OK; /* on_llm_done owns x now */
+  }
+  aiplat_chat_last_error(c, why, whylen);
+  answer_ctx_free(a);
+  free(x);
+  return st;
+}

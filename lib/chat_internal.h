@@ -62,6 +62,20 @@ aiplat_status aip_chat_history_save(aip_chat_history *h, const char *key,
                                     const char *user, const char *assistant);
 void aip_chat_turns_free(aip_chat_turn *t, size_t n);
 
+/* The end of an asynchronous answer, on the execution core's thread:
+ * @response (the callee's, NULL on failure) or @why. */
+typedef void (*aip_chat_done_fn)(aiplat_status st, const char *why,
+                                 aiplat_msg *response, void *ud);
+/* aiplat_chat_answer() with the LLM call on the execution core. Returns
+ * at once after the checks, history and retrieval (on this thread);
+ * @done runs once unless this returns an error (the detail in @why).
+ * @request must live until @done. */
+aiplat_status aip_chat_answer_async(aiplat_chat *c, aiplat_msg *request,
+                                    aiplat_call *call,
+                                    aiplat_chat_delta_fn fn,
+                                    aip_chat_done_fn done, void *user_data,
+                                    char *why, size_t whylen);
+
 /* The bus given to aiplat_chat_set_bus(), or NULL. */
 aiplat_bus *aip_chat_bus(aiplat_chat *c);
 

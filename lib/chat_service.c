@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "aiplat/chat.h"
+#include "call_internal.h"
 #include "chat_internal.h"
 #include "config.h"
 #include "message_internal.h"
@@ -18,6 +19,8 @@ typedef struct chat_call {
   char *subject; /* ai.chat.response.{request_id}, or NULL */
   uint32_t seq;
   int64_t progress_ms;
+  bool stream;
+  aiplat_call *call; /* the request's deadline; cancelled at shutdown */
 } chat_call;
 
 /* Publish on the response subject with the type header and the trace. */
@@ -134,6 +137,35 @@ static void publish_done(chat_call *k, aiplat_msg *resp, aiplat_status code,
   aiplat_msg_destroy(m);
 }
 
+/* Shutdown past the grace period: stop the LLM call (its connection
+ * closes); on_answer then answers the caller with the error. */
+static void on_cancel(aiplat_request *req, void *ud) {
+  (void)req;
+  aiplat_call_cancel(ud);
+}
+
+/* The end of the answer, on the execution core's thread (or the handler's
+ * when the answer could not start). */
+static void on_answer(aiplat_status st, const char *why, aiplat_msg *resp,
+                      void *ud) {
+  chat_call *k = ud;
+  aiplat_request *req = k->req;
+  aiplat_request_set_cancel_callback(req, NULL, NULL);
+  if (st) {
+    if (k->stream) publish_done(k, NULL, st, why);
+    fail(k, st, why);
+  } else {
+    if (k->stream) publish_done(k, resp, AIPLAT_OK, NULL);
+    publish(k, resp);
+    st = aiplat_request_respond(req, resp);
+  }
+  aiplat_msg_destroy(resp);
+  aiplat_free(k->subject);
+  aiplat_call_destroy(k->call);
+  free(k);
+  aiplat_request_complete(req, st, why);
+}
+
 /* The user id of `ai.chat.user.{user}.message` must be the message's; an
  * empty one is taken from the subject. Other subjects (an endpoint of the
  * embedder's own) leave the message's user id alone. */
@@ -205,18 +237,22 @@ AIPLAT_API aiplat_status aiplat_chat_handle_request(aiplat_request *req,
   aip_log_kv(AIPLAT_LOG_INFO, "chat request", "user_id", user,
              "conversation_id", conv, "stream", stream ? "true" : "false",
              NULL);
-  aiplat_msg *resp = NULL;
-  st = aiplat_chat_answer(chat, in, stream ? on_delta : NULL, &k, &resp);
-  if (st) {
-    aiplat_chat_last_error(chat, why, sizeof why);
-    if (stream) publish_done(&k, NULL, st, why);
-    st = fail(&k, st, why);
-  } else {
-    if (stream) publish_done(&k, resp, AIPLAT_OK, NULL);
-    publish(&k, resp);
-    st = aiplat_request_respond(req, resp);
+  /* The LLM call runs on the execution core: the request is handed over
+   * and finished by on_answer, on the core's thread. */
+  chat_call *h = malloc(sizeof *h);
+  if (!h || aiplat_call_create(&k.call) != AIPLAT_OK) {
+    free(h);
+    st = fail(&k, AIPLAT_ERR_NO_MEMORY, "chat: out of memory");
+    aiplat_free(k.subject);
+    return st;
   }
-  aiplat_msg_destroy(resp);
-  aiplat_free(k.subject);
-  return st;
+  aip_call_set_deadline_ms(k.call, aip_request_deadline_ms(req));
+  k.stream = stream;
+  *h = k;
+  aiplat_request_defer(req);
+  aiplat_request_set_cancel_callback(req, on_cancel, h->call);
+  st = aip_chat_answer_async(chat, in, h->call, stream ? on_delta : NULL,
+                             on_answer, h, why, sizeof why);
+  if (st) on_answer(st, why, NULL, h);
+  return AIPLAT_OK;
 }

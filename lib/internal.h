@@ -38,6 +38,9 @@ aiplat_status aip_err_copy(aip_err *e, char *buf, size_t buflen);
 /* The calling thread's last message (borrowed, per thread). */
 const char *aip_thread_errmsg(void);
 
+/* The request's deadline on the aip_now_ms() clock (service.c). */
+int64_t aip_request_deadline_ms(aiplat_request *req);
+
 /* ---- global state ------------------------------------------------------ */
 
 /* Every handle takes a reference at create and drops it at destroy. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "call_internal.h"
 #include "model_common.h"
 #include "sse.h"
 
@@ -320,7 +321,7 @@ static bool is_error_body(json_t *root) {
   return e && !json_is_null(e) && !json_object_get(root, "choices");
 }
 
-static aiplat_status body_error(aiplat_llm *c, json_t *root,
+static aiplat_status body_error(aip_err *err, json_t *root,
                                 const char *where) {
   char msg[384];
   if (!aip_http_error_json(root, msg, sizeof msg))
@@ -328,7 +329,7 @@ static aiplat_status body_error(aiplat_llm *c, json_t *root,
   long code = aip_http_error_code(root);
   aiplat_status st = code ? aip_http_status_for(code) : AIPLAT_ERR_SERVER;
   if (st == AIPLAT_OK) st = AIPLAT_ERR_SERVER;
-  return aip_fail(&c->base.err, st, "llm: %s: %s", where, msg);
+  return aip_fail(err, st, "llm: %s: %s", where, msg);
 }
 
 /* ---- building the body ------------------------------------------------------
@@ -384,26 +385,26 @@ static aiplat_status check_args(aiplat_llm *c, const aiplat_llm_request *r) {
  */
 
 /* Fill @res from a chat.completion object. */
-static aiplat_status parse_completion(aiplat_llm *c, json_t *root,
+static aiplat_status parse_completion(aip_err *err, json_t *root,
                                       aiplat_llm_result *res) {
   if (is_error_body(root))
-    return body_error(c, root, "the server answered an error");
+    return body_error(err, root, "the server answered an error");
   json_t *ch = first_choice(root);
   if (!ch)
-    return aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
+    return aip_fail(err, AIPLAT_ERR_PROTOCOL,
                     "llm: the answer has no \"choices\"");
   json_t *msg = json_object_get(ch, "message");
   json_t *content = json_object_get(msg, "content");
   if (!json_is_object(msg) ||
       !(json_is_string(content) || json_is_null(content) || !content))
     return aip_fail(
-        &c->base.err, AIPLAT_ERR_PROTOCOL,
+        err, AIPLAT_ERR_PROTOCOL,
         "llm: choices[0].message.content is missing or not a string");
   aip_buf_reset(&res->text);
   if (json_is_string(content) &&
       !aip_buf_append(&res->text, json_string_value(content),
                       json_string_length(content)))
-    return aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
+    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
   take_string(&res->finish_reason, ch, "finish_reason");
   take_string(&res->model, root, "model");
   take_usage(res, json_object_get(root, "usage"));
@@ -428,7 +429,7 @@ AIPLAT_API aiplat_status aiplat_llm_complete(aiplat_llm *c,
   aiplat_llm_result *res = result_new();
   if (!res) {
     st = aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
-  } else if ((st = parse_completion(c, root, res)) == AIPLAT_OK) {
+  } else if ((st = parse_completion(&c->base.err, root, res)) == AIPLAT_OK) {
     *out = res;
     res = NULL;
   }
@@ -442,6 +443,7 @@ AIPLAT_API aiplat_status aiplat_llm_complete(aiplat_llm *c,
 
 typedef struct stream_ctx {
   aiplat_llm *c;
+  aip_err *err; /* the handle's (blocking) or the call's own (async) */
   aiplat_llm_result *res;
   aiplat_llm_token_fn fn;
   void *ud;
@@ -455,7 +457,6 @@ typedef struct stream_ctx {
 
 static bool on_event(const aip_sse_event *ev, void *ud) {
   stream_ctx *s = ud;
-  aiplat_llm *c = s->c;
   if (s->done) return true; /* ignore anything after [DONE] */
   bool error_event = strcmp(ev->type, "error") == 0;
   if (!error_event && strcmp(ev->type, "message") != 0)
@@ -470,10 +471,10 @@ static bool on_event(const aip_sse_event *ev, void *ud) {
     if (error_event) { /* an error event with plain text */
       char msg[384];
       aip_http_error_text(ev->data, ev->data_len, msg, sizeof msg);
-      s->st = aip_fail(&c->base.err, AIPLAT_ERR_SERVER,
+      s->st = aip_fail(s->err, AIPLAT_ERR_SERVER,
                        "llm: error in the stream: %s", msg);
     } else {
-      s->st = aip_fail(&c->base.err, AIPLAT_ERR_DECODE,
+      s->st = aip_fail(s->err, AIPLAT_ERR_DECODE,
                        "llm: a stream event is not JSON (%s): \"%.80s\"",
                        je.text, ev->data);
     }
@@ -481,10 +482,10 @@ static bool on_event(const aip_sse_event *ev, void *ud) {
   }
   bool go_on = true;
   if (error_event || is_error_body(root)) {
-    s->st = body_error(c, root, "error in the stream");
+    s->st = body_error(s->err, root, "error in the stream");
     go_on = false;
   } else if (!json_is_object(root)) {
-    s->st = aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
+    s->st = aip_fail(s->err, AIPLAT_ERR_PROTOCOL,
                      "llm: a stream event is not a JSON object: \"%.80s\"",
                      ev->data);
     go_on = false;
@@ -499,10 +500,10 @@ static bool on_event(const aip_sse_event *ev, void *ud) {
       size_t n = json_string_length(content);
       if (!aip_buf_append(&s->res->text, t, n)) {
         s->st =
-            aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
+            aip_fail(s->err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
         go_on = false;
       } else if (s->fn && !s->fn(t, n, s->ud)) {
-        s->st = aip_fail(&c->base.err, AIPLAT_ERR_CANCELLED,
+        s->st = aip_fail(s->err, AIPLAT_ERR_CANCELLED,
                          "llm: the stream was stopped by the callback");
         go_on = false;
       }
@@ -520,11 +521,11 @@ static aiplat_status sse_rc_status(stream_ctx *s, aip_sse_rc rc) {
     case AIP_SSE_STOPPED:
       return s->st;
     case AIP_SSE_TOO_LARGE:
-      return aip_fail(&s->c->base.err, AIPLAT_ERR_TOO_LARGE,
+      return aip_fail(s->err, AIPLAT_ERR_TOO_LARGE,
                       "llm: one stream event is larger than %zu bytes",
                       LLM_EVENT_MAX);
     default:
-      return aip_fail(&s->c->base.err, AIPLAT_ERR_NO_MEMORY,
+      return aip_fail(s->err, AIPLAT_ERR_NO_MEMORY,
                       "llm: out of memory");
   }
 }
@@ -543,24 +544,23 @@ static aiplat_status on_body(const char *data, size_t len, void *ud) {
   if (s->json_mode)
     return aip_buf_append(&s->json, data, len)
                ? AIPLAT_OK
-               : aip_fail(&s->c->base.err, AIPLAT_ERR_NO_MEMORY,
+               : aip_fail(s->err, AIPLAT_ERR_NO_MEMORY,
                           "llm: out of memory");
   return sse_rc_status(s, aip_sse_feed(s->sse, data, len));
 }
 
 /* The server ignored "stream": a whole completion (or an error) in JSON. */
 static aiplat_status finish_json_mode(stream_ctx *s) {
-  aiplat_llm *c = s->c;
   json_error_t je;
   json_t *root = json_loadb(s->json.data, s->json.len, 0, &je);
   if (!root)
-    return aip_fail(&c->base.err, AIPLAT_ERR_DECODE,
+    return aip_fail(s->err, AIPLAT_ERR_DECODE,
                     "llm: the answer is not JSON (%s)", je.text);
-  aiplat_status st = parse_completion(c, root, s->res);
+  aiplat_status st = parse_completion(s->err, root, s->res);
   json_decref(root);
   if (st == AIPLAT_OK && s->fn && s->res->text.len > 0 &&
       !s->fn(s->res->text.data, s->res->text.len, s->ud))
-    st = aip_fail(&c->base.err, AIPLAT_ERR_CANCELLED,
+    st = aip_fail(s->err, AIPLAT_ERR_CANCELLED,
                   "llm: the stream was stopped by the callback");
   return st;
 }
@@ -573,7 +573,7 @@ AIPLAT_API aiplat_status aiplat_llm_stream(aiplat_llm *c,
   if (out) *out = NULL;
   aiplat_status st = check_args(c, r);
   if (st != AIPLAT_OK) return st;
-  stream_ctx s = {.c = c, .fn = fn, .ud = user_data, .st = AIPLAT_OK};
+  stream_ctx s = {.c = c, .err = &c->base.err, .fn = fn, .ud = user_data, .st = AIPLAT_OK};
   json_t *body = build_body(c, r, true, &st);
   char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
   json_decref(body);
@@ -618,4 +618,123 @@ out:
   aip_buf_free(&s.json);
   free(text);
   return st;
+}
+
+/* ---- asynchronous forms --------------------------------------------------
+ */
+
+typedef struct async_llm {
+  stream_ctx s;
+  aip_err err;
+  aiplat_llm_done_fn done;
+  void *ud;
+  aiplat_call *call;
+} async_llm;
+
+static void async_llm_free(async_llm *a) {
+  aiplat_llm_result_destroy(a->s.res);
+  aip_sse_free(a->s.sse);
+  aip_buf_free(&a->s.json);
+  aip_err_destroy(&a->err);
+  free(a);
+}
+
+/* On the loop thread: finish the answer as the blocking form does. */
+static void async_llm_done(aiplat_status st, aip_http_resp *resp, aip_err *err,
+                           void *ud) {
+  (void)resp;
+  async_llm *a = ud;
+  stream_ctx *s = &a->s;
+  aip_call_unbind(a->call);
+  char msg[AIP_ERRMSG_MAX] = "";
+  if (st == AIPLAT_OK) {
+    if (s->json_mode)
+      st = finish_json_mode(s);
+    else
+      st = sse_rc_status(s, aip_sse_finish(s->sse));
+    if (st == AIPLAT_OK && !s->json_mode && !s->done && !s->res->finish_reason)
+      st = aip_fail(s->err, AIPLAT_ERR_PROTOCOL,
+                    "llm: the stream ended without [DONE] or a finish_reason "
+                    "(%zu bytes of text kept)",
+                    s->res->text.len);
+    if (st != AIPLAT_OK) aip_err_copy(s->err, msg, sizeof msg);
+  } else if (s->st != AIPLAT_OK && st == s->st) {
+    aip_err_copy(s->err, msg, sizeof msg); /* our own sink stopped it */
+  } else {
+    aip_err_copy(err, msg, sizeof msg);
+  }
+  aiplat_llm_result *res = s->res;
+  s->res = NULL;
+  a->done(st, msg, res, a->ud);
+  async_llm_free(a);
+}
+
+static aiplat_status start_async(aiplat_llm *c, const aiplat_llm_request *r,
+                                 bool stream, aiplat_call *call,
+                                 aiplat_llm_token_fn fn,
+                                 aiplat_llm_done_fn done, void *user_data) {
+  aiplat_status st = check_args(c, r);
+  if (st != AIPLAT_OK) return st;
+  if (!done)
+    return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "llm: NULL completion callback");
+  async_llm *a = calloc(1, sizeof *a);
+  if (!a) return aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
+  aip_err_init(&a->err);
+  a->s = (stream_ctx){.c = c, .err = &a->err, .fn = fn, .ud = user_data, .st = AIPLAT_OK};
+  a->done = done;
+  a->ud = user_data;
+  a->call = call;
+  json_t *body = build_body(c, r, stream, &st);
+  char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+  json_decref(body);
+  if (!body) {
+    async_llm_free(a);
+    return st;
+  }
+  a->s.res = result_new();
+  a->s.sse = aip_sse_new(LLM_EVENT_MAX, on_event, &a->s);
+  if (!text || !a->s.res || !a->s.sse) {
+    free(text);
+    async_llm_free(a);
+    return aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
+  }
+  aip_http_req req = {.method = "POST",
+                      .path = "/v1/chat/completions",
+                      .content_type = "application/json",
+                      .body = text,
+                      .body_len = strlen(text),
+                      .accept = stream ? "text/event-stream" : "application/json",
+                      .stream = stream,
+                      .sink = on_body,
+                      .sink_ud = &a->s,
+                      .max_retries = -1,
+                      .deadline_ms = aip_call_deadline_ms(call)};
+  aip_http_call *h = NULL;
+  st = aip_http_start(c->base.http, &c->base.err, &req, async_llm_done, a,
+                      call ? &h : NULL);
+  free(text);
+  if (st != AIPLAT_OK) {
+    async_llm_free(a);
+    return st;
+  }
+  aip_call_bind(call, h);
+  return AIPLAT_OK;
+}
+
+AIPLAT_API aiplat_status aiplat_llm_stream_async(aiplat_llm *c,
+                                                 const aiplat_llm_request *r,
+                                                 aiplat_call *call,
+                                                 aiplat_llm_token_fn fn,
+                                                 aiplat_llm_done_fn done,
+                                                 void *user_data) {
+  return start_async(c, r, true, call, fn, done, user_data);
+}
+
+AIPLAT_API aiplat_status aiplat_llm_complete_async(aiplat_llm *c,
+                                                   const aiplat_llm_request *r,
+                                                   aiplat_call *call,
+                                                   aiplat_llm_done_fn done,
+                                                   void *user_data) {
+  return start_async(c, r, false, call, NULL, done, user_data);
 }

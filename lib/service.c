@@ -33,6 +33,8 @@
 #define NAK_BASE_MS 1000
 #define NAK_MAX_MS 30000
 #define JS_MAX_DELIVER 5
+/* What cancelled requests get to send their error replies at shutdown. */
+#define CANCEL_GRACE_MS 2000
 
 typedef struct endpoint {
   struct aiplat_service *svc;
@@ -69,7 +71,9 @@ struct aiplat_service {
   int64_t started_wall_ms;
   bool started, shut_down;
   atomic_bool stop_requested;
-  atomic_int in_flight; /* handlers running now */
+  atomic_int in_flight; /* requests admitted and not yet finished */
+  int max_in_flight;    /* MAX_IN_FLIGHT */
+  struct aiplat_request *deferred; /* handed over by their handlers */
   pthread_mutex_t mu;
   pthread_cond_t cv;
   sigset_t sigs;
@@ -83,9 +87,18 @@ struct aiplat_request {
   aip_trace trace;
   char traceparent[AIP_TRACEPARENT_LEN + 1];
   int64_t deadline_ns;
-  bool answered;          /* a reply or an error reply went out */
+  int64_t t0;
+  atomic_bool answered;   /* a reply or an error reply went out */
   aiplat_status failed;   /* the failure recorded, or AIPLAT_OK */
+  atomic_int refs;        /* the handler's while it runs + defer's */
+  atomic_bool deferred, completed;
+  struct aiplat_request *next, *prev; /* in svc->deferred */
+  aiplat_request_cancel_fn cancel_fn;
+  void *cancel_ud;
 };
+
+static void cancel_deferred(aiplat_service *svc);
+static bool wait_in_flight(aiplat_service *svc, int64_t deadline_ms);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -153,7 +166,10 @@ AIPLAT_API aiplat_status aiplat_service_create(aiplat_service **out,
                     version ? version : "");
   int64_t workers, timeout, grace;
   aiplat_status st = aiplat_config_validate(cfg);
+  int64_t max_in_flight;
   if (st == AIPLAT_OK) st = aiplat_config_get_int(cfg, "WORKERS", 1, 1024, &workers);
+  if (st == AIPLAT_OK)
+    st = aiplat_config_get_int(cfg, "MAX_IN_FLIGHT", 1, 65536, &max_in_flight);
   if (st == AIPLAT_OK) st = aiplat_config_get_duration_ms(cfg, "REQUEST_TIMEOUT", &timeout);
   if (st == AIPLAT_OK) st = aiplat_config_get_duration_ms(cfg, "SHUTDOWN_GRACE", &grace);
   if (st != AIPLAT_OK) {
@@ -179,6 +195,7 @@ AIPLAT_API aiplat_status aiplat_service_create(aiplat_service **out,
   svc->version = strdup(version);
   svc->description = strdup(description ? description : "");
   svc->workers = (unsigned)workers;
+  svc->max_in_flight = (int)max_in_flight;
   svc->request_timeout_ms = timeout;
   svc->grace_ms = grace;
   svc->handle_signals = true;
@@ -220,6 +237,13 @@ static void shutdown_service(aiplat_service *svc);
 AIPLAT_API void aiplat_service_destroy(aiplat_service *svc) {
   if (!svc) return;
   if (svc->started && !svc->shut_down) shutdown_service(svc);
+  if (atomic_load(&svc->in_flight) > 0) {
+    /* Requests still held (a completion that never came): they reach the
+     * service through their endpoint, so they must end first. */
+    cancel_deferred(svc);
+    if (!wait_in_flight(svc, aip_now_ms() + CANCEL_GRACE_MS))
+      aip_log_kv(AIPLAT_LOG_ERROR, "service destroyed with requests never completed", NULL);
+  }
   for (size_t i = 0; i < svc->n_micro; i++) aiplat_bus_sub_destroy(svc->micro_subs[i]);
   for (size_t i = 0; i < svc->n_eps; i++) endpoint_free(svc->eps[i]);
   free(svc->eps);
@@ -256,6 +280,15 @@ AIPLAT_API aiplat_status aiplat_service_set_workers(aiplat_service *svc,
   if (workers < 1 || workers > 1024)
     return aip_fail(&svc->err, AIPLAT_ERR_INVALID_ARGUMENT, "service: workers must be 1..1024");
   svc->workers = workers;
+  return AIPLAT_OK;
+}
+
+AIPLAT_API aiplat_status aiplat_service_set_max_in_flight(aiplat_service *svc, int max) {
+  aiplat_status st = not_started(svc, "set_max_in_flight");
+  if (st != AIPLAT_OK) return st;
+  if (max < 1 || max > 65536)
+    return aip_fail(&svc->err, AIPLAT_ERR_INVALID_ARGUMENT, "service: max in flight must be 1..65536");
+  svc->max_in_flight = max;
   return AIPLAT_OK;
 }
 
@@ -468,9 +501,8 @@ AIPLAT_API aiplat_status aiplat_request_fail(aiplat_request *req,
                                              const char *message) {
   if (!req) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "request: NULL");
   if (code == AIPLAT_OK) code = AIPLAT_ERR_INTERNAL;
-  if (req->answered)
+  if (atomic_exchange(&req->answered, true))
     return aip_fail(NULL, AIPLAT_ERR_STATE, "request: already answered");
-  req->answered = true;
   req->failed = code;
   send_error(req, code, message && *message ? message : aiplat_status_str(code));
   return code;
@@ -478,8 +510,8 @@ AIPLAT_API aiplat_status aiplat_request_fail(aiplat_request *req,
 
 static aiplat_status respond_raw(aiplat_request *req, const void *data, size_t len) {
   if (!req) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "request: NULL");
-  if (req->answered) return aip_fail(NULL, AIPLAT_ERR_STATE, "request: already answered");
-  req->answered = true;
+  if (atomic_exchange(&req->answered, true))
+    return aip_fail(NULL, AIPLAT_ERR_STATE, "request: already answered");
   if (req->ep->js || !aiplat_bus_msg_reply(req->msg)) return AIPLAT_OK;
   trace_header th;
   aiplat_status st = aiplat_bus_msg_respond(req->msg, data, len, trace_header_of(&th, req));
@@ -622,57 +654,206 @@ static int64_t deadline_of(aiplat_request *req, int64_t now_ns) {
   return now_ns + budget_ms * 1000000;
 }
 
-static void handle(endpoint *ep, aiplat_bus_msg *msg) {
-  int64_t t0 = aip_now_ns();
-  aiplat_request req = {.ep = ep, .msg = msg};
-  req.deadline_ns = deadline_of(&req, t0);
-  aip_trace_continue(aiplat_request_header(&req, "traceparent"), &req.trace);
-  aip_trace_format(&req.trace, req.traceparent, sizeof req.traceparent);
-  aip_endpoint_begin(&ep->metrics);
-  atomic_fetch_add(&ep->svc->in_flight, 1);
-
-  aiplat_status st = AIPLAT_OK;
-  char why[AIP_ERRMSG_MAX];
-  if (ep->request_type != AIPLAT_MSG_INVALID) {
-    st = aiplat_msg_decode(&req.decoded, ep->request_type, aiplat_bus_msg_data(msg),
-                           aiplat_bus_msg_len(msg));
-    if (st != AIPLAT_OK) aiplat_error_last(why, sizeof why);
+/* The end of a request: JetStream settles, the statistics count it, the
+ * message goes back to its subscription (which may fetch the next). */
+static void finalize(aiplat_request *req) {
+  endpoint *ep = req->ep;
+  aiplat_service *svc = ep->svc;
+  aiplat_status st = req->failed;
+  if (ep->js) settle_js(req, st);
+  if (atomic_load(&req->deferred)) {
+    pthread_mutex_lock(&svc->mu);
+    if (req->prev)
+      req->prev->next = req->next;
+    else if (svc->deferred == req)
+      svc->deferred = req->next;
+    if (req->next) req->next->prev = req->prev;
+    pthread_mutex_unlock(&svc->mu);
   }
-  set_request_id(&req);
-  aiplat_log_set_thread_context(req.request_id, req.trace.trace_id);
-  if (st != AIPLAT_OK) {
-    aiplat_request_fail(&req, st, why);
-  } else if (aip_now_ns() >= req.deadline_ns) {
-    aiplat_request_fail(&req, AIPLAT_ERR_TIMEOUT,
-                        "the caller's deadline passed before a worker was free");
-  } else {
-    aiplat_error_clear();
-    st = ep->fn(&req, ep->ud);
-    if (!req.answered) {
-      if (st != AIPLAT_OK) {
-        aiplat_status last = aiplat_error_last(why, sizeof why);
-        aiplat_request_fail(&req, st, last != AIPLAT_OK && *why ? why : aiplat_status_str(st));
-      } else if (aiplat_request_has_reply(&req)) {
-        aiplat_request_fail(&req, AIPLAT_ERR_INTERNAL, "the handler returned without a reply");
-      }
-    }
-  }
-  st = req.failed;
-  if (ep->js) settle_js(&req, st);
-
-  int64_t elapsed = aip_now_ns() - t0;
-  atomic_fetch_sub(&ep->svc->in_flight, 1);
+  int64_t elapsed = aip_now_ns() - req->t0;
   aip_endpoint_end(&ep->metrics, st, elapsed);
   pthread_mutex_lock(&ep->mu);
   ep->num_requests++;
   ep->processing_ns += elapsed;
   pthread_mutex_unlock(&ep->mu);
-  aiplat_log_set_thread_context(NULL, NULL);
-  aiplat_msg_destroy(req.decoded);
-  free(req.request_id);
+  aiplat_msg_destroy(req->decoded);
+  free(req->request_id);
+  aiplat_bus_msg_destroy(req->msg);
+  free(req);
+  if (atomic_fetch_sub(&svc->in_flight, 1) == 1) {
+    pthread_mutex_lock(&svc->mu);
+    pthread_cond_broadcast(&svc->cv);
+    pthread_mutex_unlock(&svc->mu);
+  }
 }
 
-/* Delivery callback: the subscription's thread is the worker. */
+static void request_unref(aiplat_request *req) {
+  if (atomic_fetch_sub(&req->refs, 1) == 1) finalize(req);
+}
+
+/* Past the bound: an immediate, retryable answer naming the overload. */
+static void refuse_overload(endpoint *ep, aiplat_bus_msg *msg) {
+  aiplat_service *svc = ep->svc;
+  aiplat_request req = {.ep = ep, .msg = msg};
+  atomic_init(&req.answered, false);
+  char why[160];
+  snprintf(why, sizeof why,
+           "overloaded: %d requests in flight (MAX_IN_FLIGHT); retry later or on another replica",
+           svc->max_in_flight);
+  aip_endpoint_begin(&ep->metrics);
+  send_error(&req, AIPLAT_ERR_UNAVAILABLE, why);
+  aip_endpoint_end(&ep->metrics, AIPLAT_ERR_UNAVAILABLE, 0);
+  pthread_mutex_lock(&ep->mu);
+  ep->num_requests++;
+  pthread_mutex_unlock(&ep->mu);
+  aiplat_bus_msg_destroy(msg);
+}
+
+static void handle(endpoint *ep, aiplat_bus_msg *msg) {
+  aiplat_service *svc = ep->svc;
+  if (!ep->js && atomic_fetch_add(&svc->in_flight, 1) >= svc->max_in_flight) {
+    refuse_overload(ep, msg);
+    if (atomic_fetch_sub(&svc->in_flight, 1) == 1) {
+      pthread_mutex_lock(&svc->mu);
+      pthread_cond_broadcast(&svc->cv);
+      pthread_mutex_unlock(&svc->mu);
+    }
+    return;
+  }
+  if (ep->js) atomic_fetch_add(&svc->in_flight, 1); /* the fetch bounds it */
+  aiplat_request *req = calloc(1, sizeof *req);
+  if (!req) {
+    aiplat_request tmp = {.ep = ep, .msg = msg};
+    send_error(&tmp, AIPLAT_ERR_NO_MEMORY, "service: out of memory");
+    if (ep->js) settle_js(&tmp, AIPLAT_ERR_NO_MEMORY);
+    aiplat_bus_msg_destroy(msg);
+    atomic_fetch_sub(&svc->in_flight, 1);
+    return;
+  }
+  int64_t t0 = aip_now_ns();
+  req->ep = ep;
+  req->msg = msg;
+  req->t0 = t0;
+  atomic_init(&req->refs, 1);
+  req->deadline_ns = deadline_of(req, t0);
+  aip_trace_continue(aiplat_request_header(req, "traceparent"), &req->trace);
+  aip_trace_format(&req->trace, req->traceparent, sizeof req->traceparent);
+  aip_endpoint_begin(&ep->metrics);
+
+  aiplat_status st = AIPLAT_OK;
+  char why[AIP_ERRMSG_MAX];
+  if (ep->request_type != AIPLAT_MSG_INVALID) {
+    st = aiplat_msg_decode(&req->decoded, ep->request_type, aiplat_bus_msg_data(msg),
+                           aiplat_bus_msg_len(msg));
+    if (st != AIPLAT_OK) aiplat_error_last(why, sizeof why);
+  }
+  set_request_id(req);
+  aiplat_log_set_thread_context(req->request_id, req->trace.trace_id);
+  if (st != AIPLAT_OK) {
+    aiplat_request_fail(req, st, why);
+  } else if (aip_now_ns() >= req->deadline_ns) {
+    aiplat_request_fail(req, AIPLAT_ERR_TIMEOUT,
+                        "the caller's deadline passed before a worker was free");
+  } else {
+    aiplat_error_clear();
+    st = ep->fn(req, ep->ud);
+    if (!atomic_load(&req->deferred) && !atomic_load(&req->answered)) {
+      if (st != AIPLAT_OK) {
+        aiplat_status last = aiplat_error_last(why, sizeof why);
+        aiplat_request_fail(req, st, last != AIPLAT_OK && *why ? why : aiplat_status_str(st));
+      } else if (aiplat_request_has_reply(req)) {
+        aiplat_request_fail(req, AIPLAT_ERR_INTERNAL, "the handler returned without a reply");
+      }
+    }
+  }
+  aiplat_log_set_thread_context(NULL, NULL);
+  request_unref(req);
+}
+
+/* ---- requests finished later ---------------------------------------------- */
+
+AIPLAT_API aiplat_status aiplat_request_defer(aiplat_request *req) {
+  if (!req) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "request: NULL");
+  if (atomic_exchange(&req->deferred, true))
+    return aip_fail(NULL, AIPLAT_ERR_STATE, "request: already deferred");
+  atomic_fetch_add(&req->refs, 1);
+  aiplat_service *svc = req->ep->svc;
+  pthread_mutex_lock(&svc->mu);
+  req->next = svc->deferred;
+  if (svc->deferred) svc->deferred->prev = req;
+  svc->deferred = req;
+  pthread_mutex_unlock(&svc->mu);
+  return AIPLAT_OK;
+}
+
+AIPLAT_API aiplat_status aiplat_request_set_cancel_callback(aiplat_request *req,
+                                                            aiplat_request_cancel_fn fn,
+                                                            void *user_data) {
+  if (!req) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "request: NULL");
+  aiplat_service *svc = req->ep->svc;
+  pthread_mutex_lock(&svc->mu);
+  req->cancel_fn = fn;
+  req->cancel_ud = user_data;
+  pthread_mutex_unlock(&svc->mu);
+  return AIPLAT_OK;
+}
+
+AIPLAT_API aiplat_status aiplat_request_complete(aiplat_request *req, aiplat_status status,
+                                                 const char *message) {
+  if (!req) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "request: NULL");
+  if (!atomic_load(&req->deferred))
+    return aip_fail(NULL, AIPLAT_ERR_STATE, "request: complete without defer");
+  if (atomic_exchange(&req->completed, true))
+    return aip_fail(NULL, AIPLAT_ERR_STATE, "request: already completed");
+  aiplat_log_set_thread_context(req->request_id, req->trace.trace_id);
+  if (!atomic_load(&req->answered)) {
+    if (status != AIPLAT_OK)
+      aiplat_request_fail(req, status, message && *message ? message : aiplat_status_str(status));
+    else if (aiplat_request_has_reply(req))
+      aiplat_request_fail(req, AIPLAT_ERR_INTERNAL, "the request completed without a reply");
+  } else if (status != AIPLAT_OK && req->failed == AIPLAT_OK) {
+    req->failed = status; /* answered, then failed: JetStream naks */
+  }
+  aiplat_log_set_thread_context(NULL, NULL);
+  request_unref(req);
+  return AIPLAT_OK;
+}
+
+int64_t aip_request_deadline_ms(aiplat_request *req) {
+  return req->deadline_ns / 1000000;
+}
+
+/* Past the grace period: ask every handed-over request to stop; those
+ * without a cancel callback are answered with an error now (their later
+ * reply is refused as a second answer). */
+static void cancel_deferred(aiplat_service *svc) {
+  pthread_mutex_lock(&svc->mu);
+  for (aiplat_request *r = svc->deferred; r; r = r->next) {
+    if (r->cancel_fn) {
+      r->cancel_fn(r, r->cancel_ud);
+    } else if (!atomic_load(&r->answered)) {
+      aiplat_request_fail(r, AIPLAT_ERR_UNAVAILABLE,
+                          "the service stopped before the request finished");
+    }
+  }
+  pthread_mutex_unlock(&svc->mu);
+}
+
+static bool wait_in_flight(aiplat_service *svc, int64_t deadline_ms) {
+  pthread_mutex_lock(&svc->mu);
+  while (atomic_load(&svc->in_flight) > 0 && aip_now_ms() < deadline_ms) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 10 * 1000000L;
+    if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+    pthread_cond_timedwait(&svc->cv, &svc->mu, &until);
+  }
+  bool done = atomic_load(&svc->in_flight) == 0;
+  pthread_mutex_unlock(&svc->mu);
+  return done;
+}
+
+/* Delivery callback: the message is the request's until it finishes. */
 static void on_message(aiplat_bus_msg *msg, void *closure) {
   handle(closure, msg);
 }
@@ -802,14 +983,18 @@ AIPLAT_API aiplat_status aiplat_service_start(aiplat_service *svc) {
     }
     /* One subscription per worker: the server spreads the queue group's
      * messages (JetStream: the durable's) over them. */
+    /* The messages are owned: a request keeps its message until it
+     * finishes, and a JetStream subscription fetches only while it holds
+     * fewer than its share of MAX_IN_FLIGHT. */
+    int share = svc->max_in_flight / (int)svc->workers;
     for (unsigned w = 0; w < svc->workers && st == AIPLAT_OK; w++) {
       if (ep->js)
-        st = aiplat_bus_js_subscribe(svc->bus, ep->stream, ep->durable, ep->subject,
-                                     svc->request_timeout_ms, JS_MAX_DELIVER, 1, on_message, ep,
-                                     &ep->subs[w]);
+        st = aip_bus_js_subscribe_owned(svc->bus, ep->stream, ep->durable, ep->subject,
+                                        svc->request_timeout_ms, JS_MAX_DELIVER,
+                                        share > 0 ? share : 1, on_message, ep, &ep->subs[w]);
       else
-        st = aiplat_bus_subscribe(svc->bus, ep->subject, ep->queue, on_message, ep,
-                                  &ep->subs[w]);
+        st = aip_bus_subscribe_owned(svc->bus, ep->subject, ep->queue, on_message, ep,
+                                     &ep->subs[w]);
       if (st == AIPLAT_OK) ep->n_subs++;
     }
   }
@@ -880,17 +1065,15 @@ static void shutdown_service(aiplat_service *svc) {
   aiplat_health_set_ready(svc->health, false, "shutting down");
   aip_log_kv(AIPLAT_LOG_INFO, "service stopping", NULL);
   int64_t deadline = aip_now_ms() + svc->grace_ms;
-  bool finished;
-  if (aiplat_bus_is_connected(svc->bus)) {
-    finished = drain_all(svc, deadline);
-  } else {
-    /* No server to drain through: nothing new can arrive, so wait only for
-     * the handlers already running, then close. */
-    while (atomic_load(&svc->in_flight) > 0 && aip_now_ms() < deadline) {
-      struct timespec ts = {0, 10 * 1000000L};
-      nanosleep(&ts, NULL);
-    }
-    finished = atomic_load(&svc->in_flight) == 0;
+  /* Stop taking messages (each subscription waits for the handler it is
+   * running), then wait for the requests handed over to finish. */
+  if (aiplat_bus_is_connected(svc->bus)) drain_all(svc, deadline);
+  bool finished = wait_in_flight(svc, deadline);
+  if (!finished) {
+    /* Past the grace: cancel what is left (backend transfers close, the
+     * callers get an error) and give the cancellations a moment. */
+    cancel_deferred(svc);
+    wait_in_flight(svc, aip_now_ms() + CANCEL_GRACE_MS);
   }
   for (size_t i = 0; i < svc->n_micro; i++) aiplat_bus_sub_destroy(svc->micro_subs[i]);
   svc->n_micro = 0;

@@ -311,6 +311,7 @@ END_TEST
 typedef struct waiter {
   atomic_int got;
   char text[64];
+  int64_t code; /* the reply's error code, 0 for none */
 } waiter;
 
 static void on_reply(aiplat_bus_msg *m, void *ud) {
@@ -321,9 +322,29 @@ static void on_reply(aiplat_bus_msg *m, void *ud) {
     const char *t = "";
     aiplat_msg_get_string(rep, "text", &t);
     snprintf(w->text, sizeof w->text, "%s", t);
+    w->code = error_code(rep, NULL);
     aiplat_msg_destroy(rep);
   }
   atomic_fetch_add(&w->got, 1);
+}
+
+/* Publish a request on @subject whose reply lands in @w. */
+static aiplat_bus_sub *ask_async_on(aiplat_bus *bus, const char *subject, const char *inbox,
+                                    const char *text, waiter *w) {
+  aiplat_bus_sub *sub = NULL;
+  ck_assert_int_eq(aiplat_bus_subscribe(bus, inbox, NULL, on_reply, w, &sub), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_bus_flush(bus, 2000), AIPLAT_OK);
+  size_t len;
+  uint8_t *buf = chat_request(text, &len);
+  ck_assert_int_eq(aiplat_bus_publish_request(bus, subject, inbox, buf, len, NULL), AIPLAT_OK);
+  aiplat_free(buf);
+  return sub;
+}
+
+static int64_t now_ms_(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Publish a request whose reply lands in @w. */
@@ -424,6 +445,176 @@ START_TEST(deadline_header_values_are_range_checked) {
                    AIPLAT_ERR_INVALID_ARGUMENT);
   aiplat_service_destroy(svc);
   aiplat_config_destroy(cfg);
+}
+END_TEST
+
+/* ---- requests handed over (deferred) ------------------------------------- */
+
+typedef struct held {
+  pthread_mutex_t mu;
+  aiplat_request *reqs[64];
+  int n;
+  atomic_int cancels;
+  bool with_cancel;
+} held;
+
+static void on_held_cancel(aiplat_request *req, void *ud) {
+  (void)req;
+  atomic_fetch_add(&((held *)ud)->cancels, 1);
+}
+
+static aiplat_status on_defer(aiplat_request *req, void *ud) {
+  held *h = ud;
+  ck_assert_int_eq(aiplat_request_defer(req), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_request_defer(req), AIPLAT_ERR_STATE);
+  if (h->with_cancel) aiplat_request_set_cancel_callback(req, on_held_cancel, h);
+  pthread_mutex_lock(&h->mu);
+  h->reqs[h->n++] = req;
+  pthread_mutex_unlock(&h->mu);
+  return AIPLAT_ERR_INTERNAL; /* ignored once deferred */
+}
+
+static int held_count(held *h) {
+  pthread_mutex_lock(&h->mu);
+  int n = h->n;
+  pthread_mutex_unlock(&h->mu);
+  return n;
+}
+
+static void answer_held(aiplat_request *req, const char *text) {
+  aiplat_msg *out = NULL;
+  ck_assert_int_eq(aiplat_msg_create(&out, AIPLAT_MSG_CHAT_RESPONSE), AIPLAT_OK);
+  aiplat_msg_set_string(out, "text", text);
+  aiplat_request_respond(req, out);
+  aiplat_msg_destroy(out);
+  ck_assert_int_eq(aiplat_request_complete(req, AIPLAT_OK, NULL), AIPLAT_OK);
+}
+
+static aiplat_service *held_service(aiplat_config **cfg, held *h, int max_in_flight,
+                                    int64_t grace_ms) {
+  aiplat_service *svc = NULL;
+  *cfg = test_config();
+  ck_assert_int_eq(aiplat_service_create(&svc, *cfg, "held", "1.0.0", NULL), AIPLAT_OK);
+  aiplat_service_set_handle_signals(svc, false);
+  ck_assert_int_eq(aiplat_service_set_workers(svc, 1), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_service_set_max_in_flight(svc, max_in_flight), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_service_set_max_in_flight(svc, 0), AIPLAT_ERR_INVALID_ARGUMENT);
+  aiplat_service_set_shutdown_grace_ms(svc, grace_ms);
+  ck_assert_int_eq(aiplat_service_add_endpoint(svc, "held", "test.held", NULL,
+                                               AIPLAT_MSG_CHAT_REQUEST,
+                                               AIPLAT_MSG_CHAT_RESPONSE, on_defer, h),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_service_start(svc), AIPLAT_OK);
+  return svc;
+}
+
+static void *run_svc(void *arg) {
+  aiplat_service_run(arg);
+  return NULL;
+}
+
+START_TEST(deferred_requests_finish_later_and_overload_is_answered) {
+  held h = {.n = 0};
+  pthread_mutex_init(&h.mu, NULL);
+  aiplat_config *cfg;
+  aiplat_service *svc = held_service(&cfg, &h, 4, 5000);
+  pthread_t t;
+  pthread_create(&t, NULL, run_svc, svc);
+  aiplat_bus *bus = client();
+  /* Four requests in flight at once on one delivery thread: none waits
+   * behind another. */
+  waiter w[4] = {{0}};
+  aiplat_bus_sub *subs[4];
+  for (int i = 0; i < 4; i++) {
+    char inbox[32];
+    snprintf(inbox, sizeof inbox, "test.inbox.held%d", i);
+    subs[i] = ask_async_on(bus, "test.held", inbox, "hold", &w[i]);
+  }
+  for (int i = 0; i < 300 && held_count(&h) < 4; i++) sleep_ms(10);
+  ck_assert_int_eq(held_count(&h), 4);
+  /* The fifth is over MAX_IN_FLIGHT: an immediate, retryable error. */
+  size_t len;
+  uint8_t *buf = chat_request("one more", &len);
+  aiplat_bus_msg *reply = NULL;
+  ck_assert_int_eq(aiplat_bus_request(bus, "test.held", buf, len, NULL, 2000, &reply), AIPLAT_OK);
+  aiplat_free(buf);
+  aiplat_msg *rep = NULL;
+  ck_assert_int_eq(aiplat_msg_decode(&rep, AIPLAT_MSG_CHAT_RESPONSE, aiplat_bus_msg_data(reply),
+                                     aiplat_bus_msg_len(reply)),
+                   AIPLAT_OK);
+  const char *text = NULL;
+  ck_assert_int_eq(error_code(rep, &text), AIPLAT_ERR_UNAVAILABLE);
+  ck_assert_ptr_nonnull(strstr(text, "overloaded"));
+  ck_assert_ptr_nonnull(strstr(text, "MAX_IN_FLIGHT"));
+  aiplat_msg *e = NULL;
+  bool retryable = false;
+  aiplat_msg_get_message(rep, "error", &e);
+  aiplat_msg_get_bool(e, "retryable", &retryable);
+  ck_assert(retryable);
+  aiplat_msg_destroy(rep);
+  aiplat_bus_msg_destroy(reply);
+  ck_assert_int_eq(held_count(&h), 4); /* the handler never saw it */
+  /* Finished from this thread, in reverse order. */
+  for (int i = 3; i >= 0; i--) answer_held(h.reqs[i], "later");
+  for (int i = 0; i < 4; i++) {
+    for (int k = 0; k < 300 && atomic_load(&w[i].got) == 0; k++) sleep_ms(10);
+    ck_assert_int_eq(atomic_load(&w[i].got), 1);
+    ck_assert_str_eq(w[i].text, "later");
+    aiplat_bus_sub_destroy(subs[i]);
+  }
+  aiplat_bus_destroy(bus);
+  aiplat_service_stop(svc);
+  pthread_join(t, NULL);
+  aiplat_service_destroy(svc);
+  aiplat_config_destroy(cfg);
+  pthread_mutex_destroy(&h.mu);
+}
+END_TEST
+
+typedef struct late {
+  aiplat_request *req;
+  int delay_ms;
+  aiplat_status st;
+} late;
+
+static void *complete_late(void *arg) {
+  late *l = arg;
+  sleep_ms(l->delay_ms);
+  aiplat_request_complete(l->req, l->st, "finished late");
+  return NULL;
+}
+
+START_TEST(stop_past_grace_cancels_deferred_requests) {
+  held h = {.n = 0, .with_cancel = true};
+  pthread_mutex_init(&h.mu, NULL);
+  aiplat_config *cfg;
+  aiplat_service *svc = held_service(&cfg, &h, 16, 300);
+  pthread_t t;
+  pthread_create(&t, NULL, run_svc, svc);
+  aiplat_bus *bus = client();
+  waiter w = {0};
+  aiplat_bus_sub *sub = ask_async_on(bus, "test.held", "test.inbox.grace", "hold", &w);
+  for (int i = 0; i < 300 && held_count(&h) < 1; i++) sleep_ms(10);
+  ck_assert_int_eq(held_count(&h), 1);
+  /* The work stops when asked (its cancel callback), then completes. */
+  late l = {h.reqs[0], 600, AIPLAT_ERR_CANCELLED};
+  pthread_t lt;
+  pthread_create(&lt, NULL, complete_late, &l);
+  int64_t t0 = now_ms_();
+  aiplat_service_stop(svc);
+  pthread_join(t, NULL);
+  int64_t took = now_ms_() - t0;
+  ck_assert_int_eq(atomic_load(&h.cancels), 1);
+  ck_assert_int_ge(took, 250); /* the grace was given */
+  for (int i = 0; i < 300 && atomic_load(&w.got) == 0; i++) sleep_ms(10);
+  ck_assert_int_eq(atomic_load(&w.got), 1);
+  ck_assert_int_eq(w.code, AIPLAT_ERR_CANCELLED); /* an error, never silence */
+  pthread_join(lt, NULL);
+  aiplat_bus_sub_destroy(sub);
+  aiplat_bus_destroy(bus);
+  aiplat_service_destroy(svc);
+  aiplat_config_destroy(cfg);
+  pthread_mutex_destroy(&h.mu);
 }
 END_TEST
 
@@ -655,6 +846,8 @@ Suite *make_suite(void) {
   tcase_add_test(tc, stop_lets_inflight_requests_finish);
   tcase_add_test(tc, deadline_passed_in_the_queue);
   tcase_add_test(tc, deadline_header_values_are_range_checked);
+  tcase_add_test(tc, deferred_requests_finish_later_and_overload_is_answered);
+  tcase_add_test(tc, stop_past_grace_cancels_deferred_requests);
   tcase_add_test(tc, jetstream_nak_redelivers_and_term_does_not);
   tcase_add_test(tc, bad_configuration_and_arguments);
   tcase_add_test(tc, sigterm_keeps_the_inflight_reply);

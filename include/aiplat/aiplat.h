@@ -7,6 +7,7 @@
 
 #include "version.h"
 #include "common.h"
+#include "call.h"
 #include "log.h"
 #include "config.h"
 #include "health.h"

@@ -24,6 +24,7 @@
 #ifndef AIPLAT_LLM_H
 #define AIPLAT_LLM_H
 
+#include "call.h"
 #include "common.h"
 #include "config.h"
 
@@ -201,6 +202,40 @@ AIPLAT_API int64_t aiplat_llm_result_completion_tokens(const aiplat_llm_result *
 
 /** `usage.total_tokens`, or -1 when the server did not say. */
 AIPLAT_API int64_t aiplat_llm_result_total_tokens(const aiplat_llm_result *r);
+
+/* ---- asynchronous forms ---------------------------------------------- */
+
+/**
+ * Completion of an asynchronous LLM call. Runs once, on the library's
+ * event loop thread, and must not block (no blocking library call there:
+ * they fail with ::AIPLAT_ERR_INTERNAL). @p message (borrowed for the
+ * callback) explains a failure, "" on success. @p result (may be NULL when
+ * out of memory) is the caller's, also after a failure (the text received
+ * so far): release it with aiplat_llm_result_destroy().
+ */
+typedef void (*aiplat_llm_done_fn)(aiplat_status status, const char *message,
+                                   aiplat_llm_result *result, void *user_data);
+
+/**
+ * aiplat_llm_stream() without waiting: returns at once; @p fn (may be
+ * NULL) gets each piece of text and @p done the end, both on the event
+ * loop thread, with @p user_data. @p call (may be NULL) carries the
+ * deadline and the cancel switch and must outlive the call. @p r is copied
+ * before this returns. On an error return nothing is called back.
+ */
+AIPLAT_API aiplat_status aiplat_llm_stream_async(aiplat_llm *c,
+                                                 const aiplat_llm_request *r,
+                                                 aiplat_call *call,
+                                                 aiplat_llm_token_fn fn,
+                                                 aiplat_llm_done_fn done,
+                                                 void *user_data);
+
+/** aiplat_llm_complete() without waiting; as aiplat_llm_stream_async(). */
+AIPLAT_API aiplat_status aiplat_llm_complete_async(aiplat_llm *c,
+                                                   const aiplat_llm_request *r,
+                                                   aiplat_call *call,
+                                                   aiplat_llm_done_fn done,
+                                                   void *user_data);
 
 #ifdef __cplusplus
 }

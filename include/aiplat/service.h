@@ -84,6 +84,15 @@ AIPLAT_API aiplat_status aiplat_service_last_error(aiplat_service *svc,
 AIPLAT_API aiplat_status aiplat_service_set_workers(aiplat_service *svc,
                                                     unsigned workers);
 
+/**
+ * Most requests the service works on at once (`MAX_IN_FLIGHT`, default
+ * 1024; 1..65536), before start. A core request beyond it gets an
+ * immediate ::AIPLAT_ERR_UNAVAILABLE error reply naming the overload; a
+ * JetStream endpoint fetches only what it has room for.
+ */
+AIPLAT_API aiplat_status aiplat_service_set_max_in_flight(aiplat_service *svc,
+                                                          int max);
+
 /** Deadline of one request, from its arrival (> 0, at most 7 days),
  *  before start. */
 AIPLAT_API aiplat_status aiplat_service_set_request_timeout_ms(
@@ -224,6 +233,40 @@ AIPLAT_API aiplat_status aiplat_request_fail(aiplat_request *req,
 AIPLAT_API aiplat_status aiplat_request_publish(aiplat_request *req,
                                                 const char *subject,
                                                 aiplat_msg *msg);
+
+/**
+ * Hand the request over: the handler returns at once and the request stays
+ * in flight until aiplat_request_complete(). Replies, failures and
+ * publishes may then come from any thread (a completion callback of an
+ * asynchronous client call, say), one thread at a time. After this call
+ * the handler's return value is ignored and the handler must not touch
+ * @p req again. Counts against the service's MAX_IN_FLIGHT until complete.
+ * ::AIPLAT_ERR_STATE when called twice.
+ */
+AIPLAT_API aiplat_status aiplat_request_defer(aiplat_request *req);
+
+/**
+ * Finish a deferred request, once, from any thread: with @p status
+ * ::AIPLAT_OK after its reply was sent; with an error status the error
+ * reply is sent now unless one was (JetStream: nak or term as for a
+ * handler's return). @p req is invalid afterwards.
+ */
+AIPLAT_API aiplat_status aiplat_request_complete(aiplat_request *req,
+                                                 aiplat_status status,
+                                                 const char *message);
+
+/**
+ * Called when the service stops past its grace period while a deferred
+ * request is still running: stop the work (e.g. cancel the backend call)
+ * so that it completes soon with an error. Runs on the stopping thread
+ * with a service lock held: it must not block or complete the request
+ * itself.
+ */
+typedef void (*aiplat_request_cancel_fn)(aiplat_request *req, void *user_data);
+
+/** Set (or clear, with NULL) the request's cancel callback. */
+AIPLAT_API aiplat_status aiplat_request_set_cancel_callback(
+    aiplat_request *req, aiplat_request_cancel_fn fn, void *user_data);
 
 /** JetStream: tell the server the request is still being worked on. */
 AIPLAT_API aiplat_status aiplat_request_in_progress(aiplat_request *req);
