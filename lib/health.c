@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,12 +21,18 @@
 #include "internal.h"
 #include "metrics.h"
 
-/* Probes and scrapes are few: a single polling thread answers them all, a
- * small connection limit bounds memory, and the timeout drops idle or
- * trickling clients (the ADR says why). */
-#define HEALTH_CONNECTION_LIMIT 32u
+/* One polling thread answers every connection (the ADR says why). The port
+ * holds up to HEALTH_MAX_CONNECTIONS at once, fewer when the descriptor
+ * limit is low; when it is full, the connection that has waited longest
+ * for a request is dropped to let the new one in, so a crowd of idle or
+ * trickling clients never locks a probe out. Connections silent for the
+ * timeout are closed; each may buffer at most HEALTH_CONNECTION_MEMORY. */
+#define HEALTH_MAX_CONNECTIONS 4096u
+/* Room above the cap for connections dropped and not yet closed. */
+#define HEALTH_CONNECTION_SLACK 64u
 #define HEALTH_CONNECTION_TIMEOUT_S 10u
-#define HEALTH_CONNECTION_MEMORY ((size_t)32 * 1024)
+#define HEALTH_CONNECTION_MEMORY ((size_t)8 * 1024)
+#define HEALTH_DROP_LOG_MS ((int64_t)60000)
 #define HEALTH_SLOW_CHECK_NS ((int64_t)100 * 1000000)
 #define HEALTH_CHECK_NAME_MAX 64
 #define HEALTH_MAX_CHECKS 64
@@ -56,6 +63,15 @@ typedef struct hcheck {
   char msg[AIPLAT_HEALTH_MESSAGE_MAX];
 } hcheck;
 
+/* A connection as the accept policy sees it; only the server's thread
+ * touches these. */
+typedef struct hconn {
+  struct hconn *prev, *next; /* in the waiting list */
+  int fd;
+  bool waiting; /* for a request: the one to drop when the port is full */
+  bool dropped;
+} hconn;
+
 struct aiplat_health {
   aip_err err;
   /* Address from the configuration. */
@@ -78,6 +94,13 @@ struct aiplat_health {
   bool live;
   char *live_reason;
   aiplat_metrics *metrics;
+  /* Connections; the server's thread alone touches these while it runs. */
+  unsigned conn_cap;
+  unsigned conn_open; /* accepted and not dropped */
+  hconn *wait_head;   /* waiting for a request, the longest first */
+  hconn *wait_tail;
+  uint64_t conn_dropped; /* since the last log line about it */
+  int64_t drop_logged_ms;
   /* The server's last log line, for a failed start's message. */
   pthread_mutex_t log_mu;
   char mhd_last[256];
@@ -341,6 +364,151 @@ static bool announces_body(struct MHD_Connection *c) {
   return te || (cl && strspn(cl, "0 \t") != strlen(cl));
 }
 
+/* ---- connections ------------------------------------------------------- */
+
+static void wait_push(aiplat_health *h, hconn *k) {
+  k->prev = h->wait_tail;
+  k->next = NULL;
+  if (h->wait_tail)
+    h->wait_tail->next = k;
+  else
+    h->wait_head = k;
+  h->wait_tail = k;
+  k->waiting = true;
+}
+
+static void wait_unlink(aiplat_health *h, hconn *k) {
+  if (!k->waiting) return;
+  if (k->prev)
+    k->prev->next = k->next;
+  else
+    h->wait_head = k->next;
+  if (k->next)
+    k->next->prev = k->prev;
+  else
+    h->wait_tail = k->prev;
+  k->prev = k->next = NULL;
+  k->waiting = false;
+}
+
+static hconn *conn_of(struct MHD_Connection *c) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci ? ci->socket_context : NULL;
+}
+
+/* A request arrived whole: its connection is being answered, not idle. */
+static void busy(aiplat_health *h, struct MHD_Connection *c) {
+  hconn *k = conn_of(c);
+  if (k) wait_unlink(h, k);
+}
+
+/* Answered: a kept-alive connection waits for its next request. */
+static void on_completed(void *cls, struct MHD_Connection *c, void **state,
+                         enum MHD_RequestTerminationCode why) {
+  (void)state;
+  aiplat_health *h = cls;
+  hconn *k = conn_of(c);
+  if (k && !k->dropped && !k->waiting &&
+      why == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+    wait_push(h, k);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
+                          enum MHD_ConnectionNotificationCode what) {
+  aiplat_health *h = cls;
+  hconn *k = *ctx;
+  if (what == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    k = fd ? calloc(1, sizeof *k) : NULL;
+    if (!k) return; /* untracked: counted by the server's own limit only */
+    k->fd = fd->connect_fd;
+    h->conn_open++;
+    wait_push(h, k);
+    *ctx = k;
+  } else if (k) {
+    wait_unlink(h, k);
+    if (!k->dropped) h->conn_open--;
+    free(k);
+    *ctx = NULL;
+  }
+}
+
+static void log_drops(aiplat_health *h) {
+  int64_t now = aip_now_ms();
+  h->conn_dropped++;
+  if (h->drop_logged_ms && now - h->drop_logged_ms < HEALTH_DROP_LOG_MS) return;
+  char cap[16], dropped[32];
+  snprintf(cap, sizeof cap, "%u", h->conn_cap);
+  snprintf(dropped, sizeof dropped, "%llu",
+           (unsigned long long)h->conn_dropped);
+  aip_log_kv(AIPLAT_LOG_WARNING,
+             "health: the port is full; dropping the connections that waited "
+             "longest for a request",
+             "max_connections", cap, "dropped", dropped, "address",
+             h->addr_text, (const char *)NULL);
+  h->conn_dropped = 0;
+  h->drop_logged_ms = now;
+}
+
+/* The accept policy, on the server's thread before a connection starts.
+ * A full port makes room by shutting the longest-waiting connection down:
+ * the server then reads its end and closes it. A probe connects and sends
+ * its request at once, so it is never the one that waited longest. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr,
+                                 socklen_t addrlen) {
+  (void)addr, (void)addrlen;
+  aiplat_health *h = cls;
+  if (h->conn_open < h->conn_cap) return MHD_YES;
+  hconn *old = h->wait_head;
+  if (!old) return MHD_NO; /* all being answered: refused, at once */
+  wait_unlink(h, old);
+  old->dropped = true;
+  h->conn_open--;
+  shutdown(old->fd, SHUT_RDWR);
+  log_drops(h);
+  return MHD_YES;
+}
+
+/* How many connections the port may hold: half the soft RLIMIT_NOFILE at
+ * most, the other half being the program's (NATS, HTTP clients, files).
+ * A soft limit below what a full port needs is first raised to the hard
+ * limit, as Go's runtime does at start: the soft limit of 1024 exists for
+ * select(), which none of libmicrohttpd (epoll), nats.c and libcurl (poll)
+ * uses. The raise is for the process, and its children inherit it. */
+static unsigned connection_cap(void) {
+  const rlim_t want =
+      2 * (rlim_t)(HEALTH_MAX_CONNECTIONS + HEALTH_CONNECTION_SLACK);
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) rl.rlim_cur = rl.rlim_max = 1024;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want &&
+      rl.rlim_max > rl.rlim_cur) {
+    rlim_t from = rl.rlim_cur;
+    struct rlimit up = {rl.rlim_max, rl.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &up) != 0 && rl.rlim_max > want) {
+      up.rlim_cur = want; /* a hard limit of "unlimited" */
+      if (setrlimit(RLIMIT_NOFILE, &up) != 0) up.rlim_cur = from;
+    }
+    if (up.rlim_cur != from) {
+      char a[32], b[32];
+      snprintf(a, sizeof a, "%llu", (unsigned long long)from);
+      snprintf(b, sizeof b, "%llu", (unsigned long long)up.rlim_cur);
+      aip_log_kv(AIPLAT_LOG_INFO,
+                 "health: raised the soft descriptor limit (RLIMIT_NOFILE) to "
+                 "the hard limit",
+                 "from", a, "to", b, (const char *)NULL);
+    }
+    rl.rlim_cur = up.rlim_cur;
+  }
+  rlim_t half = rl.rlim_cur == RLIM_INFINITY ? want / 2 : rl.rlim_cur / 2;
+  rlim_t cap = half > 2 * HEALTH_CONNECTION_SLACK
+                   ? half - HEALTH_CONNECTION_SLACK
+                   : half / 2;
+  if (cap > HEALTH_MAX_CONNECTIONS) cap = HEALTH_MAX_CONNECTIONS;
+  return cap ? (unsigned)cap : 1u;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -351,6 +519,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                  strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
   if (!*state) {
     *state = &seen;
+    busy(h, c);
     /* Answering before the body is read makes the server discard it and
      * close the connection afterwards: bodies are never read. */
     if (!allowed)
@@ -618,17 +787,30 @@ AIPLAT_API aiplat_status aiplat_health_start(aiplat_health *h) {
   pthread_mutex_lock(&h->log_mu);
   h->mhd_last[0] = '\0';
   pthread_mutex_unlock(&h->log_mu);
+  /* Read by the server's thread alone once it runs. */
+  h->conn_cap = connection_cap();
+  h->conn_open = 0;
+  h->wait_head = h->wait_tail = NULL;
+  h->conn_dropped = 0;
+  h->drop_logged_ms = 0;
   sigset_t old;
   block_signals(&old);
+  /* The server's own limit stays above the cap, so that the accept policy
+   * sees a full port and makes room instead of the server leaving new
+   * connections in the kernel's backlog until one times out. */
+  /* clang-format off */
   h->daemon = MHD_start_daemon(
-      flags, (uint16_t)h->port_cfg, NULL, NULL, on_request, h,
+      flags, (uint16_t)h->port_cfg, on_accept, h, on_request, h,
       /* the logger first, or libmicrohttpd complains on stderr */
       MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
       MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&h->addr,
-      MHD_OPTION_CONNECTION_LIMIT, HEALTH_CONNECTION_LIMIT,
+      MHD_OPTION_CONNECTION_LIMIT, h->conn_cap + HEALTH_CONNECTION_SLACK,
       MHD_OPTION_CONNECTION_TIMEOUT, HEALTH_CONNECTION_TIMEOUT_S,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, HEALTH_CONNECTION_MEMORY,
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
       MHD_OPTION_END);
+  /* clang-format on */
   restore_signals(&old);
   if (!h->daemon) {
     int e = probe_bind(h);
@@ -649,10 +831,12 @@ AIPLAT_API aiplat_status aiplat_health_start(aiplat_health *h) {
   const union MHD_DaemonInfo *info =
       MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
   atomic_store(&h->port, info && info->port ? info->port : h->port_cfg);
-  char port[16];
+  char port[16], cap[16];
   snprintf(port, sizeof port, "%d", atomic_load(&h->port));
+  snprintf(cap, sizeof cap, "%u", h->conn_cap);
   aip_log_kv(AIPLAT_LOG_INFO, "health: listening", "address", h->addr_text,
-             "port", port, (const char *)NULL);
+             "port", port, "max_connections", cap, (const char *)NULL);
+
 out:
   pthread_mutex_unlock(&h->life_mu);
   return st;

@@ -95,7 +95,10 @@ AIPLAT_API void aiplat_health_destroy(aiplat_health *h);
 
 /**
  * Bind the configured address and start answering on a thread of the
- * server's own.
+ * server's own. The port holds up to 4096 connections, at most half the
+ * process's soft `RLIMIT_NOFILE`; when that limit is below 8320, it is first
+ * raised to the hard limit, for the whole process (as Go's runtime does).
+ * A full port drops the connection that has waited longest for a request.
  * @return ::AIPLAT_ERR_IO with a message naming the address (for example
  * "health: cannot listen on 127.0.0.1:8080: Address already in use") when
  * the address cannot be bound, ::AIPLAT_ERR_STATE when already started.
