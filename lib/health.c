@@ -33,7 +33,9 @@
 #define HEALTH_CONNECTION_TIMEOUT_S 10u
 #define HEALTH_CONNECTION_MEMORY ((size_t)8 * 1024)
 #define HEALTH_DROP_LOG_MS ((int64_t)60000)
-#define HEALTH_SLOW_CHECK_NS ((int64_t)100 * 1000000)
+/* /ready waits this long at most for a round of the inline checks. */
+#define HEALTH_INLINE_BUDGET_MS ((int64_t)250)
+#define HEALTH_SLOW_CHECK_MS ((int64_t)100)
 #define HEALTH_CHECK_NAME_MAX 64
 #define HEALTH_MAX_CHECKS 64
 #define HEALTH_MAX_PERIOD_MS ((int64_t)86400000)
@@ -46,21 +48,20 @@ typedef struct hcheck {
   char *name;
   aiplat_health_check_fn fn;
   void *user_data;
-  bool cached;
-  atomic_bool slow_warned;
-  /* Cached checks only: a thread of their own and its latest result. */
-  pthread_t thread;
-  bool thread_started;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
+  pthread_t thread;   /* a cached check's own */
+  pthread_cond_t cv;  /* wakes a cached check's thread to quit */
+  pthread_mutex_t mu; /* guards quit, running and the result */
   int64_t interval_ms;
-  int64_t timeout_ms;
+  int64_t timeout_ms; /* an inline check's is the budget of /ready */
+  int64_t running_since_ms;
+  atomic_bool slow_warned;
+  bool cached;
+  bool thread_started;
   bool quit;
   bool running;
-  int64_t running_since_ms;
   bool has_result;
   bool ok;
-  char msg[AIPLAT_HEALTH_MESSAGE_MAX];
+  char msg[AIPLAT_HEALTH_MESSAGE_MAX]; /* the latest result's */
 } hcheck;
 
 /* A connection as the accept policy sees it; only the server's thread
@@ -94,6 +95,16 @@ struct aiplat_health {
   bool live;
   char *live_reason;
   aiplat_metrics *metrics;
+  /* Inline checks run in rounds on a thread of their own. */
+  pthread_mutex_t round_mu;
+  pthread_cond_t round_ask;  /* to the thread: a round is wanted, or quit */
+  pthread_cond_t round_done; /* from the thread: a round ended */
+  pthread_t round_thread;
+  bool round_started;
+  bool round_quit;
+  uint64_t rounds_asked;
+  uint64_t rounds_ended;
+  int64_t round_asked_ms;
   /* Connections; the server's thread alone touches these while it runs. */
   unsigned conn_cap;
   unsigned conn_open; /* accepted and not dropped */
@@ -247,25 +258,44 @@ static enum MHD_Result serve_health(aiplat_health *h,
 
 /* ---- readiness --------------------------------------------------------- */
 
-static void run_inline(hcheck *k, bool *ok, char *msg) {
-  int64_t t0 = aip_now_ns();
-  *ok = k->fn(msg, AIPLAT_HEALTH_MESSAGE_MAX, k->user_data);
-  msg[AIPLAT_HEALTH_MESSAGE_MAX - 1] = '\0';
-  int64_t dt = aip_now_ns() - t0;
-  if (dt > HEALTH_SLOW_CHECK_NS && !atomic_exchange(&k->slow_warned, true)) {
-    char ms[32];
-    snprintf(ms, sizeof ms, "%lld", (long long)(dt / 1000000));
-    aip_log_kv(AIPLAT_LOG_WARNING,
-               "health: a readiness check blocked the server; make it "
-               "non-blocking or add it with aiplat_health_add_cached_check()",
-               "check", k->name, "took_ms", ms, (const char *)NULL);
+/* Fill @until with the monotonic time @ms from now. */
+static void monotonic_after(struct timespec *until, int64_t ms) {
+  clock_gettime(CLOCK_MONOTONIC, until);
+  until->tv_sec += (time_t)(ms / 1000);
+  until->tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (until->tv_nsec >= 1000000000L) {
+    until->tv_sec++;
+    until->tv_nsec -= 1000000000L;
   }
 }
 
-static void read_cached(hcheck *k, bool *ok, char *msg) {
+/* Run @k once on the calling thread and keep its result; returns how
+ * long it took in ms. */
+static int64_t run_check(hcheck *k) {
+  pthread_mutex_lock(&k->mu);
+  int64_t t0 = aip_now_ms();
+  k->running = true;
+  k->running_since_ms = t0;
+  pthread_mutex_unlock(&k->mu);
+  char msg[AIPLAT_HEALTH_MESSAGE_MAX] = "";
+  bool ok = k->fn(msg, sizeof msg, k->user_data);
+  msg[sizeof msg - 1] = '\0';
+  pthread_mutex_lock(&k->mu);
+  k->running = false;
+  k->ok = ok;
+  k->has_result = true;
+  memcpy(k->msg, msg, sizeof msg);
+  pthread_mutex_unlock(&k->mu);
+  return aip_now_ms() - t0;
+}
+
+/* The latest result of @k. A run that has lasted longer than the check's
+ * timeout fails it, and so does any run in progress of an inline check
+ * whose round /ready stopped waiting for (@late). */
+static void read_check(hcheck *k, bool late, bool *ok, char *msg) {
   pthread_mutex_lock(&k->mu);
   int64_t running_ms = k->running ? aip_now_ms() - k->running_since_ms : 0;
-  if (k->running && running_ms > k->timeout_ms) {
+  if (k->running && (late || running_ms > k->timeout_ms)) {
     *ok = false;
     snprintf(msg, AIPLAT_HEALTH_MESSAGE_MAX,
              "no answer within %lld ms (running for %lld ms)",
@@ -280,8 +310,85 @@ static void read_cached(hcheck *k, bool *ok, char *msg) {
   pthread_mutex_unlock(&k->mu);
 }
 
+/* The inline checks' thread: one round of every inline check per round
+ * asked. Checks are only removed by destroy, which joins this thread
+ * first, so the pointers copied under the lock stay valid. */
+static void run_round(aiplat_health *h) {
+  hcheck *local[HEALTH_MAX_CHECKS];
+  size_t n = 0;
+  pthread_mutex_lock(&h->mu);
+  for (size_t i = 0; i < h->nchecks; i++)
+    if (!h->checks[i]->cached) local[n++] = h->checks[i];
+  pthread_mutex_unlock(&h->mu);
+  for (size_t i = 0; i < n; i++) {
+    int64_t took = run_check(local[i]);
+    if (took > HEALTH_SLOW_CHECK_MS &&
+        !atomic_exchange(&local[i]->slow_warned, true)) {
+      char ms[32];
+      snprintf(ms, sizeof ms, "%lld", (long long)took);
+      aip_log_kv(AIPLAT_LOG_WARNING,
+                 "health: a readiness check took over 100 ms, and /ready "
+                 "waits 250 ms at most for its checks; make it non-blocking "
+                 "or add it with aiplat_health_add_cached_check()",
+                 "check", local[i]->name, "took_ms", ms, (const char *)NULL);
+    }
+  }
+}
+
+static void *round_main(void *arg) {
+  aiplat_health *h = arg;
+  pthread_setname_np(pthread_self(), "aiplat-ready");
+  pthread_mutex_lock(&h->round_mu);
+  for (;;) {
+    while (!h->round_quit && h->rounds_ended == h->rounds_asked)
+      pthread_cond_wait(&h->round_ask, &h->round_mu);
+    if (h->round_quit) break;
+    uint64_t round = h->rounds_asked;
+    pthread_mutex_unlock(&h->round_mu);
+    run_round(h);
+    pthread_mutex_lock(&h->round_mu);
+    h->rounds_ended = round;
+    pthread_cond_broadcast(&h->round_done);
+  }
+  pthread_mutex_unlock(&h->round_mu);
+  return NULL;
+}
+
+/* On the server's thread: have the inline checks run, unless a round is
+ * running already, and wait for the round at most HEALTH_INLINE_BUDGET_MS
+ * after it was asked for. A check stuck in a call (nats.c holds its
+ * connection's lock while it connects, for instance) thus holds the server
+ * up once, for the budget, and never for its whole duration. True when
+ * the round ended in time. */
+static bool inline_round(aiplat_health *h) {
+  pthread_mutex_lock(&h->round_mu);
+  if (!h->round_started) {
+    pthread_mutex_unlock(&h->round_mu);
+    return true;
+  }
+  if (h->rounds_ended == h->rounds_asked) {
+    h->rounds_asked++;
+    h->round_asked_ms = aip_now_ms();
+    pthread_cond_signal(&h->round_ask);
+  }
+  uint64_t want = h->rounds_asked;
+  int64_t left = h->round_asked_ms + HEALTH_INLINE_BUDGET_MS - aip_now_ms();
+  if (h->rounds_ended < want && left > 0) {
+    struct timespec until;
+    monotonic_after(&until, left);
+    while (h->rounds_ended < want &&
+           pthread_cond_timedwait(&h->round_done, &h->round_mu, &until) !=
+               ETIMEDOUT) {
+    }
+  }
+  bool in_time = h->rounds_ended >= want;
+  pthread_mutex_unlock(&h->round_mu);
+  return in_time;
+}
+
 /* Evaluate readiness into @b; true when ready. */
 static bool evaluate_ready(aiplat_health *h, aip_buf *b, bool *oom) {
+  bool late = !inline_round(h);
   pthread_mutex_lock(&h->mu);
   size_t n = h->nchecks;
   hcheck *local[HEALTH_MAX_CHECKS];
@@ -290,17 +397,12 @@ static bool evaluate_ready(aiplat_health *h, aip_buf *b, bool *oom) {
   char *reason = aip_strdup(h->ready_reason);
   pthread_mutex_unlock(&h->mu);
 
-  /* Checks run without the lock: a check may take its time without
-   * holding up set_ready() or add_check() on other threads. */
   aip_buf checks = {0};
   bool all = true, ok = aip_buf_putc(&checks, '{');
   for (size_t i = 0; i < n; i++) {
     char msg[AIPLAT_HEALTH_MESSAGE_MAX] = "";
     bool pass = false;
-    if (local[i]->cached)
-      read_cached(local[i], &pass, msg);
-    else
-      run_inline(local[i], &pass, msg);
+    read_check(local[i], late && !local[i]->cached, &pass, msg);
     if (!pass && !msg[0]) snprintf(msg, sizeof msg, "check failed");
     all = all && pass;
     ok = ok && (i == 0 || aip_buf_putc(&checks, ',')) &&
@@ -556,25 +658,11 @@ static void *cached_main(void *arg) {
   pthread_setname_np(pthread_self(), "aiplat-check");
   pthread_mutex_lock(&k->mu);
   while (!k->quit) {
-    k->running = true;
-    k->running_since_ms = aip_now_ms();
     pthread_mutex_unlock(&k->mu);
-    char msg[AIPLAT_HEALTH_MESSAGE_MAX] = "";
-    bool ok = k->fn(msg, sizeof msg, k->user_data);
-    msg[sizeof msg - 1] = '\0';
+    run_check(k);
     pthread_mutex_lock(&k->mu);
-    k->running = false;
-    k->ok = ok;
-    k->has_result = true;
-    memcpy(k->msg, msg, sizeof msg);
     struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)(k->interval_ms / 1000);
-    until.tv_nsec += (long)(k->interval_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000L;
-    }
+    monotonic_after(&until, k->interval_ms);
     while (!k->quit &&
            pthread_cond_timedwait(&k->cv, &k->mu, &until) != ETIMEDOUT) {
     }
@@ -585,17 +673,15 @@ static void *cached_main(void *arg) {
 
 static void check_free(hcheck *k) {
   if (!k) return;
-  if (k->cached) {
-    if (k->thread_started) {
-      pthread_mutex_lock(&k->mu);
-      k->quit = true;
-      pthread_cond_signal(&k->cv);
-      pthread_mutex_unlock(&k->mu);
-      pthread_join(k->thread, NULL);
-    }
-    pthread_cond_destroy(&k->cv);
-    pthread_mutex_destroy(&k->mu);
+  if (k->thread_started) {
+    pthread_mutex_lock(&k->mu);
+    k->quit = true;
+    pthread_cond_signal(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+    pthread_join(k->thread, NULL);
   }
+  pthread_cond_destroy(&k->cv);
+  pthread_mutex_destroy(&k->mu);
   free(k->name);
   free(k);
 }
@@ -610,6 +696,43 @@ static void block_signals(sigset_t *old) {
 
 static void restore_signals(const sigset_t *old) {
   pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+static void monotonic_cond_init(pthread_cond_t *cv) {
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(cv, &ca);
+  pthread_condattr_destroy(&ca);
+}
+
+/* The inline checks' thread, started with the first of them (under h->mu). */
+static aiplat_status start_rounds(aiplat_health *h) {
+  pthread_mutex_lock(&h->round_mu);
+  bool started = h->round_started;
+  pthread_mutex_unlock(&h->round_mu);
+  if (started) return AIPLAT_OK;
+  sigset_t old;
+  block_signals(&old);
+  int rc = pthread_create(&h->round_thread, NULL, round_main, h);
+  restore_signals(&old);
+  if (rc != 0)
+    return aip_fail(&h->err, AIPLAT_ERR_INTERNAL,
+                    "health: cannot start the readiness checks' thread: %s",
+                    strerror(rc));
+  pthread_mutex_lock(&h->round_mu);
+  h->round_started = true;
+  pthread_mutex_unlock(&h->round_mu);
+  return AIPLAT_OK;
+}
+
+static void stop_rounds(aiplat_health *h) {
+  pthread_mutex_lock(&h->round_mu);
+  bool started = h->round_started;
+  h->round_quit = true;
+  pthread_cond_signal(&h->round_ask);
+  pthread_mutex_unlock(&h->round_mu);
+  if (started) pthread_join(h->round_thread, NULL);
 }
 
 static bool valid_check_name(const char *name) {
@@ -650,16 +773,10 @@ static aiplat_status add_check(aiplat_health *h, const char *name,
   k->user_data = user_data;
   k->cached = cached;
   atomic_init(&k->slow_warned, false);
-  if (cached) {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&k->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    pthread_mutex_init(&k->mu, NULL);
-    k->interval_ms = interval_ms;
-    k->timeout_ms = timeout_ms;
-  }
+  monotonic_cond_init(&k->cv);
+  pthread_mutex_init(&k->mu, NULL);
+  k->interval_ms = interval_ms;
+  k->timeout_ms = cached ? timeout_ms : HEALTH_INLINE_BUDGET_MS;
 
   aiplat_status st = AIPLAT_OK;
   pthread_mutex_lock(&h->mu);
@@ -687,6 +804,8 @@ static aiplat_status add_check(aiplat_health *h, const char *name,
       goto out;
     }
     k->thread_started = true;
+  } else if ((st = start_rounds(h)) != AIPLAT_OK) {
+    goto out;
   }
   h->checks[h->nchecks++] = k;
   k = NULL;
@@ -714,6 +833,9 @@ AIPLAT_API aiplat_status aiplat_health_create(aiplat_health **out,
   pthread_mutex_init(&h->life_mu, NULL);
   pthread_mutex_init(&h->mu, NULL);
   pthread_mutex_init(&h->log_mu, NULL);
+  pthread_mutex_init(&h->round_mu, NULL);
+  monotonic_cond_init(&h->round_ask);
+  monotonic_cond_init(&h->round_done);
   atomic_init(&h->port, 0);
   atomic_init(&h->stopping, false);
   h->ready = true;
@@ -741,11 +863,15 @@ fail:
 AIPLAT_API void aiplat_health_destroy(aiplat_health *h) {
   if (!h) return;
   aiplat_health_stop(h);
+  stop_rounds(h); /* waits for a running inline check, as for cached ones */
   for (size_t i = 0; i < h->nchecks; i++) check_free(h->checks[i]);
   free(h->checks);
   free(h->ready_reason);
   free(h->live_reason);
   aip_metrics_free(h->metrics);
+  pthread_cond_destroy(&h->round_done);
+  pthread_cond_destroy(&h->round_ask);
+  pthread_mutex_destroy(&h->round_mu);
   pthread_mutex_destroy(&h->log_mu);
   pthread_mutex_destroy(&h->mu);
   pthread_mutex_destroy(&h->life_mu);
@@ -836,7 +962,6 @@ AIPLAT_API aiplat_status aiplat_health_start(aiplat_health *h) {
   snprintf(cap, sizeof cap, "%u", h->conn_cap);
   aip_log_kv(AIPLAT_LOG_INFO, "health: listening", "address", h->addr_text,
              "port", port, "max_connections", cap, (const char *)NULL);
-
 out:
   pthread_mutex_unlock(&h->life_mu);
   return st;

@@ -767,11 +767,13 @@ typedef struct hang_check {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   bool hang;
+  atomic_int entered;
   atomic_int runs;
 } hang_check;
 
 static bool hang_fn(char *out, size_t outlen, void *ud) {
   hang_check *k = ud;
+  atomic_fetch_add(&k->entered, 1);
   pthread_mutex_lock(&k->mu);
   while (k->hang) pthread_cond_wait(&k->cv, &k->mu);
   pthread_mutex_unlock(&k->mu);
@@ -857,9 +859,10 @@ START_TEST(cached_check_never_blocks_the_server) {
 }
 END_TEST
 
+/* Slow, but within the 250 ms that /ready waits for its inline checks. */
 static bool slow_fn(char *out, size_t outlen, void *ud) {
   (void)out, (void)outlen, (void)ud;
-  sleep_ms(150);
+  sleep_ms(120);
   return true;
 }
 
@@ -868,12 +871,12 @@ static atomic_int slow_warnings;
 static void capture_log(aiplat_log_level level, const char *record, size_t len,
                         void *ud) {
   (void)len, (void)ud;
-  if (level == AIPLAT_LOG_WARNING && strstr(record, "blocked the server") &&
+  if (level == AIPLAT_LOG_WARNING && strstr(record, "took over 100 ms") &&
       strstr(record, "\"check\":\"slowpoke\""))
     atomic_fetch_add(&slow_warnings, 1);
 }
 
-START_TEST(blocking_inline_check_is_reported_once) {
+START_TEST(slow_inline_check_is_reported_once) {
   aiplat_log_set_level(AIPLAT_LOG_WARNING);
   aiplat_log_set_callback(capture_log, NULL);
   atomic_store(&slow_warnings, 0);
@@ -1158,6 +1161,64 @@ START_TEST(start_raises_a_low_descriptor_limit) {
                    CURLE_OK);
   ck_assert_int_eq(r.status, 200);
   resp_free(&r);
+}
+END_TEST
+
+/* A /ready request, made on a thread of its own. */
+typedef struct ready_call {
+  int port;
+  long status;
+  int64_t ms;
+  char body[512];
+} ready_call;
+
+static void *ready_call_main(void *arg) {
+  ready_call *c = arg;
+  c->status = probe(c->port, "/ready", &c->ms, c->body, sizeof c->body);
+  return NULL;
+}
+
+START_TEST(stuck_inline_check_does_not_stall_the_server) {
+  /* An inline check that blocks, as one reading nats.c's connection
+   * status does while nats.c connects with the connection's lock held. */
+  hang_check k = {.hang = true};
+  pthread_mutex_init(&k.mu, NULL);
+  pthread_cond_init(&k.cv, NULL);
+  ck_assert_int_eq(aiplat_health_add_check(h, "stuck", hang_fn, &k), AIPLAT_OK);
+  ready_call first = {.port = port};
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, ready_call_main, &first), 0);
+  for (int i = 0; i < 1000 && atomic_load(&k.entered) == 0; i++) sleep_ms(5);
+  ck_assert_int_eq(atomic_load(&k.entered), 1);
+
+  /* Liveness is answered while the check hangs, and readiness too: not
+   * ready, naming the check. */
+  int64_t ms = 0, bound = probe_bound_ms();
+  long st = probe(port, "/health", &ms, NULL, 0);
+  ck_assert_msg(st == 200 && ms < bound, "GET /health: %ld after %lld ms", st,
+                (long long)ms);
+  pthread_join(t, NULL);
+  ck_assert_msg(first.status == 503 && first.ms < bound,
+                "GET /ready: %ld after %lld ms", first.status,
+                (long long)first.ms);
+  static const char stuck[] =
+      "\"stuck\":{\"ok\":false,\"message\":\"no answer within 250 ms";
+  ck_assert_msg(strstr(first.body, stuck), "%s", first.body);
+  /* The next /ready does not wait for the stuck check again. */
+  char body[512];
+  st = probe(port, "/ready", &ms, body, sizeof body);
+  ck_assert_msg(st == 503 && ms < bound && strstr(body, stuck),
+                "GET /ready: %ld after %lld ms: %s", st, (long long)ms, body);
+  ck_assert_int_eq(atomic_load(&k.entered), 1);
+
+  /* Released, it counts again. */
+  hang_set(&k, false);
+  json_t *j = wait_ready(200);
+  json_decref(j);
+  aiplat_health_destroy(h); /* before the check's state goes */
+  h = NULL;
+  pthread_cond_destroy(&k.cv);
+  pthread_mutex_destroy(&k.mu);
 }
 END_TEST
 
@@ -1855,7 +1916,7 @@ Suite *make_suite(void) {
   tcase_add_test(t, defaults_from_environment);
   tcase_add_test(t, check_registration_errors);
   tcase_add_test(t, cached_check_never_blocks_the_server);
-  tcase_add_test(t, blocking_inline_check_is_reported_once);
+  tcase_add_test(t, slow_inline_check_is_reported_once);
   suite_add_tcase(s, t);
 
   TCase *ct = tcase_create("crowds");
@@ -1864,6 +1925,7 @@ Suite *make_suite(void) {
   tcase_add_test(ct, idle_and_slow_crowds_do_not_starve_probes);
   tcase_add_test(ct, full_port_drops_the_longest_waiting);
   tcase_add_test(ct, start_raises_a_low_descriptor_limit);
+  tcase_add_test(ct, stuck_inline_check_does_not_stall_the_server);
   suite_add_tcase(s, ct);
 
   TCase *mt = tcase_create("metrics");
