@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,13 +21,21 @@
 #include "internal.h"
 #include "metrics.h"
 
-/* Probes and scrapes are few: a single polling thread answers them all, a
- * small connection limit bounds memory, and the timeout drops idle or
- * trickling clients (the ADR says why). */
-#define HEALTH_CONNECTION_LIMIT 32u
+/* One polling thread answers every connection (the ADR says why). The port
+ * holds up to HEALTH_MAX_CONNECTIONS at once, fewer when the descriptor
+ * limit is low; when it is full, the connection that has waited longest
+ * for a request is dropped to let the new one in, so a crowd of idle or
+ * trickling clients never locks a probe out. Connections silent for the
+ * timeout are closed; each may buffer at most HEALTH_CONNECTION_MEMORY. */
+#define HEALTH_MAX_CONNECTIONS 4096u
+/* Room above the cap for connections dropped and not yet closed. */
+#define HEALTH_CONNECTION_SLACK 64u
 #define HEALTH_CONNECTION_TIMEOUT_S 10u
-#define HEALTH_CONNECTION_MEMORY ((size_t)32 * 1024)
-#define HEALTH_SLOW_CHECK_NS ((int64_t)100 * 1000000)
+#define HEALTH_CONNECTION_MEMORY ((size_t)8 * 1024)
+#define HEALTH_DROP_LOG_MS ((int64_t)60000)
+/* /ready waits this long at most for a round of the inline checks. */
+#define HEALTH_INLINE_BUDGET_MS ((int64_t)250)
+#define HEALTH_SLOW_CHECK_MS ((int64_t)100)
 #define HEALTH_CHECK_NAME_MAX 64
 #define HEALTH_MAX_CHECKS 64
 #define HEALTH_MAX_PERIOD_MS ((int64_t)86400000)
@@ -39,22 +48,30 @@ typedef struct hcheck {
   char *name;
   aiplat_health_check_fn fn;
   void *user_data;
-  bool cached;
-  atomic_bool slow_warned;
-  /* Cached checks only: a thread of their own and its latest result. */
-  pthread_t thread;
-  bool thread_started;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
+  pthread_t thread;   /* a cached check's own */
+  pthread_cond_t cv;  /* wakes a cached check's thread to quit */
+  pthread_mutex_t mu; /* guards quit, running and the result */
   int64_t interval_ms;
-  int64_t timeout_ms;
+  int64_t timeout_ms; /* an inline check's is the budget of /ready */
+  int64_t running_since_ms;
+  atomic_bool slow_warned;
+  bool cached;
+  bool thread_started;
   bool quit;
   bool running;
-  int64_t running_since_ms;
   bool has_result;
   bool ok;
-  char msg[AIPLAT_HEALTH_MESSAGE_MAX];
+  char msg[AIPLAT_HEALTH_MESSAGE_MAX]; /* the latest result's */
 } hcheck;
+
+/* A connection as the accept policy sees it; only the server's thread
+ * touches these. */
+typedef struct hconn {
+  struct hconn *prev, *next; /* in the waiting list */
+  int fd;
+  bool waiting; /* for a request: the one to drop when the port is full */
+  bool dropped;
+} hconn;
 
 struct aiplat_health {
   aip_err err;
@@ -78,6 +95,23 @@ struct aiplat_health {
   bool live;
   char *live_reason;
   aiplat_metrics *metrics;
+  /* Inline checks run in rounds on a thread of their own. */
+  pthread_mutex_t round_mu;
+  pthread_cond_t round_ask;  /* to the thread: a round is wanted, or quit */
+  pthread_cond_t round_done; /* from the thread: a round ended */
+  pthread_t round_thread;
+  bool round_started;
+  bool round_quit;
+  uint64_t rounds_asked;
+  uint64_t rounds_ended;
+  int64_t round_asked_ms;
+  /* Connections; the server's thread alone touches these while it runs. */
+  unsigned conn_cap;
+  unsigned conn_open; /* accepted and not dropped */
+  hconn *wait_head;   /* waiting for a request, the longest first */
+  hconn *wait_tail;
+  uint64_t conn_dropped; /* since the last log line about it */
+  int64_t drop_logged_ms;
   /* The server's last log line, for a failed start's message. */
   pthread_mutex_t log_mu;
   char mhd_last[256];
@@ -224,25 +258,44 @@ static enum MHD_Result serve_health(aiplat_health *h,
 
 /* ---- readiness --------------------------------------------------------- */
 
-static void run_inline(hcheck *k, bool *ok, char *msg) {
-  int64_t t0 = aip_now_ns();
-  *ok = k->fn(msg, AIPLAT_HEALTH_MESSAGE_MAX, k->user_data);
-  msg[AIPLAT_HEALTH_MESSAGE_MAX - 1] = '\0';
-  int64_t dt = aip_now_ns() - t0;
-  if (dt > HEALTH_SLOW_CHECK_NS && !atomic_exchange(&k->slow_warned, true)) {
-    char ms[32];
-    snprintf(ms, sizeof ms, "%lld", (long long)(dt / 1000000));
-    aip_log_kv(AIPLAT_LOG_WARNING,
-               "health: a readiness check blocked the server; make it "
-               "non-blocking or add it with aiplat_health_add_cached_check()",
-               "check", k->name, "took_ms", ms, (const char *)NULL);
+/* Fill @until with the monotonic time @ms from now. */
+static void monotonic_after(struct timespec *until, int64_t ms) {
+  clock_gettime(CLOCK_MONOTONIC, until);
+  until->tv_sec += (time_t)(ms / 1000);
+  until->tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (until->tv_nsec >= 1000000000L) {
+    until->tv_sec++;
+    until->tv_nsec -= 1000000000L;
   }
 }
 
-static void read_cached(hcheck *k, bool *ok, char *msg) {
+/* Run @k once on the calling thread and keep its result; returns how
+ * long it took in ms. */
+static int64_t run_check(hcheck *k) {
+  pthread_mutex_lock(&k->mu);
+  int64_t t0 = aip_now_ms();
+  k->running = true;
+  k->running_since_ms = t0;
+  pthread_mutex_unlock(&k->mu);
+  char msg[AIPLAT_HEALTH_MESSAGE_MAX] = "";
+  bool ok = k->fn(msg, sizeof msg, k->user_data);
+  msg[sizeof msg - 1] = '\0';
+  pthread_mutex_lock(&k->mu);
+  k->running = false;
+  k->ok = ok;
+  k->has_result = true;
+  memcpy(k->msg, msg, sizeof msg);
+  pthread_mutex_unlock(&k->mu);
+  return aip_now_ms() - t0;
+}
+
+/* The latest result of @k. A run that has lasted longer than the check's
+ * timeout fails it, and so does any run in progress of an inline check
+ * whose round /ready stopped waiting for (@late). */
+static void read_check(hcheck *k, bool late, bool *ok, char *msg) {
   pthread_mutex_lock(&k->mu);
   int64_t running_ms = k->running ? aip_now_ms() - k->running_since_ms : 0;
-  if (k->running && running_ms > k->timeout_ms) {
+  if (k->running && (late || running_ms > k->timeout_ms)) {
     *ok = false;
     snprintf(msg, AIPLAT_HEALTH_MESSAGE_MAX,
              "no answer within %lld ms (running for %lld ms)",
@@ -257,8 +310,85 @@ static void read_cached(hcheck *k, bool *ok, char *msg) {
   pthread_mutex_unlock(&k->mu);
 }
 
+/* The inline checks' thread: one round of every inline check per round
+ * asked. Checks are only removed by destroy, which joins this thread
+ * first, so the pointers copied under the lock stay valid. */
+static void run_round(aiplat_health *h) {
+  hcheck *local[HEALTH_MAX_CHECKS];
+  size_t n = 0;
+  pthread_mutex_lock(&h->mu);
+  for (size_t i = 0; i < h->nchecks; i++)
+    if (!h->checks[i]->cached) local[n++] = h->checks[i];
+  pthread_mutex_unlock(&h->mu);
+  for (size_t i = 0; i < n; i++) {
+    int64_t took = run_check(local[i]);
+    if (took > HEALTH_SLOW_CHECK_MS &&
+        !atomic_exchange(&local[i]->slow_warned, true)) {
+      char ms[32];
+      snprintf(ms, sizeof ms, "%lld", (long long)took);
+      aip_log_kv(AIPLAT_LOG_WARNING,
+                 "health: a readiness check took over 100 ms, and /ready "
+                 "waits 250 ms at most for its checks; make it non-blocking "
+                 "or add it with aiplat_health_add_cached_check()",
+                 "check", local[i]->name, "took_ms", ms, (const char *)NULL);
+    }
+  }
+}
+
+static void *round_main(void *arg) {
+  aiplat_health *h = arg;
+  pthread_setname_np(pthread_self(), "aiplat-ready");
+  pthread_mutex_lock(&h->round_mu);
+  for (;;) {
+    while (!h->round_quit && h->rounds_ended == h->rounds_asked)
+      pthread_cond_wait(&h->round_ask, &h->round_mu);
+    if (h->round_quit) break;
+    uint64_t round = h->rounds_asked;
+    pthread_mutex_unlock(&h->round_mu);
+    run_round(h);
+    pthread_mutex_lock(&h->round_mu);
+    h->rounds_ended = round;
+    pthread_cond_broadcast(&h->round_done);
+  }
+  pthread_mutex_unlock(&h->round_mu);
+  return NULL;
+}
+
+/* On the server's thread: have the inline checks run, unless a round is
+ * running already, and wait for the round at most HEALTH_INLINE_BUDGET_MS
+ * after it was asked for. A check stuck in a call (nats.c holds its
+ * connection's lock while it connects, for instance) thus holds the server
+ * up once, for the budget, and never for its whole duration. True when
+ * the round ended in time. */
+static bool inline_round(aiplat_health *h) {
+  pthread_mutex_lock(&h->round_mu);
+  if (!h->round_started) {
+    pthread_mutex_unlock(&h->round_mu);
+    return true;
+  }
+  if (h->rounds_ended == h->rounds_asked) {
+    h->rounds_asked++;
+    h->round_asked_ms = aip_now_ms();
+    pthread_cond_signal(&h->round_ask);
+  }
+  uint64_t want = h->rounds_asked;
+  int64_t left = h->round_asked_ms + HEALTH_INLINE_BUDGET_MS - aip_now_ms();
+  if (h->rounds_ended < want && left > 0) {
+    struct timespec until;
+    monotonic_after(&until, left);
+    while (h->rounds_ended < want &&
+           pthread_cond_timedwait(&h->round_done, &h->round_mu, &until) !=
+               ETIMEDOUT) {
+    }
+  }
+  bool in_time = h->rounds_ended >= want;
+  pthread_mutex_unlock(&h->round_mu);
+  return in_time;
+}
+
 /* Evaluate readiness into @b; true when ready. */
 static bool evaluate_ready(aiplat_health *h, aip_buf *b, bool *oom) {
+  bool late = !inline_round(h);
   pthread_mutex_lock(&h->mu);
   size_t n = h->nchecks;
   hcheck *local[HEALTH_MAX_CHECKS];
@@ -267,17 +397,12 @@ static bool evaluate_ready(aiplat_health *h, aip_buf *b, bool *oom) {
   char *reason = aip_strdup(h->ready_reason);
   pthread_mutex_unlock(&h->mu);
 
-  /* Checks run without the lock: a check may take its time without
-   * holding up set_ready() or add_check() on other threads. */
   aip_buf checks = {0};
   bool all = true, ok = aip_buf_putc(&checks, '{');
   for (size_t i = 0; i < n; i++) {
     char msg[AIPLAT_HEALTH_MESSAGE_MAX] = "";
     bool pass = false;
-    if (local[i]->cached)
-      read_cached(local[i], &pass, msg);
-    else
-      run_inline(local[i], &pass, msg);
+    read_check(local[i], late && !local[i]->cached, &pass, msg);
     if (!pass && !msg[0]) snprintf(msg, sizeof msg, "check failed");
     all = all && pass;
     ok = ok && (i == 0 || aip_buf_putc(&checks, ',')) &&
@@ -341,6 +466,151 @@ static bool announces_body(struct MHD_Connection *c) {
   return te || (cl && strspn(cl, "0 \t") != strlen(cl));
 }
 
+/* ---- connections ------------------------------------------------------- */
+
+static void wait_push(aiplat_health *h, hconn *k) {
+  k->prev = h->wait_tail;
+  k->next = NULL;
+  if (h->wait_tail)
+    h->wait_tail->next = k;
+  else
+    h->wait_head = k;
+  h->wait_tail = k;
+  k->waiting = true;
+}
+
+static void wait_unlink(aiplat_health *h, hconn *k) {
+  if (!k->waiting) return;
+  if (k->prev)
+    k->prev->next = k->next;
+  else
+    h->wait_head = k->next;
+  if (k->next)
+    k->next->prev = k->prev;
+  else
+    h->wait_tail = k->prev;
+  k->prev = k->next = NULL;
+  k->waiting = false;
+}
+
+static hconn *conn_of(struct MHD_Connection *c) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci ? ci->socket_context : NULL;
+}
+
+/* A request arrived whole: its connection is being answered, not idle. */
+static void busy(aiplat_health *h, struct MHD_Connection *c) {
+  hconn *k = conn_of(c);
+  if (k) wait_unlink(h, k);
+}
+
+/* Answered: a kept-alive connection waits for its next request. */
+static void on_completed(void *cls, struct MHD_Connection *c, void **state,
+                         enum MHD_RequestTerminationCode why) {
+  (void)state;
+  aiplat_health *h = cls;
+  hconn *k = conn_of(c);
+  if (k && !k->dropped && !k->waiting &&
+      why == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+    wait_push(h, k);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
+                          enum MHD_ConnectionNotificationCode what) {
+  aiplat_health *h = cls;
+  hconn *k = *ctx;
+  if (what == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    k = fd ? calloc(1, sizeof *k) : NULL;
+    if (!k) return; /* untracked: counted by the server's own limit only */
+    k->fd = fd->connect_fd;
+    h->conn_open++;
+    wait_push(h, k);
+    *ctx = k;
+  } else if (k) {
+    wait_unlink(h, k);
+    if (!k->dropped) h->conn_open--;
+    free(k);
+    *ctx = NULL;
+  }
+}
+
+static void log_drops(aiplat_health *h) {
+  int64_t now = aip_now_ms();
+  h->conn_dropped++;
+  if (h->drop_logged_ms && now - h->drop_logged_ms < HEALTH_DROP_LOG_MS) return;
+  char cap[16], dropped[32];
+  snprintf(cap, sizeof cap, "%u", h->conn_cap);
+  snprintf(dropped, sizeof dropped, "%llu",
+           (unsigned long long)h->conn_dropped);
+  aip_log_kv(AIPLAT_LOG_WARNING,
+             "health: the port is full; dropping the connections that waited "
+             "longest for a request",
+             "max_connections", cap, "dropped", dropped, "address",
+             h->addr_text, (const char *)NULL);
+  h->conn_dropped = 0;
+  h->drop_logged_ms = now;
+}
+
+/* The accept policy, on the server's thread before a connection starts.
+ * A full port makes room by shutting the longest-waiting connection down:
+ * the server then reads its end and closes it. A probe connects and sends
+ * its request at once, so it is never the one that waited longest. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr,
+                                 socklen_t addrlen) {
+  (void)addr, (void)addrlen;
+  aiplat_health *h = cls;
+  if (h->conn_open < h->conn_cap) return MHD_YES;
+  hconn *old = h->wait_head;
+  if (!old) return MHD_NO; /* all being answered: refused, at once */
+  wait_unlink(h, old);
+  old->dropped = true;
+  h->conn_open--;
+  shutdown(old->fd, SHUT_RDWR);
+  log_drops(h);
+  return MHD_YES;
+}
+
+/* How many connections the port may hold: half the soft RLIMIT_NOFILE at
+ * most, the other half being the program's (NATS, HTTP clients, files).
+ * A soft limit below what a full port needs is first raised to the hard
+ * limit, as Go's runtime does at start: the soft limit of 1024 exists for
+ * select(), which none of libmicrohttpd (epoll), nats.c and libcurl (poll)
+ * uses. The raise is for the process, and its children inherit it. */
+static unsigned connection_cap(void) {
+  const rlim_t want =
+      2 * (rlim_t)(HEALTH_MAX_CONNECTIONS + HEALTH_CONNECTION_SLACK);
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) rl.rlim_cur = rl.rlim_max = 1024;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want &&
+      rl.rlim_max > rl.rlim_cur) {
+    rlim_t from = rl.rlim_cur;
+    struct rlimit up = {rl.rlim_max, rl.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &up) != 0 && rl.rlim_max > want) {
+      up.rlim_cur = want; /* a hard limit of "unlimited" */
+      if (setrlimit(RLIMIT_NOFILE, &up) != 0) up.rlim_cur = from;
+    }
+    if (up.rlim_cur != from) {
+      char a[32], b[32];
+      snprintf(a, sizeof a, "%llu", (unsigned long long)from);
+      snprintf(b, sizeof b, "%llu", (unsigned long long)up.rlim_cur);
+      aip_log_kv(AIPLAT_LOG_INFO,
+                 "health: raised the soft descriptor limit (RLIMIT_NOFILE) to "
+                 "the hard limit",
+                 "from", a, "to", b, (const char *)NULL);
+    }
+    rl.rlim_cur = up.rlim_cur;
+  }
+  rlim_t half = rl.rlim_cur == RLIM_INFINITY ? want / 2 : rl.rlim_cur / 2;
+  rlim_t cap = half > 2 * HEALTH_CONNECTION_SLACK
+                   ? half - HEALTH_CONNECTION_SLACK
+                   : half / 2;
+  if (cap > HEALTH_MAX_CONNECTIONS) cap = HEALTH_MAX_CONNECTIONS;
+  return cap ? (unsigned)cap : 1u;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -351,6 +621,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                  strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
   if (!*state) {
     *state = &seen;
+    busy(h, c);
     /* Answering before the body is read makes the server discard it and
      * close the connection afterwards: bodies are never read. */
     if (!allowed)
@@ -387,25 +658,11 @@ static void *cached_main(void *arg) {
   pthread_setname_np(pthread_self(), "aiplat-check");
   pthread_mutex_lock(&k->mu);
   while (!k->quit) {
-    k->running = true;
-    k->running_since_ms = aip_now_ms();
     pthread_mutex_unlock(&k->mu);
-    char msg[AIPLAT_HEALTH_MESSAGE_MAX] = "";
-    bool ok = k->fn(msg, sizeof msg, k->user_data);
-    msg[sizeof msg - 1] = '\0';
+    run_check(k);
     pthread_mutex_lock(&k->mu);
-    k->running = false;
-    k->ok = ok;
-    k->has_result = true;
-    memcpy(k->msg, msg, sizeof msg);
     struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)(k->interval_ms / 1000);
-    until.tv_nsec += (long)(k->interval_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000L;
-    }
+    monotonic_after(&until, k->interval_ms);
     while (!k->quit &&
            pthread_cond_timedwait(&k->cv, &k->mu, &until) != ETIMEDOUT) {
     }
@@ -416,17 +673,15 @@ static void *cached_main(void *arg) {
 
 static void check_free(hcheck *k) {
   if (!k) return;
-  if (k->cached) {
-    if (k->thread_started) {
-      pthread_mutex_lock(&k->mu);
-      k->quit = true;
-      pthread_cond_signal(&k->cv);
-      pthread_mutex_unlock(&k->mu);
-      pthread_join(k->thread, NULL);
-    }
-    pthread_cond_destroy(&k->cv);
-    pthread_mutex_destroy(&k->mu);
+  if (k->thread_started) {
+    pthread_mutex_lock(&k->mu);
+    k->quit = true;
+    pthread_cond_signal(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+    pthread_join(k->thread, NULL);
   }
+  pthread_cond_destroy(&k->cv);
+  pthread_mutex_destroy(&k->mu);
   free(k->name);
   free(k);
 }
@@ -441,6 +696,43 @@ static void block_signals(sigset_t *old) {
 
 static void restore_signals(const sigset_t *old) {
   pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+static void monotonic_cond_init(pthread_cond_t *cv) {
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(cv, &ca);
+  pthread_condattr_destroy(&ca);
+}
+
+/* The inline checks' thread, started with the first of them (under h->mu). */
+static aiplat_status start_rounds(aiplat_health *h) {
+  pthread_mutex_lock(&h->round_mu);
+  bool started = h->round_started;
+  pthread_mutex_unlock(&h->round_mu);
+  if (started) return AIPLAT_OK;
+  sigset_t old;
+  block_signals(&old);
+  int rc = pthread_create(&h->round_thread, NULL, round_main, h);
+  restore_signals(&old);
+  if (rc != 0)
+    return aip_fail(&h->err, AIPLAT_ERR_INTERNAL,
+                    "health: cannot start the readiness checks' thread: %s",
+                    strerror(rc));
+  pthread_mutex_lock(&h->round_mu);
+  h->round_started = true;
+  pthread_mutex_unlock(&h->round_mu);
+  return AIPLAT_OK;
+}
+
+static void stop_rounds(aiplat_health *h) {
+  pthread_mutex_lock(&h->round_mu);
+  bool started = h->round_started;
+  h->round_quit = true;
+  pthread_cond_signal(&h->round_ask);
+  pthread_mutex_unlock(&h->round_mu);
+  if (started) pthread_join(h->round_thread, NULL);
 }
 
 static bool valid_check_name(const char *name) {
@@ -481,16 +773,10 @@ static aiplat_status add_check(aiplat_health *h, const char *name,
   k->user_data = user_data;
   k->cached = cached;
   atomic_init(&k->slow_warned, false);
-  if (cached) {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&k->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    pthread_mutex_init(&k->mu, NULL);
-    k->interval_ms = interval_ms;
-    k->timeout_ms = timeout_ms;
-  }
+  monotonic_cond_init(&k->cv);
+  pthread_mutex_init(&k->mu, NULL);
+  k->interval_ms = interval_ms;
+  k->timeout_ms = cached ? timeout_ms : HEALTH_INLINE_BUDGET_MS;
 
   aiplat_status st = AIPLAT_OK;
   pthread_mutex_lock(&h->mu);
@@ -518,6 +804,8 @@ static aiplat_status add_check(aiplat_health *h, const char *name,
       goto out;
     }
     k->thread_started = true;
+  } else if ((st = start_rounds(h)) != AIPLAT_OK) {
+    goto out;
   }
   h->checks[h->nchecks++] = k;
   k = NULL;
@@ -545,6 +833,9 @@ AIPLAT_API aiplat_status aiplat_health_create(aiplat_health **out,
   pthread_mutex_init(&h->life_mu, NULL);
   pthread_mutex_init(&h->mu, NULL);
   pthread_mutex_init(&h->log_mu, NULL);
+  pthread_mutex_init(&h->round_mu, NULL);
+  monotonic_cond_init(&h->round_ask);
+  monotonic_cond_init(&h->round_done);
   atomic_init(&h->port, 0);
   atomic_init(&h->stopping, false);
   h->ready = true;
@@ -572,11 +863,15 @@ fail:
 AIPLAT_API void aiplat_health_destroy(aiplat_health *h) {
   if (!h) return;
   aiplat_health_stop(h);
+  stop_rounds(h); /* waits for a running inline check, as for cached ones */
   for (size_t i = 0; i < h->nchecks; i++) check_free(h->checks[i]);
   free(h->checks);
   free(h->ready_reason);
   free(h->live_reason);
   aip_metrics_free(h->metrics);
+  pthread_cond_destroy(&h->round_done);
+  pthread_cond_destroy(&h->round_ask);
+  pthread_mutex_destroy(&h->round_mu);
   pthread_mutex_destroy(&h->log_mu);
   pthread_mutex_destroy(&h->mu);
   pthread_mutex_destroy(&h->life_mu);
@@ -618,17 +913,30 @@ AIPLAT_API aiplat_status aiplat_health_start(aiplat_health *h) {
   pthread_mutex_lock(&h->log_mu);
   h->mhd_last[0] = '\0';
   pthread_mutex_unlock(&h->log_mu);
+  /* Read by the server's thread alone once it runs. */
+  h->conn_cap = connection_cap();
+  h->conn_open = 0;
+  h->wait_head = h->wait_tail = NULL;
+  h->conn_dropped = 0;
+  h->drop_logged_ms = 0;
   sigset_t old;
   block_signals(&old);
+  /* The server's own limit stays above the cap, so that the accept policy
+   * sees a full port and makes room instead of the server leaving new
+   * connections in the kernel's backlog until one times out. */
+  /* clang-format off */
   h->daemon = MHD_start_daemon(
-      flags, (uint16_t)h->port_cfg, NULL, NULL, on_request, h,
+      flags, (uint16_t)h->port_cfg, on_accept, h, on_request, h,
       /* the logger first, or libmicrohttpd complains on stderr */
       MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
       MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&h->addr,
-      MHD_OPTION_CONNECTION_LIMIT, HEALTH_CONNECTION_LIMIT,
+      MHD_OPTION_CONNECTION_LIMIT, h->conn_cap + HEALTH_CONNECTION_SLACK,
       MHD_OPTION_CONNECTION_TIMEOUT, HEALTH_CONNECTION_TIMEOUT_S,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, HEALTH_CONNECTION_MEMORY,
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
       MHD_OPTION_END);
+  /* clang-format on */
   restore_signals(&old);
   if (!h->daemon) {
     int e = probe_bind(h);
@@ -649,10 +957,11 @@ AIPLAT_API aiplat_status aiplat_health_start(aiplat_health *h) {
   const union MHD_DaemonInfo *info =
       MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
   atomic_store(&h->port, info && info->port ? info->port : h->port_cfg);
-  char port[16];
+  char port[16], cap[16];
   snprintf(port, sizeof port, "%d", atomic_load(&h->port));
+  snprintf(cap, sizeof cap, "%u", h->conn_cap);
   aip_log_kv(AIPLAT_LOG_INFO, "health: listening", "address", h->addr_text,
-             "port", port, (const char *)NULL);
+             "port", port, "max_connections", cap, (const char *)NULL);
 out:
   pthread_mutex_unlock(&h->life_mu);
   return st;

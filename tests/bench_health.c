@@ -1,14 +1,23 @@
 /* Figures for the health server and the metrics registry (not a test):
  *   tests/bench_health [seconds-per-figure]
  * prints the cost of the hot-path updates, of a labelled public update, of
- * rendering, and the request rate of /metrics, /ready and /health over one
- * keep-alive connection. */
+ * rendering, the request rate of /metrics, /ready and /health over one
+ * keep-alive connection, and what crowds of idle or trickling connections
+ * cost and do to probes. */
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "metrics.h"
 
@@ -93,6 +102,131 @@ static void http_rate(int port, const char *path) {
   curl_easy_cleanup(c);
 }
 
+/* ---- crowds ------------------------------------------------------------ */
+
+static long rss_kib(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  long size = 0, res = 0;
+  if (f) {
+    if (fscanf(f, "%ld %ld", &size, &res) != 2) res = 0;
+    fclose(f);
+  }
+  return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void nap_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static int open_conn(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 &&
+      errno != EINPROGRESS) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+typedef struct trickle {
+  int *fds;
+  int n;
+  atomic_bool stop;
+} trickle;
+
+/* Slowloris: a header that never ends, a byte every 200 ms. */
+static void *trickle_main(void *arg) {
+  trickle *t = arg;
+  static const char start[] = "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+  for (int tick = 0; !atomic_load(&t->stop); tick++) {
+    for (int i = 0; i < t->n; i++)
+      (void)send(t->fds[i], tick ? "a" : start, tick ? 1 : sizeof start - 1,
+                 MSG_NOSIGNAL);
+    nap_ms(200);
+  }
+  return NULL;
+}
+
+/* Probes on fresh connections, as the kubelet makes them. */
+static void probe_figure(int port, const char *path, int n) {
+  char url[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+  double sum = 0, worst = 0;
+  int ok = 0;
+  for (int i = 0; i < n; i++) {
+    CURL *c = curl_easy_init();
+    size_t bytes = 0;
+    long status = 0;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &bytes);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+    double t0 = now_s();
+    if (curl_easy_perform(c) == CURLE_OK)
+      curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    double dt = now_s() - t0;
+    curl_easy_cleanup(c);
+    ok += status == 200;
+    sum += dt;
+    if (dt > worst) worst = dt;
+    nap_ms(20);
+  }
+  printf(
+      "  GET %-8s on a new connection      %6.2f ms mean  %6.2f ms worst"
+      "  %d/%d answered 200\n",
+      path, sum * 1e3 / n, worst * 1e3, ok, n);
+}
+
+/* @nidle connections that send nothing and @nslow that trickle: the
+ * server's memory for them, the probes' latency, how many were dropped. */
+static void crowd_figure(int port, int nidle, int nslow) {
+  struct rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rlim_t need = 2 * (rlim_t)(nidle + nslow) + 256;
+  if (rl.rlim_cur < need) {
+    printf("crowd of %d: needs %lu descriptors, the limit is %lu; skipped\n",
+           nidle + nslow, (unsigned long)need, (unsigned long)rl.rlim_cur);
+    return;
+  }
+  int *idle = calloc((size_t)nidle, sizeof *idle);
+  trickle t = {.fds = calloc((size_t)nslow + 1, sizeof(int)), .n = nslow};
+  atomic_init(&t.stop, false);
+  long before = rss_kib();
+  for (int i = 0; i < nidle; i++) idle[i] = open_conn(port);
+  for (int i = 0; i < nslow; i++) t.fds[i] = open_conn(port);
+  pthread_t th;
+  pthread_create(&th, NULL, trickle_main, &t);
+  nap_ms(1000); /* the server takes them in, the slow ones send a little */
+  long after = rss_kib();
+  printf(
+      "crowd: %d idle + %d trickling connections   %+ld KiB RSS "
+      "(%.2f KiB each, client sockets included)\n",
+      nidle, nslow, after - before, (double)(after - before) / (nidle + nslow));
+  probe_figure(port, "/health", 20);
+  probe_figure(port, "/ready", 20);
+  int dropped = 0;
+  for (int i = 0; i < nidle; i++) {
+    char c;
+    struct pollfd p = {.fd = idle[i], .events = POLLIN};
+    if (idle[i] >= 0 && poll(&p, 1, 0) == 1 &&
+        recv(idle[i], &c, 1, MSG_DONTWAIT) <= 0)
+      dropped++;
+  }
+  printf("  idle connections closed by the server to make room: %d\n", dropped);
+  atomic_store(&t.stop, true);
+  pthread_join(th, NULL);
+  for (int i = 0; i < nidle; i++) close(idle[i]);
+  for (int i = 0; i < nslow; i++) close(t.fds[i]);
+  free(idle);
+  free(t.fds);
+  nap_ms(500); /* the server closes its ends */
+}
+
 static bool nats_ok(char *msg, size_t len, void *ud) {
   (void)ud;
   snprintf(msg, len, "connected");
@@ -159,6 +293,10 @@ int main(int argc, char **argv) {
   http_rate(port, "/health");
   http_rate(port, "/ready");
   http_rate(port, "/metrics");
+  probe_figure(port, "/health", 20);
+  /* Within the cap, then beyond it (4096 when descriptors allow). */
+  crowd_figure(port, 1000, 100);
+  crowd_figure(port, 6000, 0);
   aiplat_health_destroy(h);
   return 0;
 }

@@ -60,9 +60,11 @@ typedef struct aiplat_metric aiplat_metric;
  * @param msglen    size of @p msg
  * @param user_data as given when the check was added
  * @return true when the component is ready
- * A check added with aiplat_health_add_check() runs on the server's thread
- * during each `/ready` request and must not block: it reads a state (a flag,
- * a connection status) and returns. A check that must do I/O is added with
+ * A check added with aiplat_health_add_check() runs at each `/ready`
+ * request, on the handle's thread for such checks, and must not block: it
+ * reads a state (a flag, a connection status) and returns. `/ready` waits
+ * 250 ms at most for these checks; one still running then counts as failing
+ * ("no answer within 250 ms"). A check that must do I/O is added with
  * aiplat_health_add_cached_check() instead. A check must not call
  * aiplat_health_add_check(), _add_cached_check(), _stop() or _destroy().
  */
@@ -86,8 +88,8 @@ AIPLAT_API aiplat_status aiplat_health_create(aiplat_health **out,
                                               aiplat_config *cfg);
 
 /**
- * Stop the server if it runs, stop the cached checks' threads (waiting for a
- * check that is running to return), and free the handle with its registry.
+ * Stop the server if it runs, stop the checks' threads (waiting for a check
+ * that is running to return), and free the handle with its registry.
  * Pointers to metric families of the registry become invalid. NULL is a
  * no-op.
  */
@@ -95,7 +97,10 @@ AIPLAT_API void aiplat_health_destroy(aiplat_health *h);
 
 /**
  * Bind the configured address and start answering on a thread of the
- * server's own.
+ * server's own. The port holds up to 4096 connections, at most half the
+ * process's soft `RLIMIT_NOFILE`; when that limit is below 8320, it is first
+ * raised to the hard limit, for the whole process (as Go's runtime does).
+ * A full port drops the connection that has waited longest for a request.
  * @return ::AIPLAT_ERR_IO with a message naming the address (for example
  * "health: cannot listen on 127.0.0.1:8080: Address already in use") when
  * the address cannot be bound, ::AIPLAT_ERR_STATE when already started.
@@ -118,15 +123,16 @@ AIPLAT_API aiplat_status aiplat_health_stop(aiplat_health *h);
 AIPLAT_API int aiplat_health_port(aiplat_health *h);
 
 /**
- * Register a readiness check that runs on the server's thread at every
- * `/ready` request; see ::aiplat_health_check_fn for what it may do.
+ * Register a readiness check that runs at every `/ready` request; see
+ * ::aiplat_health_check_fn for what it may do and on which thread.
  * @param name 1 to 64 characters of `A-Z a-z 0-9 _ . -`, unique in @p h;
  *             copied; the key of the check in the `/ready` body
  * @param fn   the check; @p user_data is passed to it and must stay valid
  *             until aiplat_health_destroy() returns
  * @return ::AIPLAT_ERR_INVALID_ARGUMENT for a bad name or NULL @p fn,
- * ::AIPLAT_ERR_EXISTS when the name is taken. A check that takes more than
- * 100 ms is reported once in the log as blocking the server.
+ * ::AIPLAT_ERR_EXISTS when the name is taken, ::AIPLAT_ERR_INTERNAL when the
+ * checks' thread cannot be started (with the first such check). A check that
+ * takes more than 100 ms is reported once in the log.
  */
 AIPLAT_API aiplat_status aiplat_health_add_check(aiplat_health *h,
                                                  const char *name,
