@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -507,6 +508,193 @@ START_TEST(jetstream_nak_redelivers_and_term_does_not) {
 }
 END_TEST
 
+/* ---- JetStream endpoints bind to the stream they find ---------------------- */
+
+/* A JetStream API request; the decoded reply (caller releases it). */
+static json_t *js_api(aiplat_bus *bus, const char *op, const char *body) {
+  char subject[128];
+  snprintf(subject, sizeof subject, "$JS.API.%s", op);
+  aiplat_bus_msg *reply = NULL;
+  ck_assert_int_eq(aiplat_bus_request(bus, subject, body, body ? strlen(body) : 0, NULL, 5000,
+                                      &reply),
+                   AIPLAT_OK);
+  json_t *j = json_loadb(aiplat_bus_msg_data(reply), aiplat_bus_msg_len(reply), 0, NULL);
+  aiplat_bus_msg_destroy(reply);
+  ck_assert_ptr_nonnull(j);
+  return j;
+}
+
+/* Create a stream the way an operator would, with settings of its own. */
+static void operator_stream(aiplat_bus *bus, const char *name, const char *body) {
+  char op[128];
+  snprintf(op, sizeof op, "STREAM.CREATE.%s", name);
+  json_t *j = js_api(bus, op, body);
+  char *text = json_dumps(j, JSON_COMPACT);
+  ck_assert_msg(json_object_get(j, "error") == NULL, "create %s: %s", name, text);
+  free(text);
+  json_decref(j);
+}
+
+/* The stream's configuration as the server reports it, keys sorted; free(). */
+static char *stream_config(aiplat_bus *bus, const char *name) {
+  char op[128];
+  snprintf(op, sizeof op, "STREAM.INFO.%s", name);
+  json_t *info = js_api(bus, op, NULL);
+  json_t *cfg = json_object_get(info, "config");
+  ck_assert_msg(cfg != NULL, "no stream %s", name);
+  char *text = json_dumps(cfg, JSON_SORT_KEYS | JSON_COMPACT);
+  json_decref(info);
+  ck_assert_ptr_nonnull(text);
+  return text;
+}
+
+static atomic_int js_seen;
+
+static aiplat_status on_js_seen(aiplat_request *req, void *ud) {
+  (void)req, (void)ud;
+  atomic_fetch_add(&js_seen, 1);
+  return AIPLAT_OK;
+}
+
+/* A service with one JetStream endpoint (raw payloads), not started. */
+static aiplat_service *js_service(aiplat_config *cfg, const char *stream, const char *subject) {
+  aiplat_service *svc = NULL;
+  ck_assert_int_eq(aiplat_service_create(&svc, cfg, "binder", "1.0.0", "js"), AIPLAT_OK);
+  aiplat_service_set_handle_signals(svc, false);
+  ck_assert_int_eq(aiplat_service_set_workers(svc, 1), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_service_add_js_endpoint(svc, "work", stream, "binder-worker", subject,
+                                                  AIPLAT_MSG_INVALID, AIPLAT_MSG_INVALID,
+                                                  on_js_seen, NULL),
+                   AIPLAT_OK);
+  return svc;
+}
+
+static void js_service_end(aiplat_service *svc) {
+  aiplat_service_stop(svc);
+  ck_assert_int_eq(aiplat_service_run(svc), AIPLAT_OK);
+  aiplat_service_destroy(svc);
+}
+
+START_TEST(jetstream_endpoint_keeps_an_operators_stream) {
+  /* The endpoint's pull consumer works with every retention, so none is
+   * refused, and nothing of the stream is changed. */
+  const char *retentions[] = {"workqueue", "limits", "interest"};
+  aiplat_bus *bus = client();
+  aiplat_config *cfg = test_config();
+  for (size_t i = 0; i < sizeof retentions / sizeof retentions[0]; i++) {
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"name\":\"OPS\",\"subjects\":[\"ops.audit.>\",\"test.ops.*.message\",\"ops.x\"],"
+             "\"retention\":\"%s\",\"max_age\":3600000000000,\"max_msgs\":1000,"
+             "\"max_bytes\":1048576,\"max_msgs_per_subject\":100,\"discard\":\"old\","
+             "\"storage\":\"file\",\"num_replicas\":1}",
+             retentions[i]);
+    operator_stream(bus, "OPS", body);
+    char *before = stream_config(bus, "OPS");
+    ck_assert_ptr_nonnull(strstr(before, "\"max_age\":3600000000000"));
+    ck_assert_ptr_nonnull(strstr(before, "\"max_msgs\":1000"));
+    atomic_store(&js_seen, 0);
+    aiplat_service *svc = js_service(cfg, "OPS", "test.ops.*.message");
+    aiplat_status st = aiplat_service_start(svc);
+    char why[512] = "";
+    aiplat_service_last_error(svc, why, sizeof why);
+    ck_assert_msg(st == AIPLAT_OK, "%s: start: %s", retentions[i], why);
+    char *after = stream_config(bus, "OPS");
+    ck_assert_str_eq(after, before);
+    ck_assert_int_eq(aiplat_bus_js_publish(bus, "test.ops.u1.message", "hi", 2, NULL, NULL),
+                     AIPLAT_OK);
+    for (int k = 0; k < 200 && atomic_load(&js_seen) == 0; k++) sleep_ms(25);
+    ck_assert_int_eq(atomic_load(&js_seen), 1);
+    js_service_end(svc);
+    free(after);
+    after = stream_config(bus, "OPS");
+    ck_assert_str_eq(after, before);
+    free(after);
+    free(before);
+    ck_assert_int_eq(aiplat_bus_stream_delete(bus, "OPS"), AIPLAT_OK);
+  }
+  aiplat_config_destroy(cfg);
+  aiplat_bus_destroy(bus);
+}
+END_TEST
+
+START_TEST(jetstream_endpoint_refuses_a_stream_that_misses_its_subject) {
+  aiplat_bus *bus = client();
+  aiplat_config *cfg = test_config();
+  operator_stream(bus, "NARROW",
+                  "{\"name\":\"NARROW\",\"subjects\":[\"test.narrow.u1.message\","
+                  "\"test.narrow.other.>\"],\"retention\":\"limits\",\"max_age\":60000000000}");
+  char *before = stream_config(bus, "NARROW");
+  aiplat_service *svc = js_service(cfg, "NARROW", "test.narrow.*.message");
+  ck_assert_int_eq(aiplat_service_start(svc), AIPLAT_ERR_CONFIG);
+  char why[512] = "";
+  aiplat_service_last_error(svc, why, sizeof why);
+  ck_assert_msg(strstr(why, "NARROW") && strstr(why, "test.narrow.u1.message") &&
+                    strstr(why, "test.narrow.other.>") && strstr(why, "test.narrow.*.message"),
+                "unclear: %s", why);
+  aiplat_service_destroy(svc);
+  char *after = stream_config(bus, "NARROW");
+  ck_assert_str_eq(after, before);
+  free(after);
+  free(before);
+  ck_assert_int_eq(aiplat_bus_stream_delete(bus, "NARROW"), AIPLAT_OK);
+  aiplat_config_destroy(cfg);
+  aiplat_bus_destroy(bus);
+}
+END_TEST
+
+START_TEST(jetstream_endpoint_subject_must_be_covered) {
+  static const struct {
+    const char *stream_subject, *endpoint_subject;
+    bool covered;
+  } cases[] = {
+      {"cov.user.*.message", "cov.user.*.message", true},
+      {"cov.>", "cov.user.*.message", true},
+      {"cov.user.>", "cov.user.*.message", true},
+      {"*.user.*.message", "cov.user.*.message", true},
+      {"cov.*.*.>", "cov.user.*.message", true},
+      {"cov.user.u1.message", "cov.user.*.message", false},
+      {"cov.user.*", "cov.user.*.message", false},
+      {"cov.user.*.message.>", "cov.user.*.message", false},
+      {"cov.user.*.reply", "cov.user.*.message", false},
+      {"cov.jobs.>", "cov.jobs.>", true},
+      {"cov.>", "cov.jobs.>", true},
+      {"cov.jobs.*", "cov.jobs.>", false},
+      {"cov.jobs.*.>", "cov.jobs.>", false},
+      {"cov.*", "cov.lit", true},
+      {"cov.lit", "cov.lit", true},
+      {"cov.lit.>", "cov.lit", false},
+  };
+  aiplat_bus *bus = client();
+  aiplat_config *cfg = test_config();
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *subjects[] = {cases[i].stream_subject};
+    ck_assert_int_eq(aiplat_bus_stream_ensure(bus, "COV", subjects, 1, 0,
+                                              AIPLAT_BUS_RETENTION_LIMITS),
+                     AIPLAT_OK);
+    char *before = stream_config(bus, "COV");
+    aiplat_service *svc = js_service(cfg, "COV", cases[i].endpoint_subject);
+    aiplat_status st = aiplat_service_start(svc);
+    char why[512] = "";
+    aiplat_service_last_error(svc, why, sizeof why);
+    ck_assert_msg(st == (cases[i].covered ? AIPLAT_OK : AIPLAT_ERR_CONFIG),
+                  "stream %s, endpoint %s: %s (%s)", cases[i].stream_subject,
+                  cases[i].endpoint_subject, aiplat_status_str(st), why);
+    if (st == AIPLAT_OK)
+      js_service_end(svc);
+    else
+      aiplat_service_destroy(svc);
+    char *after = stream_config(bus, "COV");
+    ck_assert_str_eq(after, before);
+    free(after);
+    free(before);
+    ck_assert_int_eq(aiplat_bus_stream_delete(bus, "COV"), AIPLAT_OK);
+  }
+  aiplat_config_destroy(cfg);
+  aiplat_bus_destroy(bus);
+}
+END_TEST
+
 /* ---- configuration and arguments ---------------------------------------------- */
 
 START_TEST(bad_configuration_and_arguments) {
@@ -606,6 +794,9 @@ Suite *make_suite(void) {
   tcase_add_test(tc, stop_lets_inflight_requests_finish);
   tcase_add_test(tc, deadline_passed_in_the_queue);
   tcase_add_test(tc, jetstream_nak_redelivers_and_term_does_not);
+  tcase_add_test(tc, jetstream_endpoint_keeps_an_operators_stream);
+  tcase_add_test(tc, jetstream_endpoint_refuses_a_stream_that_misses_its_subject);
+  tcase_add_test(tc, jetstream_endpoint_subject_must_be_covered);
   tcase_add_test(tc, bad_configuration_and_arguments);
   tcase_add_test(tc, sigterm_keeps_the_inflight_reply);
   tcase_add_test(tc, readiness_follows_the_nats_connection); /* restarts: last */
