@@ -695,6 +695,156 @@ START_TEST(jetstream_endpoint_subject_must_be_covered) {
 }
 END_TEST
 
+typedef struct racer {
+  aiplat_service *svc;
+  pthread_barrier_t *go;
+  pthread_t thread;
+  aiplat_status st;
+  char why[512];
+} racer;
+
+static void *race_start(void *arg) {
+  racer *r = arg;
+  pthread_barrier_wait(r->go);
+  r->st = aiplat_service_start(r->svc);
+  aiplat_service_last_error(r->svc, r->why, sizeof r->why);
+  return NULL;
+}
+
+START_TEST(jetstream_endpoint_creates_a_missing_stream_once) {
+  /* Instances starting together both find no stream and both create it;
+   * whichever create comes second must bind to the first one's stream. */
+  aiplat_bus *bus = client();
+  aiplat_config *cfg = test_config();
+  for (int round = 0; round < 8; round++) {
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, 2);
+    racer r[2];
+    for (int k = 0; k < 2; k++) {
+      memset(&r[k], 0, sizeof r[k]);
+      r[k].svc = js_service(cfg, "RACE", "test.race.>");
+      r[k].go = &go;
+      ck_assert_int_eq(pthread_create(&r[k].thread, NULL, race_start, &r[k]), 0);
+    }
+    for (int k = 0; k < 2; k++) pthread_join(r[k].thread, NULL);
+    pthread_barrier_destroy(&go);
+    for (int k = 0; k < 2; k++)
+      ck_assert_msg(r[k].st == AIPLAT_OK, "round %d, instance %d: %s", round, k, r[k].why);
+    /* Created as it always was: the endpoint's subject, a work queue, no age limit. */
+    char *config = stream_config(bus, "RACE");
+    json_t *j = json_loads(config, 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    json_t *subjects = json_object_get(j, "subjects");
+    ck_assert_int_eq(json_array_size(subjects), 1);
+    ck_assert_str_eq(json_string_value(json_array_get(subjects, 0)), "test.race.>");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "retention")), "workqueue");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "storage")), "file");
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "max_age")), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "num_replicas")), 1);
+    json_decref(j);
+    free(config);
+    atomic_store(&js_seen, 0);
+    ck_assert_int_eq(aiplat_bus_js_publish(bus, "test.race.x", "hi", 2, NULL, NULL), AIPLAT_OK);
+    for (int k = 0; k < 200 && atomic_load(&js_seen) == 0; k++) sleep_ms(25);
+    ck_assert_int_eq(atomic_load(&js_seen), 1);
+    for (int k = 0; k < 2; k++) js_service_end(r[k].svc);
+    ck_assert_int_eq(aiplat_bus_stream_delete(bus, "RACE"), AIPLAT_OK);
+  }
+  aiplat_config_destroy(cfg);
+  aiplat_bus_destroy(bus);
+}
+END_TEST
+
+typedef struct operator_race {
+  pthread_barrier_t *go;
+  pthread_t thread;
+  aiplat_bus *bus;
+  atomic_int lookups;      /* stream lookups seen (the endpoint's) */
+  _Atomic(json_t *) reply; /* the server's answer to the operator's create */
+} operator_race;
+
+/* The operator creates the stream the moment the endpoint has looked it up
+ * (or after a second without a lookup): aimed at the gap between the
+ * endpoint's lookup and its own create. */
+static void operator_create_once(operator_race *o) {
+  static const char body[] =
+      "{\"name\":\"RACE\",\"subjects\":[\"test.race.>\",\"ops.race\"],\"retention\":\"limits\","
+      "\"max_age\":3600000000000,\"max_msgs\":500}";
+  if (atomic_fetch_add(&o->lookups, 1) == 0)
+    aiplat_bus_publish_request(o->bus, "$JS.API.STREAM.CREATE.RACE", "_INBOX.operator-race", body,
+                               strlen(body), NULL);
+}
+
+static void on_lookup(aiplat_bus_msg *msg, void *ud) {
+  (void)msg;
+  operator_create_once(ud);
+}
+
+static void on_created(aiplat_bus_msg *msg, void *ud) {
+  operator_race *o = ud;
+  atomic_store(&o->reply, json_loadb(aiplat_bus_msg_data(msg), aiplat_bus_msg_len(msg), 0, NULL));
+}
+
+static void *operator_create(void *arg) {
+  operator_race *o = arg;
+  aiplat_bus_sub *lookups = NULL, *created = NULL;
+  aiplat_bus_subscribe(o->bus, "$JS.API.STREAM.INFO.RACE", NULL, on_lookup, o, &lookups);
+  aiplat_bus_subscribe(o->bus, "_INBOX.operator-race", NULL, on_created, o, &created);
+  aiplat_bus_flush(o->bus, 5000);
+  pthread_barrier_wait(o->go);
+  for (int i = 0; i < 1000 && !atomic_load(&o->reply); i++) {
+    if (i == 100) operator_create_once(o);
+    sleep_ms(10);
+  }
+  aiplat_bus_sub_destroy(lookups);
+  aiplat_bus_sub_destroy(created);
+  return NULL;
+}
+
+START_TEST(jetstream_endpoint_races_an_operator_creating_its_stream) {
+  /* Whoever comes first, the endpoint starts; a stream the operator made,
+   * even between the endpoint's lookup and its create, is used as it is. */
+  aiplat_bus *bus = client();
+  aiplat_config *cfg = test_config();
+  for (int round = 0; round < 8; round++) {
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, 2);
+    racer r = {.svc = js_service(cfg, "RACE", "test.race.>"), .go = &go};
+    operator_race o = {.go = &go, .bus = client()};
+    ck_assert_int_eq(pthread_create(&r.thread, NULL, race_start, &r), 0);
+    ck_assert_int_eq(pthread_create(&o.thread, NULL, operator_create, &o), 0);
+    pthread_join(r.thread, NULL);
+    pthread_join(o.thread, NULL);
+    pthread_barrier_destroy(&go);
+    ck_assert_msg(r.st == AIPLAT_OK, "round %d: %s", round, r.why);
+    json_t *reply = atomic_load(&o.reply);
+    ck_assert_ptr_nonnull(reply);
+    char *text = stream_config(bus, "RACE");
+    json_t *have = json_loads(text, 0, NULL);
+    free(text);
+    json_t *made = json_object_get(reply, "config");
+    if (made) {
+      ck_assert_msg(json_equal(have, made), "round %d: the operator's stream was changed", round);
+    } else { /* the endpoint created it first: the operator was refused */
+      json_t *err = json_object_get(reply, "error");
+      ck_assert_int_eq(json_integer_value(json_object_get(err, "err_code")), 10058);
+      ck_assert_str_eq(json_string_value(json_object_get(have, "retention")), "workqueue");
+    }
+    json_decref(have);
+    json_decref(reply);
+    atomic_store(&js_seen, 0);
+    ck_assert_int_eq(aiplat_bus_js_publish(bus, "test.race.x", "hi", 2, NULL, NULL), AIPLAT_OK);
+    for (int k = 0; k < 200 && atomic_load(&js_seen) == 0; k++) sleep_ms(25);
+    ck_assert_int_eq(atomic_load(&js_seen), 1);
+    js_service_end(r.svc);
+    aiplat_bus_destroy(o.bus);
+    ck_assert_int_eq(aiplat_bus_stream_delete(bus, "RACE"), AIPLAT_OK);
+  }
+  aiplat_config_destroy(cfg);
+  aiplat_bus_destroy(bus);
+}
+END_TEST
+
 /* ---- configuration and arguments ---------------------------------------------- */
 
 START_TEST(bad_configuration_and_arguments) {
@@ -797,6 +947,8 @@ Suite *make_suite(void) {
   tcase_add_test(tc, jetstream_endpoint_keeps_an_operators_stream);
   tcase_add_test(tc, jetstream_endpoint_refuses_a_stream_that_misses_its_subject);
   tcase_add_test(tc, jetstream_endpoint_subject_must_be_covered);
+  tcase_add_test(tc, jetstream_endpoint_creates_a_missing_stream_once);
+  tcase_add_test(tc, jetstream_endpoint_races_an_operator_creating_its_stream);
   tcase_add_test(tc, bad_configuration_and_arguments);
   tcase_add_test(tc, sigterm_keeps_the_inflight_reply);
   tcase_add_test(tc, readiness_follows_the_nats_connection); /* restarts: last */
