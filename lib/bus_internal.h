@@ -25,6 +25,17 @@ natsConnection *aip_bus_conn(aiplat_bus *bus);
  * connection), or NULL before connect. */
 jsCtx *aip_bus_js(aiplat_bus *bus);
 
+/* Find stream @name for a consumer of @subject (wildcards allowed) and use
+ * it as it is: its subjects, limits, retention and replicas are never
+ * changed. One of its subjects must cover @subject (NATS wildcard rules),
+ * else AIPLAT_ERR_CONFIG naming the stream, its subjects and @subject. When
+ * there is no such stream, create it capturing @subject with @retention,
+ * no age limit, on file, one replica; when another process creates it
+ * first, bind to that one. Failures are recorded as "@what: ...". */
+aiplat_status aip_bus_stream_bind(aiplat_bus *bus, const char *what,
+                                  const char *name, const char *subject,
+                                  aiplat_bus_retention retention);
+
 /* Subscribe like aiplat_bus_subscribe(), but @fn receives OWNERSHIP of each
  * message: it must call aiplat_bus_msg_destroy() once done, from any thread
  * (typically after a worker answered or acked it). This lets a worker pool

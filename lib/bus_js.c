@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,24 +24,26 @@ static jsCtx *open_js(aiplat_bus *bus, aip_err *e, const char *what) {
 /* ---- streams ---------------------------------------------------------------
  */
 
-AIPLAT_API aiplat_status aiplat_bus_stream_ensure(
-    aiplat_bus *bus, const char *name, const char *const *subjects,
-    size_t n_subjects, int64_t max_age_ms, aiplat_bus_retention retention) {
-  if (!bus)
-    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "bus: bus is NULL");
-  aip_err *e = &bus->err;
-  aiplat_status st =
-      aip_name_check(e, "bus: stream_ensure: stream name", name, NAME_MAX_LEN);
+/* Check the arguments and fill @sc (pointing at them) for creating or
+ * updating a stream: file storage, one replica. */
+static aiplat_status stream_config(aip_err *e, const char *what,
+                                   const char *name,
+                                   const char *const *subjects,
+                                   size_t n_subjects, int64_t max_age_ms,
+                                   aiplat_bus_retention retention,
+                                   jsStreamConfig *sc) {
+  char label[96];
+  snprintf(label, sizeof label, "%s: stream name", what);
+  aiplat_status st = aip_name_check(e, label, name, NAME_MAX_LEN);
   if (st) return st;
   if (!subjects || n_subjects == 0 || n_subjects > 1024)
     return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT,
-                    "bus: stream_ensure: give 1 to 1024 subjects");
+                    "%s: give 1 to 1024 subjects", what);
   for (size_t i = 0; i < n_subjects; i++)
-    if ((st = aip_subject_check(e, "bus: stream_ensure", subjects[i], true)))
-      return st;
+    if ((st = aip_subject_check(e, what, subjects[i], true))) return st;
   if (max_age_ms < 0 || max_age_ms > INT64_MAX / 1000000)
     return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT,
-                    "bus: stream_ensure: max_age_ms out of range");
+                    "%s: max_age_ms out of range", what);
   jsRetentionPolicy policy;
   switch (retention) {
     case AIPLAT_BUS_RETENTION_LIMITS:
@@ -54,19 +57,30 @@ AIPLAT_API aiplat_status aiplat_bus_stream_ensure(
       break;
     default:
       return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT,
-                      "bus: stream_ensure: unknown retention %d",
-                      (int)retention);
+                      "%s: unknown retention %d", what, (int)retention);
   }
+  jsStreamConfig_Init(sc);
+  sc->Name = name;
+  sc->Subjects = (const char **)subjects;
+  sc->SubjectsLen = (int)n_subjects;
+  sc->MaxAge = max_age_ms * 1000000;
+  sc->Retention = policy;
+  sc->Storage = js_FileStorage;
+  return AIPLAT_OK;
+}
+
+AIPLAT_API aiplat_status aiplat_bus_stream_ensure(
+    aiplat_bus *bus, const char *name, const char *const *subjects,
+    size_t n_subjects, int64_t max_age_ms, aiplat_bus_retention retention) {
+  if (!bus)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "bus: bus is NULL");
+  aip_err *e = &bus->err;
+  jsStreamConfig sc;
+  aiplat_status st = stream_config(e, "bus: stream_ensure", name, subjects,
+                                   n_subjects, max_age_ms, retention, &sc);
+  if (st) return st;
   jsCtx *js = open_js(bus, e, "bus: stream_ensure");
   if (!js) return aip_err_copy(e, NULL, 0);
-  jsStreamConfig sc;
-  jsStreamConfig_Init(&sc);
-  sc.Name = name;
-  sc.Subjects = (const char **)subjects;
-  sc.SubjectsLen = (int)n_subjects;
-  sc.MaxAge = max_age_ms * 1000000;
-  sc.Retention = policy;
-  sc.Storage = js_FileStorage;
   jsErrCode jerr = 0;
   natsStatus s = js_AddStream(NULL, js, &sc, NULL, &jerr);
   if (s != NATS_OK && jerr == JSStreamNameExistErr) {
@@ -76,6 +90,130 @@ AIPLAT_API aiplat_status aiplat_bus_stream_ensure(
   }
   if (s != NATS_OK) return aip_bus_fail_nats(e, s, jerr, "bus: stream_ensure");
   return AIPLAT_OK;
+}
+
+/* The next '.'-separated token of *@s; *@s becomes NULL after the last. */
+static bool next_token(const char **s, const char **tok, size_t *len) {
+  if (!*s) return false;
+  const char *dot = strchr(*s, '.');
+  *tok = *s;
+  *len = dot ? (size_t)(dot - *s) : strlen(*s);
+  *s = dot ? dot + 1 : NULL;
+  return true;
+}
+
+static bool is_wildcard(const char *tok, size_t len, char w) {
+  return len == 1 && tok[0] == w;
+}
+
+/* Whether stream subject @have captures every subject that @want (wildcards
+ * allowed) matches. Token by token: a '>' of @have takes whatever is left
+ * (one token or more), a '*' one token other than a '>', a literal only the
+ * same literal. The server asks the same of a consumer's filter subject. */
+static bool subject_covers(const char *have, const char *want) {
+  const char *ht, *wt;
+  size_t hn, wn;
+  for (;;) {
+    bool more_have = next_token(&have, &ht, &hn);
+    bool more_want = next_token(&want, &wt, &wn);
+    if (!more_have || !more_want) return !more_have && !more_want;
+    if (is_wildcard(ht, hn, '>')) return true;
+    if (is_wildcard(wt, wn, '>')) return false;
+    if (is_wildcard(ht, hn, '*')) continue;
+    if (is_wildcard(wt, wn, '*') || hn != wn || memcmp(ht, wt, hn) != 0)
+      return false;
+  }
+}
+
+/* "a, b, c" into @buf, cut short (with "...") when it does not fit. */
+static void join_subjects(char *buf, size_t cap, const jsStreamConfig *c) {
+  size_t used = 0;
+  buf[0] = '\0';
+  if (c->SubjectsLen <= 0) snprintf(buf, cap, "none");
+  for (int i = 0; i < c->SubjectsLen; i++) {
+    int n =
+        snprintf(buf + used, cap - used, "%s%s", i ? ", " : "", c->Subjects[i]);
+    if (n < 0 || (size_t)n >= cap - used) {
+      if (cap > 4) memcpy(buf + cap - 4, "...", 4);
+      return;
+    }
+    used += (size_t)n;
+  }
+}
+
+static const char *retention_name(jsRetentionPolicy p) {
+  switch (p) {
+    case js_LimitsPolicy:
+      return "limits";
+    case js_InterestPolicy:
+      return "interest";
+    case js_WorkQueuePolicy:
+      return "workqueue";
+  }
+  return "unknown";
+}
+
+static natsStatus stream_lookup(jsCtx *js, const char *name, jsStreamInfo **si,
+                                jsErrCode *jerr) {
+  *jerr = 0;
+  natsStatus s = js_GetStreamInfo(si, js, name, NULL, jerr);
+  if (s != NATS_OK && *jerr == JSStreamNotFoundErr) s = NATS_NOT_FOUND;
+  return s;
+}
+
+aiplat_status aip_bus_stream_bind(aiplat_bus *bus, const char *what,
+                                  const char *name, const char *subject,
+                                  aiplat_bus_retention retention) {
+  aip_err *e = &bus->err;
+  const char *subjects[] = {subject};
+  jsStreamConfig sc;
+  aiplat_status st =
+      stream_config(e, what, name, subjects, 1, 0, retention, &sc);
+  if (st) return st;
+  jsCtx *js = open_js(bus, e, what);
+  if (!js) return aip_err_copy(e, NULL, 0);
+  jsStreamInfo *si = NULL;
+  jsErrCode jerr = 0;
+  natsStatus s = stream_lookup(js, name, &si, &jerr);
+  if (s == NATS_NOT_FOUND) {
+    char creating[192];
+    snprintf(creating, sizeof creating, "%s: create stream %s", what, name);
+    jerr = 0;
+    s = js_AddStream(NULL, js, &sc, NULL, &jerr);
+    if (s == NATS_OK) {
+      aip_log_kv(AIPLAT_LOG_INFO, "jetstream stream created", "stream", name,
+                 "subject", subject, "retention", retention_name(sc.Retention),
+                 NULL);
+      return AIPLAT_OK;
+    }
+    if (jerr != JSStreamNameExistErr)
+      return aip_bus_fail_nats(e, s, jerr, creating);
+    /* Another instance created it since the lookup: bind to that one. */
+    s = stream_lookup(js, name, &si, &jerr);
+  }
+  if (s != NATS_OK) return aip_bus_fail_nats(e, s, jerr, what);
+  const jsStreamConfig *have = si->Config;
+  bool covered = false;
+  for (int i = 0; have && i < have->SubjectsLen && !covered; i++)
+    covered = subject_covers(have->Subjects[i], subject);
+  if (covered) {
+    aip_log_kv(AIPLAT_LOG_INFO, "jetstream stream found, used as it is",
+               "stream", name, "retention", retention_name(have->Retention),
+               NULL);
+  } else {
+    char list[AIP_ERRMSG_MAX];
+    if (have)
+      join_subjects(list, sizeof list, have);
+    else
+      snprintf(list, sizeof list, "unknown");
+    st = aip_fail(e, AIPLAT_ERR_CONFIG,
+                  "%s: stream %s does not capture subject %s, and is left as "
+                  "it is: give it a subject covering this one, or use another "
+                  "stream (its subjects: %s)",
+                  what, name, subject, list);
+  }
+  jsStreamInfo_Destroy(si);
+  return st;
 }
 
 AIPLAT_API aiplat_status aiplat_bus_stream_delete(aiplat_bus *bus,

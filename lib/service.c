@@ -977,9 +977,12 @@ AIPLAT_API aiplat_status aiplat_service_start(aiplat_service *svc) {
       break;
     }
     if (ep->js) {
-      const char *subjects[] = {ep->subject};
-      st = aiplat_bus_stream_ensure(svc->bus, ep->stream, subjects, 1, 0,
-                                    AIPLAT_BUS_RETENTION_WORK_QUEUE);
+      /* An operator's stream is used as it is; one is created only when
+       * missing (docs/decisions/0006). */
+      char what[96];
+      snprintf(what, sizeof what, "service: endpoint %s", ep->name);
+      st = aip_bus_stream_bind(svc->bus, what, ep->stream, ep->subject,
+                               AIPLAT_BUS_RETENTION_WORK_QUEUE);
     }
     /* One subscription per worker: the server spreads the queue group's
      * messages (JetStream: the durable's) over them. */

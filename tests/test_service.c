@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -747,6 +748,343 @@ START_TEST(jetstream_nak_redelivers_and_term_does_not) {
 }
 END_TEST
 
+/* ---- JetStream endpoints bind to the stream they find ---------------------- */
+
+/* A JetStream API request; the decoded reply (caller releases it). */
+static json_t *js_api(aiplat_bus *bus, const char *op, const char *body) {
+  char subject[128];
+  snprintf(subject, sizeof subject, "$JS.API.%s", op);
+  aiplat_bus_msg *reply = NULL;
+  ck_assert_int_eq(aiplat_bus_request(bus, subject, body, body ? strlen(body) : 0, NULL, 5000,
+                                      &reply),
+                   AIPLAT_OK);
+  json_t *j = json_loadb(aiplat_bus_msg_data(reply), aiplat_bus_msg_len(reply), 0, NULL);
+  aiplat_bus_msg_destroy(reply);
+  ck_assert_ptr_nonnull(j);
+  return j;
+}
+
+/* Create a stream the way an operator would, with settings of its own. */
+static void operator_stream(aiplat_bus *bus, const char *name, const char *body) {
+  char op[128];
+  snprintf(op, sizeof op, "STREAM.CREATE.%s", name);
+  json_t *j = js_api(bus, op, body);
+  char *text = json_dumps(j, JSON_COMPACT);
+  ck_assert_msg(json_object_get(j, "error") == NULL, "create %s: %s", name, text);
+  free(text);
+  json_decref(j);
+}
+
+/* The stream's configuration as the server reports it, keys sorted; free(). */
+static char *stream_config(aiplat_bus *bus, const char *name) {
+  char op[128];
+  snprintf(op, sizeof op, "STREAM.INFO.%s", name);
+  json_t *info = js_api(bus, op, NULL);
+  json_t *cfg = json_object_get(info, "config");
+  ck_assert_msg(cfg != NULL, "no stream %s", name);
+  char *text = json_dumps(cfg, JSON_SORT_KEYS | JSON_COMPACT);
+  json_decref(info);
+  ck_assert_ptr_nonnull(text);
+  return text;
+}
+
+static atomic_int js_seen;
+
+static aiplat_status on_js_seen(aiplat_request *req, void *ud) {
+  (void)req, (void)ud;
+  atomic_fetch_add(&js_seen, 1);
+  return AIPLAT_OK;
+}
+
+/* A service with one JetStream endpoint (raw payloads), not started. */
+static aiplat_service *js_service(aiplat_config *cfg, const char *stream, const char *subject) {
+  aiplat_service *svc = NULL;
+  ck_assert_int_eq(aiplat_service_create(&svc, cfg, "binder", "1.0.0", "js"), AIPLAT_OK);
+  aiplat_service_set_handle_signals(svc, false);
+  ck_assert_int_eq(aiplat_service_set_workers(svc, 1), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_service_add_js_endpoint(svc, "work", stream, "binder-worker", subject,
+                                                  AIPLAT_MSG_INVALID, AIPLAT_MSG_INVALID,
+                                                  on_js_seen, NULL),
+                   AIPLAT_OK);
+  return svc;
+}
+
+static void js_service_end(aiplat_service *svc) {
+  aiplat_service_stop(svc);
+  ck_assert_int_eq(aiplat_service_run(svc), AIPLAT_OK);
+  aiplat_service_destroy(svc);
+}
+
+START_TEST(jetstream_endpoint_keeps_an_operators_stream) {
+  /* The endpoint's pull consumer works with every retention, so none is
+   * refused, and nothing of the stream is changed. */
+  const char *retentions[] = {"workqueue", "limits", "interest"};
+  aiplat_bus *bus = client();
+  aiplat_config *cfg = test_config();
+  for (size_t i = 0; i < sizeof retentions / sizeof retentions[0]; i++) {
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"name\":\"OPS\",\"subjects\":[\"ops.audit.>\",\"test.ops.*.message\",\"ops.x\"],"
+             "\"retention\":\"%s\",\"max_age\":3600000000000,\"max_msgs\":1000,"
+             "\"max_bytes\":1048576,\"max_msgs_per_subject\":100,\"discard\":\"old\","
+             "\"storage\":\"file\",\"num_replicas\":1}",
+             retentions[i]);
+    operator_stream(bus, "OPS", body);
+    char *before = stream_config(bus, "OPS");
+    ck_assert_ptr_nonnull(strstr(before, "\"max_age\":3600000000000"));
+    ck_assert_ptr_nonnull(strstr(before, "\"max_msgs\":1000"));
+    atomic_store(&js_seen, 0);
+    aiplat_service *svc = js_service(cfg, "OPS", "test.ops.*.message");
+    aiplat_status st = aiplat_service_start(svc);
+    char why[512] = "";
+    aiplat_service_last_error(svc, why, sizeof why);
+    ck_assert_msg(st == AIPLAT_OK, "%s: start: %s", retentions[i], why);
+    char *after = stream_config(bus, "OPS");
+    ck_assert_str_eq(after, before);
+    ck_assert_int_eq(aiplat_bus_js_publish(bus, "test.ops.u1.message", "hi", 2, NULL, NULL),
+                     AIPLAT_OK);
+    for (int k = 0; k < 200 && atomic_load(&js_seen) == 0; k++) sleep_ms(25);
+    ck_assert_int_eq(atomic_load(&js_seen), 1);
+    js_service_end(svc);
+    free(after);
+    after = stream_config(bus, "OPS");
+    ck_assert_str_eq(after, before);
+    free(after);
+    free(before);
+    ck_assert_int_eq(aiplat_bus_stream_delete(bus, "OPS"), AIPLAT_OK);
+  }
+  aiplat_config_destroy(cfg);
+  aiplat_bus_destroy(bus);
+}
+END_TEST
+
+START_TEST(jetstream_endpoint_refuses_a_stream_that_misses_its_subject) {
+  aiplat_bus *bus = client();
+  aiplat_config *cfg = test_config();
+  operator_stream(bus, "NARROW",
+                  "{\"name\":\"NARROW\",\"subjects\":[\"test.narrow.u1.message\","
+                  "\"test.narrow.other.>\"],\"retention\":\"limits\",\"max_age\":60000000000}");
+  char *before = stream_config(bus, "NARROW");
+  aiplat_service *svc = js_service(cfg, "NARROW", "test.narrow.*.message");
+  ck_assert_int_eq(aiplat_service_start(svc), AIPLAT_ERR_CONFIG);
+  char why[512] = "";
+  aiplat_service_last_error(svc, why, sizeof why);
+  ck_assert_msg(strstr(why, "NARROW") && strstr(why, "test.narrow.u1.message") &&
+                    strstr(why, "test.narrow.other.>") && strstr(why, "test.narrow.*.message"),
+                "unclear: %s", why);
+  aiplat_service_destroy(svc);
+  char *after = stream_config(bus, "NARROW");
+  ck_assert_str_eq(after, before);
+  free(after);
+  free(before);
+  ck_assert_int_eq(aiplat_bus_stream_delete(bus, "NARROW"), AIPLAT_OK);
+  aiplat_config_destroy(cfg);
+  aiplat_bus_destroy(bus);
+}
+END_TEST
+
+START_TEST(jetstream_endpoint_subject_must_be_covered) {
+  static const struct {
+    const char *stream_subject, *endpoint_subject;
+    bool covered;
+  } cases[] = {
+      {"cov.user.*.message", "cov.user.*.message", true},
+      {"cov.>", "cov.user.*.message", true},
+      {"cov.user.>", "cov.user.*.message", true},
+      {"*.user.*.message", "cov.user.*.message", true},
+      {"cov.*.*.>", "cov.user.*.message", true},
+      {"cov.user.u1.message", "cov.user.*.message", false},
+      {"cov.user.*", "cov.user.*.message", false},
+      {"cov.user.*.message.>", "cov.user.*.message", false},
+      {"cov.user.*.reply", "cov.user.*.message", false},
+      {"cov.jobs.>", "cov.jobs.>", true},
+      {"cov.>", "cov.jobs.>", true},
+      {"cov.jobs.*", "cov.jobs.>", false},
+      {"cov.jobs.*.>", "cov.jobs.>", false},
+      {"cov.*", "cov.lit", true},
+      {"cov.lit", "cov.lit", true},
+      {"cov.lit.>", "cov.lit", false},
+  };
+  aiplat_bus *bus = client();
+  aiplat_config *cfg = test_config();
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *subjects[] = {cases[i].stream_subject};
+    ck_assert_int_eq(aiplat_bus_stream_ensure(bus, "COV", subjects, 1, 0,
+                                              AIPLAT_BUS_RETENTION_LIMITS),
+                     AIPLAT_OK);
+    char *before = stream_config(bus, "COV");
+    aiplat_service *svc = js_service(cfg, "COV", cases[i].endpoint_subject);
+    aiplat_status st = aiplat_service_start(svc);
+    char why[512] = "";
+    aiplat_service_last_error(svc, why, sizeof why);
+    ck_assert_msg(st == (cases[i].covered ? AIPLAT_OK : AIPLAT_ERR_CONFIG),
+                  "stream %s, endpoint %s: %s (%s)", cases[i].stream_subject,
+                  cases[i].endpoint_subject, aiplat_status_str(st), why);
+    if (st == AIPLAT_OK)
+      js_service_end(svc);
+    else
+      aiplat_service_destroy(svc);
+    char *after = stream_config(bus, "COV");
+    ck_assert_str_eq(after, before);
+    free(after);
+    free(before);
+    ck_assert_int_eq(aiplat_bus_stream_delete(bus, "COV"), AIPLAT_OK);
+  }
+  aiplat_config_destroy(cfg);
+  aiplat_bus_destroy(bus);
+}
+END_TEST
+
+typedef struct racer {
+  aiplat_service *svc;
+  pthread_barrier_t *go;
+  pthread_t thread;
+  aiplat_status st;
+  char why[512];
+} racer;
+
+static void *race_start(void *arg) {
+  racer *r = arg;
+  pthread_barrier_wait(r->go);
+  r->st = aiplat_service_start(r->svc);
+  aiplat_service_last_error(r->svc, r->why, sizeof r->why);
+  return NULL;
+}
+
+START_TEST(jetstream_endpoint_creates_a_missing_stream_once) {
+  /* Instances starting together both find no stream and both create it;
+   * whichever create comes second must bind to the first one's stream. */
+  aiplat_bus *bus = client();
+  aiplat_config *cfg = test_config();
+  for (int round = 0; round < 8; round++) {
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, 2);
+    racer r[2];
+    for (int k = 0; k < 2; k++) {
+      memset(&r[k], 0, sizeof r[k]);
+      r[k].svc = js_service(cfg, "RACE", "test.race.>");
+      r[k].go = &go;
+      ck_assert_int_eq(pthread_create(&r[k].thread, NULL, race_start, &r[k]), 0);
+    }
+    for (int k = 0; k < 2; k++) pthread_join(r[k].thread, NULL);
+    pthread_barrier_destroy(&go);
+    for (int k = 0; k < 2; k++)
+      ck_assert_msg(r[k].st == AIPLAT_OK, "round %d, instance %d: %s", round, k, r[k].why);
+    /* Created as it always was: the endpoint's subject, a work queue, no age limit. */
+    char *config = stream_config(bus, "RACE");
+    json_t *j = json_loads(config, 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    json_t *subjects = json_object_get(j, "subjects");
+    ck_assert_int_eq(json_array_size(subjects), 1);
+    ck_assert_str_eq(json_string_value(json_array_get(subjects, 0)), "test.race.>");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "retention")), "workqueue");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "storage")), "file");
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "max_age")), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "num_replicas")), 1);
+    json_decref(j);
+    free(config);
+    atomic_store(&js_seen, 0);
+    ck_assert_int_eq(aiplat_bus_js_publish(bus, "test.race.x", "hi", 2, NULL, NULL), AIPLAT_OK);
+    for (int k = 0; k < 200 && atomic_load(&js_seen) == 0; k++) sleep_ms(25);
+    ck_assert_int_eq(atomic_load(&js_seen), 1);
+    for (int k = 0; k < 2; k++) js_service_end(r[k].svc);
+    ck_assert_int_eq(aiplat_bus_stream_delete(bus, "RACE"), AIPLAT_OK);
+  }
+  aiplat_config_destroy(cfg);
+  aiplat_bus_destroy(bus);
+}
+END_TEST
+
+typedef struct operator_race {
+  pthread_barrier_t *go;
+  pthread_t thread;
+  aiplat_bus *bus;
+  atomic_int lookups;      /* stream lookups seen (the endpoint's) */
+  _Atomic(json_t *) reply; /* the server's answer to the operator's create */
+} operator_race;
+
+/* The operator creates the stream the moment the endpoint has looked it up
+ * (or after a second without a lookup): aimed at the gap between the
+ * endpoint's lookup and its own create. */
+static void operator_create_once(operator_race *o) {
+  static const char body[] =
+      "{\"name\":\"RACE\",\"subjects\":[\"test.race.>\",\"ops.race\"],\"retention\":\"limits\","
+      "\"max_age\":3600000000000,\"max_msgs\":500}";
+  if (atomic_fetch_add(&o->lookups, 1) == 0)
+    aiplat_bus_publish_request(o->bus, "$JS.API.STREAM.CREATE.RACE", "_INBOX.operator-race", body,
+                               strlen(body), NULL);
+}
+
+static void on_lookup(aiplat_bus_msg *msg, void *ud) {
+  (void)msg;
+  operator_create_once(ud);
+}
+
+static void on_created(aiplat_bus_msg *msg, void *ud) {
+  operator_race *o = ud;
+  atomic_store(&o->reply, json_loadb(aiplat_bus_msg_data(msg), aiplat_bus_msg_len(msg), 0, NULL));
+}
+
+static void *operator_create(void *arg) {
+  operator_race *o = arg;
+  aiplat_bus_sub *lookups = NULL, *created = NULL;
+  aiplat_bus_subscribe(o->bus, "$JS.API.STREAM.INFO.RACE", NULL, on_lookup, o, &lookups);
+  aiplat_bus_subscribe(o->bus, "_INBOX.operator-race", NULL, on_created, o, &created);
+  aiplat_bus_flush(o->bus, 5000);
+  pthread_barrier_wait(o->go);
+  for (int i = 0; i < 1000 && !atomic_load(&o->reply); i++) {
+    if (i == 100) operator_create_once(o);
+    sleep_ms(10);
+  }
+  aiplat_bus_sub_destroy(lookups);
+  aiplat_bus_sub_destroy(created);
+  return NULL;
+}
+
+START_TEST(jetstream_endpoint_races_an_operator_creating_its_stream) {
+  /* Whoever comes first, the endpoint starts; a stream the operator made,
+   * even between the endpoint's lookup and its create, is used as it is. */
+  aiplat_bus *bus = client();
+  aiplat_config *cfg = test_config();
+  for (int round = 0; round < 8; round++) {
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, 2);
+    racer r = {.svc = js_service(cfg, "RACE", "test.race.>"), .go = &go};
+    operator_race o = {.go = &go, .bus = client()};
+    ck_assert_int_eq(pthread_create(&r.thread, NULL, race_start, &r), 0);
+    ck_assert_int_eq(pthread_create(&o.thread, NULL, operator_create, &o), 0);
+    pthread_join(r.thread, NULL);
+    pthread_join(o.thread, NULL);
+    pthread_barrier_destroy(&go);
+    ck_assert_msg(r.st == AIPLAT_OK, "round %d: %s", round, r.why);
+    json_t *reply = atomic_load(&o.reply);
+    ck_assert_ptr_nonnull(reply);
+    char *text = stream_config(bus, "RACE");
+    json_t *have = json_loads(text, 0, NULL);
+    free(text);
+    json_t *made = json_object_get(reply, "config");
+    if (made) {
+      ck_assert_msg(json_equal(have, made), "round %d: the operator's stream was changed", round);
+    } else { /* the endpoint created it first: the operator was refused */
+      json_t *err = json_object_get(reply, "error");
+      ck_assert_int_eq(json_integer_value(json_object_get(err, "err_code")), 10058);
+      ck_assert_str_eq(json_string_value(json_object_get(have, "retention")), "workqueue");
+    }
+    json_decref(have);
+    json_decref(reply);
+    atomic_store(&js_seen, 0);
+    ck_assert_int_eq(aiplat_bus_js_publish(bus, "test.race.x", "hi", 2, NULL, NULL), AIPLAT_OK);
+    for (int k = 0; k < 200 && atomic_load(&js_seen) == 0; k++) sleep_ms(25);
+    ck_assert_int_eq(atomic_load(&js_seen), 1);
+    js_service_end(r.svc);
+    aiplat_bus_destroy(o.bus);
+    ck_assert_int_eq(aiplat_bus_stream_delete(bus, "RACE"), AIPLAT_OK);
+  }
+  aiplat_config_destroy(cfg);
+  aiplat_bus_destroy(bus);
+}
+END_TEST
+
 /* ---- configuration and arguments ---------------------------------------------- */
 
 START_TEST(bad_configuration_and_arguments) {
@@ -849,6 +1187,11 @@ Suite *make_suite(void) {
   tcase_add_test(tc, deferred_requests_finish_later_and_overload_is_answered);
   tcase_add_test(tc, stop_past_grace_cancels_deferred_requests);
   tcase_add_test(tc, jetstream_nak_redelivers_and_term_does_not);
+  tcase_add_test(tc, jetstream_endpoint_keeps_an_operators_stream);
+  tcase_add_test(tc, jetstream_endpoint_refuses_a_stream_that_misses_its_subject);
+  tcase_add_test(tc, jetstream_endpoint_subject_must_be_covered);
+  tcase_add_test(tc, jetstream_endpoint_creates_a_missing_stream_once);
+  tcase_add_test(tc, jetstream_endpoint_races_an_operator_creating_its_stream);
   tcase_add_test(tc, bad_configuration_and_arguments);
   tcase_add_test(tc, sigterm_keeps_the_inflight_reply);
   tcase_add_test(tc, readiness_follows_the_nats_connection); /* restarts: last */

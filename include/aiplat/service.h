@@ -130,9 +130,14 @@ AIPLAT_API aiplat_status aiplat_service_add_endpoint(
 
 /**
  * Add a JetStream endpoint, before start: a durable consumer @p durable on
- * @p stream (created or updated to cover @p subject) with manual acks;
- * success acks, a transient failure naks with exponential backoff, a
- * permanent one (an undecodable payload, a bad request) terms.
+ * @p stream with manual acks; success acks, a transient failure naks with
+ * exponential backoff, a permanent one (an undecodable payload, a bad
+ * request) terms.
+ * At start, an existing @p stream is used as it is (its subjects, limits,
+ * retention and replicas are never changed); one of its subjects must cover
+ * @p subject, else aiplat_service_start() fails with ::AIPLAT_ERR_CONFIG
+ * naming the stream and both subjects. A missing @p stream is created:
+ * @p subject, work-queue retention, no age limit, on file, one replica.
  */
 AIPLAT_API aiplat_status aiplat_service_add_js_endpoint(
     aiplat_service *svc, const char *name, const char *stream,
