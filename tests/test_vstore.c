@@ -133,6 +133,47 @@ START_TEST(scores_are_cosine_and_independent_of_scale) {
 }
 END_TEST
 
+START_TEST(tiny_vectors_score_like_any_other) {
+  /* Subnormal floats: finite and not zero, so accepted, but the inverse
+   * of their norm does not fit a float. */
+  const char *path = vt_path("tiny");
+  aip_vstore *vs = vt_open(path, 0);
+  ck_assert_int_eq(aip_vstore_ensure(vs, 4, AIP_VMETRIC_COSINE), AIPLAT_OK);
+  float t[4] = {1e-40f, 0, 0, 0}, u[4] = {0, 3e-41f, 0, 4e-41f},
+        w[4] = {-1, 0, 0, 0};
+  aip_vrecord r[3] = {
+      {"t", t, "", "", NULL}, {"u", u, "", "", NULL}, {"w", w, "", "", NULL}};
+  ck_assert_int_eq(aip_vstore_insert(vs, r, 3, 4), AIPLAT_OK);
+  for (int pass = 0; pass < 2; pass++) {
+    float q[4] = {1, 0, 0, 0};
+    aip_vhit *h;
+    size_t n;
+    ck_assert_int_eq(aip_vstore_search(vs, q, 4, 3, NULL, &h, &n), AIPLAT_OK);
+    ck_assert_uint_eq(n, 3);
+    for (size_t i = 0; i < n; i++)
+      ck_assert_msg(isfinite(h[i].score), "%s: %f", h[i].id,
+                    (double)h[i].score);
+    ck_assert_str_eq(h[0].id, "t");
+    ck_assert_float_eq_tol(h[0].score, 1.0f, 1e-6f);
+    ck_assert_str_eq(h[1].id, "u");
+    ck_assert_float_eq_tol(h[1].score, 0.0f, 1e-6f);
+    ck_assert_str_eq(h[2].id, "w");
+    ck_assert_float_eq_tol(h[2].score, -1.0f, 1e-6f);
+    free(h);
+    /* and a tiny query */
+    float tq[4] = {0, 6e-42f, 0, 8e-42f};
+    ck_assert_int_eq(aip_vstore_search(vs, tq, 4, 1, NULL, &h, &n), AIPLAT_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(h[0].id, "u");
+    ck_assert_float_eq_tol(h[0].score, 1.0f, 1e-6f);
+    free(h);
+    aip_vstore_close(vs);
+    vs = vt_open(path, AIP_VLOCAL_READONLY); /* loaded from the file */
+  }
+  aip_vstore_close(vs);
+}
+END_TEST
+
 START_TEST(largest_dimension) {
   const uint32_t dim = AIP_VSTORE_MAX_DIM;
   const char *path = vt_path("wide");
@@ -513,13 +554,15 @@ START_TEST(source_ids_list_a_source) {
                    AIPLAT_ERR_TOO_LARGE);
   ck_assert_int_eq(aip_vstore_source_ids(vs, "a.md", 0, &ids, &n),
                    AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aip_vstore_source_ids(vs, "a.md", AIP_VSTORE_MAX_LIMIT, &ids, &n),
-                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(
+      aip_vstore_source_ids(vs, "a.md", AIP_VSTORE_MAX_LIMIT, &ids, &n),
+      AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(aip_vstore_source_ids(vs, "\xff", 10, &ids, &n),
                    AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(aip_vstore_source_ids(vs, NULL, 10, &ids, &n),
                    AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aip_vstore_source_ids(vs, "nothing", 10, &ids, &n), AIPLAT_OK);
+  ck_assert_int_eq(aip_vstore_source_ids(vs, "nothing", 10, &ids, &n),
+                   AIPLAT_OK);
   ck_assert_uint_eq(n, 0);
   /* A reader sees what the writer committed, and deletions. */
   aip_vstore *r = vt_open(path, AIP_VLOCAL_READONLY);
@@ -850,6 +893,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, utf8_validation);
   tcase_add_test(tc, round_trip_survives_reopen);
   tcase_add_test(tc, scores_are_cosine_and_independent_of_scale);
+  tcase_add_test(tc, tiny_vectors_score_like_any_other);
   tcase_add_test(tc, largest_dimension);
   tcase_add_loop_test(tc, top_k_matches_brute_force, 0, 6);
   tcase_add_test(tc, ties_are_ordered_by_id);
