@@ -4,6 +4,7 @@
 #include "config.h"
 /* config.h first: its feature macros must precede every system header */
 
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 
@@ -622,6 +623,45 @@ END_TEST
 /* ---- validation
  * ----------------------------------------------------------------- */
 
+START_TEST(non_finite_vectors_are_refused) {
+  aip_vstore *vs = vt_open(vt_path("nonfinite"), 0);
+  ck_assert_int_eq(aip_vstore_ensure(vs, 4, AIP_VMETRIC_COSINE), AIPLAT_OK);
+  float ok[4] = {1, 2, 3, 4};
+  const struct {
+    float v[4];
+    const char *element;
+  } bad[] = {
+      {{NAN, 1, 1, 1}, "element 0"},
+      {{1, 1, 1, -NAN}, "element 3"},
+      {{1, INFINITY, 1, 1}, "element 1"},
+      {{1, 1, -INFINITY, 1}, "element 2"},
+      {{FLT_MAX, 1, INFINITY, NAN}, "element 2"},
+  };
+  for (size_t c = 0; c < sizeof bad / sizeof bad[0]; c++) {
+    aip_vrecord r[2] = {{"fine", ok, "", "", NULL},
+                        {"x", bad[c].v, "", "", NULL}};
+    ck_assert_int_eq(aip_vstore_insert(vs, r, 2, 4),
+                     AIPLAT_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(vt_err(vs), "record 1") &&
+                      strstr(vt_err(vs), bad[c].element) &&
+                      strstr(vt_err(vs), "not a finite number"),
+                  "case %zu: %s", c, vt_err(vs));
+    aip_vhit *h = (aip_vhit *)1;
+    size_t n = 9;
+    ck_assert_int_eq(aip_vstore_search(vs, bad[c].v, 4, 3, NULL, &h, &n),
+                     AIPLAT_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(vt_err(vs), "query") &&
+                      strstr(vt_err(vs), bad[c].element) &&
+                      strstr(vt_err(vs), "not a finite number"),
+                  "case %zu: %s", c, vt_err(vs));
+    ck_assert_ptr_null(h);
+    ck_assert_uint_eq(n, 0);
+  }
+  ck_assert_uint_eq(vt_count(vs), 0); /* nothing of a refused batch */
+  aip_vstore_close(vs);
+}
+END_TEST
+
 START_TEST(bad_arguments_are_refused_clearly) {
   aip_vstore *vs = vt_open(vt_path("bad"), 0);
   ck_assert_int_eq(aip_vstore_ensure(vs, 4, AIP_VMETRIC_COSINE), AIPLAT_OK);
@@ -904,6 +944,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, source_ids_list_a_source);
   tcase_add_test(tc, search_filters_on_source);
   tcase_add_test(tc, bad_arguments_are_refused_clearly);
+  tcase_add_test(tc, non_finite_vectors_are_refused);
   tcase_add_test(tc, one_writer_at_a_time);
   tcase_add_test(tc, readers_see_what_the_writer_commits);
   tcase_add_test(tc, compaction_keeps_the_live_records);
