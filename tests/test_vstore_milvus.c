@@ -861,6 +861,34 @@ START_TEST(a_query_only_handle_learns_the_dimension) {
 }
 END_TEST
 
+START_TEST(non_finite_vectors_never_reach_milvus) {
+  reset();
+  aip_vstore *vs = open_default();
+  ck_assert_int_eq(aip_vstore_ensure(vs, DIM, AIP_VMETRIC_COSINE), AIPLAT_OK);
+  recset r = make_recs(3, "a", "s");
+  const float bad[] = {NAN, INFINITY, -INFINITY};
+  long upserts = requests("/entities/upsert");
+  long searches = requests("/entities/search");
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    float keep = r.vec[2 * DIM + 5];
+    r.vec[2 * DIM + 5] = bad[i]; /* record 2, element 5 */
+    ASSERT_ERR(vs, aip_vstore_insert(vs, r.recs, r.n, DIM),
+               AIPLAT_ERR_INVALID_ARGUMENT, "record 2: element 5");
+    ck_assert_ptr_nonnull(strstr(errbuf, "not a finite number"));
+    aip_vhit *h = NULL;
+    size_t n = 0;
+    ASSERT_ERR(vs, aip_vstore_search(vs, &r.vec[2 * DIM], DIM, 3, NULL, &h, &n),
+               AIPLAT_ERR_INVALID_ARGUMENT, "query: element 5");
+    r.vec[2 * DIM + 5] = keep;
+  }
+  ck_assert_int_eq(requests("/entities/upsert"), upserts);
+  ck_assert_int_eq(requests("/entities/search"), searches);
+  ck_assert_uint_eq(count_of(vs), 0);
+  free_recs(&r);
+  aip_vstore_close(vs);
+}
+END_TEST
+
 START_TEST(real_mismatches_and_missing_things) {
   reset();
   aip_vstore *vs = open_default();
@@ -1074,6 +1102,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, errors_inside_http_200);
   tcase_add_test(tc, real_mismatches_and_missing_things);
   tcase_add_test(tc, a_query_only_handle_learns_the_dimension);
+  tcase_add_test(tc, non_finite_vectors_never_reach_milvus);
   tcase_add_test(tc, retries_on_busy_codes);
   tcase_add_test(tc, transport_failures);
   tcase_add_test(tc, shared_by_threads);
