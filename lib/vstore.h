@@ -163,6 +163,10 @@ typedef struct aip_vlocal_report {
   uint64_t damaged_regions; /* salvage: damaged regions skipped */
   uint64_t damaged_bytes;   /* salvage: bytes skipped */
   uint64_t unchanged;       /* inserts skipped since open: identical record */
+  /* Committed puts read whose vector is not finite or is all zero (a
+   * damaged file, another writer): ignored, and their ids read as missing
+   * (a put replaces its id). Inserts never write such a vector. */
+  uint64_t bad_vectors;
 } aip_vlocal_report;
 
 /* Open (creating it when writable) the store file at `path`. A writable
@@ -197,7 +201,6 @@ double aip_vstore_local_sum_vectors(aip_vstore *vs);
 uint32_t aip_crc32c(uint32_t crc, const void *data, size_t len);
 /* The portable table version, for tests. */
 uint32_t aip_crc32c_sw(uint32_t crc, const void *data, size_t len);
-
 
 /* ---- backend plumbing -----------------------------------------------------
  */
@@ -236,8 +239,7 @@ aip_vhit *aip_vhits_pack(const aip_vhit_src *src, size_t n);
 
 /* Packs `n` strings (`lens[i]` bytes each, not NUL-terminated) into one
  * allocation: the array of pointers, then the NUL-terminated copies. */
-char **aip_vstrings_pack(const char *const *strs, const size_t *lens,
-                         size_t n);
+char **aip_vstrings_pack(const char *const *strs, const size_t *lens, size_t n);
 
 /* ---- the Milvus backend (vstore_milvus.c) -------------------------------- */
 

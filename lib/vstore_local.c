@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,6 +244,7 @@ typedef struct lstate {
   size_t nsrcs, srcs_cap, last_src;
   htab src_tab;
   aip_vlocal_report rep;
+  uint64_t bad_off; /* the first bad vector of the current scan, for its log */
 } lstate;
 
 typedef struct vlocal {
@@ -442,8 +444,12 @@ typedef float v4f __attribute__((vector_size(16)));
  * assumptions; compilers emit one vector load). */
 #define LOAD4(dst, p) memcpy(&(dst), (p), sizeof(v4f))
 
-/* Normalise a stored vector (little-endian floats) into a matrix row. */
-static void load_row(const lstate *s, float *dst, const unsigned char *vec) {
+/* Normalise a stored vector (little-endian floats) into a matrix row.
+ * False when the vector has no cosine similarity: a component that is not
+ * finite (NaN, infinity) or all components zero. Inserts refuse such
+ * vectors, so only a damaged file or another writer can hold one; the
+ * row is then left unspecified and must not be published. */
+static bool load_row(const lstate *s, float *dst, const unsigned char *vec) {
   uint32_t dim = s->dim;
 #if LITTLE_ENDIAN_HOST
   memcpy(dst, vec, 4u * (size_t)dim);
@@ -455,7 +461,9 @@ static void load_row(const lstate *s, float *dst, const unsigned char *vec) {
 #endif
   for (uint32_t i = dim; i < s->stride; i++) dst[i] = 0.0f;
   /* The norm in double (squares of large floats overflow a float), with
-   * four independent sums so that the adds pipeline. */
+   * four independent sums so that the adds pipeline. A NaN or an infinity
+   * anywhere makes the sum NaN or infinite; finite floats cannot overflow
+   * it (32768 squares of FLT_MAX stay far below DBL_MAX). */
   double ss0 = 0, ss1 = 0, ss2 = 0, ss3 = 0;
   for (uint32_t i = 0; i < s->stride; i += 4) {
     ss0 += (double)dst[i] * dst[i];
@@ -464,15 +472,22 @@ static void load_row(const lstate *s, float *dst, const unsigned char *vec) {
     ss3 += (double)dst[i + 3] * dst[i + 3];
   }
   double ss = (ss0 + ss1) + (ss2 + ss3);
-  /* Validated on insert: finite and not all zero. A record that is not (a
-   * file written by something else) is kept with a zero row. */
-  float inv = ss > 0 && ss < 1e300 ? (float)(1.0 / sqrt(ss)) : 0.0f;
-  v4f x, f = {inv, inv, inv, inv};
+  if (!(ss > 0) || !isfinite(ss)) return false;
+  double inv = 1.0 / sqrt(ss);
+  if (inv > FLT_MAX) {
+    /* A vector of subnormal floats: its inverse norm does not fit a float
+     * (it would turn the row into infinities and NaNs); scale in double. */
+    for (uint32_t i = 0; i < dim; i++) dst[i] = (float)(dst[i] * inv);
+    return true;
+  }
+  float fi = (float)inv;
+  v4f x, f = {fi, fi, fi, fi};
   for (uint32_t i = 0; i < s->stride; i += 4) {
     LOAD4(x, dst + i);
     x *= f;
     memcpy(dst + i, &x, sizeof x);
   }
+  return true;
 }
 
 static void remove_row(lstate *s, size_t r) {
@@ -525,17 +540,25 @@ static aiplat_status apply(lstate *s, const rview *rv, uint64_t off,
   const unsigned char *id = rv_id(rv);
   uint32_t h = hash_bytes(id, rv->idl);
   uint32_t v = ht_find(&s->ids, h, id_eq, s, id, rv->idl);
-  size_t r;
+  size_t r = v ? v - 1 : s->nrows; /* capacity for one more is reserved */
+  if (!load_row(s, row_vec(s, r), rv->p + REC_HDR)) {
+    /* A vector without a cosine cannot be scored: the record is counted
+     * and dropped, and like any put it replaces what its id held, so an
+     * older version does not come back and the id reads as missing (a
+     * re-ingest writes it again; a compaction leaves it out). */
+    if (v) remove_row(s, r);
+    s->rep.bad_vectors++;
+    if (!s->bad_off) s->bad_off = off;
+    return AIPLAT_OK;
+  }
   if (v) {
-    r = v - 1;
     s->srcs[s->rows[r].src].refs--;
   } else {
-    r = s->nrows++;
+    s->nrows++;
     ht_insert(&s->ids, h, (uint32_t)r + 1);
   }
   s->rows[r] = (lrow){off, (uint32_t)si, h, rv->idl};
   s->srcs[si].refs++;
-  load_row(s, row_vec(s, r), rv->p + REC_HDR);
   return AIPLAT_OK;
 }
 
@@ -848,13 +871,29 @@ static void log_tail(const vlocal *v, const scan_out *o, bool cut) {
              "complete_records_dropped", recs, (const char *)NULL);
 }
 
+static void log_bad_vectors(const vlocal *v, uint64_t n, uint64_t first) {
+  char num[24], off[24];
+  snprintf(num, sizeof num, "%llu", (unsigned long long)n);
+  snprintf(off, sizeof off, "%llu", (unsigned long long)first);
+  aip_log_kv(AIPLAT_LOG_WARNING,
+             "vector store: ignoring records whose vector is not finite or "
+             "is all zero (searches cannot score them; re-ingest their "
+             "documents)",
+             "path", v->path, "records", num, "first_offset", off,
+             (const char *)NULL);
+}
+
 /* Scan [from, size) and apply what is committed; cut a torn tail off when
  * writable. */
 static aiplat_status scan_apply(vlocal *v, lstate *s, uint64_t from,
                                 uint64_t size, bool at_open) {
   scan_out o = {0};
+  uint64_t bad = s->rep.bad_vectors;
+  s->bad_off = 0;
   aiplat_status st = pass1(v, s, from, size, &o);
   if (!st) st = pass2(v, s, &o);
+  if (s->rep.bad_vectors > bad)
+    log_bad_vectors(v, s->rep.bad_vectors - bad, s->bad_off);
   if (!st && o.torn_bytes) {
     bool cut = !(v->flags & AIP_VLOCAL_READONLY);
     if (cut) {

@@ -47,7 +47,11 @@ typedef struct vmilvus {
   char *collection; /* MILVUS_COLLECTION */
   char *db;         /* MILVUS_DB, NULL for the default database */
   pthread_mutex_t mu;
-  uint32_t dim; /* the collection's dimension once known, else 0 */
+  /* What the handle knows of the collection: */
+  uint32_t dim; /* its dimension, 0 when not known */
+  bool checked; /* its schema was checked against the one written */
+  bool seen;    /* it existed at some point (a write now missing it
+                   means it was dropped, not never created) */
   /* Retries of Milvus's retryable codes (same settings as HTTP retries). */
   int max_retries;
   int64_t backoff_ms, max_wait_ms;
@@ -117,16 +121,25 @@ aiplat_status aip_milvus_filter(aip_err *err, const char *field,
 /* ---- errors ---------------------------------------------------------------
  */
 
+/* Milvus has no code of its own for a vector of the wrong dimension: each
+ * layer words it in a message under a generic code. The REST layer checks
+ * vectors against the schema before the proxy sees them: a search answers
+ * 1801 (can only accept json format request) with "dimension: D, but
+ * length of []float: N", an upsert 1804 (fail to deal the insert data)
+ * with "[]float32 size N doesn't equal to vector dimension D"; behind it
+ * the proxy says "is not equal to schema dim" (1100) and the query nodes
+ * "dimension mismatch" (65535, 2000). */
 static bool dim_mismatch_text(const char *msg) {
   return strstr(msg, "dimension mismatch") ||
          strstr(msg, "is not equal to schema dim") ||
-         strstr(msg, "should divide the dim");
+         strstr(msg, "should divide the dim") ||
+         strstr(msg, "but length of []float") ||
+         strstr(msg, "doesn't equal to vector dimension");
 }
 
 /* The status for a Milvus error code (pkg/util/merr, plus the RESTful
  * layer's 18xx). A message naming a dimension mismatch is
- * INVALID_ARGUMENT whatever its code (65535 or 2000 from the query nodes,
- * 1100 from the proxy). */
+ * INVALID_ARGUMENT whatever its code (see dim_mismatch_text). */
 static aiplat_status status_for_code(long code, const char *msg) {
   if (dim_mismatch_text(msg)) return AIPLAT_ERR_INVALID_ARGUMENT;
   switch (code) {
@@ -382,16 +395,11 @@ static aiplat_status simple(vmilvus *m, const char *what, const char *path,
 /* ---- collection -----------------------------------------------------------
  */
 
-static uint32_t known_dim(vmilvus *m) {
-  pthread_mutex_lock(&m->mu);
-  uint32_t d = m->dim;
-  pthread_mutex_unlock(&m->mu);
-  return d;
-}
-
-static void set_dim(vmilvus *m, uint32_t d) {
+static void remember_dim(vmilvus *m, uint32_t d, bool checked) {
   pthread_mutex_lock(&m->mu);
   m->dim = d;
+  m->checked = d && checked;
+  m->seen = m->seen || d;
   pthread_mutex_unlock(&m->mu);
 }
 
@@ -575,6 +583,13 @@ static aiplat_status create(vmilvus *m, uint32_t dim) {
   return st;
 }
 
+static aiplat_status dim_mismatch(vmilvus *m, uint32_t have, uint32_t dim) {
+  return aip_fail(&m->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
+                  "vstore: dimension mismatch: Milvus collection %s holds "
+                  "%u-dimensional vectors, this call has %u",
+                  m->collection, have, dim);
+}
+
 static aiplat_status m_ensure(aip_vstore *vs, uint32_t dim,
                               aip_vmetric metric) {
   (void)metric; /* cosine, checked by the wrapper */
@@ -594,36 +609,70 @@ static aiplat_status m_ensure(aip_vstore *vs, uint32_t dim,
   } else if ((st = describe(m, &have, &loaded))) {
     return st;
   }
-  if (have != dim)
-    return aip_fail(&m->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
-                    "vstore: dimension mismatch: Milvus collection %s holds "
-                    "%u-dimensional vectors, this call has %u",
-                    m->collection, have, dim);
+  if (have != dim) return dim_mismatch(m, have, dim);
   if (!loaded && (st = load(m))) return st;
-  set_dim(m, dim);
+  remember_dim(m, dim, true);
   return AIPLAT_OK;
 }
 
-/* The dimension to check writes against: from this handle's ensure, else
- * described once. A missing collection is a STATE error (ensure first). */
-static aiplat_status write_dim(vmilvus *m, uint32_t *dim) {
-  if ((*dim = known_dim(m))) return AIPLAT_OK;
+/* The dimension of the field "vector" of a described collection, without
+ * checking the rest of the schema (a search may read a collection written
+ * by something else); 0 when there is none. */
+static uint32_t vector_dim(json_t *data) {
+  json_t *fields = json_object_get(data, "fields"), *f;
+  size_t i;
+  json_array_foreach(fields, i, f) {
+    const char *n = field_name(f);
+    if (n && strcmp(n, "vector") == 0) return field_dim(f);
+  }
+  return 0;
+}
+
+/* Check `dim` against the collection's dimension before a write or a
+ * search, so that a mismatch is refused here with both dimensions named.
+ * The dimension is the one this handle's ensure set or an earlier call
+ * described; when it is not known, or disagrees (the collection may have
+ * been recreated since), the collection is described again. A write also
+ * has the whole schema checked once. A missing collection is
+ * AIPLAT_ERR_NOT_FOUND with *missing set. */
+static aiplat_status match_dim(vmilvus *m, uint32_t dim, bool write,
+                               bool *missing) {
+  *missing = false;
+  pthread_mutex_lock(&m->mu);
+  bool known = m->dim == dim && (m->checked || !write);
+  pthread_mutex_unlock(&m->mu);
+  if (known) return AIPLAT_OK;
   bool loaded;
+  uint32_t have = 0;
   mresult r = {NULL, -1};
   aiplat_status st =
       simple(m, "describe collection", "/collections/describe", "", &r);
-  if (st == AIPLAT_ERR_NOT_FOUND && r.code == 100)
-    return aip_fail(&m->base.err, AIPLAT_ERR_STATE,
-                    "vstore: Milvus collection %s does not exist yet (ensure "
-                    "it first)",
-                    m->collection);
+  if (st == AIPLAT_ERR_NOT_FOUND && r.code == 100) {
+    remember_dim(m, 0, false);
+    *missing = true;
+    return st;
+  }
   if (st) return st;
   json_t *data = json_object_get(r.root, "data");
-  st = json_is_object(data) ? check_schema(m, data, dim, &loaded)
-                            : protocol(m, "describe collection", "no \"data\"");
+  if (!json_is_object(data))
+    st = protocol(m, "describe collection", "no \"data\"");
+  else if (write)
+    st = check_schema(m, data, &have, &loaded);
+  else
+    have = vector_dim(data);
   json_decref(r.root);
-  if (!st) set_dim(m, *dim);
-  return st;
+  if (st) return st;
+  remember_dim(m, have, write);
+  /* No dimension found (not a collection of ours): Milvus decides. */
+  return !have || have == dim ? AIPLAT_OK : dim_mismatch(m, have, dim);
+}
+
+/* After a failed write or search: forget the dimension when Milvus says
+ * the collection is gone or has another dimension, so that the next call
+ * describes it again. */
+static void forget_dim_after(vmilvus *m, aiplat_status st, long code) {
+  if (st == AIPLAT_ERR_INVALID_ARGUMENT || code == 100)
+    remember_dim(m, 0, false);
 }
 
 /* ---- writes ---------------------------------------------------------------
@@ -670,6 +719,7 @@ static aiplat_status upsert_batch(vmilvus *m, aip_buf *b, size_t n, size_t done,
   mresult r = {NULL, -1};
   aiplat_status st = call(m, "upsert", "/entities/upsert", b, &r);
   if (st) {
+    forget_dim_after(m, st, r.code);
     if (done) {
       char msg[AIP_ERRMSG_MAX];
       aip_err_copy(&m->base.err, msg, sizeof msg);
@@ -698,14 +748,17 @@ static aiplat_status upsert_batch(vmilvus *m, aip_buf *b, size_t n, size_t done,
 static aiplat_status m_insert(aip_vstore *vs, const aip_vrecord *recs, size_t n,
                               uint32_t dim) {
   vmilvus *m = (vmilvus *)vs;
-  uint32_t have;
-  aiplat_status st = write_dim(m, &have);
-  if (st) return st;
-  if (have != dim)
-    return aip_fail(&m->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
-                    "vstore: dimension mismatch: Milvus collection %s holds "
-                    "%u-dimensional vectors, this call has %u",
-                    m->collection, have, dim);
+  bool missing;
+  aiplat_status st = match_dim(m, dim, true, &missing);
+  pthread_mutex_lock(&m->mu);
+  bool seen = m->seen;
+  pthread_mutex_unlock(&m->mu);
+  if (missing && !seen)
+    return aip_fail(&m->base.err, AIPLAT_ERR_STATE,
+                    "vstore: Milvus collection %s does not exist yet (ensure "
+                    "it first)",
+                    m->collection);
+  if (st) return st; /* dropped: Milvus's NOT_FOUND */
   aip_buf b = {0};
   size_t start = 0;
   for (size_t i = 0; i < n; i++) {
@@ -972,12 +1025,10 @@ static aiplat_status m_search(aip_vstore *vs, const float *query_vec,
                               const aip_vfilter *filter, aip_vhit **hits,
                               size_t *n) {
   vmilvus *m = (vmilvus *)vs;
-  uint32_t have = known_dim(m);
-  if (have && have != dim)
-    return aip_fail(&m->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
-                    "vstore: dimension mismatch: Milvus collection %s holds "
-                    "%u-dimensional vectors, this call has %u",
-                    m->collection, have, dim);
+  bool missing;
+  aiplat_status st = match_dim(m, dim, false, &missing);
+  if (missing) return AIPLAT_OK; /* no collection: no hits */
+  if (st) return st;
   aip_buf b = {0};
   bool ok = body_start(m, &b) && aip_buf_puts(&b, ",\"data\":[[");
   for (uint32_t i = 0; ok && i < dim; i++)
@@ -1005,7 +1056,7 @@ static aiplat_status m_search(aip_vstore *vs, const float *query_vec,
     return oom(m);
   }
   mresult r = {NULL, -1};
-  aiplat_status st = call(m, "search", "/entities/search", &b, &r);
+  st = call(m, "search", "/entities/search", &b, &r);
   if (st == AIPLAT_ERR_STATE && r.code == 101) {
     /* Released behind our back (or never loaded): load once, retry. */
     aip_log_kv(AIPLAT_LOG_WARNING, "milvus collection not loaded, loading",
@@ -1014,8 +1065,9 @@ static aiplat_status m_search(aip_vstore *vs, const float *query_vec,
       st = call(m, "search", "/entities/search", &b, &r);
   }
   aip_buf_free(&b);
+  if (st) forget_dim_after(m, st, r.code);
   if (st == AIPLAT_ERR_NOT_FOUND && r.code == 100)
-    return AIPLAT_OK; /* no collection yet: no hits */
+    return AIPLAT_OK; /* dropped meanwhile: no hits */
   if (st) return st;
   json_t *rows = json_object_get(r.root, "data");
   if (!json_is_array(rows)) {

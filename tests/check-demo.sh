@@ -3,8 +3,10 @@
 # (with its source) and the spoken one, saves the spoken answer, lists the
 # services, and leaves no process behind -- also when it is stopped midway.
 set -eu
-src=${top_srcdir:?}
-build=${top_builddir:?}
+# Absolute: tools/demo.sh runs from the source root, where a relative
+# AIPLAT_BUILD_DIR would mean another directory.
+src=$(cd "${top_srcdir:?}" && pwd)
+build=$(cd "${top_builddir:?}" && pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/aiplat-check-demo-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 export AIPLAT_BUILD_DIR="$build" AIPLAT_DEMO_NO_BUILD=1 AIPLAT_DEMO_OUT="$tmp/out"

@@ -12,18 +12,8 @@ command -v go >/dev/null 2>&1 \
   || ffi_fail "no Go toolchain: install the Debian package golang-go (apt-get install golang-go)"
 command -v pkg-config >/dev/null 2>&1 || ffi_fail "no pkg-config (apt-get install pkg-config)"
 
-# An uninstalled aiplat.pc pointing at the source and build trees.
-mkdir -p "$ffi_tmp/pc"
-version=$(sed -n 's/^Version: *//p' "$build/aiplat.pc")
-cat > "$ffi_tmp/pc/aiplat.pc" <<PC
-Name: aiplat
-Description: libaiplat (uninstalled build tree)
-Version: $version
-Cflags: -I$src/include -I$build/include -I$build/include/aiplat
-Libs: -L$libdir -laiplat
-PC
-
-export PKG_CONFIG_PATH="$ffi_tmp/pc" GOFLAGS="-mod=mod -buildvcs=false" GOPROXY=off \
+PKG_CONFIG_PATH=$(ffi_uninstalled_pc)
+export PKG_CONFIG_PATH GOFLAGS="-mod=mod -buildvcs=false" GOPROXY=off \
   GOCACHE="$ffi_tmp/gocache" GOPATH="$ffi_tmp/gopath" GO111MODULE=on CGO_ENABLED=1 \
   GOTOOLCHAIN=local GOTELEMETRY=off
 unset GOROOT_FINAL 2>/dev/null || true

@@ -5,8 +5,9 @@
 # was built) and run the C example programs examples/requester and
 # examples/echo_service against Python services and requesters.
 set -eu
-src=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
-build=${top_builddir:-$src}
+# Absolute: the tests hand these paths to programs they start elsewhere.
+src=$(cd "${top_srcdir:-$(dirname "$0")/..}" && pwd)
+build=$(cd "${top_builddir:-$src}" && pwd)
 lib="$build/lib/.libs/libaiplat.so.0"
 [ -f "$lib" ] || { echo "check-python: $lib not built" >&2; exit 1; }
 py=${PYTHON:-python3}

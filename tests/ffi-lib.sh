@@ -1,8 +1,12 @@
 # Sourced by check-cpp.sh and check-go.sh: a temp dir, a real nats-server on
 # a free loopback port, the C example echo_service, cleanup on exit, and the
 # sanitizer runtime when the library was built with AddressSanitizer.
-src=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
-build=${top_builddir:-$src}
+# The trees as absolute paths: top_srcdir and top_builddir may be relative
+# (`top_builddir=. tests/check-go.sh` in an in-tree build), and cgo runs the
+# compiler inside the package's directory, where a relative -I means
+# something else.
+src=$(cd "${top_srcdir:-$(dirname "$0")/..}" && pwd)
+build=$(cd "${top_builddir:-$src}" && pwd)
 libdir="$build/lib/.libs"
 [ -f "$libdir/libaiplat.so.0" ] || { echo "$0: $libdir/libaiplat.so.0 not built" >&2; exit 1; }
 ffi_tmp=$(mktemp -d)
@@ -62,4 +66,20 @@ ffi_start_echo_service() {
     i=$((i + 1)); [ $i -le 100 ] || ffi_fail "echo_service did not answer"
     sleep 0.1
   done
+}
+
+# An uninstalled aiplat.pc pointing at the source and build trees (the
+# generated headers, include/aiplat/version.h, are in the build tree) in
+# $ffi_tmp/pc; prints that directory, for PKG_CONFIG_PATH.
+ffi_uninstalled_pc() {
+  mkdir -p "$ffi_tmp/pc"
+  version=$(sed -n 's/^Version: *//p' "$build/aiplat.pc")
+  cat > "$ffi_tmp/pc/aiplat.pc" <<PC
+Name: aiplat
+Description: libaiplat (uninstalled build tree)
+Version: $version
+Cflags: -I$src/include -I$build/include -I$build/include/aiplat
+Libs: -L$libdir -laiplat
+PC
+  echo "$ffi_tmp/pc"
 }

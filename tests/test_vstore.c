@@ -4,6 +4,7 @@
 #include "config.h"
 /* config.h first: its feature macros must precede every system header */
 
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 
@@ -129,6 +130,47 @@ START_TEST(scores_are_cosine_and_independent_of_scale) {
   ck_assert_str_eq(h[3].id, "o");
   ck_assert_float_eq_tol(h[3].score, -1.0f, 1e-6f);
   free(h);
+  aip_vstore_close(vs);
+}
+END_TEST
+
+START_TEST(tiny_vectors_score_like_any_other) {
+  /* Subnormal floats: finite and not zero, so accepted, but the inverse
+   * of their norm does not fit a float. */
+  const char *path = vt_path("tiny");
+  aip_vstore *vs = vt_open(path, 0);
+  ck_assert_int_eq(aip_vstore_ensure(vs, 4, AIP_VMETRIC_COSINE), AIPLAT_OK);
+  float t[4] = {1e-40f, 0, 0, 0}, u[4] = {0, 3e-41f, 0, 4e-41f},
+        w[4] = {-1, 0, 0, 0};
+  aip_vrecord r[3] = {
+      {"t", t, "", "", NULL}, {"u", u, "", "", NULL}, {"w", w, "", "", NULL}};
+  ck_assert_int_eq(aip_vstore_insert(vs, r, 3, 4), AIPLAT_OK);
+  for (int pass = 0; pass < 2; pass++) {
+    float q[4] = {1, 0, 0, 0};
+    aip_vhit *h;
+    size_t n;
+    ck_assert_int_eq(aip_vstore_search(vs, q, 4, 3, NULL, &h, &n), AIPLAT_OK);
+    ck_assert_uint_eq(n, 3);
+    for (size_t i = 0; i < n; i++)
+      ck_assert_msg(isfinite(h[i].score), "%s: %f", h[i].id,
+                    (double)h[i].score);
+    ck_assert_str_eq(h[0].id, "t");
+    ck_assert_float_eq_tol(h[0].score, 1.0f, 1e-6f);
+    ck_assert_str_eq(h[1].id, "u");
+    ck_assert_float_eq_tol(h[1].score, 0.0f, 1e-6f);
+    ck_assert_str_eq(h[2].id, "w");
+    ck_assert_float_eq_tol(h[2].score, -1.0f, 1e-6f);
+    free(h);
+    /* and a tiny query */
+    float tq[4] = {0, 6e-42f, 0, 8e-42f};
+    ck_assert_int_eq(aip_vstore_search(vs, tq, 4, 1, NULL, &h, &n), AIPLAT_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(h[0].id, "u");
+    ck_assert_float_eq_tol(h[0].score, 1.0f, 1e-6f);
+    free(h);
+    aip_vstore_close(vs);
+    vs = vt_open(path, AIP_VLOCAL_READONLY); /* loaded from the file */
+  }
   aip_vstore_close(vs);
 }
 END_TEST
@@ -513,13 +555,15 @@ START_TEST(source_ids_list_a_source) {
                    AIPLAT_ERR_TOO_LARGE);
   ck_assert_int_eq(aip_vstore_source_ids(vs, "a.md", 0, &ids, &n),
                    AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aip_vstore_source_ids(vs, "a.md", AIP_VSTORE_MAX_LIMIT, &ids, &n),
-                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(
+      aip_vstore_source_ids(vs, "a.md", AIP_VSTORE_MAX_LIMIT, &ids, &n),
+      AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(aip_vstore_source_ids(vs, "\xff", 10, &ids, &n),
                    AIPLAT_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(aip_vstore_source_ids(vs, NULL, 10, &ids, &n),
                    AIPLAT_ERR_INVALID_ARGUMENT);
-  ck_assert_int_eq(aip_vstore_source_ids(vs, "nothing", 10, &ids, &n), AIPLAT_OK);
+  ck_assert_int_eq(aip_vstore_source_ids(vs, "nothing", 10, &ids, &n),
+                   AIPLAT_OK);
   ck_assert_uint_eq(n, 0);
   /* A reader sees what the writer committed, and deletions. */
   aip_vstore *r = vt_open(path, AIP_VLOCAL_READONLY);
@@ -578,6 +622,45 @@ END_TEST
 
 /* ---- validation
  * ----------------------------------------------------------------- */
+
+START_TEST(non_finite_vectors_are_refused) {
+  aip_vstore *vs = vt_open(vt_path("nonfinite"), 0);
+  ck_assert_int_eq(aip_vstore_ensure(vs, 4, AIP_VMETRIC_COSINE), AIPLAT_OK);
+  float ok[4] = {1, 2, 3, 4};
+  const struct {
+    float v[4];
+    const char *element;
+  } bad[] = {
+      {{NAN, 1, 1, 1}, "element 0"},
+      {{1, 1, 1, -NAN}, "element 3"},
+      {{1, INFINITY, 1, 1}, "element 1"},
+      {{1, 1, -INFINITY, 1}, "element 2"},
+      {{FLT_MAX, 1, INFINITY, NAN}, "element 2"},
+  };
+  for (size_t c = 0; c < sizeof bad / sizeof bad[0]; c++) {
+    aip_vrecord r[2] = {{"fine", ok, "", "", NULL},
+                        {"x", bad[c].v, "", "", NULL}};
+    ck_assert_int_eq(aip_vstore_insert(vs, r, 2, 4),
+                     AIPLAT_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(vt_err(vs), "record 1") &&
+                      strstr(vt_err(vs), bad[c].element) &&
+                      strstr(vt_err(vs), "not a finite number"),
+                  "case %zu: %s", c, vt_err(vs));
+    aip_vhit *h = (aip_vhit *)1;
+    size_t n = 9;
+    ck_assert_int_eq(aip_vstore_search(vs, bad[c].v, 4, 3, NULL, &h, &n),
+                     AIPLAT_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(vt_err(vs), "query") &&
+                      strstr(vt_err(vs), bad[c].element) &&
+                      strstr(vt_err(vs), "not a finite number"),
+                  "case %zu: %s", c, vt_err(vs));
+    ck_assert_ptr_null(h);
+    ck_assert_uint_eq(n, 0);
+  }
+  ck_assert_uint_eq(vt_count(vs), 0); /* nothing of a refused batch */
+  aip_vstore_close(vs);
+}
+END_TEST
 
 START_TEST(bad_arguments_are_refused_clearly) {
   aip_vstore *vs = vt_open(vt_path("bad"), 0);
@@ -850,6 +933,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, utf8_validation);
   tcase_add_test(tc, round_trip_survives_reopen);
   tcase_add_test(tc, scores_are_cosine_and_independent_of_scale);
+  tcase_add_test(tc, tiny_vectors_score_like_any_other);
   tcase_add_test(tc, largest_dimension);
   tcase_add_loop_test(tc, top_k_matches_brute_force, 0, 6);
   tcase_add_test(tc, ties_are_ordered_by_id);
@@ -860,6 +944,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, source_ids_list_a_source);
   tcase_add_test(tc, search_filters_on_source);
   tcase_add_test(tc, bad_arguments_are_refused_clearly);
+  tcase_add_test(tc, non_finite_vectors_are_refused);
   tcase_add_test(tc, one_writer_at_a_time);
   tcase_add_test(tc, readers_see_what_the_writer_commits);
   tcase_add_test(tc, compaction_keeps_the_live_records);

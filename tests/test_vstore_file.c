@@ -5,6 +5,7 @@
 /* config.h first: its feature macros must precede every system header */
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -391,6 +392,162 @@ START_TEST(an_unfinished_creation) {
 }
 END_TEST
 
+/* ---- vectors without a cosine
+ * ------------------------------------------------------------ */
+
+static void le32(unsigned char *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* A header for dimension DIM at buf[0..64), by the format of
+ * docs/decisions/0010-local-vector-store.md (not by the library). */
+static size_t craft_header(unsigned char *buf) {
+  memset(buf, 0, 64);
+  memcpy(buf, "AIPLATVS", 8);
+  le32(buf + 8, 1);
+  le32(buf + 12, 64);
+  le32(buf + 16, DIM);
+  le32(buf + 20, 1);
+  le32(buf + 24, 16);
+  le32(buf + 60, aip_crc32c(0, buf, 60));
+  return 64;
+}
+
+/* A put record of source "src" at buf + at, in the batch that starts at
+ * `batch`; returns its size. */
+static size_t craft_put(unsigned char *buf, size_t at, size_t batch,
+                        bool commit, const char *id, const float v[DIM],
+                        const char *text) {
+  unsigned char *p = buf + at;
+  size_t idl = strlen(id), tl = strlen(text);
+  size_t total = (48 + 4 * DIM + idl + 3 + tl + 15) & ~(size_t)15;
+  memset(p, 0, total);
+  memcpy(p, "VSR1", 4);
+  le32(p + 8, (uint32_t)total);
+  p[12] = 1; /* put */
+  p[13] = commit ? 1 : 0;
+  le32(p + 16, (uint32_t)batch); /* batch start, 64 bits: small here */
+  le32(p + 24, DIM);
+  le32(p + 28, (uint32_t)idl);
+  le32(p + 32, 3);
+  le32(p + 36, (uint32_t)tl);
+  for (int i = 0; i < DIM; i++) {
+    uint32_t u;
+    memcpy(&u, &v[i], 4);
+    le32(p + 48 + 4 * i, u);
+  }
+  memcpy(p + 48 + 4 * DIM, id, idl);
+  memcpy(p + 48 + 4 * DIM + idl, "src", 3);
+  memcpy(p + 48 + 4 * DIM + idl + 3, text, tl);
+  le32(p + 4, aip_crc32c(aip_crc32c(0, p, 4), p + 8, total - 8));
+  return total;
+}
+
+/* A search for {1, 0, 0, 0}: `want` hits, all with finite scores, the best
+ * one `first` (score 1), then `second`. */
+static void assert_finite_hits(aip_vstore *vs, size_t want, const char *first,
+                               const char *second) {
+  float q[DIM] = {1, 0, 0, 0};
+  aip_vhit *h = NULL;
+  size_t n = 0;
+  ck_assert_int_eq(aip_vstore_search(vs, q, DIM, 10, NULL, &h, &n), AIPLAT_OK);
+  for (size_t i = 0; i < n; i++)
+    ck_assert_msg(isfinite(h[i].score), "%s scores %f", h[i].id,
+                  (double)h[i].score);
+  ck_assert_uint_eq(n, want);
+  ck_assert_str_eq(h[0].id, first);
+  ck_assert_float_eq_tol(h[0].score, 1.0f, 1e-6f);
+  if (second) ck_assert_str_eq(h[1].id, second);
+  free(h);
+}
+
+START_TEST(vectors_without_a_cosine_in_the_file_are_ignored) {
+  /* Batch 1: "dup" with a good vector. Batch 2: two good records and
+   * five whose vectors this library never writes (NaN, infinities, all
+   * zero: a damaged file, or another writer), one of them replacing
+   * "dup". */
+  static const struct {
+    const char *id;
+    float v[DIM];
+  } recs[] = {
+      {"good", {1, 0, 0, 0}},        {"nan", {1, NAN, 0, 0}},
+      {"inf", {INFINITY, 0, 0, 0}},  {"ninf", {0, 0, 0, -INFINITY}},
+      {"zero", {0, 0, 0, 0}},        {"far", {-1, 0.5f, 0, 0}},
+      {"dup", {NAN, NAN, NAN, NAN}},
+  };
+  const size_t nrecs = sizeof recs / sizeof recs[0];
+  unsigned char buf[4096];
+  size_t at = craft_header(buf);
+  float up[DIM] = {0, 1, 0, 0};
+  at += craft_put(buf, at, at, true, "dup", up, "old dup");
+  size_t batch = at;
+  for (size_t i = 0; i < nrecs; i++)
+    at += craft_put(buf, at, batch, i + 1 == nrecs, recs[i].id, recs[i].v,
+                    recs[i].id);
+  const char *path = vt_path("nan");
+  vt_write_file(path, buf, at);
+
+  for (int ro = 1; ro >= 0; ro--) {
+    aip_vstore *vs = vt_open(path, ro ? AIP_VLOCAL_READONLY : 0);
+    assert_finite_hits(vs, 2, "good", "far");
+    ck_assert_uint_eq(vt_count(vs), 2);
+    aip_vlocal_report r = vt_report(vs);
+    ck_assert_uint_eq(r.records, 1 + nrecs);
+    ck_assert_uint_eq(r.bad_vectors, 5);
+    ck_assert_uint_eq(r.torn_bytes, 0);
+    /* the bad "dup" replaced the good one: no older version comes back */
+    float qd[DIM] = {0, 1, 0, 0};
+    aip_vhit *h = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(aip_vstore_search(vs, qd, DIM, 10, NULL, &h, &n),
+                     AIPLAT_OK);
+    for (size_t i = 0; i < n; i++) ck_assert_str_ne(h[i].id, "dup");
+    free(h);
+    char **ids = NULL;
+    ck_assert_int_eq(aip_vstore_source_ids(vs, "src", 100, &ids, &n),
+                     AIPLAT_OK);
+    ck_assert_uint_eq(n, 2);
+    free(ids);
+    if (ro) {
+      aip_vstore_close(vs);
+      ck_assert_uint_eq(vt_file_size(path), at); /* untouched */
+      continue;
+    }
+    /* Writable: a re-ingest stores "dup" again; a compaction drops the
+     * bad records for good. */
+    aip_vrecord again = {"dup", up, "new dup", "src", NULL};
+    ck_assert_int_eq(aip_vstore_insert(vs, &again, 1, DIM), AIPLAT_OK);
+    ck_assert_uint_eq(vt_count(vs), 3);
+    ck_assert_int_eq(aip_vstore_local_compact(vs), AIPLAT_OK);
+    aip_vstore_close(vs);
+  }
+  aip_vstore *vs = vt_open(path, AIP_VLOCAL_READONLY);
+  ck_assert_uint_eq(vt_report(vs).bad_vectors, 0);
+  ck_assert_uint_eq(vt_count(vs), 3);
+  assert_finite_hits(vs, 3, "good", "dup");
+  aip_vstore_close(vs);
+}
+END_TEST
+
+START_TEST(a_reader_ignores_a_bad_vector_another_writer_adds) {
+  unsigned char buf[1024];
+  size_t at = craft_header(buf);
+  float good[DIM] = {1, 0, 0, 0}, bad[DIM] = {0, NAN, 1, 0};
+  at += craft_put(buf, at, at, true, "good", good, "good");
+  const char *path = vt_path("grow");
+  vt_write_file(path, buf, at);
+  aip_vstore *vs = vt_open(path, AIP_VLOCAL_READONLY);
+  assert_finite_hits(vs, 1, "good", NULL);
+  at += craft_put(buf, at, at, true, "bad", bad, "bad");
+  vt_write_file(path, buf, at);
+  ck_assert_int_eq(aip_vstore_local_refresh(vs), AIPLAT_OK);
+  assert_finite_hits(vs, 1, "good", NULL);
+  ck_assert_uint_eq(vt_report(vs).bad_vectors, 1);
+  ck_assert_uint_eq(vt_count(vs), 1);
+  aip_vstore_close(vs);
+}
+END_TEST
+
 /* ---- a full disk
  * -----------------------------------------------------------------------------
  */
@@ -459,6 +616,8 @@ Suite *make_suite(void) {
   tcase_add_test(tc, headers_checked);
   tcase_add_test(tc, an_empty_file);
   tcase_add_test(tc, an_unfinished_creation);
+  tcase_add_test(tc, vectors_without_a_cosine_in_the_file_are_ignored);
+  tcase_add_test(tc, a_reader_ignores_a_bad_vector_another_writer_adds);
   tcase_add_test(tc, full_disk_fails_cleanly);
   suite_add_tcase(s, tc);
   return s;

@@ -722,6 +722,27 @@ START_TEST(errors_inside_http_200) {
        "fail to search on QueryNode 1: worker(1) query failed: vector "
        "dimension mismatch, expected vector size(byte) 32, actual 16.",
        AIPLAT_ERR_INVALID_ARGUMENT},
+      /* The REST layer's own checks (Milvus 2.4 to 2.6). */
+      {1801, "search",
+       "can only accept json format request, error: dimension: 16, but "
+       "length of []float: 8: invalid parameter[expected=FloatVector]"
+       "[actual=[[1, 0, 0, 0, 0, 0, 0, 0]]]",
+       AIPLAT_ERR_INVALID_ARGUMENT},
+      {1801, "search",
+       "can only accept json format request, error: []float32 size 8 "
+       "doesn't equal to vector dimension 16 of FloatVector",
+       AIPLAT_ERR_INVALID_ARGUMENT},
+      {1804, "upsert",
+       "fail to deal the insert data, error: []float32 size 8 doesn't "
+       "equal to vector dimension 16 of FloatVector",
+       AIPLAT_ERR_INVALID_ARGUMENT},
+      /* The same codes for anything else stay a bad request. */
+      {1801, "search",
+       "can only accept json format request, error: invalid search params",
+       AIPLAT_ERR_BAD_REQUEST},
+      {1804, "upsert",
+       "fail to deal the insert data, error: missing vector field: vector",
+       AIPLAT_ERR_BAD_REQUEST},
       {65535, "search", "unexpected error", AIPLAT_ERR_SERVER},
       {2000, "search", "segcore error", AIPLAT_ERR_SERVER},
       {1802, "query", "missing required parameters", AIPLAT_ERR_BAD_REQUEST},
@@ -775,6 +796,99 @@ START_TEST(errors_inside_http_200) {
 }
 END_TEST
 
+START_TEST(a_query_only_handle_learns_the_dimension) {
+  reset();
+  aip_vstore *w = open_default();
+  ck_assert_int_eq(aip_vstore_ensure(w, DIM, AIP_VMETRIC_COSINE), AIPLAT_OK);
+  recset r = make_recs(4, "a", "s");
+  ck_assert_int_eq(aip_vstore_insert(w, r.recs, r.n, DIM), AIPLAT_OK);
+  aip_vstore_close(w);
+
+  /* A handle that never ensures: its first search describes the
+   * collection once, and a vector of another dimension is refused here,
+   * naming both, without a search request. */
+  aip_vstore *vs = open_default();
+  float q4[4] = {1, 0, 0, 0};
+  aip_vhit *h = NULL;
+  size_t n = 0;
+  long describes = requests("/collections/describe");
+  long searches = requests("/entities/search");
+  ASSERT_ERR(vs, aip_vstore_search(vs, q4, 4, 3, NULL, &h, &n),
+             AIPLAT_ERR_INVALID_ARGUMENT,
+             "holds 8-dimensional vectors, this call has 4");
+  ck_assert_int_eq(requests("/collections/describe"), describes + 1);
+  ck_assert_int_eq(requests("/entities/search"), searches);
+  for (int i = 0; i < 2; i++) {
+    ck_assert_int_eq(aip_vstore_search(vs, r.vec, DIM, 3, NULL, &h, &n),
+                     AIPLAT_OK);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(h[0].id, "a0000");
+    free(h);
+  }
+  ck_assert_int_eq(requests("/collections/describe"), describes + 1);
+
+  /* Recreated with 4 dimensions behind its back: the search reaches
+   * Milvus, which refuses it inside HTTP 200 with code 1801. */
+  api_ok("/collections/drop", "{\"collectionName\":\"kb\"}");
+  create_kb(4, "COSINE");
+  searches = requests("/entities/search");
+  ASSERT_ERR(vs, aip_vstore_search(vs, r.vec, DIM, 3, NULL, &h, &n),
+             AIPLAT_ERR_INVALID_ARGUMENT,
+             "dimension: 4, but length of []float: 8");
+  ck_assert_ptr_nonnull(strstr(errbuf, "Milvus code 1801"));
+  ck_assert_int_eq(requests("/entities/search"), searches + 1);
+  /* It forgets what it knew: the next call is checked here again. */
+  ASSERT_ERR(vs, aip_vstore_search(vs, r.vec, DIM, 3, NULL, &h, &n),
+             AIPLAT_ERR_INVALID_ARGUMENT,
+             "holds 4-dimensional vectors, this call has 8");
+  ck_assert_int_eq(requests("/entities/search"), searches + 1);
+  ck_assert_int_eq(aip_vstore_search(vs, q4, 4, 3, NULL, &h, &n), AIPLAT_OK);
+  ck_assert_uint_eq(n, 0);
+
+  /* Recreated with 8 again: a dimension the handle believes wrong is
+   * described again before it is refused. */
+  api_ok("/collections/drop", "{\"collectionName\":\"kb\"}");
+  create_kb(DIM, "COSINE");
+  ck_assert_int_eq(aip_vstore_search(vs, r.vec, DIM, 3, NULL, &h, &n),
+                   AIPLAT_OK);
+  ck_assert_uint_eq(n, 0);
+  /* Gone: no hits, and nothing remembered. */
+  api_ok("/collections/drop", "{\"collectionName\":\"kb\"}");
+  ck_assert_int_eq(aip_vstore_search(vs, q4, 4, 3, NULL, &h, &n), AIPLAT_OK);
+  ck_assert_uint_eq(n, 0);
+  free_recs(&r);
+  aip_vstore_close(vs);
+}
+END_TEST
+
+START_TEST(non_finite_vectors_never_reach_milvus) {
+  reset();
+  aip_vstore *vs = open_default();
+  ck_assert_int_eq(aip_vstore_ensure(vs, DIM, AIP_VMETRIC_COSINE), AIPLAT_OK);
+  recset r = make_recs(3, "a", "s");
+  const float bad[] = {NAN, INFINITY, -INFINITY};
+  long upserts = requests("/entities/upsert");
+  long searches = requests("/entities/search");
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    float keep = r.vec[2 * DIM + 5];
+    r.vec[2 * DIM + 5] = bad[i]; /* record 2, element 5 */
+    ASSERT_ERR(vs, aip_vstore_insert(vs, r.recs, r.n, DIM),
+               AIPLAT_ERR_INVALID_ARGUMENT, "record 2: element 5");
+    ck_assert_ptr_nonnull(strstr(errbuf, "not a finite number"));
+    aip_vhit *h = NULL;
+    size_t n = 0;
+    ASSERT_ERR(vs, aip_vstore_search(vs, &r.vec[2 * DIM], DIM, 3, NULL, &h, &n),
+               AIPLAT_ERR_INVALID_ARGUMENT, "query: element 5");
+    r.vec[2 * DIM + 5] = keep;
+  }
+  ck_assert_int_eq(requests("/entities/upsert"), upserts);
+  ck_assert_int_eq(requests("/entities/search"), searches);
+  ck_assert_uint_eq(count_of(vs), 0);
+  free_recs(&r);
+  aip_vstore_close(vs);
+}
+END_TEST
+
 START_TEST(real_mismatches_and_missing_things) {
   reset();
   aip_vstore *vs = open_default();
@@ -783,16 +897,23 @@ START_TEST(real_mismatches_and_missing_things) {
   api_ok("/collections/drop", "{\"collectionName\":\"kb\"}");
   create_kb(4, "COSINE");
   recset r = make_recs(2, "a", "s");
+  /* The handle still believes 8: Milvus refuses the rows... */
   ASSERT_ERR(vs, aip_vstore_insert(vs, r.recs, r.n, DIM),
-             AIPLAT_ERR_INVALID_ARGUMENT, "is not equal to schema dim (4)");
+             AIPLAT_ERR_INVALID_ARGUMENT,
+             "[]float32 size 8 doesn't equal to vector dimension 4");
+  ck_assert_ptr_nonnull(strstr(errbuf, "Milvus code 1804"));
+  /* ...and the next call describes the collection again. */
   aip_vhit *h = NULL;
   size_t n = 0;
+  long searches = requests("/entities/search");
   ASSERT_ERR(vs, aip_vstore_search(vs, r.vec, DIM, 3, NULL, &h, &n),
-             AIPLAT_ERR_INVALID_ARGUMENT, "vector dimension mismatch");
+             AIPLAT_ERR_INVALID_ARGUMENT,
+             "holds 4-dimensional vectors, this call has 8");
+  ck_assert_int_eq(requests("/entities/search"), searches);
   /* Dropped: writes say so; reads find nothing. */
   api_ok("/collections/drop", "{\"collectionName\":\"kb\"}");
   ASSERT_ERR(vs, aip_vstore_insert(vs, r.recs, r.n, DIM), AIPLAT_ERR_NOT_FOUND,
-             "collection not found");
+             "[collection=kb]");
   ck_assert_int_eq(aip_vstore_search(vs, r.vec, DIM, 3, NULL, &h, &n),
                    AIPLAT_OK);
   ck_assert_uint_eq(n, 0);
@@ -980,6 +1101,8 @@ Suite *make_suite(void) {
   tcase_add_test(tc, authentication);
   tcase_add_test(tc, errors_inside_http_200);
   tcase_add_test(tc, real_mismatches_and_missing_things);
+  tcase_add_test(tc, a_query_only_handle_learns_the_dimension);
+  tcase_add_test(tc, non_finite_vectors_never_reach_milvus);
   tcase_add_test(tc, retries_on_busy_codes);
   tcase_add_test(tc, transport_failures);
   tcase_add_test(tc, shared_by_threads);

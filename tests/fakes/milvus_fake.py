@@ -9,8 +9,9 @@ tested against this server. It speaks the wire format of Milvus 2.4/2.5's
 - every answer is HTTP 200 with {"code": 0, "data": ...}, and failures are
   a non-zero "code" with a "message" inside HTTP 200, worded as Milvus words
   them (merr codes: 100 collection not found, 101 not loaded, 800 database
-  not found, 1100 invalid parameter, 1801 not JSON, 1802 missing parameter,
-  1804 bad insert data, 65535 from the query nodes, ...);
+  not found, 1100 invalid parameter, 1801 not JSON (also a search vector of
+  the wrong dimension), 1802 missing parameter, 1804 bad insert data (also
+  a row vector of the wrong dimension), 65535 from the query nodes, ...);
 - a bad or missing token with authentication on is HTTP 401 with
   {"code": 1800, "message": "user hasn't authenticated"};
 - an unknown route is gin's plain-text "404 page not found".
@@ -543,7 +544,9 @@ def check_row(c, row, i):
                 raise MilvusError(1804, "fail to deal the insert data, error: json: cannot unmarshal into Go value of type []float32: invalid parameter")
             dim = f["params"]["dim"]
             if len(v) != dim:
-                raise invalid("the dim (%d) of field data(%s) is not equal to schema dim (%d)" % (len(v), n, dim), dim, len(v))
+                # The REST layer converts rows against the schema before the
+                # proxy sees them (anyToColumns, convertFloatVectorToArray).
+                raise MilvusError(1804, "fail to deal the insert data, error: []float32 size %d doesn't equal to vector dimension %d of FloatVector" % (len(v), dim))
             out[n] = [float(x) for x in v]
         elif f["type"] == "VarChar":
             v = "" if v is None else v if isinstance(v, str) else json.dumps(v)
@@ -622,7 +625,10 @@ def h_search(body):
     dim = vf["params"]["dim"]
     for v in data:
         if len(v) != dim:
-            raise MilvusError(65535, "fail to search on QueryNode 1: worker(1) query failed: vector dimension mismatch, expected vector size(byte) %d, actual %d." % (4 * dim, 4 * len(v)))
+            # The REST layer builds the placeholder group from the schema
+            # (generatePlaceholderGroup, serializeFloatVectors) and answers
+            # ErrIncorrectParameterFormat wrapping ErrParameterInvalid.
+            raise MilvusError(1801, "can only accept json format request, error: dimension: %d, but length of []float: %d: invalid parameter[expected=FloatVector][actual=%s]" % (dim, len(v), json.dumps(data, separators=(", ", ":"))))
     keep = compile_filter(body.get("filter"), c)
     out_fields = body.get("outputFields") or []
     key = STATE.style["score_key"]
