@@ -25,7 +25,7 @@
   X(NATS_SEND_ASAP, "true", BOOL, 0, "send each NATS publish at once instead of batching writes for ~1 ms") \
   X(NATS_RETRY_ON_FAILED_CONNECT, "false", BOOL, 0, "keep trying in the background when no NATS server answers at start") \
   X(WORKERS, "4", INT, 0, "handler worker threads per service") \
-  X(MAX_IN_FLIGHT, "1024", INT, 0, "requests one service process works on at once; more get an overload reply") \
+  X(MAX_IN_FLIGHT, "4096", INT, 0, "requests one service process works on at once; more get an overload reply") \
   X(REQUEST_TIMEOUT, "60s", DUR, 0, "deadline of one request inside a service") \
   X(SHUTDOWN_GRACE, "20s", DUR, 0, "time in-flight requests get to finish on SIGTERM") \
   X(VLLM_URL, "http://localhost:8000", URL, 0, "OpenAI-compatible chat completions server") \

@@ -86,7 +86,7 @@ AIPLAT_API aiplat_status aiplat_service_set_workers(aiplat_service *svc,
 
 /**
  * Most requests the service works on at once (`MAX_IN_FLIGHT`, default
- * 1024; 1..65536), before start. A core request beyond it gets an
+ * 4096; 1..65536), before start. A core request beyond it gets an
  * immediate ::AIPLAT_ERR_UNAVAILABLE error reply naming the overload; a
  * JetStream endpoint fetches only what it has room for.
  */
