@@ -27,10 +27,15 @@
  * (`code` = the ::aiplat_status, `message`, `retryable`) and carry the
  * micro protocol headers `Nats-Service-Error` and `Nats-Service-Error-Code`.
  *
- * Threading: handlers run on the service's worker threads (`WORKERS`,
- * default 4), never on nats.c's delivery threads; several handlers run at
- * once, each with its own request. Every log record written while a handler
- * runs carries the request id and trace id.
+ * Threading: handlers run on the endpoint's delivery threads (`WORKERS`
+ * subscriptions per endpoint, default 4, each with its own thread); several
+ * handlers run at once, each with its own request. A handler that waits on
+ * a backend should not block: it hands the request over with
+ * aiplat_request_defer() and finishes it from the completion of an
+ * asynchronous client call (on the library's event loop thread), so that
+ * up to `MAX_IN_FLIGHT` requests are in flight with no thread each. Every
+ * log record written while a handler runs, and while a deferred request
+ * completes, carries the request id and trace id.
  */
 #ifndef AIPLAT_SERVICE_H
 #define AIPLAT_SERVICE_H
@@ -46,7 +51,8 @@ extern "C" {
 #endif
 
 typedef struct aiplat_service aiplat_service;
-/** One request being handled; valid only during the handler call. */
+/** One request being handled; valid during the handler call, or until
+ *  aiplat_request_complete() when the handler deferred it. */
 typedef struct aiplat_request aiplat_request;
 
 /**
@@ -54,7 +60,8 @@ typedef struct aiplat_request aiplat_request;
  * or fail with aiplat_request_fail() and return its status. Returning a
  * non-OK status without calling aiplat_request_fail() fails the request
  * with that status and the calling thread's last error message.
- * Runs on a worker thread; @p req lives until the handler returns.
+ * Runs on a delivery thread; @p req lives until the handler returns, or
+ * until aiplat_request_complete() after aiplat_request_defer().
  */
 typedef aiplat_status (*aiplat_handler_fn)(aiplat_request *req,
                                            void *user_data);
