@@ -6,6 +6,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -554,6 +555,214 @@ END_TEST
 
 /* ---- config and health -------------------------------------------------- */
 
+/* ---- asynchronous forms ----------------------------------------------------- */
+
+typedef struct waitdone {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool done;
+  aiplat_status st;
+  char msg[512];
+  aiplat_llm_result *res;
+  pthread_t thread; /* where the completion ran */
+  deltas d;
+  bool try_blocking; /* call a blocking form from the completion */
+  aiplat_status blocking_st;
+} waitdone;
+
+static bool on_async_delta(const char *t, size_t len, void *ud) {
+  return on_delta(t, len, &((waitdone *)ud)->d);
+}
+
+static void on_async_done(aiplat_status st, const char *message, aiplat_llm_result *res,
+                          void *ud) {
+  waitdone *w = ud;
+  if (w->try_blocking) {
+    aiplat_llm_result *r2 = NULL;
+    w->blocking_st = aiplat_llm_complete(llm, req, &r2);
+    aiplat_llm_result_destroy(r2);
+  }
+  pthread_mutex_lock(&w->mu);
+  w->st = st;
+  snprintf(w->msg, sizeof w->msg, "%s", message);
+  w->res = res;
+  w->thread = pthread_self();
+  w->done = true;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+}
+
+static void wait_done(waitdone *w) {
+  pthread_mutex_lock(&w->mu);
+  while (!w->done) pthread_cond_wait(&w->cv, &w->mu);
+  pthread_mutex_unlock(&w->mu);
+}
+
+static waitdone *waitdone_new(void) {
+  waitdone *w = calloc(1, sizeof *w);
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_cond_init(&w->cv, NULL);
+  return w;
+}
+
+static void waitdone_free(waitdone *w) {
+  aiplat_llm_result_destroy(w->res);
+  pthread_cond_destroy(&w->cv);
+  pthread_mutex_destroy(&w->mu);
+  free(w);
+}
+
+START_TEST(async_stream_and_complete) {
+  hf_response r = hf_resp(200, "text/event-stream", good_stream);
+  r.chunked = true;
+  r.split_every = 7;
+  hf_push(srv, &r);
+  waitdone *w = waitdone_new();
+  ck_assert_int_eq(aiplat_llm_stream_async(llm, req, NULL, on_async_delta, on_async_done, w),
+                   AIPLAT_OK);
+  wait_done(w);
+  ck_assert_int_eq(w->st, AIPLAT_OK);
+  ck_assert_str_eq(w->msg, "");
+  ck_assert_str_eq(w->d.text, "Gr\xC3\xBC\xC3\x9F Gott \xE2\x82\xAC\xF0\x9F\x98\x80");
+  ck_assert_str_eq(aiplat_llm_result_text(w->res), w->d.text);
+  ck_assert_int_eq(aiplat_llm_result_total_tokens(w->res), 24);
+  ck_assert(!pthread_equal(w->thread, pthread_self())); /* the loop thread */
+  waitdone_free(w);
+  /* The whole answer, asynchronously. */
+  push(200, "application/json", completion);
+  w = waitdone_new();
+  ck_assert_int_eq(aiplat_llm_complete_async(llm, req, NULL, on_async_done, w), AIPLAT_OK);
+  wait_done(w);
+  ck_assert_int_eq(w->st, AIPLAT_OK);
+  ck_assert_str_eq(aiplat_llm_result_text(w->res), "Hello there!");
+  json_t *b = request_json(1);
+  ck_assert(json_is_false(json_object_get(b, "stream")));
+  json_decref(b);
+  waitdone_free(w);
+  /* Bad arguments are refused at once; nothing is called back. */
+  ck_assert_int_eq(aiplat_llm_stream_async(llm, req, NULL, NULL, NULL, NULL),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+}
+END_TEST
+
+START_TEST(async_faults_match_the_blocking_form) {
+  static const struct {
+    int status;
+    const char *ctype, *body;
+    aiplat_status st;
+    const char *text;
+  } cases[] = {
+      {400, "application/json", "{\"object\":\"error\",\"message\":\"too long\",\"code\":400}",
+       AIPLAT_ERR_BAD_REQUEST, "too long"},
+      {401, "application/json", "{\"error\":{\"message\":\"bad key\"}}", AIPLAT_ERR_AUTH,
+       "bad key"},
+      {200, "text/event-stream", CHUNK("ok") "data: {not json\n\n", AIPLAT_ERR_DECODE,
+       "not JSON"},
+      {200, "text/event-stream", CHUNK("half"), AIPLAT_ERR_PROTOCOL, "without [DONE]"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    push(cases[i].status, cases[i].ctype, cases[i].body);
+    waitdone *w = waitdone_new();
+    ck_assert_int_eq(aiplat_llm_stream_async(llm, req, NULL, NULL, on_async_done, w),
+                     AIPLAT_OK);
+    wait_done(w);
+    ck_assert_msg(w->st == cases[i].st, "case %zu: %s", i, aiplat_status_str(w->st));
+    ck_assert_msg(strstr(w->msg, cases[i].text) != NULL, "case %zu: %s", i, w->msg);
+    waitdone_free(w);
+  }
+  /* A 503 is retried, then answered. */
+  push(503, "application/json", "{\"error\":{\"message\":\"busy\"}}");
+  hf_response r = hf_resp(200, "text/event-stream", good_stream);
+  hf_push(srv, &r);
+  waitdone *w = waitdone_new();
+  ck_assert_int_eq(aiplat_llm_stream_async(llm, req, NULL, NULL, on_async_done, w), AIPLAT_OK);
+  wait_done(w);
+  ck_assert_int_eq(w->st, AIPLAT_OK);
+  waitdone_free(w);
+}
+END_TEST
+
+static void *cancel_later(void *arg) {
+  usleep(200000);
+  aiplat_call_cancel(arg);
+  return NULL;
+}
+
+START_TEST(async_call_deadline_and_cancel) {
+  /* A stream that would take 40 x 200 ms. */
+  static char body[8192];
+  body[0] = '\0';
+  for (int i = 0; i < 40; i++) strcat(body, CHUNK("word "));
+  strcat(body, "data: [DONE]\n\n");
+  hf_response r = hf_resp(200, "text/event-stream", body);
+  r.chunked = true;
+  r.split_every = strlen(CHUNK("word "));
+  r.piece_delay_ms = 200;
+  hf_push(srv, &r);
+  aiplat_call *call = NULL;
+  ck_assert_int_eq(aiplat_call_create(&call), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_call_set_timeout_ms(call, 0), AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_call_set_timeout_ms(call, 500), AIPLAT_OK);
+  waitdone *w = waitdone_new();
+  int64_t t0 = now_ms();
+  ck_assert_int_eq(aiplat_llm_stream_async(llm, req, call, on_async_delta, on_async_done, w),
+                   AIPLAT_OK);
+  wait_done(w);
+  int64_t took = now_ms() - t0;
+  ck_assert_int_eq(w->st, AIPLAT_ERR_TIMEOUT);
+  ck_assert_msg(took >= 400 && took < 4000, "TIMEOUT after %lld ms", (long long)took);
+  ck_assert_uint_gt(w->d.n, 0); /* it was mid-stream */
+  ck_assert_uint_lt(w->d.n, 40);
+  waitdone_free(w);
+  aiplat_call_destroy(call);
+  /* Cancelled from another thread. */
+  hf_push(srv, &r);
+  ck_assert_int_eq(aiplat_call_create(&call), AIPLAT_OK);
+  w = waitdone_new();
+  pthread_t t;
+  ck_assert_int_eq(aiplat_llm_stream_async(llm, req, call, NULL, on_async_done, w), AIPLAT_OK);
+  pthread_create(&t, NULL, cancel_later, call);
+  wait_done(w);
+  pthread_join(t, NULL);
+  ck_assert_int_eq(w->st, AIPLAT_ERR_CANCELLED);
+  ck_assert(aiplat_call_cancelled(call));
+  waitdone_free(w);
+  /* A cancelled call object stops the next call at once. */
+  w = waitdone_new();
+  ck_assert_int_eq(aiplat_llm_stream_async(llm, req, call, NULL, on_async_done, w), AIPLAT_OK);
+  wait_done(w);
+  ck_assert_int_eq(w->st, AIPLAT_ERR_CANCELLED);
+  waitdone_free(w);
+  aiplat_call_destroy(call);
+  /* A deadline already past (Unix ms 1) times out without waiting. */
+  ck_assert_int_eq(aiplat_call_create(&call), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_call_set_deadline_unix_ms(call, 1), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_call_set_deadline_unix_ms(call, INT64_MAX), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_call_set_deadline_unix_ms(call, 1), AIPLAT_OK);
+  hf_push(srv, &r);
+  w = waitdone_new();
+  t0 = now_ms();
+  ck_assert_int_eq(aiplat_llm_stream_async(llm, req, call, NULL, on_async_done, w), AIPLAT_OK);
+  wait_done(w);
+  ck_assert_int_eq(w->st, AIPLAT_ERR_TIMEOUT);
+  ck_assert(now_ms() - t0 < 2000);
+  waitdone_free(w);
+  aiplat_call_destroy(call);
+}
+END_TEST
+
+START_TEST(blocking_call_from_a_completion_is_refused) {
+  push(200, "application/json", completion);
+  waitdone *w = waitdone_new();
+  w->try_blocking = true;
+  ck_assert_int_eq(aiplat_llm_complete_async(llm, req, NULL, on_async_done, w), AIPLAT_OK);
+  wait_done(w);
+  ck_assert_int_eq(w->st, AIPLAT_OK);
+  ck_assert_int_eq(w->blocking_st, AIPLAT_ERR_INTERNAL);
+  waitdone_free(w);
+}
+END_TEST
+
 START_TEST(config_errors_name_the_variable) {
   static const struct {
     const char *name, *value, *text;
@@ -633,6 +842,10 @@ Suite *make_suite(void) {
   tcase_add_test(tc, stream_server_ignores_stream_flag);
   tcase_add_test(tc, cancel_stream_from_another_thread);
   tcase_add_test(tc, stream_idle_timeout);
+  tcase_add_test(tc, async_stream_and_complete);
+  tcase_add_test(tc, async_faults_match_the_blocking_form);
+  tcase_add_test(tc, async_call_deadline_and_cancel);
+  tcase_add_test(tc, blocking_call_from_a_completion_is_refused);
   tcase_add_test(tc, config_errors_name_the_variable);
   tcase_add_test(tc, api_key_from_file_and_health);
   suite_add_tcase(s, tc);
