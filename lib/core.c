@@ -157,3 +157,9 @@ void aip_global_unref(void) {
 AIPLAT_API aiplat_status aiplat_init(void) { return aip_global_ref(); }
 
 AIPLAT_API void aiplat_cleanup(void) { aip_global_unref(); }
+
+static _Thread_local int64_t tls_deadline_ms;
+
+void aip_thread_deadline_set(int64_t deadline_ms) { tls_deadline_ms = deadline_ms; }
+
+int64_t aip_thread_deadline(void) { return tls_deadline_ms; }

@@ -1036,6 +1036,9 @@ aiplat_status aip_http_do(aip_http *h, aip_err *err, const aip_http_req *req,
   pthread_mutex_init(&w.mu, NULL);
   pthread_cond_init(&w.cv, NULL);
   aip_http_req r = *req;
+  /* Inside a service handler, the request's deadline bounds the call. */
+  int64_t td = aip_thread_deadline();
+  if (td > 0 && (r.deadline_ms <= 0 || td < r.deadline_ms)) r.deadline_ms = td;
   if (req->sink) {
     r.sink = sync_sink;
     r.sink_ud = &w;

@@ -38,6 +38,12 @@ aiplat_status aip_err_copy(aip_err *e, char *buf, size_t buflen);
 /* The calling thread's last message (borrowed, per thread). */
 const char *aip_thread_errmsg(void);
 
+/* The deadline of the request the calling thread works on (aip_now_ms()
+ * clock; 0: none). The service framework sets it around a handler, so that
+ * every blocking backend call the handler makes ends by then. */
+void aip_thread_deadline_set(int64_t deadline_ms);
+int64_t aip_thread_deadline(void);
+
 /* The request's deadline on the aip_now_ms() clock (service.c). */
 int64_t aip_request_deadline_ms(aiplat_request *req);
 

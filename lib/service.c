@@ -756,7 +756,9 @@ static void handle(endpoint *ep, aiplat_bus_msg *msg) {
                         "the caller's deadline passed before a worker was free");
   } else {
     aiplat_error_clear();
+    aip_thread_deadline_set(req->deadline_ns / 1000000);
     st = ep->fn(req, ep->ud);
+    aip_thread_deadline_set(0);
     if (!atomic_load(&req->deferred) && !atomic_load(&req->answered)) {
       if (st != AIPLAT_OK) {
         aiplat_status last = aiplat_error_last(why, sizeof why);

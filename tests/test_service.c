@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "harness/nats_harness.h"
+#include "fakes/http_fake.h"
 #include "harness/testutil.h"
 
 static th_nats *server;
@@ -619,6 +620,81 @@ START_TEST(stop_past_grace_cancels_deferred_requests) {
 }
 END_TEST
 
+/* ---- a blocking backend call inside a handler ------------------------------- */
+
+typedef struct llm_svc {
+  aiplat_llm *llm;
+  atomic_int status;
+} llm_svc;
+
+static aiplat_status on_ask_llm(aiplat_request *req, void *ud) {
+  llm_svc *x = ud;
+  aiplat_llm_request *lr = NULL;
+  aiplat_llm_request_create(&lr);
+  aiplat_llm_request_add_message(lr, "user", "hi");
+  aiplat_llm_result *res = NULL;
+  aiplat_status st = aiplat_llm_complete(x->llm, lr, &res);
+  atomic_store(&x->status, (int)st);
+  aiplat_llm_result_destroy(res);
+  aiplat_llm_request_destroy(lr);
+  return st == AIPLAT_OK ? aiplat_request_fail(req, AIPLAT_ERR_INTERNAL, "unexpected answer")
+                         : aiplat_request_fail(req, st, "the model server did not answer");
+}
+
+START_TEST(the_callers_deadline_bounds_a_blocking_backend_call) {
+  hf_server *hf = hf_start();
+  ck_assert_ptr_nonnull(hf);
+  hf_response slow = hf_resp(200, "application/json", "{}");
+  slow.delay_ms = 5000;
+  hf_push(hf, &slow);
+  aiplat_config *cfg = test_config();
+  char url[96];
+  snprintf(url, sizeof url, "%s/v1", hf_url(hf));
+  aiplat_config_set(cfg, "VLLM_URL", url);
+  aiplat_config_set(cfg, "LLM_TIMEOUT", "60s");
+  llm_svc x = {0};
+  ck_assert_int_eq(aiplat_llm_create(&x.llm, cfg), AIPLAT_OK);
+  aiplat_service *svc = NULL;
+  ck_assert_int_eq(aiplat_service_create(&svc, cfg, "asker", "1.0.0", NULL), AIPLAT_OK);
+  aiplat_service_set_handle_signals(svc, false);
+  ck_assert_int_eq(aiplat_service_add_endpoint(svc, "ask", "test.ask", NULL,
+                                               AIPLAT_MSG_CHAT_REQUEST,
+                                               AIPLAT_MSG_CHAT_RESPONSE, on_ask_llm, &x),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_service_start(svc), AIPLAT_OK);
+  pthread_t t;
+  pthread_create(&t, NULL, run_svc, svc);
+  aiplat_bus *bus = client();
+  aiplat_headers *h = NULL;
+  aiplat_headers_create(&h);
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  char deadline[32];
+  snprintf(deadline, sizeof deadline, "%lld",
+           (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 + 400);
+  aiplat_headers_set(h, "Aiplat-Deadline", deadline);
+  size_t len;
+  uint8_t *buf = chat_request("hi", &len);
+  aiplat_bus_msg *reply = NULL;
+  int64_t t0 = now_ms_();
+  ck_assert_int_eq(aiplat_bus_request(bus, "test.ask", buf, len, h, 10000, &reply), AIPLAT_OK);
+  int64_t took = now_ms_() - t0;
+  aiplat_free(buf);
+  aiplat_headers_destroy(h);
+  aiplat_bus_msg_destroy(reply);
+  /* The LLM client's own timeout is 60 s: the caller's 400 ms ended it. */
+  ck_assert_int_eq(atomic_load(&x.status), AIPLAT_ERR_TIMEOUT);
+  ck_assert_msg(took < 3000, "answered after %lld ms", (long long)took);
+  aiplat_bus_destroy(bus);
+  aiplat_service_stop(svc);
+  pthread_join(t, NULL);
+  aiplat_service_destroy(svc);
+  aiplat_llm_destroy(x.llm);
+  aiplat_config_destroy(cfg);
+  hf_stop(hf);
+}
+END_TEST
+
 START_TEST(reply_over_max_payload_becomes_an_error_reply) {
   svc_run r;
   svc_start(&r, 1, 10000);
@@ -1186,6 +1262,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, deadline_header_values_are_range_checked);
   tcase_add_test(tc, deferred_requests_finish_later_and_overload_is_answered);
   tcase_add_test(tc, stop_past_grace_cancels_deferred_requests);
+  tcase_add_test(tc, the_callers_deadline_bounds_a_blocking_backend_call);
   tcase_add_test(tc, jetstream_nak_redelivers_and_term_does_not);
   tcase_add_test(tc, jetstream_endpoint_keeps_an_operators_stream);
   tcase_add_test(tc, jetstream_endpoint_refuses_a_stream_that_misses_its_subject);
