@@ -114,7 +114,13 @@ bool sp_alive(sp_proc *p) {
   int st;
   pid_t r = waitpid(p->pid, &st, WNOHANG);
   if (r == 0) return true;
-  if (r == p->pid || errno != ECHILD) return false;
+  if (r == p->pid) { /* reaped here: keep the status, forget the pid */
+    p->reaped_status = st;
+    p->reaped = true;
+    p->pid = 0;
+    return false;
+  }
+  if (errno != ECHILD) return false;
   /* Not our child (started by a fixture in the parent): ask /proc. */
   char path[64], buf[256];
   snprintf(path, sizeof path, "/proc/%d/stat", (int)p->pid);
@@ -147,7 +153,7 @@ bool sp_wait_started(sp_proc *p, int timeout_ms) {
 }
 
 int sp_wait_exit(sp_proc *p, int timeout_ms) {
-  if (p->pid <= 0) return -1;
+  if (p->pid <= 0) return p->reaped ? p->reaped_status : -1;
   if (p->valgrind) timeout_ms *= 10;
   int64_t deadline = now_ms() + timeout_ms;
   int st = 0;
@@ -163,7 +169,7 @@ int sp_wait_exit(sp_proc *p, int timeout_ms) {
 }
 
 int sp_stop(sp_proc *p, int sig, int timeout_ms) {
-  if (p->pid <= 0) return -1;
+  if (p->pid <= 0) return p->reaped ? p->reaped_status : -1;
   kill(p->pid, sig);
   int st = sp_wait_exit(p, timeout_ms);
   if (st == -1 && p->pid > 0) {

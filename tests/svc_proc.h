@@ -14,6 +14,8 @@ typedef struct sp_proc {
   char log[256];   /* stderr of the service (its JSON log) */
   int health_port; /* from the "service started" record */
   bool valgrind;
+  int reaped_status; /* when sp_alive() found it exited: its wait status */
+  bool reaped;
 } sp_proc;
 
 /* Path of a built program under $top_builddir, e.g.
