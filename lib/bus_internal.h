@@ -30,11 +30,13 @@ jsCtx *aip_bus_js(aiplat_bus *bus);
  * changed. One of its subjects must cover @subject (NATS wildcard rules),
  * else AIPLAT_ERR_CONFIG naming the stream, its subjects and @subject. When
  * there is no such stream, create it capturing @subject with @retention,
- * no age limit, on file, one replica; when another process creates it
- * first, bind to that one. Failures are recorded as "@what: ...". */
+ * no age limit, on file, @replicas replicas (1..5); when another process
+ * creates it first, bind to that one. Failures are recorded as
+ * "@what: ...". */
 aiplat_status aip_bus_stream_bind(aiplat_bus *bus, const char *what,
                                   const char *name, const char *subject,
-                                  aiplat_bus_retention retention);
+                                  aiplat_bus_retention retention,
+                                  int replicas);
 
 /* Subscribe like aiplat_bus_subscribe(), but @fn receives OWNERSHIP of each
  * message: it must call aiplat_bus_msg_destroy() once done, from any thread

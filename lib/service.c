@@ -981,8 +981,11 @@ AIPLAT_API aiplat_status aiplat_service_start(aiplat_service *svc) {
        * missing (docs/decisions/0006). */
       char what[96];
       snprintf(what, sizeof what, "service: endpoint %s", ep->name);
-      st = aip_bus_stream_bind(svc->bus, what, ep->stream, ep->subject,
-                               AIPLAT_BUS_RETENTION_WORK_QUEUE);
+      int64_t replicas = 1;
+      st = aiplat_config_get_int(svc->cfg, "JS_STREAM_REPLICAS", 1, 5, &replicas);
+      if (st == AIPLAT_OK)
+        st = aip_bus_stream_bind(svc->bus, what, ep->stream, ep->subject,
+                                 AIPLAT_BUS_RETENTION_WORK_QUEUE, (int)replicas);
     }
     /* One subscription per worker: the server spreads the queue group's
      * messages (JetStream: the durable's) over them. */
