@@ -58,6 +58,14 @@ aiplat_status aip_bus_js_subscribe_owned(aiplat_bus *bus, const char *stream,
                                          aiplat_bus_msg_fn fn, void *closure,
                                          aiplat_bus_sub **out);
 
+/* Whether a JetStream pull subscription can fetch: false after two
+ * failures in a row (no consumer leader, stream or consumer lost, no
+ * permission, no answer), true again after the next fetch or probe that
+ * reaches the consumer. When false, the reason is copied into @why (up to
+ * @whylen bytes, NUL-terminated). A plain subscription always can. Any
+ * thread; does not block. */
+bool aip_bus_sub_fetch_ok(aiplat_bus_sub *sub, char *why, size_t whylen);
+
 /* The natsMsg of a message, borrowed (NULL after aip_bus_msg_take_nats()).
  * Do not call natsMsg_Ack() and friends on it: nats.c 3.4.1 reaches the
  * subscription through the message, which may be gone by then; the
@@ -199,6 +207,7 @@ struct aiplat_bus_sub {
   void *ud;
   bool owned; /* the callback owns each message */
   char *subject;
+  char *stream; /* JetStream: the consumer's stream */
   pthread_mutex_t mu;
   pthread_cond_t cond;
   bool complete;        /* no callback will run any more */
@@ -218,6 +227,9 @@ struct aiplat_bus_sub {
   bool fetcher_started;
   int max_in_flight;
   int in_flight;
+  /* Fetch health (under mu): failures in a row and the last reason. */
+  int fetch_failures;
+  char fetch_why[160];
 };
 
 void aip_sub_unref(aiplat_bus_sub *sub);

@@ -909,6 +909,16 @@ static bool nats_check(char *msg, size_t msglen, void *ud) {
   return up;
 }
 
+/* An endpoint taking requests from JetStream is ready while each of its
+ * subscriptions can fetch. */
+static bool js_check(char *msg, size_t msglen, void *ud) {
+  endpoint *ep = ud;
+  for (unsigned w = 0; w < ep->n_subs; w++)
+    if (!aip_bus_sub_fetch_ok(ep->subs[w], msg, msglen)) return false;
+  snprintf(msg, msglen, "fetching from stream %s", ep->stream);
+  return true;
+}
+
 static void on_bus_event(aiplat_bus *bus, aiplat_bus_event event, aiplat_status status,
                          const char *detail, void *ud) {
   (void)bus, (void)status, (void)detail;
@@ -1003,6 +1013,12 @@ AIPLAT_API aiplat_status aiplat_service_start(aiplat_service *svc) {
                                      &ep->subs[w]);
       if (st == AIPLAT_OK) ep->n_subs++;
     }
+  }
+  /* Added once the subscriptions exist: the check reads them. */
+  for (size_t i = 0; i < svc->n_eps && st == AIPLAT_OK; i++) {
+    char check[80];
+    snprintf(check, sizeof check, "jetstream.%s", svc->eps[i]->name);
+    if (svc->eps[i]->js) st = aiplat_health_add_check(svc->health, check, js_check, svc->eps[i]);
   }
   if (st != AIPLAT_OK) goto fail;
   struct micro_closures *mc = calloc(1, sizeof *mc);
