@@ -134,16 +134,20 @@ static aiplat_bus *client(void) {
   return bus;
 }
 
-static uint8_t *chat_request(const char *text, size_t *len) {
+static uint8_t *chat_request_id(const char *text, const char *id, size_t *len) {
   aiplat_msg *m = NULL;
   uint8_t *buf = NULL;
   ck_assert_int_eq(aiplat_msg_create(&m, AIPLAT_MSG_CHAT_REQUEST), AIPLAT_OK);
   aiplat_msg_set_string(m, "user_id", "u1");
-  aiplat_msg_set_string(m, "request_id", "req-42");
+  aiplat_msg_set_string(m, "request_id", id);
   aiplat_msg_set_string(m, "message", text);
   ck_assert_int_eq(aiplat_msg_encode(m, &buf, len), AIPLAT_OK);
   aiplat_msg_destroy(m);
   return buf;
+}
+
+static uint8_t *chat_request(const char *text, size_t *len) {
+  return chat_request_id(text, "req-42", len);
 }
 
 /* Send a ChatRequest and decode the ChatResponse (caller destroys both). */
@@ -728,7 +732,9 @@ START_TEST(jetstream_nak_redelivers_and_term_does_not) {
   const char *texts[] = {"flaky", "bad", "good"};
   for (int i = 0; i < 3; i++) {
     size_t len;
-    uint8_t *buf = chat_request(texts[i], &len);
+    char id[64];
+    snprintf(id, sizeof id, "nak-%s-%d", texts[i], (int)getpid());
+    uint8_t *buf = chat_request_id(texts[i], id, &len);
     ck_assert_int_eq(aiplat_bus_js_publish(bus, "test.jobs.x", buf, len, NULL, NULL), AIPLAT_OK);
     aiplat_free(buf);
   }
@@ -895,6 +901,52 @@ START_TEST(readiness_follows_the_jetstream_consumer) {
   ck_assert_int_eq(atomic_load(&js_seen), 1);
   js_service_end(svc);
   aiplat_bus_stream_delete(bus, "RDY");
+  aiplat_config_destroy(cfg);
+  aiplat_bus_destroy(bus);
+}
+END_TEST
+
+/* The number of messages stream @name holds. */
+static json_int_t stream_messages(aiplat_bus *bus, const char *name) {
+  char op[128];
+  snprintf(op, sizeof op, "STREAM.INFO.%s", name);
+  json_t *info = js_api(bus, op, NULL);
+  json_int_t n = json_integer_value(json_object_get(json_object_get(info, "state"), "messages"));
+  json_decref(info);
+  return n;
+}
+
+static void publish_with_id(aiplat_bus *bus, const char *subject, const char *id) {
+  aiplat_headers *h = NULL;
+  ck_assert_int_eq(aiplat_headers_create(&h), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_headers_set(h, "Aiplat-Request-Id", id), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_bus_js_publish(bus, subject, "x", 1, h, NULL), AIPLAT_OK);
+  aiplat_headers_destroy(h);
+}
+
+START_TEST(jetstream_request_answered_once) {
+  /* A request delivered again after its answer went out (its ack lost in
+   * a failover) is acked without being handled a second time. */
+  aiplat_bus *bus = client();
+  aiplat_config *cfg = test_config();
+  js_seen = 0;
+  aiplat_service *svc = js_service(cfg, "ONCE", "test.once.>");
+  ck_assert_int_eq(aiplat_service_start(svc), AIPLAT_OK);
+  char first[64], other[64];
+  snprintf(first, sizeof first, "once-%d", (int)getpid());
+  snprintf(other, sizeof other, "other-%d", (int)getpid());
+  publish_with_id(bus, "test.once.x", first);
+  for (int i = 0; i < 100 && atomic_load(&js_seen) < 1; i++) sleep_ms(50);
+  ck_assert_int_eq(atomic_load(&js_seen), 1);
+  publish_with_id(bus, "test.once.x", first); /* the redelivery */
+  publish_with_id(bus, "test.once.x", other);
+  for (int i = 0; i < 100 && (atomic_load(&js_seen) < 2 || stream_messages(bus, "ONCE") > 0); i++)
+    sleep_ms(50);
+  sleep_ms(300);
+  ck_assert_int_eq(atomic_load(&js_seen), 2);
+  ck_assert_int_eq(stream_messages(bus, "ONCE"), 0); /* all acked */
+  js_service_end(svc);
+  aiplat_bus_stream_delete(bus, "ONCE");
   aiplat_config_destroy(cfg);
   aiplat_bus_destroy(bus);
 }
@@ -1274,6 +1326,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, jetstream_nak_redelivers_and_term_does_not);
   tcase_add_test(tc, jetstream_endpoint_keeps_an_operators_stream);
   tcase_add_test(tc, readiness_follows_the_jetstream_consumer);
+  tcase_add_test(tc, jetstream_request_answered_once);
   tcase_add_test(tc, jetstream_endpoint_refuses_a_stream_that_misses_its_subject);
   tcase_add_test(tc, jetstream_endpoint_subject_must_be_covered);
   tcase_add_test(tc, jetstream_endpoint_creates_a_missing_stream_once);
