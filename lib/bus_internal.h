@@ -30,11 +30,13 @@ jsCtx *aip_bus_js(aiplat_bus *bus);
  * changed. One of its subjects must cover @subject (NATS wildcard rules),
  * else AIPLAT_ERR_CONFIG naming the stream, its subjects and @subject. When
  * there is no such stream, create it capturing @subject with @retention,
- * no age limit, on file, one replica; when another process creates it
- * first, bind to that one. Failures are recorded as "@what: ...". */
+ * no age limit, on file, @replicas replicas (1..5); when another process
+ * creates it first, bind to that one. Failures are recorded as
+ * "@what: ...". */
 aiplat_status aip_bus_stream_bind(aiplat_bus *bus, const char *what,
                                   const char *name, const char *subject,
-                                  aiplat_bus_retention retention);
+                                  aiplat_bus_retention retention,
+                                  int replicas);
 
 /* Subscribe like aiplat_bus_subscribe(), but @fn receives OWNERSHIP of each
  * message: it must call aiplat_bus_msg_destroy() once done, from any thread
@@ -55,6 +57,14 @@ aiplat_status aip_bus_js_subscribe_owned(aiplat_bus *bus, const char *stream,
                                          int64_t max_deliver, int max_in_flight,
                                          aiplat_bus_msg_fn fn, void *closure,
                                          aiplat_bus_sub **out);
+
+/* Whether a JetStream pull subscription can fetch: false after two
+ * failures in a row (no consumer leader, stream or consumer lost, no
+ * permission, no answer), true again after the next fetch or probe that
+ * reaches the consumer. When false, the reason is copied into @why (up to
+ * @whylen bytes, NUL-terminated). A plain subscription always can. Any
+ * thread; does not block. */
+bool aip_bus_sub_fetch_ok(aiplat_bus_sub *sub, char *why, size_t whylen);
 
 /* The natsMsg of a message, borrowed (NULL after aip_bus_msg_take_nats()).
  * Do not call natsMsg_Ack() and friends on it: nats.c 3.4.1 reaches the
@@ -197,6 +207,7 @@ struct aiplat_bus_sub {
   void *ud;
   bool owned; /* the callback owns each message */
   char *subject;
+  char *stream; /* JetStream: the consumer's stream */
   pthread_mutex_t mu;
   pthread_cond_t cond;
   bool complete;        /* no callback will run any more */
@@ -216,6 +227,9 @@ struct aiplat_bus_sub {
   bool fetcher_started;
   int max_in_flight;
   int in_flight;
+  /* Fetch health (under mu): failures in a row and the last reason. */
+  int fetch_failures;
+  char fetch_why[160];
 };
 
 void aip_sub_unref(aiplat_bus_sub *sub);

@@ -163,13 +163,18 @@ static natsStatus stream_lookup(jsCtx *js, const char *name, jsStreamInfo **si,
 
 aiplat_status aip_bus_stream_bind(aiplat_bus *bus, const char *what,
                                   const char *name, const char *subject,
-                                  aiplat_bus_retention retention) {
+                                  aiplat_bus_retention retention,
+                                  int replicas) {
   aip_err *e = &bus->err;
   const char *subjects[] = {subject};
   jsStreamConfig sc;
   aiplat_status st =
       stream_config(e, what, name, subjects, 1, 0, retention, &sc);
   if (st) return st;
+  if (replicas < 1 || replicas > 5)
+    return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "%s: stream replicas must be 1..5, not %d", what, replicas);
+  sc.Replicas = replicas;
   jsCtx *js = open_js(bus, e, what);
   if (!js) return aip_err_copy(e, NULL, 0);
   jsStreamInfo *si = NULL;
@@ -181,9 +186,11 @@ aiplat_status aip_bus_stream_bind(aiplat_bus *bus, const char *what,
     jerr = 0;
     s = js_AddStream(NULL, js, &sc, NULL, &jerr);
     if (s == NATS_OK) {
+      char nrep[16];
+      snprintf(nrep, sizeof nrep, "%d", replicas);
       aip_log_kv(AIPLAT_LOG_INFO, "jetstream stream created", "stream", name,
                  "subject", subject, "retention", retention_name(sc.Retention),
-                 NULL);
+                 "replicas", nrep, NULL);
       return AIPLAT_OK;
     }
     if (jerr != JSStreamNameExistErr)
@@ -197,9 +204,11 @@ aiplat_status aip_bus_stream_bind(aiplat_bus *bus, const char *what,
   for (int i = 0; have && i < have->SubjectsLen && !covered; i++)
     covered = subject_covers(have->Subjects[i], subject);
   if (covered) {
+    char nrep[16];
+    snprintf(nrep, sizeof nrep, "%ld", (long)have->Replicas);
     aip_log_kv(AIPLAT_LOG_INFO, "jetstream stream found, used as it is",
                "stream", name, "retention", retention_name(have->Retention),
-               NULL);
+               "replicas", nrep, NULL);
   } else {
     char list[AIP_ERRMSG_MAX];
     if (have)

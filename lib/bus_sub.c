@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,6 +24,11 @@
 #define FETCH_BACKOFF_MS 1000
 #define MAX_IN_FLIGHT 65536
 #define NAME_MAX_LEN 64
+/* Failures in a row after which a subscription cannot fetch: one alone is
+ * a blip (a reconnection, a leader moving). */
+#define FETCH_FAILURES_UNREADY 2
+/* How long the consumer probe after an empty fetch waits for its answer. */
+#define PROBE_TIMEOUT_MS 1000
 
 /* The subscription whose callback runs on this thread, if any. */
 static _Thread_local aiplat_bus_sub *tls_current_sub;
@@ -83,6 +89,7 @@ void aip_sub_unref(aiplat_bus_sub *sub) {
   retire_flush(sub); /* normally empty: the completion flushed it */
   aiplat_bus *bus = sub->bus;
   free(sub->subject);
+  free(sub->stream);
   pthread_cond_destroy(&sub->cond);
   pthread_mutex_destroy(&sub->mu);
   aip_err_destroy(&sub->err);
@@ -247,6 +254,71 @@ aiplat_status aip_bus_subscribe_owned(aiplat_bus *bus, const char *subject,
 /* ---- JetStream pull consumers
  * ------------------------------------------------------ */
 
+/* Record a fetch that reached the consumer (@why NULL) or failed, and log
+ * when the subscription turns unable to fetch or able again: once per
+ * change, not once per retry. */
+static void fetch_health(aiplat_bus_sub *sub, const char *why) {
+  pthread_mutex_lock(&sub->mu);
+  bool was_ok = sub->fetch_failures < FETCH_FAILURES_UNREADY;
+  if (why) {
+    if (sub->fetch_failures < FETCH_FAILURES_UNREADY) sub->fetch_failures++;
+    snprintf(sub->fetch_why, sizeof sub->fetch_why, "%s", why);
+  } else {
+    sub->fetch_failures = 0;
+  }
+  bool ok = sub->fetch_failures < FETCH_FAILURES_UNREADY;
+  bool quiet = sub->stopping || sub->draining;
+  pthread_mutex_unlock(&sub->mu);
+  if (ok == was_ok || quiet) return;
+  if (ok)
+    aip_log_kv(AIPLAT_LOG_INFO, "bus: JetStream fetch works again", "durable",
+               sub->subject, NULL);
+  else
+    aip_log_kv(AIPLAT_LOG_WARNING, "bus: JetStream fetch fails; retrying",
+               "durable", sub->subject, "error", why, NULL);
+}
+
+/* The reason of a failed fetch or probe, in @buf. */
+static const char *fetch_reason(aiplat_bus_sub *sub, natsStatus s, int jerr,
+                                char *buf, size_t len) {
+  if (s == NATS_NO_RESPONDERS || s == NATS_TIMEOUT)
+    snprintf(buf, len,
+             "JetStream consumer %s does not answer (no leader, stream or "
+             "consumer lost, or no permission)",
+             sub->subject);
+  else {
+    char what[NAME_MAX_LEN + 32];
+    snprintf(what, sizeof what, "JetStream consumer %s", sub->subject);
+    (void)aip_bus_fail_nats(&sub->err, s, jerr, what);
+    snprintf(buf, len, "%s", aip_thread_errmsg());
+  }
+  return buf;
+}
+
+/* A fetch that timed out may have waited on a consumer that is there
+ * (idle) or on nothing (a pull request lost with a server, a consumer with
+ * no leader): ask the consumer for its state to know which. */
+static natsStatus probe_consumer(aiplat_bus_sub *sub, jsErrCode *jerr) {
+  jsOptions o;
+  jsOptions_Init(&o);
+  o.Wait = PROBE_TIMEOUT_MS;
+  jsConsumerInfo *ci = NULL;
+  *jerr = 0;
+  natsStatus s = js_GetConsumerInfo(&ci, aip_bus_js(sub->bus), sub->stream,
+                                    sub->subject, &o, jerr);
+  jsConsumerInfo_Destroy(ci);
+  return s;
+}
+
+bool aip_bus_sub_fetch_ok(aiplat_bus_sub *sub, char *why, size_t whylen) {
+  if (!sub || sub->kind != AIP_SUB_JS) return true;
+  pthread_mutex_lock(&sub->mu);
+  bool ok = sub->fetch_failures < FETCH_FAILURES_UNREADY;
+  if (!ok && why && whylen) snprintf(why, whylen, "%s", sub->fetch_why);
+  pthread_mutex_unlock(&sub->mu);
+  return ok;
+}
+
 static void *fetch_main(void *arg) {
   aiplat_bus_sub *sub = arg;
   natsSubscription *ns = sub->ns;
@@ -265,7 +337,9 @@ static void *fetch_main(void *arg) {
     jsErrCode jerr = 0;
     natsStatus s =
         natsSubscription_Fetch(&list, ns, want, FETCH_EXPIRES_MS, &jerr);
-    if (s == NATS_TIMEOUT) continue;
+    if (s == NATS_TIMEOUT) s = probe_consumer(sub, &jerr);
+    if (s == NATS_OK) fetch_health(sub, NULL);
+    if (s == NATS_OK && list.Count == 0) continue;
     if (s == NATS_OK) {
       for (int i = 0; i < list.Count; i++) {
         pthread_mutex_lock(&sub->mu);
@@ -292,10 +366,8 @@ static void *fetch_main(void *arg) {
     bool quiet = sub->stopping || sub->draining;
     pthread_mutex_unlock(&sub->mu);
     if (quiet) break;
-    aiplat_status st = aip_bus_fail_nats(&sub->err, s, jerr, "bus: fetch");
-    (void)st;
-    aip_log_kv(AIPLAT_LOG_WARNING, "bus: JetStream fetch failed; retrying",
-               "durable", sub->subject, "error", aip_thread_errmsg(), NULL);
+    char why[sizeof sub->fetch_why];
+    fetch_health(sub, fetch_reason(sub, s, jerr, why, sizeof why));
     struct timespec dl;
     deadline_in(&dl, FETCH_BACKOFF_MS);
     pthread_mutex_lock(&sub->mu);
@@ -399,6 +471,10 @@ static aiplat_status js_subscribe(aiplat_bus *bus, const char *stream,
   if (!sub)
     return aip_fail(&bus->err, AIPLAT_ERR_NO_MEMORY, "bus: out of memory");
   sub->max_in_flight = max_in_flight;
+  if (!(sub->stream = aip_strdup(stream))) {
+    aip_sub_unref(sub);
+    return aip_fail(&bus->err, AIPLAT_ERR_NO_MEMORY, "bus: out of memory");
+  }
   jsSubOptions so;
   jsSubOptions_Init(&so);
   so.Stream = stream;

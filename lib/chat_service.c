@@ -150,14 +150,24 @@ static void on_answer(aiplat_status st, const char *why, aiplat_msg *resp,
                       void *ud) {
   chat_call *k = ud;
   aiplat_request *req = k->req;
+  char sent[AIP_ERRMSG_MAX];
   aiplat_request_set_cancel_callback(req, NULL, NULL);
   if (st) {
     if (k->stream) publish_done(k, NULL, st, why);
     fail(k, st, why);
   } else {
     if (k->stream) publish_done(k, resp, AIPLAT_OK, NULL);
-    publish(k, resp);
-    st = aiplat_request_respond(req, resp);
+    aiplat_status pub = publish(k, resp);
+    if (pub && !aiplat_request_has_reply(req)) {
+      /* The response subject is the only answer (durable mode): the
+       * request failed, and is delivered again rather than acked. */
+      snprintf(sent, sizeof sent, "the answer could not be published: %s",
+               aiplat_status_str(pub));
+      st = pub;
+      why = sent;
+    } else {
+      st = aiplat_request_respond(req, resp);
+    }
   }
   aiplat_msg_destroy(resp);
   aiplat_free(k->subject);

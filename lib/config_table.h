@@ -80,6 +80,8 @@
   X(SYSTEM_PROMPT, NULL, STR, 0, "system prompt of chat-handler (a built-in one when unset)") \
   X(CHAT_HISTORY_BUCKET, "chat-history", STR, 0, "JetStream Key-Value bucket of conversation histories") \
   X(READY_CHECK_INTERVAL, "5s", DUR, 0, "interval of the readiness probes of a service's model servers") \
+  X(JS_STREAM_REPLICAS, "1", INT, 0, "replicas of a JetStream stream a service creates itself (1 to 5; at most the cluster's size); an existing stream is used as it is") \
+  X(JS_COMPLETIONS_BUCKET, "aiplat-completions", STR, 0, "JetStream Key-Value bucket recording the durable requests answered, so that a redelivery is not answered twice") \
   X(CHAT_STREAM, NULL, STR, 0, "JetStream stream chat-handler takes requests from (durable; answers only on ai.chat.response.{requestId}); unset: core NATS request/reply") \
   X(ARGO_URL, NULL, URL, 0, "Argo Workflows server, e.g. https://argo-server:2746") \
   X(ARGO_NAMESPACE, "ai-ml", STR, 0, "namespace of Argo WorkflowTemplates") \

@@ -9,6 +9,7 @@
  * with metrics, micro statistics, trace context and log context around it. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -33,6 +34,12 @@
 #define NAK_BASE_MS 1000
 #define NAK_MAX_MS 30000
 #define JS_MAX_DELIVER 5
+/* How long settling a JetStream request waits for the server: the flush of
+ * the answer, the record of the completion, the confirmed ack. */
+#define JS_SETTLE_TIMEOUT_MS 5000
+/* The least time a completion is remembered (more when the redelivery
+ * window is longer). */
+#define COMPLETIONS_TTL_MIN_MS (3600 * INT64_C(1000))
 /* What cancelled requests get to send their error replies at shutdown. */
 #define CANCEL_GRACE_MS 2000
 
@@ -64,6 +71,7 @@ struct aiplat_service {
   endpoint **eps;
   size_t n_eps;
   aiplat_bus *bus;
+  aiplat_kv *completions; /* JetStream requests answered, by request id */
   aiplat_health *health;
   aiplat_bus_sub *micro_subs[MICRO_VERBS * 3];
   size_t n_micro;
@@ -248,6 +256,7 @@ AIPLAT_API void aiplat_service_destroy(aiplat_service *svc) {
   for (size_t i = 0; i < svc->n_eps; i++) endpoint_free(svc->eps[i]);
   free(svc->eps);
   free(svc->micro);
+  aiplat_kv_destroy(svc->completions);
   aiplat_bus_destroy(svc->bus);
   aiplat_health_destroy(svc->health);
   free(svc->name);
@@ -601,10 +610,68 @@ AIPLAT_API bool aiplat_request_has_reply(aiplat_request *req) {
 
 /* ---- the request cycle -------------------------------------------------- */
 
+/* The key of a request's completion: "<durable>.<request id>", or false
+ * when the id cannot be a key (it is then not deduplicated). */
+static bool completion_key(aiplat_request *req, char *key, size_t cap) {
+  const char *id = req->request_id;
+  if (!id || !*id || id[0] == '.' || strstr(id, "..")) return false;
+  for (const char *p = id; *p; p++)
+    if (!isalnum((unsigned char)*p) && !strchr("-_=/.", *p)) return false;
+  int n = snprintf(key, cap, "%s.%s", req->ep->durable, id);
+  return n > 0 && (size_t)n < cap && key[n - 1] != '.';
+}
+
+/* Whether a JetStream request was answered before (a redelivery after the
+ * answer went out but its ack was lost). */
+static bool answered_before(aiplat_request *req) {
+  aiplat_kv *kv = req->ep->svc->completions;
+  char key[256];
+  if (!kv || !completion_key(req, key, sizeof key)) return false;
+  void *data = NULL;
+  size_t len = 0;
+  aiplat_status st = aiplat_kv_get(kv, key, &data, &len);
+  aiplat_free(data);
+  if (st != AIPLAT_OK) aiplat_error_clear();
+  return st == AIPLAT_OK;
+}
+
+/* A JetStream request that succeeded: its answer is handed to the server
+ * (flushed), its completion recorded, then the ack confirmed. An answer
+ * that may not have reached the server is not acked: the nak brings the
+ * request back. */
+static aiplat_status settle_ok(aiplat_request *req) {
+  aiplat_service *svc = req->ep->svc;
+  aiplat_status st = aiplat_bus_flush(svc->bus, JS_SETTLE_TIMEOUT_MS);
+  if (st != AIPLAT_OK) return st;
+  char key[256];
+  if (svc->completions && completion_key(req, key, sizeof key) &&
+      aiplat_kv_put(svc->completions, key, "1", 1, NULL) != AIPLAT_OK) {
+    char why[AIP_ERRMSG_MAX];
+    aiplat_kv_last_error(svc->completions, why, sizeof why);
+    aip_log_kv(AIPLAT_LOG_WARNING, "could not record the completion; a redelivery would be answered again",
+               "endpoint", req->ep->name, "error", why, NULL);
+  }
+  st = aiplat_bus_msg_ack_sync(req->msg, JS_SETTLE_TIMEOUT_MS);
+  if (st != AIPLAT_OK) {
+    char why[AIP_ERRMSG_MAX];
+    aiplat_bus_msg_last_error(req->msg, why, sizeof why);
+    aip_log_kv(AIPLAT_LOG_WARNING, "ack not confirmed; the request may be delivered again",
+               "endpoint", req->ep->name, "error", why, NULL);
+  }
+  return AIPLAT_OK;
+}
+
 static void settle_js(aiplat_request *req, aiplat_status st) {
   aiplat_bus_msg *m = req->msg;
+  if (st == AIPLAT_OK && (st = settle_ok(req)) != AIPLAT_OK) {
+    char why[AIP_ERRMSG_MAX];
+    aiplat_error_last(why, sizeof why);
+    aip_log_kv(AIPLAT_LOG_WARNING, "the answer may not have reached the server; not acked",
+               "endpoint", req->ep->name, "error", why, NULL);
+    if (!transient(st)) st = AIPLAT_ERR_CONNECTION;
+  }
   if (st == AIPLAT_OK) {
-    aiplat_bus_msg_ack(m);
+    return;
   } else if (transient(st)) {
     uint64_t n = 1;
     aiplat_bus_msg_delivery_count(m, &n);
@@ -754,6 +821,10 @@ static void handle(endpoint *ep, aiplat_bus_msg *msg) {
   } else if (aip_now_ns() >= req->deadline_ns) {
     aiplat_request_fail(req, AIPLAT_ERR_TIMEOUT,
                         "the caller's deadline passed before a worker was free");
+  } else if (ep->js && answered_before(req)) {
+    atomic_store(&req->answered, true); /* acked, not handled again */
+    aip_log_kv(AIPLAT_LOG_INFO, "request answered before; acknowledged without handling it again",
+               "endpoint", ep->name, NULL);
   } else {
     aiplat_error_clear();
     aip_thread_deadline_set(req->deadline_ns / 1000000);
@@ -911,6 +982,30 @@ static bool nats_check(char *msg, size_t msglen, void *ud) {
   return up;
 }
 
+/* The bucket of completions, when an endpoint takes requests from
+ * JetStream: kept longer than a request can be delivered again. */
+static aiplat_status open_completions(aiplat_service *svc) {
+  bool any = false;
+  for (size_t i = 0; i < svc->n_eps; i++) any = any || svc->eps[i]->js;
+  if (!any) return AIPLAT_OK;
+  const char *bucket = NULL;
+  aiplat_status st = aiplat_config_get_string(svc->cfg, "JS_COMPLETIONS_BUCKET", &bucket);
+  if (st != AIPLAT_OK) return st;
+  int64_t window = (svc->request_timeout_ms + NAK_MAX_MS) * JS_MAX_DELIVER;
+  int64_t ttl = window > COMPLETIONS_TTL_MIN_MS ? window : COMPLETIONS_TTL_MIN_MS;
+  return aiplat_kv_open(&svc->completions, svc->bus, bucket, ttl, 1);
+}
+
+/* An endpoint taking requests from JetStream is ready while each of its
+ * subscriptions can fetch. */
+static bool js_check(char *msg, size_t msglen, void *ud) {
+  endpoint *ep = ud;
+  for (unsigned w = 0; w < ep->n_subs; w++)
+    if (!aip_bus_sub_fetch_ok(ep->subs[w], msg, msglen)) return false;
+  snprintf(msg, msglen, "fetching from stream %s", ep->stream);
+  return true;
+}
+
 static void on_bus_event(aiplat_bus *bus, aiplat_bus_event event, aiplat_status status,
                          const char *detail, void *ud) {
   (void)bus, (void)status, (void)detail;
@@ -968,6 +1063,7 @@ AIPLAT_API aiplat_status aiplat_service_start(aiplat_service *svc) {
   if (st == AIPLAT_OK) st = aiplat_health_start(svc->health);
   if (st == AIPLAT_OK) st = aiplat_bus_set_event_callback(svc->bus, on_bus_event, svc);
   if (st == AIPLAT_OK) st = aiplat_bus_connect(svc->bus);
+  if (st == AIPLAT_OK) st = open_completions(svc);
   if (st != AIPLAT_OK) goto fail;
   for (size_t i = 0; i < svc->n_eps && st == AIPLAT_OK; i++) {
     endpoint *ep = svc->eps[i];
@@ -983,8 +1079,11 @@ AIPLAT_API aiplat_status aiplat_service_start(aiplat_service *svc) {
        * missing (docs/decisions/0006). */
       char what[96];
       snprintf(what, sizeof what, "service: endpoint %s", ep->name);
-      st = aip_bus_stream_bind(svc->bus, what, ep->stream, ep->subject,
-                               AIPLAT_BUS_RETENTION_WORK_QUEUE);
+      int64_t replicas = 1;
+      st = aiplat_config_get_int(svc->cfg, "JS_STREAM_REPLICAS", 1, 5, &replicas);
+      if (st == AIPLAT_OK)
+        st = aip_bus_stream_bind(svc->bus, what, ep->stream, ep->subject,
+                                 AIPLAT_BUS_RETENTION_WORK_QUEUE, (int)replicas);
     }
     /* One subscription per worker: the server spreads the queue group's
      * messages (JetStream: the durable's) over them. */
@@ -1002,6 +1101,12 @@ AIPLAT_API aiplat_status aiplat_service_start(aiplat_service *svc) {
                                      &ep->subs[w]);
       if (st == AIPLAT_OK) ep->n_subs++;
     }
+  }
+  /* Added once the subscriptions exist: the check reads them. */
+  for (size_t i = 0; i < svc->n_eps && st == AIPLAT_OK; i++) {
+    char check[80];
+    snprintf(check, sizeof check, "jetstream.%s", svc->eps[i]->name);
+    if (svc->eps[i]->js) st = aiplat_health_add_check(svc->health, check, js_check, svc->eps[i]);
   }
   if (st != AIPLAT_OK) goto fail;
   struct micro_closures *mc = calloc(1, sizeof *mc);

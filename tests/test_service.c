@@ -135,16 +135,20 @@ static aiplat_bus *client(void) {
   return bus;
 }
 
-static uint8_t *chat_request(const char *text, size_t *len) {
+static uint8_t *chat_request_id(const char *text, const char *id, size_t *len) {
   aiplat_msg *m = NULL;
   uint8_t *buf = NULL;
   ck_assert_int_eq(aiplat_msg_create(&m, AIPLAT_MSG_CHAT_REQUEST), AIPLAT_OK);
   aiplat_msg_set_string(m, "user_id", "u1");
-  aiplat_msg_set_string(m, "request_id", "req-42");
+  aiplat_msg_set_string(m, "request_id", id);
   aiplat_msg_set_string(m, "message", text);
   ck_assert_int_eq(aiplat_msg_encode(m, &buf, len), AIPLAT_OK);
   aiplat_msg_destroy(m);
   return buf;
+}
+
+static uint8_t *chat_request(const char *text, size_t *len) {
+  return chat_request_id(text, "req-42", len);
 }
 
 /* Send a ChatRequest and decode the ChatResponse (caller destroys both). */
@@ -804,7 +808,9 @@ START_TEST(jetstream_nak_redelivers_and_term_does_not) {
   const char *texts[] = {"flaky", "bad", "good"};
   for (int i = 0; i < 3; i++) {
     size_t len;
-    uint8_t *buf = chat_request(texts[i], &len);
+    char id[64];
+    snprintf(id, sizeof id, "nak-%s-%d", texts[i], (int)getpid());
+    uint8_t *buf = chat_request_id(texts[i], id, &len);
     ck_assert_int_eq(aiplat_bus_js_publish(bus, "test.jobs.x", buf, len, NULL, NULL), AIPLAT_OK);
     aiplat_free(buf);
   }
@@ -890,6 +896,137 @@ static void js_service_end(aiplat_service *svc) {
   ck_assert_int_eq(aiplat_service_run(svc), AIPLAT_OK);
   aiplat_service_destroy(svc);
 }
+
+static size_t keep_body(char *p, size_t s, size_t n, void *u) {
+  char *buf = u;
+  size_t have = strlen(buf), add = s * n;
+  if (have + add < 4096) memcpy(buf + have, p, add), buf[have + add] = '\0';
+  return s * n;
+}
+
+/* The status of GET @path, its body in @body (4096 bytes). */
+static long http_get(int port, const char *path, char *body) {
+  char url[128];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+  body[0] = '\0';
+  CURL *c = curl_easy_init();
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
+  long code = 0;
+  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+  curl_easy_cleanup(c);
+  return code;
+}
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Poll /ready until it answers @want, for up to @ms; the time it took. */
+static int64_t ready_within(int port, long want, int64_t ms, char *body) {
+  int64_t t0 = now_ms();
+  while (http_get(port, "/ready", body) != want) {
+    if (now_ms() - t0 > ms) return -1;
+    sleep_ms(100);
+  }
+  return now_ms() - t0;
+}
+
+static void on_nothing(aiplat_bus_msg *m, void *ud) {
+  (void)m, (void)ud;
+}
+
+START_TEST(readiness_follows_the_jetstream_consumer) {
+  aiplat_bus *bus = client();
+  aiplat_config *cfg = test_config();
+  js_seen = 0;
+  aiplat_service *svc = js_service(cfg, "RDY", "test.rdy.>");
+  ck_assert_int_eq(aiplat_service_start(svc), AIPLAT_OK);
+  int port = aiplat_health_port(aiplat_service_health(svc));
+  char body[4096];
+  ck_assert_int_ge(ready_within(port, 200, 5000, body), 0);
+  ck_assert_ptr_nonnull(strstr(body, "jetstream.work"));
+
+  /* The stream (and its consumer) gone: not ready within a few seconds,
+   * and the body says why. */
+  ck_assert_int_eq(aiplat_bus_stream_delete(bus, "RDY"), AIPLAT_OK);
+  int64_t took = ready_within(port, 503, 10000, body);
+  ck_assert_msg(took >= 0, "still ready 10 s after the stream was deleted");
+  ck_assert_msg(strstr(body, "\"jetstream.work\":{\"ok\":false") &&
+                    strstr(body, "JetStream consumer binder-worker"),
+                "%s", body);
+  ck_assert(aiplat_bus_is_connected(aiplat_service_bus(svc)));
+
+  /* Back, as an operator restores it: ready again, and serving. */
+  const char *subjects[] = {"test.rdy.>"};
+  ck_assert_int_eq(aiplat_bus_stream_ensure(bus, "RDY", subjects, 1, 0,
+                                            AIPLAT_BUS_RETENTION_WORK_QUEUE),
+                   AIPLAT_OK);
+  aiplat_bus_sub *again = NULL;
+  ck_assert_int_eq(aiplat_bus_js_subscribe(bus, "RDY", "binder-worker", "test.rdy.>", 60000, 5, 1,
+                                           on_nothing, NULL, &again),
+                   AIPLAT_OK);
+  aiplat_bus_sub_destroy(again); /* bound: the consumer stays */
+  ck_assert_msg(ready_within(port, 200, 10000, body) >= 0, "not ready again: %s", body);
+  ck_assert_int_eq(aiplat_bus_js_publish(bus, "test.rdy.x", "x", 1, NULL, NULL), AIPLAT_OK);
+  for (int i = 0; i < 100 && atomic_load(&js_seen) < 1; i++) sleep_ms(50);
+  ck_assert_int_eq(atomic_load(&js_seen), 1);
+  js_service_end(svc);
+  aiplat_bus_stream_delete(bus, "RDY");
+  aiplat_config_destroy(cfg);
+  aiplat_bus_destroy(bus);
+}
+END_TEST
+
+/* The number of messages stream @name holds. */
+static json_int_t stream_messages(aiplat_bus *bus, const char *name) {
+  char op[128];
+  snprintf(op, sizeof op, "STREAM.INFO.%s", name);
+  json_t *info = js_api(bus, op, NULL);
+  json_int_t n = json_integer_value(json_object_get(json_object_get(info, "state"), "messages"));
+  json_decref(info);
+  return n;
+}
+
+static void publish_with_id(aiplat_bus *bus, const char *subject, const char *id) {
+  aiplat_headers *h = NULL;
+  ck_assert_int_eq(aiplat_headers_create(&h), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_headers_set(h, "Aiplat-Request-Id", id), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_bus_js_publish(bus, subject, "x", 1, h, NULL), AIPLAT_OK);
+  aiplat_headers_destroy(h);
+}
+
+START_TEST(jetstream_request_answered_once) {
+  /* A request delivered again after its answer went out (its ack lost in
+   * a failover) is acked without being handled a second time. */
+  aiplat_bus *bus = client();
+  aiplat_config *cfg = test_config();
+  js_seen = 0;
+  aiplat_service *svc = js_service(cfg, "ONCE", "test.once.>");
+  ck_assert_int_eq(aiplat_service_start(svc), AIPLAT_OK);
+  char first[64], other[64];
+  snprintf(first, sizeof first, "once-%d", (int)getpid());
+  snprintf(other, sizeof other, "other-%d", (int)getpid());
+  publish_with_id(bus, "test.once.x", first);
+  for (int i = 0; i < 100 && atomic_load(&js_seen) < 1; i++) sleep_ms(50);
+  ck_assert_int_eq(atomic_load(&js_seen), 1);
+  publish_with_id(bus, "test.once.x", first); /* the redelivery */
+  publish_with_id(bus, "test.once.x", other);
+  for (int i = 0; i < 100 && (atomic_load(&js_seen) < 2 || stream_messages(bus, "ONCE") > 0); i++)
+    sleep_ms(50);
+  sleep_ms(300);
+  ck_assert_int_eq(atomic_load(&js_seen), 2);
+  ck_assert_int_eq(stream_messages(bus, "ONCE"), 0); /* all acked */
+  js_service_end(svc);
+  aiplat_bus_stream_delete(bus, "ONCE");
+  aiplat_config_destroy(cfg);
+  aiplat_bus_destroy(bus);
+}
+END_TEST
 
 START_TEST(jetstream_endpoint_keeps_an_operators_stream) {
   /* The endpoint's pull consumer works with every retention, so none is
@@ -1265,6 +1402,8 @@ Suite *make_suite(void) {
   tcase_add_test(tc, the_callers_deadline_bounds_a_blocking_backend_call);
   tcase_add_test(tc, jetstream_nak_redelivers_and_term_does_not);
   tcase_add_test(tc, jetstream_endpoint_keeps_an_operators_stream);
+  tcase_add_test(tc, readiness_follows_the_jetstream_consumer);
+  tcase_add_test(tc, jetstream_request_answered_once);
   tcase_add_test(tc, jetstream_endpoint_refuses_a_stream_that_misses_its_subject);
   tcase_add_test(tc, jetstream_endpoint_subject_must_be_covered);
   tcase_add_test(tc, jetstream_endpoint_creates_a_missing_stream_once);

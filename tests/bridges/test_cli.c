@@ -84,6 +84,12 @@ static aiplat_status on_chat(aiplat_request *req, void *ud) {
   if (strcmp(text, "fail please") == 0)
     return aiplat_request_fail(req, AIPLAT_ERR_BAD_REQUEST,
                                "the model refused");
+  /* A streamed request may land in a stream: JetStream deduplicates it by
+   * its Nats-Msg-Id, which must be the request id. */
+  const char *msg_id = aiplat_request_header(req, "Nats-Msg-Id");
+  if (stream && (!msg_id || strcmp(msg_id, aiplat_request_id(req)) != 0))
+    return aiplat_request_fail(req, AIPLAT_ERR_BAD_REQUEST,
+                               "Nats-Msg-Id is not the request id");
   if (strcmp(text, "be slow") == 0) tb_sleep_ms(2500);
   char answer[512];
   snprintf(answer, sizeof answer, "You said %s, %s (rag %s%s%s).", text, user,

@@ -204,3 +204,55 @@ void th_nats_stop(th_nats *s) {
     nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
   free(s);
 }
+
+/* A port nobody listens on now (the kernel's choice for an ephemeral bind). */
+static int free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  int port = -1;
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+      getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+    port = ntohs(sa.sin_port);
+  close(fd);
+  return port;
+}
+
+bool th_nats_cluster_start(th_nats **nodes, int n) {
+  if (n < 2 || n > 5) return false;
+  int route[5];
+  for (int i = 0; i < n; i++)
+    if ((route[i] = free_port()) <= 0) return false;
+  for (int i = 0; i < n; i++) nodes[i] = NULL;
+  for (int i = 0; i < n; i++) {
+    char conf[1024], routes[512] = "";
+    size_t used = 0;
+    for (int j = 0; j < n; j++)
+      if (j != i)
+        used += (size_t)snprintf(routes + used, sizeof routes - used,
+                                 "%snats-route://127.0.0.1:%d", used ? ", " : "",
+                                 route[j]);
+    snprintf(conf, sizeof conf,
+             "server_name: n%d\n"
+             "cluster {\n  name: aiplat-test\n  listen: 127.0.0.1:%d\n"
+             "  routes: [ %s]\n}\n",
+             i + 1, route[i], routes);
+    if (!(nodes[i] = th_nats_start(conf))) {
+      for (int j = 0; j < i; j++) th_nats_stop(nodes[j]), nodes[j] = NULL;
+      return false;
+    }
+  }
+  return true;
+}
+
+const char *th_nats_cluster_urls(th_nats *const *nodes, int n, char *buf,
+                                 size_t len) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (int i = 0; i < n && used < len; i++)
+    used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? "," : "",
+                             th_nats_url(nodes[i]));
+  return buf;
+}

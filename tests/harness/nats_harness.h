@@ -31,4 +31,14 @@ bool th_nats_restart(th_nats *s);
 /* Stop the server and remove its directory; NULL is a no-op. */
 void th_nats_stop(th_nats *s);
 
+/* A cluster of @n (2..5) servers on loopback, routed to each other, each
+ * with JetStream in its own directory (server names n1..nN). Fills
+ * @nodes[0..n-1]; false on failure (nothing left running). The JetStream
+ * meta leader may take a few seconds to be elected after this returns.
+ * Each node is stopped, killed and restarted like a single server. */
+bool th_nats_cluster_start(th_nats **nodes, int n);
+/* "nats://127.0.0.1:P1,nats://127.0.0.1:P2,..." of @nodes into @buf. */
+const char *th_nats_cluster_urls(th_nats *const *nodes, int n, char *buf,
+                                 size_t len);
+
 #endif

@@ -266,8 +266,14 @@ int cmd_chat(cli *c) {
     rc = cli_fail_last(AIPLAT_ERR_INVALID_ARGUMENT,
                        "cannot build the ChatRequest");
   if (rc == CLI_OK) {
-    aiplat_status st =
-        aiplat_bus_publish_request(c->bus, subject, inbox, body, len, NULL);
+    /* When a stream captures the subject (a service in durable mode), the
+     * request id lets JetStream drop a second copy of the request. */
+    aiplat_headers *h = NULL;
+    aiplat_status st = aiplat_headers_create(&h);
+    if (st == AIPLAT_OK) st = aiplat_headers_set(h, "Nats-Msg-Id", id);
+    if (st == AIPLAT_OK)
+      st = aiplat_bus_publish_request(c->bus, subject, inbox, body, len, h);
+    aiplat_headers_destroy(h);
     if (st != AIPLAT_OK) rc = cli_fail_last(st, "cannot send the request");
   }
   if (rc == CLI_OK)
