@@ -21,6 +21,7 @@
 #include "aiplat/service.h"
 #include "bus_internal.h"
 #include "internal.h"
+#include "loop.h"
 #include "message_internal.h"
 #include "metrics.h"
 #include "micro.h"
@@ -85,6 +86,13 @@ struct aiplat_service {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   sigset_t sigs;
+  /* JetStream requests finished on the event loop settle here, so that
+   * the flush and the confirmed ack never block the loop. */
+  pthread_t settler;
+  bool settler_started, settle_stop;
+  pthread_mutex_t settle_mu;
+  pthread_cond_t settle_cv;
+  struct aiplat_request *settle_head, *settle_tail;
 };
 
 struct aiplat_request {
@@ -101,12 +109,15 @@ struct aiplat_request {
   atomic_int refs;        /* the handler's while it runs + defer's */
   atomic_bool deferred, completed;
   struct aiplat_request *next, *prev; /* in svc->deferred */
+  struct aiplat_request *settle_next;  /* in svc's settle queue */
   aiplat_request_cancel_fn cancel_fn;
   void *cancel_ud;
 };
 
 static void cancel_deferred(aiplat_service *svc);
 static bool wait_in_flight(aiplat_service *svc, int64_t deadline_ms);
+static void settler_stop(aiplat_service *svc);
+static void *settler_main(void *arg);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -198,6 +209,8 @@ AIPLAT_API aiplat_status aiplat_service_create(aiplat_service **out,
   aip_err_init(&svc->err);
   pthread_mutex_init(&svc->mu, NULL);
   pthread_cond_init(&svc->cv, NULL);
+  pthread_mutex_init(&svc->settle_mu, NULL);
+  pthread_cond_init(&svc->settle_cv, NULL);
   svc->cfg = cfg;
   svc->name = strdup(name);
   svc->version = strdup(version);
@@ -252,6 +265,7 @@ AIPLAT_API void aiplat_service_destroy(aiplat_service *svc) {
     if (!wait_in_flight(svc, aip_now_ms() + CANCEL_GRACE_MS))
       aip_log_kv(AIPLAT_LOG_ERROR, "service destroyed with requests never completed", NULL);
   }
+  settler_stop(svc);
   for (size_t i = 0; i < svc->n_micro; i++) aiplat_bus_sub_destroy(svc->micro_subs[i]);
   for (size_t i = 0; i < svc->n_eps; i++) endpoint_free(svc->eps[i]);
   free(svc->eps);
@@ -264,6 +278,8 @@ AIPLAT_API void aiplat_service_destroy(aiplat_service *svc) {
   free(svc->description);
   pthread_cond_destroy(&svc->cv);
   pthread_mutex_destroy(&svc->mu);
+  pthread_cond_destroy(&svc->settle_cv);
+  pthread_mutex_destroy(&svc->settle_mu);
   aip_err_destroy(&svc->err);
   free(svc);
   aip_global_unref();
@@ -723,7 +739,7 @@ static int64_t deadline_of(aiplat_request *req, int64_t now_ns) {
 
 /* The end of a request: JetStream settles, the statistics count it, the
  * message goes back to its subscription (which may fetch the next). */
-static void finalize(aiplat_request *req) {
+static void finalize_now(aiplat_request *req) {
   endpoint *ep = req->ep;
   aiplat_service *svc = ep->svc;
   aiplat_status st = req->failed;
@@ -752,6 +768,54 @@ static void finalize(aiplat_request *req) {
     pthread_cond_broadcast(&svc->cv);
     pthread_mutex_unlock(&svc->mu);
   }
+}
+
+static void *settler_main(void *arg) {
+  aiplat_service *svc = arg;
+  pthread_mutex_lock(&svc->settle_mu);
+  for (;;) {
+    aiplat_request *req = svc->settle_head;
+    if (req) {
+      svc->settle_head = req->settle_next;
+      if (!svc->settle_head) svc->settle_tail = NULL;
+      pthread_mutex_unlock(&svc->settle_mu);
+      finalize_now(req);
+      pthread_mutex_lock(&svc->settle_mu);
+    } else if (svc->settle_stop) {
+      break;
+    } else {
+      pthread_cond_wait(&svc->settle_cv, &svc->settle_mu);
+    }
+  }
+  pthread_mutex_unlock(&svc->settle_mu);
+  return NULL;
+}
+
+static void finalize(aiplat_request *req) {
+  aiplat_service *svc = req->ep->svc;
+  if (!req->ep->js || !svc->settler_started || !aip_loop_on_thread()) {
+    finalize_now(req);
+    return;
+  }
+  req->settle_next = NULL;
+  pthread_mutex_lock(&svc->settle_mu);
+  if (svc->settle_tail)
+    svc->settle_tail->settle_next = req;
+  else
+    svc->settle_head = req;
+  svc->settle_tail = req;
+  pthread_cond_signal(&svc->settle_cv);
+  pthread_mutex_unlock(&svc->settle_mu);
+}
+
+static void settler_stop(aiplat_service *svc) {
+  if (!svc->settler_started) return;
+  pthread_mutex_lock(&svc->settle_mu);
+  svc->settle_stop = true;
+  pthread_cond_signal(&svc->settle_cv);
+  pthread_mutex_unlock(&svc->settle_mu);
+  pthread_join(svc->settler, NULL);
+  svc->settler_started = false;
 }
 
 static void request_unref(aiplat_request *req) {
@@ -1065,6 +1129,13 @@ AIPLAT_API aiplat_status aiplat_service_start(aiplat_service *svc) {
   if (st == AIPLAT_OK) st = aiplat_bus_connect(svc->bus);
   if (st == AIPLAT_OK) st = open_completions(svc);
   if (st != AIPLAT_OK) goto fail;
+  for (size_t i = 0; i < svc->n_eps && st == AIPLAT_OK && !svc->settler_started; i++) {
+    if (!svc->eps[i]->js) continue;
+    if (pthread_create(&svc->settler, NULL, settler_main, svc) != 0)
+      st = aip_fail(NULL, AIPLAT_ERR_INTERNAL, "service: cannot start a thread");
+    else
+      svc->settler_started = true;
+  }
   for (size_t i = 0; i < svc->n_eps && st == AIPLAT_OK; i++) {
     endpoint *ep = svc->eps[i];
     st = aip_metrics_endpoint(aiplat_health_metrics(svc->health), ep->name, &ep->metrics);
