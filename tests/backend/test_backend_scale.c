@@ -264,6 +264,7 @@ static void pump(client *c) {
 static void run_streams(client *c, int timeout_ms) {
   c->threads_all_open = -1;
   c->rss_all_open_kb = -1;
+  c->all_open_ms = -1;
   c->t0 = now_ms();
   int64_t deadline = now_ms() + timeout_ms, next_sample = 0;
   while (c->done < c->n) {
@@ -464,16 +465,17 @@ START_TEST(thousands_of_paced_streams) {
     c.s[i].fd = -1;
   }
   long threads_idle = proc_status(p.pid, "Threads:");
+  long rss_idle_kb = proc_status(p.pid, "VmRSS:");
   int64_t t0 = now_ms();
   run_streams(&c, under_valgrind() ? 300000 : 60000);
   int64_t took = now_ms() - t0;
   printf(
       "%zu streams (%s ms apart): all open after %lld ms, all done in %lld "
       "ms; %zu open at most; backend threads idle %ld, with all open %ld, at "
-      "most %ld; RSS with all open %ld KiB, peak %ld KiB\n",
+      "most %ld; RSS idle %ld KiB, with all open %ld KiB, peak %ld KiB\n",
       n, INTERVAL_MS, (long long)c.all_open_ms, (long long)took, c.max_open,
-      threads_idle, c.threads_all_open, c.max_threads, c.rss_all_open_kb,
-      proc_status(p.pid, "VmHWM:"));
+      threads_idle, c.threads_all_open, c.max_threads, rss_idle_kb,
+      c.rss_all_open_kb, proc_status(p.pid, "VmHWM:"));
   size_t wrong = 0;
   for (size_t i = 0; i < n; i++) {
     const char *why = check_one(i, &c.s[i]);

@@ -275,6 +275,8 @@ typedef struct conn {
   conn_state state;
   bk_fault fault_spec;
   bk_reply reply;
+  bool prepared;
+  struct sender *sd; /* the reply's bytes, once prepared (NULL: no memory) */
   bk_job job;
   int route_i; /* index into routes, -1 unknown */
   bool multipart;
@@ -290,8 +292,11 @@ typedef struct conn {
   char fault[256];
 } conn;
 
+static void sender_free(void *cls);
+
 static void conn_free(conn *c) {
   if (!c) return;
+  if (c->sd) sender_free(c->sd);
   if (c->pp) MHD_destroy_post_processor(c->pp);
   bk_form_free(&c->form);
   aip_buf_free(&c->body);
@@ -403,6 +408,7 @@ typedef struct sender {
   int interval_ms;
   size_t limit;      /* bytes to send before closing */
   bool abort_at_end; /* close without a proper end */
+  bool chunked;      /* no Content-Length */
 } sender;
 
 static void sender_free(void *cls) {
@@ -515,21 +521,26 @@ static bool build_sse(bk_reply *r, const bk_fault *f, sender *sd) {
   return true;
 }
 
-static struct MHD_Response *make_response(bk_http *h, struct MHD_Connection *mc,
-                                          bk_reply *r, const bk_fault *f) {
+/* The bytes to send for a reply, its faults applied: the body or the events
+ * move into the sender (r keeps its status and headers). Built where the
+ * reply was made, so a burst of replies does not hold events and bytes
+ * both. NULL when memory runs out. */
+static sender *sender_make(bk_http *h, struct MHD_Connection *mc, bk_reply *r,
+                           const bk_fault *f) {
   bk_server *s = h->s;
   sender *sd = calloc(1, sizeof *sd);
   if (!sd) return NULL;
   sd->s = s;
   sd->h = h;
   sd->mc = mc;
-  bool chunked = r->chunked || r->sse;
+  sd->chunked = r->chunked || r->sse;
   if (r->sse && r->status == 200) {
     if (!build_sse(r, f, sd)) {
       sender_free(sd);
       return NULL;
     }
     sd->interval_ms = s->opt.stream_interval_ms;
+    bk_strv_free(&r->events);
   } else {
     if (f->malformed && r->status == 200 && r->body.len > 0) {
       if (r->is_json) {
@@ -562,9 +573,16 @@ static struct MHD_Response *make_response(bk_http *h, struct MHD_Connection *mc,
     sd->interval_ms = DEFAULT_SPLIT_INTERVAL_MS;
   }
   if (f->interval_ms >= 0) sd->interval_ms = f->interval_ms;
-  uint64_t size = chunked ? MHD_SIZE_UNKNOWN : (uint64_t)sd->len;
+  return sd;
+}
+
+/* The response for sd (which it takes, freed in any case) with r's
+ * headers. */
+static struct MHD_Response *make_response(sender *sd, const bk_reply *r,
+                                          const bk_fault *f) {
+  uint64_t size = sd->chunked ? MHD_SIZE_UNKNOWN : (uint64_t)sd->len;
   size_t block = sd->len < WRITE_BLOCK ? sd->len : WRITE_BLOCK;
-  if (chunked) block = CHUNKED_BLOCK;
+  if (sd->chunked) block = CHUNKED_BLOCK;
   struct MHD_Response *resp = MHD_create_response_from_callback(
       size, block > 0 ? block : 1, sender_read, sd, sender_free);
   if (!resp) {
@@ -770,12 +788,19 @@ static void conn_resume(void *arg) {
   resume(c->h, c->mc);
 }
 
-/* Answer into c->reply; the request body is not needed after that (a
- * stream may stay open for long). */
+/* Turn c->reply into the bytes to send. */
+static void prepare(conn *c) {
+  c->sd = sender_make(c->h, c->mc, &c->reply, &c->fault_spec);
+  c->prepared = true;
+}
+
+/* Answer into c->reply and prepare it; the request body is not needed
+ * after that (a stream may stay open for long). */
 static void run_handler(bk_server *s, conn *c) {
   dispatch(s, c, routes[c->route_i].r, &c->reply);
   aip_buf_free(&c->body);
   bk_form_free(&c->form);
+  prepare(c);
 }
 
 /* On a worker: answer, then hand the connection back to the loop
@@ -791,10 +816,13 @@ static void conn_work(void *arg) {
   resume(c->h, c->mc);
 }
 
-static enum MHD_Result send_reply(bk_http *h, struct MHD_Connection *mc,
-                                  conn *c) {
+static enum MHD_Result send_reply(struct MHD_Connection *mc, conn *c) {
   c->status = c->reply.status;
-  struct MHD_Response *resp = make_response(h, mc, &c->reply, &c->fault_spec);
+  if (!c->prepared) prepare(c);
+  sender *sd = c->sd;
+  c->sd = NULL;
+  struct MHD_Response *resp =
+      sd ? make_response(sd, &c->reply, &c->fault_spec) : NULL;
   bk_reply_free(&c->reply);
   if (!resp) return MHD_NO;
   enum MHD_Result ret = MHD_queue_response(mc, c->status, resp);
@@ -839,7 +867,7 @@ static enum MHD_Result answer(bk_http *h, struct MHD_Connection *mc, conn *c) {
     }
   }
   if (c->state != CS_DONE) return MHD_NO; /* not reached: suspended */
-  return send_reply(h, mc, c);
+  return send_reply(mc, c);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc,
