@@ -342,9 +342,11 @@ static char *stream_text(char **ev, size_t n, char *finish, size_t flen) {
     json_t *ch = json_array_get(json_object_get(j, "choices"), 0);
     const char *t = json_string_value(
         json_object_get(json_object_get(ch, "delta"), "content"));
-    if (t && len + strlen(t) < 4095) {
-      memcpy(all + len, t, strlen(t));
-      len += strlen(t);
+    size_t tl = t ? strlen(t) : 0;
+    if (tl > 0 && len + tl < 4096) {
+      memcpy(all + len, t, tl);
+      len += tl;
+      all[len] = '\0';
     }
     const char *fr = json_string_value(json_object_get(ch, "finish_reason"));
     if (fr) snprintf(finish, flen, "%s", fr);

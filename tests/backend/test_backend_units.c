@@ -558,11 +558,11 @@ typedef struct log_t {
 
 typedef struct item {
   log_t *log;
-  int id;
   int64_t due;
+  bk_job job;
+  int id;
   bool fired_before_arm;
   bool armed;
-  bk_job job;
 } item;
 
 static void log_init(log_t *l) {
@@ -611,7 +611,7 @@ START_TEST(timer_fires_in_due_order) {
   const int want[] = {4, 1, 3, 5, 2, 0};
   item it[6];
   for (int i = 0; i < 6; i++) {
-    it[i] = (item){&l, i, base + offs[i], false, false, {0}};
+    it[i] = (item){.log = &l, .id = i, .due = base + offs[i]};
     ck_assert(bk_timer_at(t, it[i].due, on_arm, on_fire, &it[i]));
   }
   ck_assert_uint_eq(l.armed, 6);
@@ -639,7 +639,7 @@ START_TEST(timer_many_entries_keep_order) {
   unsigned seed = 7;
   for (int i = 0; i < N; i++) {
     seed = seed * 1103515245u + 12345u;
-    it[i] = (item){&l, i, base + (seed >> 16) % 100, false, false, {0}};
+    it[i] = (item){.log = &l, .id = i, .due = base + (seed >> 16) % 100};
     ck_assert(bk_timer_at(t, it[i].due, NULL, on_fire, &it[i]));
   }
   wait_count(&l, N);
@@ -659,14 +659,14 @@ START_TEST(timer_close_fires_pending_then_refuses) {
   log_init(&l);
   item it[3];
   for (int i = 0; i < 3; i++) {
-    it[i] = (item){&l, i, aip_now_ms() + 60000, false, false, {0}};
+    it[i] = (item){.log = &l, .id = i, .due = aip_now_ms() + 60000};
     ck_assert(bk_timer_at(t, it[i].due, on_arm, on_fire, &it[i]));
   }
   ck_assert_uint_eq(bk_timer_pending(t), 3);
   bk_timer_close(t); /* does not wait the minute */
   ck_assert_uint_eq(l.n, 3);
   ck_assert_uint_eq(bk_timer_pending(t), 0);
-  item late = {&l, 9, 0, false, false, {0}};
+  item late = {.log = &l, .id = 9};
   ck_assert(!bk_timer_at(t, aip_now_ms(), on_arm, on_fire, &late));
   ck_assert(!late.armed);
   bk_timer_close(t);
@@ -691,7 +691,7 @@ START_TEST(pool_runs_jobs_in_order_and_drains) {
   bk_pool *p = bk_pool_create(1);
   ck_assert_ptr_nonnull(p);
   for (int i = 0; i < N; i++) {
-    it[i] = (item){&l, i, 0, false, false, {run_job, &it[i], NULL}};
+    it[i] = (item){.log = &l, .id = i, .job = {run_job, &it[i], NULL}};
     ck_assert(bk_pool_submit(p, &it[i].job, on_arm));
   }
   bk_pool_close(p); /* runs what is queued */
@@ -702,7 +702,7 @@ START_TEST(pool_runs_jobs_in_order_and_drains) {
     ck_assert_int_eq(l.order[i], i);
     ck_assert(!it[i].fired_before_arm);
   }
-  item late = {&l, -1, 0, false, false, {run_job, &late, NULL}};
+  item late = {.log = &l, .id = -1, .job = {run_job, &late, NULL}};
   ck_assert(!bk_pool_submit(p, &late.job, on_arm));
   ck_assert(!late.armed);
   bk_pool_destroy(p);
@@ -711,7 +711,7 @@ START_TEST(pool_runs_jobs_in_order_and_drains) {
   log_init(&l);
   p = bk_pool_create(4);
   for (int i = 0; i < N; i++) {
-    it[i] = (item){&l, i, 0, false, false, {run_job, &it[i], NULL}};
+    it[i] = (item){.log = &l, .id = i, .job = {run_job, &it[i], NULL}};
     ck_assert(bk_pool_submit(p, &it[i].job, NULL));
   }
   wait_count(&l, N);

@@ -272,21 +272,21 @@ typedef enum conn_state {
 typedef struct conn {
   bk_http *h;
   struct MHD_Connection *mc;
-  conn_state state;
   bk_fault fault_spec;
   bk_reply reply;
-  bool prepared;
   struct sender *sd; /* the reply's bytes, once prepared (NULL: no memory) */
   bk_job job;
-  int route_i; /* index into routes, -1 unknown */
-  bool multipart;
   struct MHD_PostProcessor *pp;
-  bool pp_failed;
   bk_form form;
   aip_buf body;
-  bool too_large;
   int64_t t0;
+  conn_state state;
+  int route_i; /* index into routes, -1 unknown */
   unsigned status;
+  bool prepared;
+  bool multipart;
+  bool pp_failed;
+  bool too_large;
   char method[16];
   char path[128];
   char fault[256];
@@ -975,7 +975,7 @@ static unsigned connection_cap(void) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
     return MAX_CONNECTIONS;
-  if (rl.rlim_cur <= 2 * SPARE_FDS) return SPARE_FDS;
+  if (rl.rlim_cur <= (rlim_t)SPARE_FDS * 2) return SPARE_FDS;
   rlim_t n = rl.rlim_cur - SPARE_FDS;
   return n < MAX_CONNECTIONS ? (unsigned)n : MAX_CONNECTIONS;
 }
