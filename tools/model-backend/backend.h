@@ -140,7 +140,7 @@ const char *bk_tts_voice_list(void);
 
 typedef struct bk_http bk_http;
 
-/* Listen on host:port (0 = any free port); *bound gets the port. Starts
+/* Listen on host:port (0 = any free port); *bound gets the port. Starts the
  * event loop thread (libmicrohttpd), the timer thread and the worker pools. */
 bk_http *bk_http_start(bk_server *s, char *err, size_t errlen, int *bound);
 /* Connections accepted at most (from the descriptor limit). */
