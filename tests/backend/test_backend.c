@@ -845,6 +845,26 @@ START_TEST(fault_split_frames) {
 }
 END_TEST
 
+/* A body with a Content-Length, written 64 bytes at a time with pauses:
+ * the same document arrives. */
+START_TEST(fault_split_plain_body) {
+  const char *req = "{\"input\":\"split me into pieces\"}";
+  bkc_resp a = bkc_post_json(&B, "/v1/embeddings", req, NULL);
+  bkc_resp b = bkc_post_json(&B, "/v1/embeddings", req, "split=64; interval=3");
+  json_t *ja = ok_json(&a), *jb = ok_json(&b);
+  char v[32];
+  ck_assert_ptr_nonnull(bkc_header(&b, "Content-Length", v, sizeof v));
+  ck_assert_uint_eq(strtoul(v, NULL, 10), b.len);
+  ck_assert(b.len > 64 * 10);
+  ck_assert(
+      json_equal(json_object_get(ja, "data"), json_object_get(jb, "data")));
+  json_decref(ja);
+  json_decref(jb);
+  bkc_resp_free(&a);
+  bkc_resp_free(&b);
+}
+END_TEST
+
 START_TEST(fault_fail_first_then_succeed) {
   char fault[128];
   snprintf(fault, sizeof fault, "fail_first=2; key=ff-%d", (int)getpid());
@@ -1615,6 +1635,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, fault_truncate_and_cut);
   tcase_add_test(tc, fault_stream_error_event);
   tcase_add_test(tc, fault_split_frames);
+  tcase_add_test(tc, fault_split_plain_body);
   tcase_add_test(tc, fault_fail_first_then_succeed);
   tcase_add_test(tc, fault_bad_specs);
   tcase_add_test(tc, concurrent_requests);

@@ -1,6 +1,9 @@
 /* Units of the local model backend without engines or HTTP: WAV parsing,
- * resampling, fault specifications, text features, the extractive chat. */
+ * resampling, fault specifications, text features, the extractive chat, the
+ * timer and the worker pools. */
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +13,8 @@
 #include "config.h"
 #include "fault.h"
 #include "harness/testutil.h"
+#include "internal.h"
+#include "sched.h"
 #include "text.h"
 
 /* ---- WAV -------------------------------------------------------------------
@@ -538,6 +543,189 @@ START_TEST(chat_no_context_or_no_match) {
 }
 END_TEST
 
+/* ---- timer and worker pools -------------------------------------------------
+ */
+
+/* What the callbacks saw: the order entries fired or jobs ran, and the
+ * arms. */
+typedef struct log_t {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int order[6000];
+  size_t n, armed, armed_elsewhere;
+  pthread_t caller;
+} log_t;
+
+typedef struct item {
+  log_t *log;
+  int64_t due;
+  bk_job job;
+  int id;
+  bool fired_before_arm;
+  bool armed;
+} item;
+
+static void log_init(log_t *l) {
+  memset(l, 0, sizeof *l);
+  pthread_mutex_init(&l->mu, NULL);
+  pthread_cond_init(&l->cv, NULL);
+  l->caller = pthread_self();
+}
+
+static void log_destroy(log_t *l) {
+  pthread_mutex_destroy(&l->mu);
+  pthread_cond_destroy(&l->cv);
+}
+
+static void on_arm(void *arg) {
+  item *it = arg;
+  it->armed = true;
+  it->log->armed++;
+  if (!pthread_equal(pthread_self(), it->log->caller))
+    it->log->armed_elsewhere++;
+}
+
+static void on_fire(void *arg) {
+  item *it = arg;
+  pthread_mutex_lock(&it->log->mu);
+  if (!it->armed) it->fired_before_arm = true;
+  it->log->order[it->log->n++] = it->id;
+  pthread_cond_broadcast(&it->log->cv);
+  pthread_mutex_unlock(&it->log->mu);
+}
+
+static void wait_count(log_t *l, size_t n) {
+  pthread_mutex_lock(&l->mu);
+  while (l->n < n) pthread_cond_wait(&l->cv, &l->mu);
+  pthread_mutex_unlock(&l->mu);
+}
+
+START_TEST(timer_fires_in_due_order) {
+  bk_timer *t = bk_timer_create();
+  ck_assert_ptr_nonnull(t);
+  log_t l;
+  log_init(&l);
+  /* Added out of order; ties fire in the order they were added. */
+  int64_t base = aip_now_ms() + 200;
+  const int64_t offs[] = {40, 10, 30, 10, 0, 20};
+  const int want[] = {4, 1, 3, 5, 2, 0};
+  item it[6];
+  for (int i = 0; i < 6; i++) {
+    it[i] = (item){.log = &l, .id = i, .due = base + offs[i]};
+    ck_assert(bk_timer_at(t, it[i].due, on_arm, on_fire, &it[i]));
+  }
+  ck_assert_uint_eq(l.armed, 6);
+  ck_assert_uint_eq(l.armed_elsewhere, 0);
+  wait_count(&l, 6);
+  for (int i = 0; i < 6; i++) {
+    ck_assert_int_eq(l.order[i], want[i]);
+    ck_assert(!it[i].fired_before_arm);
+  }
+  ck_assert_uint_eq(bk_timer_pending(t), 0);
+  bk_timer_destroy(t);
+  log_destroy(&l);
+}
+END_TEST
+
+START_TEST(timer_many_entries_keep_order) {
+  enum { N = 5000 };
+  bk_timer *t = bk_timer_create();
+  log_t l;
+  log_init(&l);
+  item *it = calloc(N, sizeof *it);
+  /* Far enough ahead that all are added before the first is due (valgrind
+   * is slow). */
+  int64_t base = aip_now_ms() + 1000;
+  unsigned seed = 7;
+  for (int i = 0; i < N; i++) {
+    seed = seed * 1103515245u + 12345u;
+    it[i] = (item){.log = &l, .id = i, .due = base + (seed >> 16) % 100};
+    ck_assert(bk_timer_at(t, it[i].due, NULL, on_fire, &it[i]));
+  }
+  wait_count(&l, N);
+  for (int i = 1; i < N; i++) {
+    const item *a = &it[l.order[i - 1]], *b = &it[l.order[i]];
+    ck_assert(a->due < b->due || (a->due == b->due && a->id < b->id));
+  }
+  bk_timer_destroy(t);
+  free(it);
+  log_destroy(&l);
+}
+END_TEST
+
+START_TEST(timer_close_fires_pending_then_refuses) {
+  bk_timer *t = bk_timer_create();
+  log_t l;
+  log_init(&l);
+  item it[3];
+  for (int i = 0; i < 3; i++) {
+    it[i] = (item){.log = &l, .id = i, .due = aip_now_ms() + 60000};
+    ck_assert(bk_timer_at(t, it[i].due, on_arm, on_fire, &it[i]));
+  }
+  ck_assert_uint_eq(bk_timer_pending(t), 3);
+  bk_timer_close(t); /* does not wait the minute */
+  ck_assert_uint_eq(l.n, 3);
+  ck_assert_uint_eq(bk_timer_pending(t), 0);
+  item late = {.log = &l, .id = 9};
+  ck_assert(!bk_timer_at(t, aip_now_ms(), on_arm, on_fire, &late));
+  ck_assert(!late.armed);
+  bk_timer_close(t);
+  bk_timer_destroy(t);
+  bk_timer_destroy(NULL);
+  log_destroy(&l);
+}
+END_TEST
+
+static void run_job(void *arg) {
+  on_fire(arg);
+}
+
+START_TEST(pool_runs_jobs_in_order_and_drains) {
+  ck_assert_ptr_null(bk_pool_create(0));
+  ck_assert_ptr_null(bk_pool_create(65));
+  log_t l;
+  log_init(&l);
+  enum { N = 2000 };
+  item *it = calloc(N, sizeof *it);
+  /* One worker: first in, first out. */
+  bk_pool *p = bk_pool_create(1);
+  ck_assert_ptr_nonnull(p);
+  for (int i = 0; i < N; i++) {
+    it[i] = (item){.log = &l, .id = i, .job = {run_job, &it[i], NULL}};
+    ck_assert(bk_pool_submit(p, &it[i].job, on_arm));
+  }
+  bk_pool_close(p); /* runs what is queued */
+  ck_assert_uint_eq(l.n, N);
+  ck_assert_uint_eq(l.armed, N);
+  ck_assert_uint_eq(l.armed_elsewhere, 0);
+  for (int i = 0; i < N; i++) {
+    ck_assert_int_eq(l.order[i], i);
+    ck_assert(!it[i].fired_before_arm);
+  }
+  item late = {.log = &l, .id = -1, .job = {run_job, &late, NULL}};
+  ck_assert(!bk_pool_submit(p, &late.job, on_arm));
+  ck_assert(!late.armed);
+  bk_pool_destroy(p);
+  /* Several workers: every job runs once. */
+  log_destroy(&l);
+  log_init(&l);
+  p = bk_pool_create(4);
+  for (int i = 0; i < N; i++) {
+    it[i] = (item){.log = &l, .id = i, .job = {run_job, &it[i], NULL}};
+    ck_assert(bk_pool_submit(p, &it[i].job, NULL));
+  }
+  wait_count(&l, N);
+  bk_pool_destroy(p);
+  bk_pool_destroy(NULL);
+  static char seen[N];
+  memset(seen, 0, sizeof seen);
+  for (int i = 0; i < N; i++) seen[l.order[i]]++;
+  for (int i = 0; i < N; i++) ck_assert_int_eq(seen[i], 1);
+  free(it);
+  log_destroy(&l);
+}
+END_TEST
+
 Suite *make_suite(void) {
   Suite *s = suite_create("model-backend-units");
   TCase *tc = tcase_create("audio");
@@ -559,6 +747,13 @@ Suite *make_suite(void) {
   tcase_add_test(tc, rerank_scores_order);
   tcase_add_test(tc, chat_picks_best_passage);
   tcase_add_test(tc, chat_no_context_or_no_match);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("sched");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, timer_fires_in_due_order);
+  tcase_add_test(tc, timer_many_entries_keep_order);
+  tcase_add_test(tc, timer_close_fires_pending_then_refuses);
+  tcase_add_test(tc, pool_runs_jobs_in_order_and_drains);
   suite_add_tcase(s, tc);
   return s;
 }

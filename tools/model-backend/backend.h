@@ -43,6 +43,7 @@ typedef struct bk_options {
   bool strict_models;
   int load_delay_ms;
   int stream_interval_ms;
+  int workers; /* threads answering chat, embeddings and rerank */
 } bk_options;
 
 typedef struct bk_stt bk_stt;
@@ -53,9 +54,7 @@ typedef struct bk_server {
   atomic_int ready;
   atomic_int stopping;
   atomic_ulong seq;
-  long started;       /* time(NULL) at start: "created" of the models */
-  pthread_mutex_t mu; /* with cv: interruptible sleeps */
-  pthread_cond_t cv;
+  long started; /* time(NULL) at start: "created" of the models */
   bk_oneshot *oneshot;
   bk_stt *stt;
   bk_tts *tts;
@@ -85,9 +84,6 @@ char *bk_error_json(unsigned status, const char *param, const char *message);
 /* Append one SSE event; takes the reference of obj. */
 bool bk_reply_event(bk_reply *r, json_t *obj);
 bool bk_reply_event_text(bk_reply *r, const char *payload);
-
-/* Interruptible sleep; false when the server is stopping. */
-bool bk_sleep_ms(bk_server *s, int ms);
 
 /* A fresh id such as "chatcmpl-local-1f". */
 void bk_make_id(bk_server *s, const char *prefix, char *buf, size_t len);
@@ -144,8 +140,13 @@ const char *bk_tts_voice_list(void);
 
 typedef struct bk_http bk_http;
 
-/* Listen on host:port (0 = any free port); *bound gets the port. */
+/* Listen on host:port (0 = any free port); *bound gets the port. Starts the
+ * event loop thread (libmicrohttpd), the timer thread and the worker pools. */
 bk_http *bk_http_start(bk_server *s, char *err, size_t errlen, int *bound);
+/* Connections accepted at most (from the descriptor limit). */
+unsigned bk_http_max_connections(const bk_http *h);
+/* Answer or cut whatever is waiting (s->stopping must be set), close every
+ * connection, join the threads, free. */
 void bk_http_stop(bk_http *h);
 
 #endif

@@ -1,26 +1,78 @@
-/* The HTTP side of the local model backend: libmicrohttpd with a thread per
- * connection (handlers may block: decoding, synthesis, injected delays),
- * routing, request bodies, replies and fault injection. */
+/* The HTTP side of the local model backend: routing, request bodies,
+ * replies and fault injection, all on one event loop thread that drives
+ * libmicrohttpd (epoll). Nothing blocks that thread: a request waiting for
+ * an injected delay, a stream waiting for its next event and a request being
+ * answered by a model handler are suspended connections, resumed by the
+ * timer thread or by the worker that answered (sched.h). */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "config.h"
+#include "sched.h"
 
 #define FAULT_HEADER "X-Aiplat-Fault"
 #define POST_BUFFER 65536
 #define WRITE_BLOCK 16384
+/* Chunked bodies are read straight into the connection's write buffer: the
+ * response's own block only serves HTTP/1.0 clients, so keep it small. */
+#define CHUNKED_BLOCK 1024
 #define DEFAULT_SPLIT_INTERVAL_MS 2
 #define FORM_FIELD_MAX 1024
+/* Connections at most, and memory per connection (MHD's pool: request
+ * headers, the read buffer, the write buffer of a chunk). */
+#define MAX_CONNECTIONS 16384
+/* Descriptors kept for the engines, the logs, the port file. */
+#define SPARE_FDS 64
+#define CONNECTION_MEMORY (16u * 1024u)
+#define LISTEN_BACKLOG 4096
+
+struct bk_http {
+  bk_server *s;
+  struct MHD_Daemon *d;
+  bk_timer *timer;
+  bk_pool *text;  /* chat, embeddings, rerank */
+  bk_pool *audio; /* speech synthesis and recognition: slow, and a request
+                     may wait for a free decoder */
+  unsigned max_connections;
+  /* The event loop: waits on MHD's epoll descriptor and on wake_fd, which
+   * every resume writes (once until the loop has seen it: kicked). */
+  pthread_t loop;
+  bool loop_started;
+  atomic_bool loop_stop;
+  atomic_bool kicked;
+  int epoll_fd; /* MHD's */
+  int wake_fd;
+};
+
+/* Resume a suspended connection from any thread and wake the loop. MHD
+ * notes the resume and signals its own descriptor, but the loop must also
+ * learn about a resume that lands while MHD is running, after MHD looked
+ * for resumed connections: wake_fd is written after the resume and cleared
+ * before MHD runs, so no resume is left waiting. */
+static void resume(bk_http *h, struct MHD_Connection *mc) {
+  MHD_resume_connection(mc);
+  if (!atomic_exchange(&h->kicked, true)) {
+    uint64_t one = 1;
+    if (write(h->wake_fd, &one, sizeof one) < 0) {
+      /* the counter is full: the loop is already woken */
+    }
+  }
+}
 
 /* ---- replies ---------------------------------------------------------------
  */
@@ -133,24 +185,6 @@ bool bk_reply_event_text(bk_reply *r, const char *payload) {
   return bk_strv_push(&r->events, payload, strlen(payload));
 }
 
-bool bk_sleep_ms(bk_server *s, int ms) {
-  if (ms <= 0) return !atomic_load(&s->stopping);
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
-  pthread_mutex_lock(&s->mu);
-  int rc = 0;
-  while (!atomic_load(&s->stopping) && rc == 0)
-    rc = pthread_cond_timedwait(&s->cv, &s->mu, &ts);
-  pthread_mutex_unlock(&s->mu);
-  return !atomic_load(&s->stopping);
-}
-
 void bk_make_id(bk_server *s, const char *prefix, char *buf, size_t len) {
   unsigned long n = atomic_fetch_add(&s->seq, 1) + 1;
   snprintf(buf, len, "%s-local-%lx", prefix, n);
@@ -228,26 +262,45 @@ static int find_route(const char *url) {
 /* ---- per-request state -----------------------------------------------------
  */
 
+typedef enum conn_state {
+  CS_NEW,     /* request complete, not looked at yet */
+  CS_READY,   /* admitted (past any injected delay): to be answered */
+  CS_WORKING, /* suspended: a worker is answering */
+  CS_DONE     /* reply holds the answer */
+} conn_state;
+
 typedef struct conn {
-  int route_i; /* index into routes, -1 unknown */
-  bool multipart;
+  bk_http *h;
+  struct MHD_Connection *mc;
+  bk_fault fault_spec;
+  bk_reply reply;
+  struct sender *sd; /* the reply's bytes, once prepared (NULL: no memory) */
+  bk_job job;
   struct MHD_PostProcessor *pp;
-  bool pp_failed;
   bk_form form;
   aip_buf body;
-  bool too_large;
   int64_t t0;
+  conn_state state;
+  int route_i; /* index into routes, -1 unknown */
   unsigned status;
+  bool prepared;
+  bool multipart;
+  bool pp_failed;
+  bool too_large;
   char method[16];
   char path[128];
   char fault[256];
 } conn;
 
+static void sender_free(void *cls);
+
 static void conn_free(conn *c) {
   if (!c) return;
+  if (c->sd) sender_free(c->sd);
   if (c->pp) MHD_destroy_post_processor(c->pp);
   bk_form_free(&c->form);
   aip_buf_free(&c->body);
+  bk_reply_free(&c->reply);
   free(c);
 }
 
@@ -343,6 +396,10 @@ static bool read_faults(struct MHD_Connection *mc, conn *c, bk_fault *f,
 
 typedef struct sender {
   bk_server *s;
+  bk_http *h;
+  struct MHD_Connection *mc;
+  uint64_t paused_at; /* position whose pause has started (0: none) */
+  int64_t due_ms;     /* when the write at paused_at may go */
   char *data;
   size_t len;
   size_t *marks; /* ends of natural writes (SSE events), ascending */
@@ -351,6 +408,7 @@ typedef struct sender {
   int interval_ms;
   size_t limit;      /* bytes to send before closing */
   bool abort_at_end; /* close without a proper end */
+  bool chunked;      /* no Content-Length */
 } sender;
 
 static void sender_free(void *cls) {
@@ -360,14 +418,38 @@ static void sender_free(void *cls) {
   free(sd);
 }
 
+static void sender_suspend(void *cls) {
+  sender *sd = cls;
+  MHD_suspend_connection(sd->mc);
+}
+
+/* The connection is suspended, so its response and this sender live. */
+static void sender_resume(void *cls) {
+  sender *sd = cls;
+  resume(sd->h, sd->mc);
+}
+
 static ssize_t sender_read(void *cls, uint64_t pos, char *buf, size_t max) {
   sender *sd = cls;
   if (pos >= sd->limit)
     return sd->abort_at_end ? MHD_CONTENT_READER_END_WITH_ERROR
                             : MHD_CONTENT_READER_END_OF_STREAM;
-  if (pos > 0 && sd->interval_ms > 0 && !bk_sleep_ms(sd->s, sd->interval_ms))
-    return MHD_CONTENT_READER_END_WITH_ERROR;
   if (atomic_load(&sd->s->stopping)) return MHD_CONTENT_READER_END_WITH_ERROR;
+  if (pos > 0 && sd->interval_ms > 0) {
+    /* Pause before this write: the connection sleeps in the timer, MHD calls
+     * again for the same position once it is resumed. */
+    int64_t now = aip_now_ms();
+    if (sd->paused_at != pos) {
+      sd->paused_at = pos;
+      sd->due_ms = now + sd->interval_ms;
+    }
+    if (now < sd->due_ms) {
+      if (!bk_timer_at(sd->h->timer, sd->due_ms, sender_suspend, sender_resume,
+                       sd))
+        return MHD_CONTENT_READER_END_WITH_ERROR; /* stopping */
+      return 0;
+    }
+  }
   size_t n = sd->limit - (size_t)pos;
   if (n > max) n = max;
   if (n > WRITE_BLOCK) n = WRITE_BLOCK;
@@ -432,21 +514,33 @@ static bool build_sse(bk_reply *r, const bk_fault *f, sender *sd) {
     return false;
   }
   sd->data = aip_buf_steal(&b, &sd->len);
-  return sd->data != NULL;
+  if (!sd->data) return false;
+  /* The stream lives as long as its pauses: drop the buffer's slack. */
+  char *fit = realloc(sd->data, sd->len + 1);
+  if (fit) sd->data = fit;
+  return true;
 }
 
-static struct MHD_Response *make_response(bk_server *s, bk_reply *r,
-                                          const bk_fault *f) {
+/* The bytes to send for a reply, its faults applied: the body or the events
+ * move into the sender (r keeps its status and headers). Built where the
+ * reply was made, so a burst of replies does not hold events and bytes
+ * both. NULL when memory runs out. */
+static sender *sender_make(bk_http *h, struct MHD_Connection *mc, bk_reply *r,
+                           const bk_fault *f) {
+  bk_server *s = h->s;
   sender *sd = calloc(1, sizeof *sd);
   if (!sd) return NULL;
   sd->s = s;
-  bool chunked = r->chunked || r->sse;
+  sd->h = h;
+  sd->mc = mc;
+  sd->chunked = r->chunked || r->sse;
   if (r->sse && r->status == 200) {
     if (!build_sse(r, f, sd)) {
       sender_free(sd);
       return NULL;
     }
     sd->interval_ms = s->opt.stream_interval_ms;
+    bk_strv_free(&r->events);
   } else {
     if (f->malformed && r->status == 200 && r->body.len > 0) {
       if (r->is_json) {
@@ -479,9 +573,18 @@ static struct MHD_Response *make_response(bk_server *s, bk_reply *r,
     sd->interval_ms = DEFAULT_SPLIT_INTERVAL_MS;
   }
   if (f->interval_ms >= 0) sd->interval_ms = f->interval_ms;
-  uint64_t size = chunked ? MHD_SIZE_UNKNOWN : (uint64_t)sd->len;
+  return sd;
+}
+
+/* The response for sd (which it takes, freed in any case) with r's
+ * headers. */
+static struct MHD_Response *make_response(sender *sd, const bk_reply *r,
+                                          const bk_fault *f) {
+  uint64_t size = sd->chunked ? MHD_SIZE_UNKNOWN : (uint64_t)sd->len;
+  size_t block = sd->len < WRITE_BLOCK ? sd->len : WRITE_BLOCK;
+  if (sd->chunked) block = CHUNKED_BLOCK;
   struct MHD_Response *resp = MHD_create_response_from_callback(
-      size, WRITE_BLOCK, sender_read, sd, sender_free);
+      size, block > 0 ? block : 1, sender_read, sd, sender_free);
   if (!resp) {
     sender_free(sd);
     return NULL;
@@ -622,64 +725,165 @@ static void dispatch(bk_server *s, conn *c, route rt, bk_reply *r) {
   json_decref(req);
 }
 
-static enum MHD_Result answer(bk_server *s, struct MHD_Connection *mc,
-                              conn *c) {
-  bk_reply r;
-  bk_reply_init(&r);
-  bk_fault f;
-  bk_fault_init(&f);
+/* Look at a complete request: false with an error in c->reply when it is
+ * refused (route, method, key, fault specification); else c->fault_spec
+ * holds its faults, a fail_first key consumed. */
+static bool admit(bk_server *s, struct MHD_Connection *mc, conn *c) {
+  bk_reply *r = &c->reply;
   char err[256];
   if (c->route_i < 0) {
-    bk_reply_error(&r, 404, NULL, "no such endpoint: %s %s", c->method,
+    bk_reply_error(r, 404, NULL, "no such endpoint: %s %s", c->method, c->path);
+    return false;
+  }
+  if (routes[c->route_i].post != (strcmp(c->method, "POST") == 0) &&
+      !(strcmp(c->method, "HEAD") == 0 && !routes[c->route_i].post)) {
+    bk_reply_error(r, 405, NULL, "method %s is not allowed on %s", c->method,
                    c->path);
-  } else if (routes[c->route_i].post != (strcmp(c->method, "POST") == 0) &&
-             !(strcmp(c->method, "HEAD") == 0 && !routes[c->route_i].post)) {
-    bk_reply_error(&r, 405, NULL, "method %s is not allowed on %s", c->method,
-                   c->path);
-  } else if (routes[c->route_i].r != R_HEALTH &&
-             routes[c->route_i].r != R_ROOT && !authorized(s, mc)) {
-    bk_reply_error(&r, 401, NULL,
+    return false;
+  }
+  if (routes[c->route_i].r != R_HEALTH && routes[c->route_i].r != R_ROOT &&
+      !authorized(s, mc)) {
+    bk_reply_error(r, 401, NULL,
                    "missing or wrong API key (Authorization: Bearer KEY)");
-  } else if (!read_faults(mc, c, &f, err, sizeof err)) {
-    bk_reply_error(&r, 400, FAULT_HEADER, "%s", err);
-    bk_fault_init(&f);
-  } else {
-    if (f.fail_first > 0) {
-      if (!bk_oneshot_take(s->oneshot, f.key, f.fail_first)) {
-        bk_fault_init(&f); /* past the first N: no fault */
-      } else if (!bk_fault_has_failure(&f)) {
-        f.status = 503;
-      }
-    }
-    if (!bk_sleep_ms(s, f.delay_ms)) {
-      bk_reply_error(&r, 503, NULL, "the backend is shutting down");
-    } else if (f.status) {
-      bk_reply_error(&r, (unsigned)f.status, NULL,
-                     "injected fault: status %d (%s: %s)", f.status,
-                     FAULT_HEADER, c->fault[0] ? c->fault : "query string");
-    } else {
-      dispatch(s, c, routes[c->route_i].r, &r);
+    return false;
+  }
+  if (!read_faults(mc, c, &c->fault_spec, err, sizeof err)) {
+    bk_reply_error(r, 400, FAULT_HEADER, "%s", err);
+    bk_fault_init(&c->fault_spec);
+    return false;
+  }
+  bk_fault *f = &c->fault_spec;
+  if (f->fail_first > 0) {
+    if (!bk_oneshot_take(s->oneshot, f->key, f->fail_first)) {
+      bk_fault_init(f); /* past the first N: no fault */
+    } else if (!bk_fault_has_failure(f)) {
+      f->status = 503;
     }
   }
-  c->status = r.status;
-  struct MHD_Response *resp = make_response(s, &r, &f);
-  bk_reply_free(&r);
+  return true;
+}
+
+static bk_pool *pool_for(bk_http *h, route rt) {
+  switch (rt) {
+    case R_CHAT:
+    case R_EMBED:
+    case R_RERANK:
+      return h->text;
+    case R_SPEECH:
+    case R_TRANSCRIBE:
+    case R_INFERENCE:
+      return h->audio;
+    default:
+      return NULL; /* cheap: answered on the loop thread */
+  }
+}
+
+static void conn_suspend(void *arg) {
+  conn *c = arg;
+  MHD_suspend_connection(c->mc);
+}
+
+static void conn_resume(void *arg) {
+  conn *c = arg;
+  resume(c->h, c->mc);
+}
+
+/* Turn c->reply into the bytes to send. */
+static void prepare(conn *c) {
+  c->sd = sender_make(c->h, c->mc, &c->reply, &c->fault_spec);
+  c->prepared = true;
+}
+
+/* Answer into c->reply and prepare it; the request body is not needed
+ * after that (a stream may stay open for long). */
+static void run_handler(bk_server *s, conn *c) {
+  dispatch(s, c, routes[c->route_i].r, &c->reply);
+  aip_buf_free(&c->body);
+  bk_form_free(&c->form);
+  prepare(c);
+}
+
+/* On a worker: answer, then hand the connection back to the loop
+ * thread, which sends the reply (CS_DONE). */
+static void conn_work(void *arg) {
+  conn *c = arg;
+  bk_server *s = c->h->s;
+  if (atomic_load(&s->stopping))
+    bk_reply_error(&c->reply, 503, NULL, "the backend is shutting down");
+  else
+    run_handler(s, c);
+  c->state = CS_DONE;
+  resume(c->h, c->mc);
+}
+
+static enum MHD_Result send_reply(struct MHD_Connection *mc, conn *c) {
+  c->status = c->reply.status;
+  if (!c->prepared) prepare(c);
+  sender *sd = c->sd;
+  c->sd = NULL;
+  struct MHD_Response *resp =
+      sd ? make_response(sd, &c->reply, &c->fault_spec) : NULL;
+  bk_reply_free(&c->reply);
   if (!resp) return MHD_NO;
   enum MHD_Result ret = MHD_queue_response(mc, c->status, resp);
   MHD_destroy_response(resp);
   return ret;
 }
 
+/* Called when the request is complete, and again after each resume. */
+static enum MHD_Result answer(bk_http *h, struct MHD_Connection *mc, conn *c) {
+  bk_server *s = h->s;
+  if (c->state == CS_NEW) {
+    c->state = CS_READY;
+    if (!admit(s, mc, c)) {
+      c->state = CS_DONE;
+    } else if (c->fault_spec.delay_ms > 0 &&
+               bk_timer_at(h->timer, aip_now_ms() + c->fault_spec.delay_ms,
+                           conn_suspend, conn_resume, c)) {
+      return MHD_YES; /* resumed when the delay is over */
+    }
+  }
+  if (c->state == CS_READY) {
+    const bk_fault *f = &c->fault_spec;
+    route rt = routes[c->route_i].r;
+    bk_pool *pool = pool_for(h, rt);
+    c->state = CS_DONE;
+    if (atomic_load(&s->stopping)) {
+      bk_reply_error(&c->reply, 503, NULL, "the backend is shutting down");
+    } else if (f->status) {
+      bk_reply_error(&c->reply, (unsigned)f->status, NULL,
+                     "injected fault: status %d (%s: %s)", f->status,
+                     FAULT_HEADER, c->fault[0] ? c->fault : "query string");
+    } else if (!pool) {
+      run_handler(s, c);
+    } else {
+      c->state = CS_WORKING;
+      c->job.run = conn_work;
+      c->job.arg = c;
+      if (bk_pool_submit(pool, &c->job, conn_suspend))
+        return MHD_YES; /* resumed by the worker */
+      c->state = CS_DONE;
+      bk_reply_error(&c->reply, 503, NULL, "the backend is shutting down");
+    }
+  }
+  if (c->state != CS_DONE) return MHD_NO; /* not reached: suspended */
+  return send_reply(mc, c);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls) {
-  bk_server *s = cls;
+  bk_http *h = cls;
   conn *c = *con_cls;
   (void)version;
   if (!c) {
     c = calloc(1, sizeof *c);
     if (!c) return MHD_NO;
+    c->h = h;
+    c->mc = mc;
+    bk_reply_init(&c->reply);
+    bk_fault_init(&c->fault_spec);
     c->t0 = aip_now_ms();
     c->route_i = find_route(url);
     snprintf(c->method, sizeof c->method, "%s", method);
@@ -719,7 +923,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc,
     if (MHD_destroy_post_processor(c->pp) != MHD_YES) c->pp_failed = true;
     c->pp = NULL;
   }
-  return answer(s, mc, c);
+  return answer(h, mc, c);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
@@ -765,9 +969,75 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
 /* ---- the daemon -------------------------------------------------------------
  */
 
-struct bk_http {
-  struct MHD_Daemon *d;
-};
+/* Connections the descriptor limit leaves room for, at most
+ * MAX_CONNECTIONS (main raises the soft limit to the hard one). */
+static unsigned connection_cap(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+    return MAX_CONNECTIONS;
+  if (rl.rlim_cur <= (rlim_t)SPARE_FDS * 2) return SPARE_FDS;
+  rlim_t n = rl.rlim_cur - SPARE_FDS;
+  return n < MAX_CONNECTIONS ? (unsigned)n : MAX_CONNECTIONS;
+}
+
+/* The event loop. MHD's own polling thread is not used: in libmicrohttpd
+ * 0.9.75 it can sleep until the next connection timeout (minutes) with
+ * connections ready to be processed, when one wait returned a full batch of
+ * events (128) and the next finds none. Here MHD only runs without waiting
+ * (MHD_run), and this thread waits for its descriptor instead. */
+static void *loop_main(void *arg) {
+  bk_http *h = arg;
+  struct pollfd pf[2] = {{h->epoll_fd, POLLIN, 0}, {h->wake_fd, POLLIN, 0}};
+  while (!atomic_load(&h->loop_stop)) {
+    MHD_UNSIGNED_LONG_LONG to = 0;
+    int ms = -1; /* no connection has a deadline */
+    if (MHD_get_timeout(h->d, &to) == MHD_YES)
+      ms = to < (MHD_UNSIGNED_LONG_LONG)INT_MAX ? (int)to : INT_MAX;
+    if (poll(pf, 2, ms) < 0 && errno != EINTR) {
+      aip_log_kv(AIPLAT_LOG_ERROR, "event loop: poll failed", "error",
+                 strerror(errno), (const char *)NULL);
+      break;
+    }
+    atomic_store(&h->kicked, false);
+    uint64_t n;
+    if (read(h->wake_fd, &n, sizeof n) < 0) {
+      /* EAGAIN: no resume since the last pass */
+    }
+    MHD_run(h->d);
+  }
+  return NULL;
+}
+
+static void loop_end(bk_http *h) {
+  if (!h->loop_started) return;
+  atomic_store(&h->loop_stop, true);
+  atomic_store(&h->kicked, false);
+  uint64_t one = 1;
+  if (write(h->wake_fd, &one, sizeof one) < 0) {
+    /* the counter is full: the loop is already woken */
+  }
+  pthread_join(h->loop, NULL);
+  h->loop_started = false;
+}
+
+static void http_free(bk_http *h) {
+  if (h->d) {
+    /* Resume everything suspended while the loop still runs: closing the
+     * pools answers their queued requests, closing the timer fires every
+     * pending wait. No connection is then suspended when MHD stops (it
+     * requires that); the ones resumed last are closed by MHD itself. */
+    bk_pool_close(h->text);
+    bk_pool_close(h->audio);
+    bk_timer_close(h->timer);
+    loop_end(h);
+    MHD_stop_daemon(h->d);
+  }
+  bk_pool_destroy(h->text);
+  bk_pool_destroy(h->audio);
+  bk_timer_destroy(h->timer);
+  if (h->wake_fd >= 0) close(h->wake_fd);
+  free(h);
+}
 
 bk_http *bk_http_start(bk_server *s, char *err, size_t errlen, int *bound) {
   struct addrinfo hints = {0}, *ai = NULL;
@@ -782,29 +1052,47 @@ bk_http *bk_http_start(bk_server *s, char *err, size_t errlen, int *bound) {
              gai_strerror(rc));
     return NULL;
   }
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD |
-                   MHD_USE_THREAD_PER_CONNECTION | MHD_USE_AUTO |
-                   MHD_USE_ERROR_LOG;
+  unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
   bk_http *h = calloc(1, sizeof *h);
-  if (!h) {
+  if (h) {
+    h->s = s;
+    h->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    h->timer = bk_timer_create();
+    h->text = bk_pool_create(s->opt.workers);
+    h->audio = bk_pool_create((s->opt.no_stt ? 0 : s->opt.stt_decoders) + 1);
+  }
+  if (!h || h->wake_fd < 0 || !h->timer || !h->text || !h->audio) {
     freeaddrinfo(ai);
-    snprintf(err, errlen, "out of memory");
+    if (h) http_free(h);
+    snprintf(err, errlen, "cannot start threads (out of memory?)");
     return NULL;
   }
+  h->max_connections = connection_cap();
   h->d = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+      flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
       on_mhd_log, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_CONNECTION_LIMIT,
-      (unsigned)256, MHD_OPTION_END);
+      h->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+      (size_t)CONNECTION_MEMORY, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+      (unsigned)LISTEN_BACKLOG, MHD_OPTION_END);
   freeaddrinfo(ai);
   if (!h->d) {
-    free(h);
+    http_free(h);
     snprintf(err, errlen, "cannot listen on %s:%d (address in use?)",
              s->opt.host, s->opt.port);
     return NULL;
   }
+  const union MHD_DaemonInfo *ep =
+      MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
+  h->epoll_fd = ep ? ep->epoll_fd : -1;
+  if (h->epoll_fd < 0 || pthread_create(&h->loop, NULL, loop_main, h) != 0) {
+    http_free(h);
+    snprintf(err, errlen, "cannot start the event loop");
+    return NULL;
+  }
+  h->loop_started = true;
   const union MHD_DaemonInfo *info =
       MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_LISTEN_FD);
   struct sockaddr_storage ss = {0};
@@ -819,8 +1107,11 @@ bk_http *bk_http_start(bk_server *s, char *err, size_t errlen, int *bound) {
   return h;
 }
 
+unsigned bk_http_max_connections(const bk_http *h) {
+  return h->max_connections;
+}
+
 void bk_http_stop(bk_http *h) {
   if (!h) return;
-  MHD_stop_daemon(h->d);
-  free(h);
+  http_free(h);
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "backend.h"
@@ -50,6 +51,9 @@ static void usage(FILE *out) {
       "  --api-key KEY          require Authorization: Bearer KEY on /v1\n"
       "  --strict-models        answer 404 to model names not served\n"
       "  --stream-interval-ms N pause between streamed chunks (default 0)\n"
+      "  --workers N            threads answering chat, embeddings and\n"
+      "                         rerank, 1..64 (default 2); streams, delays\n"
+      "                         and idle connections take no thread\n"
       "  --load-delay-ms N      wait before loading models (readiness tests)\n"
       "  --help, --version\n"
       "\n"
@@ -96,6 +100,7 @@ enum {
   OPT_STRICT,
   OPT_INTERVAL,
   OPT_LOAD_DELAY,
+  OPT_WORKERS,
   OPT_HELP,
   OPT_VERSION
 };
@@ -115,6 +120,7 @@ static int parse_args(int argc, char **argv, bk_options *o) {
       {"strict-models", no_argument, NULL, OPT_STRICT},
       {"stream-interval-ms", required_argument, NULL, OPT_INTERVAL},
       {"load-delay-ms", required_argument, NULL, OPT_LOAD_DELAY},
+      {"workers", required_argument, NULL, OPT_WORKERS},
       {"help", no_argument, NULL, OPT_HELP},
       {"version", no_argument, NULL, OPT_VERSION},
       {NULL, 0, NULL, 0}};
@@ -165,6 +171,9 @@ static int parse_args(int argc, char **argv, bk_options *o) {
         if (!parse_int("--load-delay-ms", optarg, 0, 600000, &o->load_delay_ms))
           return 1;
         break;
+      case OPT_WORKERS:
+        if (!parse_int("--workers", optarg, 1, 64, &o->workers)) return 1;
+        break;
       case OPT_HELP:
         usage(stdout);
         return 2;
@@ -213,6 +222,16 @@ static bool wait_signal(const sigset_t *set, int ms) {
   return true;
 }
 
+/* Thousands of connections need thousands of descriptors: take the hard
+ * limit (the soft one is often 1024). */
+static void raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 static int fail(const char *what) {
   fprintf(stderr, "aiplat-model-backend: %s\n", what);
   aip_log_kv(AIPLAT_LOG_ERROR, "cannot start", "error", what,
@@ -228,6 +247,7 @@ int main(int argc, char **argv) {
   s.opt.embedding_dim = BK_EMBED_DEFAULT_DIM;
   s.opt.stt_model_dir = BK_STT_MODEL_DIR;
   s.opt.stt_decoders = 1;
+  s.opt.workers = 2;
   s.started = (long)time(NULL);
   int pa = parse_args(argc, argv, &s.opt);
   if (pa) return pa == 2 ? 0 : 2;
@@ -255,13 +275,7 @@ int main(int argc, char **argv) {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, NULL); /* server threads inherit it */
   signal(SIGPIPE, SIG_IGN);
-
-  pthread_mutex_init(&s.mu, NULL);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&s.cv, &ca);
-  pthread_condattr_destroy(&ca);
+  raise_fd_limit();
   s.oneshot = bk_oneshot_create();
 
   int rc = 0;
@@ -276,10 +290,12 @@ int main(int argc, char **argv) {
   printf("listening on http://%s%s%s:%d\n", v6 ? "[" : "", s.opt.host,
          v6 ? "]" : "", port);
   fflush(stdout);
-  char port_s[8];
+  char port_s[8], conns[16];
   snprintf(port_s, sizeof port_s, "%d", port);
+  snprintf(conns, sizeof conns, "%u", bk_http_max_connections(http));
   aip_log_kv(AIPLAT_LOG_INFO, "listening", "host", s.opt.host, "port", port_s,
-             "note", "local development stand-in, not a GPU model server",
+             "max_connections", conns, "note",
+             "local development stand-in, not a GPU model server",
              (const char *)NULL);
   if (s.opt.port_file && !write_port_file(s.opt.port_file, port)) {
     rc = fail("cannot write --port-file");
@@ -314,15 +330,10 @@ int main(int argc, char **argv) {
 
 out:
   atomic_store(&s.stopping, 1);
-  pthread_mutex_lock(&s.mu);
-  pthread_cond_broadcast(&s.cv);
-  pthread_mutex_unlock(&s.mu);
   bk_http_stop(http);
   bk_stt_destroy(s.stt);
   bk_tts_destroy(s.tts);
   bk_oneshot_destroy(s.oneshot);
-  pthread_cond_destroy(&s.cv);
-  pthread_mutex_destroy(&s.mu);
   if (rc == 0) aip_log_kv(AIPLAT_LOG_INFO, "stopped", (const char *)NULL);
   aiplat_config_destroy(cfg);
   aiplat_log_set_service(NULL);
