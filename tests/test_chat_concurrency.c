@@ -251,7 +251,7 @@ START_TEST(sigterm_answers_every_request_in_flight) {
   ck_assert_int_eq(aiplat_bus_subscribe(bus, "test.inbox.term.>", NULL, on_reply, &t, &sub),
                    AIPLAT_OK);
   ck_assert_int_eq(aiplat_bus_flush(bus, 5000), AIPLAT_OK);
-  send_many(bus, n, "term", NULL, false);
+  send_many(bus, n, "term", NULL, true); /* streamed: about 1 s each */
   usleep(200000);
   ck_assert_int_eq(kill(chat.pid, SIGTERM), 0);
   int st = sp_wait_exit(&chat, 30000);
