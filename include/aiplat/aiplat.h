@@ -23,5 +23,6 @@
 #include "pipeline.h"
 #include "rag.h"
 #include "chat.h"
+#include "voice.h"
 
 #endif /* AIPLAT_AIPLAT_H */
