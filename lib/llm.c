@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "model_common.h"
+#include "model_parse.h"
 #include "sse.h"
 
 #define LLM_EVENT_MAX ((size_t)1 << 20)
@@ -320,15 +321,14 @@ static bool is_error_body(json_t *root) {
   return e && !json_is_null(e) && !json_object_get(root, "choices");
 }
 
-static aiplat_status body_error(aiplat_llm *c, json_t *root,
-                                const char *where) {
+static aiplat_status body_error(aip_err *err, json_t *root, const char *where) {
   char msg[384];
   if (!aip_http_error_json(root, msg, sizeof msg))
     snprintf(msg, sizeof msg, "no message");
   long code = aip_http_error_code(root);
   aiplat_status st = code ? aip_http_status_for(code) : AIPLAT_ERR_SERVER;
   if (st == AIPLAT_OK) st = AIPLAT_ERR_SERVER;
-  return aip_fail(&c->base.err, st, "llm: %s: %s", where, msg);
+  return aip_fail(err, st, "llm: %s: %s", where, msg);
 }
 
 /* ---- building the body ------------------------------------------------------
@@ -384,30 +384,43 @@ static aiplat_status check_args(aiplat_llm *c, const aiplat_llm_request *r) {
  */
 
 /* Fill @res from a chat.completion object. */
-static aiplat_status parse_completion(aiplat_llm *c, json_t *root,
+static aiplat_status parse_completion(aip_err *err, json_t *root,
                                       aiplat_llm_result *res) {
   if (is_error_body(root))
-    return body_error(c, root, "the server answered an error");
+    return body_error(err, root, "the server answered an error");
   json_t *ch = first_choice(root);
   if (!ch)
-    return aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
+    return aip_fail(err, AIPLAT_ERR_PROTOCOL,
                     "llm: the answer has no \"choices\"");
   json_t *msg = json_object_get(ch, "message");
   json_t *content = json_object_get(msg, "content");
   if (!json_is_object(msg) ||
       !(json_is_string(content) || json_is_null(content) || !content))
     return aip_fail(
-        &c->base.err, AIPLAT_ERR_PROTOCOL,
+        err, AIPLAT_ERR_PROTOCOL,
         "llm: choices[0].message.content is missing or not a string");
   aip_buf_reset(&res->text);
   if (json_is_string(content) &&
       !aip_buf_append(&res->text, json_string_value(content),
                       json_string_length(content)))
-    return aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
+    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
   take_string(&res->finish_reason, ch, "finish_reason");
   take_string(&res->model, root, "model");
   take_usage(res, json_object_get(root, "usage"));
   return AIPLAT_OK;
+}
+
+aiplat_status aip_llm_parse_completion(aip_err *err, json_t *root,
+                                       aiplat_llm_result **out) {
+  *out = NULL;
+  aiplat_llm_result *res = result_new();
+  if (!res) return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
+  aiplat_status st = parse_completion(err, root, res);
+  if (st == AIPLAT_OK)
+    *out = res;
+  else
+    aiplat_llm_result_destroy(res);
+  return st;
 }
 
 AIPLAT_API aiplat_status aiplat_llm_complete(aiplat_llm *c,
@@ -425,14 +438,7 @@ AIPLAT_API aiplat_status aiplat_llm_complete(aiplat_llm *c,
                           body, &root, NULL);
   json_decref(body);
   if (st != AIPLAT_OK) return st;
-  aiplat_llm_result *res = result_new();
-  if (!res) {
-    st = aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
-  } else if ((st = parse_completion(c, root, res)) == AIPLAT_OK) {
-    *out = res;
-    res = NULL;
-  }
-  aiplat_llm_result_destroy(res);
+  st = aip_llm_parse_completion(&c->base.err, root, out);
   json_decref(root);
   return st;
 }
@@ -441,7 +447,7 @@ AIPLAT_API aiplat_status aiplat_llm_complete(aiplat_llm *c,
  */
 
 typedef struct stream_ctx {
-  aiplat_llm *c;
+  aip_err *err;
   aiplat_llm_result *res;
   aiplat_llm_token_fn fn;
   void *ud;
@@ -455,7 +461,6 @@ typedef struct stream_ctx {
 
 static bool on_event(const aip_sse_event *ev, void *ud) {
   stream_ctx *s = ud;
-  aiplat_llm *c = s->c;
   if (s->done) return true; /* ignore anything after [DONE] */
   bool error_event = strcmp(ev->type, "error") == 0;
   if (!error_event && strcmp(ev->type, "message") != 0)
@@ -470,10 +475,10 @@ static bool on_event(const aip_sse_event *ev, void *ud) {
     if (error_event) { /* an error event with plain text */
       char msg[384];
       aip_http_error_text(ev->data, ev->data_len, msg, sizeof msg);
-      s->st = aip_fail(&c->base.err, AIPLAT_ERR_SERVER,
+      s->st = aip_fail(s->err, AIPLAT_ERR_SERVER,
                        "llm: error in the stream: %s", msg);
     } else {
-      s->st = aip_fail(&c->base.err, AIPLAT_ERR_DECODE,
+      s->st = aip_fail(s->err, AIPLAT_ERR_DECODE,
                        "llm: a stream event is not JSON (%s): \"%.80s\"",
                        je.text, ev->data);
     }
@@ -481,10 +486,10 @@ static bool on_event(const aip_sse_event *ev, void *ud) {
   }
   bool go_on = true;
   if (error_event || is_error_body(root)) {
-    s->st = body_error(c, root, "error in the stream");
+    s->st = body_error(s->err, root, "error in the stream");
     go_on = false;
   } else if (!json_is_object(root)) {
-    s->st = aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
+    s->st = aip_fail(s->err, AIPLAT_ERR_PROTOCOL,
                      "llm: a stream event is not a JSON object: \"%.80s\"",
                      ev->data);
     go_on = false;
@@ -498,11 +503,10 @@ static bool on_event(const aip_sse_event *ev, void *ud) {
       const char *t = json_string_value(content);
       size_t n = json_string_length(content);
       if (!aip_buf_append(&s->res->text, t, n)) {
-        s->st =
-            aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
+        s->st = aip_fail(s->err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
         go_on = false;
       } else if (s->fn && !s->fn(t, n, s->ud)) {
-        s->st = aip_fail(&c->base.err, AIPLAT_ERR_CANCELLED,
+        s->st = aip_fail(s->err, AIPLAT_ERR_CANCELLED,
                          "llm: the stream was stopped by the callback");
         go_on = false;
       }
@@ -520,12 +524,11 @@ static aiplat_status sse_rc_status(stream_ctx *s, aip_sse_rc rc) {
     case AIP_SSE_STOPPED:
       return s->st;
     case AIP_SSE_TOO_LARGE:
-      return aip_fail(&s->c->base.err, AIPLAT_ERR_TOO_LARGE,
+      return aip_fail(s->err, AIPLAT_ERR_TOO_LARGE,
                       "llm: one stream event is larger than %zu bytes",
                       LLM_EVENT_MAX);
     default:
-      return aip_fail(&s->c->base.err, AIPLAT_ERR_NO_MEMORY,
-                      "llm: out of memory");
+      return aip_fail(s->err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
   }
 }
 
@@ -543,25 +546,70 @@ static aiplat_status on_body(const char *data, size_t len, void *ud) {
   if (s->json_mode)
     return aip_buf_append(&s->json, data, len)
                ? AIPLAT_OK
-               : aip_fail(&s->c->base.err, AIPLAT_ERR_NO_MEMORY,
-                          "llm: out of memory");
+               : aip_fail(s->err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
   return sse_rc_status(s, aip_sse_feed(s->sse, data, len));
 }
 
 /* The server ignored "stream": a whole completion (or an error) in JSON. */
 static aiplat_status finish_json_mode(stream_ctx *s) {
-  aiplat_llm *c = s->c;
   json_error_t je;
   json_t *root = json_loadb(s->json.data, s->json.len, 0, &je);
   if (!root)
-    return aip_fail(&c->base.err, AIPLAT_ERR_DECODE,
+    return aip_fail(s->err, AIPLAT_ERR_DECODE,
                     "llm: the answer is not JSON (%s)", je.text);
-  aiplat_status st = parse_completion(c, root, s->res);
+  aiplat_status st = parse_completion(s->err, root, s->res);
   json_decref(root);
   if (st == AIPLAT_OK && s->fn && s->res->text.len > 0 &&
       !s->fn(s->res->text.data, s->res->text.len, s->ud))
-    st = aip_fail(&c->base.err, AIPLAT_ERR_CANCELLED,
+    st = aip_fail(s->err, AIPLAT_ERR_CANCELLED,
                   "llm: the stream was stopped by the callback");
+  return st;
+}
+
+/* Set up @s; false without memory (release it all the same). */
+static bool stream_begin(stream_ctx *s, aip_err *err, aiplat_llm_token_fn fn,
+                         void *ud) {
+  *s = (stream_ctx){.err = err, .fn = fn, .ud = ud, .st = AIPLAT_OK};
+  s->res = result_new();
+  s->sse = aip_sse_new(LLM_EVENT_MAX, on_event, s);
+  return s->res && s->sse;
+}
+
+/* The whole body has arrived: finish it. */
+static aiplat_status stream_finish(stream_ctx *s) {
+  if (s->json_mode) return finish_json_mode(s);
+  aiplat_status st = sse_rc_status(s, aip_sse_finish(s->sse));
+  if (st == AIPLAT_OK && !s->done && !s->res->finish_reason)
+    st = aip_fail(s->err, AIPLAT_ERR_PROTOCOL,
+                  "llm: the stream ended without [DONE] or a finish_reason "
+                  "(%zu bytes of text kept)",
+                  s->res->text.len);
+  return st;
+}
+
+/* Hand the result to *@out (when wanted) and release the rest. */
+static void stream_end(stream_ctx *s, aiplat_llm_result **out) {
+  if (out) {
+    *out = s->res;
+    s->res = NULL;
+  }
+  aiplat_llm_result_destroy(s->res);
+  aip_sse_free(s->sse);
+  aip_buf_free(&s->json);
+}
+
+aiplat_status aip_llm_parse_stream(aip_err *err, const char *const *pieces,
+                                   const size_t *lens, size_t n,
+                                   aiplat_llm_token_fn fn, void *user_data,
+                                   aiplat_llm_result **out) {
+  stream_ctx s;
+  aiplat_status st = AIPLAT_OK;
+  if (!stream_begin(&s, err, fn, user_data))
+    st = aip_fail(err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
+  for (size_t i = 0; st == AIPLAT_OK && i < n; i++)
+    st = on_body(pieces[i], lens[i], &s);
+  if (st == AIPLAT_OK) st = stream_finish(&s);
+  stream_end(&s, out);
   return st;
 }
 
@@ -573,16 +621,16 @@ AIPLAT_API aiplat_status aiplat_llm_stream(aiplat_llm *c,
   if (out) *out = NULL;
   aiplat_status st = check_args(c, r);
   if (st != AIPLAT_OK) return st;
-  stream_ctx s = {.c = c, .fn = fn, .ud = user_data, .st = AIPLAT_OK};
   json_t *body = build_body(c, r, true, &st);
   char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
   json_decref(body);
   if (!body) return st;
-  s.res = result_new();
-  s.sse = aip_sse_new(LLM_EVENT_MAX, on_event, &s);
-  if (!text || !s.res || !s.sse) {
+  stream_ctx s;
+  if (!stream_begin(&s, &c->base.err, fn, user_data) || !text) {
     st = aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
-    goto out;
+    stream_end(&s, NULL);
+    free(text);
+    return st;
   }
   aip_http_req req = {.method = "POST",
                       .path = "/v1/chat/completions",
@@ -597,25 +645,8 @@ AIPLAT_API aiplat_status aiplat_llm_stream(aiplat_llm *c,
   aip_http_resp resp = {0};
   st = aip_http_do(c->base.http, &c->base.err, &req, &resp);
   aip_http_resp_free(&resp);
-  if (st != AIPLAT_OK) goto out;
-  if (s.json_mode) {
-    st = finish_json_mode(&s);
-    goto out;
-  }
-  st = sse_rc_status(&s, aip_sse_finish(s.sse));
-  if (st == AIPLAT_OK && !s.done && !s.res->finish_reason)
-    st = aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
-                  "llm: the stream ended without [DONE] or a finish_reason "
-                  "(%zu bytes of text kept)",
-                  s.res->text.len);
-out:
-  if (s.res && out && (st == AIPLAT_OK || text)) {
-    *out = s.res;
-    s.res = NULL;
-  }
-  aiplat_llm_result_destroy(s.res);
-  aip_sse_free(s.sse);
-  aip_buf_free(&s.json);
+  if (st == AIPLAT_OK) st = stream_finish(&s);
+  stream_end(&s, out);
   free(text);
   return st;
 }
