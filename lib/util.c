@@ -42,6 +42,7 @@ bool aip_buf_reserve(aip_buf *b, size_t extra) {
   while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
   char *p = realloc(b->data, cap);
   if (!p) return false;
+  p[b->len] = '\0'; /* a first allocation holds the empty string */
   b->data = p;
   b->cap = cap;
   return true;
