@@ -459,12 +459,17 @@ typedef struct stream_ctx {
   aip_buf json;     /* the JSON document in json_mode */
 } stream_ctx;
 
+/* The whole type: "message\0x" is another type than "message". */
+static bool type_is(const aip_sse_event *ev, const char *name) {
+  size_t n = strlen(name);
+  return ev->type_len == n && memcmp(ev->type, name, n) == 0;
+}
+
 static bool on_event(const aip_sse_event *ev, void *ud) {
   stream_ctx *s = ud;
   if (s->done) return true; /* ignore anything after [DONE] */
-  bool error_event = strcmp(ev->type, "error") == 0;
-  if (!error_event && strcmp(ev->type, "message") != 0)
-    return true; /* ping, ... */
+  bool error_event = type_is(ev, "error");
+  if (!error_event && !type_is(ev, "message")) return true; /* ping, ... */
   if (!error_event && ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0) {
     s->done = true;
     return true;

@@ -355,6 +355,26 @@ START_TEST(stream_without_text) {
 }
 END_TEST
 
+/* An event type is all of its bytes: "message" or "error" followed by a
+ * NUL byte and more is another type, which a client ignores. */
+START_TEST(stream_event_type_with_nul) {
+  static const char body[] =
+      CHUNK("a") "event: message\0x\n" CHUNK("b") "event: error\0x\n"
+      "data: not an error\n\n"
+      "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":"
+      "\"stop\"}]}\n\n"
+      "data: [DONE]\n\n";
+  hf_response r = hf_resp(200, "text/event-stream", body);
+  r.body_len = sizeof body - 1;
+  r.chunked = true;
+  hf_push(srv, &r);
+  aiplat_llm_result *res = NULL;
+  ck_assert_int_eq(aiplat_llm_stream(llm, req, NULL, NULL, &res), AIPLAT_OK);
+  ck_assert_str_eq(aiplat_llm_result_text(res), "a");
+  aiplat_llm_result_destroy(res);
+}
+END_TEST
+
 START_TEST(stream_callback_stops_promptly) {
   hf_response r = hf_resp(200, "text/event-stream",
                           CHUNK("one") CHUNK("two") CHUNK("three"));
@@ -613,6 +633,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, bad_answers);
   tcase_add_test(tc, stream_split_at_odd_offsets);
   tcase_add_test(tc, stream_without_text);
+  tcase_add_test(tc, stream_event_type_with_nul);
   tcase_add_test(tc, stream_callback_stops_promptly);
   tcase_add_test(tc, stream_error_events);
   tcase_add_test(tc, stream_end_without_done);

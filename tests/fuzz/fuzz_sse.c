@@ -16,15 +16,17 @@ typedef struct seen {
 static bool on_event(const aip_sse_event *ev, void *ud) {
   seen *s = ud;
   FUZZ_CHECK(ev->type && ev->data && ev->id);
-  FUZZ_CHECK(ev->type[0] != '\0');
-  FUZZ_CHECK(strpbrk(ev->type, "\r\n") == NULL);
+  FUZZ_CHECK(ev->type_len > 0 && ev->type[ev->type_len] == '\0');
+  FUZZ_CHECK(!memchr(ev->type, '\r', ev->type_len) &&
+             !memchr(ev->type, '\n', ev->type_len));
   FUZZ_CHECK(strpbrk(ev->id, "\r\n") == NULL);
   FUZZ_CHECK(ev->data[ev->data_len] == '\0');
   FUZZ_CHECK(memchr(ev->data, '\r', ev->data_len) == NULL);
   FUZZ_CHECK(ev->retry_ms >= -1);
   char head[64];
   snprintf(head, sizeof head, "|%zu|%ld|", ev->data_len, ev->retry_ms);
-  if (!aip_buf_puts(&s->log, ev->type) || !aip_buf_puts(&s->log, head) ||
+  if (!aip_buf_append(&s->log, ev->type, ev->type_len) ||
+      !aip_buf_puts(&s->log, head) ||
       !aip_buf_append(&s->log, ev->data, ev->data_len) ||
       !aip_buf_putc(&s->log, '|') || !aip_buf_puts(&s->log, ev->id) ||
       !aip_buf_putc(&s->log, '\n'))
