@@ -12,6 +12,7 @@ static void check_msg(const char *msg, size_t len) {
   FUZZ_CHECK(n < len);
   for (size_t i = 0; i < n; i++)
     FUZZ_CHECK((unsigned char)msg[i] >= 0x20 && msg[i] != 0x7f);
+  FUZZ_CHECK(!n || (msg[0] != ' ' && msg[n - 1] != ' '));
 }
 
 static void check_phase(aiplat_pipeline_phase ph) {
