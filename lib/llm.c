@@ -544,7 +544,9 @@ static aiplat_status on_body(const char *data, size_t len, void *ud) {
     while (i < len && (data[i] == ' ' || data[i] == '\r' || data[i] == '\n' ||
                        data[i] == '\t'))
       i++;
-    if (i == len) return AIPLAT_OK;
+    /* Blanks alone do not decide yet; they belong to an event stream (a
+     * tab may begin a line) and mean nothing before a JSON document. */
+    if (i == len) return sse_rc_status(s, aip_sse_feed(s->sse, data, len));
     s->started = true;
     s->json_mode = data[i] == '{';
   }

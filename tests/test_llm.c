@@ -375,6 +375,26 @@ START_TEST(stream_event_type_with_nul) {
 }
 END_TEST
 
+/* Blank bytes arriving before the first line are part of the stream
+ * however they are cut: "\tdata: ..." is a line of an unknown field, also
+ * when the tab comes alone. */
+START_TEST(stream_leading_blank_piece) {
+  static const char body[] = "\tdata: {not json\n\n" CHUNK("a")
+      "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":"
+      "\"stop\"}]}\n\n"
+      "data: [DONE]\n\n";
+  hf_response r = hf_resp(200, "text/event-stream", body);
+  r.chunked = true;
+  r.splits[r.nsplits++] = 1;
+  r.piece_delay_ms = 20;
+  hf_push(srv, &r);
+  aiplat_llm_result *res = NULL;
+  ck_assert_int_eq(aiplat_llm_stream(llm, req, NULL, NULL, &res), AIPLAT_OK);
+  ck_assert_str_eq(aiplat_llm_result_text(res), "a");
+  aiplat_llm_result_destroy(res);
+}
+END_TEST
+
 START_TEST(stream_callback_stops_promptly) {
   hf_response r = hf_resp(200, "text/event-stream",
                           CHUNK("one") CHUNK("two") CHUNK("three"));
@@ -634,6 +654,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, stream_split_at_odd_offsets);
   tcase_add_test(tc, stream_without_text);
   tcase_add_test(tc, stream_event_type_with_nul);
+  tcase_add_test(tc, stream_leading_blank_piece);
   tcase_add_test(tc, stream_callback_stops_promptly);
   tcase_add_test(tc, stream_error_events);
   tcase_add_test(tc, stream_end_without_done);
