@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -466,7 +467,16 @@ static void load_row(const lstate *s, float *dst, const unsigned char *vec) {
   double ss = (ss0 + ss1) + (ss2 + ss3);
   /* Validated on insert: finite and not all zero. A record that is not (a
    * file written by something else) is kept with a zero row. */
-  float inv = ss > 0 && ss < 1e300 ? (float)(1.0 / sqrt(ss)) : 0.0f;
+  if (!(ss > 0 && ss < 1e300)) { /* NaN times 0 is NaN: clear it */
+    memset(dst, 0, (size_t)s->stride * sizeof(float));
+    return;
+  }
+  double invd = 1.0 / sqrt(ss);
+  if (invd > FLT_MAX) { /* a tiny vector: its inverse norm is no float */
+    for (uint32_t i = 0; i < dim; i++) dst[i] = (float)(dst[i] * invd);
+    return;
+  }
+  float inv = (float)invd;
   v4f x, f = {inv, inv, inv, inv};
   for (uint32_t i = 0; i < s->stride; i += 4) {
     LOAD4(x, dst + i);

@@ -5,6 +5,7 @@
 /* config.h first: its feature macros must precede every system header */
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -391,6 +392,68 @@ START_TEST(an_unfinished_creation) {
 }
 END_TEST
 
+/* A vector so small that the inverse of its norm is beyond a float is
+ * normalised like any other. */
+START_TEST(a_tiny_vector) {
+  const char *path = vt_path("tiny");
+  aip_vstore *vs = vt_open(path, 0);
+  ck_assert_int_eq(aip_vstore_ensure(vs, DIM, AIP_VMETRIC_COSINE), AIPLAT_OK);
+  static const float tiny[DIM] = {1e-40f, 0.0f, 0.0f, 0.0f};
+  aip_vrecord r = {"tiny", tiny, "t", "s", NULL};
+  ck_assert_int_eq(aip_vstore_insert(vs, &r, 1, DIM), AIPLAT_OK);
+  static const float q[DIM] = {1.0f, 0.0f, 0.0f, 0.0f};
+  for (int reopen = 0; reopen < 2; reopen++) {
+    if (reopen) {
+      aip_vstore_close(vs);
+      vs = vt_open(path, AIP_VLOCAL_READONLY);
+    }
+    aip_vhit *h = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(aip_vstore_search(vs, q, DIM, 1, NULL, &h, &n), AIPLAT_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_float_eq_tol(h[0].score, 1.0f, 1e-5f);
+    free(h);
+  }
+  aip_vstore_close(vs);
+}
+END_TEST
+
+/* A record another writer stored with a vector that cannot be normalised
+ * (NaN, infinities) is kept with a zero row: it scores 0, never NaN. */
+START_TEST(a_vector_that_is_not_finite) {
+  const char *path = vt_path("nan");
+  aip_vstore *vs = vt_open(path, 0);
+  ck_assert_int_eq(aip_vstore_ensure(vs, DIM, AIP_VMETRIC_COSINE), AIPLAT_OK);
+  vt_put(vs, DIM, 1, "s");
+  vt_put(vs, DIM, 2, "s");
+  aip_vstore_close(vs);
+  size_t len;
+  unsigned char *f = vt_read_file(path, &len);
+  /* the first record: after the 64-byte header, its vector after the
+   * 48-byte record header; then its CRC again (over all but the CRC) */
+  unsigned char *rec = f + 64, *vec = rec + 48;
+  static const float bad[DIM] = {NAN, INFINITY, 1.0f, 0.0f};
+  memcpy(vec, bad, sizeof bad);
+  uint32_t total = (uint32_t)rec[8] | (uint32_t)rec[9] << 8 |
+                   (uint32_t)rec[10] << 16 | (uint32_t)rec[11] << 24;
+  uint32_t crc = aip_crc32c(aip_crc32c(0, rec, 4), rec + 8, total - 8);
+  for (int i = 0; i < 4; i++) rec[4 + i] = (unsigned char)(crc >> (8 * i));
+  vt_write_file(path, f, len);
+  free(f);
+  vs = vt_open(path, AIP_VLOCAL_READONLY);
+  ck_assert_uint_eq(vt_count(vs), 2);
+  size_t n;
+  aip_vhit *h = vt_search(vs, DIM, 2, 2, NULL, &n);
+  ck_assert_uint_eq(n, 2);
+  ck_assert_str_eq(h[0].id, "id2");
+  ck_assert_float_eq_tol(h[0].score, 1.0f, 1e-5f);
+  ck_assert_str_eq(h[1].id, "id1");
+  ck_assert_msg(h[1].score == 0.0f, "score %g", (double)h[1].score);
+  free(h);
+  aip_vstore_close(vs);
+}
+END_TEST
+
 /* ---- a full disk
  * -----------------------------------------------------------------------------
  */
@@ -459,6 +522,8 @@ Suite *make_suite(void) {
   tcase_add_test(tc, headers_checked);
   tcase_add_test(tc, an_empty_file);
   tcase_add_test(tc, an_unfinished_creation);
+  tcase_add_test(tc, a_vector_that_is_not_finite);
+  tcase_add_test(tc, a_tiny_vector);
   tcase_add_test(tc, full_disk_fails_cleanly);
   suite_add_tcase(s, tc);
   return s;
