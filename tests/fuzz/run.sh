@@ -4,7 +4,7 @@
 #
 #   run.sh fuzz       build with clang and libFuzzer, replay each target's
 #                     corpus, then fuzz it for FUZZ_TIME seconds (60)
-#   run.sh smoke      the same with FUZZ_TIME 3: about a minute in all
+#   run.sh smoke      the same with FUZZ_TIME 2: about a minute in all
 #   run.sh coverage   replay the corpora in a coverage build and report
 #                     line coverage per target (llvm-cov)
 #
@@ -136,7 +136,7 @@ fi
 
 case $mode in
   fuzz) time=${FUZZ_TIME:-60} ;;
-  smoke) time=${FUZZ_TIME:-3} ;;
+  smoke) time=${FUZZ_TIME:-2} ;;
   *) echo "fuzz: unknown mode $mode" >&2; exit 1 ;;
 esac
 
