@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "model_common.h"
+#include "model_parse.h"
 
 #define BATCH_MAX 65536
 
@@ -176,7 +177,7 @@ static size_t b64_floats(const char *s, size_t n, float **out) {
 }
 
 typedef struct embed_job {
-  aiplat_embeddings *c;
+  aip_err *err;
   aiplat_embeddings_result *res; /* data grows as the dimension is learnt */
   size_t expected;               /* 0: any */
   bool *seen;                    /* per input */
@@ -187,12 +188,12 @@ static aiplat_status store(embed_job *j, size_t slot, const float *v,
                            size_t dim) {
   aiplat_embeddings_result *r = j->res;
   if (dim == 0)
-    return aip_fail(&j->c->base.err, AIPLAT_ERR_PROTOCOL,
+    return aip_fail(j->err, AIPLAT_ERR_PROTOCOL,
                     "embeddings: the server sent an empty vector for input %zu",
                     slot);
   if (j->expected && dim != j->expected)
     return aip_fail(
-        &j->c->base.err, AIPLAT_ERR_PROTOCOL,
+        j->err, AIPLAT_ERR_PROTOCOL,
         "embeddings: the server sent a vector of dimension %zu for input "
         "%zu; %zu is expected (EMBEDDINGS_DIMENSION)",
         dim, slot, j->expected);
@@ -200,10 +201,10 @@ static aiplat_status store(embed_job *j, size_t slot, const float *v,
     r->dim = dim;
     if (r->count > SIZE_MAX / sizeof(float) / dim ||
         !(r->data = calloc(r->count * dim, sizeof(float))))
-      return aip_fail(&j->c->base.err, AIPLAT_ERR_NO_MEMORY,
+      return aip_fail(j->err, AIPLAT_ERR_NO_MEMORY,
                       "embeddings: out of memory");
   } else if (dim != r->dim) {
-    return aip_fail(&j->c->base.err, AIPLAT_ERR_PROTOCOL,
+    return aip_fail(j->err, AIPLAT_ERR_PROTOCOL,
                     "embeddings: vectors of different dimensions (%zu and %zu)",
                     r->dim, dim);
   }
@@ -215,21 +216,20 @@ static aiplat_status store(embed_job *j, size_t slot, const float *v,
 /* One item of "data": {"index": i, "embedding": [...] | "base64"}. */
 static aiplat_status take_item(embed_job *j, json_t *item, size_t pos,
                                size_t first, size_t n) {
-  aiplat_embeddings *c = j->c;
   json_t *idx = json_object_get(item, "index");
   size_t local = pos;
   if (idx) {
     if (!json_is_integer(idx) || json_integer_value(idx) < 0 ||
         (size_t)json_integer_value(idx) >= n)
       return aip_fail(
-          &c->base.err, AIPLAT_ERR_PROTOCOL,
+          j->err, AIPLAT_ERR_PROTOCOL,
           "embeddings: data[%zu].index is not an input position in [0, %zu)",
           pos, n);
     local = (size_t)json_integer_value(idx);
   }
   size_t slot = first + local;
   if (j->seen[slot])
-    return aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
+    return aip_fail(j->err, AIPLAT_ERR_PROTOCOL,
                     "embeddings: two vectors for input %zu", slot);
   json_t *emb = json_object_get(item, "embedding");
   float *v = NULL;
@@ -238,14 +238,14 @@ static aiplat_status take_item(embed_job *j, json_t *item, size_t pos,
   if (json_is_array(emb)) {
     dim = json_array_size(emb);
     if (dim && !(v = malloc(dim * sizeof *v)))
-      return aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY,
+      return aip_fail(j->err, AIPLAT_ERR_NO_MEMORY,
                       "embeddings: out of memory");
     size_t k;
     json_t *x;
     json_array_foreach(emb, k, x) {
       if (!json_is_number(x)) {
         free(v);
-        return aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
+        return aip_fail(j->err, AIPLAT_ERR_PROTOCOL,
                         "embeddings: data[%zu].embedding[%zu] is not a number",
                         pos, k);
       }
@@ -255,11 +255,11 @@ static aiplat_status take_item(embed_job *j, json_t *item, size_t pos,
     dim = b64_floats(json_string_value(emb), json_string_length(emb), &v);
     if (!dim)
       return aip_fail(
-          &c->base.err, AIPLAT_ERR_PROTOCOL,
+          j->err, AIPLAT_ERR_PROTOCOL,
           "embeddings: data[%zu].embedding is a string but not base64 floats",
           pos);
   } else {
-    return aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
+    return aip_fail(j->err, AIPLAT_ERR_PROTOCOL,
                     "embeddings: data[%zu].embedding is missing", pos);
   }
   st = store(j, slot, v, dim);
@@ -267,11 +267,40 @@ static aiplat_status take_item(embed_job *j, json_t *item, size_t pos,
   return st;
 }
 
-/* Embed inputs [first, first + n). */
-static aiplat_status embed_batch(embed_job *j, const char *model,
-                                 const char *const *texts, size_t first,
+/* The answer for inputs [first, first + n). */
+static aiplat_status take_answer(embed_job *j, json_t *root, size_t first,
                                  size_t n) {
-  aiplat_embeddings *c = j->c;
+  json_t *data = json_is_object(root) ? json_object_get(root, "data") : NULL;
+  if (!json_is_array(data)) {
+    char msg[300];
+    if (json_is_object(root) && json_object_get(root, "error") &&
+        aip_http_error_json(root, msg, sizeof msg)) /* an error inside a 200 */
+      return aip_fail(j->err, AIPLAT_ERR_SERVER, "embeddings: %s", msg);
+    return aip_fail(j->err, AIPLAT_ERR_PROTOCOL,
+                    "embeddings: the answer has no \"data\" list");
+  }
+  if (json_array_size(data) != n)
+    return aip_fail(j->err, AIPLAT_ERR_PROTOCOL,
+                    "embeddings: %zu vectors for %zu inputs",
+                    json_array_size(data), n);
+  size_t i;
+  json_t *item;
+  aiplat_status st;
+  json_array_foreach(data, i, item) {
+    if ((st = take_item(j, item, i, first, n)) != AIPLAT_OK) return st;
+  }
+  json_t *pt = json_object_get(json_object_get(root, "usage"), "prompt_tokens");
+  if (json_is_integer(pt) && j->res->prompt_tokens >= -1)
+    j->res->prompt_tokens =
+        (j->res->prompt_tokens < 0 ? 0 : j->res->prompt_tokens) +
+        json_integer_value(pt);
+  return AIPLAT_OK;
+}
+
+/* Embed inputs [first, first + n). */
+static aiplat_status embed_batch(aiplat_embeddings *c, embed_job *j,
+                                 const char *model, const char *const *texts,
+                                 size_t first, size_t n) {
   aiplat_status st;
   json_t *input = json_array();
   json_t *body = json_pack("{s:s, s:o, s:s}", "model", model, "input", input,
@@ -296,35 +325,46 @@ static aiplat_status embed_batch(embed_job *j, const char *model,
                           &root, NULL);
   json_decref(body);
   if (st != AIPLAT_OK) return st;
-  json_t *data = json_is_object(root) ? json_object_get(root, "data") : NULL;
-  if (!json_is_array(data)) {
-    char msg[300];
-    if (json_is_object(root) && json_object_get(root, "error") &&
-        aip_http_error_json(root, msg, sizeof msg)) /* an error inside a 200 */
-      st = aip_fail(&c->base.err, AIPLAT_ERR_SERVER, "embeddings: %s", msg);
-    else
-      st = aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
-                    "embeddings: the answer has no \"data\" list");
-    goto out;
-  }
-  if (json_array_size(data) != n) {
-    st = aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
-                  "embeddings: %zu vectors for %zu inputs",
-                  json_array_size(data), n);
-    goto out;
-  }
-  size_t i;
-  json_t *item;
-  json_array_foreach(data, i, item) {
-    if ((st = take_item(j, item, i, first, n)) != AIPLAT_OK) goto out;
-  }
-  json_t *pt = json_object_get(json_object_get(root, "usage"), "prompt_tokens");
-  if (json_is_integer(pt) && j->res->prompt_tokens >= -1)
-    j->res->prompt_tokens =
-        (j->res->prompt_tokens < 0 ? 0 : j->res->prompt_tokens) +
-        json_integer_value(pt);
-out:
+  st = take_answer(j, root, first, n);
   json_decref(root);
+  return st;
+}
+
+/* A job for @count inputs; false without memory. */
+static bool job_begin(embed_job *j, aip_err *err, size_t count,
+                      size_t expected) {
+  *j = (embed_job){.err = err, .expected = expected};
+  j->res = calloc(1, sizeof *j->res);
+  j->seen = calloc(count, sizeof *j->seen);
+  if (!j->res || !j->seen) return false;
+  j->res->count = count;
+  j->res->prompt_tokens = -1;
+  return true;
+}
+
+/* Hand the result to *@out when @st is AIPLAT_OK; release the rest. */
+static void job_end(embed_job *j, aiplat_status st,
+                    aiplat_embeddings_result **out) {
+  if (st == AIPLAT_OK) {
+    *out = j->res;
+    j->res = NULL;
+  }
+  aiplat_embeddings_result_destroy(j->res);
+  free(j->seen);
+}
+
+aiplat_status aip_embeddings_parse(aip_err *err, json_t *root, size_t count,
+                                   size_t expected_dim,
+                                   aiplat_embeddings_result **out) {
+  *out = NULL;
+  if (count == 0)
+    return aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT, "embeddings: no inputs");
+  embed_job j;
+  aiplat_status st =
+      job_begin(&j, err, count, expected_dim)
+          ? take_answer(&j, root, 0, count)
+          : aip_fail(err, AIPLAT_ERR_NO_MEMORY, "embeddings: out of memory");
+  job_end(&j, st, out);
   return st;
 }
 
@@ -339,32 +379,20 @@ aiplat_embeddings_embed(aiplat_embeddings *c, const char *const *texts,
     return aip_fail(
         &c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
         "embeddings: no inputs (texts NULL or count 0) or NULL out");
-  embed_job j = {.c = c};
   pthread_mutex_lock(&c->base.mu);
-  j.expected = c->expected_dim;
+  size_t expected = c->expected_dim;
   size_t batch = c->batch;
   pthread_mutex_unlock(&c->base.mu);
   char *model = aip_model_base_model(&c->base);
-  j.res = calloc(1, sizeof *j.res);
-  j.seen = calloc(count, sizeof *j.seen);
+  embed_job j;
   aiplat_status st = AIPLAT_OK;
-  if (!model || !j.res || !j.seen) {
+  if (!job_begin(&j, &c->base.err, count, expected) || !model)
     st = aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY,
                   "embeddings: out of memory");
-    goto out;
-  }
-  j.res->count = count;
-  j.res->prompt_tokens = -1;
   for (size_t first = 0; first < count && st == AIPLAT_OK; first += batch)
-    st = embed_batch(&j, model, texts, first,
+    st = embed_batch(c, &j, model, texts, first,
                      count - first < batch ? count - first : batch);
-  if (st == AIPLAT_OK) {
-    *out = j.res;
-    j.res = NULL;
-  }
-out:
-  aiplat_embeddings_result_destroy(j.res);
-  free(j.seen);
+  job_end(&j, st, out);
   free(model);
   return st;
 }

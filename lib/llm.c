@@ -9,6 +9,7 @@
 #include "config.h"
 #include "call_internal.h"
 #include "model_common.h"
+#include "model_parse.h"
 #include "sse.h"
 
 #define LLM_EVENT_MAX ((size_t)1 << 20)
@@ -321,8 +322,7 @@ static bool is_error_body(json_t *root) {
   return e && !json_is_null(e) && !json_object_get(root, "choices");
 }
 
-static aiplat_status body_error(aip_err *err, json_t *root,
-                                const char *where) {
+static aiplat_status body_error(aip_err *err, json_t *root, const char *where) {
   char msg[384];
   if (!aip_http_error_json(root, msg, sizeof msg))
     snprintf(msg, sizeof msg, "no message");
@@ -411,6 +411,19 @@ static aiplat_status parse_completion(aip_err *err, json_t *root,
   return AIPLAT_OK;
 }
 
+aiplat_status aip_llm_parse_completion(aip_err *err, json_t *root,
+                                       aiplat_llm_result **out) {
+  *out = NULL;
+  aiplat_llm_result *res = result_new();
+  if (!res) return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
+  aiplat_status st = parse_completion(err, root, res);
+  if (st == AIPLAT_OK)
+    *out = res;
+  else
+    aiplat_llm_result_destroy(res);
+  return st;
+}
+
 AIPLAT_API aiplat_status aiplat_llm_complete(aiplat_llm *c,
                                              const aiplat_llm_request *r,
                                              aiplat_llm_result **out) {
@@ -426,14 +439,7 @@ AIPLAT_API aiplat_status aiplat_llm_complete(aiplat_llm *c,
                           body, &root, NULL);
   json_decref(body);
   if (st != AIPLAT_OK) return st;
-  aiplat_llm_result *res = result_new();
-  if (!res) {
-    st = aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
-  } else if ((st = parse_completion(&c->base.err, root, res)) == AIPLAT_OK) {
-    *out = res;
-    res = NULL;
-  }
-  aiplat_llm_result_destroy(res);
+  st = aip_llm_parse_completion(&c->base.err, root, out);
   json_decref(root);
   return st;
 }
@@ -442,8 +448,7 @@ AIPLAT_API aiplat_status aiplat_llm_complete(aiplat_llm *c,
  */
 
 typedef struct stream_ctx {
-  aiplat_llm *c;
-  aip_err *err; /* the handle's (blocking) or the call's own (async) */
+  aip_err *err;
   aiplat_llm_result *res;
   aiplat_llm_token_fn fn;
   void *ud;
@@ -455,12 +460,17 @@ typedef struct stream_ctx {
   aip_buf json;     /* the JSON document in json_mode */
 } stream_ctx;
 
+/* The whole type: "message\0x" is another type than "message". */
+static bool type_is(const aip_sse_event *ev, const char *name) {
+  size_t n = strlen(name);
+  return ev->type_len == n && memcmp(ev->type, name, n) == 0;
+}
+
 static bool on_event(const aip_sse_event *ev, void *ud) {
   stream_ctx *s = ud;
   if (s->done) return true; /* ignore anything after [DONE] */
-  bool error_event = strcmp(ev->type, "error") == 0;
-  if (!error_event && strcmp(ev->type, "message") != 0)
-    return true; /* ping, ... */
+  bool error_event = type_is(ev, "error");
+  if (!error_event && !type_is(ev, "message")) return true; /* ping, ... */
   if (!error_event && ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0) {
     s->done = true;
     return true;
@@ -499,8 +509,7 @@ static bool on_event(const aip_sse_event *ev, void *ud) {
       const char *t = json_string_value(content);
       size_t n = json_string_length(content);
       if (!aip_buf_append(&s->res->text, t, n)) {
-        s->st =
-            aip_fail(s->err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
+        s->st = aip_fail(s->err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
         go_on = false;
       } else if (s->fn && !s->fn(t, n, s->ud)) {
         s->st = aip_fail(s->err, AIPLAT_ERR_CANCELLED,
@@ -525,8 +534,7 @@ static aiplat_status sse_rc_status(stream_ctx *s, aip_sse_rc rc) {
                       "llm: one stream event is larger than %zu bytes",
                       LLM_EVENT_MAX);
     default:
-      return aip_fail(s->err, AIPLAT_ERR_NO_MEMORY,
-                      "llm: out of memory");
+      return aip_fail(s->err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
   }
 }
 
@@ -537,15 +545,16 @@ static aiplat_status on_body(const char *data, size_t len, void *ud) {
     while (i < len && (data[i] == ' ' || data[i] == '\r' || data[i] == '\n' ||
                        data[i] == '\t'))
       i++;
-    if (i == len) return AIPLAT_OK;
+    /* Blanks alone do not decide yet; they belong to an event stream (a
+     * tab may begin a line) and mean nothing before a JSON document. */
+    if (i == len) return sse_rc_status(s, aip_sse_feed(s->sse, data, len));
     s->started = true;
     s->json_mode = data[i] == '{';
   }
   if (s->json_mode)
     return aip_buf_append(&s->json, data, len)
                ? AIPLAT_OK
-               : aip_fail(s->err, AIPLAT_ERR_NO_MEMORY,
-                          "llm: out of memory");
+               : aip_fail(s->err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
   return sse_rc_status(s, aip_sse_feed(s->sse, data, len));
 }
 
@@ -565,6 +574,53 @@ static aiplat_status finish_json_mode(stream_ctx *s) {
   return st;
 }
 
+/* Set up @s; false without memory (release it all the same). */
+static bool stream_begin(stream_ctx *s, aip_err *err, aiplat_llm_token_fn fn,
+                         void *ud) {
+  *s = (stream_ctx){.err = err, .fn = fn, .ud = ud, .st = AIPLAT_OK};
+  s->res = result_new();
+  s->sse = aip_sse_new(LLM_EVENT_MAX, on_event, s);
+  return s->res && s->sse;
+}
+
+/* The whole body has arrived: finish it. */
+static aiplat_status stream_finish(stream_ctx *s) {
+  if (s->json_mode) return finish_json_mode(s);
+  aiplat_status st = sse_rc_status(s, aip_sse_finish(s->sse));
+  if (st == AIPLAT_OK && !s->done && !s->res->finish_reason)
+    st = aip_fail(s->err, AIPLAT_ERR_PROTOCOL,
+                  "llm: the stream ended without [DONE] or a finish_reason "
+                  "(%zu bytes of text kept)",
+                  s->res->text.len);
+  return st;
+}
+
+/* Hand the result to *@out (when wanted) and release the rest. */
+static void stream_end(stream_ctx *s, aiplat_llm_result **out) {
+  if (out) {
+    *out = s->res;
+    s->res = NULL;
+  }
+  aiplat_llm_result_destroy(s->res);
+  aip_sse_free(s->sse);
+  aip_buf_free(&s->json);
+}
+
+aiplat_status aip_llm_parse_stream(aip_err *err, const char *const *pieces,
+                                   const size_t *lens, size_t n,
+                                   aiplat_llm_token_fn fn, void *user_data,
+                                   aiplat_llm_result **out) {
+  stream_ctx s;
+  aiplat_status st = AIPLAT_OK;
+  if (!stream_begin(&s, err, fn, user_data))
+    st = aip_fail(err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
+  for (size_t i = 0; st == AIPLAT_OK && i < n; i++)
+    st = on_body(pieces[i], lens[i], &s);
+  if (st == AIPLAT_OK) st = stream_finish(&s);
+  stream_end(&s, out);
+  return st;
+}
+
 AIPLAT_API aiplat_status aiplat_llm_stream(aiplat_llm *c,
                                            const aiplat_llm_request *r,
                                            aiplat_llm_token_fn fn,
@@ -573,16 +629,16 @@ AIPLAT_API aiplat_status aiplat_llm_stream(aiplat_llm *c,
   if (out) *out = NULL;
   aiplat_status st = check_args(c, r);
   if (st != AIPLAT_OK) return st;
-  stream_ctx s = {.c = c, .err = &c->base.err, .fn = fn, .ud = user_data, .st = AIPLAT_OK};
   json_t *body = build_body(c, r, true, &st);
   char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
   json_decref(body);
   if (!body) return st;
-  s.res = result_new();
-  s.sse = aip_sse_new(LLM_EVENT_MAX, on_event, &s);
-  if (!text || !s.res || !s.sse) {
+  stream_ctx s;
+  if (!stream_begin(&s, &c->base.err, fn, user_data) || !text) {
     st = aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
-    goto out;
+    stream_end(&s, NULL);
+    free(text);
+    return st;
   }
   aip_http_req req = {.method = "POST",
                       .path = "/v1/chat/completions",
@@ -597,25 +653,8 @@ AIPLAT_API aiplat_status aiplat_llm_stream(aiplat_llm *c,
   aip_http_resp resp = {0};
   st = aip_http_do(c->base.http, &c->base.err, &req, &resp);
   aip_http_resp_free(&resp);
-  if (st != AIPLAT_OK) goto out;
-  if (s.json_mode) {
-    st = finish_json_mode(&s);
-    goto out;
-  }
-  st = sse_rc_status(&s, aip_sse_finish(s.sse));
-  if (st == AIPLAT_OK && !s.done && !s.res->finish_reason)
-    st = aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
-                  "llm: the stream ended without [DONE] or a finish_reason "
-                  "(%zu bytes of text kept)",
-                  s.res->text.len);
-out:
-  if (s.res && out && (st == AIPLAT_OK || text)) {
-    *out = s.res;
-    s.res = NULL;
-  }
-  aiplat_llm_result_destroy(s.res);
-  aip_sse_free(s.sse);
-  aip_buf_free(&s.json);
+  if (st == AIPLAT_OK) st = stream_finish(&s);
+  stream_end(&s, out);
   free(text);
   return st;
 }
@@ -632,9 +671,7 @@ typedef struct async_llm {
 } async_llm;
 
 static void async_llm_free(async_llm *a) {
-  aiplat_llm_result_destroy(a->s.res);
-  aip_sse_free(a->s.sse);
-  aip_buf_free(&a->s.json);
+  stream_end(&a->s, NULL);
   aip_err_destroy(&a->err);
   free(a);
 }
@@ -648,25 +685,18 @@ static void async_llm_done(aiplat_status st, aip_http_resp *resp, aip_err *err,
   aip_call_unbind(a->call);
   char msg[AIP_ERRMSG_MAX] = "";
   if (st == AIPLAT_OK) {
-    if (s->json_mode)
-      st = finish_json_mode(s);
-    else
-      st = sse_rc_status(s, aip_sse_finish(s->sse));
-    if (st == AIPLAT_OK && !s->json_mode && !s->done && !s->res->finish_reason)
-      st = aip_fail(s->err, AIPLAT_ERR_PROTOCOL,
-                    "llm: the stream ended without [DONE] or a finish_reason "
-                    "(%zu bytes of text kept)",
-                    s->res->text.len);
+    st = stream_finish(s);
     if (st != AIPLAT_OK) aip_err_copy(s->err, msg, sizeof msg);
   } else if (s->st != AIPLAT_OK && st == s->st) {
     aip_err_copy(s->err, msg, sizeof msg); /* our own sink stopped it */
   } else {
     aip_err_copy(err, msg, sizeof msg);
   }
-  aiplat_llm_result *res = s->res;
-  s->res = NULL;
+  aiplat_llm_result *res = NULL;
+  stream_end(s, &res);
   a->done(st, msg, res, a->ud);
-  async_llm_free(a);
+  aip_err_destroy(&a->err);
+  free(a);
 }
 
 static aiplat_status start_async(aiplat_llm *c, const aiplat_llm_request *r,
@@ -681,7 +711,7 @@ static aiplat_status start_async(aiplat_llm *c, const aiplat_llm_request *r,
   async_llm *a = calloc(1, sizeof *a);
   if (!a) return aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
   aip_err_init(&a->err);
-  a->s = (stream_ctx){.c = c, .err = &a->err, .fn = fn, .ud = user_data, .st = AIPLAT_OK};
+  bool ready = stream_begin(&a->s, &a->err, fn, user_data);
   a->done = done;
   a->ud = user_data;
   a->call = call;
@@ -692,9 +722,7 @@ static aiplat_status start_async(aiplat_llm *c, const aiplat_llm_request *r,
     async_llm_free(a);
     return st;
   }
-  a->s.res = result_new();
-  a->s.sse = aip_sse_new(LLM_EVENT_MAX, on_event, &a->s);
-  if (!text || !a->s.res || !a->s.sse) {
+  if (!text || !ready) {
     free(text);
     async_llm_free(a);
     return aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");

@@ -201,16 +201,22 @@ fail:
 
 /* ---- text ---------------------------------------------------------------- */
 
+/* Space, or a control character (which becomes a space). */
+static bool blank(char c) {
+  return (unsigned char)c <= ' ' || c == 0x7F;
+}
+
 /* Copy @s into @out (size @outlen): control characters become spaces,
  * surrounding space is trimmed, a cut never splits a UTF-8 sequence. */
 static void copy_text(char *out, size_t outlen, const char *s, size_t n) {
   if (!out || outlen == 0) return;
-  while (n > 0 && (unsigned char)*s <= ' ') s++, n--;
-  while (n > 0 && (unsigned char)s[n - 1] <= ' ') n--;
+  while (n > 0 && blank(*s)) s++, n--;
+  while (n > 0 && blank(s[n - 1])) n--;
   if (n > outlen - 1) {
     n = outlen - 1;
     /* back off over continuation bytes to a character's start */
     while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+    while (n > 0 && blank(s[n - 1])) n--; /* the cut may end in space */
   }
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];

@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "model_common.h"
+#include "model_parse.h"
 
 /* Where AUTO found the server (kept per client). */
 enum { FOUND_NONE, FOUND_COHERE_V1, FOUND_TEI, FOUND_COHERE_ROOT };
@@ -132,8 +133,9 @@ static int by_score(const void *a, const void *b) {
 
 /* Either shape: [{"index","score"}] or {"results"|"data": [{"index",
  * "relevance_score"|"score"}]}. */
-static aiplat_status parse(aiplat_reranker *c, json_t *root, size_t count,
-                           size_t top_n, aiplat_reranker_result **out) {
+aiplat_status aip_reranker_parse(aip_err *err, json_t *root, size_t count,
+                                 size_t top_n, aiplat_reranker_result **out) {
+  *out = NULL;
   json_t *items = json_is_array(root) ? root : NULL;
   if (!items && json_is_object(root)) {
     items = json_object_get(root, "results");
@@ -143,21 +145,20 @@ static aiplat_status parse(aiplat_reranker *c, json_t *root, size_t count,
     char msg[300];
     if (json_is_object(root) && json_object_get(root, "error") &&
         aip_http_error_json(root, msg, sizeof msg))
-      return aip_fail(&c->base.err, AIPLAT_ERR_SERVER, "reranker: %s", msg);
+      return aip_fail(err, AIPLAT_ERR_SERVER, "reranker: %s", msg);
     return aip_fail(
-        &c->base.err, AIPLAT_ERR_PROTOCOL,
+        err, AIPLAT_ERR_PROTOCOL,
         "reranker: the answer is neither a list nor has \"results\"");
   }
   size_t n = json_array_size(items);
   if (n > count)
-    return aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
+    return aip_fail(err, AIPLAT_ERR_PROTOCOL,
                     "reranker: %zu results for %zu documents", n, count);
   aiplat_reranker_result *r = calloc(1, sizeof *r);
   bool *seen = calloc(count, sizeof *seen);
   aiplat_status st = AIPLAT_OK;
   if (!r || !seen || (n && !(r->items = calloc(n, sizeof *r->items)))) {
-    st =
-        aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "reranker: out of memory");
+    st = aip_fail(err, AIPLAT_ERR_NO_MEMORY, "reranker: out of memory");
     goto out;
   }
   size_t i;
@@ -168,18 +169,18 @@ static aiplat_status parse(aiplat_reranker *c, json_t *root, size_t count,
     if (!score) score = json_object_get(it, "score");
     if (!json_is_integer(idx) || json_integer_value(idx) < 0 ||
         (size_t)json_integer_value(idx) >= count) {
-      st = aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
+      st = aip_fail(err, AIPLAT_ERR_PROTOCOL,
                     "reranker: result %zu has no index in [0, %zu)", i, count);
       goto out;
     }
     size_t k = (size_t)json_integer_value(idx);
     if (seen[k]) {
-      st = aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
+      st = aip_fail(err, AIPLAT_ERR_PROTOCOL,
                     "reranker: document %zu is scored twice", k);
       goto out;
     }
     if (!json_is_number(score)) {
-      st = aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
+      st = aip_fail(err, AIPLAT_ERR_PROTOCOL,
                     "reranker: result %zu has no relevance_score or score", i);
       goto out;
     }
@@ -244,7 +245,8 @@ static aiplat_status try_shape(aiplat_reranker *c, const char *path, bool tei,
   aiplat_status st =
       aip_http_post_json(c->base.http, &c->base.err, path, body, &root, status);
   json_decref(body);
-  if (st == AIPLAT_OK) st = parse(c, root, count, top_n, out);
+  if (st == AIPLAT_OK)
+    st = aip_reranker_parse(&c->base.err, root, count, top_n, out);
   json_decref(root);
   return st;
 }

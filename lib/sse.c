@@ -76,9 +76,11 @@ static aip_sse_rc dispatch(aip_sse *p) {
   }
   p->data.len--; /* the '\n' after the last data line */
   p->data.data[p->data.len] = '\0';
+  const char *type =
+      p->type.len ? p->type.data : (p->error_field ? "error" : "message");
   aip_sse_event ev = {
-      .type =
-          p->type.len ? p->type.data : (p->error_field ? "error" : "message"),
+      .type = type,
+      .type_len = p->type.len ? p->type.len : strlen(type),
       .data = p->data.data,
       .data_len = p->data.len,
       .id = p->id.data ? p->id.data : "",

@@ -22,6 +22,7 @@
 
 typedef struct aip_sse_event {
   const char *type; /* the `event:` field, or "message"; NUL-terminated */
+  size_t type_len;  /* its length: a type may hold NUL bytes, compare it all */
   const char *data; /* data lines joined with '\n'; NUL-terminated */
   size_t data_len;
   const char *id; /* the last event ID seen so far (may be ""); persists */

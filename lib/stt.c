@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "model_common.h"
+#include "model_parse.h"
 
 struct aiplat_stt {
   aip_model_base base;
@@ -249,15 +250,15 @@ static double number_or(json_t *v, double dflt) {
   return dflt;
 }
 
-static aiplat_status parse_json(aiplat_stt *c, json_t *root,
+static aiplat_status parse_json(aip_err *err, json_t *root,
                                 aiplat_stt_result *r) {
   const char *text = aip_json_str(root, "text");
   if (!text) {
     char msg[300];
     if (json_is_object(root) && json_object_get(root, "error") &&
         aip_http_error_json(root, msg, sizeof msg))
-      return aip_fail(&c->base.err, AIPLAT_ERR_SERVER, "stt: %s", msg);
-    return aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
+      return aip_fail(err, AIPLAT_ERR_SERVER, "stt: %s", msg);
+    return aip_fail(err, AIPLAT_ERR_PROTOCOL,
                     "stt: the answer has no \"text\"");
   }
   json_t *t = json_object_get(root, "text");
@@ -272,7 +273,7 @@ static aiplat_status parse_json(aiplat_stt *c, json_t *root,
   json_t *s;
   json_array_foreach(segs, i, s) {
     if (!json_is_object(s))
-      return aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
+      return aip_fail(err, AIPLAT_ERR_PROTOCOL,
                       "stt: segments[%zu] is not an object", i);
     const char *st = aip_json_str(s, "text");
     r->seg[i].start = number_or(json_object_get(s, "start"), 0);
@@ -283,20 +284,19 @@ static aiplat_status parse_json(aiplat_stt *c, json_t *root,
   }
   return AIPLAT_OK;
 nomem:
-  return aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
+  return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
 }
 
-static aiplat_status parse_answer(aiplat_stt *c, aip_http_resp *resp,
+static aiplat_status parse_answer(aip_err *err, const char *b, size_t n,
                                   aiplat_stt_format f, aiplat_stt_result *r) {
-  const char *b = resp->body.data ? resp->body.data : "";
-  size_t n = resp->body.len;
+  if (!b) b = "";
   size_t i = 0;
   while (i < n && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t'))
     i++;
   bool looks_json = i < n && b[i] == '{';
   if (f == AIPLAT_STT_FORMAT_TEXT && !looks_json) {
     if (!(r->text = trimmed_copy(b, n)))
-      return aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
+      return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
     return AIPLAT_OK;
   }
   json_error_t je;
@@ -304,11 +304,30 @@ static aiplat_status parse_answer(aiplat_stt *c, aip_http_resp *resp,
   if (!root) {
     char start[81];
     aip_http_error_text(b, n, start, sizeof start);
-    return aip_fail(&c->base.err, AIPLAT_ERR_DECODE,
+    return aip_fail(err, AIPLAT_ERR_DECODE,
                     "stt: the answer is not JSON (%s): \"%s\"", je.text, start);
   }
-  aiplat_status st = parse_json(c, root, r);
+  aiplat_status st = parse_json(err, root, r);
   json_decref(root);
+  return st;
+}
+
+static aiplat_stt_result *result_new(void) {
+  aiplat_stt_result *r = calloc(1, sizeof *r);
+  if (r) r->duration = -1;
+  return r;
+}
+
+aiplat_status aip_stt_parse(aip_err *err, const char *body, size_t len,
+                            aiplat_stt_format f, aiplat_stt_result **out) {
+  *out = NULL;
+  aiplat_stt_result *r = result_new();
+  if (!r) return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
+  aiplat_status st = parse_answer(err, body, len, f, r);
+  if (st == AIPLAT_OK)
+    *out = r;
+  else
+    aiplat_stt_result_destroy(r);
   return st;
 }
 
@@ -347,14 +366,12 @@ AIPLAT_API aiplat_status aiplat_stt_transcribe(aiplat_stt *c, const void *audio,
   bool lang_nomem = want && !lang;
   pthread_mutex_unlock(&c->base.mu);
   char *model = aip_model_base_model(&c->base);
-  aiplat_stt_result *r = calloc(1, sizeof *r);
   aip_http_resp resp = {0};
   aiplat_status st;
-  if (!model || !r || lang_nomem) {
+  if (!model || lang_nomem) {
     st = aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
     goto out;
   }
-  r->duration = -1;
   aip_http_part parts[4];
   size_t np = 0;
   parts[np++] = (aip_http_part){"file", filename, mime, audio, len};
@@ -374,14 +391,10 @@ AIPLAT_API aiplat_status aiplat_stt_transcribe(aiplat_stt *c, const void *audio,
                                             : "application/json",
       .max_retries = -1};
   st = aip_http_do(c->base.http, &c->base.err, &req, &resp);
-  if (st == AIPLAT_OK) st = parse_answer(c, &resp, f, r);
-  if (st == AIPLAT_OK) {
-    *out = r;
-    r = NULL;
-  }
+  if (st == AIPLAT_OK)
+    st = aip_stt_parse(&c->base.err, resp.body.data, resp.body.len, f, out);
 out:
   aip_http_resp_free(&resp);
-  aiplat_stt_result_destroy(r);
   free(model);
   free(lang);
   return st;

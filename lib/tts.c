@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "model_common.h"
+#include "model_parse.h"
 
 #define JSON_ANSWER_MAX 65536
 
@@ -143,8 +144,9 @@ AIPLAT_API aiplat_status aiplat_tts_set_speed(aiplat_tts *c, double speed) {
  */
 
 typedef struct tts_ctx {
-  aiplat_tts *c;
-  aip_http_resp resp; /* the sink reads its content type */
+  aip_err *err;
+  aip_http_resp resp;     /* the sink reads its content type */
+  const char *type;       /* the content type when not from resp (parsing) */
   aiplat_tts_chunk_fn fn; /* NULL: collect into audio */
   void *ud;
   aip_buf audio;
@@ -157,7 +159,7 @@ static aiplat_status on_audio(const char *data, size_t len, void *ud) {
   tts_ctx *x = ud;
   if (!x->first_seen) {
     x->first_seen = true;
-    const char *ct = x->resp.content_type;
+    const char *ct = x->type ? x->type : x->resp.content_type;
     x->json = ct && strncasecmp(ct, "application/json", 16) == 0;
   }
   if (x->json) {
@@ -165,21 +167,62 @@ static aiplat_status on_audio(const char *data, size_t len, void *ud) {
                       ? JSON_ANSWER_MAX - x->json_body.len
                       : 0;
     if (room && !aip_buf_append(&x->json_body, data, len < room ? len : room))
-      return aip_fail(&x->c->base.err, AIPLAT_ERR_NO_MEMORY,
-                      "tts: out of memory");
+      return aip_fail(x->err, AIPLAT_ERR_NO_MEMORY, "tts: out of memory");
     return AIPLAT_OK;
   }
   x->total += len;
   if (x->fn) {
     if (!x->fn(data, len, x->ud))
-      return aip_fail(&x->c->base.err, AIPLAT_ERR_CANCELLED,
+      return aip_fail(x->err, AIPLAT_ERR_CANCELLED,
                       "tts: the audio stream was stopped by the callback");
     return AIPLAT_OK;
   }
   if (!aip_buf_append(&x->audio, data, len))
-    return aip_fail(&x->c->base.err, AIPLAT_ERR_NO_MEMORY,
-                    "tts: out of memory");
+    return aip_fail(x->err, AIPLAT_ERR_NO_MEMORY, "tts: out of memory");
   return AIPLAT_OK;
+}
+
+/* The whole answer has arrived: was it audio? */
+static aiplat_status audio_end(tts_ctx *x) {
+  if (x->json) {
+    char msg[300];
+    if (!aip_http_error_text(x->json_body.data, x->json_body.len, msg,
+                             sizeof msg))
+      snprintf(msg, sizeof msg, "no message");
+    return aip_fail(x->err, AIPLAT_ERR_PROTOCOL,
+                    "tts: the server answered JSON instead of audio: %s", msg);
+  }
+  if (x->total == 0)
+    return aip_fail(x->err, AIPLAT_ERR_PROTOCOL,
+                    "tts: the server sent no audio");
+  return AIPLAT_OK;
+}
+
+/* Hand the collected audio to *@audio when @st is AIPLAT_OK. */
+static aiplat_status take_audio(tts_ctx *x, aiplat_status st, void **audio,
+                                size_t *len) {
+  if (st == AIPLAT_OK && audio) {
+    *audio = aip_buf_steal(&x->audio, len);
+    if (!*audio)
+      st = aip_fail(x->err, AIPLAT_ERR_NO_MEMORY, "tts: out of memory");
+  }
+  aip_buf_free(&x->audio);
+  return st;
+}
+
+aiplat_status aip_tts_parse(aip_err *err, const char *content_type,
+                            const char *const *pieces, const size_t *lens,
+                            size_t n, aiplat_tts_chunk_fn fn, void *user_data,
+                            void **audio, size_t *len) {
+  if (audio) *audio = NULL;
+  if (len) *len = 0;
+  tts_ctx x = {.err = err, .type = content_type, .fn = fn, .ud = user_data};
+  aiplat_status st = AIPLAT_OK;
+  for (size_t i = 0; st == AIPLAT_OK && i < n; i++)
+    st = on_audio(pieces[i], lens[i], &x);
+  if (st == AIPLAT_OK) st = audio_end(&x);
+  aip_buf_free(&x.json_body);
+  return take_audio(&x, st, fn ? NULL : audio, len);
 }
 
 static aiplat_status run(aiplat_tts *c, const char *text, const char *voice_arg,
@@ -216,7 +259,7 @@ static aiplat_status run(aiplat_tts *c, const char *text, const char *voice_arg,
     st = aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "tts: out of memory");
     goto out;
   }
-  x->c = c;
+  x->err = &c->base.err;
   aip_http_req req = {.method = "POST",
                       .path = "/v1/audio/speech",
                       .content_type = "application/json",
@@ -228,24 +271,11 @@ static aiplat_status run(aiplat_tts *c, const char *text, const char *voice_arg,
                       .sink_ud = x,
                       .max_retries = -1};
   st = aip_http_do(c->base.http, &c->base.err, &req, resp);
+  if (st == AIPLAT_OK) st = audio_end(x);
   if (st != AIPLAT_OK) goto out;
-  if (x->json) {
-    char msg[300];
-    if (!aip_http_error_text(x->json_body.data, x->json_body.len, msg,
-                             sizeof msg))
-      snprintf(msg, sizeof msg, "no message");
-    st = aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
-                  "tts: the server answered JSON instead of audio: %s", msg);
-    goto out;
-  }
-  if (x->total == 0) {
-    st = aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
-                  "tts: the server sent no audio");
-    goto out;
-  }
   if (content_type) {
     *content_type = resp->content_type ? aip_strdup(resp->content_type)
-                                      : aip_sprintf("audio/%s", format);
+                                       : aip_sprintf("audio/%s", format);
     if (!*content_type)
       st = aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "tts: out of memory");
   }
@@ -273,18 +303,12 @@ AIPLAT_API aiplat_status aiplat_tts_synthesize(aiplat_tts *c, const char *text,
     return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "tts: NULL audio or len");
   tts_ctx x = {0};
-  aiplat_status st = run(c, text, voice, &x, content_type);
-  if (st == AIPLAT_OK) {
-    *audio = aip_buf_steal(&x.audio, len);
-    if (!*audio) {
-      if (content_type) {
-        free(*content_type);
-        *content_type = NULL;
-      }
-      st = aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "tts: out of memory");
-    }
+  aiplat_status st =
+      take_audio(&x, run(c, text, voice, &x, content_type), audio, len);
+  if (st != AIPLAT_OK && content_type) {
+    free(*content_type);
+    *content_type = NULL;
   }
-  aip_buf_free(&x.audio);
   return st;
 }
 

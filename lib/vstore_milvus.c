@@ -29,7 +29,7 @@
 #include <time.h>
 
 #include "http.h"
-#include "vstore.h"
+#include "vstore_milvus.h"
 
 /* Rows per upsert request, and a soft cap on the request body. */
 #define BATCH_ROWS 256u
@@ -270,6 +270,52 @@ static aiplat_status transport_failure(vmilvus *m, const char *what,
   return st;
 }
 
+aiplat_status aip_milvus_answer(aip_err *err, const char *what,
+                                long http_status, const char *body, size_t len,
+                                int attempt, json_t **root, long *code,
+                                char *msg, size_t msglen) {
+  *root = NULL;
+  *code = -1;
+  if (msg && msglen) msg[0] = '\0';
+  json_error_t je;
+  json_t *j = body && len ? json_loadb(body, len, 0, &je) : NULL;
+  if (!j) {
+    char start[96] = "";
+    if (body && len) aip_http_error_text(body, len, start, sizeof start);
+    return aip_fail(err, AIPLAT_ERR_DECODE,
+                    "milvus: %s: the answer (HTTP %ld) is not JSON%s%s%s", what,
+                    http_status, body && len ? ": \"" : " (empty)", start,
+                    body && len ? "\"" : "");
+  }
+  json_t *c = json_is_object(j) ? json_object_get(j, "code") : NULL;
+  if (!json_is_integer(c)) {
+    json_decref(j);
+    return aip_fail(err, AIPLAT_ERR_PROTOCOL,
+                    "milvus: %s: the answer is not a Milvus reply (no "
+                    "integer \"code\")",
+                    what);
+  }
+  *code = (long)json_integer_value(c);
+  if (success_code(*code)) {
+    *root = j;
+    *code = 0;
+    return AIPLAT_OK;
+  }
+  char text[MSG_MAX];
+  if (!aip_http_error_json(j, text, sizeof text))
+    snprintf(text, sizeof text, "(no message)");
+  json_decref(j);
+  if (msg && msglen) snprintf(msg, msglen, "%s", text);
+  char tries[40] = "";
+  if (attempt > 0)
+    snprintf(tries, sizeof tries, " (after %d attempts)", attempt + 1);
+  aiplat_status mapped = status_for_code(*code, text);
+  return aip_fail(
+      err, mapped, "milvus: %s: %s%s (Milvus code %ld)%s", what,
+      mapped == AIPLAT_ERR_INVALID_ARGUMENT ? "dimension mismatch: " : "", text,
+      *code, tries);
+}
+
 /* POST @body (JSON text) to API + @path. On success (Milvus code 0/200)
  * res->root holds the answer. On failure the status and message are set
  * (res->code keeps Milvus's code, or -1); res->root stays NULL. */
@@ -294,63 +340,25 @@ static aiplat_status call(vmilvus *m, const char *what, const char *path,
       aip_http_resp_free(&resp);
       return st;
     }
-    json_error_t je;
-    json_t *root = resp.body.len
-                       ? json_loadb(resp.body.data, resp.body.len, 0, &je)
-                       : NULL;
-    if (!root) {
-      char start[96] = "";
-      if (resp.body.len)
-        aip_http_error_text(resp.body.data, resp.body.len, start, sizeof start);
-      st = aip_fail(&m->base.err, AIPLAT_ERR_DECODE,
-                    "milvus: %s: the answer (HTTP %ld) is not JSON%s%s%s", what,
-                    resp.status, resp.body.len ? ": \"" : " (empty)", start,
-                    resp.body.len ? "\"" : "");
-      aip_http_resp_free(&resp);
-      return st;
-    }
-    aip_http_resp_free(&resp);
-    json_t *c = json_is_object(root) ? json_object_get(root, "code") : NULL;
-    if (!json_is_integer(c)) {
-      json_decref(root);
-      return aip_fail(&m->base.err, AIPLAT_ERR_PROTOCOL,
-                      "milvus: %s: the answer is not a Milvus reply (no "
-                      "integer \"code\")",
-                      what);
-    }
-    long code = (long)json_integer_value(c);
-    if (success_code(code)) {
-      res->root = root;
-      res->code = 0;
-      return AIPLAT_OK;
-    }
     char msg[MSG_MAX];
-    if (!aip_http_error_json(root, msg, sizeof msg))
-      snprintf(msg, sizeof msg, "(no message)");
-    json_decref(root);
-    res->code = code;
-    if (retryable_code(code) && attempt < m->max_retries) {
-      int64_t wait = backoff(m, attempt);
-      if (aip_log_enabled(AIPLAT_LOG_WARNING)) {
-        char cs[24], ws[24], as[16];
-        snprintf(cs, sizeof cs, "%ld", code);
-        snprintf(ws, sizeof ws, "%lld", (long long)wait);
-        snprintf(as, sizeof as, "%d", attempt + 1);
-        aip_log_kv(AIPLAT_LOG_WARNING, "milvus busy, retrying", "operation",
-                   what, "code", cs, "message", msg, "attempt", as, "wait_ms",
-                   ws, (const char *)NULL);
-      }
-      sleep_ms(wait);
-      continue;
+    st = aip_milvus_answer(&m->base.err, what, resp.status, resp.body.data,
+                           resp.body.len, attempt, &res->root, &res->code, msg,
+                           sizeof msg);
+    aip_http_resp_free(&resp);
+    if (st == AIPLAT_OK || !retryable_code(res->code) ||
+        attempt >= m->max_retries)
+      return st;
+    int64_t wait = backoff(m, attempt);
+    if (aip_log_enabled(AIPLAT_LOG_WARNING)) {
+      char cs[24], ws[24], as[16];
+      snprintf(cs, sizeof cs, "%ld", res->code);
+      snprintf(ws, sizeof ws, "%lld", (long long)wait);
+      snprintf(as, sizeof as, "%d", attempt + 1);
+      aip_log_kv(AIPLAT_LOG_WARNING, "milvus busy, retrying", "operation", what,
+                 "code", cs, "message", msg, "attempt", as, "wait_ms", ws,
+                 (const char *)NULL);
     }
-    char tries[40] = "";
-    if (attempt > 0)
-      snprintf(tries, sizeof tries, " (after %d attempts)", attempt + 1);
-    aiplat_status mapped = status_for_code(code, msg);
-    return aip_fail(
-        &m->base.err, mapped, "milvus: %s: %s%s (Milvus code %ld)%s", what,
-        mapped == AIPLAT_ERR_INVALID_ARGUMENT ? "dimension mismatch: " : "",
-        msg, code, tries);
+    sleep_ms(wait);
   }
 }
 
@@ -365,14 +373,14 @@ static bool body_start(const vmilvus *m, aip_buf *b) {
   return ok;
 }
 
-static aiplat_status oom(vmilvus *m) {
-  return aip_fail(&m->base.err, AIPLAT_ERR_NO_MEMORY, "milvus: out of memory");
+static aiplat_status oom(aip_err *err) {
+  return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "milvus: out of memory");
 }
 
-static aiplat_status protocol(vmilvus *m, const char *what,
+static aiplat_status protocol(aip_err *err, const char *what,
                               const char *detail) {
-  return aip_fail(&m->base.err, AIPLAT_ERR_PROTOCOL,
-                  "milvus: %s: unexpected answer: %s", what, detail);
+  return aip_fail(err, AIPLAT_ERR_PROTOCOL, "milvus: %s: unexpected answer: %s",
+                  what, detail);
 }
 
 /* A simple request: the collection (and database) plus @extra members
@@ -385,7 +393,7 @@ static aiplat_status simple(vmilvus *m, const char *what, const char *path,
   if (!body_start(m, &b) || !aip_buf_puts(&b, extra) ||
       !aip_buf_putc(&b, '}')) {
     aip_buf_free(&b);
-    return oom(m);
+    return oom(&m->base.err);
   }
   aiplat_status st = call(m, what, path, &b, res);
   aip_buf_free(&b);
@@ -403,19 +411,22 @@ static void remember_dim(vmilvus *m, uint32_t d, bool checked) {
   pthread_mutex_unlock(&m->mu);
 }
 
+aiplat_status aip_milvus_read_has(aip_err *err, json_t *root, bool *has) {
+  json_t *data = json_object_get(root, "data");
+  json_t *h = json_is_object(data) ? json_object_get(data, "has") : data;
+  if (!json_is_boolean(h))
+    return protocol(err, "has collection", "no boolean \"has\"");
+  *has = json_is_true(h);
+  return AIPLAT_OK;
+}
+
 static aiplat_status has_collection(vmilvus *m, bool *has) {
   mresult r = {NULL, -1};
   aiplat_status st = simple(m, "has collection", "/collections/has", "", &r);
   if (st) return st;
-  json_t *data = json_object_get(r.root, "data");
-  json_t *h = json_is_object(data) ? json_object_get(data, "has") : data;
-  if (!json_is_boolean(h)) {
-    json_decref(r.root);
-    return protocol(m, "has collection", "no boolean \"has\"");
-  }
-  *has = json_is_true(h);
+  st = aip_milvus_read_has(&m->base.err, r.root, has);
   json_decref(r.root);
-  return AIPLAT_OK;
+  return st;
 }
 
 static const char *field_name(json_t *f) {
@@ -480,13 +491,14 @@ static bool type_is(const char *t, const char *want) {
   return t && strncasecmp(t, want, n) == 0 && (t[n] == '\0' || t[n] == '(');
 }
 
-/* Check a described collection against the schema this backend writes:
- * its dimension in *dim, whether it is loaded in *loaded. */
-static aiplat_status check_schema(vmilvus *m, json_t *data, uint32_t *dim,
-                                  bool *loaded) {
+aiplat_status aip_milvus_read_schema(aip_err *err, const char *collection,
+                                     json_t *root, uint32_t *dim,
+                                     bool *loaded) {
   const char *what = "describe collection";
+  json_t *data = json_object_get(root, "data");
+  if (!json_is_object(data)) return protocol(err, what, "no \"data\"");
   json_t *fields = json_object_get(data, "fields");
-  if (!json_is_array(fields)) return protocol(m, what, "no \"fields\" list");
+  if (!json_is_array(fields)) return protocol(err, what, "no \"fields\" list");
   static const struct {
     const char *name, *type;
   } need[] = {{"id", "VarChar"},
@@ -503,18 +515,18 @@ static aiplat_status check_schema(vmilvus *m, json_t *data, uint32_t *dim,
       if (n && strcmp(n, need[k].name) == 0) found = f;
     }
     if (!found || !type_is(field_type(found), need[k].type))
-      return aip_fail(&m->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
+      return aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT,
                       "milvus: collection %s exists with another schema: no "
                       "%s field \"%s\" (this library writes id, vector, text, "
                       "source, metadata; use another MILVUS_COLLECTION)",
-                      m->collection, need[k].type, need[k].name);
+                      collection, need[k].type, need[k].name);
     if (k == 0 && json_is_false(json_object_get(found, "primaryKey")))
-      return aip_fail(&m->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
+      return aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT,
                       "milvus: collection %s exists with another schema: "
                       "\"id\" is not its primary key",
-                      m->collection);
+                      collection);
     if (k == 1 && !(*dim = field_dim(found)))
-      return protocol(m, what, "no dimension for the vector field");
+      return protocol(err, what, "no dimension for the vector field");
   }
   json_t *idx = json_object_get(data, "indexes");
   if (json_is_array(idx)) {
@@ -524,10 +536,10 @@ static aiplat_status check_schema(vmilvus *m, json_t *data, uint32_t *dim,
       const char *fn = json_string_value(json_object_get(x, "fieldName"));
       const char *mt = json_string_value(json_object_get(x, "metricType"));
       if (fn && strcmp(fn, "vector") == 0 && mt && strcasecmp(mt, "COSINE"))
-        return aip_fail(&m->base.err, AIPLAT_ERR_NOT_SUPPORTED,
+        return aip_fail(err, AIPLAT_ERR_NOT_SUPPORTED,
                         "milvus: collection %s indexes its vectors with "
                         "metric %s; this library needs COSINE",
-                        m->collection, mt);
+                        collection, mt);
     }
   }
   const char *state = json_string_value(json_object_get(data, "load"));
@@ -541,9 +553,7 @@ static aiplat_status describe(vmilvus *m, uint32_t *dim, bool *loaded) {
   aiplat_status st =
       simple(m, "describe collection", "/collections/describe", "", &r);
   if (st) return st;
-  json_t *data = json_object_get(r.root, "data");
-  st = json_is_object(data) ? check_schema(m, data, dim, loaded)
-                            : protocol(m, "describe collection", "no \"data\"");
+  st = aip_milvus_read_schema(&m->base.err, m->collection, r.root, dim, loaded);
   json_decref(r.root);
   return st;
 }
@@ -653,13 +663,16 @@ static aiplat_status match_dim(vmilvus *m, uint32_t dim, bool write,
     return st;
   }
   if (st) return st;
-  json_t *data = json_object_get(r.root, "data");
-  if (!json_is_object(data))
-    st = protocol(m, "describe collection", "no \"data\"");
-  else if (write)
-    st = check_schema(m, data, &have, &loaded);
-  else
-    have = vector_dim(data);
+  if (write) {
+    st = aip_milvus_read_schema(&m->base.err, m->collection, r.root, &have,
+                                &loaded);
+  } else {
+    json_t *data = json_object_get(r.root, "data");
+    if (!json_is_object(data))
+      st = protocol(&m->base.err, "describe collection", "no \"data\"");
+    else
+      have = vector_dim(data);
+  }
   json_decref(r.root);
   if (st) return st;
   remember_dim(m, have, write);
@@ -713,6 +726,20 @@ static bool put_record(aip_buf *b, const aip_vrecord *r, uint32_t dim) {
   return ok && aip_buf_putc(b, '}');
 }
 
+aiplat_status aip_milvus_read_upsert(aip_err *err, json_t *root, size_t n) {
+  json_t *data = json_object_get(root, "data");
+  json_t *cnt = json_object_get(data, "upsertCount");
+  if (!cnt) cnt = json_object_get(data, "insertCount");
+  uint64_t c;
+  if (cnt && (!json_uint(cnt, &c) || c != n)) {
+    char detail[96];
+    snprintf(detail, sizeof detail, "%s records upserted of %zu sent",
+             json_is_integer(cnt) ? "a different number of" : "no count of", n);
+    return protocol(err, "upsert", detail);
+  }
+  return AIPLAT_OK;
+}
+
 /* One upsert request for recs[0..n). */
 static aiplat_status upsert_batch(vmilvus *m, aip_buf *b, size_t n, size_t done,
                                   size_t total) {
@@ -730,16 +757,7 @@ static aiplat_status upsert_batch(vmilvus *m, aip_buf *b, size_t n, size_t done,
     }
     return st;
   }
-  json_t *data = json_object_get(r.root, "data");
-  json_t *cnt = json_object_get(data, "upsertCount");
-  if (!cnt) cnt = json_object_get(data, "insertCount");
-  uint64_t c;
-  if (cnt && (!json_uint(cnt, &c) || c != n)) {
-    char detail[96];
-    snprintf(detail, sizeof detail, "%s records upserted of %zu sent",
-             json_is_integer(cnt) ? "a different number of" : "no count of", n);
-    st = protocol(m, "upsert", detail);
-  }
+  st = aip_milvus_read_upsert(&m->base.err, r.root, n);
   json_decref(r.root);
   (void)total;
   return st;
@@ -780,7 +798,15 @@ static aiplat_status m_insert(aip_vstore *vs, const aip_vrecord *recs, size_t n,
   return st;
 nomem:
   aip_buf_free(&b);
-  return oom(m);
+  return oom(&m->base.err);
+}
+
+int64_t aip_milvus_read_deleted(json_t *root) {
+  uint64_t c;
+  json_t *data = json_object_get(root, "data");
+  return json_uint(json_object_get(data, "deleteCount"), &c) && c <= INT64_MAX
+             ? (int64_t)c
+             : -1; /* Milvus does not say */
 }
 
 static aiplat_status m_delete(aip_vstore *vs, const aip_vfilter *f,
@@ -790,7 +816,7 @@ static aiplat_status m_delete(aip_vstore *vs, const aip_vfilter *f,
   aiplat_status st =
       aip_milvus_filter(&m->base.err, "source", f->match, f->source, &expr);
   if (st) return st;
-  if (!expr) return oom(m);
+  if (!expr) return oom(&m->base.err);
   aip_buf extra = {0};
   bool ok = aip_buf_puts(&extra, ",\"filter\":\"") &&
             aip_buf_json_escape(&extra, expr, strlen(expr)) &&
@@ -798,7 +824,7 @@ static aiplat_status m_delete(aip_vstore *vs, const aip_vfilter *f,
   free(expr);
   if (!ok) {
     aip_buf_free(&extra);
-    return oom(m);
+    return oom(&m->base.err);
   }
   mresult r = {NULL, -1};
   st = simple(m, "delete", "/entities/delete", extra.data, &r);
@@ -808,12 +834,7 @@ static aiplat_status m_delete(aip_vstore *vs, const aip_vfilter *f,
     return AIPLAT_OK;
   }
   if (st) return st;
-  uint64_t c;
-  json_t *data = json_object_get(r.root, "data");
-  *deleted =
-      json_uint(json_object_get(data, "deleteCount"), &c) && c <= INT64_MAX
-          ? (int64_t)c
-          : -1; /* Milvus does not say */
+  *deleted = aip_milvus_read_deleted(r.root);
   json_decref(r.root);
   return AIPLAT_OK;
 }
@@ -837,7 +858,7 @@ static aiplat_status query(vmilvus *m, const char *what, const char *filter,
                            output, limit);
   if (!ok) {
     aip_buf_free(&extra);
-    return oom(m);
+    return oom(&m->base.err);
   }
   aiplat_status st = simple(m, what, "/entities/query", extra.data, res);
   aip_buf_free(&extra);
@@ -846,8 +867,17 @@ static aiplat_status query(vmilvus *m, const char *what, const char *filter,
   if (!json_is_array(*rows)) {
     json_decref(res->root);
     res->root = NULL;
-    return protocol(m, what, "\"data\" is not a list");
+    return protocol(&m->base.err, what, "\"data\" is not a list");
   }
+  return AIPLAT_OK;
+}
+
+aiplat_status aip_milvus_read_count(aip_err *err, json_t *rows, uint64_t *out) {
+  uint64_t c = 0;
+  if (json_array_size(rows) != 1 ||
+      !json_uint(json_object_get(json_array_get(rows, 0), "count(*)"), &c))
+    return protocol(err, "count", "no \"count(*)\"");
+  *out = c;
   return AIPLAT_OK;
 }
 
@@ -863,41 +893,23 @@ static aiplat_status m_count(aip_vstore *vs, uint64_t *out) {
     return AIPLAT_OK;
   }
   if (st) return st;
-  uint64_t c = 0;
-  if (json_array_size(rows) != 1 ||
-      !json_uint(json_object_get(json_array_get(rows, 0), "count(*)"), &c))
-    st = protocol(m, "count", "no \"count(*)\"");
-  else
-    *out = c;
+  st = aip_milvus_read_count(&m->base.err, rows, out);
   json_decref(r.root);
   return st;
 }
 
-static aiplat_status m_source_ids(aip_vstore *vs, const char *source,
-                                  size_t max, char ***ids, size_t *n) {
-  vmilvus *m = (vmilvus *)vs;
-  char *expr = NULL;
-  aiplat_status st = aip_milvus_filter(&m->base.err, "source", AIP_VMATCH_EXACT,
-                                       source, &expr);
-  if (st) return st;
-  if (!expr) return oom(m);
-  mresult r = {NULL, -1};
-  json_t *rows = NULL;
-  st = query(m, "list a source's ids", expr, "id", max + 1, &r, &rows);
-  free(expr);
-  if (st == AIPLAT_ERR_NOT_FOUND && r.code == 100) return AIPLAT_OK;
-  if (st) return st;
+aiplat_status aip_milvus_read_ids(aip_err *err, json_t *rows, size_t max,
+                                  char ***ids, size_t *n) {
+  aiplat_status st = AIPLAT_OK;
   size_t k = json_array_size(rows);
-  if (k > max) {
-    json_decref(r.root);
-    return aip_fail(&m->base.err, AIPLAT_ERR_TOO_LARGE,
+  if (k > max)
+    return aip_fail(err, AIPLAT_ERR_TOO_LARGE,
                     "vstore: source has more than %zu records", max);
-  }
   const char **strs = calloc(k ? k : 1, sizeof *strs);
   size_t *lens = calloc(k ? k : 1, sizeof *lens);
   char(*nums)[24] = calloc(k ? k : 1, sizeof *nums);
   if (!strs || !lens || !nums) {
-    st = oom(m);
+    st = oom(err);
     goto out;
   }
   for (size_t i = 0; i < k; i++) {
@@ -910,12 +922,12 @@ static aiplat_status m_source_ids(aip_vstore *vs, const char *source,
                                  (long long)json_integer_value(id));
       strs[i] = nums[i];
     } else {
-      st = protocol(m, "list a source's ids", "a row without an id");
+      st = protocol(err, "list a source's ids", "a row without an id");
       goto out;
     }
   }
   if (k && !(*ids = aip_vstrings_pack(strs, lens, k))) {
-    st = oom(m);
+    st = oom(err);
     goto out;
   }
   *n = k;
@@ -923,6 +935,24 @@ out:
   free(strs);
   free(lens);
   free(nums);
+  return st;
+}
+
+static aiplat_status m_source_ids(aip_vstore *vs, const char *source,
+                                  size_t max, char ***ids, size_t *n) {
+  vmilvus *m = (vmilvus *)vs;
+  char *expr = NULL;
+  aiplat_status st = aip_milvus_filter(&m->base.err, "source", AIP_VMATCH_EXACT,
+                                       source, &expr);
+  if (st) return st;
+  if (!expr) return oom(&m->base.err);
+  mresult r = {NULL, -1};
+  json_t *rows = NULL;
+  st = query(m, "list a source's ids", expr, "id", max + 1, &r, &rows);
+  free(expr);
+  if (st == AIPLAT_ERR_NOT_FOUND && r.code == 100) return AIPLAT_OK;
+  if (st) return st;
+  st = aip_milvus_read_ids(&m->base.err, rows, max, ids, n);
   json_decref(r.root);
   return st;
 }
@@ -958,7 +988,7 @@ static int hit_cmp(const void *a, const void *b) {
 }
 
 /* Turn search rows into packed hits, best first, ties by id. */
-static aiplat_status parse_hits(vmilvus *m, json_t *rows, size_t limit,
+static aiplat_status parse_hits(aip_err *err, json_t *rows, size_t limit,
                                 aip_vhit **hits, size_t *n) {
   const char *what = "search";
   size_t k = json_array_size(rows);
@@ -968,25 +998,25 @@ static aiplat_status parse_hits(vmilvus *m, json_t *rows, size_t limit,
   char **metas = calloc(k, sizeof *metas);
   aiplat_status st = AIPLAT_OK;
   if (!src || !nums || !metas) {
-    st = oom(m);
+    st = oom(err);
     goto out;
   }
   for (size_t i = 0; i < k; i++) {
     json_t *o = json_array_get(rows, i);
     if (!json_is_object(o)) {
-      st = protocol(m, what, "a result that is not an object");
+      st = protocol(err, what, "a result that is not an object");
       goto out;
     }
     json_t *sc = json_object_get(o, "distance");
     if (!sc) sc = json_object_get(o, "score");
     double score = json_number_value(sc);
     if (!json_is_number(sc) || !isfinite(score)) {
-      st = protocol(m, what, "a result without a numeric \"distance\"");
+      st = protocol(err, what, "a result without a numeric \"distance\"");
       goto out;
     }
     if (!hit_id(json_object_get(o, "id"), &src[i].id, &src[i].id_len,
                 nums[i])) {
-      st = protocol(m, what, "a result without an \"id\"");
+      st = protocol(err, what, "a result without an \"id\"");
       goto out;
     }
     src[i].score = (float)score;
@@ -995,7 +1025,7 @@ static aiplat_status parse_hits(vmilvus *m, json_t *rows, size_t limit,
     json_t *md = json_object_get(o, "metadata");
     if (json_is_object(md)) {
       if (!(metas[i] = json_dumps(md, JSON_COMPACT))) {
-        st = oom(m);
+        st = oom(err);
         goto out;
       }
       src[i].metadata = metas[i];
@@ -1007,7 +1037,7 @@ static aiplat_status parse_hits(vmilvus *m, json_t *rows, size_t limit,
   qsort(src, k, sizeof *src, hit_cmp);
   if (k > limit) k = limit;
   if (!(*hits = aip_vhits_pack(src, k))) {
-    st = oom(m);
+    st = oom(err);
     goto out;
   }
   *n = k;
@@ -1018,6 +1048,17 @@ out:
   free(nums);
   free(src);
   return st;
+}
+
+aiplat_status aip_milvus_read_hits(aip_err *err, json_t *root, size_t limit,
+                                   aip_vhit **hits, size_t *n) {
+  json_t *rows = json_object_get(root, "data");
+  if (!json_is_array(rows))
+    return protocol(err, "search", "\"data\" is not a list");
+  /* One query vector: a flat list of hits, or (some versions, several
+   * vectors) a list holding one list per vector. */
+  if (json_is_array(json_array_get(rows, 0))) rows = json_array_get(rows, 0);
+  return parse_hits(err, rows, limit, hits, n);
 }
 
 static aiplat_status m_search(aip_vstore *vs, const float *query_vec,
@@ -1045,7 +1086,7 @@ static aiplat_status m_search(aip_vstore *vs, const float *query_vec,
                                           filter->source, &expr);
     if (fst || !expr) {
       aip_buf_free(&b);
-      return fst ? fst : oom(m);
+      return fst ? fst : oom(&m->base.err);
     }
     ok = aip_buf_puts(&b, ",\"filter\":\"") &&
          aip_buf_json_escape(&b, expr, strlen(expr)) && aip_buf_putc(&b, '"');
@@ -1053,7 +1094,7 @@ static aiplat_status m_search(aip_vstore *vs, const float *query_vec,
   }
   if (!ok || !aip_buf_putc(&b, '}')) {
     aip_buf_free(&b);
-    return oom(m);
+    return oom(&m->base.err);
   }
   mresult r = {NULL, -1};
   st = call(m, "search", "/entities/search", &b, &r);
@@ -1069,15 +1110,7 @@ static aiplat_status m_search(aip_vstore *vs, const float *query_vec,
   if (st == AIPLAT_ERR_NOT_FOUND && r.code == 100)
     return AIPLAT_OK; /* dropped meanwhile: no hits */
   if (st) return st;
-  json_t *rows = json_object_get(r.root, "data");
-  if (!json_is_array(rows)) {
-    json_decref(r.root);
-    return protocol(m, "search", "\"data\" is not a list");
-  }
-  /* One query vector: a flat list of hits, or (some versions, several
-   * vectors) a list holding one list per vector. */
-  if (json_is_array(json_array_get(rows, 0))) rows = json_array_get(rows, 0);
-  st = parse_hits(m, rows, limit, hits, n);
+  st = aip_milvus_read_hits(&m->base.err, r.root, limit, hits, n);
   json_decref(r.root);
   return st;
 }

@@ -334,6 +334,68 @@ START_TEST(stream_split_at_odd_offsets) {
 }
 END_TEST
 
+/* A stream that never carries text (a role, then a finish reason) has an
+ * empty text, not what the memory held before. */
+START_TEST(stream_without_text) {
+  mallopt(M_PERTURB, 0x5a); /* fresh allocations are not zeroed */
+  hf_response r =
+      hf_resp(200, "text/event-stream",
+              "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":"
+              "\"assistant\"}}]}\n\n"
+              "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":"
+              "\"length\"}]}\n\n"
+              "data: [DONE]\n\n");
+  r.chunked = true;
+  hf_push(srv, &r);
+  aiplat_llm_result *res = NULL;
+  ck_assert_int_eq(aiplat_llm_stream(llm, req, NULL, NULL, &res), AIPLAT_OK);
+  ck_assert_uint_eq(aiplat_llm_result_text_len(res), 0);
+  ck_assert_str_eq(aiplat_llm_result_text(res), "");
+  ck_assert_str_eq(aiplat_llm_result_finish_reason(res), "length");
+  aiplat_llm_result_destroy(res);
+}
+END_TEST
+
+/* An event type is all of its bytes: "message" or "error" followed by a
+ * NUL byte and more is another type, which a client ignores. */
+START_TEST(stream_event_type_with_nul) {
+  static const char body[] =
+      CHUNK("a") "event: message\0x\n" CHUNK("b") "event: error\0x\n"
+      "data: not an error\n\n"
+      "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":"
+      "\"stop\"}]}\n\n"
+      "data: [DONE]\n\n";
+  hf_response r = hf_resp(200, "text/event-stream", body);
+  r.body_len = sizeof body - 1;
+  r.chunked = true;
+  hf_push(srv, &r);
+  aiplat_llm_result *res = NULL;
+  ck_assert_int_eq(aiplat_llm_stream(llm, req, NULL, NULL, &res), AIPLAT_OK);
+  ck_assert_str_eq(aiplat_llm_result_text(res), "a");
+  aiplat_llm_result_destroy(res);
+}
+END_TEST
+
+/* Blank bytes arriving before the first line are part of the stream
+ * however they are cut: "\tdata: ..." is a line of an unknown field, also
+ * when the tab comes alone. */
+START_TEST(stream_leading_blank_piece) {
+  static const char body[] = "\tdata: {not json\n\n" CHUNK("a")
+      "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":"
+      "\"stop\"}]}\n\n"
+      "data: [DONE]\n\n";
+  hf_response r = hf_resp(200, "text/event-stream", body);
+  r.chunked = true;
+  r.splits[r.nsplits++] = 1;
+  r.piece_delay_ms = 20;
+  hf_push(srv, &r);
+  aiplat_llm_result *res = NULL;
+  ck_assert_int_eq(aiplat_llm_stream(llm, req, NULL, NULL, &res), AIPLAT_OK);
+  ck_assert_str_eq(aiplat_llm_result_text(res), "a");
+  aiplat_llm_result_destroy(res);
+}
+END_TEST
+
 START_TEST(stream_callback_stops_promptly) {
   hf_response r = hf_resp(200, "text/event-stream",
                           CHUNK("one") CHUNK("two") CHUNK("three"));
@@ -834,6 +896,9 @@ Suite *make_suite(void) {
   tcase_add_test(tc, error_shapes_map_to_status_and_message);
   tcase_add_test(tc, bad_answers);
   tcase_add_test(tc, stream_split_at_odd_offsets);
+  tcase_add_test(tc, stream_without_text);
+  tcase_add_test(tc, stream_event_type_with_nul);
+  tcase_add_test(tc, stream_leading_blank_piece);
   tcase_add_test(tc, stream_callback_stops_promptly);
   tcase_add_test(tc, stream_error_events);
   tcase_add_test(tc, stream_end_without_done);

@@ -360,6 +360,25 @@ START_TEST(error_bodies) {
 }
 END_TEST
 
+/* A message cut to the caller's buffer, or starting with DEL, is trimmed
+ * like a whole one. */
+START_TEST(messages_trimmed_after_a_cut) {
+  char msg[14];
+  aiplat_pipeline_phase ph;
+  const char *wf =
+      "{\"metadata\":{\"name\":\"w\"},\"status\":{\"phase\":\"Failed\","
+      "\"message\":\"child failed\\n exit code 1\"}}";
+  ck_assert_int_eq(aip_pipe_argo_parse_workflow(&err, wf, strlen(wf), NULL, 0,
+                                                &ph, msg, sizeof msg),
+                   AIPLAT_OK);
+  ck_assert_str_eq(msg, "child failed");
+  char out[32];
+  const char *txt = "\x7f Bad Gateway\x7f";
+  ck_assert(aip_pipe_error_message(txt, strlen(txt), out, sizeof out, NULL));
+  ck_assert_str_eq(out, "Bad Gateway");
+}
+END_TEST
+
 START_TEST(http_statuses) {
   ck_assert_int_eq(aip_pipe_status_for_http(200), AIPLAT_OK);
   ck_assert_int_eq(aip_pipe_status_for_http(400), AIPLAT_ERR_BAD_REQUEST);
@@ -392,6 +411,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, kfp_runs);
   tcase_add_test(tc, kfp_pipelines);
   tcase_add_test(tc, error_bodies);
+  tcase_add_test(tc, messages_trimmed_after_a_cut);
   tcase_add_test(tc, http_statuses);
   suite_add_tcase(s, tc);
   return s;
