@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "call_internal.h"
 #include "loop.h"
 
 #define ERROR_BODY_MAX 65536
@@ -673,6 +674,8 @@ static void finish(call *c, aiplat_status st) {
   c->waiting = false;
   aip_timer_stop(&c->timer);
   unlink_call(c);
+  /* Untied before the completion, which may destroy the call object. */
+  if (c->req->call) aip_call_unbind(c->req->call);
   c->done(st, c->resp, c->err, c->done_ud);
   call_release(c);
 }
@@ -767,6 +770,13 @@ static void start_attempt(call *c) {
   int why = atomic_load(&c->cancel_status);
   if (why) {
     finish(c, cancel_failure(c, (aiplat_status)why));
+    return;
+  }
+  if (c->attempt_no == 0 && aip_now_ms() >= c->deadline_ms) {
+    finish(c, aip_fail(c->err, AIPLAT_ERR_TIMEOUT,
+                       "%s: %s %s: the deadline passed before the request "
+                       "was sent",
+                       c->h->component, c->req->method, c->display));
     return;
   }
   aip_http_resp *resp = c->resp;
@@ -966,9 +976,14 @@ aiplat_status aip_http_start(aip_http *h, aip_err *err, const aip_http_req *req,
       req->max_retries >= 0 ? req->max_retries : c->set.max_retries;
   link_call(c);
   if (out) *out = c; /* before the call can make progress */
+  if (req->call) { /* tied before it can make progress, too */
+    atomic_fetch_add(&c->refs, 1);
+    aip_call_bind(req->call, c);
+  }
   st = aip_loop_post(&c->start_task);
   if (st != AIPLAT_OK) {
     if (out) *out = NULL;
+    if (req->call) aip_call_unbind(req->call);
     unlink_call(c);
     atomic_store(&c->refs, 1);
     call_release(c);

@@ -93,6 +93,9 @@ typedef struct aip_http_req {
   int64_t timeout_ms; /* > 0: this call's total, if below the client's */
   int64_t deadline_ms; /* > 0: CLOCK_MONOTONIC ms (aip_now_ms) by which the
                           whole call ends, retries included */
+  struct aiplat_call *call; /* asynchronous calls: tied to it (cancel) from
+                               before the call starts until before its
+                               completion runs; NULL: none */
 } aip_http_req;
 
 typedef struct aip_http_resp {

@@ -682,7 +682,6 @@ static void async_llm_done(aiplat_status st, aip_http_resp *resp, aip_err *err,
   (void)resp;
   async_llm *a = ud;
   stream_ctx *s = &a->s;
-  aip_call_unbind(a->call);
   char msg[AIP_ERRMSG_MAX] = "";
   if (st == AIPLAT_OK) {
     st = stream_finish(s);
@@ -737,16 +736,15 @@ static aiplat_status start_async(aiplat_llm *c, const aiplat_llm_request *r,
                       .sink = on_body,
                       .sink_ud = &a->s,
                       .max_retries = -1,
-                      .deadline_ms = aip_call_deadline_ms(call)};
-  aip_http_call *h = NULL;
+                      .deadline_ms = aip_call_deadline_ms(call),
+                      .call = call};
   st = aip_http_start(c->base.http, &c->base.err, &req, async_llm_done, a,
-                      call ? &h : NULL);
+                      NULL);
   free(text);
   if (st != AIPLAT_OK) {
     async_llm_free(a);
     return st;
   }
-  aip_call_bind(call, h);
   return AIPLAT_OK;
 }
 

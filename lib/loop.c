@@ -243,7 +243,12 @@ static void *loop_main(void *arg) {
     pthread_mutex_lock(&l->mu);
     bool stop = l->stop;
     pthread_mutex_unlock(&l->mu);
-    if (stop) break;
+    if (stop) {
+      /* Tasks still queued only release what they hold (a cancel that
+       * arrived after its call ended, say): run them, then stop. */
+      run_tasks(l);
+      break;
+    }
     int n = epoll_wait(l->ep, ev, EVENTS_MAX, wait_ms(l));
     for (int i = 0; i < n; i++) {
       if (ev[i].data.fd == l->wake) {

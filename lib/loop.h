@@ -59,7 +59,7 @@ CURL *aip_loop_easy_get(void);
 void aip_loop_easy_put(CURL *e);
 
 /* Stop the loop thread (from aip_global_unref when the last reference
- * goes). Tasks still queued are dropped; no transfer may be running. */
+ * goes). Tasks still queued run first; no transfer may be running. */
 void aip_loop_shutdown(void);
 
 /* Figures for tests and /metrics: transfers on the loop now. */
