@@ -852,6 +852,10 @@ void aip_http_call_release(aip_http_call *c) {
   if (c) call_release(c);
 }
 
+const char *aip_http_call_content_type(const aip_http_call *c) {
+  return c ? c->resp->content_type : NULL;
+}
+
 void aip_http_cancel(aip_http *h) {
   if (!h) return;
   /* A call in the list has not completed: its completion unlinks it under
