@@ -177,6 +177,7 @@ static size_t b64_floats(const char *s, size_t n, float **out) {
 
 typedef struct embed_job {
   aiplat_embeddings *c;
+  aip_err *err; /* the handle's (blocking) or the call's own (async) */
   aiplat_embeddings_result *res; /* data grows as the dimension is learnt */
   size_t expected;               /* 0: any */
   bool *seen;                    /* per input */
@@ -187,12 +188,12 @@ static aiplat_status store(embed_job *j, size_t slot, const float *v,
                            size_t dim) {
   aiplat_embeddings_result *r = j->res;
   if (dim == 0)
-    return aip_fail(&j->c->base.err, AIPLAT_ERR_PROTOCOL,
+    return aip_fail(j->err, AIPLAT_ERR_PROTOCOL,
                     "embeddings: the server sent an empty vector for input %zu",
                     slot);
   if (j->expected && dim != j->expected)
     return aip_fail(
-        &j->c->base.err, AIPLAT_ERR_PROTOCOL,
+        j->err, AIPLAT_ERR_PROTOCOL,
         "embeddings: the server sent a vector of dimension %zu for input "
         "%zu; %zu is expected (EMBEDDINGS_DIMENSION)",
         dim, slot, j->expected);
@@ -200,10 +201,10 @@ static aiplat_status store(embed_job *j, size_t slot, const float *v,
     r->dim = dim;
     if (r->count > SIZE_MAX / sizeof(float) / dim ||
         !(r->data = calloc(r->count * dim, sizeof(float))))
-      return aip_fail(&j->c->base.err, AIPLAT_ERR_NO_MEMORY,
+      return aip_fail(j->err, AIPLAT_ERR_NO_MEMORY,
                       "embeddings: out of memory");
   } else if (dim != r->dim) {
-    return aip_fail(&j->c->base.err, AIPLAT_ERR_PROTOCOL,
+    return aip_fail(j->err, AIPLAT_ERR_PROTOCOL,
                     "embeddings: vectors of different dimensions (%zu and %zu)",
                     r->dim, dim);
   }
@@ -215,21 +216,20 @@ static aiplat_status store(embed_job *j, size_t slot, const float *v,
 /* One item of "data": {"index": i, "embedding": [...] | "base64"}. */
 static aiplat_status take_item(embed_job *j, json_t *item, size_t pos,
                                size_t first, size_t n) {
-  aiplat_embeddings *c = j->c;
   json_t *idx = json_object_get(item, "index");
   size_t local = pos;
   if (idx) {
     if (!json_is_integer(idx) || json_integer_value(idx) < 0 ||
         (size_t)json_integer_value(idx) >= n)
       return aip_fail(
-          &c->base.err, AIPLAT_ERR_PROTOCOL,
+          j->err, AIPLAT_ERR_PROTOCOL,
           "embeddings: data[%zu].index is not an input position in [0, %zu)",
           pos, n);
     local = (size_t)json_integer_value(idx);
   }
   size_t slot = first + local;
   if (j->seen[slot])
-    return aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
+    return aip_fail(j->err, AIPLAT_ERR_PROTOCOL,
                     "embeddings: two vectors for input %zu", slot);
   json_t *emb = json_object_get(item, "embedding");
   float *v = NULL;
@@ -238,14 +238,14 @@ static aiplat_status take_item(embed_job *j, json_t *item, size_t pos,
   if (json_is_array(emb)) {
     dim = json_array_size(emb);
     if (dim && !(v = malloc(dim * sizeof *v)))
-      return aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY,
+      return aip_fail(j->err, AIPLAT_ERR_NO_MEMORY,
                       "embeddings: out of memory");
     size_t k;
     json_t *x;
     json_array_foreach(emb, k, x) {
       if (!json_is_number(x)) {
         free(v);
-        return aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
+        return aip_fail(j->err, AIPLAT_ERR_PROTOCOL,
                         "embeddings: data[%zu].embedding[%zu] is not a number",
                         pos, k);
       }
@@ -255,11 +255,11 @@ static aiplat_status take_item(embed_job *j, json_t *item, size_t pos,
     dim = b64_floats(json_string_value(emb), json_string_length(emb), &v);
     if (!dim)
       return aip_fail(
-          &c->base.err, AIPLAT_ERR_PROTOCOL,
+          j->err, AIPLAT_ERR_PROTOCOL,
           "embeddings: data[%zu].embedding is a string but not base64 floats",
           pos);
   } else {
-    return aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
+    return aip_fail(j->err, AIPLAT_ERR_PROTOCOL,
                     "embeddings: data[%zu].embedding is missing", pos);
   }
   st = store(j, slot, v, dim);
@@ -267,94 +267,138 @@ static aiplat_status take_item(embed_job *j, json_t *item, size_t pos,
   return st;
 }
 
-/* Embed inputs [first, first + n). */
-static aiplat_status embed_batch(embed_job *j, const char *model,
-                                 const char *const *texts, size_t first,
-                                 size_t n) {
-  aiplat_embeddings *c = j->c;
-  aiplat_status st;
-  json_t *input = json_array();
-  json_t *body = json_pack("{s:s, s:o, s:s}", "model", model, "input", input,
-                           "encoding_format", "float");
-  if (!input || !body) {
-    json_decref(body);
-    return aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY,
-                    "embeddings: out of memory");
-  }
+/* The JSON strings of inputs [first, first + n) into *@out; the detail in
+ * @err when one is NULL or not UTF-8. */
+static aiplat_status inputs_json(aip_err *err, const char *const *texts,
+                                 size_t first, size_t n, json_t **out) {
+  json_t *input = *out = json_array();
+  if (!input)
+    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "embeddings: out of memory");
   for (size_t i = 0; i < n; i++) {
     json_t *s = texts[first + i] ? json_string(texts[first + i]) : NULL;
-    if (!s) {
-      json_decref(body);
-      return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
-                      "embeddings: input %zu is NULL or not valid UTF-8",
-                      first + i);
+    aiplat_status st = AIPLAT_OK;
+    if (!s)
+      st = aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "embeddings: input %zu is NULL or not valid UTF-8",
+                    first + i);
+    else if (json_array_append_new(input, s) != 0)
+      st = aip_fail(err, AIPLAT_ERR_NO_MEMORY, "embeddings: out of memory");
+    if (st != AIPLAT_OK) {
+      json_decref(input);
+      *out = NULL;
+      return st;
     }
-    json_array_append_new(input, s);
   }
-  json_t *root = NULL;
-  st = aip_http_post_json(c->base.http, &c->base.err, "/v1/embeddings", body,
-                          &root, NULL);
-  json_decref(body);
-  if (st != AIPLAT_OK) return st;
+  return AIPLAT_OK;
+}
+
+/* The request body for one batch (takes @input over). */
+static json_t *batch_body(aip_err *err, const char *model, json_t *input) {
+  json_t *body = input ? json_pack("{s:s, s:o, s:s}", "model", model, "input",
+                                   input, "encoding_format", "float")
+                       : NULL;
+  if (!body) aip_fail(err, AIPLAT_ERR_NO_MEMORY, "embeddings: out of memory");
+  return body;
+}
+
+/* Take the answer to the batch of inputs [first, first + n). */
+static aiplat_status take_answer(embed_job *j, json_t *root, size_t first,
+                                 size_t n) {
   json_t *data = json_is_object(root) ? json_object_get(root, "data") : NULL;
   if (!json_is_array(data)) {
     char msg[300];
     if (json_is_object(root) && json_object_get(root, "error") &&
         aip_http_error_json(root, msg, sizeof msg)) /* an error inside a 200 */
-      st = aip_fail(&c->base.err, AIPLAT_ERR_SERVER, "embeddings: %s", msg);
-    else
-      st = aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
+      return aip_fail(j->err, AIPLAT_ERR_SERVER, "embeddings: %s", msg);
+    return aip_fail(j->err, AIPLAT_ERR_PROTOCOL,
                     "embeddings: the answer has no \"data\" list");
-    goto out;
   }
-  if (json_array_size(data) != n) {
-    st = aip_fail(&c->base.err, AIPLAT_ERR_PROTOCOL,
-                  "embeddings: %zu vectors for %zu inputs",
-                  json_array_size(data), n);
-    goto out;
-  }
+  if (json_array_size(data) != n)
+    return aip_fail(j->err, AIPLAT_ERR_PROTOCOL,
+                    "embeddings: %zu vectors for %zu inputs",
+                    json_array_size(data), n);
   size_t i;
   json_t *item;
+  aiplat_status st;
   json_array_foreach(data, i, item) {
-    if ((st = take_item(j, item, i, first, n)) != AIPLAT_OK) goto out;
+    if ((st = take_item(j, item, i, first, n)) != AIPLAT_OK) return st;
   }
   json_t *pt = json_object_get(json_object_get(root, "usage"), "prompt_tokens");
   if (json_is_integer(pt) && j->res->prompt_tokens >= -1)
     j->res->prompt_tokens =
         (j->res->prompt_tokens < 0 ? 0 : j->res->prompt_tokens) +
         json_integer_value(pt);
-out:
+  return AIPLAT_OK;
+}
+
+/* Embed inputs [first, first + n). */
+static aiplat_status embed_batch(embed_job *j, const char *model,
+                                 const char *const *texts, size_t first,
+                                 size_t n) {
+  aiplat_embeddings *c = j->c;
+  json_t *input = NULL;
+  aiplat_status st = inputs_json(j->err, texts, first, n, &input);
+  if (st != AIPLAT_OK) return st;
+  json_t *body = batch_body(j->err, model, input);
+  if (!body) return AIPLAT_ERR_NO_MEMORY;
+  json_t *root = NULL;
+  st = aip_http_post_json(c->base.http, j->err, "/v1/embeddings", body, &root,
+                          NULL);
+  json_decref(body);
+  if (st == AIPLAT_OK) st = take_answer(j, root, first, n);
   json_decref(root);
   return st;
+}
+
+/* Settings and buffers of one call; false when out of memory. */
+static bool job_init(embed_job *j, aiplat_embeddings *c, aip_err *err,
+                     size_t count, size_t *batch) {
+  j->c = c;
+  j->err = err;
+  pthread_mutex_lock(&c->base.mu);
+  j->expected = c->expected_dim;
+  *batch = c->batch;
+  pthread_mutex_unlock(&c->base.mu);
+  j->res = calloc(1, sizeof *j->res);
+  j->seen = calloc(count, sizeof *j->seen);
+  if (!j->res || !j->seen) return false;
+  j->res->count = count;
+  j->res->prompt_tokens = -1;
+  return true;
+}
+
+static void job_free(embed_job *j) {
+  aiplat_embeddings_result_destroy(j->res);
+  free(j->seen);
+}
+
+/* @out: the result's pointer (blocking) or the completion callback. */
+static aiplat_status check_args(aiplat_embeddings *c, const char *const *texts,
+                                size_t count, bool have_out, const char *out) {
+  if (!c)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "embeddings: NULL client");
+  if (!have_out || !texts || count == 0)
+    return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "embeddings: no inputs (texts NULL or count 0) or NULL %s",
+                    out);
+  return AIPLAT_OK;
 }
 
 AIPLAT_API aiplat_status
 aiplat_embeddings_embed(aiplat_embeddings *c, const char *const *texts,
                         size_t count, aiplat_embeddings_result **out) {
   if (out) *out = NULL;
-  if (!c)
-    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
-                    "embeddings: NULL client");
-  if (!out || !texts || count == 0)
-    return aip_fail(
-        &c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
-        "embeddings: no inputs (texts NULL or count 0) or NULL out");
-  embed_job j = {.c = c};
-  pthread_mutex_lock(&c->base.mu);
-  j.expected = c->expected_dim;
-  size_t batch = c->batch;
-  pthread_mutex_unlock(&c->base.mu);
+  aiplat_status st = check_args(c, texts, count, out != NULL, "out");
+  if (st != AIPLAT_OK) return st;
+  embed_job j = {0};
+  size_t batch = 1;
   char *model = aip_model_base_model(&c->base);
-  j.res = calloc(1, sizeof *j.res);
-  j.seen = calloc(count, sizeof *j.seen);
-  aiplat_status st = AIPLAT_OK;
-  if (!model || !j.res || !j.seen) {
+  if (!job_init(&j, c, &c->base.err, count, &batch) || !model) {
     st = aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY,
                   "embeddings: out of memory");
     goto out;
   }
-  j.res->count = count;
-  j.res->prompt_tokens = -1;
   for (size_t first = 0; first < count && st == AIPLAT_OK; first += batch)
     st = embed_batch(&j, model, texts, first,
                      count - first < batch ? count - first : batch);
@@ -363,8 +407,110 @@ aiplat_embeddings_embed(aiplat_embeddings *c, const char *const *texts,
     j.res = NULL;
   }
 out:
-  aiplat_embeddings_result_destroy(j.res);
-  free(j.seen);
+  job_free(&j);
   free(model);
+  return st;
+}
+
+/* ---- asynchronous form ------------------------------------------------------
+ */
+
+typedef struct embed_async {
+  aip_model_call m;
+  embed_job j;
+  json_t *inputs; /* every input, checked before the first request */
+  char *model;
+  size_t count, batch;
+  size_t first, n; /* the batch in flight */
+  aiplat_embeddings_done_fn done;
+  void *ud;
+} embed_async;
+
+static void embed_async_free(embed_async *a) {
+  job_free(&a->j);
+  json_decref(a->inputs);
+  free(a->model);
+  aip_model_call_destroy(&a->m);
+  free(a);
+}
+
+/* Send the batch starting at a->first. */
+static aiplat_status start_batch(embed_async *a, aip_err *err) {
+  a->n = a->count - a->first < a->batch ? a->count - a->first : a->batch;
+  json_t *input = json_array();
+  for (size_t i = 0; input && i < a->n; i++)
+    if (json_array_append(input, json_array_get(a->inputs, a->first + i))) {
+      json_decref(input);
+      input = NULL;
+    }
+  json_t *body = batch_body(err, a->model, input);
+  char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+  json_decref(body);
+  if (!text)
+    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "embeddings: out of memory");
+  aip_http_req req = {.method = "POST",
+                      .path = "/v1/embeddings",
+                      .content_type = "application/json",
+                      .body = text,
+                      .body_len = strlen(text),
+                      .accept = "application/json",
+                      .max_retries = -1};
+  aiplat_status st = aip_model_call_start(&a->m, err, &req);
+  free(text);
+  return st;
+}
+
+/* On the loop thread: take a batch's answer, send the next one or call
+ * back. */
+static void embed_answer(aip_model_call *m) {
+  embed_async *a = (embed_async *)(void *)m;
+  aiplat_status st = m->st;
+  if (st == AIPLAT_OK) {
+    json_t *root = NULL;
+    st = aip_model_json_answer(m->base, &m->err, "/v1/embeddings", &m->resp,
+                               &root);
+    if (st == AIPLAT_OK) st = take_answer(&a->j, root, a->first, a->n);
+    json_decref(root);
+  }
+  if (st == AIPLAT_OK && a->first + a->n < a->count) {
+    a->first += a->n;
+    if ((st = start_batch(a, &m->err)) == AIPLAT_OK) return;
+  }
+  char msg[AIP_ERRMSG_MAX];
+  aip_model_call_message(m, st, msg, sizeof msg);
+  aiplat_embeddings_result *res = NULL;
+  if (st == AIPLAT_OK) {
+    res = a->j.res;
+    a->j.res = NULL;
+  }
+  a->done(st, msg, res, a->ud);
+  embed_async_free(a);
+}
+
+AIPLAT_API aiplat_status aiplat_embeddings_embed_async(
+    aiplat_embeddings *c, const char *const *texts, size_t count,
+    aiplat_call *call, aiplat_embeddings_done_fn done, void *user_data) {
+  aiplat_status st =
+      check_args(c, texts, count, done != NULL, "completion callback");
+  if (st != AIPLAT_OK) return st;
+  embed_async *a = calloc(1, sizeof *a);
+  if (!a)
+    return aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY,
+                    "embeddings: out of memory");
+  aip_model_call_init(&a->m, &c->base, call, embed_answer);
+  a->count = count;
+  a->done = done;
+  a->ud = user_data;
+  a->model = aip_model_base_model(&c->base);
+  if (!job_init(&a->j, c, &a->m.err, count, &a->batch) || !a->model) {
+    embed_async_free(a);
+    return aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY,
+                    "embeddings: out of memory");
+  }
+  /* every input is checked (and copied) before anything is sent */
+  if ((st = inputs_json(&c->base.err, texts, 0, count, &a->inputs)) !=
+          AIPLAT_OK ||
+      (st = start_batch(a, &c->base.err)) != AIPLAT_OK)
+    embed_async_free(a);
   return st;
 }
