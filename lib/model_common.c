@@ -128,14 +128,15 @@ const char *aip_json_str(json_t *obj, const char *key) {
   return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-aiplat_status aip_json_add_str(aip_model_base *b, json_t *obj, const char *key,
-                               const char *value, const char *what) {
+aiplat_status aip_json_add_str(aip_model_base *b, aip_err *err, json_t *obj,
+                               const char *key, const char *value,
+                               const char *what) {
   json_t *s = json_string(value);
   if (!s)
-    return aip_fail(&b->err, AIPLAT_ERR_INVALID_ARGUMENT,
+    return aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "%s: %s is not valid UTF-8", b->component, what);
   if (json_object_set_new(obj, key, s) != 0)
-    return aip_fail(&b->err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory",
+    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory",
                     b->component);
   return AIPLAT_OK;
 }

@@ -55,9 +55,11 @@ aiplat_status aip_model_cfg_fail(aip_model_base *b, aiplat_config *cfg,
 
 /* Strings inside parsed answers: NULL when absent or not a string. */
 const char *aip_json_str(json_t *obj, const char *key);
-/* A JSON string that must be valid UTF-8; INVALID_ARGUMENT otherwise. */
-aiplat_status aip_json_add_str(aip_model_base *b, json_t *obj, const char *key,
-                               const char *value, const char *what);
+/* A JSON string that must be valid UTF-8; INVALID_ARGUMENT otherwise. The
+ * detail goes to @err (the handle's or a call's record). */
+aiplat_status aip_json_add_str(aip_model_base *b, aip_err *err, json_t *obj,
+                               const char *key, const char *value,
+                               const char *what);
 
 /* ---- asynchronous calls ---------------------------------------------------
  *
