@@ -140,7 +140,9 @@ static size_t b64_floats(const char *s, size_t n, float **out) {
   while (n && s[n - 1] == '=') n--;
   size_t bytes = n * 3 / 4;
   if (bytes == 0 || bytes % 4 != 0) return 0;
-  unsigned char *buf = malloc(bytes);
+  /* zeroed although every byte is written below: clang-analyzer cannot
+   * follow the bit counting */
+  unsigned char *buf = calloc(bytes, 1);
   if (!buf) return 0;
   size_t o = 0;
   uint32_t acc = 0;
