@@ -862,6 +862,10 @@ void aip_http_call_release(aip_http_call *c) {
   if (c) call_release(c);
 }
 
+const char *aip_http_call_content_type(const aip_http_call *c) {
+  return c ? c->resp->content_type : NULL;
+}
+
 void aip_http_cancel(aip_http *h) {
   if (!h) return;
   /* A call in the list has not completed: its completion unlinks it under
@@ -1030,9 +1034,17 @@ static void sync_done(aiplat_status st, aip_http_resp *resp, aip_err *err,
                       void *ud) {
   sync_wait *w = ud;
   pthread_mutex_lock(&w->mu);
-  free(w->resp->content_type);
-  *w->resp = *resp; /* the answer moves to the caller */
+  /* The answer moves to the caller, except the type copied for the
+   * caller's sink, which may be reading it right now (the same answer's:
+   * nothing is retried once the sink has had bytes). */
+  char *ct = w->resp->content_type;
+  aip_http_resp r = *resp;
   memset(resp, 0, sizeof *resp);
+  if (ct) {
+    free(r.content_type);
+    r.content_type = ct; /* the field keeps its value */
+  }
+  *w->resp = r;
   w->st = st;
   if (st != AIPLAT_OK) aip_err_copy(err, w->msg, sizeof w->msg);
   w->done = true;

@@ -143,6 +143,9 @@ aiplat_status aip_http_start(aip_http *h, aip_err *err, const aip_http_req *req,
  * ended is not affected. */
 void aip_http_call_cancel(aip_http_call *c, aiplat_status why);
 void aip_http_call_release(aip_http_call *c);
+/* The Content-Type of the answer being received, or NULL before its
+ * headers: for sinks, which run on the loop thread while @c is alive. */
+const char *aip_http_call_content_type(const aip_http_call *c);
 
 /* POST @body as JSON to @path and parse a JSON 2xx answer into *@out
  * (object or array; new reference). A 2xx body that is not JSON is

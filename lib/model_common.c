@@ -1,9 +1,11 @@
 /* Shared parts of the model clients (see model_common.h). */
 #include "model_common.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "call_internal.h"
 #include "config.h"
 
 aiplat_status aip_model_base_init(aip_model_base *b, const char *component,
@@ -126,14 +128,138 @@ const char *aip_json_str(json_t *obj, const char *key) {
   return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-aiplat_status aip_json_add_str(aip_model_base *b, json_t *obj, const char *key,
-                               const char *value, const char *what) {
+aiplat_status aip_json_add_str(aip_model_base *b, aip_err *err, json_t *obj,
+                               const char *key, const char *value,
+                               const char *what) {
   json_t *s = json_string(value);
   if (!s)
-    return aip_fail(&b->err, AIPLAT_ERR_INVALID_ARGUMENT,
+    return aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "%s: %s is not valid UTF-8", b->component, what);
   if (json_object_set_new(obj, key, s) != 0)
-    return aip_fail(&b->err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory",
+    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory",
                     b->component);
   return AIPLAT_OK;
+}
+
+/* ---- asynchronous calls ---------------------------------------------------
+ */
+
+static void answer(aip_model_call *m) {
+  aip_call_unbind(m->call);
+  m->on_answer(m);
+}
+
+static void run_answer(aip_task *t) {
+  char *m = (char *)t - offsetof(aip_model_call, task);
+  answer((aip_model_call *)(void *)m);
+}
+
+/* One of the two halves (the request ended; the starter tied it to the
+ * aiplat_call) is done; the second one lets the answer run, on the loop
+ * thread. */
+static void arrive(aip_model_call *m) {
+  if (atomic_fetch_sub(&m->pending, 1) != 1) return;
+  if (aip_loop_on_thread() || aip_loop_post(&m->task) != AIPLAT_OK)
+    answer(m); /* the loop ran the request, so a post cannot fail */
+}
+
+static void on_request_done(aiplat_status st, aip_http_resp *resp, aip_err *err,
+                            void *ud) {
+  aip_model_call *m = ud;
+  aip_http_resp_free(&m->resp);
+  m->resp = *resp;
+  memset(resp, 0, sizeof *resp);
+  m->st = st;
+  if (st != AIPLAT_OK && !(m->sink_st != AIPLAT_OK && st == m->sink_st)) {
+    char msg[AIP_ERRMSG_MAX];
+    aip_err_copy(err, msg, sizeof msg);
+    aip_fail(&m->err, st, "%s", msg);
+  }
+  arrive(m);
+}
+
+void aip_model_call_init(aip_model_call *m, aip_model_base *b,
+                         aiplat_call *call, aip_model_answer_fn on_answer) {
+  memset(m, 0, sizeof *m);
+  m->base = b;
+  m->call = call;
+  m->on_answer = on_answer;
+  aip_err_init(&m->err);
+  atomic_init(&m->pending, 0);
+  m->task.fn = run_answer;
+}
+
+void aip_model_call_destroy(aip_model_call *m) {
+  aip_http_resp_free(&m->resp);
+  aip_err_destroy(&m->err);
+}
+
+/* The call ends before a request is sent: the answer runs on the loop
+ * thread with @st (detail already in m->err). */
+static aiplat_status end_unsent(aip_model_call *m, aip_err *err,
+                                aiplat_status st) {
+  aip_http_resp_free(&m->resp);
+  memset(&m->resp, 0, sizeof m->resp);
+  m->st = st;
+  atomic_store(&m->pending, 1);
+  aiplat_status post = aip_loop_post(&m->task);
+  if (post != AIPLAT_OK)
+    return aip_fail(err, post, "%s: the execution core is not running",
+                    m->base->component);
+  return AIPLAT_OK;
+}
+
+aiplat_status aip_model_call_start(aip_model_call *m, aip_err *err,
+                                   const aip_http_req *req) {
+  aip_http_req r = *req;
+  int64_t d = aip_call_deadline_ms(m->call);
+  if (d != 0 && (r.deadline_ms <= 0 || d < r.deadline_ms)) r.deadline_ms = d;
+  m->sink_st = AIPLAT_OK;
+  m->running = NULL;
+  /* Nothing is sent for a call already over (a request would still get a
+   * moment on the wire otherwise). */
+  if (aiplat_call_cancelled(m->call))
+    return end_unsent(m, err,
+                      aip_fail(&m->err, AIPLAT_ERR_CANCELLED,
+                               "%s: %s %s: cancelled before it was sent",
+                               m->base->component, r.method, r.path));
+  if (r.deadline_ms > 0 && r.deadline_ms <= aip_now_ms())
+    return end_unsent(m, err,
+                      aip_fail(&m->err, AIPLAT_ERR_TIMEOUT,
+                               "%s: %s %s: timed out: the call's deadline "
+                               "passed before it was sent",
+                               m->base->component, r.method, r.path));
+  atomic_store(&m->pending, 2);
+  /* `running` is set before the request can make progress, for sinks */
+  aiplat_status st =
+      aip_http_start(m->base->http, err, &r, on_request_done, m, &m->running);
+  if (st != AIPLAT_OK) return st;
+  aip_call_bind(m->call, m->running); /* takes the reference over */
+  arrive(m);
+  return AIPLAT_OK;
+}
+
+void aip_model_call_message(aip_model_call *m, aiplat_status st, char *buf,
+                            size_t buflen) {
+  if (!buf || !buflen) return;
+  buf[0] = '\0';
+  if (st != AIPLAT_OK) aip_err_copy(&m->err, buf, buflen);
+}
+
+aiplat_status aip_model_json_answer(aip_model_base *b, aip_err *err,
+                                    const char *path, const aip_http_resp *resp,
+                                    json_t **out) {
+  *out = NULL;
+  if (resp->body.len == 0)
+    return aip_fail(err, AIPLAT_ERR_DECODE,
+                    "%s: POST %s: HTTP %ld with an empty body", b->component,
+                    path, resp->status);
+  json_error_t je;
+  *out = json_loadb(resp->body.data, resp->body.len, 0, &je);
+  if (*out) return AIPLAT_OK;
+  char start[81];
+  aip_http_error_text(resp->body.data, resp->body.len, start, sizeof start);
+  return aip_fail(err, AIPLAT_ERR_DECODE,
+                  "%s: POST %s: the answer is not JSON (%s at byte %d): \"%s\"",
+                  b->component, path, je.text, je.position, start);
 }

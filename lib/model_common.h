@@ -5,9 +5,12 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
+#include "aiplat/call.h"
 #include "http.h"
 #include "internal.h"
+#include "loop.h"
 
 typedef struct aip_model_base {
   aip_err err;
@@ -52,9 +55,60 @@ aiplat_status aip_model_cfg_fail(aip_model_base *b, aiplat_config *cfg,
 
 /* Strings inside parsed answers: NULL when absent or not a string. */
 const char *aip_json_str(json_t *obj, const char *key);
-/* A JSON string that must be valid UTF-8; INVALID_ARGUMENT otherwise. */
-aiplat_status aip_json_add_str(aip_model_base *b, json_t *obj, const char *key,
-                               const char *value, const char *what);
+/* A JSON string that must be valid UTF-8; INVALID_ARGUMENT otherwise. The
+ * detail goes to @err (the handle's or a call's record). */
+aiplat_status aip_json_add_str(aip_model_base *b, aip_err *err, json_t *obj,
+                               const char *key, const char *value,
+                               const char *what);
+
+/* ---- asynchronous calls ---------------------------------------------------
+ *
+ * One asynchronous client call: one or more HTTP requests in sequence
+ * (embedding batches, the reranker's API probes) on the execution core,
+ * bounded and cancelled through the caller's aiplat_call. Embed one in the
+ * client's per-call context. */
+
+typedef struct aip_model_call aip_model_call;
+
+/* Runs on the loop thread when a request of @m has ended: m->st, m->resp
+ * and, on failure, m->err hold its outcome. It starts the next request or
+ * calls the user back and frees the context. Must not block. */
+typedef void (*aip_model_answer_fn)(aip_model_call *m);
+
+struct aip_model_call {
+  aip_model_base *base;
+  aiplat_call *call;      /* the caller's, may be NULL */
+  aip_err err;            /* this call's record, never the handle's */
+  aiplat_status st;       /* the outcome of the last request */
+  aiplat_status sink_st;  /* a sink stopped the transfer (detail in err) */
+  aip_http_resp resp;     /* the last answer, moved from the HTTP layer */
+  aip_http_call *running; /* borrowed: valid in sinks of the request */
+  aip_model_answer_fn on_answer;
+  /* the answer runs only once the request has ended and has been tied to
+   * the aiplat_call, so a callback may destroy that object */
+  atomic_int pending;
+  aip_task task;
+};
+
+void aip_model_call_init(aip_model_call *m, aip_model_base *b,
+                         aiplat_call *call, aip_model_answer_fn on_answer);
+void aip_model_call_destroy(aip_model_call *m);
+/* Start @req (copied) with the deadline of the aiplat_call. On AIPLAT_OK
+ * on_answer will run once for it, and @m must not be touched by the
+ * caller afterwards (another thread may own it already); on failure
+ * nothing runs and @err (the handle's record from the caller's thread, the
+ * call's own on the loop thread) has the detail. */
+aiplat_status aip_model_call_start(aip_model_call *m, aip_err *err,
+                                   const aip_http_req *req);
+/* The message for a completion callback: "" on success, else the detail of
+ * m->err. */
+void aip_model_call_message(aip_model_call *m, aiplat_status st, char *buf,
+                            size_t buflen);
+/* Parse a 2xx JSON answer (object or array) like aip_http_post_json():
+ * an empty body or one that is not JSON is AIPLAT_ERR_DECODE. */
+aiplat_status aip_model_json_answer(aip_model_base *b, aip_err *err,
+                                    const char *path, const aip_http_resp *resp,
+                                    json_t **out);
 
 /* The public entry points every client kind offers, generated once per
  * kind: set_url, set_model, set_api_key, set_timeout_ms,

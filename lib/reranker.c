@@ -133,9 +133,8 @@ static int by_score(const void *a, const void *b) {
 
 /* Either shape: [{"index","score"}] or {"results"|"data": [{"index",
  * "relevance_score"|"score"}]}. */
-aiplat_status aip_reranker_parse(aip_err *err, json_t *root, size_t count,
-                                 size_t top_n, aiplat_reranker_result **out) {
-  *out = NULL;
+static aiplat_status parse(aip_err *err, json_t *root, size_t count,
+                           size_t top_n, aiplat_reranker_result **out) {
   json_t *items = json_is_array(root) ? root : NULL;
   if (!items && json_is_object(root)) {
     items = json_object_get(root, "results");
@@ -198,57 +197,185 @@ out:
   return st;
 }
 
-static json_t *make_body(const char *model, const char *query,
-                         const char *const *docs, size_t count, size_t top_n,
-                         bool tei) {
-  json_t *list = json_array();
-  json_t *b = json_object();
-  if (!list || !b) goto fail;
-  for (size_t i = 0; i < count; i++) {
+/* The query and the documents as JSON, checked once for every try. */
+typedef struct rr_input {
+  json_t *query; /* a string */
+  json_t *docs;  /* an array of strings */
+  size_t count, top_n;
+  char *model;
+} rr_input;
+
+static void input_free(rr_input *in) {
+  json_decref(in->query);
+  json_decref(in->docs);
+  free(in->model);
+}
+
+static aiplat_status input_init(aiplat_reranker *c, aip_err *err, rr_input *in,
+                                const char *query, const char *const *docs,
+                                size_t count, size_t top_n) {
+  in->count = count;
+  in->top_n = top_n;
+  in->query = json_string(query);
+  in->docs = json_array();
+  in->model = aip_model_base_model(&c->base);
+  if (!in->docs || !in->model)
+    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "reranker: out of memory");
+  bool ok = in->query != NULL;
+  for (size_t i = 0; ok && i < count; i++) {
     json_t *s = docs[i] ? json_string(docs[i]) : NULL;
-    if (!s || json_array_append_new(list, s)) goto fail;
+    ok = s && json_array_append_new(in->docs, s) == 0;
   }
-  json_t *q = json_string(query);
-  if (!q || json_object_set_new(b, "query", q)) goto fail;
-  if (json_object_set_new(b, tei ? "texts" : "documents", list)) {
-    list = NULL;
+  if (!ok)
+    return aip_fail(
+        err, AIPLAT_ERR_INVALID_ARGUMENT,
+        "reranker: the query or a document is NULL or not valid UTF-8");
+  return AIPLAT_OK;
+}
+
+static json_t *make_body(const rr_input *in, bool tei) {
+  json_t *b = json_object();
+  if (!b || json_object_set(b, "query", in->query) ||
+      json_object_set(b, tei ? "texts" : "documents", in->docs))
     goto fail;
-  }
-  list = NULL;
   if (!tei) {
-    if (json_object_set_new(b, "model", json_string(model))) goto fail;
-    if (top_n &&
-        json_object_set_new(b, "top_n", json_integer((json_int_t)top_n)))
+    if (json_object_set_new(b, "model", json_string(in->model))) goto fail;
+    if (in->top_n &&
+        json_object_set_new(b, "top_n", json_integer((json_int_t)in->top_n)))
       goto fail;
   }
   return b;
 fail:
-  json_decref(list);
   json_decref(b);
   return NULL;
 }
 
-/* One try at @path; *status gets the HTTP status (0 without an answer). */
-static aiplat_status try_shape(aiplat_reranker *c, const char *path, bool tei,
-                               const char *model, const char *query,
-                               const char *const *docs, size_t count,
-                               size_t top_n, aiplat_reranker_result **out,
-                               long *status) {
-  json_t *body = make_body(model, query, docs, count, top_n, tei);
-  if (!body) {
-    *status = 0;
-    return aip_fail(
-        &c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
-        "reranker: the query or a document is NULL or not valid UTF-8");
+/* ---- which API: the tries of one call ---------------------------------------
+ *
+ * AUTO tries /v1/rerank, then on 404/405 /rerank with `texts` (TEI), then on
+ * 422 /rerank with `documents` (Infinity without the /v1 prefix); what worked
+ * is kept for the client's later calls. The blocking and the asynchronous
+ * forms walk the same plan. */
+
+enum {
+  TRY_TEI_KNOWN,  /* TEI, set or found before */
+  TRY_ROOT_KNOWN, /* Cohere's shape at /rerank, found before */
+  TRY_V1,         /* Cohere's shape at /v1/rerank */
+  TRY_TEI_PROBE,  /* after a 404/405 from /v1/rerank */
+  TRY_ROOT_PROBE, /* after the TEI probe's 422 (or a 404 with COHERE) */
+  TRY_DONE
+};
+
+typedef struct rr_plan {
+  aiplat_reranker_api api; /* as the call started */
+  int found;               /* what the client knew, then what worked */
+  int next;                /* TRY_... */
+  aiplat_status first_st;  /* the failure before the last probe */
+  char first[AIP_ERRMSG_MAX];
+} rr_plan;
+
+static void plan_start(aiplat_reranker *c, rr_plan *p) {
+  pthread_mutex_lock(&c->base.mu);
+  p->api = c->api;
+  p->found = c->found;
+  pthread_mutex_unlock(&c->base.mu);
+  p->first_st = AIPLAT_OK;
+  p->first[0] = '\0';
+  if (p->api == AIPLAT_RERANKER_API_TEI || p->found == FOUND_TEI)
+    p->next = TRY_TEI_KNOWN;
+  else if (p->found == FOUND_COHERE_ROOT)
+    p->next = TRY_ROOT_KNOWN;
+  else
+    p->next = TRY_V1;
+}
+
+static const char *try_path(int t) {
+  return t == TRY_V1 ? "/v1/rerank" : "/rerank";
+}
+
+static bool try_tei(int t) {
+  return t == TRY_TEI_KNOWN || t == TRY_TEI_PROBE;
+}
+
+/* The try p->next ended with @st (detail in @err) and HTTP @status: choose
+ * the next one (p->next), or TRY_DONE with the call's status in *@st. */
+static void plan_after(rr_plan *p, aiplat_status *st, long status,
+                       aip_err *err) {
+  int t = p->next;
+  p->next = TRY_DONE;
+  switch (t) {
+    case TRY_V1:
+      if (*st == AIPLAT_OK) {
+        p->found = FOUND_COHERE_V1;
+      } else if ((status == 404 || status == 405) && p->found == FOUND_NONE) {
+        if (p->api == AIPLAT_RERANKER_API_AUTO) {
+          p->next = TRY_TEI_PROBE; /* text-embeddings-inference? */
+        } else {
+          p->first_st = aip_err_copy(err, p->first, sizeof p->first);
+          p->next = TRY_ROOT_PROBE;
+        }
+      }
+      break;
+    case TRY_TEI_PROBE:
+      if (*st == AIPLAT_OK) {
+        p->found = FOUND_TEI;
+      } else if (status == 422) {
+        p->first_st = aip_err_copy(err, p->first, sizeof p->first);
+        p->next = TRY_ROOT_PROBE;
+      }
+      break;
+    case TRY_ROOT_PROBE:
+      if (*st == AIPLAT_OK)
+        p->found = FOUND_COHERE_ROOT;
+      else if (p->api == AIPLAT_RERANKER_API_AUTO && status >= 400 &&
+               status < 500)
+        *st = aip_fail(err, p->first_st, "%s",
+                       p->first); /* the TEI try said more */
+      break;
+    default: /* a known API: one try */
+      break;
   }
+}
+
+/* Keep what worked for the client's later calls. */
+static void plan_keep(aiplat_reranker *c, const rr_plan *p, aiplat_status st) {
+  if (st != AIPLAT_OK || p->found == FOUND_NONE) return;
+  pthread_mutex_lock(&c->base.mu);
+  if (c->api == p->api) c->found = p->found;
+  pthread_mutex_unlock(&c->base.mu);
+}
+
+/* ---- rerank -----------------------------------------------------------------
+ */
+
+/* One try; *status gets the HTTP status (0 without an answer). */
+static aiplat_status try_shape(aiplat_reranker *c, const rr_input *in, int t,
+                               aiplat_reranker_result **out, long *status) {
+  *status = 0;
+  json_t *body = make_body(in, try_tei(t));
+  if (!body)
+    return aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY,
+                    "reranker: out of memory");
   json_t *root = NULL;
-  aiplat_status st =
-      aip_http_post_json(c->base.http, &c->base.err, path, body, &root, status);
+  aiplat_status st = aip_http_post_json(c->base.http, &c->base.err, try_path(t),
+                                        body, &root, status);
   json_decref(body);
   if (st == AIPLAT_OK)
-    st = aip_reranker_parse(&c->base.err, root, count, top_n, out);
+    st = parse(&c->base.err, root, in->count, in->top_n, out);
   json_decref(root);
   return st;
+}
+
+/* @out: the result's pointer (blocking) or the completion callback. */
+static aiplat_status check_args(aiplat_reranker *c, const char *query,
+                                const char *const *documents, size_t count,
+                                bool have_out, const char *out) {
+  if (!c)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "reranker: NULL client");
+  if (!have_out || !query || !documents || count == 0)
+    return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "reranker: NULL query, no documents or NULL %s", out);
+  return AIPLAT_OK;
 }
 
 AIPLAT_API aiplat_status aiplat_reranker_rerank(aiplat_reranker *c,
@@ -257,63 +384,116 @@ AIPLAT_API aiplat_status aiplat_reranker_rerank(aiplat_reranker *c,
                                                 size_t count, size_t top_n,
                                                 aiplat_reranker_result **out) {
   if (out) *out = NULL;
-  if (!c)
-    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "reranker: NULL client");
-  if (!out || !query || !documents || count == 0)
-    return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
-                    "reranker: NULL query, no documents or NULL out");
-  pthread_mutex_lock(&c->base.mu);
-  aiplat_reranker_api api = c->api;
-  int found = c->found;
-  pthread_mutex_unlock(&c->base.mu);
-  char *model = aip_model_base_model(&c->base);
-  if (!model)
+  aiplat_status st = check_args(c, query, documents, count, out != NULL, "out");
+  if (st != AIPLAT_OK) return st;
+  rr_input in = {0};
+  st = input_init(c, &c->base.err, &in, query, documents, count, top_n);
+  if (st == AIPLAT_OK) {
+    rr_plan p;
+    plan_start(c, &p);
+    while (p.next != TRY_DONE) {
+      long status = 0;
+      st = try_shape(c, &in, p.next, out, &status);
+      plan_after(&p, &st, status, &c->base.err);
+    }
+    plan_keep(c, &p, st);
+  }
+  input_free(&in);
+  return st;
+}
+
+/* ---- asynchronous form ------------------------------------------------------
+ */
+
+typedef struct rerank_async {
+  aip_model_call m;
+  aiplat_reranker *c;
+  rr_input in;
+  rr_plan p;
+  aiplat_reranker_result *res;
+  aiplat_reranker_done_fn done;
+  void *ud;
+} rerank_async;
+
+static void rerank_async_free(rerank_async *a) {
+  input_free(&a->in);
+  aiplat_reranker_result_destroy(a->res);
+  aip_model_call_destroy(&a->m);
+  free(a);
+}
+
+static aiplat_status start_try(rerank_async *a, aip_err *err) {
+  json_t *body = make_body(&a->in, try_tei(a->p.next));
+  char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+  json_decref(body);
+  if (!text)
+    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "reranker: out of memory");
+  aip_http_req req = {.method = "POST",
+                      .path = try_path(a->p.next),
+                      .content_type = "application/json",
+                      .body = text,
+                      .body_len = strlen(text),
+                      .accept = "application/json",
+                      .max_retries = -1};
+  aiplat_status st = aip_model_call_start(&a->m, err, &req);
+  free(text);
+  return st;
+}
+
+/* On the loop thread: take a try's answer, make the next try or call
+ * back. */
+static void rerank_answer(aip_model_call *m) {
+  rerank_async *a = (rerank_async *)(void *)m;
+  aiplat_status st = m->st;
+  if (st == AIPLAT_OK) {
+    json_t *root = NULL;
+    st = aip_model_json_answer(m->base, &m->err, try_path(a->p.next), &m->resp,
+                               &root);
+    if (st == AIPLAT_OK)
+      st = parse(&m->err, root, a->in.count, a->in.top_n, &a->res);
+    json_decref(root);
+  }
+  plan_after(&a->p, &st, m->resp.status, &m->err);
+  if (a->p.next != TRY_DONE) {
+    if ((st = start_try(a, &m->err)) == AIPLAT_OK) return;
+  }
+  plan_keep(a->c, &a->p, st);
+  char msg[AIP_ERRMSG_MAX];
+  aip_model_call_message(m, st, msg, sizeof msg);
+  aiplat_reranker_result *res = st == AIPLAT_OK ? a->res : NULL;
+  if (res) a->res = NULL;
+  a->done(st, msg, res, a->ud);
+  rerank_async_free(a);
+}
+
+AIPLAT_API aiplat_status aiplat_reranker_rerank_async(
+    aiplat_reranker *c, const char *query, const char *const *documents,
+    size_t count, size_t top_n, aiplat_call *call, aiplat_reranker_done_fn done,
+    void *user_data) {
+  aiplat_status st = check_args(c, query, documents, count, done != NULL,
+                                "completion callback");
+  if (st != AIPLAT_OK) return st;
+  rerank_async *a = calloc(1, sizeof *a);
+  if (!a)
     return aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY,
                     "reranker: out of memory");
-  aiplat_status st;
-  long status = 0;
-  if (api == AIPLAT_RERANKER_API_TEI || found == FOUND_TEI) {
-    st = try_shape(c, "/rerank", true, model, query, documents, count, top_n,
-                   out, &status);
-    goto out;
-  }
-  if (found == FOUND_COHERE_ROOT) {
-    st = try_shape(c, "/rerank", false, model, query, documents, count, top_n,
-                   out, &status);
-    goto out;
-  }
-  st = try_shape(c, "/v1/rerank", false, model, query, documents, count, top_n,
-                 out, &status);
-  if (st == AIPLAT_OK) found = FOUND_COHERE_V1;
-  if (st == AIPLAT_OK || (status != 404 && status != 405) ||
-      found != FOUND_NONE)
-    goto out;
-  if (api == AIPLAT_RERANKER_API_AUTO) { /* text-embeddings-inference? */
-    st = try_shape(c, "/rerank", true, model, query, documents, count, top_n,
-                   out, &status);
-    if (st == AIPLAT_OK) {
-      found = FOUND_TEI;
-      goto out;
-    }
-    if (status != 422) goto out;
-  }
-  /* Cohere's shape without the /v1 prefix (Infinity's default routes). */
-  char first[AIP_ERRMSG_MAX];
-  aiplat_status first_st = aip_err_copy(&c->base.err, first, sizeof first);
-  st = try_shape(c, "/rerank", false, model, query, documents, count, top_n,
-                 out, &status);
+  aip_model_call_init(&a->m, &c->base, call, rerank_answer);
+  a->c = c;
+  a->done = done;
+  a->ud = user_data;
+  st = input_init(c, &c->base.err, &a->in, query, documents, count, top_n);
   if (st == AIPLAT_OK) {
-    found = FOUND_COHERE_ROOT;
-  } else if (api == AIPLAT_RERANKER_API_AUTO && status >= 400 && status < 500) {
-    st = aip_fail(&c->base.err, first_st, "%s",
-                  first); /* the TEI try said more */
+    plan_start(c, &a->p);
+    st = start_try(a, &c->base.err);
   }
-out:
-  if (st == AIPLAT_OK && found != FOUND_NONE) {
-    pthread_mutex_lock(&c->base.mu);
-    if (c->api == api) c->found = found;
-    pthread_mutex_unlock(&c->base.mu);
-  }
-  free(model);
+  if (st != AIPLAT_OK) rerank_async_free(a);
   return st;
+}
+
+/* ---- the answer alone (fuzz targets) ------------------------------------- */
+
+aiplat_status aip_reranker_parse(aip_err *err, json_t *root, size_t count,
+                                 size_t top_n, aiplat_reranker_result **out) {
+  *out = NULL;
+  return parse(err, root, count, top_n, out);
 }

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "model_common.h"
 #include "model_parse.h"
+#include "utf8.h"
 
 struct aiplat_stt {
   aip_model_base base;
@@ -27,6 +28,13 @@ struct aiplat_stt_result {
   double duration;
   size_t nseg;
   segment *seg;
+};
+
+/* Per-call settings: NULL / -1 leave the client's. */
+struct aiplat_stt_options {
+  char *language; /* "" sends none */
+  char *prompt;
+  int format; /* aiplat_stt_format, or -1 */
 };
 
 static const char *const format_names[] = {"json", "verbose_json", "text"};
@@ -151,6 +159,59 @@ AIPLAT_API aiplat_status aiplat_stt_set_language(aiplat_stt *c,
   free(c->language);
   c->language = copy;
   pthread_mutex_unlock(&c->base.mu);
+  return AIPLAT_OK;
+}
+
+/* ---- per-call options -------------------------------------------------------
+ */
+
+AIPLAT_API aiplat_status aiplat_stt_options_create(aiplat_stt_options **out) {
+  if (!out) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "stt: NULL out");
+  *out = calloc(1, sizeof **out);
+  if (!*out) return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
+  (*out)->format = -1;
+  return AIPLAT_OK;
+}
+
+AIPLAT_API void aiplat_stt_options_destroy(aiplat_stt_options *o) {
+  if (!o) return;
+  free(o->language);
+  free(o->prompt);
+  free(o);
+}
+
+AIPLAT_API aiplat_status aiplat_stt_options_set_language(aiplat_stt_options *o,
+                                                         const char *lang) {
+  if (!o)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "stt: NULL options");
+  if (lang && *lang && !valid_language(lang))
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "stt: language \"%.40s\" is not a language code", lang);
+  if (!aip_str_replace(&o->language, lang))
+    return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
+  return AIPLAT_OK;
+}
+
+AIPLAT_API aiplat_status aiplat_stt_options_set_prompt(aiplat_stt_options *o,
+                                                       const char *prompt) {
+  if (!o)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "stt: NULL options");
+  if (prompt && !aip_utf8_valid(prompt, strlen(prompt)))
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "stt: the prompt is not valid UTF-8");
+  if (!aip_str_replace(&o->prompt, prompt && *prompt ? prompt : NULL))
+    return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
+  return AIPLAT_OK;
+}
+
+AIPLAT_API aiplat_status aiplat_stt_options_set_response_format(
+    aiplat_stt_options *o, aiplat_stt_format f) {
+  if (!o)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "stt: NULL options");
+  if ((unsigned)f >= AIP_ARRAY_LEN(format_names))
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "stt: unknown response format %d", (int)f);
+  o->format = (int)f;
   return AIPLAT_OK;
 }
 
@@ -287,9 +348,10 @@ nomem:
   return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
 }
 
-static aiplat_status parse_answer(aip_err *err, const char *b, size_t n,
+static aiplat_status parse_answer(aip_err *err, const aip_http_resp *resp,
                                   aiplat_stt_format f, aiplat_stt_result *r) {
-  if (!b) b = "";
+  const char *b = resp->body.data ? resp->body.data : "";
+  size_t n = resp->body.len;
   size_t i = 0;
   while (i < n && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t'))
     i++;
@@ -312,23 +374,84 @@ static aiplat_status parse_answer(aip_err *err, const char *b, size_t n,
   return st;
 }
 
+/* One request, built from the arguments and the client's settings; its
+ * strings are owned here, the audio is the caller's. */
+typedef struct stt_req {
+  aiplat_stt_format f;
+  char filename[16];
+  char *model, *lang, *prompt;
+  aip_http_part parts[5];
+  aip_http_req req;
+} stt_req;
+
+static void req_free(stt_req *q) {
+  free(q->model);
+  free(q->lang);
+  free(q->prompt);
+}
+
+/* @language: NULL for the client's, "" for none; @format: -1 for the
+ * client's. */
+static aiplat_status req_build(aiplat_stt *c, aip_err *err, stt_req *q,
+                               const void *audio, size_t len,
+                               const char *mime_type, const char *language,
+                               const char *prompt, int format) {
+  if (!audio || len == 0)
+    return aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT, "stt: no audio");
+  if (language && *language && !valid_language(language))
+    return aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "stt: language \"%.40s\" is not a language code", language);
+  const char *mime = sniff(audio, len);
+  if (!mime || strcmp(mime, "audio/wav") != 0) { /* a WAV header always wins */
+    if (mime_type && *mime_type) mime = mime_type;
+    if (!mime)
+      return aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT,
+                      "stt: cannot tell the audio format from its first bytes; "
+                      "give its MIME type");
+    if (strpbrk(mime, "\r\n\""))
+      return aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT, "stt: bad MIME type");
+  }
+  snprintf(q->filename, sizeof q->filename, "audio.%s", ext_for(mime));
+  pthread_mutex_lock(&c->base.mu);
+  aiplat_stt_api api = c->api;
+  q->f = format >= 0 ? (aiplat_stt_format)format : c->format;
+  const char *want = language ? language : c->language;
+  if (want && !*want) want = NULL;
+  q->lang = aip_strdup(want);
+  bool lang_nomem = want && !q->lang;
+  pthread_mutex_unlock(&c->base.mu);
+  q->model = aip_model_base_model(&c->base);
+  q->prompt = aip_strdup(prompt);
+  if (!q->model || lang_nomem || (prompt && !q->prompt))
+    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
+  size_t np = 0;
+  aip_http_part *p = q->parts;
+  p[np++] = (aip_http_part){"file", q->filename, mime, audio, len};
+  if (api == AIPLAT_STT_API_OPENAI)
+    p[np++] = (aip_http_part){"model", NULL, NULL, q->model, strlen(q->model)};
+  if (q->lang)
+    p[np++] = (aip_http_part){"language", NULL, NULL, q->lang, strlen(q->lang)};
+  if (q->prompt)
+    p[np++] =
+        (aip_http_part){"prompt", NULL, NULL, q->prompt, strlen(q->prompt)};
+  p[np++] = (aip_http_part){"response_format", NULL, NULL, format_names[q->f],
+                            strlen(format_names[q->f])};
+  q->req = (aip_http_req){
+      .method = "POST",
+      .path = api == AIPLAT_STT_API_OPENAI ? "/v1/audio/transcriptions"
+                                           : "/inference",
+      .parts = q->parts,
+      .nparts = np,
+      .accept = q->f == AIPLAT_STT_FORMAT_TEXT ? "text/plain, application/json"
+                                               : "application/json",
+      .max_retries = -1};
+  return AIPLAT_OK;
+}
+
 static aiplat_stt_result *result_new(void) {
   aiplat_stt_result *r = calloc(1, sizeof *r);
   if (r) r->duration = -1;
   return r;
-}
-
-aiplat_status aip_stt_parse(aip_err *err, const char *body, size_t len,
-                            aiplat_stt_format f, aiplat_stt_result **out) {
-  *out = NULL;
-  aiplat_stt_result *r = result_new();
-  if (!r) return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
-  aiplat_status st = parse_answer(err, body, len, f, r);
-  if (st == AIPLAT_OK)
-    *out = r;
-  else
-    aiplat_stt_result_destroy(r);
-  return st;
 }
 
 AIPLAT_API aiplat_status aiplat_stt_transcribe(aiplat_stt *c, const void *audio,
@@ -345,57 +468,108 @@ AIPLAT_API aiplat_status aiplat_stt_transcribe(aiplat_stt *c, const void *audio,
   if (language && !valid_language(language))
     return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "stt: language \"%.40s\" is not a language code", language);
-  const char *mime = sniff(audio, len);
-  if (!mime || strcmp(mime, "audio/wav") != 0) { /* a WAV header always wins */
-    if (mime_type && *mime_type) mime = mime_type;
-    if (!mime)
-      return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
-                      "stt: cannot tell the audio format from its first bytes; "
-                      "give its MIME type");
-    if (strpbrk(mime, "\r\n\""))
-      return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
-                      "stt: bad MIME type");
-  }
-  char filename[16];
-  snprintf(filename, sizeof filename, "audio.%s", ext_for(mime));
-  pthread_mutex_lock(&c->base.mu);
-  aiplat_stt_api api = c->api;
-  aiplat_stt_format f = c->format;
-  const char *want = language ? language : c->language;
-  char *lang = aip_strdup(want);
-  bool lang_nomem = want && !lang;
-  pthread_mutex_unlock(&c->base.mu);
-  char *model = aip_model_base_model(&c->base);
+  stt_req q = {0};
   aip_http_resp resp = {0};
-  aiplat_status st;
-  if (!model || lang_nomem) {
+  aiplat_stt_result *r = NULL;
+  aiplat_status st =
+      req_build(c, &c->base.err, &q, audio, len, mime_type, language, NULL, -1);
+  if (st != AIPLAT_OK) goto out;
+  if (!(r = result_new())) {
     st = aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
     goto out;
   }
-  aip_http_part parts[4];
-  size_t np = 0;
-  parts[np++] = (aip_http_part){"file", filename, mime, audio, len};
-  if (api == AIPLAT_STT_API_OPENAI)
-    parts[np++] = (aip_http_part){"model", NULL, NULL, model, strlen(model)};
-  if (lang)
-    parts[np++] = (aip_http_part){"language", NULL, NULL, lang, strlen(lang)};
-  parts[np++] = (aip_http_part){"response_format", NULL, NULL, format_names[f],
-                                strlen(format_names[f])};
-  aip_http_req req = {
-      .method = "POST",
-      .path = api == AIPLAT_STT_API_OPENAI ? "/v1/audio/transcriptions"
-                                           : "/inference",
-      .parts = parts,
-      .nparts = np,
-      .accept = f == AIPLAT_STT_FORMAT_TEXT ? "text/plain, application/json"
-                                            : "application/json",
-      .max_retries = -1};
-  st = aip_http_do(c->base.http, &c->base.err, &req, &resp);
-  if (st == AIPLAT_OK)
-    st = aip_stt_parse(&c->base.err, resp.body.data, resp.body.len, f, out);
+  st = aip_http_do(c->base.http, &c->base.err, &q.req, &resp);
+  if (st == AIPLAT_OK) st = parse_answer(&c->base.err, &resp, q.f, r);
+  if (st == AIPLAT_OK) {
+    *out = r;
+    r = NULL;
+  }
 out:
   aip_http_resp_free(&resp);
-  free(model);
-  free(lang);
+  aiplat_stt_result_destroy(r);
+  req_free(&q);
+  return st;
+}
+
+/* ---- asynchronous form ------------------------------------------------------
+ */
+
+typedef struct stt_async {
+  aip_model_call m;
+  aiplat_stt_format f;
+  aiplat_stt_done_fn done;
+  void *ud;
+} stt_async;
+
+/* On the loop thread: parse the answer and call back. */
+static void stt_answer(aip_model_call *m) {
+  stt_async *a = (stt_async *)(void *)m;
+  aiplat_status st = m->st;
+  aiplat_stt_result *r = NULL;
+  if (st == AIPLAT_OK) {
+    if (!(r = result_new()))
+      st = aip_fail(&m->err, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
+    else
+      st = parse_answer(&m->err, &m->resp, a->f, r);
+  }
+  if (st != AIPLAT_OK) {
+    aiplat_stt_result_destroy(r);
+    r = NULL;
+  }
+  char msg[AIP_ERRMSG_MAX];
+  aip_model_call_message(m, st, msg, sizeof msg);
+  a->done(st, msg, r, a->ud);
+  aip_model_call_destroy(m);
+  free(a);
+}
+
+AIPLAT_API aiplat_status aiplat_stt_transcribe_async(
+    aiplat_stt *c, const void *audio, size_t len, const char *mime_type,
+    const aiplat_stt_options *options, aiplat_call *call,
+    aiplat_stt_done_fn done, void *user_data) {
+  if (!c)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "stt: NULL client");
+  if (!done)
+    return aip_fail(&c->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "stt: NULL completion callback");
+  stt_async *a = calloc(1, sizeof *a);
+  if (!a)
+    return aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
+  aip_model_call_init(&a->m, &c->base, call, stt_answer);
+  a->done = done;
+  a->ud = user_data;
+  stt_req q = {0};
+  aiplat_status st = req_build(c, &c->base.err, &q, audio, len, mime_type,
+                               options ? options->language : NULL,
+                               options ? options->prompt : NULL,
+                               options ? options->format : -1);
+  a->f = q.f;
+  if (st == AIPLAT_OK) /* the request and the audio are copied */
+    st = aip_model_call_start(&a->m, &c->base.err, &q.req);
+  req_free(&q);
+  if (st != AIPLAT_OK) {
+    aip_model_call_destroy(&a->m);
+    free(a);
+  }
+  return st;
+}
+
+/* ---- the answer alone (fuzz targets) ------------------------------------- */
+
+aiplat_status aip_stt_parse(aip_err *err, const char *body, size_t len,
+                            aiplat_stt_format f, aiplat_stt_result **out) {
+  *out = NULL;
+  aip_http_resp resp = {0};
+  if (len && !aip_buf_append(&resp.body, body, len))
+    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
+  aiplat_stt_result *r = result_new();
+  aiplat_status st =
+      r ? parse_answer(err, &resp, f, r)
+        : aip_fail(err, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
+  aip_http_resp_free(&resp);
+  if (st == AIPLAT_OK)
+    *out = r;
+  else
+    aiplat_stt_result_destroy(r);
   return st;
 }

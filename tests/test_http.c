@@ -381,6 +381,49 @@ START_TEST(pieces_reach_the_sink) {
 }
 END_TEST
 
+/* A sink may go on looking at the answer's type while the call ends behind
+ * it on the loop thread. */
+typedef struct type_rec {
+  aip_http_resp *resp;
+  const char *seen;
+  char first[64], later[64];
+} type_rec;
+
+static aiplat_status type_sink(const char *d, size_t n, void *ud) {
+  (void)d;
+  (void)n;
+  type_rec *t = ud;
+  if (t->seen) return AIPLAT_OK;
+  t->seen = t->resp->content_type;
+  snprintf(t->first, sizeof t->first, "%s", t->seen ? t->seen : "(null)");
+  usleep(500000); /* the whole answer is in: the call ends meanwhile */
+  snprintf(t->later, sizeof t->later, "%s", t->seen ? t->seen : "(null)");
+  return AIPLAT_OK;
+}
+
+START_TEST(sink_reads_the_type_while_the_call_ends) {
+  hf_response r =
+      hf_resp(200, "application/json", "{\"error\":\"JSON instead of audio\"}");
+  r.chunked = true;
+  r.split_every = 8; /* the end comes while the sink looks at the first */
+  r.piece_delay_ms = 50;
+  hf_push(srv, &r);
+  aip_http_resp resp = {0};
+  type_rec t = {.resp = &resp};
+  aip_http_req req = {.method = "GET",
+                      .path = "/t",
+                      .stream = true,
+                      .sink = type_sink,
+                      .sink_ud = &t,
+                      .max_retries = -1};
+  ck_assert_int_eq(aip_http_do(h, &err, &req, &resp), AIPLAT_OK);
+  ck_assert_str_eq(t.first, "application/json");
+  ck_assert_str_eq(t.later, "application/json");
+  ck_assert_str_eq(resp.content_type, "application/json");
+  aip_http_resp_free(&resp);
+}
+END_TEST
+
 START_TEST(stream_idle_timeout) {
   hf_response r = hf_resp(200, "text/event-stream", "data: first\n\n");
   r.hang_after_body = true;
@@ -787,6 +830,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, connect_timeout_fires);
   tcase_add_test(tc, total_timeout_when_server_never_answers);
   tcase_add_test(tc, pieces_reach_the_sink);
+  tcase_add_test(tc, sink_reads_the_type_while_the_call_ends);
   tcase_add_test(tc, stream_idle_timeout);
   tcase_add_test(tc, cancel_from_another_thread);
   tcase_add_test(tc, sink_stop_closes_and_is_not_retried);

@@ -11,11 +11,14 @@
  * expected one when set (`EMBEDDINGS_DIMENSION`), else
  * ::AIPLAT_ERR_PROTOCOL. Errors as in aiplat/llm.h.
  *
- * Thread: a client may be shared by threads; results are immutable.
+ * Thread: a client may be shared by threads; results are immutable. The
+ * blocking call runs on the calling thread; the asynchronous one on the
+ * library's event loop thread, which also runs its completion callback.
  */
 #ifndef AIPLAT_EMBEDDINGS_H
 #define AIPLAT_EMBEDDINGS_H
 
+#include "call.h"
 #include "common.h"
 #include "config.h"
 
@@ -115,6 +118,33 @@ AIPLAT_API const float *aiplat_embeddings_result_data(
 /** `usage.prompt_tokens` summed over the requests, or -1 when unknown. */
 AIPLAT_API int64_t aiplat_embeddings_result_prompt_tokens(
     const aiplat_embeddings_result *r);
+
+/* ---- asynchronous form ------------------------------------------------ */
+
+/**
+ * Completion of aiplat_embeddings_embed_async(). Runs once, on the
+ * library's event loop thread, and must not block (no blocking library
+ * call there: they fail with ::AIPLAT_ERR_INTERNAL). @p message (borrowed
+ * for the callback) explains a failure, "" on success. @p result is the
+ * caller's on success (aiplat_embeddings_result_destroy()), NULL on
+ * failure.
+ */
+typedef void (*aiplat_embeddings_done_fn)(aiplat_status status,
+                                          const char *message,
+                                          aiplat_embeddings_result *result,
+                                          void *user_data);
+
+/**
+ * aiplat_embeddings_embed() without waiting: returns at once, and @p done
+ * gets the vectors of the @p count inputs (1 for a single text) on the
+ * event loop thread, with @p user_data. The texts are checked and copied
+ * before this returns; batches are sent one after the other. @p call (may
+ * be NULL) carries the deadline and the cancel switch and must outlive the
+ * call. On an error return nothing is called back.
+ */
+AIPLAT_API aiplat_status aiplat_embeddings_embed_async(
+    aiplat_embeddings *c, const char *const *texts, size_t count,
+    aiplat_call *call, aiplat_embeddings_done_fn done, void *user_data);
 
 #ifdef __cplusplus
 }

@@ -16,11 +16,14 @@
  * Either answer shape is accepted whatever was asked. Results are sorted
  * by score, highest first (ties by input order), and cut to top_n.
  *
- * Thread: a client may be shared by threads; results are immutable.
+ * Thread: a client may be shared by threads; results are immutable. The
+ * blocking call runs on the calling thread; the asynchronous one on the
+ * library's event loop thread, which also runs its completion callback.
  */
 #ifndef AIPLAT_RERANKER_H
 #define AIPLAT_RERANKER_H
 
+#include "call.h"
 #include "common.h"
 #include "config.h"
 
@@ -117,6 +120,34 @@ AIPLAT_API size_t aiplat_reranker_result_index(const aiplat_reranker_result *r,
 /** Score of the @p i-th best document (i < count), else 0. */
 AIPLAT_API double aiplat_reranker_result_score(const aiplat_reranker_result *r,
                                                size_t i);
+
+/* ---- asynchronous form ------------------------------------------------ */
+
+/**
+ * Completion of aiplat_reranker_rerank_async(). Runs once, on the
+ * library's event loop thread, and must not block (no blocking library
+ * call there: they fail with ::AIPLAT_ERR_INTERNAL). @p message (borrowed
+ * for the callback) explains a failure, "" on success. @p result is the
+ * caller's on success (aiplat_reranker_result_destroy()), NULL on failure.
+ */
+typedef void (*aiplat_reranker_done_fn)(aiplat_status status,
+                                        const char *message,
+                                        aiplat_reranker_result *result,
+                                        void *user_data);
+
+/**
+ * aiplat_reranker_rerank() without waiting: returns at once, and @p done
+ * gets the scores on the event loop thread, with @p user_data. @p top_n
+ * applies to this call only (0 keeps every document). The query and the
+ * documents are checked and copied before this returns; AUTO's tries are
+ * made one after the other, as in the blocking form. @p call (may be
+ * NULL) carries the deadline and the cancel switch and must outlive the
+ * call. On an error return nothing is called back.
+ */
+AIPLAT_API aiplat_status aiplat_reranker_rerank_async(
+    aiplat_reranker *c, const char *query, const char *const *documents,
+    size_t count, size_t top_n, aiplat_call *call, aiplat_reranker_done_fn done,
+    void *user_data);
 
 #ifdef __cplusplus
 }

@@ -6,15 +6,19 @@
  * ::AIPLAT_STT_API_OPENAI sends `POST {url}/v1/audio/transcriptions`,
  * ::AIPLAT_STT_API_WHISPER_CPP sends `POST {url}/inference`; both as
  * `multipart/form-data` with the audio as the `file` part and the fields
- * `model` (OpenAI only), `language` and `response_format`. The answer is
- * `{"text"}` (`json`), the same with `language`, `duration` and
- * `segments[]` (`verbose_json`), or the plain text (`text`).
+ * `model` (OpenAI only), `language`, `prompt` (asynchronous form, when
+ * set) and `response_format`. The answer is `{"text"}` (`json`), the same
+ * with `language`, `duration` and `segments[]` (`verbose_json`), or the
+ * plain text (`text`).
  *
- * Thread: a client may be shared by threads; results are immutable.
+ * Thread: a client may be shared by threads; results are immutable. The
+ * blocking call runs on the calling thread; the asynchronous one on the
+ * library's event loop thread, which also runs its completion callback.
  */
 #ifndef AIPLAT_STT_H
 #define AIPLAT_STT_H
 
+#include "call.h"
 #include "common.h"
 #include "config.h"
 
@@ -131,6 +135,67 @@ AIPLAT_API double aiplat_stt_result_segment_end(const aiplat_stt_result *r,
 /** Text of segment @p i (borrowed), or NULL when out of range. */
 AIPLAT_API const char *aiplat_stt_result_segment_text(const aiplat_stt_result *r,
                                                       size_t i);
+
+/* ---- asynchronous form ------------------------------------------------ */
+
+/**
+ * Settings of one transcription that would otherwise be the client's
+ * (language, response format) plus the prompt. Read when a call starts:
+ * it may be changed or destroyed as soon as the call has returned. One
+ * thread at a time. The detail of a failed setter is in
+ * aiplat_error_last().
+ */
+typedef struct aiplat_stt_options aiplat_stt_options;
+
+/** Options that keep every setting of the client. Free with
+ * aiplat_stt_options_destroy(). */
+AIPLAT_API aiplat_status aiplat_stt_options_create(aiplat_stt_options **out);
+
+/** Destroy options. NULL is a no-op. */
+AIPLAT_API void aiplat_stt_options_destroy(aiplat_stt_options *options);
+
+/**
+ * Language of the audio (ISO 639-1, copied); "" sends none (the server
+ * detects it); NULL restores the client's (aiplat_stt_set_language()).
+ */
+AIPLAT_API aiplat_status aiplat_stt_options_set_language(
+    aiplat_stt_options *options, const char *language);
+
+/**
+ * Text that guides the recognition (spelling of names, the previous
+ * sentence), sent as the `prompt` field; UTF-8, copied. NULL or "" sends
+ * none.
+ */
+AIPLAT_API aiplat_status aiplat_stt_options_set_prompt(
+    aiplat_stt_options *options, const char *prompt);
+
+/** The `response_format` of this call instead of the client's. */
+AIPLAT_API aiplat_status aiplat_stt_options_set_response_format(
+    aiplat_stt_options *options, aiplat_stt_format format);
+
+/**
+ * Completion of aiplat_stt_transcribe_async(). Runs once, on the library's
+ * event loop thread, and must not block (no blocking library call there:
+ * they fail with ::AIPLAT_ERR_INTERNAL). @p message (borrowed for the
+ * callback) explains a failure, "" on success. @p result is the caller's
+ * on success (aiplat_stt_result_destroy()), NULL on failure.
+ */
+typedef void (*aiplat_stt_done_fn)(aiplat_status status, const char *message,
+                                   aiplat_stt_result *result, void *user_data);
+
+/**
+ * aiplat_stt_transcribe() without waiting: returns at once, and @p done
+ * gets the transcript on the event loop thread, with @p user_data. The
+ * audio (@p len bytes) and @p mime_type are as in aiplat_stt_transcribe()
+ * and are copied before this returns. @p options (may be NULL: the
+ * client's settings) are read before this returns. @p call (may be NULL)
+ * carries the deadline and the cancel switch and must outlive the call. On
+ * an error return nothing is called back.
+ */
+AIPLAT_API aiplat_status aiplat_stt_transcribe_async(
+    aiplat_stt *c, const void *audio, size_t len, const char *mime_type,
+    const aiplat_stt_options *options, aiplat_call *call,
+    aiplat_stt_done_fn done, void *user_data);
 
 #ifdef __cplusplus
 }

@@ -7,11 +7,14 @@
  * chunked) with its `Content-Type` (`audio/wav`, `audio/mpeg`, ...).
  * A 2xx answer in JSON instead of audio is an error carrying its message.
  *
- * Thread: a client may be shared by threads.
+ * Thread: a client may be shared by threads. The blocking calls run on the
+ * calling thread; the asynchronous one on the library's event loop thread,
+ * which also runs its chunk and completion callbacks.
  */
 #ifndef AIPLAT_TTS_H
 #define AIPLAT_TTS_H
 
+#include "call.h"
 #include "common.h"
 #include "config.h"
 
@@ -30,7 +33,8 @@ typedef struct aiplat_tts aiplat_tts;
  * @param user_data as given
  * @return true to go on, false to stop (the call returns
  *         ::AIPLAT_ERR_CANCELLED and the connection is closed).
- * Runs on the thread that made the call.
+ * Runs on the thread that made the call; for aiplat_tts_synthesize_async()
+ * on the event loop thread, where it must not block.
  */
 typedef bool (*aiplat_tts_chunk_fn)(const void *data, size_t len,
                                     void *user_data);
@@ -109,6 +113,68 @@ AIPLAT_API aiplat_status aiplat_tts_synthesize_stream(aiplat_tts *c,
                                                       aiplat_tts_chunk_fn fn,
                                                       void *user_data,
                                                       char **content_type);
+
+/* ---- asynchronous form ------------------------------------------------ */
+
+/**
+ * Settings of one synthesis that would otherwise be the client's: voice,
+ * format, speed. Read when a call starts: it may be changed or destroyed
+ * as soon as the call has returned. One thread at a time. The detail of a
+ * failed setter is in aiplat_error_last().
+ */
+typedef struct aiplat_tts_options aiplat_tts_options;
+
+/** Options that keep every setting of the client. Free with
+ * aiplat_tts_options_destroy(). */
+AIPLAT_API aiplat_status aiplat_tts_options_create(aiplat_tts_options **out);
+
+/** Destroy options. NULL is a no-op. */
+AIPLAT_API void aiplat_tts_options_destroy(aiplat_tts_options *options);
+
+/** Voice of this call (copied, non-empty); NULL restores the client's. */
+AIPLAT_API aiplat_status aiplat_tts_options_set_voice(
+    aiplat_tts_options *options, const char *voice);
+
+/** Format of this call (`wav`, `mp3`, ...); NULL restores the client's. */
+AIPLAT_API aiplat_status aiplat_tts_options_set_format(
+    aiplat_tts_options *options, const char *format);
+
+/** Speed of this call in [0.25, 4.0]; 0 restores the client's. */
+AIPLAT_API aiplat_status aiplat_tts_options_set_speed(
+    aiplat_tts_options *options, double speed);
+
+/**
+ * Completion of aiplat_tts_synthesize_async(). Runs once, on the library's
+ * event loop thread, and must not block (no blocking library call there:
+ * they fail with ::AIPLAT_ERR_INTERNAL). @p message (borrowed for the
+ * callback) explains a failure, "" on success.
+ * @param audio        on success without a chunk callback: the whole
+ *                     audio, the caller's, freed with aiplat_free();
+ *                     NULL otherwise
+ * @param len          its length; with a chunk callback the number of
+ *                     bytes handed to it; 0 on failure
+ * @param content_type on success the server's type, or `audio/<format>`
+ *                     when it sent none; NULL on failure; borrowed for the
+ *                     callback
+ */
+typedef void (*aiplat_tts_done_fn)(aiplat_status status, const char *message,
+                                   void *audio, size_t len,
+                                   const char *content_type, void *user_data);
+
+/**
+ * Synthesize @p text without waiting: returns at once. Without @p fn the
+ * audio is collected and handed to @p done; with @p fn it goes to @p fn as
+ * it arrives (as aiplat_tts_synthesize_stream()) and @p done gets the end.
+ * Both run on the event loop thread, with @p user_data. @p text and
+ * @p options (may be NULL: the client's settings) are read before this
+ * returns. @p call (may be NULL) carries the deadline and the cancel
+ * switch and must outlive the call. On an error return nothing is called
+ * back.
+ */
+AIPLAT_API aiplat_status aiplat_tts_synthesize_async(
+    aiplat_tts *c, const char *text, const aiplat_tts_options *options,
+    aiplat_call *call, aiplat_tts_chunk_fn fn, aiplat_tts_done_fn done,
+    void *user_data);
 
 #ifdef __cplusplus
 }

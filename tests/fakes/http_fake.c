@@ -35,6 +35,7 @@ struct hf_server {
   hf_request **reqs;
   size_t nreqs, cap;
   unsigned long conns;
+  unsigned long closed;
 };
 
 typedef struct req_ctx {
@@ -354,9 +355,13 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
                           enum MHD_ConnectionNotificationCode toe) {
   (void)conn;
   hf_server *s = cls;
-  if (toe != MHD_CONNECTION_NOTIFY_STARTED) return;
   pthread_mutex_lock(&s->mu);
-  *socket_context = (void *)(uintptr_t)++s->conns;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    *socket_context = (void *)(uintptr_t)++s->conns;
+  } else {
+    s->closed++;
+    pthread_cond_broadcast(&s->cv);
+  }
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -468,6 +473,30 @@ unsigned long hf_connection_count(hf_server *s) {
   unsigned long n = s->conns;
   pthread_mutex_unlock(&s->mu);
   return n;
+}
+
+unsigned long hf_closed_count(hf_server *s) {
+  pthread_mutex_lock(&s->mu);
+  unsigned long n = s->closed;
+  pthread_mutex_unlock(&s->mu);
+  return n;
+}
+
+bool hf_wait_closed(hf_server *s, unsigned long n, int ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += ms / 1000;
+  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&s->mu);
+  while (s->closed < n)
+    if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT) break;
+  bool ok = s->closed >= n;
+  pthread_mutex_unlock(&s->mu);
+  return ok;
 }
 
 bool hf_wait_requests(hf_server *s, size_t n, int ms) {

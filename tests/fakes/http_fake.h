@@ -88,6 +88,10 @@ size_t hf_request_count(hf_server *s);
 /* Request @i (0-based), valid until hf_stop; NULL past the end. */
 const hf_request *hf_request_at(hf_server *s, size_t i);
 unsigned long hf_connection_count(hf_server *s);
+/* Connections the server has seen closed (by either side). */
+unsigned long hf_closed_count(hf_server *s);
+/* Wait (at most @ms) until @n connections have closed; false on timeout. */
+bool hf_wait_closed(hf_server *s, unsigned long n, int ms);
 /* Wait (at most @ms) until @n requests have arrived; false on timeout. */
 bool hf_wait_requests(hf_server *s, size_t n, int ms);
 
