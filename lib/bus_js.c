@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bus_internal.h"
 #include "subject_internal.h"
@@ -193,10 +194,20 @@ aiplat_status aip_bus_stream_bind(aiplat_bus *bus, const char *what,
                  "replicas", nrep, NULL);
       return AIPLAT_OK;
     }
-    if (jerr != JSStreamNameExistErr)
+    /* Another instance created it since the lookup: bind to that one.
+     * While its create is still under way the server may answer that the
+     * subjects overlap rather than that the name exists. */
+    if (jerr != JSStreamNameExistErr && jerr != JSStreamSubjectOverlapErr)
       return aip_bus_fail_nats(e, s, jerr, creating);
-    /* Another instance created it since the lookup: bind to that one. */
-    s = stream_lookup(js, name, &si, &jerr);
+    natsStatus cs = s;
+    jsErrCode cerr = jerr;
+    for (int i = 0; i < 20; i++) {
+      s = stream_lookup(js, name, &si, &jerr);
+      if (s != NATS_NOT_FOUND) break;
+      struct timespec ts = {0, 50 * 1000000L};
+      nanosleep(&ts, NULL);
+    }
+    if (s == NATS_NOT_FOUND) return aip_bus_fail_nats(e, cs, cerr, creating);
   }
   if (s != NATS_OK) return aip_bus_fail_nats(e, s, jerr, what);
   const jsStreamConfig *have = si->Config;
