@@ -446,21 +446,8 @@ static aiplat_status start_batch(embed_async *a, aip_err *err) {
       json_decref(input);
       input = NULL;
     }
-  json_t *body = batch_body(err, a->model, input);
-  char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-  json_decref(body);
-  if (!text)
-    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "embeddings: out of memory");
-  aip_http_req req = {.method = "POST",
-                      .path = "/v1/embeddings",
-                      .content_type = "application/json",
-                      .body = text,
-                      .body_len = strlen(text),
-                      .accept = "application/json",
-                      .max_retries = -1};
-  aiplat_status st = aip_model_call_start(&a->m, err, &req);
-  free(text);
-  return st;
+  return aip_model_call_post_json(&a->m, err, "/v1/embeddings",
+                                  batch_body(err, a->model, input));
 }
 
 /* On the loop thread: take a batch's answer, send the next one or call

@@ -263,3 +263,22 @@ aiplat_status aip_model_json_answer(aip_model_base *b, aip_err *err,
                   "%s: POST %s: the answer is not JSON (%s at byte %d): \"%s\"",
                   b->component, path, je.text, je.position, start);
 }
+
+aiplat_status aip_model_call_post_json(aip_model_call *m, aip_err *err,
+                                       const char *path, json_t *body) {
+  char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+  json_decref(body);
+  if (!text)
+    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "%s: out of memory",
+                    m->base->component);
+  aip_http_req req = {.method = "POST",
+                      .path = path,
+                      .content_type = "application/json",
+                      .body = text,
+                      .body_len = strlen(text),
+                      .accept = "application/json",
+                      .max_retries = -1};
+  aiplat_status st = aip_model_call_start(m, err, &req);
+  free(text);
+  return st;
+}

@@ -100,6 +100,10 @@ void aip_model_call_destroy(aip_model_call *m);
  * call's own on the loop thread) has the detail. */
 aiplat_status aip_model_call_start(aip_model_call *m, aip_err *err,
                                    const aip_http_req *req);
+/* POST @body (taken over; NULL means it could not be built) as JSON to
+ * @path with aip_model_call_start(). */
+aiplat_status aip_model_call_post_json(aip_model_call *m, aip_err *err,
+                                       const char *path, json_t *body);
 /* The message for a completion callback: "" on success, else the detail of
  * m->err. */
 void aip_model_call_message(aip_model_call *m, aiplat_status st, char *buf,

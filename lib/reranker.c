@@ -423,21 +423,8 @@ static void rerank_async_free(rerank_async *a) {
 }
 
 static aiplat_status start_try(rerank_async *a, aip_err *err) {
-  json_t *body = make_body(&a->in, try_tei(a->p.next));
-  char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-  json_decref(body);
-  if (!text)
-    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "reranker: out of memory");
-  aip_http_req req = {.method = "POST",
-                      .path = try_path(a->p.next),
-                      .content_type = "application/json",
-                      .body = text,
-                      .body_len = strlen(text),
-                      .accept = "application/json",
-                      .max_retries = -1};
-  aiplat_status st = aip_model_call_start(&a->m, err, &req);
-  free(text);
-  return st;
+  return aip_model_call_post_json(&a->m, err, try_path(a->p.next),
+                                  make_body(&a->in, try_tei(a->p.next)));
 }
 
 /* On the loop thread: take a try's answer, make the next try or call
