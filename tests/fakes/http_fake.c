@@ -113,16 +113,21 @@ static void free_request(hf_request *r) {
   free(r);
 }
 
+/* CLOCK_REALTIME @ms from now, for pthread_cond_timedwait. */
+static void deadline_in(struct timespec *ts, int ms) {
+  clock_gettime(CLOCK_REALTIME, ts);
+  ts->tv_sec += ms / 1000;
+  ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (ts->tv_nsec >= 1000000000L) {
+    ts->tv_sec++;
+    ts->tv_nsec -= 1000000000L;
+  }
+}
+
 /* Sleep @ms unless the server stops; false when stopping. */
 static bool nap(hf_server *s, int ms) {
   struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
+  deadline_in(&ts, ms);
   pthread_mutex_lock(&s->mu);
   while (!s->stopping)
     if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT) break;
@@ -484,13 +489,7 @@ unsigned long hf_closed_count(hf_server *s) {
 
 bool hf_wait_closed(hf_server *s, unsigned long n, int ms) {
   struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
+  deadline_in(&ts, ms);
   pthread_mutex_lock(&s->mu);
   while (s->closed < n)
     if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT) break;
@@ -501,13 +500,7 @@ bool hf_wait_closed(hf_server *s, unsigned long n, int ms) {
 
 bool hf_wait_requests(hf_server *s, size_t n, int ms) {
   struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
+  deadline_in(&ts, ms);
   pthread_mutex_lock(&s->mu);
   while (s->nreqs < n)
     if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT) break;
