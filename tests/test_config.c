@@ -197,7 +197,9 @@ END_TEST
 START_TEST(durations) {
   static const struct { const char *text; int64_t ms; } good[] = {
       {"30s", 30000}, {"500ms", 500}, {"1.5s", 1500}, {"2m", 120000},
-      {"1h30m", 5400000}, {"0s", 0}, {" 10s ", 10000}, {"1m30s250ms", 90250}};
+      {"1h30m", 5400000}, {"0s", 0}, {" 10s ", 10000}, {"1m30s250ms", 90250},
+      /* fractions of a millisecond round to the nearest, halves up */
+      {"0.4ms", 0}, {"0.5ms", 1}, {"2.5ms", 3}, {"0.0015s", 2}, {"1.4999ms", 1}};
   static const char *const bad[] = {"30", "", "s", "-5s", "5x", "5 s", "1e3s",
                                     "abc", "10sec", "5s5", "1.2.3s"};
   int64_t ms;
