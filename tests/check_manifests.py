@@ -680,6 +680,20 @@ def dockerfile_instructions(text):
     return out
 
 
+def image_deps_replaces(ctx):
+    """The build-dependencies tools/image-deps.sh builds from Debian's source
+    packages instead (its `# Replaces:` line)."""
+    try:
+        with open(os.path.join(ctx.src, "tools", "image-deps.sh"), encoding="utf-8") as f:
+            for line in f:
+                m = re.match(r"#\s*Replaces:\s*(.*)", line)
+                if m:
+                    return set(m.group(1).split())
+    except OSError:
+        pass
+    return set()
+
+
 def check_dockerfile(ctx, path, app_name, report):
     try:
         with open(path, encoding="utf-8") as f:
@@ -754,6 +768,8 @@ def check_dockerfile(ctx, path, app_name, report):
     installed = set()
     for m in re.finditer(r"apt-get\s+install\s+([^;&|]*)", build_text):
         installed |= {w for w in m.group(1).split() if not w.startswith("-")}
+    if "tools/image-deps.sh" in build_text or "image-deps.sh" in build_text:
+        installed |= image_deps_replaces(ctx)
     missing = sorted(ctx.debian_build_deps - installed)
     if missing:
         report.err("dockerfile", path, f"the build stage does not install {', '.join(missing)} "

@@ -6,10 +6,15 @@
 #   docker build -f deploy/docker/stt-module.Dockerfile \
 #     -t git.daviestechlabs.io/daviestechlabs/aiplat-stt-module:0.1.0 .
 #
-# Stage 1 builds the tree on Debian 12 and installs it into /usr, as the
-# Debian package does. tools/image-contents.sh then copies exactly what the
-# program needs to run into /image: its shared-library closure (ldd), the
-# dynamic loader, libgcc_s, the CA bundle and /etc/{passwd,group,nsswitch.conf}.
+# Stage 1 builds, on Debian 12, libcurl (HTTP and HTTPS over OpenSSL only) and
+# libmicrohttpd (plain HTTP) from Debian's source packages with
+# tools/image-deps.sh: Debian's binary packages of those two pull in GnuTLS,
+# Kerberos, LDAP, SSH and RTMP, which no service uses. It then builds the
+# tree against them with -O2 and no libm, and installs it into /usr.
+# tools/image-contents.sh then copies exactly what the program needs to run
+# into /image: its shared-library closure (ldd), the dynamic loader,
+# libgcc_s, the CA bundle and /etc/{passwd,group,nsswitch.conf}; it fails
+# the build past 10 MB.
 # Stage 2 is scratch holding only that: no shell, no package manager.
 #
 # Pin the builder by digest in CI (the tag alone floats across Debian 12
@@ -22,23 +27,31 @@ FROM ${BUILDER_IMAGE} AS build
 ARG SERVICE=stt-module
 ARG SOURCE_DATE_EPOCH=0
 # Build dependencies: every Debian package configure.ac requires
-# (tests/check-manifests.sh checks this list against configure.ac),
-# the autotools, and the CA bundle copied into the image.
-RUN apt-get update \
+# (tests/check-manifests.sh checks this list against configure.ac; the two
+# that tools/image-deps.sh builds from source stand in for theirs), the
+# autotools, dpkg-dev for `apt-get source`, and the CA bundle copied into
+# the image.
+RUN . /etc/os-release \
+ && printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: %s %s-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb-src\nURIs: http://deb.debian.org/debian-security\nSuites: %s-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      "$VERSION_CODENAME" "$VERSION_CODENAME" "$VERSION_CODENAME" > /etc/apt/sources.list.d/deb-src.sources \
+ && apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential autoconf automake libtool pkg-config \
+      build-essential autoconf automake libtool pkg-config dpkg-dev \
       libnats-dev libprotobuf-c-dev protobuf-c-compiler \
-      libcurl4-openssl-dev libjansson-dev libmicrohttpd-dev libssl-dev check \
-      ca-certificates \
- && rm -rf /var/lib/apt/lists/*
+      libjansson-dev libssl-dev check \
+      ca-certificates
+COPY tools/image-deps.sh /usr/local/sbin/image-deps.sh
+RUN /usr/local/sbin/image-deps.sh /tmp/image-deps \
+ && rm -rf /tmp/image-deps /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN autoreconf -fi \
- && ./configure --prefix=/usr --disable-dependency-tracking --disable-model-backend --quiet \
+ && ./configure --prefix=/usr --libdir=/usr/lib --disable-dependency-tracking --disable-model-backend \
+      --quiet CFLAGS="-O2" LIBM= \
  && make -j"$(nproc)" \
  && make install-strip \
  && ldconfig
-RUN tools/image-contents.sh --root /image "/usr/bin/${SERVICE}"
+RUN tools/image-contents.sh --max-mb 10 --root /image "/usr/bin/${SERVICE}"
 
 FROM scratch
 LABEL org.opencontainers.image.title="stt-module" \
