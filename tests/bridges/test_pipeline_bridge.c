@@ -640,7 +640,8 @@ START_TEST(many_triggers_against_a_slow_engine) {
   ck_assert_msg(most <= before, "threads: %d before, %d while waiting", before,
                 most);
   /* one latency, not CONCURRENT / WORKERS of them (8 at WORKERS=4) */
-  ck_assert_msg(took < 2 * SLOW_MS, "%d triggers took %lld ms", CONCURRENT,
+  if (!tb_under_valgrind())
+    ck_assert_msg(took < 2 * SLOW_MS, "%d triggers took %lld ms", CONCURRENT,
                 (long long)took);
   aiplat_bus_destroy(bus);
 }
