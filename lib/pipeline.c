@@ -355,6 +355,7 @@ typedef enum pipe_step {
   STEP_ARGO_STATUS,
   STEP_KFP_PIPELINE, /* the pipeline's id from its name */
   STEP_KFP_VERSION,  /* the version's id from its name */
+  STEP_KFP_VERSION_ID, /* no version of that name: the version of that id */
   STEP_KFP_RUN,      /* the run's creation */
   STEP_KFP_STATUS
 } pipe_step;
@@ -466,6 +467,9 @@ static bool step_path(pipe_call *c) {
       free(text);
       return ok;
     }
+    case STEP_KFP_VERSION_ID:
+      return path_set(c, "/apis/v2beta1/pipelines/", c->pid, "/versions/",
+                      c->version, NULL);
     case STEP_KFP_RUN:
       return path_set(c, "/apis/v2beta1/runs", NULL, NULL, NULL, NULL);
     case STEP_KFP_STATUS:
@@ -509,6 +513,12 @@ static void on_answer(aip_model_call *m) {
   pipe_call *c = (pipe_call *)(void *)m;
   aiplat_status st = refine(c);
   if (st != AIPLAT_OK) {
+    if (c->step == STEP_KFP_VERSION_ID &&
+        (st == AIPLAT_ERR_NOT_FOUND || st == AIPLAT_ERR_BAD_REQUEST))
+      st = aip_fail(&m->err, AIPLAT_ERR_NOT_FOUND,
+                    "kubeflow: pipeline \"%s\" has no version named \"%s\" "
+                    "nor one of that id",
+                    c->name, c->version);
     finish(c, st, NULL, AIPLAT_PIPELINE_UNKNOWN, NULL);
     return;
   }
@@ -542,6 +552,17 @@ static void on_answer(aip_model_call *m) {
     case STEP_KFP_VERSION:
       st = aip_pipe_kfp_parse_versions(err, body, len, c->name, c->version,
                                        c->vid, sizeof c->vid);
+      if (st == AIPLAT_ERR_NOT_FOUND) { /* the trigger may carry an id */
+        next_step(c, STEP_KFP_VERSION_ID);
+        return;
+      }
+      if (st != AIPLAT_OK) break;
+      if (!aip_pipe_kfp_run_ref(c->body, c->pid, c->vid)) goto nomem;
+      next_step(c, STEP_KFP_RUN);
+      return;
+    case STEP_KFP_VERSION_ID:
+      st = aip_pipe_kfp_parse_version(err, body, len, c->pid, c->vid,
+                                      sizeof c->vid);
       if (st != AIPLAT_OK) break;
       if (!aip_pipe_kfp_run_ref(c->body, c->pid, c->vid)) goto nomem;
       next_step(c, STEP_KFP_RUN);

@@ -434,6 +434,30 @@ out:
   return rc;
 }
 
+aiplat_status aip_pipe_kfp_parse_version(aip_err *err, const char *body,
+                                         size_t len, const char *pipeline_id,
+                                         char *id, size_t idlen) {
+  json_t *root = parse_object(err, "kubeflow", "pipeline version", body, len);
+  if (!root) return AIPLAT_ERR_PROTOCOL;
+  aiplat_status rc;
+  const char *vid = str_at(root, "pipeline_version_id");
+  if (!vid) vid = str_at(root, "pipelineVersionId");
+  const char *pid = str_at(root, "pipeline_id");
+  if (!pid) pid = str_at(root, "pipelineId");
+  if (!vid || !aip_pipe_valid_kfp_id(vid, NULL))
+    rc = aip_fail(err, AIPLAT_ERR_PROTOCOL,
+                  "kubeflow: the pipeline version answer has no valid "
+                  "pipeline_version_id");
+  else if (pid && strcmp(pid, pipeline_id) != 0)
+    rc = aip_fail(err, AIPLAT_ERR_PROTOCOL,
+                  "kubeflow: pipeline version %s belongs to pipeline %s, not %s",
+                  vid, pid, pipeline_id);
+  else
+    rc = copy_id(err, "kubeflow", "pipeline version id", vid, id, idlen);
+  json_decref(root);
+  return rc;
+}
+
 /* The message of a google.rpc.Status object, or NULL. */
 static const char *status_message(json_t *st) {
   const char *m = str_at(st, "message");

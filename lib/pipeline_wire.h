@@ -89,6 +89,12 @@ aiplat_status aip_pipe_kfp_parse_versions(aip_err *err, const char *body,
                                           const char *version, char *id,
                                           size_t idlen);
 
+/* A PipelineVersion (GetPipelineVersion): its pipeline_version_id, which
+ * must belong to @pipeline_id when the answer names its pipeline. */
+aiplat_status aip_pipe_kfp_parse_version(aip_err *err, const char *body,
+                                         size_t len, const char *pipeline_id,
+                                         char *id, size_t idlen);
+
 /* A Run: run_id, the phase, and a message (error.message, else the last
  * state_history error's message). */
 aiplat_status aip_pipe_kfp_parse_run(aip_err *err, const char *body, size_t len,

@@ -998,6 +998,8 @@ START_TEST(kfp_version_reaches_the_server) {
   ck_assert_ptr_nonnull(pid);
   ck_assert_ptr_nonnull(vid);
   ck_assert_str_ne(pid, vid);
+  char v2_id[160];
+  snprintf(v2_id, sizeof v2_id, "%s", vid);
   json_decref(body);
   /* v2's runs fail in the fake; the latest (v3) succeeds */
   ck_assert_int_eq(run_to_end_async(AIPLAT_PIPELINE_KUBEFLOW, id),
@@ -1016,16 +1018,33 @@ START_TEST(kfp_version_reaches_the_server) {
   ck_assert_int_eq(run_to_end_async(AIPLAT_PIPELINE_KUBEFLOW, id),
                    AIPLAT_PIPELINE_SUCCEEDED);
 
+  /* a version id (what PipelineTrigger documents) is taken too */
+  ck_assert(th_fake_reset(kfp));
+  ck_assert_int_eq(aiplat_pipeline_options_set_version(o, v2_id), AIPLAT_OK);
+  ck_assert_msg(submit_async(AIPLAT_PIPELINE_KUBEFLOW, "model", o, NULL, &w) ==
+                    AIPLAT_OK,
+                "%s", w.message);
+  ck_assert_int_eq(th_fake_request_count(kfp), 4);
+  body = last_run_body();
+  ref = json_object_get(body, "pipeline_version_reference");
+  ck_assert_str_eq(
+      json_string_value(json_object_get(ref, "pipeline_version_id")), v2_id);
+  json_decref(body);
+
   /* a version the pipeline does not have: no run is created */
   ck_assert(th_fake_reset(kfp));
   ck_assert_int_eq(aiplat_pipeline_options_set_version(o, "v9"), AIPLAT_OK);
   ck_assert_int_eq(
       submit_async(AIPLAT_PIPELINE_KUBEFLOW, "model", o, NULL, &w),
       AIPLAT_ERR_NOT_FOUND);
-  ck_assert_ptr_nonnull(strstr(w.message, "\"v9\""));
-  ck_assert_int_eq(th_fake_request_count(kfp), 2);
-
-  /* the blocking form of a status with a version set reads as before */
+  ck_assert_msg(strstr(w.message, "\"v9\"") != NULL, "%s", w.message);
+  ck_assert_int_eq(th_fake_request_count(kfp), 3);
+  json_t *reqs = th_fake_requests(kfp);
+  for (size_t i = 0; i < json_array_size(reqs); i++)
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_array_get(reqs, i), "method")),
+                     "GET");
+  json_decref(reqs);
   aiplat_pipeline_options_destroy(o);
 }
 END_TEST

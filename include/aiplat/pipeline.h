@@ -173,10 +173,10 @@ AIPLAT_API aiplat_status aiplat_pipeline_options_set_namespace(
     aiplat_pipeline_options *options, const char *ns);
 
 /**
- * The pipeline version to run, by name (copied); NULL or "" runs the
- * latest version. Kubeflow: the version of that name of the pipeline
- * (::AIPLAT_ERR_NOT_FOUND when it has none); letters, digits, '.', '_' and
- * '-' without "..". Argo: WorkflowTemplates have no versions, so a submit
+ * The pipeline version to run, by name or id (copied); NULL or "" runs
+ * the latest version. Kubeflow: the pipeline's version of that name, else
+ * the one with that id (::AIPLAT_ERR_NOT_FOUND when it has neither);
+ * letters, digits, '.', '_' and '-' without "..". Argo: WorkflowTemplates have no versions, so a submit
  * with a version is ::AIPLAT_ERR_INVALID_ARGUMENT and nothing is sent
  * (name the versioned template itself as the pipeline). Status calls
  * ignore it.

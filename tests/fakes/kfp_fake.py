@@ -12,6 +12,8 @@ grpc-gateway with protojson (proto field names, unset fields omitted):
   GET  /apis/v2beta1/pipelines/{pipeline_id}          -> Pipeline
   GET  /apis/v2beta1/pipelines/{pipeline_id}/versions[?filter=]
                                                       -> ListPipelineVersionsResponse
+  GET  /apis/v2beta1/pipelines/{pipeline_id}/versions/{version_id}
+                                                      -> PipelineVersion
   POST /apis/v2beta1/runs                             -> Run
   GET  /apis/v2beta1/runs/{run_id}                    -> Run
 
@@ -211,6 +213,9 @@ class Kfp:
             elif method == "GET" and len(rest) == 3 and \
                     rest[0] == "pipelines" and rest[2] == "versions":
                 route = self.list_versions
+            elif method == "GET" and len(rest) == 4 and \
+                    rest[0] == "pipelines" and rest[2] == "versions":
+                route = self.get_version
             elif method == "POST" and rest == ["runs"]:
                 route = self.create_run
             elif method == "GET" and len(rest) == 2 and rest[0] == "runs":
@@ -338,6 +343,20 @@ class Kfp:
         if items:
             out = {"pipeline_versions": items, "total_size": len(items)}
         h.reply_json(200, out)
+
+    def get_version(self, h, rest, query, req):
+        """GetPipelineVersion: looked up by the version id alone (the
+        pipeline id of the path is not compared)."""
+        vid = rest[3]
+        _, v = self.version_by_id(vid)
+        if v is None:
+            ext = "PipelineVersion %s not found" % vid
+            self.user_error(
+                h, 5, "Failed to get a pipeline version: Failed to get a "
+                "pipeline version with id %s: ResourceNotFoundError: %s"
+                % (vid, ext), ext)
+            return
+        h.reply_json(200, v["obj"])
 
     def create_run(self, h, rest, query, reqraw):
         obj, raw = reqraw
