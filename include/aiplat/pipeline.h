@@ -7,9 +7,10 @@
  *  - Argo Workflows: a run is a Workflow submitted from a WorkflowTemplate
  *    (`POST /api/v1/workflows/{namespace}/submit`); its id is the
  *    Workflow's name, which is unique only within its namespace.
- *  - Kubeflow Pipelines (v2beta1): a run of the latest version of a
- *    pipeline found by name (`POST /apis/v2beta1/runs`); its id is the
- *    run's UUID.
+ *  - Kubeflow Pipelines (v2beta1): a run of a pipeline found by name, of
+ *    its latest version or of one chosen per call
+ *    (aiplat_pipeline_options_set_version()) (`POST /apis/v2beta1/runs`);
+ *    its id is the run's UUID.
  *
  * Settings (aiplat/config.h): ARGO_URL, ARGO_NAMESPACE, ARGO_TOKEN,
  * KUBEFLOW_URL, KUBEFLOW_TOKEN (each token also as NAME_FILE; a token
