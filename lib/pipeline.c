@@ -478,8 +478,8 @@ static bool step_path(pipe_call *c) {
   return false;
 }
 
-/* Go on with @step from the loop thread; false when the call has ended
- * (its callback ran). */
+/* Go on with @step, on the loop thread; on a failure to start it the call
+ * ends here (its callback runs). */
 static void next_step(pipe_call *c, pipe_step step) {
   c->step = step;
   aiplat_status st;

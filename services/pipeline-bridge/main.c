@@ -117,20 +117,28 @@ static void on_cancel(aiplat_request *req, void *ud) {
   aiplat_call_cancel(ud);
 }
 
+/* A trigger whose submit failed: the request fails with the reason. */
+static void trigger_failed(trigger *t, aiplat_status st, const char *why) {
+  aiplat_request *req = t->req;
+  aiplat_request_set_cancel_callback(req, NULL, NULL);
+  aiplat_call_destroy(t->call);
+  pb_watch_unreserve(t->b->watch);
+  free(t);
+  aiplat_request_complete(req, st, why);
+}
+
 /* The end of a submit, on the library's event loop thread. */
 static void on_submitted(aiplat_status st, const char *why, const char *run_id,
                          void *ud) {
   trigger *t = ud;
+  if (st != AIPLAT_OK || !run_id) {
+    trigger_failed(t, st != AIPLAT_OK ? st : AIPLAT_ERR_INTERNAL, why);
+    return;
+  }
   bridge *b = t->b;
   aiplat_request *req = t->req;
   aiplat_request_set_cancel_callback(req, NULL, NULL);
   aiplat_call_destroy(t->call);
-  if (st != AIPLAT_OK) {
-    pb_watch_unreserve(b->watch);
-    free(t);
-    aiplat_request_complete(req, st, why);
-    return;
-  }
   pb_run_state *s = &t->s;
   copy_utf8(s->run_id, sizeof s->run_id, run_id);
   s->phase = AIPLAT_PIPELINE_PENDING;
@@ -250,7 +258,7 @@ static aiplat_status on_trigger(aiplat_request *req, void *user_data) {
   if (st != AIPLAT_OK) {
     char why[PB_MESSAGE_MAX];
     aiplat_error_last(why, sizeof why);
-    on_submitted(st, why, NULL, t);
+    trigger_failed(t, st, why);
   }
   return AIPLAT_OK;
 }
