@@ -612,7 +612,7 @@ static aiplat_status start(pipe_call *c, pipe_step step) {
   return st;
 }
 
-aiplat_status aiplat_pipeline_submit_async(
+AIPLAT_API aiplat_status aiplat_pipeline_submit_async(
     aiplat_pipeline *p, aiplat_pipeline_engine engine, const char *pipeline,
     const char *const *keys, const char *const *values, size_t n,
     const aiplat_pipeline_options *options, aiplat_call *call,
@@ -788,7 +788,7 @@ static aiplat_status refuse_on_loop(aiplat_pipeline *p) {
                   "thread (use the asynchronous form)");
 }
 
-aiplat_status aiplat_pipeline_submit(aiplat_pipeline *p,
+AIPLAT_API aiplat_status aiplat_pipeline_submit(aiplat_pipeline *p,
                                      aiplat_pipeline_engine engine,
                                      const char *pipeline, const char *ns,
                                      const char *const *keys,
