@@ -41,7 +41,7 @@ static pipe_engine *engine_of(aiplat_pipeline *p, aiplat_pipeline_engine e) {
 
 /* ---- static helpers of the public API ------------------------------------ */
 
-bool aiplat_pipeline_phase_is_terminal(aiplat_pipeline_phase phase) {
+AIPLAT_API bool aiplat_pipeline_phase_is_terminal(aiplat_pipeline_phase phase) {
   switch (phase) {
     case AIPLAT_PIPELINE_SUCCEEDED:
     case AIPLAT_PIPELINE_FAILED:
@@ -54,7 +54,7 @@ bool aiplat_pipeline_phase_is_terminal(aiplat_pipeline_phase phase) {
   }
 }
 
-const char *aiplat_pipeline_phase_str(aiplat_pipeline_phase phase) {
+AIPLAT_API const char *aiplat_pipeline_phase_str(aiplat_pipeline_phase phase) {
   static const char *const names[] = {
       "unknown", "pending",   "running", "succeeded",  "failed",
       "error",   "cancelled", "skipped", "cancelling", "paused"};
@@ -62,7 +62,7 @@ const char *aiplat_pipeline_phase_str(aiplat_pipeline_phase phase) {
   return names[phase];
 }
 
-const char *aiplat_pipeline_engine_str(aiplat_pipeline_engine engine) {
+AIPLAT_API const char *aiplat_pipeline_engine_str(aiplat_pipeline_engine engine) {
   switch (engine) {
     case AIPLAT_PIPELINE_ARGO:
       return "argo";
@@ -73,7 +73,7 @@ const char *aiplat_pipeline_engine_str(aiplat_pipeline_engine engine) {
   }
 }
 
-aiplat_status aiplat_pipeline_engine_parse(const char *name,
+AIPLAT_API aiplat_status aiplat_pipeline_engine_parse(const char *name,
                                            aiplat_pipeline_engine *out) {
   if (!name || !out)
     return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
@@ -136,7 +136,7 @@ static aiplat_status read_engine(aiplat_pipeline *p, aiplat_config *cfg,
   return AIPLAT_OK;
 }
 
-aiplat_status aiplat_pipeline_create(aiplat_pipeline **out,
+AIPLAT_API aiplat_status aiplat_pipeline_create(aiplat_pipeline **out,
                                      aiplat_config *cfg) {
   if (!out)
     return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "pipeline: out is NULL");
@@ -193,14 +193,14 @@ fail:
   return rc;
 }
 
-void aiplat_pipeline_close(aiplat_pipeline *p) {
+AIPLAT_API void aiplat_pipeline_close(aiplat_pipeline *p) {
   if (!p) return;
   __atomic_store_n(&p->closed, 1, __ATOMIC_SEQ_CST);
   for (int i = 0; i < 2; i++)
     if (p->eng[i].base.http) aip_http_cancel(p->eng[i].base.http);
 }
 
-void aiplat_pipeline_destroy(aiplat_pipeline *p) {
+AIPLAT_API void aiplat_pipeline_destroy(aiplat_pipeline *p) {
   if (!p) return;
   for (int i = 0; i < 2; i++) {
     free(p->eng[i].url);
@@ -212,13 +212,13 @@ void aiplat_pipeline_destroy(aiplat_pipeline *p) {
   aip_global_unref();
 }
 
-bool aiplat_pipeline_engine_configured(aiplat_pipeline *p,
+AIPLAT_API bool aiplat_pipeline_engine_configured(aiplat_pipeline *p,
                                        aiplat_pipeline_engine engine) {
   pipe_engine *e = p ? engine_of(p, engine) : NULL;
   return e && e->url;
 }
 
-aiplat_status aiplat_pipeline_last_error(aiplat_pipeline *p, char *buf,
+AIPLAT_API aiplat_status aiplat_pipeline_last_error(aiplat_pipeline *p, char *buf,
                                          size_t buflen) {
   if (!p) {
     if (buf && buflen) buf[0] = '\0';
@@ -304,7 +304,7 @@ struct aiplat_pipeline_options {
   char *version; /* NULL: the latest */
 };
 
-aiplat_status aiplat_pipeline_options_create(aiplat_pipeline_options **out) {
+AIPLAT_API aiplat_status aiplat_pipeline_options_create(aiplat_pipeline_options **out) {
   if (!out)
     return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "pipeline: NULL out");
   *out = calloc(1, sizeof **out);
@@ -312,14 +312,14 @@ aiplat_status aiplat_pipeline_options_create(aiplat_pipeline_options **out) {
   return AIPLAT_OK;
 }
 
-void aiplat_pipeline_options_destroy(aiplat_pipeline_options *o) {
+AIPLAT_API void aiplat_pipeline_options_destroy(aiplat_pipeline_options *o) {
   if (!o) return;
   free(o->ns);
   free(o->version);
   free(o);
 }
 
-aiplat_status aiplat_pipeline_options_set_namespace(aiplat_pipeline_options *o,
+AIPLAT_API aiplat_status aiplat_pipeline_options_set_namespace(aiplat_pipeline_options *o,
                                                     const char *ns) {
   const char *why = NULL;
   if (!o)
@@ -333,7 +333,7 @@ aiplat_status aiplat_pipeline_options_set_namespace(aiplat_pipeline_options *o,
   return AIPLAT_OK;
 }
 
-aiplat_status aiplat_pipeline_options_set_version(aiplat_pipeline_options *o,
+AIPLAT_API aiplat_status aiplat_pipeline_options_set_version(aiplat_pipeline_options *o,
                                                   const char *version) {
   const char *why = NULL;
   if (!o)
@@ -674,7 +674,7 @@ AIPLAT_API aiplat_status aiplat_pipeline_submit_async(
                                                  : STEP_KFP_PIPELINE);
 }
 
-aiplat_status aiplat_pipeline_status_async(
+AIPLAT_API aiplat_status aiplat_pipeline_status_async(
     aiplat_pipeline *p, aiplat_pipeline_engine engine, const char *run_id,
     const aiplat_pipeline_options *options, aiplat_call *call,
     aiplat_pipeline_status_done_fn done, void *user_data) {
@@ -814,7 +814,7 @@ AIPLAT_API aiplat_status aiplat_pipeline_submit(aiplat_pipeline *p,
   return st;
 }
 
-aiplat_status aiplat_pipeline_status(aiplat_pipeline *p,
+AIPLAT_API aiplat_status aiplat_pipeline_status(aiplat_pipeline *p,
                                      aiplat_pipeline_engine engine,
                                      const char *run_id, const char *ns,
                                      aiplat_pipeline_phase *phase_out,

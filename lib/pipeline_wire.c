@@ -302,7 +302,7 @@ aiplat_pipeline_phase aip_pipe_kfp_state(const char *state) {
   return AIPLAT_PIPELINE_UNKNOWN;
 }
 
-const char *aiplat_pipeline_phase_engine_str(aiplat_pipeline_engine engine,
+AIPLAT_API const char *aiplat_pipeline_phase_engine_str(aiplat_pipeline_engine engine,
                                              aiplat_pipeline_phase phase) {
   if ((unsigned)phase >= AIP_ARRAY_LEN(phase_names))
     phase = AIPLAT_PIPELINE_UNKNOWN;
