@@ -414,15 +414,6 @@ struct aiplat_tts_endpoint {
   double default_speed;
 };
 
-/* The formats of OpenAI's speech API. */
-static bool tts_known_format(const char *f) {
-  static const char *const names[] = {"wav", "mp3",  "opus",
-                                      "aac", "flac", "pcm"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-    if (strcmp(f, names[i]) == 0) return true;
-  return false;
-}
-
 static bool tts_probe(char *msg, size_t msglen, void *user_data) {
   aiplat_tts_endpoint *ep = user_data;
   if (aiplat_tts_health(ep->probe_client) == AIPLAT_OK) {
@@ -450,10 +441,9 @@ AIPLAT_API aiplat_status aiplat_tts_endpoint_create(aiplat_tts_endpoint **out,
   if (!st) st = aiplat_config_get_string(cfg, "TTS_FORMAT", &fmt);
   if (!st) st = aiplat_config_get_double(cfg, "TTS_SPEED", 0.25, 4.0, &speed);
   if (!fmt) fmt = "wav";
-  if (!st && !tts_known_format(fmt))
+  if (!st && !aip_audio_tts_format_known(fmt))
     st = aip_fail(NULL, AIPLAT_ERR_CONFIG,
-                  "config: TTS_FORMAT must be one of wav, mp3, opus, aac, "
-                  "flac, pcm");
+                  "config: TTS_FORMAT must be one of " AIP_AUDIO_TTS_FORMATS);
   aiplat_tts_endpoint *ep = st ? NULL : calloc(1, sizeof *ep);
   if (!st && !ep) st = aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "tts: out of memory");
   if (ep) {
@@ -531,9 +521,8 @@ static aiplat_status tts_check(aiplat_tts_endpoint *ep, aiplat_msg *in,
              TTS_MAX_TEXT_CHARS);
     return AIPLAT_ERR_TOO_LARGE;
   }
-  if (**format && !tts_known_format(*format)) {
-    snprintf(why, whylen,
-             "format is not one of wav, mp3, opus, aac, flac, pcm");
+  if (**format && !aip_audio_tts_format_known(*format)) {
+    snprintf(why, whylen, "format is not one of " AIP_AUDIO_TTS_FORMATS);
     return AIPLAT_ERR_INVALID_ARGUMENT;
   }
   if (!**format) *format = ep->default_format;

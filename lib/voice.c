@@ -71,10 +71,7 @@ static void *answer_main(void *arg);
  * run them at once before). */
 static aiplat_status start_threads(aiplat_voice *v, aiplat_config *cfg) {
   int64_t n = 4;
-  aiplat_config *own = NULL;
-  aiplat_status st = cfg ? AIPLAT_OK : aiplat_config_create(&own);
-  if (!st) st = aiplat_config_get_int(cfg ? cfg : own, "WORKERS", 1, 1024, &n);
-  aiplat_config_destroy(own);
+  aiplat_status st = aiplat_config_get_int(cfg, "WORKERS", 1, 1024, &n);
   if (st) return st;
   if (!(v->threads = calloc((size_t)n, sizeof *v->threads)))
     return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "voice: out of memory");
@@ -83,6 +80,16 @@ static aiplat_status start_threads(aiplat_voice *v, aiplat_config *cfg) {
       return aip_fail(NULL, AIPLAT_ERR_INTERNAL,
                       "voice: cannot start a thread");
   return AIPLAT_OK;
+}
+
+/* The answer is spoken in TTS_FORMAT: one of the formats tts-module takes. */
+static aiplat_status check_tts_format(aiplat_config *cfg) {
+  const char *fmt = NULL;
+  aiplat_status st = aiplat_config_get_string(cfg, "TTS_FORMAT", &fmt);
+  if (!st && fmt && !aip_audio_tts_format_known(fmt))
+    st = aip_fail(NULL, AIPLAT_ERR_CONFIG,
+                  "config: TTS_FORMAT must be one of " AIP_AUDIO_TTS_FORMATS);
+  return st;
 }
 
 AIPLAT_API aiplat_status aiplat_voice_create(aiplat_voice **out,
@@ -95,10 +102,15 @@ AIPLAT_API aiplat_status aiplat_voice_create(aiplat_voice **out,
   aip_err_init(&v->err);
   pthread_mutex_init(&v->mu, NULL);
   pthread_cond_init(&v->cv, NULL);
-  aiplat_status st = aiplat_chat_create(&v->chat, cfg);
+  aiplat_config *own = NULL;
+  aiplat_status st = cfg ? AIPLAT_OK : aiplat_config_create(&own);
+  if (own) cfg = own;
+  if (!st) st = check_tts_format(cfg);
+  if (!st) st = aiplat_chat_create(&v->chat, cfg);
   if (!st) st = aiplat_stt_create(&v->stt, cfg);
   if (!st) st = aiplat_tts_create(&v->tts, cfg);
   if (!st) st = start_threads(v, cfg);
+  aiplat_config_destroy(own);
   if (st) {
     aiplat_voice_destroy(v);
     return st;

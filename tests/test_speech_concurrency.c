@@ -418,6 +418,31 @@ START_TEST(transcribe_prompt_reaches_the_server) {
 }
 END_TEST
 
+/* ---- the audio rules ------------------------------------------------------- */
+
+/* voice-assistant asks for its answers in the formats tts-module takes. */
+START_TEST(voice_refuses_a_tts_format_tts_module_refuses) {
+  const char *bins[] = {"services/voice-assistant/voice-assistant",
+                        "services/tts-module/tts-module"};
+  for (size_t i = 0; i < 2; i++) {
+    const char *env[] = {e_nats, e_url[0], e_url[1], e_url[2],
+                         "TTS_FORMAT=midi", NULL};
+    char bin[1024], log[160];
+    sp_path(bins[i], bin, sizeof bin);
+    snprintf(log, sizeof log, "%s/format-%zu.log", dir, i);
+    sp_proc p;
+    ck_assert(sp_start(&p, bin, env, log, NULL));
+    int st = sp_wait_exit(&p, 20000);
+    if (st == -1) sp_stop(&p, SIGKILL, 5000);
+    char *out = sp_read_log(&p);
+    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 2,
+                  "%s with TTS_FORMAT=midi: status %d (%s)", bins[i], st, out);
+    ck_assert_msg(out && strstr(out, "TTS_FORMAT"), "%s: %s", bins[i], out);
+    free(out);
+  }
+}
+END_TEST
+
 Suite *make_suite(void) {
   Suite *s = suite_create("speech_concurrency");
   TCase *tc = tcase_create("core");
@@ -425,6 +450,7 @@ Suite *make_suite(void) {
   tcase_add_unchecked_fixture(tc, up, down);
   tcase_add_checked_fixture(tc, srv_up, srv_down);
   tcase_add_test(tc, transcribe_prompt_reaches_the_server);
+  tcase_add_test(tc, voice_refuses_a_tts_format_tts_module_refuses);
   tcase_add_test(tc, voice_requests_at_once_with_constant_threads);
   tcase_add_test(tc, stt_requests_at_once_with_constant_threads);
   tcase_add_test(tc, tts_requests_at_once_with_constant_threads);

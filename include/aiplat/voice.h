@@ -56,7 +56,8 @@ typedef struct aiplat_voice aiplat_voice;
 /**
  * Create a voice pipeline from @p cfg (NULL: the environment): a
  * speech-to-text client (`STT_*`, aiplat_stt_create()), a text-to-speech
- * client (`TTS_*`, aiplat_tts_create()), a chat pipeline (the settings
+ * client (`TTS_*`, aiplat_tts_create(); `TTS_FORMAT` one of the formats
+ * of aiplat_tts_endpoint_create()), a chat pipeline (the settings
  * of aiplat_chat_create()) and `WORKERS` threads that start the chat
  * pipeline's answers (its history and retrieval may wait on their
  * servers). Values are copied; @p cfg may be destroyed afterwards. No
@@ -190,8 +191,9 @@ typedef struct aiplat_tts_endpoint aiplat_tts_endpoint;
 /**
  * Create the tts-module endpoint from @p cfg (NULL: the environment):
  * one TTS client that every request shares and one for the readiness
- * probe, from `TTS_*` and `HTTP_*`; `TTS_FORMAT` (`wav`, `mp3`, `opus`, `aac`, `flac`, `pcm`;
- * default `wav`) and `TTS_SPEED` are the defaults of a request. Values are
+ * probe, from `TTS_*` and `HTTP_*`; `TTS_FORMAT` (`wav`, `mp3`, `opus`,
+ * `aac`, `flac`, `pcm`; default `wav`) and `TTS_SPEED` are the defaults of
+ * a request. Values are
  * copied. No request is sent. Errors: ::AIPLAT_ERR_CONFIG naming the
  * variable. Free with aiplat_tts_endpoint_destroy().
  */
