@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -101,7 +102,15 @@ aiplat_status aip_probe_add_check(aip_probe *p, aiplat_health *health,
   pthread_mutex_lock(&p->mu);
   bool again = p->started;
   /* A second call must not forget the thread the first one started. */
-  if (!again) p->started = pthread_create(&p->thread, NULL, probe_main, p) == 0;
+  if (!again) {
+    /* The probe's thread never takes signals meant for the process: a
+     * service started afterwards waits for SIGTERM on its main thread. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    p->started = pthread_create(&p->thread, NULL, probe_main, p) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+  }
   bool ok = p->started;
   pthread_mutex_unlock(&p->mu);
   if (again) return aip_fail(NULL, AIPLAT_ERR_EXISTS, "the probe already runs");
