@@ -220,30 +220,48 @@ static int leader_of(aiplat_bus *bus, const char *op) {
   return i;
 }
 
-/* Move the consumer's leader to the stream leader's node, so that killing
- * that node takes both (what the service needs to fetch is then gone until
- * the cluster elects new leaders). The node, or -1. */
+/* Move the leaders of the consumer and of the completions bucket to the
+ * stream leader's node, so that killing that node takes all three: what
+ * the service needs to fetch, record and ack is then gone until the
+ * cluster elects new leaders. The node, or -1. */
 static int align_leaders(aiplat_bus *bus, const char *stream,
                          const char *durable) {
-  char sop[96], cop[160], down[160];
+  char sop[96], info[2][160], down[2][160];
   snprintf(sop, sizeof sop, "STREAM.INFO.%s", stream);
-  snprintf(cop, sizeof cop, "CONSUMER.INFO.%s.%s", stream, durable);
-  snprintf(down, sizeof down, "CONSUMER.LEADER.STEPDOWN.%s.%s", stream,
+  snprintf(info[0], sizeof info[0], "CONSUMER.INFO.%s.%s", stream, durable);
+  snprintf(down[0], sizeof down[0], "CONSUMER.LEADER.STEPDOWN.%s.%s", stream,
            durable);
-  for (int attempt = 0; attempt < 12; attempt++) {
-    int s = leader_of(bus, sop), c = leader_of(bus, cop);
-    if (s >= 0 && s == c) return s;
-    if (s >= 0 && c >= 0) json_decref(js_api(bus, down, "{}"));
-    sleep_ms(300);
+  snprintf(info[1], sizeof info[1], "STREAM.INFO.KV_aiplat-completions");
+  snprintf(down[1], sizeof down[1],
+           "STREAM.LEADER.STEPDOWN.KV_aiplat-completions");
+  int s = leader_of(bus, sop);
+  for (int k = 0; k < 2 && s >= 0; k++) {
+    int attempt = 0, c;
+    while ((c = leader_of(bus, info[k])) != s && attempt++ < 12) {
+      if (c >= 0) json_decref(js_api(bus, down[k], "{}"));
+      sleep_ms(300);
+    }
+    if (c != s) return -1;
   }
-  return -1;
+  return s;
+}
+
+/* The replicas of stream @name. */
+static long stream_replicas(aiplat_bus *bus, const char *name) {
+  char op[96];
+  snprintf(op, sizeof op, "STREAM.INFO.%s", name);
+  json_t *j = js_api(bus, op, NULL);
+  long n = (long)json_integer_value(
+      json_object_get(json_object_get(j, "config"), "num_replicas"));
+  json_decref(j);
+  return n;
 }
 
 /* /ready of the service instances, polled during a burst. */
 typedef struct ready_watch {
   int ports[2];
   int n;
-  atomic_bool stop;
+  atomic_bool stop, armed; /* armed: from the failure on */
   atomic_bool saw_503[2];
   atomic_long last[2];
   atomic_llong back_at[2]; /* 200 again after a 503 (monotonic ms) */
@@ -278,7 +296,7 @@ static void *watch_main(void *arg) {
   ready_watch *w = arg;
   char body[512];
   while (!atomic_load(&w->stop)) {
-    for (int i = 0; i < w->n; i++) {
+    for (int i = 0; i < w->n && atomic_load(&w->armed); i++) {
       long code = http_get(w->ports[i], "/ready", body);
       atomic_store(&w->last[i], code);
       if (code == 503 && !atomic_exchange(&w->saw_503[i], true) && i == 0)
@@ -396,12 +414,14 @@ static aiplat_bus *client_of(int i) {
 }
 
 typedef struct leader_kill {
+  ready_watch *watch;
   int victim;
   int64_t killed_at;
 } leader_kill;
 
 static void kill_leader(void *ud) {
   leader_kill *k = ud;
+  atomic_store(&k->watch->armed, true);
   kill(th_nats_pid(nodes[k->victim]), SIGKILL);
   th_nats_kill(nodes[k->victim]); /* reaps it */
   k->killed_at = now_ms();
@@ -416,7 +436,11 @@ START_TEST(requests_survive_the_stream_leaders_node) {
     svc[i] = burst_service(cfg, "CHAOS", "chaos-worker", "chaos.req.>", "chaos");
     ck_assert_int_eq(aiplat_service_start(svc[i]), AIPLAT_OK);
   }
-  leader_kill k = {.victim = align_leaders(admin, "CHAOS", "chaos-worker")};
+  /* The completions outlive a node as the requests do. */
+  ck_assert_int_eq(stream_replicas(admin, "KV_aiplat-completions"), 3);
+  ready_watch w = {.n = 2};
+  leader_kill k = {.watch = &w,
+                   .victim = align_leaders(admin, "CHAOS", "chaos-worker")};
   ck_assert_int_ge(k.victim, 0);
   /* The publisher and the collector stay on a node that survives. */
   aiplat_bus *bus = client_of((k.victim + 1) % NODES);
@@ -426,7 +450,6 @@ START_TEST(requests_survive_the_stream_leaders_node) {
                    AIPLAT_OK);
   ck_assert_int_eq(aiplat_bus_flush(bus, 2000), AIPLAT_OK);
 
-  ready_watch w = {.n = 2};
   for (int i = 0; i < 2; i++)
     w.ports[i] = aiplat_health_port(aiplat_service_health(svc[i]));
   ck_assert_int_eq(pthread_create(&w.thread, NULL, watch_main, &w), 0);
