@@ -402,9 +402,13 @@ aiplat_embeddings_embed(aiplat_embeddings *c, const char *const *texts,
                   "embeddings: out of memory");
     goto out;
   }
+  aip_model_obs obs;
+  aip_model_obs_begin(&obs, &c->base, model);
   for (size_t first = 0; first < count && st == AIPLAT_OK; first += batch)
     st = embed_batch(&j, model, texts, first,
                      count - first < batch ? count - first : batch);
+  aip_model_obs_tokens(&obs, j.res ? j.res->prompt_tokens : -1, -1);
+  aip_model_obs_end(&obs, st);
   if (st == AIPLAT_OK) {
     *out = j.res;
     j.res = NULL;
@@ -473,6 +477,8 @@ static void embed_answer(aip_model_call *m) {
     res = a->j.res;
     a->j.res = NULL;
   }
+  aip_model_obs_tokens(&m->obs, res ? res->prompt_tokens : -1, -1);
+  aip_model_call_end(m, st);
   a->done(st, msg, res, a->ud);
   embed_async_free(a);
 }

@@ -388,6 +388,8 @@ AIPLAT_API aiplat_status aiplat_reranker_rerank(aiplat_reranker *c,
   if (st != AIPLAT_OK) return st;
   rr_input in = {0};
   st = input_init(c, &c->base.err, &in, query, documents, count, top_n);
+  aip_model_obs obs;
+  aip_model_obs_begin(&obs, &c->base, NULL);
   if (st == AIPLAT_OK) {
     rr_plan p;
     plan_start(c, &p);
@@ -398,6 +400,7 @@ AIPLAT_API aiplat_status aiplat_reranker_rerank(aiplat_reranker *c,
     }
     plan_keep(c, &p, st);
   }
+  aip_model_obs_end(&obs, st);
   input_free(&in);
   return st;
 }
@@ -449,6 +452,7 @@ static void rerank_answer(aip_model_call *m) {
   aip_model_call_message(m, st, msg, sizeof msg);
   aiplat_reranker_result *res = st == AIPLAT_OK ? a->res : NULL;
   if (res) a->res = NULL;
+  aip_model_call_end(m, st);
   a->done(st, msg, res, a->ud);
   rerank_async_free(a);
 }

@@ -12,6 +12,7 @@
 #include "aiplat/tts.h"
 #include "aiplat/voice.h"
 #include "audio_format.h"
+#include "model_metrics.h"
 
 #define PROBE_INTERVAL_MS 10000
 #define PROBE_TIMEOUT_MS 3000
@@ -57,6 +58,16 @@ static void pool_give(pool *p, void *client) {
   pthread_mutex_lock(&p->mu);
   p->items[p->n_free++] = client;
   pthread_cond_signal(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* The pool's clients (all in it: before the service runs) report to @m. */
+static void pool_attach_metrics(pool *p, aiplat_metrics *m, bool tts) {
+  pthread_mutex_lock(&p->mu);
+  for (size_t i = 0; i < p->n_free; i++)
+    aip_model_metrics_attach(tts ? aip_tts_base(p->items[i])
+                                 : aip_stt_base(p->items[i]),
+                             m);
   pthread_mutex_unlock(&p->mu);
 }
 
@@ -304,6 +315,7 @@ AIPLAT_API aiplat_status aiplat_stt_endpoint_add_checks(aiplat_stt_endpoint *ep,
                     "stt: NULL endpoint or health");
   aiplat_status st = probe_start(&ep->probe);
   if (!st) st = aiplat_health_add_check(health, "stt", probe_check, &ep->probe);
+  if (!st) pool_attach_metrics(&ep->clients, aiplat_health_metrics(health), false);
   return st;
 }
 
@@ -506,6 +518,7 @@ AIPLAT_API aiplat_status aiplat_tts_endpoint_add_checks(aiplat_tts_endpoint *ep,
                     "tts: NULL endpoint or health");
   aiplat_status st = probe_start(&ep->probe);
   if (!st) st = aiplat_health_add_check(health, "tts", probe_check, &ep->probe);
+  if (!st) pool_attach_metrics(&ep->clients, aiplat_health_metrics(health), true);
   return st;
 }
 

@@ -478,8 +478,12 @@ AIPLAT_API aiplat_status aiplat_stt_transcribe(aiplat_stt *c, const void *audio,
     st = aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
     goto out;
   }
+  aip_model_obs obs;
+  aip_model_obs_begin(&obs, &c->base, NULL);
   st = aip_http_do(c->base.http, &c->base.err, &q.req, &resp);
   if (st == AIPLAT_OK) st = parse_answer(&c->base.err, &resp, q.f, r);
+  aip_model_obs_audio(&obs, st == AIPLAT_OK ? aiplat_stt_result_duration(r) : -1);
+  aip_model_obs_end(&obs, st);
   if (st == AIPLAT_OK) {
     *out = r;
     r = NULL;
@@ -518,6 +522,8 @@ static void stt_answer(aip_model_call *m) {
   }
   char msg[AIP_ERRMSG_MAX];
   aip_model_call_message(m, st, msg, sizeof msg);
+  aip_model_obs_audio(&m->obs, r ? aiplat_stt_result_duration(r) : -1);
+  aip_model_call_end(m, st);
   a->done(st, msg, r, a->ud);
   aip_model_call_destroy(m);
   free(a);

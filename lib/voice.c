@@ -14,6 +14,7 @@
 #include "aiplat/tts.h"
 #include "audio_format.h"
 #include "message_internal.h"
+#include "model_metrics.h"
 
 #define PROBE_TIMEOUT_MS 5000
 
@@ -114,6 +115,7 @@ AIPLAT_API aiplat_status aiplat_voice_add_checks(aiplat_voice *v,
   if (!st)
     st = aiplat_health_add_cached_check(health, "tts", tts_check, v,
                                         interval_ms, PROBE_TIMEOUT_MS);
+  aip_voice_attach_metrics(v->stt, v->tts, aiplat_health_metrics(health));
   return st;
 }
 
