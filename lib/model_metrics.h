@@ -65,8 +65,9 @@ void aip_model_obs_begin(aip_model_obs *o, aip_model_base *b,
 void aip_model_obs_first(aip_model_obs *o);
 /* Token counts from the server's usage (< 0: unknown). */
 void aip_model_obs_tokens(aip_model_obs *o, int64_t input, int64_t output);
-/* Synthesized audio went by (tts): counted, and its header kept to tell
- * the duration at the end (WAV only). */
+/* Audio went by (synthesized, or sent to be transcribed): counted, and its
+ * header kept to tell the duration at the end (WAV only) when the server
+ * did not say it (aip_model_obs_audio()). */
 void aip_model_obs_bytes(aip_model_obs *o, const void *data, size_t len);
 /* Seconds of audio transcribed (stt; < 0: unknown). */
 void aip_model_obs_audio(aip_model_obs *o, double seconds);

@@ -480,6 +480,7 @@ AIPLAT_API aiplat_status aiplat_stt_transcribe(aiplat_stt *c, const void *audio,
   }
   aip_model_obs obs;
   aip_model_obs_begin(&obs, &c->base, NULL);
+  aip_model_obs_bytes(&obs, audio, len); /* WAV: its length, if need be */
   st = aip_http_do(c->base.http, &c->base.err, &q.req, &resp);
   if (st == AIPLAT_OK) st = parse_answer(&c->base.err, &resp, q.f, r);
   aip_model_obs_audio(&obs, st == AIPLAT_OK ? aiplat_stt_result_duration(r) : -1);
@@ -544,6 +545,7 @@ AIPLAT_API aiplat_status aiplat_stt_transcribe_async(
   aip_model_call_init(&a->m, &c->base, call, stt_answer);
   a->done = done;
   a->ud = user_data;
+  aip_model_obs_bytes(&a->m.obs, audio, len); /* WAV: its length */
   stt_req q = {0};
   aiplat_status st = req_build(c, &c->base.err, &q, audio, len, mime_type,
                                options ? options->language : NULL,
