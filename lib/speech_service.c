@@ -15,6 +15,7 @@
 #include "aiplat/tts.h"
 #include "aiplat/voice.h"
 #include "audio_format.h"
+#include "model_metrics.h"
 #include "call_internal.h"
 
 #define PROBE_INTERVAL_MS 10000
@@ -278,6 +279,7 @@ AIPLAT_API aiplat_status aiplat_stt_endpoint_add_checks(aiplat_stt_endpoint *ep,
                     "stt: NULL endpoint or health");
   aiplat_status st = probe_start(&ep->probe);
   if (!st) st = aiplat_health_add_check(health, "stt", probe_check, &ep->probe);
+  if (!st) aip_model_metrics_attach(aip_stt_base(ep->client), aiplat_health_metrics(health));
   return st;
 }
 
@@ -489,6 +491,7 @@ AIPLAT_API aiplat_status aiplat_tts_endpoint_add_checks(aiplat_tts_endpoint *ep,
                     "tts: NULL endpoint or health");
   aiplat_status st = probe_start(&ep->probe);
   if (!st) st = aiplat_health_add_check(health, "tts", probe_check, &ep->probe);
+  if (!st) aip_model_metrics_attach(aip_tts_base(ep->client), aiplat_health_metrics(health));
   return st;
 }
 
