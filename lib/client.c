@@ -322,6 +322,7 @@ static bool claim(ccall *k) {
   if (k->finished) return false;
   k->finished = true;
   table_remove(k->c, k);
+  k->c->in_flight--; /* no longer in flight, though its callback may run */
   return true;
 }
 
@@ -337,10 +338,6 @@ static void complete(ccall *k, aiplat_status st, const char *message, aiplat_msg
     k->stream_sub = NULL;
   }
   k->done(st, message ? message : "", reply, k->ud);
-  pthread_mutex_lock(&c->mu);
-  c->in_flight--;
-  pthread_cond_broadcast(&c->cv);
-  pthread_mutex_unlock(&c->mu);
   k->cleanup.fn = on_cleanup;
   if (aip_loop_post(&k->cleanup) != AIPLAT_OK) {
     /* the loop cannot start: nothing else of this call is on it */
@@ -731,7 +728,6 @@ AIPLAT_API aiplat_status aiplat_client_request_async(
   snprintf(why, sizeof why, "%s", aip_thread_errmsg());
   pthread_mutex_lock(&c->mu);
   bool mine = claim(k);
-  if (mine) c->in_flight--;
   pthread_mutex_unlock(&c->mu);
   if (!mine) return AIPLAT_OK;
   aip_call_unbind_hook(k->call);
@@ -823,7 +819,8 @@ AIPLAT_API void aiplat_client_destroy(aiplat_client *c) {
   }
   aiplat_bus_sub_destroy(c->mux);
   pthread_mutex_lock(&c->mu);
-  while (c->in_flight > 0 || c->live > 0) pthread_cond_wait(&c->cv, &c->mu);
+  /* each call's clean-up runs after its callback returned */
+  while (c->live > 0) pthread_cond_wait(&c->cv, &c->mu);
   pthread_mutex_unlock(&c->mu);
   pthread_cond_destroy(&c->cv);
   pthread_mutex_destroy(&c->mu);

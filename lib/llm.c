@@ -117,6 +117,10 @@ AIPLAT_API aiplat_status aiplat_llm_last_error(aiplat_llm *c, char *buf, size_t 
   return aip_model_api_last_error(c ? &c->base : NULL, buf, buflen);
 }
 
+aip_model_base *aip_llm_base(aiplat_llm *c) { /* model_metrics.h */
+  return c ? &c->base : NULL;
+}
+
 AIPLAT_API aiplat_status aiplat_llm_set_stream_idle_timeout_ms(aiplat_llm *c,
                                                                int64_t ms) {
   if (!c)
@@ -469,11 +473,13 @@ AIPLAT_API aiplat_status aiplat_llm_complete(aiplat_llm *c,
   json_t *body = build_body(c, r, false, &st);
   if (!body) return st;
   json_t *root = NULL;
+  aip_model_obs obs;
+  aip_model_obs_begin(&obs, &c->base, r->model);
   st = aip_http_post_json(c->base.http, &c->base.err, "/v1/chat/completions",
                           body, &root, NULL);
   json_decref(body);
-  if (st != AIPLAT_OK) return st;
-  st = aip_llm_parse_completion(&c->base.err, root, out);
+  if (st == AIPLAT_OK) st = aip_llm_parse_completion(&c->base.err, root, out);
+  aip_model_obs_end_llm(&obs, st, *out);
   json_decref(root);
   return st;
 }
@@ -492,6 +498,7 @@ typedef struct stream_ctx {
   bool json_mode;   /* the server answered one JSON document, not SSE */
   bool started;     /* first non-blank byte seen */
   aip_buf json;     /* the JSON document in json_mode */
+  aip_model_obs obs;
 } stream_ctx;
 
 /* The whole type: "message\0x" is another type than "message". */
@@ -542,6 +549,7 @@ static bool on_event(const aip_sse_event *ev, void *ud) {
     if (json_is_string(content) && json_string_length(content) > 0) {
       const char *t = json_string_value(content);
       size_t n = json_string_length(content);
+      aip_model_obs_first(&s->obs);
       if (!aip_buf_append(&s->res->text, t, n)) {
         s->st = aip_fail(s->err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
         go_on = false;
@@ -685,9 +693,11 @@ AIPLAT_API aiplat_status aiplat_llm_stream(aiplat_llm *c,
                       .sink_ud = &s,
                       .max_retries = -1};
   aip_http_resp resp = {0};
+  aip_model_obs_begin(&s.obs, &c->base, r->model);
   st = aip_http_do(c->base.http, &c->base.err, &req, &resp);
   aip_http_resp_free(&resp);
   if (st == AIPLAT_OK) st = stream_finish(&s);
+  aip_model_obs_end_llm(&s.obs, st, s.res);
   stream_end(&s, out);
   free(text);
   return st;
@@ -726,6 +736,7 @@ static void async_llm_done(aiplat_status st, aip_http_resp *resp, aip_err *err,
     aip_err_copy(err, msg, sizeof msg);
   }
   aiplat_llm_result *res = NULL;
+  aip_model_obs_end_llm(&s->obs, st, s->res);
   stream_end(s, &res);
   a->done(st, msg, res, a->ud);
   aip_err_destroy(&a->err);
@@ -772,10 +783,12 @@ static aiplat_status start_async(aiplat_llm *c, const aiplat_llm_request *r,
                       .max_retries = -1,
                       .deadline_ms = aip_call_deadline_ms(call),
                       .call = call};
+  aip_model_obs_begin(&a->s.obs, &c->base, r->model);
   st = aip_http_start(c->base.http, &c->base.err, &req, async_llm_done, a,
                       NULL);
   free(text);
   if (st != AIPLAT_OK) {
+    aip_model_obs_end(&a->s.obs, st);
     async_llm_free(a);
     return st;
   }

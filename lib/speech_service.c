@@ -12,6 +12,7 @@
 #include "aiplat/tts.h"
 #include "aiplat/voice.h"
 #include "audio_format.h"
+#include "model_metrics.h"
 #include "call_internal.h"
 #include "probe.h"
 
@@ -160,7 +161,9 @@ AIPLAT_API aiplat_status aiplat_stt_endpoint_add_checks(aiplat_stt_endpoint *ep,
   if (!ep || !health)
     return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
                     "stt: NULL endpoint or health");
-  return aip_probe_add_check(ep->probe, health, "stt");
+  aiplat_status st = aip_probe_add_check(ep->probe, health, "stt");
+  if (!st) aip_model_metrics_attach(aip_stt_base(ep->client), aiplat_health_metrics(health));
+  return st;
 }
 
 static aiplat_status stt_reply(aiplat_request *req, const aiplat_stt_result *r,
@@ -371,7 +374,9 @@ AIPLAT_API aiplat_status aiplat_tts_endpoint_add_checks(aiplat_tts_endpoint *ep,
   if (!ep || !health)
     return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
                     "tts: NULL endpoint or health");
-  return aip_probe_add_check(ep->probe, health, "tts");
+  aiplat_status st = aip_probe_add_check(ep->probe, health, "tts");
+  if (!st) aip_model_metrics_attach(aip_tts_base(ep->client), aiplat_health_metrics(health));
+  return st;
 }
 
 static bool blank(const char *s) {

@@ -21,6 +21,7 @@
 #include "call_internal.h"
 #include "chat_internal.h"
 #include "message_internal.h"
+#include "model_metrics.h"
 
 #define PROBE_TIMEOUT_MS 5000
 
@@ -182,6 +183,7 @@ AIPLAT_API aiplat_status aiplat_voice_add_checks(aiplat_voice *v,
   if (!st)
     st = aiplat_health_add_cached_check(health, "tts", tts_check, v,
                                         interval_ms, PROBE_TIMEOUT_MS);
+  aip_voice_attach_metrics(v->stt, v->tts, aiplat_health_metrics(health));
   return st;
 }
 
