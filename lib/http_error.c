@@ -134,9 +134,11 @@ static bool from_json(out_text *o, json_t *v, int depth) {
   if (json_is_array(v)) return from_list(o, v, depth, false);
   if (!json_is_object(v)) return false;
   /* In the order a server is most likely to mean as the message. */
-  static const char *const keys[] = {"error", "message", "detail",
-                                     "msg",   "errors",  "error_description",
-                                     "title", "reason"};
+  static const char *const keys[] = {"error",   "message", "detail",
+                                     "msg",     "errors",  "error_description",
+                                     "error_message", /* Kubeflow */
+                                     "title",   "reason",
+                                     "details"}; /* google.rpc.Status */
   for (size_t i = 0; i < AIP_ARRAY_LEN(keys); i++) {
     json_t *x = json_object_get(v, keys[i]);
     if (!x) continue;

@@ -194,10 +194,6 @@ void aip_loop_remove_transfer(aip_transfer *x) {
   x->active = false;
 }
 
-size_t aip_loop_transfers(void) {
-  return the_loop ? the_loop->transfers : 0;
-}
-
 CURL *aip_loop_easy_get(void) {
   loop *l = the_loop;
   if (l->neasy) {

@@ -62,7 +62,5 @@ void aip_loop_easy_put(CURL *e);
  * goes). Tasks still queued run first; no transfer may be running. */
 void aip_loop_shutdown(void);
 
-/* Figures for tests and /metrics: transfers on the loop now. */
-size_t aip_loop_transfers(void);
 
 #endif

@@ -176,10 +176,6 @@ ProtobufCMessage *aip_msg_release(aiplat_msg *m) {
   return pm;
 }
 
-void aip_msg_forget_children(aiplat_msg *m) {
-  if (m) forget_all(m->root);
-}
-
 static aiplat_status create_desc(aiplat_msg **out,
                                  const ProtobufCMessageDescriptor *desc) {
   ProtobufCMessage *pm = aip_pb_new(desc);

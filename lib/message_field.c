@@ -87,14 +87,6 @@ bool aip_msg_field_is_map(const ProtobufCMessageDescriptor *parent,
          strcmp(e->name + plen + 1, e->short_name) == 0;
 }
 
-bool aip_msg_field_has_presence(const ProtobufCFieldDescriptor *f) {
-  if (f->label == PROTOBUF_C_LABEL_REPEATED) return false;
-  return (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ||
-         f->type == PROTOBUF_C_TYPE_MESSAGE ||
-         f->label == PROTOBUF_C_LABEL_OPTIONAL ||
-         f->label == PROTOBUF_C_LABEL_REQUIRED;
-}
-
 bool aip_msg_field_default_true(const ProtobufCMessageDescriptor *desc,
                                 const ProtobufCFieldDescriptor *f) {
   /* The platform's convention: enable_rag is on unless turned off. */

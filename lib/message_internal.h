@@ -11,8 +11,6 @@
  *    field's default (protobuf_c_empty_string); use aip_msg_str_set().
  *  - A presence field (`oneof _name { T name = N; }`) is present when its
  *    `_name_case` equals the field number.
- *  - After changing a message-typed field of a wrapped message directly,
- *    call aip_msg_forget_children(): child handles taken before are stale.
  */
 #ifndef AIPLAT_MESSAGE_INTERNAL_H
 #define AIPLAT_MESSAGE_INTERNAL_H
@@ -46,9 +44,6 @@ aiplat_status aip_msg_wrap(aiplat_msg **out, ProtobufCMessage *pm);
  * handle; the caller frees it with protobuf_c_message_free_unpacked().
  * NULL for a child handle. */
 ProtobufCMessage *aip_msg_release(aiplat_msg *m);
-/* Drop the cached child handles of a top-level message (or of the one a
- * child belongs to). */
-void aip_msg_forget_children(aiplat_msg *m);
 
 /* Check @len bytes against @desc: the wire walk of aiplat_msg_decode()
  * (tags, varints, wire types, lengths, UTF-8, memory estimate). @type_name
@@ -165,7 +160,6 @@ aiplat_status aip_msg_json_load(const ProtobufCMessageDescriptor *desc,
 /* Field helpers shared by message.c and message_json.c. */
 bool aip_msg_field_is_map(const ProtobufCMessageDescriptor *parent,
                           const ProtobufCFieldDescriptor *f);
-bool aip_msg_field_has_presence(const ProtobufCFieldDescriptor *f);
 /* True for the fields that read true when absent (enable_rag). */
 bool aip_msg_field_default_true(const ProtobufCMessageDescriptor *desc,
                                 const ProtobufCFieldDescriptor *f);

@@ -505,39 +505,6 @@ out:
   return rc;
 }
 
-/* ---- errors -------------------------------------------------------------- */
-
-bool aip_pipe_error_message(const char *body, size_t len, char *out,
-                            size_t outlen, int *code_out) {
-  if (code_out) *code_out = -1;
-  if (out && outlen) out[0] = '\0';
-  if (!body || len == 0) return false;
-  json_t *root = json_loadb(body, len, JSON_DECODE_ANY, NULL);
-  const char *m = NULL;
-  if (json_is_object(root)) {
-    json_t *code = json_object_get(root, "code");
-    if (json_is_integer(code) && code_out)
-      *code_out = (int)json_integer_value(code);
-    m = status_message(root);
-    if (!m) m = str_at(root, "error");
-    if (!m) m = str_at(root, "error_message");
-    if (!m) {
-      json_t *d = json_object_get(root, "details");
-      if (json_is_array(d) && json_array_size(d) > 0)
-        m = status_message(json_array_get(d, 0));
-    }
-    if (m && *m) copy_text(out, outlen, m, strlen(m));
-  } else if (json_is_string(root)) {
-    m = json_string_value(root);
-    copy_text(out, outlen, m, strlen(m));
-  } else if (!root) {
-    /* plain text (a proxy's "RBAC: access denied", "Bad Gateway") */
-    copy_text(out, outlen, body, len);
-  }
-  json_decref(root);
-  return out && outlen && out[0] != '\0';
-}
-
 aiplat_status aip_pipe_status_for_http(long s) {
   switch (s) {
     case 400:

@@ -107,14 +107,6 @@ aiplat_status aip_pipe_kfp_parse_run(aip_err *err, const char *body, size_t len,
 aiplat_pipeline_phase aip_pipe_argo_phase(const char *phase);
 aiplat_pipeline_phase aip_pipe_kfp_state(const char *state);
 
-/* The server's message from an error body: grpc-gateway's google.rpc.Status
- * {"code","message","details"} (and v1's "error" key), Kubeflow's
- * {"error_message","error_details"}, else the body as trimmed text.
- * Control characters become spaces; cut at @outlen - 1. @code_out (may be
- * NULL) gets the gRPC code, or -1. False when nothing usable is there. */
-bool aip_pipe_error_message(const char *body, size_t len, char *out,
-                            size_t outlen, int *code_out);
-
 /* The status for an HTTP error status of these servers. */
 aiplat_status aip_pipe_status_for_http(long http_status);
 

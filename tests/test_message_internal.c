@@ -96,16 +96,6 @@ START_TEST(release_of_child_is_null) {
   ck_assert_int_eq(aiplat_msg_create(&m, AIPLAT_MSG_CHAT_RESPONSE), AIPLAT_OK);
   ck_assert_int_eq(aiplat_msg_mutable_message(m, "usage", &u), AIPLAT_OK);
   ck_assert_ptr_null(aip_msg_release(u));
-  /* Direct struct changes, then the cached children are dropped. */
-  Aiplat__Messages__V1__ChatResponse *r =
-      (Aiplat__Messages__V1__ChatResponse *)aip_msg_pb(m);
-  protobuf_c_message_free_unpacked(&r->usage->base, NULL);
-  r->usage = NULL;
-  aip_msg_forget_children(m);
-  ck_assert(!aiplat_msg_has(m, "usage"));
-  ck_assert_int_eq(aiplat_msg_mutable_message(m, "usage", &u), AIPLAT_OK);
-  ck_assert_int_eq(aiplat_msg_set_int64(u, "total_tokens", 5), AIPLAT_OK);
-  ck_assert_int_eq(r->usage->total_tokens, 5);
   aiplat_msg_destroy(m);
 }
 END_TEST
