@@ -147,6 +147,14 @@ aiplat_status aip_audio_language(const char *language, char *out, size_t outlen,
   return AIPLAT_OK;
 }
 
+bool aip_audio_tts_format_known(const char *format) {
+  static const char *const names[] = {"wav", "mp3",  "opus",
+                                      "aac", "flac", "pcm"};
+  for (size_t i = 0; format && i < sizeof names / sizeof names[0]; i++)
+    if (strcmp(format, names[i]) == 0) return true;
+  return false;
+}
+
 const char *aip_audio_format_name(const char *content_type) {
   static const struct {
     const char *type, *name;

@@ -1,6 +1,7 @@
 /* The audio-format and language rules of the speech requests, in one place
  * for stt-module and voice-assistant (docs/decisions/0016-chat-and-voice-
- * services.md, "Audio formats and languages"). Internal. */
+ * services.md, "Audio formats and languages"), and the formats asked of
+ * the text-to-speech server for tts-module and voice-assistant. Internal. */
 #ifndef AIPLAT_AUDIO_FORMAT_H
 #define AIPLAT_AUDIO_FORMAT_H
 
@@ -37,6 +38,11 @@ void aip_audio_release(aip_audio *a);
  * naming `language` in @why). @out holds at least 4 bytes. */
 aiplat_status aip_audio_language(const char *language, char *out, size_t outlen,
                                  char *why, size_t whylen);
+
+/* The formats a text-to-speech server is asked for (OpenAI's speech API),
+ * for TTS_FORMAT and SynthesizeRequest.format alike. */
+#define AIP_AUDIO_TTS_FORMATS "wav, mp3, opus, aac, flac, pcm"
+bool aip_audio_tts_format_known(const char *format);
 
 /* The short format name of a content type ("audio/mpeg" -> "mp3",
  * "audio/x-wav" -> "wav"; another "audio/X" -> "X"; else as given). */

@@ -31,12 +31,21 @@ jsCtx *aip_bus_js(aiplat_bus *bus);
  * else AIPLAT_ERR_CONFIG naming the stream, its subjects and @subject. When
  * there is no such stream, create it capturing @subject with @retention,
  * no age limit, on file, @replicas replicas (1..5); when another process
- * creates it first, bind to that one. Failures are recorded as
+ * creates it first, bind to that one. When @have_replicas is not NULL it
+ * receives the replicas of the stream used. Failures are recorded as
  * "@what: ...". */
 aiplat_status aip_bus_stream_bind(aiplat_bus *bus, const char *what,
                                   const char *name, const char *subject,
                                   aiplat_bus_retention retention,
-                                  int replicas);
+                                  int replicas, int *have_replicas);
+
+/* aiplat_kv_open() with the replicas of a bucket it creates (1..5; an
+ * existing bucket is used as it is) and, when @timeout_ms > 0, its own
+ * JetStream context so that each of its requests (get, put, delete) waits
+ * at most @timeout_ms for the server rather than the bus's default. */
+aiplat_status aip_kv_open(aiplat_kv **out, aiplat_bus *bus, const char *bucket,
+                          int64_t ttl_ms, int history, int replicas,
+                          int64_t timeout_ms);
 
 /* Subscribe like aiplat_bus_subscribe(), but @fn receives OWNERSHIP of each
  * message: it must call aiplat_bus_msg_destroy() once done, from any thread

@@ -165,8 +165,9 @@ static natsStatus stream_lookup(jsCtx *js, const char *name, jsStreamInfo **si,
 aiplat_status aip_bus_stream_bind(aiplat_bus *bus, const char *what,
                                   const char *name, const char *subject,
                                   aiplat_bus_retention retention,
-                                  int replicas) {
+                                  int replicas, int *have_replicas) {
   aip_err *e = &bus->err;
+  if (have_replicas) *have_replicas = replicas;
   const char *subjects[] = {subject};
   jsStreamConfig sc;
   aiplat_status st =
@@ -216,6 +217,7 @@ aiplat_status aip_bus_stream_bind(aiplat_bus *bus, const char *what,
     covered = subject_covers(have->Subjects[i], subject);
   if (covered) {
     char nrep[16];
+    if (have_replicas && have->Replicas > 0) *have_replicas = (int)have->Replicas;
     snprintf(nrep, sizeof nrep, "%ld", (long)have->Replicas);
     aip_log_kv(AIPLAT_LOG_INFO, "jetstream stream found, used as it is",
                "stream", name, "retention", retention_name(have->Retention),
@@ -289,6 +291,7 @@ AIPLAT_API aiplat_status aiplat_bus_js_publish(aiplat_bus *bus,
 struct aiplat_kv {
   aip_err err;
   aiplat_bus *bus;
+  jsCtx *js; /* its own, when its requests have their own timeout */
   kvStore *store;
   char *bucket;
 };
@@ -296,6 +299,12 @@ struct aiplat_kv {
 AIPLAT_API aiplat_status aiplat_kv_open(aiplat_kv **out, aiplat_bus *bus,
                                         const char *bucket, int64_t ttl_ms,
                                         int history) {
+  return aip_kv_open(out, bus, bucket, ttl_ms, history, 1, 0);
+}
+
+aiplat_status aip_kv_open(aiplat_kv **out, aiplat_bus *bus, const char *bucket,
+                          int64_t ttl_ms, int history, int replicas,
+                          int64_t timeout_ms) {
   if (!out || !bus)
     return aip_fail(bus ? &bus->err : NULL, AIPLAT_ERR_INVALID_ARGUMENT,
                     "kv: open: %s is NULL", out ? "bus" : "out");
@@ -308,11 +317,27 @@ AIPLAT_API aiplat_status aiplat_kv_open(aiplat_kv **out, aiplat_bus *bus,
   if (history < 1 || history > KV_HISTORY_MAX)
     return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT, "kv: history must be 1..%d",
                     KV_HISTORY_MAX);
+  if (replicas < 1 || replicas > 5)
+    return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "kv: replicas must be 1..5, not %d", replicas);
+  if (timeout_ms < 0 || timeout_ms > INT64_MAX / 1000000)
+    return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "kv: timeout_ms out of range");
   jsCtx *js = open_js(bus, e, "kv: open");
   if (!js) return aip_err_copy(e, NULL, 0);
+  jsCtx *own = NULL;
+  natsStatus s = NATS_OK;
+  if (timeout_ms > 0) {
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = timeout_ms;
+    s = natsConnection_JetStream(&own, bus->nc, &jo);
+    if (s != NATS_OK) return aip_bus_fail_nats(e, s, 0, "kv: open");
+    js = own;
+  }
 
   kvStore *store = NULL;
-  natsStatus s = js_KeyValue(&store, js, bucket);
+  s = js_KeyValue(&store, js, bucket);
   if (s != NATS_OK) {
     kvConfig kc;
     kvConfig_Init(&kc);
@@ -320,21 +345,27 @@ AIPLAT_API aiplat_status aiplat_kv_open(aiplat_kv **out, aiplat_bus *bus,
     kc.History = (uint8_t)history;
     kc.TTL = ttl_ms * 1000000;
     kc.StorageType = js_FileStorage;
+    kc.Replicas = replicas;
     s = js_CreateKeyValue(&store, js, &kc);
     /* Another process may have created it meanwhile: bind to that one. */
     if (s != NATS_OK && js_KeyValue(&store, js, bucket) == NATS_OK) s = NATS_OK;
   }
-  if (s != NATS_OK) return aip_bus_fail_nats(e, s, 0, "kv: open");
+  if (s != NATS_OK) {
+    jsCtx_Destroy(own);
+    return aip_bus_fail_nats(e, s, 0, "kv: open");
+  }
 
   aiplat_kv *kv = calloc(1, sizeof *kv);
   if (!kv || !(kv->bucket = aip_strdup(bucket))) {
     free(kv);
     kvStore_Destroy(store);
+    jsCtx_Destroy(own);
     return aip_fail(e, AIPLAT_ERR_NO_MEMORY, "kv: out of memory");
   }
   aip_err_init(&kv->err);
   kv->bus = bus;
   aip_bus_ref(bus);
+  kv->js = own;
   kv->store = store;
   *out = kv;
   return AIPLAT_OK;
@@ -343,6 +374,7 @@ AIPLAT_API aiplat_status aiplat_kv_open(aiplat_kv **out, aiplat_bus *bus,
 AIPLAT_API void aiplat_kv_destroy(aiplat_kv *kv) {
   if (!kv) return;
   kvStore_Destroy(kv->store);
+  jsCtx_Destroy(kv->js);
   free(kv->bucket);
   aip_err_destroy(&kv->err);
   aiplat_bus *bus = kv->bus;

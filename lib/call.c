@@ -12,6 +12,8 @@ struct aiplat_call {
   int64_t deadline_ms; /* aip_now_ms() clock; 0: none */
   bool cancelled;
   aip_http_call *running; /* referenced while bound */
+  void (*hook)(void *);   /* another kind of running call (a bus request) */
+  void *hook_arg;
 };
 
 AIPLAT_API aiplat_status aiplat_call_create(aiplat_call **out) {
@@ -60,6 +62,7 @@ AIPLAT_API void aiplat_call_cancel(aiplat_call *c) {
   pthread_mutex_lock(&c->mu);
   c->cancelled = true;
   if (c->running) aip_http_call_cancel(c->running, AIPLAT_ERR_CANCELLED);
+  if (c->hook) c->hook(c->hook_arg);
   pthread_mutex_unlock(&c->mu);
 }
 
@@ -106,4 +109,21 @@ void aip_call_unbind(aiplat_call *c) {
   c->running = NULL;
   pthread_mutex_unlock(&c->mu);
   aip_http_call_release(old);
+}
+
+void aip_call_bind_hook(aiplat_call *c, void (*fn)(void *), void *arg) {
+  if (!c) return;
+  pthread_mutex_lock(&c->mu);
+  c->hook = fn;
+  c->hook_arg = arg;
+  if (c->cancelled) fn(arg);
+  pthread_mutex_unlock(&c->mu);
+}
+
+void aip_call_unbind_hook(aiplat_call *c) {
+  if (!c) return;
+  pthread_mutex_lock(&c->mu);
+  c->hook = NULL;
+  c->hook_arg = NULL;
+  pthread_mutex_unlock(&c->mu);
 }

@@ -13,5 +13,11 @@ void aip_call_set_deadline_ms(aiplat_call *c, int64_t deadline_ms);
 void aip_call_bind(aiplat_call *c, aip_http_call *h);
 /* The call has ended: forget it. */
 void aip_call_unbind(aiplat_call *c);
+/* Tie a running call of another kind to @c: aiplat_call_cancel() calls
+ * @fn(@arg) (at once when already cancelled), under the call's lock, so
+ * @fn must only flag or post and must not call back into @c. After
+ * aip_call_unbind_hook() returns, @fn is not running and not called. */
+void aip_call_bind_hook(aiplat_call *c, void (*fn)(void *), void *arg);
+void aip_call_unbind_hook(aiplat_call *c);
 
 #endif

@@ -82,6 +82,7 @@
   X(READY_CHECK_INTERVAL, "5s", DUR, 0, "interval of the readiness probes of a service's model servers") \
   X(JS_STREAM_REPLICAS, "1", INT, 0, "replicas of a JetStream stream a service creates itself (1 to 5; at most the cluster's size); an existing stream is used as it is") \
   X(JS_COMPLETIONS_BUCKET, "aiplat-completions", STR, 0, "JetStream Key-Value bucket recording the durable requests answered, so that a redelivery is not answered twice") \
+  X(JS_COMPLETIONS_REPLICAS, "0", INT, 0, "replicas of the completions bucket when a service creates it (1 to 5; 0: those of the endpoint's stream); an existing bucket is used as it is") \
   X(CHAT_STREAM, NULL, STR, 0, "JetStream stream chat-handler takes requests from (durable; answers only on ai.chat.response.{requestId}); unset: core NATS request/reply") \
   X(OTEL_SDK_DISABLED, "false", BOOL, 0, "true turns tracing off whatever else is set") \
   X(OTEL_TRACES_EXPORTER, "otlp", STR, 0, "otlp, or none to export no spans") \

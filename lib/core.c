@@ -37,6 +37,39 @@ static const char *const status_text[] = {
     [AIPLAT_ERR_INTERNAL] = "internal error",
 };
 
+static const char *const status_names[] = {
+    [AIPLAT_OK] = "OK",
+    [AIPLAT_ERR_INVALID_ARGUMENT] = "INVALID_ARGUMENT",
+    [AIPLAT_ERR_NO_MEMORY] = "NO_MEMORY",
+    [AIPLAT_ERR_CONFIG] = "CONFIG",
+    [AIPLAT_ERR_NOT_FOUND] = "NOT_FOUND",
+    [AIPLAT_ERR_IO] = "IO",
+    [AIPLAT_ERR_TIMEOUT] = "TIMEOUT",
+    [AIPLAT_ERR_CONNECTION] = "CONNECTION",
+    [AIPLAT_ERR_PROTOCOL] = "PROTOCOL",
+    [AIPLAT_ERR_DECODE] = "DECODE",
+    [AIPLAT_ERR_TOO_LARGE] = "TOO_LARGE",
+    [AIPLAT_ERR_BAD_REQUEST] = "BAD_REQUEST",
+    [AIPLAT_ERR_AUTH] = "AUTH",
+    [AIPLAT_ERR_RATE_LIMITED] = "RATE_LIMITED",
+    [AIPLAT_ERR_SERVER] = "SERVER",
+    [AIPLAT_ERR_UNAVAILABLE] = "UNAVAILABLE",
+    [AIPLAT_ERR_CANCELLED] = "CANCELLED",
+    [AIPLAT_ERR_CLOSED] = "CLOSED",
+    [AIPLAT_ERR_STATE] = "STATE",
+    [AIPLAT_ERR_BUFFER_TOO_SMALL] = "BUFFER_TOO_SMALL",
+    [AIPLAT_ERR_NOT_SUPPORTED] = "NOT_SUPPORTED",
+    [AIPLAT_ERR_CORRUPT] = "CORRUPT",
+    [AIPLAT_ERR_EXISTS] = "EXISTS",
+    [AIPLAT_ERR_INTERNAL] = "INTERNAL",
+};
+
+AIPLAT_API const char *aiplat_status_name(aiplat_status status) {
+  if ((unsigned)status < AIP_ARRAY_LEN(status_names) && status_names[status])
+    return status_names[status];
+  return "UNKNOWN";
+}
+
 AIPLAT_API const char *aiplat_status_str(aiplat_status status) {
   if ((unsigned)status < AIP_ARRAY_LEN(status_text) && status_text[status])
     return status_text[status];

@@ -64,7 +64,41 @@ AIPLAT_API void aiplat_embeddings_destroy(aiplat_embeddings *c) {
   free(c);
 }
 
-AIP_MODEL_COMMON_API(embeddings)
+/* ---- the entry points every client kind offers (lib/model_common.c) ---- */
+
+AIPLAT_API aiplat_status aiplat_embeddings_set_url(aiplat_embeddings *c, const char *url) {
+  return aip_model_api_set_url(c ? &c->base : NULL, "embeddings", url);
+}
+
+AIPLAT_API aiplat_status aiplat_embeddings_set_model(aiplat_embeddings *c, const char *model) {
+  return aip_model_api_set_model(c ? &c->base : NULL, "embeddings", model);
+}
+
+AIPLAT_API aiplat_status aiplat_embeddings_set_api_key(aiplat_embeddings *c, const char *key) {
+  return aip_model_api_set_api_key(c ? &c->base : NULL, "embeddings", key);
+}
+
+AIPLAT_API aiplat_status aiplat_embeddings_set_timeout_ms(aiplat_embeddings *c, int64_t ms) {
+  return aip_model_api_set_knob(c ? &c->base : NULL, "embeddings", AIP_KNOB_TIMEOUT, ms);
+}
+
+AIPLAT_API aiplat_status aiplat_embeddings_set_connect_timeout_ms(aiplat_embeddings *c, int64_t ms) {
+  return aip_model_api_set_knob(c ? &c->base : NULL, "embeddings", AIP_KNOB_CONNECT_TIMEOUT, ms);
+}
+
+AIPLAT_API aiplat_status aiplat_embeddings_set_max_retries(aiplat_embeddings *c, int retries) {
+  return aip_model_api_set_knob(c ? &c->base : NULL, "embeddings", AIP_KNOB_RETRIES, retries);
+}
+
+AIPLAT_API aiplat_status aiplat_embeddings_health(aiplat_embeddings *c) {
+  return aip_model_api_health(c ? &c->base : NULL, "embeddings");
+}
+
+AIPLAT_API void aiplat_embeddings_cancel(aiplat_embeddings *c) { aip_model_api_cancel(c ? &c->base : NULL); }
+
+AIPLAT_API aiplat_status aiplat_embeddings_last_error(aiplat_embeddings *c, char *buf, size_t buflen) {
+  return aip_model_api_last_error(c ? &c->base : NULL, buf, buflen);
+}
 
 AIPLAT_API aiplat_status
 aiplat_embeddings_set_expected_dimension(aiplat_embeddings *c, size_t dim) {

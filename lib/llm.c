@@ -81,7 +81,41 @@ AIPLAT_API void aiplat_llm_destroy(aiplat_llm *c) {
   free(c);
 }
 
-AIP_MODEL_COMMON_API(llm)
+/* ---- the entry points every client kind offers (lib/model_common.c) ---- */
+
+AIPLAT_API aiplat_status aiplat_llm_set_url(aiplat_llm *c, const char *url) {
+  return aip_model_api_set_url(c ? &c->base : NULL, "llm", url);
+}
+
+AIPLAT_API aiplat_status aiplat_llm_set_model(aiplat_llm *c, const char *model) {
+  return aip_model_api_set_model(c ? &c->base : NULL, "llm", model);
+}
+
+AIPLAT_API aiplat_status aiplat_llm_set_api_key(aiplat_llm *c, const char *key) {
+  return aip_model_api_set_api_key(c ? &c->base : NULL, "llm", key);
+}
+
+AIPLAT_API aiplat_status aiplat_llm_set_timeout_ms(aiplat_llm *c, int64_t ms) {
+  return aip_model_api_set_knob(c ? &c->base : NULL, "llm", AIP_KNOB_TIMEOUT, ms);
+}
+
+AIPLAT_API aiplat_status aiplat_llm_set_connect_timeout_ms(aiplat_llm *c, int64_t ms) {
+  return aip_model_api_set_knob(c ? &c->base : NULL, "llm", AIP_KNOB_CONNECT_TIMEOUT, ms);
+}
+
+AIPLAT_API aiplat_status aiplat_llm_set_max_retries(aiplat_llm *c, int retries) {
+  return aip_model_api_set_knob(c ? &c->base : NULL, "llm", AIP_KNOB_RETRIES, retries);
+}
+
+AIPLAT_API aiplat_status aiplat_llm_health(aiplat_llm *c) {
+  return aip_model_api_health(c ? &c->base : NULL, "llm");
+}
+
+AIPLAT_API void aiplat_llm_cancel(aiplat_llm *c) { aip_model_api_cancel(c ? &c->base : NULL); }
+
+AIPLAT_API aiplat_status aiplat_llm_last_error(aiplat_llm *c, char *buf, size_t buflen) {
+  return aip_model_api_last_error(c ? &c->base : NULL, buf, buflen);
+}
 
 AIPLAT_API aiplat_status aiplat_llm_set_stream_idle_timeout_ms(aiplat_llm *c,
                                                                int64_t ms) {

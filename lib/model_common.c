@@ -282,3 +282,51 @@ aiplat_status aip_model_call_post_json(aip_model_call *m, aip_err *err,
   free(text);
   return st;
 }
+
+/* ---- the entry points every client kind offers --------------------------- */
+
+static aiplat_status null_client(const char *kind) {
+  return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "%s: NULL client", kind);
+}
+
+aiplat_status aip_model_api_set_url(aip_model_base *b, const char *kind,
+                                    const char *url) {
+  if (!b) return null_client(kind);
+  return aip_http_set_url(b->http, &b->err, url);
+}
+
+aiplat_status aip_model_api_set_model(aip_model_base *b, const char *kind,
+                                      const char *model) {
+  if (!b) return null_client(kind);
+  return aip_model_base_set_model(b, model);
+}
+
+aiplat_status aip_model_api_set_api_key(aip_model_base *b, const char *kind,
+                                        const char *key) {
+  if (!b) return null_client(kind);
+  return aip_http_set_api_key(b->http, &b->err, key);
+}
+
+aiplat_status aip_model_api_set_knob(aip_model_base *b, const char *kind,
+                                     aip_model_knob k, int64_t value) {
+  if (!b) return null_client(kind);
+  return aip_model_base_set(b, k, value);
+}
+
+aiplat_status aip_model_api_health(aip_model_base *b, const char *kind) {
+  if (!b) return null_client(kind);
+  return aip_http_health(b->http, &b->err);
+}
+
+void aip_model_api_cancel(aip_model_base *b) {
+  if (b) aip_http_cancel(b->http);
+}
+
+aiplat_status aip_model_api_last_error(aip_model_base *b, char *buf,
+                                       size_t buflen) {
+  if (!b) {
+    if (buf && buflen) buf[0] = '\0';
+    return AIPLAT_ERR_INVALID_ARGUMENT;
+  }
+  return aip_err_copy(&b->err, buf, buflen);
+}

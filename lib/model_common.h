@@ -114,62 +114,22 @@ aiplat_status aip_model_json_answer(aip_model_base *b, aip_err *err,
                                     const char *path, const aip_http_resp *resp,
                                     json_t **out);
 
-/* The public entry points every client kind offers, generated once per
- * kind: set_url, set_model, set_api_key, set_timeout_ms,
- * set_connect_timeout_ms, set_max_retries, health, cancel, last_error.
- * The client struct must have an aip_model_base named `base`. */
-#define AIP_MODEL_COMMON_API(kind)                                             \
-  AIPLAT_API aiplat_status aiplat_##kind##_set_url(aiplat_##kind *c,           \
-                                                   const char *url) {          \
-    if (!c)                                                                    \
-      return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, #kind ": NULL client"); \
-    return aip_http_set_url(c->base.http, &c->base.err, url);                  \
-  }                                                                            \
-  AIPLAT_API aiplat_status aiplat_##kind##_set_model(aiplat_##kind *c,         \
-                                                     const char *model) {      \
-    if (!c)                                                                    \
-      return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, #kind ": NULL client"); \
-    return aip_model_base_set_model(&c->base, model);                          \
-  }                                                                            \
-  AIPLAT_API aiplat_status aiplat_##kind##_set_api_key(aiplat_##kind *c,       \
-                                                       const char *key) {      \
-    if (!c)                                                                    \
-      return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, #kind ": NULL client"); \
-    return aip_http_set_api_key(c->base.http, &c->base.err, key);              \
-  }                                                                            \
-  AIPLAT_API aiplat_status aiplat_##kind##_set_timeout_ms(aiplat_##kind *c,    \
-                                                          int64_t ms) {        \
-    if (!c)                                                                    \
-      return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, #kind ": NULL client"); \
-    return aip_model_base_set(&c->base, AIP_KNOB_TIMEOUT, ms);                 \
-  }                                                                            \
-  AIPLAT_API aiplat_status aiplat_##kind##_set_connect_timeout_ms(             \
-      aiplat_##kind *c, int64_t ms) {                                          \
-    if (!c)                                                                    \
-      return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, #kind ": NULL client"); \
-    return aip_model_base_set(&c->base, AIP_KNOB_CONNECT_TIMEOUT, ms);         \
-  }                                                                            \
-  AIPLAT_API aiplat_status aiplat_##kind##_set_max_retries(aiplat_##kind *c,   \
-                                                           int retries) {      \
-    if (!c)                                                                    \
-      return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, #kind ": NULL client"); \
-    return aip_model_base_set(&c->base, AIP_KNOB_RETRIES, retries);            \
-  }                                                                            \
-  AIPLAT_API aiplat_status aiplat_##kind##_health(aiplat_##kind *c) {          \
-    if (!c)                                                                    \
-      return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, #kind ": NULL client"); \
-    return aip_http_health(c->base.http, &c->base.err);                        \
-  }                                                                            \
-  AIPLAT_API void aiplat_##kind##_cancel(aiplat_##kind *c) {                   \
-    if (c) aip_http_cancel(c->base.http);                                      \
-  }                                                                            \
-  AIPLAT_API aiplat_status aiplat_##kind##_last_error(                         \
-      aiplat_##kind *c, char *buf, size_t buflen) {                            \
-    if (!c) {                                                                  \
-      if (buf && buflen) buf[0] = '\0';                                        \
-      return AIPLAT_ERR_INVALID_ARGUMENT;                                      \
-    }                                                                          \
-    return aip_err_copy(&c->base.err, buf, buflen);                            \
-  }
+/* What every client kind's public entry points do (set_url, set_model,
+ * set_api_key, set_timeout_ms, set_connect_timeout_ms, set_max_retries,
+ * health, cancel, last_error): each kind defines its own functions, which
+ * call these with its aip_model_base (NULL for a NULL client) and its name
+ * for the error message. */
+aiplat_status aip_model_api_set_url(aip_model_base *b, const char *kind,
+                                    const char *url);
+aiplat_status aip_model_api_set_model(aip_model_base *b, const char *kind,
+                                      const char *model);
+aiplat_status aip_model_api_set_api_key(aip_model_base *b, const char *kind,
+                                        const char *key);
+aiplat_status aip_model_api_set_knob(aip_model_base *b, const char *kind,
+                                     aip_model_knob k, int64_t value);
+aiplat_status aip_model_api_health(aip_model_base *b, const char *kind);
+void aip_model_api_cancel(aip_model_base *b);
+aiplat_status aip_model_api_last_error(aip_model_base *b, char *buf,
+                                       size_t buflen);
 
 #endif

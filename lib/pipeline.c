@@ -1,12 +1,17 @@
 /* Pipeline client: start and follow runs on Argo Workflows and Kubeflow
  * Pipelines (include/aiplat/pipeline.h,
  * docs/decisions/0012-pipeline-engines.md). */
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "call_internal.h"
 #include "http.h"
 #include "internal.h"
+#include "loop.h"
+#include "model_common.h"
 #include "pipeline_wire.h"
 #include "utf8.h"
 
@@ -15,7 +20,10 @@ typedef struct pipe_engine {
   const char *url_var;   /* ARGO_URL, KUBEFLOW_URL */
   const char *token_var; /* ARGO_TOKEN, KUBEFLOW_TOKEN */
   char *url;             /* NULL: not configured */
-  aip_http *http;        /* NULL: not configured */
+  /* The asynchronous machinery of the model clients (model_common.h)
+   * drives the requests; it reads only base.http (NULL: not configured)
+   * and base.component. */
+  aip_model_base base;
 } pipe_engine;
 
 struct aiplat_pipeline {
@@ -33,7 +41,7 @@ static pipe_engine *engine_of(aiplat_pipeline *p, aiplat_pipeline_engine e) {
 
 /* ---- static helpers of the public API ------------------------------------ */
 
-bool aiplat_pipeline_phase_is_terminal(aiplat_pipeline_phase phase) {
+AIPLAT_API bool aiplat_pipeline_phase_is_terminal(aiplat_pipeline_phase phase) {
   switch (phase) {
     case AIPLAT_PIPELINE_SUCCEEDED:
     case AIPLAT_PIPELINE_FAILED:
@@ -46,7 +54,7 @@ bool aiplat_pipeline_phase_is_terminal(aiplat_pipeline_phase phase) {
   }
 }
 
-const char *aiplat_pipeline_phase_str(aiplat_pipeline_phase phase) {
+AIPLAT_API const char *aiplat_pipeline_phase_str(aiplat_pipeline_phase phase) {
   static const char *const names[] = {
       "unknown", "pending",   "running", "succeeded",  "failed",
       "error",   "cancelled", "skipped", "cancelling", "paused"};
@@ -54,7 +62,7 @@ const char *aiplat_pipeline_phase_str(aiplat_pipeline_phase phase) {
   return names[phase];
 }
 
-const char *aiplat_pipeline_engine_str(aiplat_pipeline_engine engine) {
+AIPLAT_API const char *aiplat_pipeline_engine_str(aiplat_pipeline_engine engine) {
   switch (engine) {
     case AIPLAT_PIPELINE_ARGO:
       return "argo";
@@ -65,7 +73,7 @@ const char *aiplat_pipeline_engine_str(aiplat_pipeline_engine engine) {
   }
 }
 
-aiplat_status aiplat_pipeline_engine_parse(const char *name,
+AIPLAT_API aiplat_status aiplat_pipeline_engine_parse(const char *name,
                                            aiplat_pipeline_engine *out) {
   if (!name || !out)
     return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
@@ -111,24 +119,24 @@ static aiplat_status read_engine(aiplat_pipeline *p, aiplat_config *cfg,
                     "pipeline: %s must be an http:// or https:// URL",
                     e->url_var);
   e->url = aip_strdup(v);
-  e->http = aip_http_new(e->label);
-  if (!e->url || !e->http)
+  e->base.http = aip_http_new(e->label);
+  if (!e->url || !e->base.http)
     return aip_fail(&p->err, AIPLAT_ERR_NO_MEMORY, "pipeline: ENOMEM");
   /* URL, CA file, timeouts and retries as every HTTP client reads them */
   aiplat_status rc =
-      aip_http_configure(e->http, &p->err, cfg, e->url_var, NULL, NULL);
+      aip_http_configure(e->base.http, &p->err, cfg, e->url_var, NULL, NULL);
   if (rc != AIPLAT_OK) return rc;
   /* Argo's own CLI takes ARGO_TOKEN as the whole header value ("Bearer
    * xyz"): accept that form too, so the same secret serves both. */
   if (token && strncasecmp(token, "Bearer ", 7) == 0) token += 7;
   while (token && *token == ' ') token++;
-  if (aip_http_set_api_key(e->http, &p->err, token) != AIPLAT_OK)
+  if (aip_http_set_api_key(e->base.http, &p->err, token) != AIPLAT_OK)
     return aip_fail(&p->err, AIPLAT_ERR_CONFIG,
                     "pipeline: %s contains a line break", e->token_var);
   return AIPLAT_OK;
 }
 
-aiplat_status aiplat_pipeline_create(aiplat_pipeline **out,
+AIPLAT_API aiplat_status aiplat_pipeline_create(aiplat_pipeline **out,
                                      aiplat_config *cfg) {
   if (!out)
     return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "pipeline: out is NULL");
@@ -141,9 +149,14 @@ aiplat_status aiplat_pipeline_create(aiplat_pipeline **out,
     return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "pipeline: ENOMEM");
   }
   aip_err_init(&p->err);
-  p->eng[0] = (pipe_engine){"argo", "ARGO_URL", "ARGO_TOKEN", NULL, NULL};
-  p->eng[1] =
-      (pipe_engine){"kubeflow", "KUBEFLOW_URL", "KUBEFLOW_TOKEN", NULL, NULL};
+  p->eng[0] = (pipe_engine){.label = "argo",
+                            .url_var = "ARGO_URL",
+                            .token_var = "ARGO_TOKEN",
+                            .base.component = "argo"};
+  p->eng[1] = (pipe_engine){.label = "kubeflow",
+                            .url_var = "KUBEFLOW_URL",
+                            .token_var = "KUBEFLOW_TOKEN",
+                            .base.component = "kubeflow"};
   aiplat_config *own = NULL;
   if (!cfg) {
     rc = aiplat_config_create(&own);
@@ -180,18 +193,18 @@ fail:
   return rc;
 }
 
-void aiplat_pipeline_close(aiplat_pipeline *p) {
+AIPLAT_API void aiplat_pipeline_close(aiplat_pipeline *p) {
   if (!p) return;
   __atomic_store_n(&p->closed, 1, __ATOMIC_SEQ_CST);
   for (int i = 0; i < 2; i++)
-    if (p->eng[i].http) aip_http_cancel(p->eng[i].http);
+    if (p->eng[i].base.http) aip_http_cancel(p->eng[i].base.http);
 }
 
-void aiplat_pipeline_destroy(aiplat_pipeline *p) {
+AIPLAT_API void aiplat_pipeline_destroy(aiplat_pipeline *p) {
   if (!p) return;
   for (int i = 0; i < 2; i++) {
     free(p->eng[i].url);
-    aip_http_free(p->eng[i].http);
+    aip_http_free(p->eng[i].base.http);
   }
   free(p->argo_namespace);
   aip_err_destroy(&p->err);
@@ -199,13 +212,13 @@ void aiplat_pipeline_destroy(aiplat_pipeline *p) {
   aip_global_unref();
 }
 
-bool aiplat_pipeline_engine_configured(aiplat_pipeline *p,
+AIPLAT_API bool aiplat_pipeline_engine_configured(aiplat_pipeline *p,
                                        aiplat_pipeline_engine engine) {
   pipe_engine *e = p ? engine_of(p, engine) : NULL;
   return e && e->url;
 }
 
-aiplat_status aiplat_pipeline_last_error(aiplat_pipeline *p, char *buf,
+AIPLAT_API aiplat_status aiplat_pipeline_last_error(aiplat_pipeline *p, char *buf,
                                          size_t buflen) {
   if (!p) {
     if (buf && buflen) buf[0] = '\0';
@@ -284,89 +297,148 @@ static aiplat_status check_name(aiplat_pipeline *p, const char *label,
   return AIPLAT_OK;
 }
 
-/* ---- transport ----------------------------------------------------------- */
+/* ---- per-call options ---------------------------------------------------- */
 
-/* One request to an engine through the library's HTTP layer; on a 2xx
- * answer *@out gets the body (free()). @retry: let the layer retry
- * transient failures (reads only: a submit is sent once). */
-static aiplat_status pipe_request(aiplat_pipeline *p, pipe_engine *e,
-                                  const char *method, const char *path,
-                                  json_t *body, bool retry, char **out,
-                                  size_t *out_len) {
-  *out = NULL;
-  *out_len = 0;
+struct aiplat_pipeline_options {
+  char *ns;      /* NULL: the default */
+  char *version; /* NULL: the latest */
+};
+
+AIPLAT_API aiplat_status aiplat_pipeline_options_create(aiplat_pipeline_options **out) {
+  if (!out)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "pipeline: NULL out");
+  *out = calloc(1, sizeof **out);
+  if (!*out) return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "pipeline: ENOMEM");
+  return AIPLAT_OK;
+}
+
+AIPLAT_API void aiplat_pipeline_options_destroy(aiplat_pipeline_options *o) {
+  if (!o) return;
+  free(o->ns);
+  free(o->version);
+  free(o);
+}
+
+AIPLAT_API aiplat_status aiplat_pipeline_options_set_namespace(aiplat_pipeline_options *o,
+                                                    const char *ns) {
+  const char *why = NULL;
+  if (!o)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "pipeline: NULL options");
+  if (ns && *ns && !aip_pipe_valid_namespace(ns, &why))
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "pipeline: the namespace %s", why);
+  if (!aip_str_replace(&o->ns, ns && *ns ? ns : NULL))
+    return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "pipeline: ENOMEM");
+  return AIPLAT_OK;
+}
+
+AIPLAT_API aiplat_status aiplat_pipeline_options_set_version(aiplat_pipeline_options *o,
+                                                  const char *version) {
+  const char *why = NULL;
+  if (!o)
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "pipeline: NULL options");
+  if (version && *version && !aip_pipe_valid_kfp_id(version, &why))
+    return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "pipeline: the pipeline version %s", why);
+  if (!aip_str_replace(&o->version, version && *version ? version : NULL))
+    return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "pipeline: ENOMEM");
+  return AIPLAT_OK;
+}
+
+/* ---- asynchronous calls -------------------------------------------------- */
+
+/* The request a call is waiting for. */
+typedef enum pipe_step {
+  STEP_ARGO_SUBMIT,
+  STEP_ARGO_STATUS,
+  STEP_KFP_PIPELINE, /* the pipeline's id from its name */
+  STEP_KFP_VERSION,  /* the version's id from its name */
+  STEP_KFP_VERSION_ID, /* no version of that name: the version of that id */
+  STEP_KFP_RUN,      /* the run's creation */
+  STEP_KFP_STATUS
+} pipe_step;
+
+/* One asynchronous call: one request (a status, an Argo submit) or up to
+ * three in sequence (a Kubeflow submit). Owned by the loop thread once its
+ * first request started; freed after its completion callback. */
+typedef struct pipe_call {
+  aip_model_call m; /* first: the answer callback gets &m */
+  aiplat_pipeline *p;
+  pipe_engine *e;
+  pipe_step step;
+  char *name;    /* template, pipeline or run id */
+  char *ns;      /* NULL: none (Kubeflow) */
+  char *version; /* NULL: the latest */
+  json_t *body;  /* a submit's request body */
+  char path[1024];
+  char pid[160], vid[160];
+  aiplat_pipeline_submit_done_fn submit_done;
+  aiplat_pipeline_status_done_fn status_done;
+  void *ud;
+} pipe_call;
+
+static void pipe_call_free(pipe_call *c) {
+  aip_model_call_destroy(&c->m);
+  free(c->name);
+  free(c->ns);
+  free(c->version);
+  json_decref(c->body);
+  free(c);
+}
+
+/* Call back with the outcome and free the call. */
+static void finish(pipe_call *c, aiplat_status st, const char *run_id,
+                   aiplat_pipeline_phase phase, const char *run_msg) {
+  char msg[AIP_ERRMSG_MAX];
+  aip_model_call_message(&c->m, st, msg, sizeof msg);
+  if (c->submit_done) {
+    if (st == AIPLAT_OK)
+      aip_log_kv(AIPLAT_LOG_INFO, "pipeline run submitted", "engine",
+                 c->e->label, "pipeline", c->name, "run_id", run_id,
+                 (const char *)NULL);
+    c->submit_done(st, msg, st == AIPLAT_OK ? run_id : NULL, c->ud);
+  } else {
+    c->status_done(st, msg, st == AIPLAT_OK ? phase : AIPLAT_PIPELINE_UNKNOWN,
+                   st == AIPLAT_OK && run_msg ? run_msg : "", c->ud);
+  }
+  pipe_call_free(c);
+}
+
+/* Start the request of the current step (path in c->path; a POST sends
+ * c->body). @err: the handle's record on the caller's thread, the call's
+ * own on the loop thread. Reads are retried as the HTTP layer does; a
+ * submit is sent once. */
+static aiplat_status send_step(pipe_call *c, aip_err *err) {
+  bool post = c->step == STEP_ARGO_SUBMIT || c->step == STEP_KFP_RUN;
   char *text = NULL;
-  if (body && !(text = json_dumps(body, JSON_COMPACT)))
-    return aip_fail(&p->err, AIPLAT_ERR_NO_MEMORY, "%s: ENOMEM", e->label);
-  aip_http_req req = {.method = method,
-                      .path = path,
+  if (post && !(text = json_dumps(c->body, JSON_COMPACT)))
+    return aip_fail(err, AIPLAT_ERR_NO_MEMORY, "%s: ENOMEM", c->e->label);
+  aip_http_req req = {.method = post ? "POST" : "GET",
+                      .path = c->path,
                       .content_type = text ? "application/json" : NULL,
                       .body = text,
                       .body_len = text ? strlen(text) : 0,
                       .accept = "application/json",
-                      .max_retries = retry ? -1 : 0};
-  aip_http_resp resp = {0};
-  aiplat_status rc = aip_http_do(e->http, &p->err, &req, &resp);
+                      .max_retries = post ? 0 : -1};
+  aiplat_status st = aip_model_call_start(&c->m, err, &req);
   free(text);
-  if (rc == AIPLAT_OK) {
-    if (!resp.body.data && !aip_buf_putc(&resp.body, '\0')) {
-      rc = aip_fail(&p->err, AIPLAT_ERR_NO_MEMORY, "%s: ENOMEM", e->label);
-    } else {
-      if (resp.body.len == 0) resp.body.data[0] = '\0';
-      *out = aip_buf_steal(&resp.body, out_len);
-    }
-  } else if (resp.status >= 400) {
-    /* The engines' statuses mean a little more than a model server's:
-     * 409 is a name clash, 504 a deadline inside the server. The layer's
-     * message (with the server's own words) stays. */
-    aiplat_status mine = aip_pipe_status_for_http(resp.status);
-    if (mine != rc) {
-      char why[AIP_ERRMSG_MAX];
-      aip_err_copy(&p->err, why, sizeof why);
-      rc = aip_fail(&p->err, mine, "%s", why);
-    }
-  }
-  aip_http_resp_free(&resp);
-  return rc;
+  return st;
 }
 
-/* ---- Argo ---------------------------------------------------------------- */
-
-static aiplat_status argo_submit(aiplat_pipeline *p, pipe_engine *e,
-                                 const char *tmpl, const char *ns,
-                                 const char *const *keys,
-                                 const char *const *values, size_t n,
-                                 char **run_id_out) {
-  long bad = -1;
-  json_t *body = aip_pipe_argo_submit_body(ns, tmpl, keys, values, n, &bad);
-  if (!body)
-    return bad >= 0
-               ? aip_fail(&p->err, AIPLAT_ERR_INVALID_ARGUMENT,
-                          "argo: parameter \"%s\" is not UTF-8 text", keys[bad])
-               : aip_fail(&p->err, AIPLAT_ERR_NO_MEMORY, "argo: ENOMEM");
+/* c->path from pieces: literal text, and (escaped) values. */
+static bool path_set(pipe_call *c, const char *a, const char *v1,
+                     const char *b, const char *v2, const char *tail) {
   aip_buf path = {0};
-  char *answer = NULL;
-  size_t len = 0;
-  aiplat_status rc = AIPLAT_ERR_NO_MEMORY;
-  if (!aip_buf_puts(&path, "/api/v1/workflows/") ||
-      !aip_pipe_escape(&path, ns) || !aip_buf_puts(&path, "/submit")) {
-    rc = aip_fail(&p->err, AIPLAT_ERR_NO_MEMORY, "argo: ENOMEM");
-    goto out;
-  }
-  rc = pipe_request(p, e, "POST", path.data, body, false, &answer, &len);
-  if (rc != AIPLAT_OK) goto out;
-  char name[AIPLAT_PIPELINE_MAX_RUN_ID + 1];
-  rc = aip_pipe_argo_parse_workflow(&p->err, answer, len, name, sizeof name,
-                                    NULL, NULL, 0);
-  if (rc != AIPLAT_OK) goto out;
-  *run_id_out = aip_strdup(name);
-  if (!*run_id_out)
-    rc = aip_fail(&p->err, AIPLAT_ERR_NO_MEMORY, "argo: ENOMEM");
-out:
-  free(answer);
+  bool ok = aip_buf_puts(&path, a) && (!v1 || aip_pipe_escape(&path, v1)) &&
+            (!b || aip_buf_puts(&path, b)) &&
+            (!v2 || aip_pipe_escape(&path, v2)) &&
+            (!tail || aip_buf_puts(&path, tail)) &&
+            path.len < sizeof c->path;
+  if (ok) memcpy(c->path, path.data, path.len + 1);
   aip_buf_free(&path);
-  json_decref(body);
-  return rc;
+  return ok;
 }
 
 /* Fields argo-server keeps in its answer (WorkflowGetRequest.fields): the
@@ -375,124 +447,348 @@ out:
   "metadata.name,metadata.namespace,status.phase,status.message," \
   "status.startedAt,status.finishedAt"
 
-static aiplat_status argo_status(aiplat_pipeline *p, pipe_engine *e,
-                                 const char *name, const char *ns,
-                                 aiplat_pipeline_phase *phase, char *msg,
-                                 size_t msglen) {
-  aip_buf path = {0};
-  char *answer = NULL;
-  size_t len = 0;
-  aiplat_status rc;
-  if (!aip_buf_puts(&path, "/api/v1/workflows/") ||
-      !aip_pipe_escape(&path, ns) || !aip_buf_putc(&path, '/') ||
-      !aip_pipe_escape(&path, name) ||
-      !aip_buf_puts(&path, "?fields=" ARGO_STATUS_FIELDS)) {
-    rc = aip_fail(&p->err, AIPLAT_ERR_NO_MEMORY, "argo: ENOMEM");
-    goto out;
+/* The path of the current step. */
+static bool step_path(pipe_call *c) {
+  switch (c->step) {
+    case STEP_ARGO_SUBMIT:
+      return path_set(c, "/api/v1/workflows/", c->ns, "/submit", NULL, NULL);
+    case STEP_ARGO_STATUS:
+      return path_set(c, "/api/v1/workflows/", c->ns, "/", c->name,
+                      "?fields=" ARGO_STATUS_FIELDS);
+    case STEP_KFP_PIPELINE:
+      return path_set(c, "/apis/v2beta1/pipelines/names/", c->name,
+                      c->ns ? "?namespace=" : NULL, c->ns, NULL);
+    case STEP_KFP_VERSION: {
+      json_t *f = aip_pipe_kfp_version_filter(c->version);
+      char *text = f ? json_dumps(f, JSON_COMPACT) : NULL;
+      json_decref(f);
+      bool ok = text && path_set(c, "/apis/v2beta1/pipelines/", c->pid,
+                                 "/versions?filter=", text, NULL);
+      free(text);
+      return ok;
+    }
+    case STEP_KFP_VERSION_ID:
+      return path_set(c, "/apis/v2beta1/pipelines/", c->pid, "/versions/",
+                      c->version, NULL);
+    case STEP_KFP_RUN:
+      return path_set(c, "/apis/v2beta1/runs", NULL, NULL, NULL, NULL);
+    case STEP_KFP_STATUS:
+      return path_set(c, "/apis/v2beta1/runs/", c->name, NULL, NULL, NULL);
   }
-  rc = pipe_request(p, e, "GET", path.data, NULL, true, &answer, &len);
-  if (rc != AIPLAT_OK) goto out;
-  rc = aip_pipe_argo_parse_workflow(&p->err, answer, len, NULL, 0, phase, msg,
-                                    msglen);
-out:
-  free(answer);
-  aip_buf_free(&path);
-  return rc;
+  return false;
 }
 
-/* ---- Kubeflow ------------------------------------------------------------ */
-
-/* The pipeline's id from its name (GET /apis/v2beta1/pipelines/names/N). */
-static aiplat_status kfp_pipeline_id(aiplat_pipeline *p, pipe_engine *e,
-                                     const char *name, const char *ns, char *id,
-                                     size_t idlen) {
-  aip_buf path = {0};
-  char *answer = NULL;
-  size_t len = 0;
-  aiplat_status rc;
-  if (!aip_buf_puts(&path, "/apis/v2beta1/pipelines/names/") ||
-      !aip_pipe_escape(&path, name) ||
-      (ns &&
-       (!aip_buf_puts(&path, "?namespace=") || !aip_pipe_escape(&path, ns)))) {
-    rc = aip_fail(&p->err, AIPLAT_ERR_NO_MEMORY, "kubeflow: ENOMEM");
-    goto out;
-  }
-  rc = pipe_request(p, e, "GET", path.data, NULL, true, &answer, &len);
-  if (rc != AIPLAT_OK) goto out;
-  rc = aip_pipe_kfp_parse_pipeline(&p->err, answer, len, id, idlen);
-out:
-  free(answer);
-  aip_buf_free(&path);
-  return rc;
+/* Go on with @step, on the loop thread; on a failure to start it the call
+ * ends here (its callback runs). */
+static void next_step(pipe_call *c, pipe_step step) {
+  c->step = step;
+  aiplat_status st;
+  if (__atomic_load_n(&c->p->closed, __ATOMIC_SEQ_CST))
+    st = aip_fail(&c->m.err, AIPLAT_ERR_CANCELLED,
+                  "%s: the pipeline handle was closed", c->e->label);
+  else if (!step_path(c))
+    st = aip_fail(&c->m.err, AIPLAT_ERR_NO_MEMORY, "%s: ENOMEM", c->e->label);
+  else
+    st = send_step(c, &c->m.err);
+  if (st != AIPLAT_OK) finish(c, st, NULL, AIPLAT_PIPELINE_UNKNOWN, NULL);
 }
 
-static aiplat_status kfp_submit(aiplat_pipeline *p, pipe_engine *e,
-                                const char *pipeline, const char *ns,
-                                const char *const *keys,
-                                const char *const *values, size_t n,
-                                char **run_id_out) {
-  char pid[160];
-  aiplat_status rc = kfp_pipeline_id(p, e, pipeline, ns, pid, sizeof pid);
+/* The engines' statuses mean a little more than a model server's: 409 is
+ * a name clash, 504 a deadline inside the server. The layer's message
+ * (with the server's own words) stays. */
+static aiplat_status refine(pipe_call *c) {
+  aiplat_status st = c->m.st;
+  if (st == AIPLAT_OK || c->m.resp.status < 400) return st;
+  aiplat_status mine = aip_pipe_status_for_http(c->m.resp.status);
+  if (mine != st) {
+    char why[AIP_ERRMSG_MAX];
+    aip_err_copy(&c->m.err, why, sizeof why);
+    st = aip_fail(&c->m.err, mine, "%s", why);
+  }
+  return st;
+}
+
+/* On the loop thread: a request of @m has ended. */
+static void on_answer(aip_model_call *m) {
+  pipe_call *c = (pipe_call *)(void *)m;
+  aiplat_status st = refine(c);
+  if (st != AIPLAT_OK) {
+    if (c->step == STEP_KFP_VERSION_ID &&
+        (st == AIPLAT_ERR_NOT_FOUND || st == AIPLAT_ERR_BAD_REQUEST))
+      st = aip_fail(&m->err, AIPLAT_ERR_NOT_FOUND,
+                    "kubeflow: pipeline \"%s\" has no version named \"%s\" "
+                    "nor one of that id",
+                    c->name, c->version);
+    finish(c, st, NULL, AIPLAT_PIPELINE_UNKNOWN, NULL);
+    return;
+  }
+  const char *body = m->resp.body.data ? m->resp.body.data : "";
+  size_t len = m->resp.body.len;
+  aip_err *err = &m->err;
+  char id[AIPLAT_PIPELINE_MAX_RUN_ID + 1];
+  char msg[AIP_ERRMSG_MAX] = "";
+  aiplat_pipeline_phase phase = AIPLAT_PIPELINE_UNKNOWN;
+  switch (c->step) {
+    case STEP_ARGO_SUBMIT:
+      st = aip_pipe_argo_parse_workflow(err, body, len, id, sizeof id, NULL,
+                                        NULL, 0);
+      finish(c, st, id, phase, NULL);
+      return;
+    case STEP_ARGO_STATUS:
+      st = aip_pipe_argo_parse_workflow(err, body, len, NULL, 0, &phase, msg,
+                                        sizeof msg);
+      finish(c, st, NULL, phase, msg);
+      return;
+    case STEP_KFP_PIPELINE:
+      st = aip_pipe_kfp_parse_pipeline(err, body, len, c->pid, sizeof c->pid);
+      if (st != AIPLAT_OK) break;
+      if (c->version) {
+        next_step(c, STEP_KFP_VERSION);
+        return;
+      }
+      if (!aip_pipe_kfp_run_ref(c->body, c->pid, NULL)) goto nomem;
+      next_step(c, STEP_KFP_RUN);
+      return;
+    case STEP_KFP_VERSION:
+      st = aip_pipe_kfp_parse_versions(err, body, len, c->name, c->version,
+                                       c->vid, sizeof c->vid);
+      if (st == AIPLAT_ERR_NOT_FOUND) { /* the trigger may carry an id */
+        next_step(c, STEP_KFP_VERSION_ID);
+        return;
+      }
+      if (st != AIPLAT_OK) break;
+      if (!aip_pipe_kfp_run_ref(c->body, c->pid, c->vid)) goto nomem;
+      next_step(c, STEP_KFP_RUN);
+      return;
+    case STEP_KFP_VERSION_ID:
+      st = aip_pipe_kfp_parse_version(err, body, len, c->pid, c->vid,
+                                      sizeof c->vid);
+      if (st != AIPLAT_OK) break;
+      if (!aip_pipe_kfp_run_ref(c->body, c->pid, c->vid)) goto nomem;
+      next_step(c, STEP_KFP_RUN);
+      return;
+    case STEP_KFP_RUN:
+      st = aip_pipe_kfp_parse_run(err, body, len, id, sizeof id, NULL, NULL,
+                                  0);
+      finish(c, st, id, phase, NULL);
+      return;
+    case STEP_KFP_STATUS:
+      st = aip_pipe_kfp_parse_run(err, body, len, id, sizeof id, &phase, msg,
+                                  sizeof msg);
+      if (st == AIPLAT_OK && strcmp(id, c->name) != 0)
+        st = aip_fail(err, AIPLAT_ERR_PROTOCOL,
+                      "kubeflow: asked for run %s, the server answered run %s",
+                      c->name, id);
+      finish(c, st, NULL, phase, msg);
+      return;
+  }
+  finish(c, st, NULL, AIPLAT_PIPELINE_UNKNOWN, NULL);
+  return;
+nomem:
+  finish(c, aip_fail(err, AIPLAT_ERR_NO_MEMORY, "%s: ENOMEM", c->e->label),
+         NULL, AIPLAT_PIPELINE_UNKNOWN, NULL);
+}
+
+static pipe_call *call_new(aiplat_pipeline *p, pipe_engine *e,
+                           aiplat_call *call) {
+  pipe_call *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  aip_model_call_init(&c->m, &e->base, call, on_answer);
+  c->p = p;
+  c->e = e;
+  return c;
+}
+
+/* The first request from the caller's thread; on failure the call is
+ * freed, nothing is called back and the handle's record has the detail. */
+static aiplat_status start(pipe_call *c, pipe_step step) {
+  c->step = step;
+  aiplat_status st =
+      step_path(c)
+          ? send_step(c, &c->p->err)
+          : aip_fail(&c->p->err, AIPLAT_ERR_NO_MEMORY, "%s: ENOMEM",
+                     c->e->label);
+  if (st != AIPLAT_OK) pipe_call_free(c);
+  return st;
+}
+
+AIPLAT_API aiplat_status aiplat_pipeline_submit_async(
+    aiplat_pipeline *p, aiplat_pipeline_engine engine, const char *pipeline,
+    const char *const *keys, const char *const *values, size_t n,
+    const aiplat_pipeline_options *options, aiplat_call *call,
+    aiplat_pipeline_submit_done_fn done, void *user_data) {
+  if (!p || !done)
+    return aip_fail(p ? &p->err : NULL, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "pipeline: handle or completion callback is NULL");
+  pipe_engine *e = NULL;
+  aiplat_status rc = usable_engine(p, engine, &e);
+  if (rc != AIPLAT_OK || !e) return rc;
+  rc = check_params(p, e->label, keys, values, n);
   if (rc != AIPLAT_OK) return rc;
-  char when[40], display[200];
-  aip_format_time_ms(aip_wall_ms(), when, sizeof when);
-  snprintf(display, sizeof display, "%s %s", pipeline, when);
+  const char *ns = options ? options->ns : NULL;
+  const char *version = options ? options->version : NULL;
   long bad = -1;
-  json_t *body = aip_pipe_kfp_run_body(display, pid, keys, values, n, &bad);
-  if (!body)
-    return bad >= 0
-               ? aip_fail(&p->err, AIPLAT_ERR_INVALID_ARGUMENT,
-                          "kubeflow: parameter \"%s\" is not UTF-8 text",
-                          keys[bad])
-               : aip_fail(&p->err, AIPLAT_ERR_NO_MEMORY, "kubeflow: ENOMEM");
-  char *answer = NULL;
-  size_t len = 0;
-  rc = pipe_request(p, e, "POST", "/apis/v2beta1/runs", body, false, &answer,
-                    &len);
-  json_decref(body);
-  if (rc != AIPLAT_OK) return rc;
-  char rid[160];
-  rc = aip_pipe_kfp_parse_run(&p->err, answer, len, rid, sizeof rid, NULL, NULL,
-                              0);
-  free(answer);
-  if (rc != AIPLAT_OK) return rc;
-  *run_id_out = aip_strdup(rid);
-  if (!*run_id_out)
-    return aip_fail(&p->err, AIPLAT_ERR_NO_MEMORY, "kubeflow: ENOMEM");
-  return AIPLAT_OK;
-}
-
-static aiplat_status kfp_status(aiplat_pipeline *p, pipe_engine *e,
-                                const char *run_id,
-                                aiplat_pipeline_phase *phase, char *msg,
-                                size_t msglen) {
-  aip_buf path = {0};
-  char *answer = NULL;
-  size_t len = 0;
-  aiplat_status rc;
-  if (!aip_buf_puts(&path, "/apis/v2beta1/runs/") ||
-      !aip_pipe_escape(&path, run_id)) {
-    rc = aip_fail(&p->err, AIPLAT_ERR_NO_MEMORY, "kubeflow: ENOMEM");
-    goto out;
+  json_t *body = NULL;
+  if (engine == AIPLAT_PIPELINE_ARGO) {
+    if (!ns) ns = p->argo_namespace;
+    if (version)
+      return aip_fail(&p->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                      "argo: a pipeline version cannot be chosen: "
+                      "WorkflowTemplates are not versioned (name the "
+                      "versioned template itself)");
+    if ((rc = check_name(p, e->label, "namespace", ns,
+                         aip_pipe_valid_namespace)) != AIPLAT_OK ||
+        (rc = check_name(p, e->label, "workflow template name", pipeline,
+                         aip_pipe_valid_k8s_name)) != AIPLAT_OK)
+      return rc;
+    body = aip_pipe_argo_submit_body(ns, pipeline, keys, values, n, &bad);
+  } else {
+    if ((ns && (rc = check_name(p, e->label, "namespace", ns,
+                                aip_pipe_valid_namespace)) != AIPLAT_OK) ||
+        (rc = check_name(p, e->label, "pipeline name", pipeline,
+                         aip_pipe_valid_kfp_id)) != AIPLAT_OK)
+      return rc;
+    char when[40], display[200];
+    aip_format_time_ms(aip_wall_ms(), when, sizeof when);
+    snprintf(display, sizeof display, "%s %s", pipeline, when);
+    body = aip_pipe_kfp_run_body(display, NULL, keys, values, n, &bad);
   }
-  rc = pipe_request(p, e, "GET", path.data, NULL, true, &answer, &len);
-  if (rc != AIPLAT_OK) goto out;
-  char rid[160];
-  rc = aip_pipe_kfp_parse_run(&p->err, answer, len, rid, sizeof rid, phase, msg,
-                              msglen);
-  if (rc == AIPLAT_OK && strcmp(rid, run_id) != 0)
-    rc = aip_fail(&p->err, AIPLAT_ERR_PROTOCOL,
-                  "kubeflow: asked for run %s, the server answered run %s",
-                  run_id, rid);
-out:
-  free(answer);
-  aip_buf_free(&path);
-  return rc;
+  if (!body)
+    return bad >= 0 ? aip_fail(&p->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                               "%s: parameter \"%s\" is not UTF-8 text",
+                               e->label, keys[bad])
+                    : aip_fail(&p->err, AIPLAT_ERR_NO_MEMORY, "%s: ENOMEM",
+                               e->label);
+  pipe_call *c = call_new(p, e, call);
+  if (!c || !(c->name = aip_strdup(pipeline)) ||
+      (ns && !(c->ns = aip_strdup(ns))) ||
+      (version && !(c->version = aip_strdup(version)))) {
+    json_decref(body);
+    if (c) pipe_call_free(c);
+    return aip_fail(&p->err, AIPLAT_ERR_NO_MEMORY, "%s: ENOMEM", e->label);
+  }
+  c->body = body;
+  c->submit_done = done;
+  c->ud = user_data;
+  return start(c, engine == AIPLAT_PIPELINE_ARGO ? STEP_ARGO_SUBMIT
+                                                 : STEP_KFP_PIPELINE);
 }
 
-/* ---- public calls -------------------------------------------------------- */
+AIPLAT_API aiplat_status aiplat_pipeline_status_async(
+    aiplat_pipeline *p, aiplat_pipeline_engine engine, const char *run_id,
+    const aiplat_pipeline_options *options, aiplat_call *call,
+    aiplat_pipeline_status_done_fn done, void *user_data) {
+  if (!p || !done)
+    return aip_fail(p ? &p->err : NULL, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "pipeline: handle or completion callback is NULL");
+  pipe_engine *e = NULL;
+  aiplat_status rc = usable_engine(p, engine, &e);
+  if (rc != AIPLAT_OK || !e) return rc;
+  const char *ns = NULL;
+  if (engine == AIPLAT_PIPELINE_ARGO) {
+    ns = options && options->ns ? options->ns : p->argo_namespace;
+    if ((rc = check_name(p, e->label, "namespace", ns,
+                         aip_pipe_valid_namespace)) != AIPLAT_OK ||
+        (rc = check_name(p, e->label, "run id", run_id,
+                         aip_pipe_valid_k8s_name)) != AIPLAT_OK)
+      return rc;
+  } else if ((rc = check_name(p, e->label, "run id", run_id,
+                              aip_pipe_valid_kfp_id)) != AIPLAT_OK) {
+    return rc;
+  }
+  pipe_call *c = call_new(p, e, call);
+  if (!c || !(c->name = aip_strdup(run_id)) ||
+      (ns && !(c->ns = aip_strdup(ns)))) {
+    if (c) pipe_call_free(c);
+    return aip_fail(&p->err, AIPLAT_ERR_NO_MEMORY, "%s: ENOMEM", e->label);
+  }
+  c->status_done = done;
+  c->ud = user_data;
+  return start(c, engine == AIPLAT_PIPELINE_ARGO ? STEP_ARGO_STATUS
+                                                 : STEP_KFP_STATUS);
+}
 
-aiplat_status aiplat_pipeline_submit(aiplat_pipeline *p,
+/* ---- blocking calls: the asynchronous ones and a wait --------------------- */
+
+typedef struct pipe_wait {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool done;
+  aiplat_status st;
+  char msg[AIP_ERRMSG_MAX];
+  char *run_id;
+  aiplat_pipeline_phase phase;
+  char *out_msg; /* the caller's status message buffer, or NULL */
+  size_t out_len;
+} pipe_wait;
+
+static void wait_init(pipe_wait *w) {
+  memset(w, 0, sizeof *w);
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_cond_init(&w->cv, NULL);
+}
+
+/* Wait for the completion, record a failure in the handle, clean up. */
+static aiplat_status wait_end(aiplat_pipeline *p, pipe_wait *w,
+                              aiplat_status started) {
+  if (started == AIPLAT_OK) {
+    pthread_mutex_lock(&w->mu);
+    while (!w->done) pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    if (w->st != AIPLAT_OK) aip_fail(&p->err, w->st, "%s", w->msg);
+  }
+  pthread_cond_destroy(&w->cv);
+  pthread_mutex_destroy(&w->mu);
+  return started == AIPLAT_OK ? w->st : started;
+}
+
+static void wake(pipe_wait *w, aiplat_status st, const char *msg) {
+  w->st = st;
+  snprintf(w->msg, sizeof w->msg, "%s", msg);
+  pthread_mutex_lock(&w->mu);
+  w->done = true;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+}
+
+/* Copy @s into @out (size @n), cut at a character's start. */
+static void copy_cut(char *out, size_t n, const char *s) {
+  size_t len = strlen(s);
+  if (len >= n) {
+    len = n - 1;
+    while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80) len--;
+  }
+  memcpy(out, s, len);
+  out[len] = '\0';
+}
+
+static void submit_woken(aiplat_status st, const char *msg, const char *run_id,
+                         void *ud) {
+  pipe_wait *w = ud;
+  if (st == AIPLAT_OK && !(w->run_id = aip_strdup(run_id))) {
+    st = AIPLAT_ERR_NO_MEMORY;
+    msg = "pipeline: ENOMEM";
+  }
+  wake(w, st, msg);
+}
+
+static void status_woken(aiplat_status st, const char *msg,
+                         aiplat_pipeline_phase phase, const char *run_msg,
+                         void *ud) {
+  pipe_wait *w = ud;
+  w->phase = phase;
+  if (w->out_msg && w->out_len)
+    copy_cut(w->out_msg, w->out_len, run_msg);
+  wake(w, st, msg);
+}
+
+static aiplat_status refuse_on_loop(aiplat_pipeline *p) {
+  return aip_fail(&p->err, AIPLAT_ERR_INTERNAL,
+                  "pipeline: a blocking call cannot run on the event loop "
+                  "thread (use the asynchronous form)");
+}
+
+AIPLAT_API aiplat_status aiplat_pipeline_submit(aiplat_pipeline *p,
                                      aiplat_pipeline_engine engine,
                                      const char *pipeline, const char *ns,
                                      const char *const *keys,
@@ -502,34 +798,23 @@ aiplat_status aiplat_pipeline_submit(aiplat_pipeline *p,
     return aip_fail(p ? &p->err : NULL, AIPLAT_ERR_INVALID_ARGUMENT,
                     "pipeline: handle or run_id_out is NULL");
   *run_id_out = NULL;
-  pipe_engine *e = NULL;
-  aiplat_status rc = usable_engine(p, engine, &e);
-  if (rc != AIPLAT_OK || !e) return rc;
-  rc = check_params(p, e->label, keys, values, n);
-  if (rc != AIPLAT_OK) return rc;
-  if (engine == AIPLAT_PIPELINE_ARGO) {
-    if (!ns) ns = p->argo_namespace;
-    if ((rc = check_name(p, e->label, "namespace", ns,
-                         aip_pipe_valid_namespace)) != AIPLAT_OK ||
-        (rc = check_name(p, e->label, "workflow template name", pipeline,
-                         aip_pipe_valid_k8s_name)) != AIPLAT_OK)
-      return rc;
-    rc = argo_submit(p, e, pipeline, ns, keys, values, n, run_id_out);
-  } else {
-    if ((ns && (rc = check_name(p, e->label, "namespace", ns,
-                                aip_pipe_valid_namespace)) != AIPLAT_OK) ||
-        (rc = check_name(p, e->label, "pipeline name", pipeline,
-                         aip_pipe_valid_kfp_id)) != AIPLAT_OK)
-      return rc;
-    rc = kfp_submit(p, e, pipeline, ns, keys, values, n, run_id_out);
-  }
-  if (rc == AIPLAT_OK)
-    aip_log_kv(AIPLAT_LOG_INFO, "pipeline run submitted", "engine", e->label,
-               "pipeline", pipeline, "run_id", *run_id_out, (const char *)NULL);
-  return rc;
+  if (aip_loop_on_thread()) return refuse_on_loop(p);
+  /* the namespace is checked by the call, as before, not by the option */
+  aiplat_pipeline_options opts = {.ns = (char *)(uintptr_t)ns};
+  pipe_wait w;
+  wait_init(&w);
+  aiplat_status st = wait_end(
+      p, &w,
+      aiplat_pipeline_submit_async(p, engine, pipeline, keys, values, n, &opts,
+                                   NULL, submit_woken, &w));
+  if (st == AIPLAT_OK)
+    *run_id_out = w.run_id;
+  else
+    free(w.run_id);
+  return st;
 }
 
-aiplat_status aiplat_pipeline_status(aiplat_pipeline *p,
+AIPLAT_API aiplat_status aiplat_pipeline_status(aiplat_pipeline *p,
                                      aiplat_pipeline_engine engine,
                                      const char *run_id, const char *ns,
                                      aiplat_pipeline_phase *phase_out,
@@ -539,20 +824,16 @@ aiplat_status aiplat_pipeline_status(aiplat_pipeline *p,
     return aip_fail(p ? &p->err : NULL, AIPLAT_ERR_INVALID_ARGUMENT,
                     "pipeline: handle or phase_out is NULL");
   *phase_out = AIPLAT_PIPELINE_UNKNOWN;
-  pipe_engine *e = NULL;
-  aiplat_status rc = usable_engine(p, engine, &e);
-  if (rc != AIPLAT_OK || !e) return rc;
-  if (engine == AIPLAT_PIPELINE_ARGO) {
-    if (!ns) ns = p->argo_namespace;
-    if ((rc = check_name(p, e->label, "namespace", ns,
-                         aip_pipe_valid_namespace)) != AIPLAT_OK ||
-        (rc = check_name(p, e->label, "run id", run_id,
-                         aip_pipe_valid_k8s_name)) != AIPLAT_OK)
-      return rc;
-    return argo_status(p, e, run_id, ns, phase_out, msg, msglen);
-  }
-  if ((rc = check_name(p, e->label, "run id", run_id, aip_pipe_valid_kfp_id)) !=
-      AIPLAT_OK)
-    return rc;
-  return kfp_status(p, e, run_id, phase_out, msg, msglen);
+  if (aip_loop_on_thread()) return refuse_on_loop(p);
+  aiplat_pipeline_options opts = {.ns = (char *)(uintptr_t)ns};
+  pipe_wait w;
+  wait_init(&w);
+  w.out_msg = msg;
+  w.out_len = msglen;
+  aiplat_status st = wait_end(
+      p, &w,
+      aiplat_pipeline_status_async(p, engine, run_id, &opts, NULL,
+                                   status_woken, &w));
+  *phase_out = w.phase;
+  return st;
 }

@@ -174,7 +174,8 @@ json_t *aip_pipe_kfp_run_body(const char *display_name, const char *pipeline_id,
     if (json_object_set_new(params, keys[i], s) != 0) goto fail;
   }
   if (set_new(root, "display_name", json_string(display_name)) != 0 ||
-      set_new(ref, "pipeline_id", json_string(pipeline_id)) != 0)
+      (pipeline_id &&
+       set_new(ref, "pipeline_id", json_string(pipeline_id)) != 0))
     goto fail;
   if (json_object_set_new(cfg, "parameters", params) != 0) {
     params = NULL;
@@ -197,6 +198,21 @@ fail:
   json_decref(ref);
   json_decref(root);
   return NULL;
+}
+
+bool aip_pipe_kfp_run_ref(json_t *run, const char *pipeline_id,
+                          const char *version_id) {
+  json_t *ref = json_object_get(run, "pipeline_version_reference");
+  if (!ref || !pipeline_id) return false;
+  json_object_clear(ref);
+  if (set_new(ref, "pipeline_id", json_string(pipeline_id)) != 0) return false;
+  return !version_id ||
+         set_new(ref, "pipeline_version_id", json_string(version_id)) == 0;
+}
+
+json_t *aip_pipe_kfp_version_filter(const char *version_name) {
+  return json_pack("{s:[{s:s, s:s, s:s}]}", "predicates", "key", "name",
+                   "operation", "EQUALS", "string_value", version_name);
 }
 
 /* ---- text ---------------------------------------------------------------- */
@@ -250,37 +266,49 @@ static json_t *parse_object(aip_err *err, const char *engine, const char *what,
 
 /* ---- answers ------------------------------------------------------------- */
 
+/* Every phase as each engine spells it, and whether the engine sends that
+ * name: the one table both the parsers here and the names published for
+ * a run (aiplat_pipeline_phase_engine_str) read. Argo has no name for a
+ * phase it never reaches; those spellings follow its style. Kubeflow has
+ * no ERROR: an engine failure is FAILED there. */
+static const struct {
+  const char *argo, *kfp;
+  bool argo_sent, kfp_sent;
+} phase_names[] = {
+    [AIPLAT_PIPELINE_UNKNOWN] = {"", "RUNTIME_STATE_UNSPECIFIED", false, false},
+    [AIPLAT_PIPELINE_PENDING] = {"Pending", "PENDING", true, true},
+    [AIPLAT_PIPELINE_RUNNING] = {"Running", "RUNNING", true, true},
+    [AIPLAT_PIPELINE_SUCCEEDED] = {"Succeeded", "SUCCEEDED", true, true},
+    [AIPLAT_PIPELINE_FAILED] = {"Failed", "FAILED", true, true},
+    [AIPLAT_PIPELINE_ERROR] = {"Error", "FAILED", true, false},
+    [AIPLAT_PIPELINE_CANCELLED] = {"Cancelled", "CANCELED", false, true},
+    [AIPLAT_PIPELINE_SKIPPED] = {"Skipped", "SKIPPED", false, true},
+    [AIPLAT_PIPELINE_CANCELLING] = {"Cancelling", "CANCELING", false, true},
+    [AIPLAT_PIPELINE_PAUSED] = {"Paused", "PAUSED", false, true}};
+
 aiplat_pipeline_phase aip_pipe_argo_phase(const char *phase) {
   if (!phase || !*phase) return AIPLAT_PIPELINE_PENDING; /* not seen yet */
-  static const struct {
-    const char *name;
-    aiplat_pipeline_phase phase;
-  } map[] = {{"Pending", AIPLAT_PIPELINE_PENDING},
-             {"Running", AIPLAT_PIPELINE_RUNNING},
-             {"Succeeded", AIPLAT_PIPELINE_SUCCEEDED},
-             {"Failed", AIPLAT_PIPELINE_FAILED},
-             {"Error", AIPLAT_PIPELINE_ERROR}};
-  for (size_t i = 0; i < AIP_ARRAY_LEN(map); i++)
-    if (strcmp(phase, map[i].name) == 0) return map[i].phase;
+  for (size_t i = 0; i < AIP_ARRAY_LEN(phase_names); i++)
+    if (phase_names[i].argo_sent && strcmp(phase, phase_names[i].argo) == 0)
+      return (aiplat_pipeline_phase)i;
   return AIPLAT_PIPELINE_UNKNOWN;
 }
 
 aiplat_pipeline_phase aip_pipe_kfp_state(const char *state) {
   if (!state) return AIPLAT_PIPELINE_UNKNOWN;
-  static const struct {
-    const char *name;
-    aiplat_pipeline_phase phase;
-  } map[] = {{"PENDING", AIPLAT_PIPELINE_PENDING},
-             {"RUNNING", AIPLAT_PIPELINE_RUNNING},
-             {"SUCCEEDED", AIPLAT_PIPELINE_SUCCEEDED},
-             {"SKIPPED", AIPLAT_PIPELINE_SKIPPED},
-             {"FAILED", AIPLAT_PIPELINE_FAILED},
-             {"CANCELING", AIPLAT_PIPELINE_CANCELLING},
-             {"CANCELED", AIPLAT_PIPELINE_CANCELLED},
-             {"PAUSED", AIPLAT_PIPELINE_PAUSED}};
-  for (size_t i = 0; i < AIP_ARRAY_LEN(map); i++)
-    if (strcmp(state, map[i].name) == 0) return map[i].phase;
+  for (size_t i = 0; i < AIP_ARRAY_LEN(phase_names); i++)
+    if (phase_names[i].kfp_sent && strcmp(state, phase_names[i].kfp) == 0)
+      return (aiplat_pipeline_phase)i;
   return AIPLAT_PIPELINE_UNKNOWN;
+}
+
+AIPLAT_API const char *aiplat_pipeline_phase_engine_str(aiplat_pipeline_engine engine,
+                                             aiplat_pipeline_phase phase) {
+  if ((unsigned)phase >= AIP_ARRAY_LEN(phase_names))
+    phase = AIPLAT_PIPELINE_UNKNOWN;
+  if (engine == AIPLAT_PIPELINE_ARGO) return phase_names[phase].argo;
+  if (engine == AIPLAT_PIPELINE_KUBEFLOW) return phase_names[phase].kfp;
+  return NULL;
 }
 
 /* protojson writes enum names; a server set to write numbers sends the
@@ -358,6 +386,74 @@ aiplat_status aip_pipe_kfp_parse_pipeline(aip_err *err, const char *body,
                   "kubeflow: the pipeline answer has no valid pipeline_id");
   else
     rc = copy_id(err, "kubeflow", "pipeline id", v, id, idlen);
+  json_decref(root);
+  return rc;
+}
+
+aiplat_status aip_pipe_kfp_parse_versions(aip_err *err, const char *body,
+                                          size_t len, const char *pipeline,
+                                          const char *version, char *id,
+                                          size_t idlen) {
+  json_t *root = parse_object(err, "kubeflow", "pipeline version list", body,
+                              len);
+  if (!root) return AIPLAT_ERR_PROTOCOL;
+  json_t *list = json_object_get(root, "pipeline_versions");
+  if (!list) list = json_object_get(root, "pipelineVersions");
+  aiplat_status rc = AIPLAT_OK;
+  if (list && !json_is_array(list)) {
+    rc = aip_fail(err, AIPLAT_ERR_PROTOCOL,
+                  "kubeflow: pipeline_versions is not an array");
+    goto out;
+  }
+  /* The filter asked for the name; checking it again keeps a server that
+   * ignores the filter from running some other version. protojson omits an
+   * empty list, so no key at all is "none". */
+  size_t i;
+  json_t *v;
+  json_array_foreach(list, i, v) {
+    const char *name = str_at(v, "name");
+    if (!name || !*name) name = str_at(v, "display_name");
+    if (!name || !*name) name = str_at(v, "displayName");
+    if (!name || strcmp(name, version) != 0) continue;
+    const char *vid = str_at(v, "pipeline_version_id");
+    if (!vid) vid = str_at(v, "pipelineVersionId");
+    if (!vid || !aip_pipe_valid_kfp_id(vid, NULL))
+      rc = aip_fail(err, AIPLAT_ERR_PROTOCOL,
+                    "kubeflow: pipeline version \"%s\" has no valid "
+                    "pipeline_version_id",
+                    version);
+    else
+      rc = copy_id(err, "kubeflow", "pipeline version id", vid, id, idlen);
+    goto out;
+  }
+  rc = aip_fail(err, AIPLAT_ERR_NOT_FOUND,
+                "kubeflow: pipeline \"%s\" has no version named \"%s\"",
+                pipeline, version);
+out:
+  json_decref(root);
+  return rc;
+}
+
+aiplat_status aip_pipe_kfp_parse_version(aip_err *err, const char *body,
+                                         size_t len, const char *pipeline_id,
+                                         char *id, size_t idlen) {
+  json_t *root = parse_object(err, "kubeflow", "pipeline version", body, len);
+  if (!root) return AIPLAT_ERR_PROTOCOL;
+  aiplat_status rc;
+  const char *vid = str_at(root, "pipeline_version_id");
+  if (!vid) vid = str_at(root, "pipelineVersionId");
+  const char *pid = str_at(root, "pipeline_id");
+  if (!pid) pid = str_at(root, "pipelineId");
+  if (!vid || !aip_pipe_valid_kfp_id(vid, NULL))
+    rc = aip_fail(err, AIPLAT_ERR_PROTOCOL,
+                  "kubeflow: the pipeline version answer has no valid "
+                  "pipeline_version_id");
+  else if (pid && strcmp(pid, pipeline_id) != 0)
+    rc = aip_fail(err, AIPLAT_ERR_PROTOCOL,
+                  "kubeflow: pipeline version %s belongs to pipeline %s, not %s",
+                  vid, pid, pipeline_id);
+  else
+    rc = copy_id(err, "kubeflow", "pipeline version id", vid, id, idlen);
   json_decref(root);
   return rc;
 }

@@ -47,11 +47,23 @@ json_t *aip_pipe_argo_submit_body(const char *ns, const char *tmpl,
 
 /* Kubeflow's Run for POST /apis/v2beta1/runs:
  * {"display_name","pipeline_version_reference":{"pipeline_id"},
- *  "runtime_config":{"parameters":{k:v,...}}}. Same failure rules. */
+ *  "runtime_config":{"parameters":{k:v,...}}}. Same failure rules.
+ * @pipeline_id may be NULL: an empty reference, for aip_pipe_kfp_run_ref()
+ * to fill once the id is known. */
 json_t *aip_pipe_kfp_run_body(const char *display_name, const char *pipeline_id,
                               const char *const *keys,
                               const char *const *values, size_t n,
                               long *bad_index);
+
+/* Set the Run's pipeline_version_reference to {"pipeline_id"} and, unless
+ * @version_id is NULL (the latest version), "pipeline_version_id". */
+bool aip_pipe_kfp_run_ref(json_t *run, const char *pipeline_id,
+                          const char *version_id);
+
+/* The filter of ListPipelineVersions for a version name (the v2beta1
+ * Filter as protojson: {"predicates":[{"key":"name","operation":"EQUALS",
+ * "string_value":NAME}]}); the caller URL-encodes its text. */
+json_t *aip_pipe_kfp_version_filter(const char *version_name);
 
 /* ---- answers -------------------------------------------------------------
  * Each parses a 2xx body; AIPLAT_ERR_PROTOCOL (with a message in @err)
@@ -68,6 +80,20 @@ aiplat_status aip_pipe_argo_parse_workflow(aip_err *err, const char *body,
 /* A Pipeline: its pipeline_id. */
 aiplat_status aip_pipe_kfp_parse_pipeline(aip_err *err, const char *body,
                                           size_t len, char *id, size_t idlen);
+
+/* A ListPipelineVersionsResponse: the pipeline_version_id of the version
+ * named @version (name, else display_name, as servers before the name
+ * field send it); NOT_FOUND naming @pipeline and @version when none is. */
+aiplat_status aip_pipe_kfp_parse_versions(aip_err *err, const char *body,
+                                          size_t len, const char *pipeline,
+                                          const char *version, char *id,
+                                          size_t idlen);
+
+/* A PipelineVersion (GetPipelineVersion): its pipeline_version_id, which
+ * must belong to @pipeline_id when the answer names its pipeline. */
+aiplat_status aip_pipe_kfp_parse_version(aip_err *err, const char *body,
+                                         size_t len, const char *pipeline_id,
+                                         char *id, size_t idlen);
 
 /* A Run: run_id, the phase, and a message (error.message, else the last
  * state_history error's message). */

@@ -75,7 +75,41 @@ AIPLAT_API void aiplat_reranker_destroy(aiplat_reranker *c) {
   free(c);
 }
 
-AIP_MODEL_COMMON_API(reranker)
+/* ---- the entry points every client kind offers (lib/model_common.c) ---- */
+
+AIPLAT_API aiplat_status aiplat_reranker_set_url(aiplat_reranker *c, const char *url) {
+  return aip_model_api_set_url(c ? &c->base : NULL, "reranker", url);
+}
+
+AIPLAT_API aiplat_status aiplat_reranker_set_model(aiplat_reranker *c, const char *model) {
+  return aip_model_api_set_model(c ? &c->base : NULL, "reranker", model);
+}
+
+AIPLAT_API aiplat_status aiplat_reranker_set_api_key(aiplat_reranker *c, const char *key) {
+  return aip_model_api_set_api_key(c ? &c->base : NULL, "reranker", key);
+}
+
+AIPLAT_API aiplat_status aiplat_reranker_set_timeout_ms(aiplat_reranker *c, int64_t ms) {
+  return aip_model_api_set_knob(c ? &c->base : NULL, "reranker", AIP_KNOB_TIMEOUT, ms);
+}
+
+AIPLAT_API aiplat_status aiplat_reranker_set_connect_timeout_ms(aiplat_reranker *c, int64_t ms) {
+  return aip_model_api_set_knob(c ? &c->base : NULL, "reranker", AIP_KNOB_CONNECT_TIMEOUT, ms);
+}
+
+AIPLAT_API aiplat_status aiplat_reranker_set_max_retries(aiplat_reranker *c, int retries) {
+  return aip_model_api_set_knob(c ? &c->base : NULL, "reranker", AIP_KNOB_RETRIES, retries);
+}
+
+AIPLAT_API aiplat_status aiplat_reranker_health(aiplat_reranker *c) {
+  return aip_model_api_health(c ? &c->base : NULL, "reranker");
+}
+
+AIPLAT_API void aiplat_reranker_cancel(aiplat_reranker *c) { aip_model_api_cancel(c ? &c->base : NULL); }
+
+AIPLAT_API aiplat_status aiplat_reranker_last_error(aiplat_reranker *c, char *buf, size_t buflen) {
+  return aip_model_api_last_error(c ? &c->base : NULL, buf, buflen);
+}
 
 AIPLAT_API aiplat_status aiplat_reranker_set_api(aiplat_reranker *c,
                                                  aiplat_reranker_api api) {

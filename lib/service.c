@@ -35,9 +35,19 @@
 #define NAK_BASE_MS 1000
 #define NAK_MAX_MS 30000
 #define JS_MAX_DELIVER 5
-/* How long settling a JetStream request waits for the server: the flush of
- * the answer, the record of the completion, the confirmed ack. */
-#define JS_SETTLE_TIMEOUT_MS 5000
+/* Settling a JetStream request: the flush of the answer waits at most
+ * JS_FLUSH_TIMEOUT_MS; each attempt at recording the completion, looking
+ * it up or confirming the ack waits at most JS_STEP_TIMEOUT_MS, and failed
+ * attempts are retried, JS_RETRY_MIN_MS doubling to JS_RETRY_MAX_MS apart,
+ * for at most JS_SETTLE_BUDGET_MS (and never past the ack wait). While a
+ * stream or bucket elects a new leader, its requests time out or find no
+ * responder: short attempts retried keep one request from holding its
+ * worker for long, and settle it as soon as the leader is back. */
+#define JS_FLUSH_TIMEOUT_MS 2000
+#define JS_STEP_TIMEOUT_MS 1000
+#define JS_RETRY_MIN_MS 50
+#define JS_RETRY_MAX_MS 1000
+#define JS_SETTLE_BUDGET_MS 10000
 /* The least time a completion is remembered (more when the redelivery
  * window is longer). */
 #define COMPLETIONS_TTL_MIN_MS (3600 * INT64_C(1000))
@@ -87,9 +97,12 @@ struct aiplat_service {
   pthread_cond_t cv;
   sigset_t sigs;
   /* JetStream requests finished on the event loop settle here, so that
-   * the flush and the confirmed ack never block the loop. */
-  pthread_t settler;
-  bool settler_started, settle_stop;
+   * the flush and the confirmed ack never block the loop; one settler
+   * per worker, so that a request waiting on the server does not hold up
+   * the others. */
+  pthread_t *settlers;
+  unsigned n_settlers;
+  bool settle_stop;
   pthread_mutex_t settle_mu;
   pthread_cond_t settle_cv;
   struct aiplat_request *settle_head, *settle_tail;
@@ -637,18 +650,92 @@ static bool completion_key(aiplat_request *req, char *key, size_t cap) {
   return n > 0 && (size_t)n < cap && key[n - 1] != '.';
 }
 
+static void sleep_ms(int64_t ms) {
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
 /* Whether a JetStream request was answered before (a redelivery after the
- * answer went out but its ack was lost). */
-static bool answered_before(aiplat_request *req) {
+ * answer went out but its ack was lost): AIPLAT_OK when it was,
+ * AIPLAT_ERR_NOT_FOUND when not (or when it cannot be told: no bucket, an
+ * id that cannot be a key), another failure when the bucket did not answer
+ * (a leader election): the request is then put back rather than risk a
+ * second answer, except at its last delivery, which is handled. */
+static aiplat_status answered_before(aiplat_request *req) {
   aiplat_kv *kv = req->ep->svc->completions;
   char key[256];
-  if (!kv || !completion_key(req, key, sizeof key)) return false;
+  if (!kv || !completion_key(req, key, sizeof key)) return AIPLAT_ERR_NOT_FOUND;
   void *data = NULL;
   size_t len = 0;
   aiplat_status st = aiplat_kv_get(kv, key, &data, &len);
   aiplat_free(data);
-  if (st != AIPLAT_OK) aiplat_error_clear();
-  return st == AIPLAT_OK;
+  if (st == AIPLAT_OK || st == AIPLAT_ERR_NOT_FOUND) {
+    aiplat_error_clear();
+    return st;
+  }
+  uint64_t n = 1;
+  aiplat_bus_msg_delivery_count(req->msg, &n);
+  if (n >= JS_MAX_DELIVER) {
+    aiplat_error_clear();
+    return AIPLAT_ERR_NOT_FOUND;
+  }
+  return AIPLAT_ERR_UNAVAILABLE;
+}
+
+/* The time left to settle @req: JS_SETTLE_BUDGET_MS from now, and not past
+ * the ack wait (REQUEST_TIMEOUT from its start), after which the request
+ * is delivered again anyway. */
+static int64_t settle_deadline_ns(aiplat_request *req) {
+  int64_t now = aip_now_ns();
+  int64_t budget = now + JS_SETTLE_BUDGET_MS * INT64_C(1000000);
+  int64_t ack_wait = req->t0 + req->ep->svc->request_timeout_ms * INT64_C(1000000);
+  int64_t until = budget < ack_wait ? budget : ack_wait;
+  return until > now ? until : now;
+}
+
+/* Sleep before the next attempt: *@pause_ms (then doubled up to
+ * JS_RETRY_MAX_MS), or false when that would pass @deadline_ns. */
+static bool retry_pause(int64_t deadline_ns, int64_t *pause_ms) {
+  if (aip_now_ns() + *pause_ms * INT64_C(1000000) >= deadline_ns) return false;
+  sleep_ms(*pause_ms);
+  *pause_ms = *pause_ms * 2 < JS_RETRY_MAX_MS ? *pause_ms * 2 : JS_RETRY_MAX_MS;
+  return true;
+}
+
+/* Record the completion of @req, retried until @deadline_ns. */
+static void record_completion(aiplat_request *req, int64_t deadline_ns) {
+  aiplat_service *svc = req->ep->svc;
+  char key[256];
+  if (!svc->completions || !completion_key(req, key, sizeof key)) return;
+  int64_t pause = JS_RETRY_MIN_MS;
+  int attempts = 0;
+  do {
+    attempts++;
+    if (aiplat_kv_put(svc->completions, key, "1", 1, NULL) == AIPLAT_OK) return;
+  } while (retry_pause(deadline_ns, &pause));
+  char why[AIP_ERRMSG_MAX], n[16];
+  aiplat_kv_last_error(svc->completions, why, sizeof why);
+  snprintf(n, sizeof n, "%d", attempts);
+  aip_log_kv(AIPLAT_LOG_WARNING, "could not record the completion; a redelivery would be answered again",
+             "endpoint", req->ep->name, "attempts", n, "error", why, NULL);
+}
+
+/* Ack @req and wait for the server's confirmation, retried until
+ * @deadline_ns (acking a delivery twice is harmless). */
+static void ack_confirmed(aiplat_request *req, int64_t deadline_ns) {
+  int64_t pause = JS_RETRY_MIN_MS;
+  int attempts = 0;
+  do {
+    attempts++;
+    int64_t left = (deadline_ns - aip_now_ns()) / 1000000;
+    int64_t wait = left < JS_STEP_TIMEOUT_MS ? (left > 100 ? left : 100) : JS_STEP_TIMEOUT_MS;
+    if (aiplat_bus_msg_ack_sync(req->msg, wait) == AIPLAT_OK) return;
+  } while (retry_pause(deadline_ns, &pause));
+  char why[AIP_ERRMSG_MAX], n[16];
+  aiplat_bus_msg_last_error(req->msg, why, sizeof why);
+  snprintf(n, sizeof n, "%d", attempts);
+  aip_log_kv(AIPLAT_LOG_WARNING, "ack not confirmed; the request may be delivered again",
+             "endpoint", req->ep->name, "attempts", n, "error", why, NULL);
 }
 
 /* A JetStream request that succeeded: its answer is handed to the server
@@ -657,23 +744,11 @@ static bool answered_before(aiplat_request *req) {
  * request back. */
 static aiplat_status settle_ok(aiplat_request *req) {
   aiplat_service *svc = req->ep->svc;
-  aiplat_status st = aiplat_bus_flush(svc->bus, JS_SETTLE_TIMEOUT_MS);
+  aiplat_status st = aiplat_bus_flush(svc->bus, JS_FLUSH_TIMEOUT_MS);
   if (st != AIPLAT_OK) return st;
-  char key[256];
-  if (svc->completions && completion_key(req, key, sizeof key) &&
-      aiplat_kv_put(svc->completions, key, "1", 1, NULL) != AIPLAT_OK) {
-    char why[AIP_ERRMSG_MAX];
-    aiplat_kv_last_error(svc->completions, why, sizeof why);
-    aip_log_kv(AIPLAT_LOG_WARNING, "could not record the completion; a redelivery would be answered again",
-               "endpoint", req->ep->name, "error", why, NULL);
-  }
-  st = aiplat_bus_msg_ack_sync(req->msg, JS_SETTLE_TIMEOUT_MS);
-  if (st != AIPLAT_OK) {
-    char why[AIP_ERRMSG_MAX];
-    aiplat_bus_msg_last_error(req->msg, why, sizeof why);
-    aip_log_kv(AIPLAT_LOG_WARNING, "ack not confirmed; the request may be delivered again",
-               "endpoint", req->ep->name, "error", why, NULL);
-  }
+  int64_t deadline = settle_deadline_ns(req);
+  record_completion(req, deadline);
+  ack_confirmed(req, deadline);
   return AIPLAT_OK;
 }
 
@@ -793,7 +868,7 @@ static void *settler_main(void *arg) {
 
 static void finalize(aiplat_request *req) {
   aiplat_service *svc = req->ep->svc;
-  if (!req->ep->js || !svc->settler_started || !aip_loop_on_thread()) {
+  if (!req->ep->js || !svc->n_settlers || !aip_loop_on_thread()) {
     finalize_now(req);
     return;
   }
@@ -809,13 +884,15 @@ static void finalize(aiplat_request *req) {
 }
 
 static void settler_stop(aiplat_service *svc) {
-  if (!svc->settler_started) return;
+  if (!svc->settlers) return;
   pthread_mutex_lock(&svc->settle_mu);
   svc->settle_stop = true;
-  pthread_cond_signal(&svc->settle_cv);
+  pthread_cond_broadcast(&svc->settle_cv);
   pthread_mutex_unlock(&svc->settle_mu);
-  pthread_join(svc->settler, NULL);
-  svc->settler_started = false;
+  for (unsigned i = 0; i < svc->n_settlers; i++) pthread_join(svc->settlers[i], NULL);
+  free(svc->settlers);
+  svc->settlers = NULL;
+  svc->n_settlers = 0;
 }
 
 static void request_unref(aiplat_request *req) {
@@ -885,10 +962,15 @@ static void handle(endpoint *ep, aiplat_bus_msg *msg) {
   } else if (aip_now_ns() >= req->deadline_ns) {
     aiplat_request_fail(req, AIPLAT_ERR_TIMEOUT,
                         "the caller's deadline passed before a worker was free");
-  } else if (ep->js && answered_before(req)) {
-    atomic_store(&req->answered, true); /* acked, not handled again */
-    aip_log_kv(AIPLAT_LOG_INFO, "request answered before; acknowledged without handling it again",
-               "endpoint", ep->name, NULL);
+  } else if (ep->js && (st = answered_before(req)) != AIPLAT_ERR_NOT_FOUND) {
+    if (st == AIPLAT_OK) {
+      atomic_store(&req->answered, true); /* acked, not handled again */
+      aip_log_kv(AIPLAT_LOG_INFO, "request answered before; acknowledged without handling it again",
+                 "endpoint", ep->name, NULL);
+    } else {
+      aiplat_request_fail(req, st, "cannot tell whether the request was answered before "
+                                   "(the completions bucket does not answer); put back");
+    }
   } else {
     aiplat_error_clear();
     aip_thread_deadline_set(req->deadline_ns / 1000000);
@@ -1048,16 +1130,54 @@ static bool nats_check(char *msg, size_t msglen, void *ud) {
 
 /* The bucket of completions, when an endpoint takes requests from
  * JetStream: kept longer than a request can be delivered again. */
-static aiplat_status open_completions(aiplat_service *svc) {
-  bool any = false;
-  for (size_t i = 0; i < svc->n_eps; i++) any = any || svc->eps[i]->js;
-  if (!any) return AIPLAT_OK;
+static aiplat_status open_completions(aiplat_service *svc, int stream_replicas) {
   const char *bucket = NULL;
   aiplat_status st = aiplat_config_get_string(svc->cfg, "JS_COMPLETIONS_BUCKET", &bucket);
+  int64_t replicas = 0;
+  if (st == AIPLAT_OK)
+    st = aiplat_config_get_int(svc->cfg, "JS_COMPLETIONS_REPLICAS", 0, 5, &replicas);
   if (st != AIPLAT_OK) return st;
+  /* The records must outlive a node as the requests do. */
+  if (replicas == 0) replicas = stream_replicas;
   int64_t window = (svc->request_timeout_ms + NAK_MAX_MS) * JS_MAX_DELIVER;
   int64_t ttl = window > COMPLETIONS_TTL_MIN_MS ? window : COMPLETIONS_TTL_MIN_MS;
-  return aiplat_kv_open(&svc->completions, svc->bus, bucket, ttl, 1);
+  return aip_kv_open(&svc->completions, svc->bus, bucket, ttl, 1, (int)replicas,
+                     JS_STEP_TIMEOUT_MS);
+}
+
+/* Bind (or create) the stream of each JetStream endpoint, then open the
+ * completions bucket with as many replicas as the most replicated of them,
+ * and start the settlers. Before any subscription, so that no request is
+ * handled without the bucket. */
+static aiplat_status start_js(aiplat_service *svc) {
+  int most = 0;
+  aiplat_status st = AIPLAT_OK;
+  for (size_t i = 0; i < svc->n_eps && st == AIPLAT_OK; i++) {
+    endpoint *ep = svc->eps[i];
+    if (!ep->js) continue;
+    /* An operator's stream is used as it is; one is created only when
+     * missing (docs/decisions/0006). */
+    char what[96];
+    snprintf(what, sizeof what, "service: endpoint %s", ep->name);
+    int64_t replicas = 1;
+    int have = 1;
+    st = aiplat_config_get_int(svc->cfg, "JS_STREAM_REPLICAS", 1, 5, &replicas);
+    if (st == AIPLAT_OK)
+      st = aip_bus_stream_bind(svc->bus, what, ep->stream, ep->subject,
+                               AIPLAT_BUS_RETENTION_WORK_QUEUE, (int)replicas, &have);
+    if (have > most) most = have;
+  }
+  if (st != AIPLAT_OK || most == 0) return st;
+  st = open_completions(svc, most);
+  if (st != AIPLAT_OK) return st;
+  svc->settlers = calloc(svc->workers, sizeof *svc->settlers);
+  if (!svc->settlers) return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "service: out of memory");
+  for (unsigned i = 0; i < svc->workers; i++) {
+    if (pthread_create(&svc->settlers[i], NULL, settler_main, svc) != 0)
+      return aip_fail(NULL, AIPLAT_ERR_INTERNAL, "service: cannot start a thread");
+    svc->n_settlers++;
+  }
+  return AIPLAT_OK;
 }
 
 /* An endpoint taking requests from JetStream is ready while each of its
@@ -1127,15 +1247,8 @@ AIPLAT_API aiplat_status aiplat_service_start(aiplat_service *svc) {
   if (st == AIPLAT_OK) st = aiplat_health_start(svc->health);
   if (st == AIPLAT_OK) st = aiplat_bus_set_event_callback(svc->bus, on_bus_event, svc);
   if (st == AIPLAT_OK) st = aiplat_bus_connect(svc->bus);
-  if (st == AIPLAT_OK) st = open_completions(svc);
+  if (st == AIPLAT_OK) st = start_js(svc);
   if (st != AIPLAT_OK) goto fail;
-  for (size_t i = 0; i < svc->n_eps && st == AIPLAT_OK && !svc->settler_started; i++) {
-    if (!svc->eps[i]->js) continue;
-    if (pthread_create(&svc->settler, NULL, settler_main, svc) != 0)
-      st = aip_fail(NULL, AIPLAT_ERR_INTERNAL, "service: cannot start a thread");
-    else
-      svc->settler_started = true;
-  }
   for (size_t i = 0; i < svc->n_eps && st == AIPLAT_OK; i++) {
     endpoint *ep = svc->eps[i];
     st = aip_metrics_endpoint(aiplat_health_metrics(svc->health), ep->name, &ep->metrics);
@@ -1144,17 +1257,6 @@ AIPLAT_API aiplat_status aiplat_service_start(aiplat_service *svc) {
     if (!ep->subs) {
       st = aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "service: out of memory");
       break;
-    }
-    if (ep->js) {
-      /* An operator's stream is used as it is; one is created only when
-       * missing (docs/decisions/0006). */
-      char what[96];
-      snprintf(what, sizeof what, "service: endpoint %s", ep->name);
-      int64_t replicas = 1;
-      st = aiplat_config_get_int(svc->cfg, "JS_STREAM_REPLICAS", 1, 5, &replicas);
-      if (st == AIPLAT_OK)
-        st = aip_bus_stream_bind(svc->bus, what, ep->stream, ep->subject,
-                                 AIPLAT_BUS_RETENTION_WORK_QUEUE, (int)replicas);
     }
     /* One subscription per worker: the server spreads the queue group's
      * messages (JetStream: the durable's) over them. */

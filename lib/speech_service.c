@@ -1,6 +1,9 @@
 /* The endpoints of the speech bridges (include/aiplat/voice.h):
- * ai.stt.transcribe and ai.tts.synthesize on pools of model clients, with a
- * readiness probe that requests kick when the server looks down. */
+ * ai.stt.transcribe and ai.tts.synthesize, each on one model client shared
+ * by every request: the handler checks the request and starts the call on
+ * the execution core with the request's own options and deadline; the
+ * call's completion replies. A readiness probe, which requests kick when
+ * the server looks down, runs on a thread of its own. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -12,6 +15,7 @@
 #include "aiplat/tts.h"
 #include "aiplat/voice.h"
 #include "audio_format.h"
+#include "call_internal.h"
 
 #define PROBE_INTERVAL_MS 10000
 #define PROBE_TIMEOUT_MS 3000
@@ -21,53 +25,6 @@
 #define TTS_MAX_TEXT_CHARS 4096
 /* Room left in a reply for the protobuf framing and the headers. */
 #define REPLY_OVERHEAD 1024
-
-/* ---- a pool of clients ----------------------------------------------------
- * Model clients keep per-call settings (format, speed, timeout) on the
- * handle, so each request takes a client of its own for the call. */
-
-typedef struct pool {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  void **items;
-  size_t n_free, n_all;
-} pool;
-
-static bool pool_init(pool *p, size_t cap) {
-  if (!(p->items = calloc(cap, sizeof *p->items))) return false;
-  pthread_mutex_init(&p->mu, NULL);
-  pthread_cond_init(&p->cv, NULL);
-  return true;
-}
-
-static void pool_add(pool *p, void *client) {
-  p->items[p->n_free++] = client;
-  p->n_all++;
-}
-
-static void *pool_take(pool *p) {
-  pthread_mutex_lock(&p->mu);
-  while (p->n_free == 0) pthread_cond_wait(&p->cv, &p->mu);
-  void *c = p->items[--p->n_free];
-  pthread_mutex_unlock(&p->mu);
-  return c;
-}
-
-static void pool_give(pool *p, void *client) {
-  pthread_mutex_lock(&p->mu);
-  p->items[p->n_free++] = client;
-  pthread_cond_signal(&p->cv);
-  pthread_mutex_unlock(&p->mu);
-}
-
-/* Every client back in the pool is handed to @destroy. */
-static void pool_free(pool *p, void (*destroy)(void *)) {
-  if (!p->items) return;
-  for (size_t i = 0; i < p->n_free; i++) destroy(p->items[i]);
-  pthread_cond_destroy(&p->cv);
-  pthread_mutex_destroy(&p->mu);
-  free(p->items);
-}
 
 /* ---- the readiness probe ---------------------------------------------------
  * A thread runs the server's health probe every PROBE_INTERVAL_MS, and soon
@@ -183,28 +140,62 @@ static void probe_stop(probe *p) {
   pthread_mutex_destroy(&p->mu);
 }
 
-/* WORKERS and HTTP_TIMEOUT, as the service reads them. */
-static aiplat_status read_common(aiplat_config *cfg, int64_t *workers,
-                                 int64_t *http_timeout_ms) {
-  aiplat_status st = aiplat_config_get_int(cfg, "WORKERS", 1, 1024, workers);
-  if (!st)
-    st = aiplat_config_get_duration_ms(cfg, "HTTP_TIMEOUT", http_timeout_ms);
-  return st;
+/* A request handed over to the execution core: its call, cancelled when
+ * the service stops past its grace period. */
+typedef struct speech_call {
+  aiplat_request *req;
+  aiplat_call *call;
+  void *ep;
+  char lang[8]; /* STT: the language asked for */
+} speech_call;
+
+static void on_cancel(aiplat_request *req, void *ud) {
+  (void)req;
+  aiplat_call_cancel(ud);
 }
 
-static int64_t min64(int64_t a, int64_t b) {
-  return a < b ? a : b;
+/* Hand @req over; NULL when out of memory (nothing was changed). */
+static speech_call *speech_call_start(aiplat_request *req, void *ep) {
+  speech_call *k = calloc(1, sizeof *k);
+  if (!k || aiplat_call_create(&k->call) != AIPLAT_OK) {
+    free(k);
+    return NULL;
+  }
+  k->req = req;
+  k->ep = ep;
+  aip_call_set_deadline_ms(k->call, aip_request_deadline_ms(req));
+  aiplat_request_defer(req);
+  aiplat_request_set_cancel_callback(req, on_cancel, k->call);
+  return k;
+}
+
+/* The end of a handed-over request: @st OK after its reply, else the
+ * error reply with @why. Any thread. */
+static void speech_call_finish(speech_call *k, aiplat_status st,
+                               const char *why) {
+  aiplat_request *req = k->req;
+  aiplat_request_set_cancel_callback(req, NULL, NULL);
+  aiplat_call_destroy(k->call);
+  free(k);
+  aiplat_request_complete(req, st, why);
+}
+
+/* The request's deadline passed before anything was sent. */
+static aiplat_status past_deadline(aiplat_request *req, char *why,
+                                   size_t whylen) {
+  if (aiplat_request_time_left_ms(req) > 0) return AIPLAT_OK;
+  snprintf(why, whylen, "the request's deadline passed");
+  return AIPLAT_ERR_TIMEOUT;
 }
 
 /* ---- speech-to-text -------------------------------------------------------
  */
 
 struct aiplat_stt_endpoint {
-  pool clients;
+  aiplat_stt *client; /* every request's */
   probe probe;
   aiplat_stt *probe_client;
   aiplat_stt_format default_format;
-  int64_t http_timeout_ms;
 };
 
 static bool stt_format_for(const char *name, aiplat_stt_format def,
@@ -237,48 +228,31 @@ static void stt_cancel_probe(void *user_data) {
   aiplat_stt_cancel(ep->probe_client);
 }
 
-static void stt_destroy_client(void *c) {
-  aiplat_stt_destroy(c);
-}
-
 AIPLAT_API aiplat_status aiplat_stt_endpoint_create(aiplat_stt_endpoint **out,
                                                     aiplat_config *cfg) {
   if (!out) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "stt: NULL out");
   *out = NULL;
-  int64_t workers = 0, http_timeout = 0;
   const char *fmt = NULL;
   aiplat_stt_format def = AIPLAT_STT_FORMAT_JSON;
   aiplat_config *own = NULL;
   aiplat_status st = cfg ? AIPLAT_OK : aiplat_config_create(&own);
   if (own) cfg = own;
-  if (!st) st = read_common(cfg, &workers, &http_timeout);
   if (!st) st = aiplat_config_get_string(cfg, "STT_RESPONSE_FORMAT", &fmt);
   if (!st && fmt && !stt_format_for(fmt, AIPLAT_STT_FORMAT_JSON, &def))
     st = aip_fail(NULL, AIPLAT_ERR_CONFIG,
                   "config: STT_RESPONSE_FORMAT must be json, verbose_json or "
                   "text");
   aiplat_stt_endpoint *ep = st ? NULL : calloc(1, sizeof *ep);
-  if (!st && (!ep || !pool_init(&ep->clients, (size_t)workers))) {
-    free(ep);
-    ep = NULL;
-    st = aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
-  }
+  if (!st && !ep) st = aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
   if (ep) {
     ep->default_format = def;
-    ep->http_timeout_ms = http_timeout;
     probe_init(&ep->probe, stt_probe, stt_cancel_probe, ep);
   }
-  for (int64_t i = 0; !st && i <= workers; i++) {
-    aiplat_stt *c = NULL;
-    st = aiplat_stt_create(&c, cfg);
-    if (st) break;
-    if (i < workers) {
-      pool_add(&ep->clients, c);
-      continue;
-    }
-    ep->probe_client = c;
-    aiplat_stt_set_timeout_ms(c, PROBE_TIMEOUT_MS);
-    aiplat_stt_set_connect_timeout_ms(c, PROBE_TIMEOUT_MS);
+  if (!st) st = aiplat_stt_create(&ep->client, cfg);
+  if (!st) st = aiplat_stt_create(&ep->probe_client, cfg);
+  if (!st) {
+    aiplat_stt_set_timeout_ms(ep->probe_client, PROBE_TIMEOUT_MS);
+    aiplat_stt_set_connect_timeout_ms(ep->probe_client, PROBE_TIMEOUT_MS);
   }
   aiplat_config_destroy(own);
   if (st) {
@@ -292,7 +266,7 @@ AIPLAT_API aiplat_status aiplat_stt_endpoint_create(aiplat_stt_endpoint **out,
 AIPLAT_API void aiplat_stt_endpoint_destroy(aiplat_stt_endpoint *ep) {
   if (!ep) return;
   probe_stop(&ep->probe);
-  pool_free(&ep->clients, stt_destroy_client);
+  aiplat_stt_destroy(ep->client);
   aiplat_stt_destroy(ep->probe_client);
   free(ep);
 }
@@ -338,6 +312,50 @@ static aiplat_status stt_reply(aiplat_request *req, const aiplat_stt_result *r,
   return st;
 }
 
+/* The transcript, on the loop thread. */
+static void stt_done(aiplat_status st, const char *message,
+                     aiplat_stt_result *r, void *ud) {
+  speech_call *k = ud;
+  aiplat_stt_endpoint *ep = k->ep;
+  probe_note(&ep->probe, st);
+  if (!st) st = stt_reply(k->req, r, k->lang);
+  aiplat_stt_result_destroy(r);
+  speech_call_finish(k, st, message);
+}
+
+/* The options of one transcription from the request; @why on failure. */
+static aiplat_status stt_options(aiplat_stt_endpoint *ep, aiplat_msg *in,
+                                 const char *lang, aiplat_stt_options **out,
+                                 char *why, size_t whylen) {
+  const char *rformat = "", *prompt = "";
+  aiplat_msg_get_string(in, "response_format", &rformat);
+  aiplat_msg_get_string(in, "prompt", &prompt);
+  aiplat_stt_format f = ep->default_format;
+  if (!stt_format_for(rformat, ep->default_format, &f)) {
+    snprintf(why, whylen, "response_format is not json, verbose_json or text");
+    return AIPLAT_ERR_INVALID_ARGUMENT;
+  }
+  aiplat_stt_options *opt = NULL;
+  aiplat_status st = aiplat_stt_options_create(&opt);
+  if (!st) st = aiplat_stt_options_set_response_format(opt, f);
+  if (!st && *lang) st = aiplat_stt_options_set_language(opt, lang);
+  if (!st && *prompt) {
+    if ((st = aiplat_stt_options_set_prompt(opt, prompt)) != AIPLAT_OK) {
+      char detail[AIP_ERRMSG_MAX - 16];
+      aiplat_error_last(detail, sizeof detail);
+      snprintf(why, whylen, "prompt: %s", detail);
+    }
+  } else if (st) {
+    aiplat_error_last(why, whylen);
+  }
+  if (st) {
+    aiplat_stt_options_destroy(opt);
+    return st;
+  }
+  *out = opt;
+  return AIPLAT_OK;
+}
+
 AIPLAT_API aiplat_status aiplat_stt_handle_request(aiplat_request *req,
                                                    void *user_data) {
   aiplat_stt_endpoint *ep = user_data;
@@ -349,69 +367,52 @@ AIPLAT_API aiplat_status aiplat_stt_handle_request(aiplat_request *req,
                     "have an endpoint handle");
   const uint8_t *bytes = NULL;
   size_t len = 0;
-  const char *format = "", *language = "", *rformat = "";
+  const char *format = "", *language = "";
   aiplat_msg_get_bytes(in, "audio", &bytes, &len);
   aiplat_msg_get_string(in, "audio_format", &format);
   aiplat_msg_get_string(in, "language", &language);
-  aiplat_msg_get_string(in, "response_format", &rformat);
   aip_audio audio;
-  aiplat_stt_format f = ep->default_format;
+  aiplat_stt_options *opt = NULL;
   char lang[8], why[AIP_ERRMSG_MAX] = "";
   aiplat_status st =
       aip_audio_prepare(&audio, bytes, len, format, why, sizeof why);
-  if (!st && !stt_format_for(rformat, ep->default_format, &f)) {
-    snprintf(why, sizeof why,
-             "response_format is not json, verbose_json or text");
-    st = AIPLAT_ERR_INVALID_ARGUMENT;
-  }
   if (!st)
     st = aip_audio_language(language, lang, sizeof lang, why, sizeof why);
-  int64_t left = aiplat_request_time_left_ms(req);
-  if (!st && left <= 0) {
-    snprintf(why, sizeof why, "the request's deadline passed");
-    st = AIPLAT_ERR_TIMEOUT;
+  if (!st) st = stt_options(ep, in, lang, &opt, why, sizeof why);
+  if (!st) st = past_deadline(req, why, sizeof why);
+  speech_call *k = st ? NULL : speech_call_start(req, ep);
+  if (!st && !k) {
+    snprintf(why, sizeof why, "stt: out of memory");
+    st = AIPLAT_ERR_NO_MEMORY;
   }
   if (st) {
+    aiplat_stt_options_destroy(opt);
     aip_audio_release(&audio);
     return aiplat_request_fail(req, st, why);
   }
-  aiplat_stt *c = pool_take(&ep->clients);
-  aiplat_stt_set_response_format(c, f);
-  aiplat_stt_set_timeout_ms(c, min64(left, ep->http_timeout_ms));
-  aiplat_stt_result *r = NULL;
-  st = aiplat_stt_transcribe(c, audio.data, audio.len, audio.mime,
-                             *lang ? lang : NULL, &r);
-  if (st) aiplat_stt_last_error(c, why, sizeof why);
-  pool_give(&ep->clients, c);
+  snprintf(k->lang, sizeof k->lang, "%s", lang);
+  st = aiplat_stt_transcribe_async(ep->client, audio.data, audio.len,
+                                   audio.mime, opt, k->call, stt_done, k);
+  aiplat_stt_options_destroy(opt);
   aip_audio_release(&audio);
-  probe_note(&ep->probe, st);
-  if (st) return aiplat_request_fail(req, st, why);
-  st = stt_reply(req, r, lang);
-  aiplat_stt_result_destroy(r);
-  return st;
+  if (st) {
+    aiplat_error_last(why, sizeof why); /* the client's record is shared */
+    speech_call_finish(k, st, why);
+  }
+  return AIPLAT_OK;
 }
 
 /* ---- text-to-speech -------------------------------------------------------
  */
 
 struct aiplat_tts_endpoint {
-  pool clients;
+  aiplat_tts *client; /* every request's */
   probe probe;
   aiplat_tts *probe_client;
   aiplat_bus *bus;
   char default_format[8];
   double default_speed;
-  int64_t http_timeout_ms;
 };
-
-/* The formats of OpenAI's speech API. */
-static bool tts_known_format(const char *f) {
-  static const char *const names[] = {"wav", "mp3",  "opus",
-                                      "aac", "flac", "pcm"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-    if (strcmp(f, names[i]) == 0) return true;
-  return false;
-}
 
 static bool tts_probe(char *msg, size_t msglen, void *user_data) {
   aiplat_tts_endpoint *ep = user_data;
@@ -428,51 +429,33 @@ static void tts_cancel_probe(void *user_data) {
   aiplat_tts_cancel(ep->probe_client);
 }
 
-static void tts_destroy_client(void *c) {
-  aiplat_tts_destroy(c);
-}
-
 AIPLAT_API aiplat_status aiplat_tts_endpoint_create(aiplat_tts_endpoint **out,
                                                     aiplat_config *cfg) {
   if (!out) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "tts: NULL out");
   *out = NULL;
-  int64_t workers = 0, http_timeout = 0;
   const char *fmt = NULL;
   double speed = 1.0;
   aiplat_config *own = NULL;
   aiplat_status st = cfg ? AIPLAT_OK : aiplat_config_create(&own);
   if (own) cfg = own;
-  if (!st) st = read_common(cfg, &workers, &http_timeout);
   if (!st) st = aiplat_config_get_string(cfg, "TTS_FORMAT", &fmt);
   if (!st) st = aiplat_config_get_double(cfg, "TTS_SPEED", 0.25, 4.0, &speed);
   if (!fmt) fmt = "wav";
-  if (!st && !tts_known_format(fmt))
+  if (!st && !aip_audio_tts_format_known(fmt))
     st = aip_fail(NULL, AIPLAT_ERR_CONFIG,
-                  "config: TTS_FORMAT must be one of wav, mp3, opus, aac, "
-                  "flac, pcm");
+                  "config: TTS_FORMAT must be one of " AIP_AUDIO_TTS_FORMATS);
   aiplat_tts_endpoint *ep = st ? NULL : calloc(1, sizeof *ep);
-  if (!st && (!ep || !pool_init(&ep->clients, (size_t)workers))) {
-    free(ep);
-    ep = NULL;
-    st = aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "tts: out of memory");
-  }
+  if (!st && !ep) st = aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "tts: out of memory");
   if (ep) {
     snprintf(ep->default_format, sizeof ep->default_format, "%s", fmt);
     ep->default_speed = speed;
-    ep->http_timeout_ms = http_timeout;
     probe_init(&ep->probe, tts_probe, tts_cancel_probe, ep);
   }
-  for (int64_t i = 0; !st && i <= workers; i++) {
-    aiplat_tts *c = NULL;
-    st = aiplat_tts_create(&c, cfg);
-    if (st) break;
-    if (i < workers) {
-      pool_add(&ep->clients, c);
-      continue;
-    }
-    ep->probe_client = c;
-    aiplat_tts_set_timeout_ms(c, PROBE_TIMEOUT_MS);
-    aiplat_tts_set_connect_timeout_ms(c, PROBE_TIMEOUT_MS);
+  if (!st) st = aiplat_tts_create(&ep->client, cfg);
+  if (!st) st = aiplat_tts_create(&ep->probe_client, cfg);
+  if (!st) {
+    aiplat_tts_set_timeout_ms(ep->probe_client, PROBE_TIMEOUT_MS);
+    aiplat_tts_set_connect_timeout_ms(ep->probe_client, PROBE_TIMEOUT_MS);
   }
   aiplat_config_destroy(own);
   if (st) {
@@ -486,7 +469,7 @@ AIPLAT_API aiplat_status aiplat_tts_endpoint_create(aiplat_tts_endpoint **out,
 AIPLAT_API void aiplat_tts_endpoint_destroy(aiplat_tts_endpoint *ep) {
   if (!ep) return;
   probe_stop(&ep->probe);
-  pool_free(&ep->clients, tts_destroy_client);
+  aiplat_tts_destroy(ep->client);
   aiplat_tts_destroy(ep->probe_client);
   free(ep);
 }
@@ -538,9 +521,8 @@ static aiplat_status tts_check(aiplat_tts_endpoint *ep, aiplat_msg *in,
              TTS_MAX_TEXT_CHARS);
     return AIPLAT_ERR_TOO_LARGE;
   }
-  if (**format && !tts_known_format(*format)) {
-    snprintf(why, whylen,
-             "format is not one of wav, mp3, opus, aac, flac, pcm");
+  if (**format && !aip_audio_tts_format_known(*format)) {
+    snprintf(why, whylen, "format is not one of " AIP_AUDIO_TTS_FORMATS);
     return AIPLAT_ERR_INVALID_ARGUMENT;
   }
   if (!**format) *format = ep->default_format;
@@ -576,6 +558,17 @@ static aiplat_status tts_reply(aiplat_tts_endpoint *ep, aiplat_request *req,
   return st;
 }
 
+/* The audio, on the loop thread. */
+static void tts_done(aiplat_status st, const char *message, void *audio,
+                     size_t len, const char *ctype, void *ud) {
+  speech_call *k = ud;
+  aiplat_tts_endpoint *ep = k->ep;
+  probe_note(&ep->probe, st);
+  if (!st) st = tts_reply(ep, k->req, audio, len, ctype);
+  aiplat_free(audio);
+  speech_call_finish(k, st, message);
+}
+
 AIPLAT_API aiplat_status aiplat_tts_handle_request(aiplat_request *req,
                                                    void *user_data) {
   aiplat_tts_endpoint *ep = user_data;
@@ -588,34 +581,33 @@ AIPLAT_API aiplat_status aiplat_tts_handle_request(aiplat_request *req,
   const char *format = "", *text = "", *voice = "";
   double speed = 0;
   char why[AIP_ERRMSG_MAX] = "";
-  aiplat_status st = tts_check(ep, in, &format, &speed, why, sizeof why);
-  int64_t left = aiplat_request_time_left_ms(req);
-  if (!st && left <= 0) {
-    snprintf(why, sizeof why, "the request's deadline passed");
-    st = AIPLAT_ERR_TIMEOUT;
-  }
-  if (st) return aiplat_request_fail(req, st, why);
   aiplat_msg_get_string(in, "text", &text);
   aiplat_msg_get_string(in, "voice", &voice);
-  aiplat_tts *c = pool_take(&ep->clients);
-  void *audio = NULL;
-  size_t len = 0;
-  char *ctype = NULL;
-  st = aiplat_tts_set_format(c, format);
-  if (!st) st = aiplat_tts_set_speed(c, speed);
-  if (!st) st = aiplat_tts_set_timeout_ms(c, min64(left, ep->http_timeout_ms));
+  aiplat_tts_options *opt = NULL;
+  aiplat_status st = tts_check(ep, in, &format, &speed, why, sizeof why);
+  if (!st) st = past_deadline(req, why, sizeof why);
   if (!st) {
-    st = aiplat_tts_synthesize(c, text, *voice ? voice : NULL, &audio, &len,
-                               &ctype);
-    probe_note(&ep->probe, st);
+    st = aiplat_tts_options_create(&opt);
+    if (!st) st = aiplat_tts_options_set_format(opt, format);
+    if (!st) st = aiplat_tts_options_set_speed(opt, speed);
+    if (!st && *voice) st = aiplat_tts_options_set_voice(opt, voice);
+    if (st) aiplat_error_last(why, sizeof why);
   }
-  if (st) aiplat_tts_last_error(c, why, sizeof why);
-  pool_give(&ep->clients, c);
-  if (!st)
-    st = tts_reply(ep, req, audio, len, ctype);
-  else
-    st = aiplat_request_fail(req, st, why);
-  aiplat_free(audio);
-  aiplat_free(ctype);
-  return st;
+  speech_call *k = st ? NULL : speech_call_start(req, ep);
+  if (!st && !k) {
+    snprintf(why, sizeof why, "tts: out of memory");
+    st = AIPLAT_ERR_NO_MEMORY;
+  }
+  if (st) {
+    aiplat_tts_options_destroy(opt);
+    return aiplat_request_fail(req, st, why);
+  }
+  st = aiplat_tts_synthesize_async(ep->client, text, opt, k->call, NULL,
+                                   tts_done, k);
+  aiplat_tts_options_destroy(opt);
+  if (st) {
+    aiplat_error_last(why, sizeof why); /* the client's record is shared */
+    speech_call_finish(k, st, why);
+  }
+  return AIPLAT_OK;
 }

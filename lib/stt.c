@@ -108,7 +108,41 @@ AIPLAT_API void aiplat_stt_destroy(aiplat_stt *c) {
   free(c);
 }
 
-AIP_MODEL_COMMON_API(stt)
+/* ---- the entry points every client kind offers (lib/model_common.c) ---- */
+
+AIPLAT_API aiplat_status aiplat_stt_set_url(aiplat_stt *c, const char *url) {
+  return aip_model_api_set_url(c ? &c->base : NULL, "stt", url);
+}
+
+AIPLAT_API aiplat_status aiplat_stt_set_model(aiplat_stt *c, const char *model) {
+  return aip_model_api_set_model(c ? &c->base : NULL, "stt", model);
+}
+
+AIPLAT_API aiplat_status aiplat_stt_set_api_key(aiplat_stt *c, const char *key) {
+  return aip_model_api_set_api_key(c ? &c->base : NULL, "stt", key);
+}
+
+AIPLAT_API aiplat_status aiplat_stt_set_timeout_ms(aiplat_stt *c, int64_t ms) {
+  return aip_model_api_set_knob(c ? &c->base : NULL, "stt", AIP_KNOB_TIMEOUT, ms);
+}
+
+AIPLAT_API aiplat_status aiplat_stt_set_connect_timeout_ms(aiplat_stt *c, int64_t ms) {
+  return aip_model_api_set_knob(c ? &c->base : NULL, "stt", AIP_KNOB_CONNECT_TIMEOUT, ms);
+}
+
+AIPLAT_API aiplat_status aiplat_stt_set_max_retries(aiplat_stt *c, int retries) {
+  return aip_model_api_set_knob(c ? &c->base : NULL, "stt", AIP_KNOB_RETRIES, retries);
+}
+
+AIPLAT_API aiplat_status aiplat_stt_health(aiplat_stt *c) {
+  return aip_model_api_health(c ? &c->base : NULL, "stt");
+}
+
+AIPLAT_API void aiplat_stt_cancel(aiplat_stt *c) { aip_model_api_cancel(c ? &c->base : NULL); }
+
+AIPLAT_API aiplat_status aiplat_stt_last_error(aiplat_stt *c, char *buf, size_t buflen) {
+  return aip_model_api_last_error(c ? &c->base : NULL, buf, buflen);
+}
 
 AIPLAT_API aiplat_status aiplat_stt_set_api(aiplat_stt *c, aiplat_stt_api api) {
   if (!c)

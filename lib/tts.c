@@ -94,7 +94,41 @@ AIPLAT_API void aiplat_tts_destroy(aiplat_tts *c) {
   free(c);
 }
 
-AIP_MODEL_COMMON_API(tts)
+/* ---- the entry points every client kind offers (lib/model_common.c) ---- */
+
+AIPLAT_API aiplat_status aiplat_tts_set_url(aiplat_tts *c, const char *url) {
+  return aip_model_api_set_url(c ? &c->base : NULL, "tts", url);
+}
+
+AIPLAT_API aiplat_status aiplat_tts_set_model(aiplat_tts *c, const char *model) {
+  return aip_model_api_set_model(c ? &c->base : NULL, "tts", model);
+}
+
+AIPLAT_API aiplat_status aiplat_tts_set_api_key(aiplat_tts *c, const char *key) {
+  return aip_model_api_set_api_key(c ? &c->base : NULL, "tts", key);
+}
+
+AIPLAT_API aiplat_status aiplat_tts_set_timeout_ms(aiplat_tts *c, int64_t ms) {
+  return aip_model_api_set_knob(c ? &c->base : NULL, "tts", AIP_KNOB_TIMEOUT, ms);
+}
+
+AIPLAT_API aiplat_status aiplat_tts_set_connect_timeout_ms(aiplat_tts *c, int64_t ms) {
+  return aip_model_api_set_knob(c ? &c->base : NULL, "tts", AIP_KNOB_CONNECT_TIMEOUT, ms);
+}
+
+AIPLAT_API aiplat_status aiplat_tts_set_max_retries(aiplat_tts *c, int retries) {
+  return aip_model_api_set_knob(c ? &c->base : NULL, "tts", AIP_KNOB_RETRIES, retries);
+}
+
+AIPLAT_API aiplat_status aiplat_tts_health(aiplat_tts *c) {
+  return aip_model_api_health(c ? &c->base : NULL, "tts");
+}
+
+AIPLAT_API void aiplat_tts_cancel(aiplat_tts *c) { aip_model_api_cancel(c ? &c->base : NULL); }
+
+AIPLAT_API aiplat_status aiplat_tts_last_error(aiplat_tts *c, char *buf, size_t buflen) {
+  return aip_model_api_last_error(c ? &c->base : NULL, buf, buflen);
+}
 
 AIPLAT_API aiplat_status aiplat_tts_set_stream_idle_timeout_ms(aiplat_tts *c,
                                                                int64_t ms) {

@@ -1,9 +1,13 @@
 /* The voice pipeline (include/aiplat/voice.h): a VoiceRequest transcribed,
  * answered by the chat pipeline and spoken. Each step reads and fills one
- * voice_call, so the blocking steps can later run one after another on the
- * execution core. */
+ * voice_call and starts the next from its completion: the handler checks
+ * the request and starts the transcription; the model calls run on the
+ * execution core; the part of the answer that may still block (the
+ * conversation history, retrieval) runs on the pipeline's own threads, so
+ * neither a delivery thread nor the loop thread waits on a server. */
 #include "aiplat/voice.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,38 +17,79 @@
 #include "aiplat/subject.h"
 #include "aiplat/tts.h"
 #include "audio_format.h"
+#include "call_internal.h"
+#include "chat_internal.h"
 #include "message_internal.h"
 
 #define PROBE_TIMEOUT_MS 5000
+
+typedef struct voice_call voice_call;
 
 struct aiplat_voice {
   aiplat_chat *chat;
   aiplat_stt *stt;
   aiplat_tts *tts;
   aip_err err;
+  /* The threads that start answers, and their queue. */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  voice_call *head, *tail;
+  bool stop;
+  pthread_t *threads;
+  size_t n_threads;
 };
 
-/* One request on its way through the steps. */
-typedef struct voice_call {
+/* One request on its way through the steps; lives until it completes. */
+struct voice_call {
   aiplat_voice *v;
   aiplat_request *req;
   aiplat_msg *in;
-  char *subject; /* ai.voice.response.{request_id}, or NULL */
-  char *user;    /* the user of the subject */
+  aiplat_call *call; /* the request's deadline; cancelled at shutdown */
+  voice_call *next;  /* in the queue of answers to start */
+  char *subject;     /* ai.voice.response.{request_id}, or NULL */
+  char *user;        /* the user of the subject */
   aiplat_stt_result *heard;
+  aiplat_msg *creq;   /* the ChatRequest */
   aiplat_msg *answer; /* the ChatResponse */
   void *audio;        /* the spoken answer */
   size_t audio_len;
   char *content_type;
   aiplat_status code; /* the failure, when a step failed */
   char why[AIP_ERRMSG_MAX];
-} voice_call;
+};
 
 static aiplat_status step_fail(voice_call *k, aiplat_status code,
                                const char *prefix, const char *why) {
   k->code = code;
   snprintf(k->why, sizeof k->why, "%s%s", prefix, why);
   return code;
+}
+
+static void *answer_main(void *arg);
+
+/* WORKERS threads start answers (as many as delivery threads would have
+ * run them at once before). */
+static aiplat_status start_threads(aiplat_voice *v, aiplat_config *cfg) {
+  int64_t n = 4;
+  aiplat_status st = aiplat_config_get_int(cfg, "WORKERS", 1, 1024, &n);
+  if (st) return st;
+  if (!(v->threads = calloc((size_t)n, sizeof *v->threads)))
+    return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "voice: out of memory");
+  for (; v->n_threads < (size_t)n; v->n_threads++)
+    if (pthread_create(&v->threads[v->n_threads], NULL, answer_main, v) != 0)
+      return aip_fail(NULL, AIPLAT_ERR_INTERNAL,
+                      "voice: cannot start a thread");
+  return AIPLAT_OK;
+}
+
+/* The answer is spoken in TTS_FORMAT: one of the formats tts-module takes. */
+static aiplat_status check_tts_format(aiplat_config *cfg) {
+  const char *fmt = NULL;
+  aiplat_status st = aiplat_config_get_string(cfg, "TTS_FORMAT", &fmt);
+  if (!st && fmt && !aip_audio_tts_format_known(fmt))
+    st = aip_fail(NULL, AIPLAT_ERR_CONFIG,
+                  "config: TTS_FORMAT must be one of " AIP_AUDIO_TTS_FORMATS);
+  return st;
 }
 
 AIPLAT_API aiplat_status aiplat_voice_create(aiplat_voice **out,
@@ -55,9 +100,17 @@ AIPLAT_API aiplat_status aiplat_voice_create(aiplat_voice **out,
   aiplat_voice *v = calloc(1, sizeof *v);
   if (!v) return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "voice: out of memory");
   aip_err_init(&v->err);
-  aiplat_status st = aiplat_chat_create(&v->chat, cfg);
+  pthread_mutex_init(&v->mu, NULL);
+  pthread_cond_init(&v->cv, NULL);
+  aiplat_config *own = NULL;
+  aiplat_status st = cfg ? AIPLAT_OK : aiplat_config_create(&own);
+  if (own) cfg = own;
+  if (!st) st = check_tts_format(cfg);
+  if (!st) st = aiplat_chat_create(&v->chat, cfg);
   if (!st) st = aiplat_stt_create(&v->stt, cfg);
   if (!st) st = aiplat_tts_create(&v->tts, cfg);
+  if (!st) st = start_threads(v, cfg);
+  aiplat_config_destroy(own);
   if (st) {
     aiplat_voice_destroy(v);
     return st;
@@ -68,9 +121,17 @@ AIPLAT_API aiplat_status aiplat_voice_create(aiplat_voice **out,
 
 AIPLAT_API void aiplat_voice_destroy(aiplat_voice *v) {
   if (!v) return;
+  pthread_mutex_lock(&v->mu);
+  v->stop = true;
+  pthread_cond_broadcast(&v->cv);
+  pthread_mutex_unlock(&v->mu);
+  for (size_t i = 0; i < v->n_threads; i++) pthread_join(v->threads[i], NULL);
+  free(v->threads);
   aiplat_chat_destroy(v->chat);
   aiplat_stt_destroy(v->stt);
   aiplat_tts_destroy(v->tts);
+  pthread_cond_destroy(&v->cv);
+  pthread_mutex_destroy(&v->mu);
   aip_err_destroy(&v->err);
   free(v);
 }
@@ -140,7 +201,20 @@ static aiplat_status step_check(voice_call *k) {
   return AIPLAT_OK;
 }
 
-/* The transcript of the request's audio, in k->heard. */
+static void finish(voice_call *k, aiplat_status st);
+static void on_heard(aiplat_status st, const char *message,
+                     aiplat_stt_result *result, void *ud);
+
+/* The client refusing the audio (unrecognised bytes) is a bad request, as
+ * the server's refusal is. */
+static aiplat_status heard_fail(voice_call *k, aiplat_status st,
+                                const char *why) {
+  if (st == AIPLAT_ERR_INVALID_ARGUMENT) st = AIPLAT_ERR_BAD_REQUEST;
+  return step_fail(k, st, "speech-to-text: ", why);
+}
+
+/* Start transcribing the request's audio; on_heard continues. The audio
+ * rules (audio_format.h) are checked first. */
 static aiplat_status step_transcribe(voice_call *k) {
   const uint8_t *bytes = NULL;
   size_t len = 0;
@@ -149,6 +223,7 @@ static aiplat_status step_transcribe(voice_call *k) {
   aiplat_msg_get_string(k->in, "audio_format", &format);
   aiplat_msg_get_string(k->in, "language", &language);
   aip_audio audio;
+  aiplat_stt_options *opt = NULL;
   char lang[8], why[AIP_ERRMSG_MAX - 32];
   aiplat_status st =
       aip_audio_prepare(&audio, bytes, len, format, why, sizeof why);
@@ -158,25 +233,22 @@ static aiplat_status step_transcribe(voice_call *k) {
     aip_audio_release(&audio);
     return step_fail(k, st, "", why);
   }
-  st = aiplat_stt_transcribe(k->v->stt, audio.data, audio.len, audio.mime,
-                             *lang ? lang : NULL, &k->heard);
+  st = aiplat_stt_options_create(&opt);
+  if (!st && *lang) st = aiplat_stt_options_set_language(opt, lang);
+  if (!st)
+    st = aiplat_stt_transcribe_async(k->v->stt, audio.data, audio.len,
+                                     audio.mime, opt, k->call, on_heard, k);
+  aiplat_stt_options_destroy(opt);
   aip_audio_release(&audio);
   if (st) {
-    aiplat_stt_last_error(k->v->stt, why, sizeof why);
-    /* The client refusing the audio (unrecognised bytes) is a bad request,
-     * as the server's refusal is. */
-    if (st == AIPLAT_ERR_INVALID_ARGUMENT) st = AIPLAT_ERR_BAD_REQUEST;
-    return step_fail(k, st, "speech-to-text: ", why);
+    aiplat_error_last(why, sizeof why); /* the handle's record is shared */
+    return heard_fail(k, st, why);
   }
-  const char *text = aiplat_stt_result_text(k->heard);
-  if (strspn(text, " \t\r\n") == strlen(text))
-    return step_fail(k, AIPLAT_ERR_BAD_REQUEST, "",
-                     "no speech was recognised in the audio");
   return AIPLAT_OK;
 }
 
-/* The chat pipeline's answer to the transcript, in k->answer. */
-static aiplat_status step_answer(voice_call *k) {
+/* The ChatRequest of the transcript, in k->creq. */
+static aiplat_status chat_request(voice_call *k) {
   const char *conv = "";
   bool rag = true;
   aiplat_msg_get_string(k->in, "conversation_id", &conv);
@@ -191,14 +263,81 @@ static aiplat_status step_answer(voice_call *k) {
     st = aiplat_msg_set_string(creq, "request_id", aiplat_request_id(k->req));
   if (!st) st = aiplat_msg_set_string(creq, "conversation_id", conv);
   if (!st) st = aiplat_msg_set_bool(creq, "enable_rag", rag);
-  if (!st) st = aiplat_chat_answer(k->v->chat, creq, NULL, NULL, &k->answer);
-  aiplat_msg_destroy(creq);
   if (st) {
-    char why[AIP_ERRMSG_MAX];
-    aiplat_chat_last_error(k->v->chat, why, sizeof why);
-    return step_fail(k, st, "", why);
+    aiplat_msg_destroy(creq);
+    return step_fail(k, st, "voice: ", "cannot build the chat request");
   }
+  k->creq = creq;
   return AIPLAT_OK;
+}
+
+/* The transcript, on the loop thread: hand the answer to the pipeline's
+ * threads. */
+static void on_heard(aiplat_status st, const char *message,
+                     aiplat_stt_result *result, void *ud) {
+  voice_call *k = ud;
+  aiplat_voice *v = k->v;
+  k->heard = result;
+  if (st) {
+    finish(k, heard_fail(k, st, message));
+    return;
+  }
+  const char *text = aiplat_stt_result_text(k->heard);
+  if (strspn(text, " \t\r\n") == strlen(text)) {
+    finish(k, step_fail(k, AIPLAT_ERR_BAD_REQUEST, "",
+                        "no speech was recognised in the audio"));
+    return;
+  }
+  if ((st = chat_request(k)) != AIPLAT_OK) {
+    finish(k, st);
+    return;
+  }
+  pthread_mutex_lock(&v->mu);
+  if (v->tail)
+    v->tail->next = k;
+  else
+    v->head = k;
+  v->tail = k;
+  pthread_cond_signal(&v->cv);
+  pthread_mutex_unlock(&v->mu);
+}
+
+static void on_answer(aiplat_status st, const char *why, aiplat_msg *resp,
+                      void *ud);
+
+/* Start the chat pipeline's answer, on a thread of the pipeline: the
+ * history and the retrieval may block (bounded by the request's deadline);
+ * the LLM call runs on the execution core and on_answer continues. */
+static void step_answer(voice_call *k) {
+  char why[AIP_ERRMSG_MAX];
+  if (aiplat_call_cancelled(k->call)) {
+    finish(k, step_fail(k, AIPLAT_ERR_CANCELLED, "",
+                        "voice: the service is stopping"));
+    return;
+  }
+  aip_thread_deadline_set(aip_call_deadline_ms(k->call));
+  aiplat_status st = aip_chat_answer_async(k->v->chat, k->creq, k->call, NULL,
+                                           on_answer, k, why, sizeof why);
+  aip_thread_deadline_set(0);
+  aiplat_error_clear();
+  if (st) finish(k, step_fail(k, st, "", why));
+}
+
+static void *answer_main(void *arg) {
+  aiplat_voice *v = arg;
+  pthread_mutex_lock(&v->mu);
+  for (;;) {
+    while (!v->head && !v->stop) pthread_cond_wait(&v->cv, &v->mu);
+    if (!v->head) break;
+    voice_call *k = v->head;
+    v->head = k->next;
+    if (!v->head) v->tail = NULL;
+    pthread_mutex_unlock(&v->mu);
+    step_answer(k);
+    pthread_mutex_lock(&v->mu);
+  }
+  pthread_mutex_unlock(&v->mu);
+  return NULL;
 }
 
 /* The answer without its citation marks ("[2]"), for speaking. */
@@ -217,23 +356,35 @@ static char *speakable(const char *text) {
   return s;
 }
 
-/* The answer spoken, in k->audio and k->content_type. */
-static aiplat_status step_speak(voice_call *k) {
+static void on_spoken(aiplat_status st, const char *message, void *audio,
+                      size_t len, const char *content_type, void *ud);
+
+/* The answer, on the loop thread: start speaking it (on_spoken continues). */
+static void on_answer(aiplat_status st, const char *why, aiplat_msg *resp,
+                      void *ud) {
+  voice_call *k = ud;
+  k->answer = resp;
+  if (st) {
+    finish(k, step_fail(k, st, "", why));
+    return;
+  }
   const char *text = "", *voice = "";
   aiplat_msg_get_string(k->answer, "text", &text);
   aiplat_msg_get_string(k->in, "voice", &voice);
   char *speak = speakable(text);
-  if (!speak) return step_fail(k, AIPLAT_ERR_NO_MEMORY, "", "out of memory");
-  aiplat_status st = aiplat_tts_synthesize(
-      k->v->tts, *speak ? speak : "No answer.", *voice ? voice : NULL,
-      &k->audio, &k->audio_len, &k->content_type);
+  aiplat_tts_options *opt = NULL;
+  st = speak ? aiplat_tts_options_create(&opt) : AIPLAT_ERR_NO_MEMORY;
+  if (!st && *voice) st = aiplat_tts_options_set_voice(opt, voice);
+  if (!st)
+    st = aiplat_tts_synthesize_async(k->v->tts, *speak ? speak : "No answer.",
+                                     opt, k->call, NULL, on_spoken, k);
+  aiplat_tts_options_destroy(opt);
   free(speak);
   if (st) {
-    char why[AIP_ERRMSG_MAX - 32];
-    aiplat_tts_last_error(k->v->tts, why, sizeof why);
-    return step_fail(k, st, "text-to-speech: ", why);
+    char detail[AIP_ERRMSG_MAX - 32];
+    aiplat_error_last(detail, sizeof detail);
+    finish(k, step_fail(k, st, "text-to-speech: ", detail));
   }
-  return AIPLAT_OK;
 }
 
 static aiplat_status copy_sources(aiplat_msg *from, aiplat_msg *to) {
@@ -278,7 +429,25 @@ static aiplat_status step_reply(voice_call *k) {
   if (!st) aiplat_request_publish(k->req, k->subject, out);
   if (!st) st = aiplat_request_respond(k->req, out);
   aiplat_msg_destroy(out);
+  if (st) step_fail(k, st, "voice: ", "cannot send the answer");
   return st;
+}
+
+/* The spoken answer, on the loop thread: reply. */
+static void on_spoken(aiplat_status st, const char *message, void *audio,
+                      size_t len, const char *content_type, void *ud) {
+  voice_call *k = ud;
+  k->audio = audio;
+  k->audio_len = len;
+  if (st) {
+    finish(k, step_fail(k, st, "text-to-speech: ", message));
+    return;
+  }
+  if (!(k->content_type = aip_strdup(content_type)) && content_type) {
+    finish(k, step_fail(k, AIPLAT_ERR_NO_MEMORY, "", "voice: out of memory"));
+    return;
+  }
+  finish(k, step_reply(k));
 }
 
 /* The error on ai.voice.response.{id} too, then the error reply. */
@@ -295,6 +464,37 @@ static aiplat_status reply_error(voice_call *k) {
   return aiplat_request_fail(k->req, k->code, k->why);
 }
 
+static void call_free(voice_call *k) {
+  aiplat_stt_result_destroy(k->heard);
+  aiplat_msg_destroy(k->creq);
+  aiplat_msg_destroy(k->answer);
+  aiplat_free(k->audio);
+  free(k->content_type);
+  aiplat_free(k->subject);
+  aiplat_free(k->user);
+  aiplat_call_destroy(k->call);
+  free(k);
+}
+
+/* The end of a deferred request, with the reply sent (@st OK) or the
+ * failure in k->code and k->why. Any thread. */
+static void finish(voice_call *k, aiplat_status st) {
+  aiplat_request *req = k->req;
+  aiplat_request_set_cancel_callback(req, NULL, NULL);
+  if (st) reply_error(k);
+  char why[AIP_ERRMSG_MAX];
+  snprintf(why, sizeof why, "%s", st ? k->why : "");
+  call_free(k);
+  aiplat_request_complete(req, st, st ? why : NULL);
+}
+
+/* Shutdown past the grace period: the step running stops (its connection
+ * closes) and its completion answers the caller with the error. */
+static void on_cancel(aiplat_request *req, void *ud) {
+  (void)req;
+  aiplat_call_cancel(ud);
+}
+
 AIPLAT_API aiplat_status aiplat_voice_handle_request(aiplat_request *req,
                                                      void *user_data) {
   aiplat_msg *in = aiplat_request_message(req);
@@ -303,17 +503,25 @@ AIPLAT_API aiplat_status aiplat_voice_handle_request(aiplat_request *req,
     return aip_fail(
         NULL, AIPLAT_ERR_INVALID_ARGUMENT,
         "voice: the endpoint must decode VoiceRequest and have a pipeline");
-  voice_call k = {.v = user_data, .req = req, .in = in};
-  aiplat_status st = step_check(&k);
-  if (!st) st = step_transcribe(&k);
-  if (!st) st = step_answer(&k);
-  if (!st) st = step_speak(&k);
-  st = st ? reply_error(&k) : step_reply(&k);
-  aiplat_stt_result_destroy(k.heard);
-  aiplat_msg_destroy(k.answer);
-  aiplat_free(k.audio);
-  aiplat_free(k.content_type);
-  aiplat_free(k.subject);
-  aiplat_free(k.user);
-  return st;
+  voice_call *k = calloc(1, sizeof *k);
+  if (!k || aiplat_call_create(&k->call) != AIPLAT_OK) {
+    free(k);
+    return aiplat_request_fail(req, AIPLAT_ERR_NO_MEMORY,
+                               "voice: out of memory");
+  }
+  k->v = user_data;
+  k->req = req;
+  k->in = in;
+  aip_call_set_deadline_ms(k->call, aip_request_deadline_ms(req));
+  aiplat_status st = step_check(k);
+  if (st) {
+    st = reply_error(k);
+    call_free(k);
+    return st;
+  }
+  /* From here the request finishes from the steps' completions. */
+  aiplat_request_defer(req);
+  aiplat_request_set_cancel_callback(req, on_cancel, k->call);
+  if ((st = step_transcribe(k)) != AIPLAT_OK) finish(k, st);
+  return AIPLAT_OK;
 }

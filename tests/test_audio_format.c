@@ -139,6 +139,17 @@ START_TEST(content_types_name_formats) {
 }
 END_TEST
 
+START_TEST(tts_formats_are_those_of_the_speech_api) {
+  const char *ok[] = {"wav", "mp3", "opus", "aac", "flac", "pcm"};
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+    ck_assert_msg(aip_audio_tts_format_known(ok[i]), "%s", ok[i]);
+  const char *bad[] = {"midi", "WAV", "", "ogg", "pcm_s16le_16000", NULL};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    ck_assert_msg(!aip_audio_tts_format_known(bad[i]), "%s",
+                  bad[i] ? bad[i] : "NULL");
+}
+END_TEST
+
 START_TEST(wav_header_describes_the_pcm) {
   size_t len = 0;
   uint8_t *w = aip_audio_wav_wrap(SOUND, 6, 16000, &len);
@@ -163,6 +174,7 @@ Suite *make_suite(void) {
   tcase_add_loop_test(tc, language_codes, 0,
                       (int)(sizeof languages / sizeof languages[0]));
   tcase_add_test(tc, content_types_name_formats);
+  tcase_add_test(tc, tts_formats_are_those_of_the_speech_api);
   tcase_add_test(tc, wav_header_describes_the_pcm);
   suite_add_tcase(s, tc);
   return s;

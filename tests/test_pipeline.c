@@ -1,5 +1,6 @@
 /* The pipeline client (aiplat/pipeline.h) against the Argo and Kubeflow
- * fakes (tests/fakes): configuration, input checks, phases. */
+ * fakes (tests/fakes): configuration, input checks, phases, the
+ * asynchronous forms with their options, deadlines and cancellation. */
 #include <aiplat/aiplat.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -30,6 +31,12 @@ static void start_fakes(void) {
                      "stopped:CANCELED",
                      "--pipeline",
                      "cached:SKIPPED",
+                     "--pipeline",
+                     "model",
+                     "--version",
+                     "model:v2:FAILED",
+                     "--version",
+                     "model:v3",
                      "--failed-message",
                      "task train failed",
                      NULL};
@@ -826,6 +833,355 @@ START_TEST(name_clash_is_exists) {
 }
 END_TEST
 
+/* ---- asynchronous forms -------------------------------------------------- */
+
+typedef struct waiter {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int done;
+  aiplat_status st;
+  char message[1024];
+  char run_id[AIPLAT_PIPELINE_MAX_RUN_ID + 1];
+  aiplat_pipeline_phase phase;
+  char run_msg[512];
+  pthread_t caller, callee;
+  aiplat_status blocking_rc; /* a blocking call from the callback */
+} waiter;
+
+static void waiter_init(waiter *w) {
+  memset(w, 0, sizeof *w);
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_cond_init(&w->cv, NULL);
+  w->caller = pthread_self();
+}
+
+static void waiter_wait(waiter *w) {
+  pthread_mutex_lock(&w->mu);
+  while (!w->done) pthread_cond_wait(&w->cv, &w->mu);
+  pthread_mutex_unlock(&w->mu);
+  ck_assert_int_eq(w->done, 1);
+  ck_assert(!pthread_equal(w->caller, w->callee));
+  pthread_cond_destroy(&w->cv);
+  pthread_mutex_destroy(&w->mu);
+}
+
+static void waiter_wake(waiter *w, aiplat_status st, const char *message) {
+  snprintf(w->message, sizeof w->message, "%s", message);
+  w->callee = pthread_self();
+  pthread_mutex_lock(&w->mu);
+  w->st = st;
+  w->done++;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+}
+
+static void on_submitted(aiplat_status st, const char *message,
+                         const char *run_id, void *ud) {
+  waiter *w = ud;
+  ck_assert(st == AIPLAT_OK ? run_id != NULL && *message == '\0'
+                            : run_id == NULL && *message != '\0');
+  if (run_id) snprintf(w->run_id, sizeof w->run_id, "%s", run_id);
+  aiplat_pipeline_phase ph;
+  w->blocking_rc = aiplat_pipeline_status(pl, AIPLAT_PIPELINE_ARGO, "w", NULL,
+                                          &ph, NULL, 0);
+  waiter_wake(w, st, message);
+}
+
+static void on_status(aiplat_status st, const char *message,
+                      aiplat_pipeline_phase phase, const char *run_msg,
+                      void *ud) {
+  waiter *w = ud;
+  ck_assert_ptr_nonnull(run_msg);
+  w->phase = phase;
+  snprintf(w->run_msg, sizeof w->run_msg, "%s", run_msg);
+  waiter_wake(w, st, message);
+}
+
+static aiplat_status submit_async(aiplat_pipeline_engine e, const char *name,
+                                  const aiplat_pipeline_options *o,
+                                  aiplat_call *call, waiter *w) {
+  waiter_init(w);
+  aiplat_status rc =
+      aiplat_pipeline_submit_async(pl, e, name, NULL, NULL, 0, o, call,
+                                   on_submitted, w);
+  if (rc == AIPLAT_OK) waiter_wait(w);
+  return rc == AIPLAT_OK ? w->st : rc;
+}
+
+static aiplat_status status_async(aiplat_pipeline_engine e, const char *id,
+                                  aiplat_call *call, waiter *w) {
+  waiter_init(w);
+  aiplat_status rc =
+      aiplat_pipeline_status_async(pl, e, id, NULL, call, on_status, w);
+  if (rc == AIPLAT_OK) waiter_wait(w);
+  return rc == AIPLAT_OK ? w->st : rc;
+}
+
+/* Poll through the asynchronous form until a terminal phase. */
+static aiplat_pipeline_phase run_to_end_async(aiplat_pipeline_engine e,
+                                              const char *id) {
+  waiter w;
+  for (int i = 0; i < 20; i++) {
+    ck_assert_msg(status_async(e, id, NULL, &w) == AIPLAT_OK, "%s",
+                  w.message);
+    if (aiplat_pipeline_phase_is_terminal(w.phase)) return w.phase;
+  }
+  ck_abort_msg("run %s did not end", id);
+  return AIPLAT_PIPELINE_UNKNOWN;
+}
+
+START_TEST(async_submit_and_status_on_both_engines) {
+  waiter w;
+  ck_assert_msg(submit_async(AIPLAT_PIPELINE_ARGO, "train", NULL, NULL, &w) ==
+                    AIPLAT_OK,
+                "%s", w.message);
+  ck_assert_str_eq(w.message, "");
+  /* the callback runs on the event loop thread: blocking calls refuse */
+  ck_assert_int_eq(w.blocking_rc, AIPLAT_ERR_INTERNAL);
+  ck_assert_int_eq(run_to_end_async(AIPLAT_PIPELINE_ARGO, w.run_id),
+                   AIPLAT_PIPELINE_SUCCEEDED);
+  ck_assert_msg(submit_async(AIPLAT_PIPELINE_KUBEFLOW, "broken", NULL, NULL,
+                             &w) == AIPLAT_OK,
+                "%s", w.message);
+  char id[sizeof w.run_id];
+  snprintf(id, sizeof id, "%s", w.run_id);
+  ck_assert_int_eq(run_to_end_async(AIPLAT_PIPELINE_KUBEFLOW, id),
+                   AIPLAT_PIPELINE_FAILED);
+  ck_assert_int_eq(status_async(AIPLAT_PIPELINE_KUBEFLOW, id, NULL, &w),
+                   AIPLAT_OK);
+  ck_assert_str_eq(w.run_msg, "task train failed");
+  /* an unknown run: the server's message, through the callback */
+  ck_assert_int_eq(
+      status_async(AIPLAT_PIPELINE_ARGO, "no-such-run", NULL, &w),
+      AIPLAT_ERR_NOT_FOUND);
+  ck_assert_ptr_nonnull(strstr(w.message, "not found"));
+  ck_assert_int_eq(w.phase, AIPLAT_PIPELINE_UNKNOWN);
+}
+END_TEST
+
+/* The body of the last POST of the Kubeflow fake, parsed. */
+static json_t *last_run_body(void) {
+  json_t *r = last_request(kfp, "POST", NULL);
+  json_t *body = json_loads(json_string_value(json_object_get(r, "body")), 0,
+                            NULL);
+  json_decref(r);
+  ck_assert_ptr_nonnull(body);
+  return body;
+}
+
+START_TEST(kfp_version_reaches_the_server) {
+  aiplat_pipeline_options *o = NULL;
+  ck_assert_int_eq(aiplat_pipeline_options_create(&o), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_pipeline_options_set_version(o, "v2"), AIPLAT_OK);
+  waiter w;
+  ck_assert_msg(submit_async(AIPLAT_PIPELINE_KUBEFLOW, "model", o, NULL, &w) ==
+                    AIPLAT_OK,
+                "%s", w.message);
+  char id[sizeof w.run_id];
+  snprintf(id, sizeof id, "%s", w.run_id);
+  /* the lookup of the version by name, as ListPipelineVersions takes it */
+  json_t *all = th_fake_requests(kfp);
+  ck_assert_int_eq(json_array_size(all), 3);
+  json_t *lookup = json_array_get(all, 1);
+  const char *path = json_string_value(json_object_get(lookup, "path"));
+  const char *query = json_string_value(json_object_get(lookup, "query"));
+  ck_assert_msg(strstr(path, "/versions") != NULL, "%s", path);
+  ck_assert_msg(strncmp(query, "filter=", 7) == 0 &&
+                    strstr(query, "%22string_value%22%3A%22v2%22") != NULL,
+                "%s", query);
+  json_decref(all);
+  json_t *body = last_run_body();
+  json_t *ref = json_object_get(body, "pipeline_version_reference");
+  const char *pid = json_string_value(json_object_get(ref, "pipeline_id"));
+  const char *vid =
+      json_string_value(json_object_get(ref, "pipeline_version_id"));
+  ck_assert_ptr_nonnull(pid);
+  ck_assert_ptr_nonnull(vid);
+  ck_assert_str_ne(pid, vid);
+  char v2_id[160];
+  snprintf(v2_id, sizeof v2_id, "%s", vid);
+  json_decref(body);
+  /* v2's runs fail in the fake; the latest (v3) succeeds */
+  ck_assert_int_eq(run_to_end_async(AIPLAT_PIPELINE_KUBEFLOW, id),
+                   AIPLAT_PIPELINE_FAILED);
+
+  ck_assert(th_fake_reset(kfp));
+  ck_assert_int_eq(aiplat_pipeline_options_set_version(o, NULL), AIPLAT_OK);
+  ck_assert_int_eq(
+      submit_async(AIPLAT_PIPELINE_KUBEFLOW, "model", o, NULL, &w), AIPLAT_OK);
+  ck_assert_int_eq(th_fake_request_count(kfp), 2); /* no version lookup */
+  body = last_run_body();
+  ref = json_object_get(body, "pipeline_version_reference");
+  ck_assert_ptr_null(json_object_get(ref, "pipeline_version_id"));
+  json_decref(body);
+  snprintf(id, sizeof id, "%s", w.run_id);
+  ck_assert_int_eq(run_to_end_async(AIPLAT_PIPELINE_KUBEFLOW, id),
+                   AIPLAT_PIPELINE_SUCCEEDED);
+
+  /* a version id (what PipelineTrigger documents) is taken too */
+  ck_assert(th_fake_reset(kfp));
+  ck_assert_int_eq(aiplat_pipeline_options_set_version(o, v2_id), AIPLAT_OK);
+  ck_assert_msg(submit_async(AIPLAT_PIPELINE_KUBEFLOW, "model", o, NULL, &w) ==
+                    AIPLAT_OK,
+                "%s", w.message);
+  ck_assert_int_eq(th_fake_request_count(kfp), 4);
+  body = last_run_body();
+  ref = json_object_get(body, "pipeline_version_reference");
+  ck_assert_str_eq(
+      json_string_value(json_object_get(ref, "pipeline_version_id")), v2_id);
+  json_decref(body);
+
+  /* a version the pipeline does not have: no run is created */
+  ck_assert(th_fake_reset(kfp));
+  ck_assert_int_eq(aiplat_pipeline_options_set_version(o, "v9"), AIPLAT_OK);
+  ck_assert_int_eq(
+      submit_async(AIPLAT_PIPELINE_KUBEFLOW, "model", o, NULL, &w),
+      AIPLAT_ERR_NOT_FOUND);
+  ck_assert_msg(strstr(w.message, "\"v9\"") != NULL, "%s", w.message);
+  ck_assert_int_eq(th_fake_request_count(kfp), 3);
+  json_t *reqs = th_fake_requests(kfp);
+  for (size_t i = 0; i < json_array_size(reqs); i++)
+    ck_assert_str_eq(json_string_value(json_object_get(
+                         json_array_get(reqs, i), "method")),
+                     "GET");
+  json_decref(reqs);
+  aiplat_pipeline_options_destroy(o);
+}
+END_TEST
+
+START_TEST(argo_version_is_refused_before_sending) {
+  aiplat_pipeline_options *o = NULL;
+  ck_assert_int_eq(aiplat_pipeline_options_create(&o), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_pipeline_options_set_version(o, "v2"), AIPLAT_OK);
+  waiter w;
+  ck_assert_int_eq(submit_async(AIPLAT_PIPELINE_ARGO, "train", o, NULL, &w),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(last(), "not versioned"));
+  ck_assert_int_eq(w.done, 0);
+  ck_assert_int_eq(th_fake_request_count(argo), 0);
+  /* options are checked when set */
+  ck_assert_int_eq(aiplat_pipeline_options_set_version(o, "a/b"),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_pipeline_options_set_namespace(o, "Not_A_Label"),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  /* a namespace per call */
+  ck_assert_int_eq(aiplat_pipeline_options_set_version(o, NULL), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_pipeline_options_set_namespace(o, "other"),
+                   AIPLAT_OK);
+  ck_assert_msg(submit_async(AIPLAT_PIPELINE_ARGO, "train", o, NULL, &w) ==
+                    AIPLAT_OK,
+                "%s", w.message);
+  json_t *r = last_request(argo, "POST", NULL);
+  ck_assert_str_eq(json_string_value(json_object_get(r, "path")),
+                   "/api/v1/workflows/other/submit");
+  json_decref(r);
+  ck_assert_int_eq(aiplat_pipeline_submit_async(pl, AIPLAT_PIPELINE_ARGO,
+                                                "train", NULL, NULL, 0, NULL,
+                                                NULL, NULL, NULL),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  aiplat_pipeline_options_destroy(o);
+}
+END_TEST
+
+START_TEST(async_faults) {
+  waiter w;
+  /* a 500 on the run's creation, after the lookup */
+  ck_assert(th_fake_fault(
+      kfp, "{\"kind\":\"status\",\"status\":500,\"method\":\"POST\"}"));
+  ck_assert_int_eq(submit_async(AIPLAT_PIPELINE_KUBEFLOW, "train", NULL, NULL,
+                                &w),
+                   AIPLAT_ERR_SERVER);
+  ck_assert_ptr_nonnull(strstr(w.message, "500"));
+  /* garbage where a workflow should be */
+  ck_assert(th_fake_fault(argo, "{\"kind\":\"garbage\"}"));
+  ck_assert_int_eq(status_async(AIPLAT_PIPELINE_ARGO, "w", NULL, &w),
+                   AIPLAT_ERR_PROTOCOL);
+  /* 409 means a name clash here */
+  ck_assert(th_fake_fault(argo, "{\"kind\":\"status\",\"status\":409}"));
+  ck_assert_int_eq(submit_async(AIPLAT_PIPELINE_ARGO, "train", NULL, NULL, &w),
+                   AIPLAT_ERR_EXISTS);
+}
+END_TEST
+
+START_TEST(async_deadline_bounds_the_call) {
+  aiplat_call *call = NULL;
+  ck_assert_int_eq(aiplat_call_create(&call), AIPLAT_OK);
+  waiter w;
+  /* a slow status read, under HTTP_TIMEOUT (5s) but past the deadline */
+  ck_assert(th_fake_fault(argo, "{\"kind\":\"slow\",\"delay_ms\":3000}"));
+  ck_assert_int_eq(aiplat_call_set_timeout_ms(call, 300), AIPLAT_OK);
+  ck_assert_int_eq(status_async(AIPLAT_PIPELINE_ARGO, "w", call, &w),
+                   AIPLAT_ERR_TIMEOUT);
+  /* the second request of a Kubeflow submit is slow: the one deadline
+   * covers both */
+  ck_assert(th_fake_fault(
+      kfp, "{\"kind\":\"slow\",\"delay_ms\":3000,\"method\":\"POST\"}"));
+  ck_assert_int_eq(aiplat_call_set_timeout_ms(call, 500), AIPLAT_OK);
+  ck_assert_int_eq(
+      submit_async(AIPLAT_PIPELINE_KUBEFLOW, "train", NULL, call, &w),
+      AIPLAT_ERR_TIMEOUT);
+  ck_assert_int_eq(th_fake_request_count(kfp), 2);
+  /* a deadline already past sends nothing */
+  ck_assert(th_fake_reset(argo));
+  ck_assert_int_eq(aiplat_call_set_deadline_unix_ms(call, 1000), AIPLAT_OK);
+  ck_assert_int_eq(status_async(AIPLAT_PIPELINE_ARGO, "w", call, &w),
+                   AIPLAT_ERR_TIMEOUT);
+  ck_assert_int_eq(th_fake_request_count(argo), 0);
+  aiplat_call_destroy(call);
+}
+END_TEST
+
+START_TEST(async_cancel_mid_call) {
+  aiplat_call *call = NULL;
+  ck_assert_int_eq(aiplat_call_create(&call), AIPLAT_OK);
+  ck_assert(th_fake_fault(kfp, "{\"kind\":\"slow\",\"delay_ms\":4000}"));
+  waiter w;
+  waiter_init(&w);
+  ck_assert_int_eq(
+      aiplat_pipeline_status_async(pl, AIPLAT_PIPELINE_KUBEFLOW, "r1", NULL,
+                                   call, on_status, &w),
+      AIPLAT_OK);
+  for (int i = 0; i < 200 && th_fake_request_count(kfp) < 1; i++)
+    usleep(10000);
+  ck_assert_int_eq(th_fake_request_count(kfp), 1);
+  aiplat_call_cancel(call);
+  waiter_wait(&w);
+  ck_assert_int_eq(w.st, AIPLAT_ERR_CANCELLED);
+  ck_assert_int_eq(w.done, 1);
+  aiplat_call_destroy(call);
+  /* closing the handle cancels an asynchronous call too */
+  ck_assert(th_fake_fault(argo, "{\"kind\":\"slow\",\"delay_ms\":4000}"));
+  waiter_init(&w);
+  ck_assert_int_eq(aiplat_pipeline_status_async(pl, AIPLAT_PIPELINE_ARGO, "w",
+                                                NULL, NULL, on_status, &w),
+                   AIPLAT_OK);
+  for (int i = 0; i < 200 && th_fake_request_count(argo) < 1; i++)
+    usleep(10000);
+  aiplat_pipeline_close(pl);
+  waiter_wait(&w);
+  ck_assert_int_eq(w.st, AIPLAT_ERR_CANCELLED);
+}
+END_TEST
+
+START_TEST(engine_phase_names) {
+  ck_assert_str_eq(aiplat_pipeline_phase_engine_str(AIPLAT_PIPELINE_ARGO,
+                                                    AIPLAT_PIPELINE_RUNNING),
+                   "Running");
+  ck_assert_str_eq(aiplat_pipeline_phase_engine_str(AIPLAT_PIPELINE_KUBEFLOW,
+                                                    AIPLAT_PIPELINE_CANCELLED),
+                   "CANCELED");
+  ck_assert_str_eq(aiplat_pipeline_phase_engine_str(AIPLAT_PIPELINE_KUBEFLOW,
+                                                    AIPLAT_PIPELINE_ERROR),
+                   "FAILED");
+  ck_assert_str_eq(
+      aiplat_pipeline_phase_engine_str(AIPLAT_PIPELINE_ARGO,
+                                       (aiplat_pipeline_phase)99),
+      "");
+  ck_assert_ptr_null(aiplat_pipeline_phase_engine_str(
+      (aiplat_pipeline_engine)7, AIPLAT_PIPELINE_RUNNING));
+}
+END_TEST
+
 Suite *make_suite(void) {
   Suite *s = suite_create("pipeline");
   TCase *tc = tcase_create("client");
@@ -852,6 +1208,13 @@ Suite *make_suite(void) {
   tcase_add_test(tc, slow_answers_time_out);
   tcase_add_test(tc, dropped_connection);
   tcase_add_test(tc, close_stops_a_request_in_progress);
+  tcase_add_test(tc, async_submit_and_status_on_both_engines);
+  tcase_add_test(tc, kfp_version_reaches_the_server);
+  tcase_add_test(tc, argo_version_is_refused_before_sending);
+  tcase_add_test(tc, async_faults);
+  tcase_add_test(tc, async_deadline_bounds_the_call);
+  tcase_add_test(tc, async_cancel_mid_call);
+  tcase_add_test(tc, engine_phase_names);
   suite_add_tcase(s, tc);
   return s;
 }

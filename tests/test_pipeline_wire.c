@@ -151,6 +151,79 @@ static const char argo_submitted[] =
     "\"spec\":{\"arguments\":{},\"workflowTemplateRef\":{\"name\":\"train\"}},"
     "\"status\":{\"startedAt\":null,\"finishedAt\":null}}";
 
+START_TEST(kfp_versions) {
+  /* the filter as the server reads it */
+  json_t *f = aip_pipe_kfp_version_filter("v2");
+  char *text = json_dumps(f, JSON_COMPACT | JSON_SORT_KEYS);
+  ck_assert_str_eq(text, "{\"predicates\":[{\"key\":\"name\",\"operation\":"
+                         "\"EQUALS\",\"string_value\":\"v2\"}]}");
+  free(text);
+  json_decref(f);
+  char id[64];
+  /* protojson omits an empty list */
+  ck_assert_int_eq(
+      aip_pipe_kfp_parse_versions(&err, "{}", 2, "p", "v2", id, sizeof id),
+      AIPLAT_ERR_NOT_FOUND);
+  const char *list =
+      "{\"pipeline_versions\":[{\"pipeline_version_id\":\"id-1\",\"name\":"
+      "\"v1\"},{\"pipelineVersionId\":\"id-2\",\"displayName\":\"v2\"}],"
+      "\"total_size\":2}";
+  ck_assert_int_eq(aip_pipe_kfp_parse_versions(&err, list, strlen(list), "p",
+                                               "v2", id, sizeof id),
+                   AIPLAT_OK);
+  ck_assert_str_eq(id, "id-2");
+  /* a server that ignored the filter does not pick another version */
+  ck_assert_int_eq(aip_pipe_kfp_parse_versions(&err, list, strlen(list), "p",
+                                               "v3", id, sizeof id),
+                   AIPLAT_ERR_NOT_FOUND);
+  const char *bad = "{\"pipeline_versions\":{}}";
+  ck_assert_int_eq(aip_pipe_kfp_parse_versions(&err, bad, strlen(bad), "p",
+                                               "v3", id, sizeof id),
+                   AIPLAT_ERR_PROTOCOL);
+  const char *one = "{\"pipeline_id\":\"p1\",\"pipeline_version_id\":\"id-9\"}";
+  ck_assert_int_eq(
+      aip_pipe_kfp_parse_version(&err, one, strlen(one), "p1", id, sizeof id),
+      AIPLAT_OK);
+  ck_assert_str_eq(id, "id-9");
+  ck_assert_int_eq(
+      aip_pipe_kfp_parse_version(&err, one, strlen(one), "p2", id, sizeof id),
+      AIPLAT_ERR_PROTOCOL);
+  /* the run's reference: pipeline only, or pipeline and version */
+  json_t *run = aip_pipe_kfp_run_body("r", NULL, NULL, NULL, 0, NULL);
+  ck_assert(aip_pipe_kfp_run_ref(run, "p1", "id-9"));
+  json_t *ref = json_object_get(run, "pipeline_version_reference");
+  ck_assert_str_eq(json_string_value(json_object_get(ref, "pipeline_id")),
+                   "p1");
+  ck_assert_str_eq(
+      json_string_value(json_object_get(ref, "pipeline_version_id")), "id-9");
+  ck_assert(aip_pipe_kfp_run_ref(run, "p1", NULL));
+  ck_assert_int_eq(json_object_size(ref), 1);
+  json_decref(run);
+}
+END_TEST
+
+START_TEST(phase_names_both_ways) {
+  for (aiplat_pipeline_phase ph = AIPLAT_PIPELINE_UNKNOWN;
+       ph <= AIPLAT_PIPELINE_PAUSED; ph++) {
+    const char *a = aiplat_pipeline_phase_engine_str(AIPLAT_PIPELINE_ARGO, ph);
+    const char *k =
+        aiplat_pipeline_phase_engine_str(AIPLAT_PIPELINE_KUBEFLOW, ph);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(k);
+    /* a name an engine sends reads back as the phase it names */
+    aiplat_pipeline_phase pa = aip_pipe_argo_phase(a);
+    ck_assert(pa == ph || pa == AIPLAT_PIPELINE_UNKNOWN ||
+              (ph == AIPLAT_PIPELINE_UNKNOWN && pa == AIPLAT_PIPELINE_PENDING));
+    aiplat_pipeline_phase pk = aip_pipe_kfp_state(k);
+    ck_assert(pk == ph || pk == AIPLAT_PIPELINE_UNKNOWN ||
+              (ph == AIPLAT_PIPELINE_ERROR && pk == AIPLAT_PIPELINE_FAILED));
+  }
+  /* names Argo never sends stay unknown */
+  ck_assert_int_eq(aip_pipe_argo_phase("Cancelled"), AIPLAT_PIPELINE_UNKNOWN);
+  ck_assert_int_eq(aip_pipe_kfp_state("ERROR"), AIPLAT_PIPELINE_UNKNOWN);
+}
+END_TEST
+
 START_TEST(argo_workflows) {
   char name[64], msg[64];
   aiplat_pipeline_phase ph = AIPLAT_PIPELINE_UNKNOWN;
@@ -406,6 +479,8 @@ Suite *make_suite(void) {
   tcase_add_test(tc, escaping);
   tcase_add_test(tc, argo_body);
   tcase_add_test(tc, kfp_body);
+  tcase_add_test(tc, kfp_versions);
+  tcase_add_test(tc, phase_names_both_ways);
   tcase_add_test(tc, argo_workflows);
   tcase_add_test(tc, argo_bad_answers);
   tcase_add_test(tc, kfp_runs);

@@ -1000,6 +1000,68 @@ static void publish_with_id(aiplat_bus *bus, const char *subject, const char *id
   aiplat_headers_destroy(h);
 }
 
+/* One instance of a shared JetStream endpoint: what it handled, and the
+ * most requests it held at once. */
+typedef struct share_inst {
+  atomic_int handled, now, most;
+} share_inst;
+
+static atomic_int share_seen[200];
+
+static aiplat_status on_share(aiplat_request *req, void *ud) {
+  share_inst *in = ud;
+  int now = atomic_fetch_add(&in->now, 1) + 1;
+  for (int m = atomic_load(&in->most); now > m && !atomic_compare_exchange_weak(&in->most, &m, now);) {
+  }
+  const char *id = aiplat_request_id(req);
+  int i = id && id[0] == 's' ? atoi(id + 1) : -1;
+  if (i >= 0 && i < 200) atomic_fetch_add(&share_seen[i], 1);
+  sleep_ms(5);
+  atomic_fetch_add(&in->handled, 1);
+  atomic_fetch_sub(&in->now, 1);
+  return AIPLAT_OK;
+}
+
+START_TEST(two_instances_share_a_jetstream_burst) {
+  aiplat_bus *bus = client();
+  aiplat_config *cfg = test_config();
+  ck_assert_int_eq(aiplat_config_set(cfg, "MAX_IN_FLIGHT", "8"), AIPLAT_OK);
+  share_inst in[2];
+  aiplat_service *svc[2];
+  for (int k = 0; k < 2; k++) {
+    atomic_init(&in[k].handled, 0);
+    atomic_init(&in[k].now, 0);
+    atomic_init(&in[k].most, 0);
+    ck_assert_int_eq(aiplat_service_create(&svc[k], cfg, "sharer", "1.0.0", "js"), AIPLAT_OK);
+    aiplat_service_set_handle_signals(svc[k], false);
+    ck_assert_int_eq(aiplat_service_add_js_endpoint(svc[k], "work", "SHARE", "share-worker",
+                                                    "test.share.>", AIPLAT_MSG_INVALID,
+                                                    AIPLAT_MSG_INVALID, on_share, &in[k]),
+                     AIPLAT_OK);
+    ck_assert_int_eq(aiplat_service_start(svc[k]), AIPLAT_OK);
+  }
+  for (int i = 0; i < 200; i++) {
+    atomic_store(&share_seen[i], 0);
+    char id[16];
+    snprintf(id, sizeof id, "s%d", i);
+    publish_with_id(bus, "test.share.x", id);
+  }
+  for (int t = 0; t < 300 && atomic_load(&in[0].handled) + atomic_load(&in[1].handled) < 200; t++)
+    sleep_ms(50);
+  sleep_ms(300); /* a second handling on its way */
+  for (int i = 0; i < 200; i++) ck_assert_msg(share_seen[i] == 1, "s%d handled %d times", i, share_seen[i]);
+  for (int k = 0; k < 2; k++) {
+    ck_assert_int_gt(atomic_load(&in[k].handled), 0);
+    ck_assert_int_le(atomic_load(&in[k].most), 8);
+  }
+  for (int k = 0; k < 2; k++) js_service_end(svc[k]);
+  ck_assert_int_eq(stream_messages(bus, "SHARE"), 0);
+  aiplat_bus_stream_delete(bus, "SHARE");
+  aiplat_config_destroy(cfg);
+  aiplat_bus_destroy(bus);
+}
+END_TEST
+
 START_TEST(jetstream_request_answered_once) {
   /* A request delivered again after its answer went out (its ack lost in
    * a failover) is acked without being handled a second time. */
@@ -1408,6 +1470,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, jetstream_endpoint_keeps_an_operators_stream);
   tcase_add_test(tc, readiness_follows_the_jetstream_consumer);
   tcase_add_test(tc, jetstream_request_answered_once);
+  tcase_add_test(tc, two_instances_share_a_jetstream_burst);
   tcase_add_test(tc, jetstream_endpoint_refuses_a_stream_that_misses_its_subject);
   tcase_add_test(tc, jetstream_endpoint_subject_must_be_covered);
   tcase_add_test(tc, jetstream_endpoint_creates_a_missing_stream_once);

@@ -14,6 +14,7 @@
 #include "message.h"
 #include "subject.h"
 #include "bus.h"
+#include "client.h"
 #include "llm.h"
 #include "embeddings.h"
 #include "reranker.h"

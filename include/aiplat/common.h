@@ -69,6 +69,13 @@ typedef enum aiplat_status {
 
 /** Static English text for a status code; never NULL, never freed. */
 AIPLAT_API const char *aiplat_status_str(aiplat_status status);
+/**
+ * The name of @p status as in the protocol's ErrorCode without its prefix
+ * ("INVALID_ARGUMENT", "TIMEOUT"; "OK" for ::AIPLAT_OK, "UNKNOWN" for a
+ * number that is not a status): static. The statuses and the protocol's
+ * error codes share their numbers, so this names a reply's `error.code`.
+ */
+AIPLAT_API const char *aiplat_status_name(aiplat_status status);
 
 /**
  * The last failure on the calling thread.

@@ -7,9 +7,10 @@
  *  - Argo Workflows: a run is a Workflow submitted from a WorkflowTemplate
  *    (`POST /api/v1/workflows/{namespace}/submit`); its id is the
  *    Workflow's name, which is unique only within its namespace.
- *  - Kubeflow Pipelines (v2beta1): a run of the latest version of a
- *    pipeline found by name (`POST /apis/v2beta1/runs`); its id is the
- *    run's UUID.
+ *  - Kubeflow Pipelines (v2beta1): a run of a pipeline found by name, of
+ *    its latest version or of one chosen per call
+ *    (aiplat_pipeline_options_set_version()) (`POST /apis/v2beta1/runs`);
+ *    its id is the run's UUID.
  *
  * Settings (aiplat/config.h): ARGO_URL, ARGO_NAMESPACE, ARGO_TOKEN,
  * KUBEFLOW_URL, KUBEFLOW_TOKEN (each token also as NAME_FILE; a token
@@ -37,11 +38,15 @@
  *
  * Thread: a handle may be used by several threads at once; each call makes
  * its own requests. The handle's last error is per handle, the thread's
- * record (aiplat_error_last()) per thread.
+ * record (aiplat_error_last()) per thread. The blocking calls run on the
+ * calling thread (they wait for the asynchronous ones, and are refused on
+ * the library's event loop thread); the asynchronous calls run on the
+ * event loop thread, which also runs their completion callbacks.
  */
 #ifndef AIPLAT_PIPELINE_H
 #define AIPLAT_PIPELINE_H
 
+#include "call.h"
 #include "common.h"
 #include "config.h"
 
@@ -114,7 +119,8 @@ AIPLAT_API bool aiplat_pipeline_engine_configured(
  * Start a run.
  *
  * @p pipeline is the Argo WorkflowTemplate's name or the Kubeflow
- * pipeline's name (the latest version runs). @p ns is the Argo namespace
+ * pipeline's name (the latest version runs; another version:
+ * aiplat_pipeline_submit_async() with aiplat_pipeline_options_set_version()). @p ns is the Argo namespace
  * (NULL: ARGO_NAMESPACE) or the Kubeflow namespace the pipeline is looked
  * up in (NULL: none, as in single-user installations). @p keys and
  * @p values are @p n parameters (both may be NULL when @p n is 0): keys of
@@ -144,6 +150,99 @@ AIPLAT_API aiplat_status aiplat_pipeline_status(
     aiplat_pipeline *p, aiplat_pipeline_engine engine, const char *run_id,
     const char *ns, aiplat_pipeline_phase *phase_out, char *msg, size_t msglen);
 
+/* ---- per-call options and asynchronous forms ------------------------- */
+
+/** What one call may choose instead of the handle's defaults. */
+typedef struct aiplat_pipeline_options aiplat_pipeline_options;
+
+/** Options that keep every default (ARGO_NAMESPACE, the latest version).
+ * Free with aiplat_pipeline_options_destroy(). */
+AIPLAT_API aiplat_status aiplat_pipeline_options_create(
+    aiplat_pipeline_options **out);
+
+/** Destroy options. NULL is a no-op. */
+AIPLAT_API void aiplat_pipeline_options_destroy(
+    aiplat_pipeline_options *options);
+
+/**
+ * The namespace (copied): Argo's namespace of the template and the run,
+ * Kubeflow's namespace the pipeline is looked up in. Must be a Kubernetes
+ * DNS label (else ::AIPLAT_ERR_INVALID_ARGUMENT); NULL or "" restores the
+ * default (ARGO_NAMESPACE; none for Kubeflow).
+ */
+AIPLAT_API aiplat_status aiplat_pipeline_options_set_namespace(
+    aiplat_pipeline_options *options, const char *ns);
+
+/**
+ * The pipeline version to run, by name or id (copied); NULL or "" runs
+ * the latest version. Kubeflow: the pipeline's version of that name, else
+ * the one with that id (::AIPLAT_ERR_NOT_FOUND when it has neither);
+ * letters, digits, '.', '_' and '-' without "..". Argo: WorkflowTemplates have no versions, so a submit
+ * with a version is ::AIPLAT_ERR_INVALID_ARGUMENT and nothing is sent
+ * (name the versioned template itself as the pipeline). Status calls
+ * ignore it.
+ */
+AIPLAT_API aiplat_status aiplat_pipeline_options_set_version(
+    aiplat_pipeline_options *options, const char *version);
+
+/**
+ * Completion of aiplat_pipeline_submit_async(). Runs once, on the
+ * library's event loop thread, and must not block (no blocking library
+ * call there: they fail with ::AIPLAT_ERR_INTERNAL). @p message (borrowed
+ * for the callback) explains a failure, "" on success. @p run_id (borrowed
+ * for the callback: copy it to keep it) is the new run's id on success,
+ * NULL on failure.
+ */
+typedef void (*aiplat_pipeline_submit_done_fn)(aiplat_status status,
+                                               const char *message,
+                                               const char *run_id,
+                                               void *user_data);
+
+/**
+ * aiplat_pipeline_submit() without waiting: returns at once, and @p done
+ * gets the new run's id on the event loop thread, with @p user_data. The
+ * names and parameters are checked and copied before this returns;
+ * @p options (may be NULL: the defaults) are read before this returns.
+ * @p call (may be NULL) carries the deadline and the cancel switch and
+ * must outlive the call; the deadline bounds every request of the call
+ * (for Kubeflow the pipeline and version lookups and the run's creation),
+ * together with HTTP_TIMEOUT. The submit request is sent once: cancelled
+ * or timed out after it was sent, the run may have started all the same.
+ * On an error return nothing is called back and the handle's last error
+ * has the detail.
+ */
+AIPLAT_API aiplat_status aiplat_pipeline_submit_async(
+    aiplat_pipeline *p, aiplat_pipeline_engine engine, const char *pipeline,
+    const char *const *keys, const char *const *values, size_t n,
+    const aiplat_pipeline_options *options, aiplat_call *call,
+    aiplat_pipeline_submit_done_fn done, void *user_data);
+
+/**
+ * Completion of aiplat_pipeline_status_async(). Runs once, on the
+ * library's event loop thread, and must not block. @p message (borrowed)
+ * explains a failure, "" on success. On success @p phase is the run's
+ * phase and @p run_message (borrowed, never NULL) the engine's message
+ * about the run (often ""); on failure ::AIPLAT_PIPELINE_UNKNOWN and "".
+ */
+typedef void (*aiplat_pipeline_status_done_fn)(aiplat_status status,
+                                               const char *message,
+                                               aiplat_pipeline_phase phase,
+                                               const char *run_message,
+                                               void *user_data);
+
+/**
+ * aiplat_pipeline_status() without waiting: returns at once, and @p done
+ * gets the phase on the event loop thread, with @p user_data. @p run_id is
+ * checked and copied before this returns; the namespace comes from
+ * @p options (may be NULL: ARGO_NAMESPACE; ignored for Kubeflow). @p call
+ * (may be NULL) carries the deadline and the cancel switch and must
+ * outlive the call. On an error return nothing is called back.
+ */
+AIPLAT_API aiplat_status aiplat_pipeline_status_async(
+    aiplat_pipeline *p, aiplat_pipeline_engine engine, const char *run_id,
+    const aiplat_pipeline_options *options, aiplat_call *call,
+    aiplat_pipeline_status_done_fn done, void *user_data);
+
 /** True for the phases a run never leaves (SUCCEEDED to SKIPPED). */
 AIPLAT_API bool aiplat_pipeline_phase_is_terminal(aiplat_pipeline_phase phase);
 
@@ -153,6 +252,17 @@ AIPLAT_API const char *aiplat_pipeline_phase_str(aiplat_pipeline_phase phase);
 /** "argo" or "kubeflow" (NULL for values out of range); static. */
 AIPLAT_API const char *aiplat_pipeline_engine_str(
     aiplat_pipeline_engine engine);
+
+/**
+ * The phase as @p engine spells it on its wire ("Running" for Argo,
+ * "RUNNING" for Kubeflow), for events that carry the engine's own name.
+ * Phases an engine has no name for get one in its style (Argo
+ * "Cancelled"; Kubeflow's ERROR is "FAILED", UNKNOWN
+ * "RUNTIME_STATE_UNSPECIFIED", Argo's UNKNOWN ""). Static; NULL for an
+ * unknown engine.
+ */
+AIPLAT_API const char *aiplat_pipeline_phase_engine_str(
+    aiplat_pipeline_engine engine, aiplat_pipeline_phase phase);
 
 /* (kept on the AIPLAT_API line for tests/check-exports.sh) */
 /* clang-format off */

@@ -31,8 +31,11 @@
  * the primary subtag is sent (`en-US` as `en`).
  *
  * Thread: every handle here may be shared by the service's worker threads
- * once configured; the handlers run on the thread that calls them (the
- * service's workers) and block on the model servers.
+ * once configured. The handlers check a request on the thread that calls
+ * them (a delivery thread), hand it over with aiplat_request_defer() and
+ * return; the model calls run on the library's event loop thread, bounded
+ * by the request's deadline and cancelled when the service stops past its
+ * grace period, and their completions reply.
  */
 #ifndef AIPLAT_VOICE_H
 #define AIPLAT_VOICE_H
@@ -53,9 +56,12 @@ typedef struct aiplat_voice aiplat_voice;
 /**
  * Create a voice pipeline from @p cfg (NULL: the environment): a
  * speech-to-text client (`STT_*`, aiplat_stt_create()), a text-to-speech
- * client (`TTS_*`, aiplat_tts_create()) and a chat pipeline (the settings
- * of aiplat_chat_create()). Values are copied; @p cfg may be destroyed
- * afterwards. No request is sent. Errors: ::AIPLAT_ERR_CONFIG naming the
+ * client (`TTS_*`, aiplat_tts_create(); `TTS_FORMAT` one of the formats
+ * of aiplat_tts_endpoint_create()), a chat pipeline (the settings
+ * of aiplat_chat_create()) and `WORKERS` threads that start the chat
+ * pipeline's answers (its history and retrieval may wait on their
+ * servers). Values are copied; @p cfg may be destroyed afterwards. No
+ * request is sent. Errors: ::AIPLAT_ERR_CONFIG naming the
  * variable (detail in the thread's last error). Free with
  * aiplat_voice_destroy().
  */
@@ -117,20 +123,25 @@ AIPLAT_API aiplat_status aiplat_voice_add_checks(aiplat_voice *voice,
  *    `ai.voice.response.{request_id}`; a failure is a VoiceResponse with
  *    `error` on both.
  *
- * Runs on the service's worker thread and blocks until the answer is
- * spoken.
+ * The checks run on the calling thread, which then returns: the
+ * request is deferred and answered from the completions of the steps
+ * (the transcription, the LLM call and the speech on the library's event
+ * loop thread; the history and retrieval of the answer on a thread of the
+ * pipeline). Every step is bounded by the request's deadline
+ * (::AIPLAT_ERR_TIMEOUT) and cancelled when the service stops past its
+ * grace period.
  */
 AIPLAT_API aiplat_status aiplat_voice_handle_request(aiplat_request *req,
                                                      void *user_data);
 
-/** The speech-to-text bridge: a pool of STT clients and a readiness probe. */
+/** The speech-to-text bridge: an STT client and a readiness probe. */
 typedef struct aiplat_stt_endpoint aiplat_stt_endpoint;
 
 /**
- * Create the stt-module endpoint from @p cfg (NULL: the environment):
- * `WORKERS` STT clients (one per worker thread, since a request sets the
- * response format and timeout on its client) and one for the readiness
- * probe, from `STT_*` and `HTTP_*`; `STT_RESPONSE_FORMAT` (`json`,
+ * Create the stt-module endpoint from @p cfg (NULL: the environment): one
+ * STT client that every request shares (each call carries its own
+ * options and deadline) and one for the readiness probe, from `STT_*`
+ * and `HTTP_*`; `STT_RESPONSE_FORMAT` (`json`,
  * `verbose_json`, `text`) is the default of a request. Values are copied.
  * No request is sent. Errors: ::AIPLAT_ERR_CONFIG naming the variable
  * (detail in the thread's last error). Free with
@@ -162,24 +173,27 @@ AIPLAT_API aiplat_status aiplat_stt_endpoint_add_checks(aiplat_stt_endpoint *ep,
  * ::AIPLAT_MSG_TRANSCRIBE_RESPONSE (`ai.stt.transcribe`); @p user_data is
  * the ::aiplat_stt_endpoint. The audio rules of the file comment, then
  * `response_format` empty (the default), `json`, `verbose_json` or `text`
- * (else ::AIPLAT_ERR_INVALID_ARGUMENT); the STT call is bounded by the
- * request's time left and `HTTP_TIMEOUT`. The TranscribeResponse carries
- * the text, the language (the server's, else the one asked), the duration
- * and segments when the server gave them; a failure is the reply with
- * `error` set to the client's status and words. Runs on the service's
- * worker thread; waits for a free client when all are busy.
+ * (else ::AIPLAT_ERR_INVALID_ARGUMENT); `prompt`, when set, is sent to the
+ * server with the audio. The STT call is bounded by the request's time
+ * left and `HTTP_TIMEOUT`. The TranscribeResponse carries the text, the
+ * language (the server's, else the one asked), the duration and segments
+ * when the server gave them; a failure is the reply with `error` set to
+ * the client's status and words. The checks run on the calling thread;
+ * the call runs on the library's event loop thread, whose completion
+ * replies (the request is deferred).
  */
 AIPLAT_API aiplat_status aiplat_stt_handle_request(aiplat_request *req,
                                                    void *user_data);
 
-/** The text-to-speech bridge: a pool of TTS clients and a readiness probe. */
+/** The text-to-speech bridge: a TTS client and a readiness probe. */
 typedef struct aiplat_tts_endpoint aiplat_tts_endpoint;
 
 /**
  * Create the tts-module endpoint from @p cfg (NULL: the environment):
- * `WORKERS` TTS clients and one for the readiness probe, from `TTS_*` and
- * `HTTP_*`; `TTS_FORMAT` (`wav`, `mp3`, `opus`, `aac`, `flac`, `pcm`;
- * default `wav`) and `TTS_SPEED` are the defaults of a request. Values are
+ * one TTS client that every request shares and one for the readiness
+ * probe, from `TTS_*` and `HTTP_*`; `TTS_FORMAT` (`wav`, `mp3`, `opus`,
+ * `aac`, `flac`, `pcm`; default `wav`) and `TTS_SPEED` are the defaults of
+ * a request. Values are
  * copied. No request is sent. Errors: ::AIPLAT_ERR_CONFIG naming the
  * variable. Free with aiplat_tts_endpoint_destroy().
  */
@@ -213,8 +227,8 @@ AIPLAT_API aiplat_status aiplat_tts_endpoint_add_checks(aiplat_tts_endpoint *ep,
  * `wav`, `mp3`, `opus`, `aac`, `flac`, `pcm`; `speed` 0 (`TTS_SPEED`) or
  * 0.25 to 4.0. The SynthesizeResponse carries the audio and its
  * content type; audio over the bus's max_payload is ::AIPLAT_ERR_TOO_LARGE.
- * Runs on the service's worker thread; waits for a free client when all
- * are busy.
+ * The checks run on the calling thread; the call runs on the library's
+ * event loop thread, whose completion replies (the request is deferred).
  */
 AIPLAT_API aiplat_status aiplat_tts_handle_request(aiplat_request *req,
                                                    void *user_data);

@@ -5,6 +5,10 @@
  *   ai.pipeline.status.{run}   PipelineStatus events until a terminal phase
  *   ai.pipeline.query          PipelineStatus {run_id} -> PipelineStatus
  *
+ * Requests are deferred and finished from the completion of the
+ * asynchronous pipeline calls (on the library's event loop thread): no
+ * delivery thread waits on an engine.
+ *
  * Configured by the environment only: NATS_*, HEALTH_*, WORKERS,
  * REQUEST_TIMEOUT, SHUTDOWN_GRACE, ARGO_URL, ARGO_NAMESPACE, ARGO_TOKEN,
  * KUBEFLOW_URL, KUBEFLOW_TOKEN, PIPELINE_POLL_INTERVAL, HTTP_*. */
@@ -41,10 +45,12 @@ typedef struct bridge {
 static const char HELP[] =
     "Starts pipeline runs for NATS requests and follows them:\n"
     "  ai.pipeline.trigger       a PipelineTrigger (engine argo or kubeflow,\n"
-    "                            pipeline, namespace, parameters) submits an\n"
-    "                            Argo WorkflowTemplate or creates a Kubeflow\n"
-    "                            run; the reply is a PipelineStatus with the\n"
-    "                            run id\n"
+    "                            pipeline, pipeline_version, namespace,\n"
+    "                            parameters) submits an Argo WorkflowTemplate\n"
+    "                            or creates a Kubeflow run (of the named\n"
+    "                            version, else the latest; Argo templates\n"
+    "                            have no versions); the reply is a\n"
+    "                            PipelineStatus with the run id\n"
     "  ai.pipeline.status.RUN    PipelineStatus events: the first at the\n"
     "                            trigger, then one per phase change (polled\n"
     "                            every PIPELINE_POLL_INTERVAL) until a\n"
@@ -96,6 +102,84 @@ static aiplat_status check_engine(bridge *b, aiplat_request *req,
   return aiplat_request_fail(req, AIPLAT_ERR_NOT_SUPPORTED, why);
 }
 
+/* One trigger in flight: the deferred request and the run's first state. */
+typedef struct trigger {
+  bridge *b;
+  aiplat_request *req;
+  aiplat_call *call;
+  pb_run_state s;
+} trigger;
+
+/* Shutdown past the grace period: stop the engine call; its completion
+ * then fails the request. */
+static void on_cancel(aiplat_request *req, void *ud) {
+  (void)req;
+  aiplat_call_cancel(ud);
+}
+
+/* A trigger whose submit failed: the request fails with the reason. */
+static void trigger_failed(trigger *t, aiplat_status st, const char *why) {
+  aiplat_request *req = t->req;
+  aiplat_request_set_cancel_callback(req, NULL, NULL);
+  aiplat_call_destroy(t->call);
+  pb_watch_unreserve(t->b->watch);
+  free(t);
+  aiplat_request_complete(req, st, why);
+}
+
+/* The end of a submit, on the library's event loop thread. */
+static void on_submitted(aiplat_status st, const char *why, const char *run_id,
+                         void *ud) {
+  trigger *t = ud;
+  if (st != AIPLAT_OK || !run_id) {
+    trigger_failed(t, st != AIPLAT_OK ? st : AIPLAT_ERR_INTERNAL, why);
+    return;
+  }
+  bridge *b = t->b;
+  aiplat_request *req = t->req;
+  aiplat_request_set_cancel_callback(req, NULL, NULL);
+  aiplat_call_destroy(t->call);
+  pb_run_state *s = &t->s;
+  copy_utf8(s->run_id, sizeof s->run_id, run_id);
+  s->phase = AIPLAT_PIPELINE_PENDING;
+  s->created_ms = s->updated_ms = pb_wall_ms();
+  const char *k[] = {"engine", "pipeline", "run_id"};
+  const char *v[] = {aiplat_pipeline_engine_str(s->engine), s->pipeline,
+                     s->run_id};
+  aiplat_log_fields(AIPLAT_LOG_INFO, "pipeline run started", k, v, 3);
+
+  aiplat_msg *out = pb_status_msg(s);
+  st = out ? aiplat_request_respond(req, out) : AIPLAT_ERR_NO_MEMORY;
+  aiplat_msg_destroy(out);
+  if (aiplat_subject_token_check(s->run_id) == AIPLAT_OK) {
+    pb_watch_add(b->watch, s); /* the run is started: follow it either way */
+  } else {
+    aiplat_error_clear();
+    pb_watch_unreserve(b->watch);
+    aiplat_log_fields(AIPLAT_LOG_WARNING,
+                      "run id cannot name a subject; not watched", k, v, 3);
+  }
+  free(t);
+  aiplat_request_complete(req, st,
+                          st == AIPLAT_OK ? NULL : aiplat_status_str(st));
+}
+
+/* A failure detail of the calling thread, as a request's message. */
+static aiplat_status fail_last(aiplat_request *req, aiplat_status st) {
+  char why[PB_MESSAGE_MAX];
+  aiplat_error_last(why, sizeof why);
+  return aiplat_request_fail(req, st, why);
+}
+
+/* The call's deadline is the request's. */
+static aiplat_call *request_call(aiplat_request *req) {
+  aiplat_call *call = NULL;
+  if (aiplat_call_create(&call) != AIPLAT_OK) return NULL;
+  int64_t left = aiplat_request_time_left_ms(req);
+  if (left > 0) aiplat_call_set_timeout_ms(call, left);
+  return call;
+}
+
 static aiplat_status on_trigger(aiplat_request *req, void *user_data) {
   bridge *b = user_data;
   aiplat_msg *in = aiplat_request_message(req);
@@ -112,11 +196,6 @@ static aiplat_status on_trigger(aiplat_request *req, void *user_data) {
   if (!*pipeline)
     return aiplat_request_fail(req, AIPLAT_ERR_INVALID_ARGUMENT,
                                "pipeline is empty");
-  if (*version)
-    return aiplat_request_fail(
-        req, AIPLAT_ERR_NOT_SUPPORTED,
-        "pipeline_version is not supported: the latest version of "
-        "the pipeline runs; leave it empty");
   /* An Argo run is named after its template: a name that cannot be a NATS
    * subject token could start a run nobody can follow. */
   if (e == AIPLAT_PIPELINE_ARGO &&
@@ -138,48 +217,50 @@ static aiplat_status on_trigger(aiplat_request *req, void *user_data) {
     aiplat_msg_map_key(in, "parameters", i, &keys[i]);
     aiplat_msg_map_value(in, "parameters", i, &values[i]);
   }
-  if (!pb_watch_reserve(b->watch))
+  aiplat_pipeline_options *opts = NULL;
+  if (aiplat_pipeline_options_create(&opts) != AIPLAT_OK)
+    return fail_last(req, AIPLAT_ERR_NO_MEMORY);
+  if ((st = aiplat_pipeline_options_set_namespace(opts, ns)) != AIPLAT_OK ||
+      (st = aiplat_pipeline_options_set_version(opts, version)) !=
+          AIPLAT_OK) {
+    aiplat_pipeline_options_destroy(opts);
+    return fail_last(req, st);
+  }
+  if (!pb_watch_reserve(b->watch)) {
+    aiplat_pipeline_options_destroy(opts);
     return aiplat_request_fail(
         req, AIPLAT_ERR_UNAVAILABLE,
         "256 runs are being watched already; retry later");
-  char *run_id = NULL;
-  st = aiplat_pipeline_submit(b->pl, e, pipeline, *ns ? ns : NULL, keys, values,
-                              n, &run_id);
-  if (st != AIPLAT_OK) {
-    pb_watch_unreserve(b->watch);
-    char why[PB_MESSAGE_MAX];
-    aiplat_pipeline_last_error(b->pl, why, sizeof why);
-    return aiplat_request_fail(req, st, why);
   }
-  pb_run_state s;
-  memset(&s, 0, sizeof s);
-  copy_utf8(s.run_id, sizeof s.run_id, run_id);
-  copy_utf8(s.ns, sizeof s.ns,
+  trigger *t = calloc(1, sizeof *t);
+  if (!t || !(t->call = request_call(req))) {
+    free(t);
+    pb_watch_unreserve(b->watch);
+    aiplat_pipeline_options_destroy(opts);
+    return aiplat_request_fail(req, AIPLAT_ERR_NO_MEMORY, "out of memory");
+  }
+  t->b = b;
+  t->req = req;
+  t->s.engine = e;
+  copy_utf8(t->s.ns, sizeof t->s.ns,
             *ns                         ? ns
             : e == AIPLAT_PIPELINE_ARGO ? b->argo_ns
                                         : "");
-  copy_utf8(s.pipeline, sizeof s.pipeline, pipeline);
-  copy_utf8(s.request_id, sizeof s.request_id, aiplat_request_id(req));
-  s.engine = e;
-  s.phase = AIPLAT_PIPELINE_PENDING;
-  s.created_ms = s.updated_ms = pb_wall_ms();
-  aiplat_free(run_id);
-  const char *k[] = {"engine", "pipeline", "run_id"};
-  const char *v[] = {aiplat_pipeline_engine_str(e), s.pipeline, s.run_id};
-  aiplat_log_fields(AIPLAT_LOG_INFO, "pipeline run started", k, v, 3);
-
-  aiplat_msg *out = pb_status_msg(&s);
-  st = out ? aiplat_request_respond(req, out) : AIPLAT_ERR_NO_MEMORY;
-  aiplat_msg_destroy(out);
-  if (aiplat_subject_token_check(s.run_id) == AIPLAT_OK) {
-    pb_watch_add(b->watch, &s); /* the run is started: follow it either way */
-  } else {
-    aiplat_error_clear();
-    pb_watch_unreserve(b->watch);
-    aiplat_log_fields(AIPLAT_LOG_WARNING,
-                      "run id cannot name a subject; not watched", k, v, 3);
+  copy_utf8(t->s.pipeline, sizeof t->s.pipeline, pipeline);
+  copy_utf8(t->s.request_id, sizeof t->s.request_id, aiplat_request_id(req));
+  /* The submit runs on the execution core: the request is handed over and
+   * finished by on_submitted. */
+  aiplat_request_defer(req);
+  aiplat_request_set_cancel_callback(req, on_cancel, t->call);
+  st = aiplat_pipeline_submit_async(b->pl, e, pipeline, keys, values, n, opts,
+                                    t->call, on_submitted, t);
+  aiplat_pipeline_options_destroy(opts);
+  if (st != AIPLAT_OK) {
+    char why[PB_MESSAGE_MAX];
+    aiplat_error_last(why, sizeof why);
+    trigger_failed(t, st, why);
   }
-  return st;
+  return AIPLAT_OK;
 }
 
 static aiplat_status reply_state(aiplat_request *req, pb_run_state *s) {
@@ -190,6 +271,80 @@ static aiplat_status reply_state(aiplat_request *req, pb_run_state *s) {
           : aiplat_request_fail(req, AIPLAT_ERR_NO_MEMORY, "out of memory");
   aiplat_msg_destroy(out);
   return st;
+}
+
+/* A query of a run this bridge does not know: the engines are asked one
+ * after the other, each from the completion of the one before. */
+typedef struct query {
+  bridge *b;
+  aiplat_request *req;
+  aiplat_call *call;
+  aiplat_pipeline_engine only; /* 0: every configured engine */
+  size_t next;                 /* index into the engines still to ask */
+  aiplat_pipeline_engine asking;
+  char run[AIPLAT_PIPELINE_MAX_RUN_ID + 1];
+  char why[PB_MESSAGE_MAX];
+} query;
+
+static const aiplat_pipeline_engine all_engines[] = {AIPLAT_PIPELINE_ARGO,
+                                                     AIPLAT_PIPELINE_KUBEFLOW};
+
+static void query_end(query *q, aiplat_status st, const char *why) {
+  aiplat_request *req = q->req;
+  aiplat_request_set_cancel_callback(req, NULL, NULL);
+  aiplat_call_destroy(q->call);
+  free(q);
+  aiplat_request_complete(req, st, why);
+}
+
+static void query_next(query *q);
+
+static void on_queried(aiplat_status st, const char *why,
+                       aiplat_pipeline_phase phase, const char *run_msg,
+                       void *ud) {
+  query *q = ud;
+  if (st == AIPLAT_OK) {
+    pb_run_state s;
+    memset(&s, 0, sizeof s);
+    copy_utf8(s.run_id, sizeof s.run_id, q->run);
+    copy_utf8(s.message, sizeof s.message, run_msg);
+    s.engine = q->asking;
+    s.phase = phase;
+    s.terminal = aiplat_pipeline_phase_is_terminal(phase);
+    s.updated_ms = pb_wall_ms();
+    st = reply_state(q->req, &s);
+    query_end(q, st, st == AIPLAT_OK ? NULL : aiplat_status_str(st));
+    return;
+  }
+  copy_utf8(q->why, sizeof q->why, why);
+  if (st != AIPLAT_ERR_NOT_FOUND && st != AIPLAT_ERR_INVALID_ARGUMENT) {
+    query_end(q, st, q->why);
+    return;
+  }
+  query_next(q);
+}
+
+/* Ask the next engine, or answer NOT_FOUND when none is left. */
+static void query_next(query *q) {
+  while (q->next < 2) {
+    aiplat_pipeline_engine e = all_engines[q->next++];
+    if ((q->only && e != q->only) ||
+        !aiplat_pipeline_engine_configured(q->b->pl, e))
+      continue;
+    q->asking = e;
+    aiplat_status st = aiplat_pipeline_status_async(
+        q->b->pl, e, q->run, NULL, q->call, on_queried, q);
+    if (st == AIPLAT_OK) return;
+    aiplat_error_last(q->why, sizeof q->why);
+    if (st != AIPLAT_ERR_NOT_FOUND && st != AIPLAT_ERR_INVALID_ARGUMENT) {
+      query_end(q, st, q->why);
+      return;
+    }
+  }
+  char msg[PB_MESSAGE_MAX + AIPLAT_PIPELINE_MAX_RUN_ID + 16];
+  snprintf(msg, sizeof msg, "no run %s%s%s", q->run, *q->why ? ": " : "",
+           q->why);
+  query_end(q, AIPLAT_ERR_NOT_FOUND, msg);
 }
 
 static aiplat_status on_query(aiplat_request *req, void *user_data) {
@@ -210,33 +365,23 @@ static aiplat_status on_query(aiplat_request *req, void *user_data) {
   }
   pb_run_state s;
   if (pb_watch_find(b->watch, run, only, &s)) return reply_state(req, &s);
+  if (strlen(run) > AIPLAT_PIPELINE_MAX_RUN_ID)
+    return aiplat_request_fail(req, AIPLAT_ERR_NOT_FOUND,
+                               "no run with an id that long");
   /* Not one of ours (or forgotten): ask the engines. */
-  static const aiplat_pipeline_engine all[] = {AIPLAT_PIPELINE_ARGO,
-                                               AIPLAT_PIPELINE_KUBEFLOW};
-  char why[PB_MESSAGE_MAX] = "";
-  for (size_t i = 0; i < 2; i++) {
-    aiplat_pipeline_engine e = all[i];
-    if ((only && e != only) || !aiplat_pipeline_engine_configured(b->pl, e))
-      continue;
-    memset(&s, 0, sizeof s);
-    aiplat_status st = aiplat_pipeline_status(b->pl, e, run, NULL, &s.phase,
-                                              s.message, sizeof s.message);
-    if (st == AIPLAT_OK) {
-      copy_utf8(s.run_id, sizeof s.run_id, run);
-      s.engine = e;
-      s.terminal = aiplat_pipeline_phase_is_terminal(s.phase);
-      s.updated_ms = pb_wall_ms();
-      return reply_state(req, &s);
-    }
-    aiplat_pipeline_last_error(b->pl, why, sizeof why);
-    if (st != AIPLAT_ERR_NOT_FOUND && st != AIPLAT_ERR_INVALID_ARGUMENT)
-      return aiplat_request_fail(req, st, why);
-    aiplat_error_clear();
+  query *q = calloc(1, sizeof *q);
+  if (!q || !(q->call = request_call(req))) {
+    free(q);
+    return aiplat_request_fail(req, AIPLAT_ERR_NO_MEMORY, "out of memory");
   }
-  char msg[PB_MESSAGE_MAX + AIPLAT_PIPELINE_MAX_RUN_ID + 16];
-  snprintf(msg, sizeof msg, "no run %.*s%s%s", AIPLAT_PIPELINE_MAX_RUN_ID, run,
-           *why ? ": " : "", why);
-  return aiplat_request_fail(req, AIPLAT_ERR_NOT_FOUND, msg);
+  q->b = b;
+  q->req = req;
+  q->only = only;
+  copy_utf8(q->run, sizeof q->run, run);
+  aiplat_request_defer(req);
+  aiplat_request_set_cancel_callback(req, on_cancel, q->call);
+  query_next(q);
+  return AIPLAT_OK;
 }
 
 /* ---- readiness

@@ -1,6 +1,10 @@
-/* The watcher of pipeline-bridge: one thread polls the watched runs and
- * publishes a PipelineStatus event on ai.pipeline.status.{runId} at each
- * change, until a terminal phase (or the run is lost). */
+/* The watcher of pipeline-bridge: one thread schedules the polls of the
+ * watched runs; each poll is an asynchronous status call whose completion
+ * (on the library's event loop thread) applies the answer and publishes a
+ * PipelineStatus event on ai.pipeline.status.{runId} at each change, until
+ * a terminal phase (or the run is lost). Polls of different runs overlap,
+ * so one slow engine does not hold up the others; a run is never polled
+ * twice at once. */
 #include "watch.h"
 
 #include <errno.h>
@@ -12,6 +16,7 @@
 
 typedef struct slot {
   bool used, active; /* active: being watched; else remembered (finished) */
+  bool polling;      /* a status call is in flight */
   pb_run_state s;
   int64_t next_poll;     /* monotonic ms */
   int64_t failing_since; /* monotonic ms of the first failed poll in a row, 0 */
@@ -27,6 +32,7 @@ struct pb_watch {
   int64_t interval_ms;
   bool stop;
   size_t active, reserved;
+  size_t polls; /* status calls in flight */
   uint64_t seq;
   slot slots[PB_MAX_WATCHED + PB_MAX_REMEMBERED];
 };
@@ -43,24 +49,6 @@ int64_t pb_wall_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-const char *pb_phase_name(aiplat_pipeline_engine e, aiplat_pipeline_phase p) {
-  static const char *const argo[] = {
-      "",      "Pending",   "Running", "Succeeded",  "Failed",
-      "Error", "Cancelled", "Skipped", "Cancelling", "Paused"};
-  static const char *const kfp[] = {"RUNTIME_STATE_UNSPECIFIED",
-                                    "PENDING",
-                                    "RUNNING",
-                                    "SUCCEEDED",
-                                    "FAILED",
-                                    "FAILED",
-                                    "CANCELED",
-                                    "SKIPPED",
-                                    "CANCELING",
-                                    "PAUSED"};
-  if ((unsigned)p > AIPLAT_PIPELINE_PAUSED) p = AIPLAT_PIPELINE_UNKNOWN;
-  return e == AIPLAT_PIPELINE_KUBEFLOW ? kfp[p] : argo[p];
-}
-
 aiplat_msg *pb_status_msg(const pb_run_state *s) {
   aiplat_msg *m = NULL;
   if (aiplat_msg_create(&m, AIPLAT_MSG_PIPELINE_STATUS) != AIPLAT_OK)
@@ -71,7 +59,7 @@ aiplat_msg *pb_status_msg(const pb_run_state *s) {
     st = aiplat_msg_set_string(m, "engine",
                                aiplat_pipeline_engine_str(s->engine));
   if (st == AIPLAT_OK)
-    st = aiplat_msg_set_string(m, "phase", pb_phase_name(s->engine, s->phase));
+    st = aiplat_msg_set_string(m, "phase", aiplat_pipeline_phase_engine_str(s->engine, s->phase));
   if (st == AIPLAT_OK && *s->message)
     st = aiplat_msg_set_string(m, "message", s->message);
   if (st == AIPLAT_OK) st = aiplat_msg_set_string(m, "pipeline", s->pipeline);
@@ -115,7 +103,7 @@ static void publish(pb_watch *w, const pb_run_state *s) {
   } else {
     const char *k[] = {"run_id", "engine", "phase"};
     const char *v[] = {s->run_id, aiplat_pipeline_engine_str(s->engine),
-                       pb_phase_name(s->engine, s->phase)};
+                       aiplat_pipeline_phase_engine_str(s->engine, s->phase)};
     aiplat_log_fields(AIPLAT_LOG_INFO, "pipeline status", k, v, 3);
   }
   aiplat_free(body);
@@ -140,24 +128,24 @@ static void finish(pb_watch *w, slot *sl) {
   if (remembered > PB_MAX_REMEMBERED && oldest) oldest->used = false;
 }
 
-/* Poll one run (lock not held) and apply the result (lock taken). */
-static void poll_one(pb_watch *w, size_t i, pb_run_state snap) {
-  aiplat_pipeline_phase phase = AIPLAT_PIPELINE_UNKNOWN;
-  char msg[PB_MESSAGE_MAX] = "";
-  aiplat_status st = aiplat_pipeline_status(w->poller, snap.engine, snap.run_id,
-                                            *snap.ns ? snap.ns : NULL, &phase,
-                                            msg, sizeof msg);
-  char why[PB_MESSAGE_MAX] = "";
-  if (st != AIPLAT_OK) aiplat_pipeline_last_error(w->poller, why, sizeof why);
-  if (st == AIPLAT_ERR_CANCELLED) return; /* stopping */
-  pthread_mutex_lock(&w->mu);
+/* One status call in flight. */
+typedef struct poll_call {
+  pb_watch *w;
+  size_t i;
+  char run_id[AIPLAT_PIPELINE_MAX_RUN_ID + 1];
+} poll_call;
+
+/* Apply a poll's answer to slot @i (lock held); true when the run's event
+ * is to be published (copied into @out). */
+static bool apply(pb_watch *w, size_t i, const char *run_id, aiplat_status st,
+                  const char *why, aiplat_pipeline_phase phase,
+                  const char *msg, pb_run_state *out) {
   slot *sl = &w->slots[i];
-  if (!sl->used || !sl->active || strcmp(sl->s.run_id, snap.run_id) != 0) {
-    pthread_mutex_unlock(&w->mu);
-    return;
-  }
+  if (!sl->used || !sl->active || strcmp(sl->s.run_id, run_id) != 0)
+    return false;
   int64_t now = mono_ms();
   sl->next_poll = now + w->interval_ms;
+  if (st == AIPLAT_ERR_CANCELLED) return false; /* stopping */
   bool changed = false;
   if (st == AIPLAT_OK) {
     sl->failing_since = 0;
@@ -185,14 +173,66 @@ static void poll_one(pb_watch *w, size_t i, pb_run_state snap) {
       sl->s.updated_ms = sl->s.finished_ms = pb_wall_ms();
       changed = true;
     }
-    const char *k[] = {"run_id", "error"}, *v[] = {snap.run_id, why};
+    const char *k[] = {"run_id", "error"}, *v[] = {run_id, why};
     aiplat_log_fields(AIPLAT_LOG_WARNING, "pipeline status poll failed", k, v,
                       2);
   }
-  pb_run_state out = sl->s;
+  *out = sl->s;
   if (sl->s.terminal) finish(w, sl);
+  return changed;
+}
+
+/* The end of a poll: on the event loop thread, or on the watcher's when
+ * the call could not start. Must not block. */
+static void on_polled(aiplat_status st, const char *why,
+                      aiplat_pipeline_phase phase, const char *msg, void *ud) {
+  poll_call *pc = ud;
+  pb_watch *w = pc->w;
+  pb_run_state out;
+  pthread_mutex_lock(&w->mu);
+  bool changed = apply(w, pc->i, pc->run_id, st, why, phase, msg, &out);
+  w->slots[pc->i].polling = false;
   pthread_mutex_unlock(&w->mu);
   if (changed) publish(w, &out);
+  free(pc);
+  /* the last touch of @w: pb_watch_stop() frees it once no poll is left */
+  pthread_mutex_lock(&w->mu);
+  w->polls--;
+  pthread_cond_broadcast(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+}
+
+/* Start the poll of slot @i (lock not held; the slot is marked polling). */
+static void start_poll(pb_watch *w, size_t i, const pb_run_state *snap) {
+  poll_call *pc = calloc(1, sizeof *pc);
+  aiplat_pipeline_options *o = NULL;
+  aiplat_status st = AIPLAT_ERR_NO_MEMORY;
+  char why[PB_MESSAGE_MAX] = "out of memory";
+  if (pc) {
+    pc->w = w;
+    pc->i = i;
+    snprintf(pc->run_id, sizeof pc->run_id, "%s", snap->run_id);
+  }
+  if (pc && aiplat_pipeline_options_create(&o) == AIPLAT_OK &&
+      aiplat_pipeline_options_set_namespace(o, snap->ns) == AIPLAT_OK) {
+    st = aiplat_pipeline_status_async(w->poller, snap->engine, snap->run_id, o,
+                                      NULL, on_polled, pc);
+    if (st != AIPLAT_OK) aiplat_error_last(why, sizeof why);
+  } else if (pc) {
+    aiplat_error_last(why, sizeof why);
+    st = AIPLAT_ERR_INVALID_ARGUMENT;
+  }
+  aiplat_pipeline_options_destroy(o);
+  if (st == AIPLAT_OK) return;
+  if (pc) {
+    on_polled(st, why, AIPLAT_PIPELINE_UNKNOWN, "", pc);
+    return;
+  }
+  pthread_mutex_lock(&w->mu);
+  w->slots[i].polling = false;
+  w->polls--;
+  pthread_cond_broadcast(&w->cv);
+  pthread_mutex_unlock(&w->mu);
 }
 
 static void *watch_main(void *arg) {
@@ -203,17 +243,19 @@ static void *watch_main(void *arg) {
     size_t due = SIZE_MAX;
     for (size_t i = 0; i < sizeof w->slots / sizeof w->slots[0]; i++) {
       slot *sl = &w->slots[i];
-      if (!sl->used || !sl->active) continue;
-      if (sl->next_poll <= now &&
-          (due == SIZE_MAX || sl->next_poll < w->slots[due].next_poll))
+      if (!sl->used || !sl->active || sl->polling) continue;
+      if (sl->next_poll <= now) {
         due = i;
+        break;
+      }
       if (sl->next_poll < next) next = sl->next_poll;
     }
     if (due != SIZE_MAX) {
       pb_run_state snap = w->slots[due].s;
-      w->slots[due].next_poll = now + w->interval_ms; /* not twice in a row */
+      w->slots[due].polling = true;
+      w->polls++;
       pthread_mutex_unlock(&w->mu);
-      poll_one(w, due, snap);
+      start_poll(w, due, &snap);
       pthread_mutex_lock(&w->mu);
       continue;
     }
@@ -316,8 +358,11 @@ void pb_watch_stop(pb_watch *w) {
   w->stop = true;
   pthread_cond_broadcast(&w->cv);
   pthread_mutex_unlock(&w->mu);
-  aiplat_pipeline_close(w->poller); /* a poll in progress returns now */
-  pthread_join(w->thread, NULL);
+  pthread_join(w->thread, NULL); /* no poll starts after this */
+  aiplat_pipeline_close(w->poller); /* the polls in flight end now */
+  pthread_mutex_lock(&w->mu);
+  while (w->polls > 0) pthread_cond_wait(&w->cv, &w->mu);
+  pthread_mutex_unlock(&w->mu);
   for (size_t i = 0; i < sizeof w->slots / sizeof w->slots[0]; i++) {
     slot *sl = &w->slots[i];
     if (!sl->used || !sl->active) continue;

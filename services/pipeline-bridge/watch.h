@@ -3,8 +3,10 @@
  *
  * The table holds the runs being watched (at most PB_MAX_WATCHED) and the
  * last PB_MAX_REMEMBERED finished ones, so that ai.pipeline.query answers
- * from memory for runs this bridge started. One thread polls every watched
- * run each interval; request handlers never block on a run. */
+ * from memory for runs this bridge started. One thread schedules a poll of
+ * every watched run each interval, through the asynchronous status call
+ * (the polls overlap; their completions run on the library's event loop
+ * thread); request handlers never block on a run. */
 #ifndef PB_WATCH_H
 #define PB_WATCH_H
 
@@ -36,8 +38,8 @@ typedef struct pb_run_state {
   bool terminal;
 } pb_run_state;
 
-/* @poller is the handle the thread polls with (owned by the caller, used
- * only by the thread); @bus publishes the events. */
+/* @poller is the handle the polls use (owned by the caller, used only by
+ * the watcher, closed by pb_watch_stop()); @bus publishes the events. */
 pb_watch *pb_watch_start(aiplat_pipeline *poller, aiplat_bus *bus,
                          int64_t interval_ms);
 
@@ -62,8 +64,6 @@ void pb_watch_stop(pb_watch *w);
 /* ---- shared with the service ------------------------------------------------
  */
 
-/* The phase as the engine spells it (Argo "Running", Kubeflow "RUNNING"). */
-const char *pb_phase_name(aiplat_pipeline_engine e, aiplat_pipeline_phase p);
 /* A PipelineStatus message of @s (new; aiplat_msg_destroy()). */
 aiplat_msg *pb_status_msg(const pb_run_state *s);
 int64_t pb_wall_ms(void);

@@ -2,7 +2,8 @@
  * nats-server, the Argo Workflows and Kubeflow Pipelines fakes
  * (tests/fakes) and the aiplat client: trigger, every phase event in order
  * to a terminal one, queries, missing pipelines, bad tokens, unknown
- * engines, lost runs, the watch limit, shutdown while watching. */
+ * engines, lost runs, the watch limit, shutdown while watching, a
+ * pipeline version, many triggers at once against a slow engine. */
 #include <aiplat/aiplat.h>
 #include <curl/curl.h>
 #include <jansson.h>
@@ -43,6 +44,12 @@ static void setup(void) {
                      "broken:FAILED",
                      "--pipeline",
                      "cached:SKIPPED",
+                     "--pipeline",
+                     "model",
+                     "--version",
+                     "model:v2:FAILED",
+                     "--version",
+                     "model:v3",
                      "--failed-message",
                      "task train failed",
                      NULL};
@@ -275,12 +282,19 @@ START_TEST(refusals) {
                  AIPLAT_ERR_INVALID_ARGUMENT, NULL);
   expect_refusal(bus, trigger_msg("kubeflow", "train?x=1"),
                  AIPLAT_ERR_INVALID_ARGUMENT, NULL);
-  aiplat_msg *m = trigger_msg("kubeflow", "train");
+  /* Argo templates have no versions: refused before anything is sent */
+  aiplat_msg *m = trigger_msg("argo", "train");
   aiplat_msg_set_string(m, "pipeline_version", "v7");
-  expect_refusal(bus, m, AIPLAT_ERR_NOT_SUPPORTED, "pipeline_version");
+  expect_refusal(bus, m, AIPLAT_ERR_INVALID_ARGUMENT, "not versioned");
+  m = trigger_msg("kubeflow", "model");
+  aiplat_msg_set_string(m, "pipeline_version", "v/7");
+  expect_refusal(bus, m, AIPLAT_ERR_INVALID_ARGUMENT, "version");
   m = trigger_msg("argo", "train");
   aiplat_msg_map_set(m, "parameters", "bad key!", "x");
   expect_refusal(bus, m, AIPLAT_ERR_INVALID_ARGUMENT, NULL);
+  m = trigger_msg("argo", "train");
+  aiplat_msg_set_string(m, "namespace", "Not_A_Label");
+  expect_refusal(bus, m, AIPLAT_ERR_INVALID_ARGUMENT, "namespace");
   /* nothing reached the engines for requests refused before the call */
   ck_assert_int_eq(th_fake_request_count(argo), before_a);
   ck_assert_int_eq(th_fake_request_count(kfp), before_k);
@@ -501,6 +515,138 @@ START_TEST(watch_limit_and_shutdown_while_watching) {
 }
 END_TEST
 
+START_TEST(kubeflow_pipeline_version) {
+  ck_assert(th_fake_reset(kfp));
+  aiplat_bus *bus = tb_bus(th_nats_url(server));
+  events e = {.n = 0};
+  pthread_mutex_init(&e.mu, NULL);
+  aiplat_bus_sub *sub = NULL;
+  ck_assert_int_eq(aiplat_bus_subscribe(bus, "ai.pipeline.status.*", NULL,
+                                        on_event, &e, &sub),
+                   AIPLAT_OK);
+  aiplat_bus_flush(bus, 2000);
+  aiplat_msg *m = trigger_msg("kubeflow", "model");
+  aiplat_msg_set_string(m, "pipeline_version", "v2");
+  aiplat_msg *r = trigger(bus, m);
+  const char *msg;
+  ck_assert_msg(tb_error(r, &msg) == 0, "trigger: %s", msg);
+  char run[300];
+  snprintf(run, sizeof run, "%s", str(r, "run_id"));
+  aiplat_msg_destroy(r);
+  /* the run names the version the fake knows by that name */
+  json_t *reqs = th_fake_requests(kfp);
+  const char *vid = NULL;
+  size_t i;
+  json_t *q;
+  json_array_foreach(reqs, i, q) {
+    if (strcmp(json_string_value(json_object_get(q, "method")), "POST"))
+      continue;
+    json_t *body = json_loads(
+        json_string_value(json_object_get(q, "body")), 0, NULL);
+    json_t *ref = json_object_get(body, "pipeline_version_reference");
+    vid = json_string_value(json_object_get(ref, "pipeline_version_id"));
+    ck_assert_ptr_nonnull(vid);
+    ck_assert_ptr_nonnull(json_object_get(ref, "pipeline_id"));
+    json_decref(body);
+  }
+  json_decref(reqs);
+  ck_assert_ptr_nonnull(vid);
+  /* v2 is the failing version; the latest would succeed */
+  char phases[256];
+  phases_of(&e, run, phases, sizeof phases, 15000);
+  ck_assert_msg(strcmp(phases, "PENDING,RUNNING,FAILED") == 0, "events %s",
+                phases);
+  /* a version the pipeline does not have */
+  m = trigger_msg("kubeflow", "model");
+  aiplat_msg_set_string(m, "pipeline_version", "v7");
+  expect_refusal(bus, m, AIPLAT_ERR_NOT_FOUND, "\"v7\"");
+  aiplat_bus_sub_destroy(sub);
+  events_free(&e);
+  aiplat_bus_destroy(bus);
+}
+END_TEST
+
+/* Threads of a process, from /proc. */
+static int threads_of(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  int n = -1;
+  if (!f) return -1;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "Threads: %d", &n) == 1) break;
+  fclose(f);
+  return n;
+}
+
+#define CONCURRENT 32
+#define SLOW_MS 1000
+
+typedef struct {
+  aiplat_bus *bus;
+  int64_t code;
+  char run[300];
+} concurrent_arg;
+
+static void *trigger_one(void *ud) {
+  concurrent_arg *a = ud;
+  aiplat_msg *r = trigger(a->bus, trigger_msg("kubeflow", "train"));
+  const char *msg;
+  a->code = tb_error(r, &msg);
+  snprintf(a->run, sizeof a->run, "%s", str(r, "run_id"));
+  aiplat_msg_destroy(r);
+  return NULL;
+}
+
+START_TEST(many_triggers_against_a_slow_engine) {
+  aiplat_bus *bus = tb_bus(th_nats_url(server));
+  /* warm: every thread the bridge starts lazily is there */
+  aiplat_msg *r = trigger(bus, trigger_msg("kubeflow", "train"));
+  ck_assert_int_eq(tb_error(r, NULL), 0);
+  aiplat_msg_destroy(r);
+  int before = threads_of(BRIDGE.pid);
+  ck_assert_int_gt(before, 0);
+  ck_assert(th_fake_reset(kfp));
+  char fault[128];
+  snprintf(fault, sizeof fault,
+           "{\"kind\":\"slow\",\"delay_ms\":%d,\"count\":-1,"
+           "\"method\":\"POST\"}",
+           SLOW_MS);
+  ck_assert(th_fake_fault(kfp, fault));
+  concurrent_arg args[CONCURRENT];
+  pthread_t t[CONCURRENT];
+  int64_t t0 = tb_now_ms();
+  for (int i = 0; i < CONCURRENT; i++) {
+    args[i] = (concurrent_arg){.bus = bus, .code = -1};
+    ck_assert_int_eq(pthread_create(&t[i], NULL, trigger_one, &args[i]), 0);
+  }
+  /* while the submits wait on the engine: no thread more */
+  int most = before;
+  for (int i = 0; i < 10; i++) {
+    tb_sleep_ms(SLOW_MS / 20);
+    int n = threads_of(BRIDGE.pid);
+    if (n > most) most = n;
+  }
+  for (int i = 0; i < CONCURRENT; i++) pthread_join(t[i], NULL);
+  int64_t took = tb_now_ms() - t0;
+  ck_assert(th_fake_reset(kfp));
+  for (int i = 0; i < CONCURRENT; i++) {
+    ck_assert_int_eq(args[i].code, 0);
+    ck_assert_str_ne(args[i].run, "");
+  }
+  fprintf(stderr, "%d triggers against a %d ms engine: %lld ms, threads %d "
+          "before, at most %d while waiting\n",
+          CONCURRENT, SLOW_MS, (long long)took, before, most);
+  ck_assert_msg(most <= before, "threads: %d before, %d while waiting", before,
+                most);
+  /* one latency, not CONCURRENT / WORKERS of them (8 at WORKERS=4) */
+  if (!tb_under_valgrind())
+    ck_assert_msg(took < 2 * SLOW_MS, "%d triggers took %lld ms", CONCURRENT,
+                (long long)took);
+  aiplat_bus_destroy(bus);
+}
+END_TEST
+
 static void expect_config_line(const char *const *env, const char *var) {
   tb_proc p;
   ck_assert(
@@ -540,6 +686,8 @@ Suite *make_suite(void) {
   tcase_add_test(tc, argo_trigger_then_every_phase_in_order);
   tcase_add_test(tc, kubeflow_trigger_then_every_phase_in_order);
   tcase_add_test(tc, refusals);
+  tcase_add_test(tc, kubeflow_pipeline_version);
+  tcase_add_test(tc, many_triggers_against_a_slow_engine);
   tcase_add_test(tc, queries_and_lost_runs);
   tcase_add_test(tc, cli_trigger_and_watch);
   tcase_add_test(tc, bad_token_is_refused_and_not_ready);

@@ -10,6 +10,10 @@ grpc-gateway with protojson (proto field names, unset fields omitted):
   GET  /apis/v2beta1/pipelines[?filter=&page_size=]  -> ListPipelinesResponse
   GET  /apis/v2beta1/pipelines/names/{name}          -> Pipeline
   GET  /apis/v2beta1/pipelines/{pipeline_id}          -> Pipeline
+  GET  /apis/v2beta1/pipelines/{pipeline_id}/versions[?filter=]
+                                                      -> ListPipelineVersionsResponse
+  GET  /apis/v2beta1/pipelines/{pipeline_id}/versions/{version_id}
+                                                      -> PipelineVersion
   POST /apis/v2beta1/runs                             -> Run
   GET  /apis/v2beta1/runs/{run_id}                    -> Run
 
@@ -21,7 +25,10 @@ message. Unknown routes: v2 404 {"code":5,"message":"Not Found"}; v1 404
 text/plain "Not Found".
 
 Pipelines: --pipeline NAME[:OUTCOME], OUTCOME one of SUCCEEDED (default),
-FAILED, CANCELED, SKIPPED; each has one version. A run parameter named
+FAILED, CANCELED, SKIPPED; each has one version named after it (as an
+upload makes it). --version PIPELINE:VERSION[:OUTCOME] adds a version,
+newer than the ones before (the latest is what a run without a version
+id gets); its outcome, when given, is the one of its runs. A run parameter named
 "outcome" (--outcome-param) with one of those values overrides it. A new run
 is PENDING; each GET (or each --step-ms) moves it on: PENDING, RUNNING
 (--running-steps times), then its outcome (CANCELED after CANCELING,
@@ -36,6 +43,7 @@ single-user mode.
 import json
 import sys
 import time
+import urllib.parse
 import uuid
 
 import pipeline_fake_base as base
@@ -94,6 +102,8 @@ class Kfp:
         self.experiment = fake_id("experiment", "Default")
         for spec in args.pipeline or []:
             self.add_pipeline(spec)
+        for spec in args.version or []:
+            self.add_version(spec)
 
     def add_pipeline(self, spec):
         name, _, outcome = spec.partition(":")
@@ -104,7 +114,7 @@ class Kfp:
         pid = fake_id("pipeline", name)
         self.pipelines[pid] = {
             "outcome": outcome,
-            "version": fake_id("version", name),
+            "versions": [],
             "obj": {
                 "pipeline_id": pid,
                 "display_name": name,
@@ -112,6 +122,35 @@ class Kfp:
                 "created_at": base.rfc3339(time.time()),
             },
         }
+
+        self.add_version("%s:%s" % (name, name))
+
+    def add_version(self, spec):
+        pname, _, rest = spec.partition(":")
+        vname, _, outcome = rest.partition(":")
+        p = next((p for p in self.pipelines.values()
+                  if p["obj"]["name"] == pname), None)
+        if p is None or not vname or (outcome and outcome not in OUTCOMES):
+            raise SystemExit("kfp_fake: bad --version %r" % spec)
+        pid = p["obj"]["pipeline_id"]
+        p["versions"].append({
+            "outcome": outcome or None,
+            "obj": {
+                "pipeline_id": pid,
+                "pipeline_version_id": fake_id("version", pname + "/" + vname),
+                "display_name": vname,
+                "name": vname,
+                "created_at": base.rfc3339(time.time()),
+                "package_url": {"pipeline_url": ""},
+                "pipeline_spec": {"pipelineInfo": {"name": pname}},
+            }})
+
+    def version_by_id(self, vid):
+        for p in self.pipelines.values():
+            for v in p["versions"]:
+                if v["obj"]["pipeline_version_id"] == vid:
+                    return p, v
+        return None, None
 
     # ---- wire format -----------------------------------------------------
 
@@ -171,6 +210,12 @@ class Kfp:
                 route = self.pipeline_by_name
             elif method == "GET" and len(rest) == 2 and rest[0] == "pipelines":
                 route = self.get_pipeline
+            elif method == "GET" and len(rest) == 3 and \
+                    rest[0] == "pipelines" and rest[2] == "versions":
+                route = self.list_versions
+            elif method == "GET" and len(rest) == 4 and \
+                    rest[0] == "pipelines" and rest[2] == "versions":
+                route = self.get_version
             elif method == "POST" and rest == ["runs"]:
                 route = self.create_run
             elif method == "GET" and len(rest) == 2 and rest[0] == "runs":
@@ -261,6 +306,58 @@ class Kfp:
             return
         h.reply_json(200, p["obj"])
 
+    def list_versions(self, h, rest, query, req):
+        """ListPipelineVersions (pipeline_server.go): the filter is
+        url-decoded once more and read with jsonpb, so both proto and JSON
+        names work; "name" is the v1beta1 key of the Name column,
+        "display_name" the v2beta1 key of DisplayName (model/
+        pipeline_version.go APIToModelFieldMap). Newest last, as the
+        default sort by created_at gives them."""
+        pid = rest[1]
+        p = self.pipelines.get(pid)
+        if p is None:
+            ext = "Pipeline %s not found" % pid
+            self.user_error(
+                h, 5, "Failed to list pipeline versions: Failed to get "
+                "pipeline %s: ResourceNotFoundError: %s" % (pid, ext), ext)
+            return
+        items = [v["obj"] for v in p["versions"]]
+        flt = query.get("filter", [""])[0]
+        if flt:
+            try:
+                preds = json.loads(urllib.parse.unquote_plus(flt)).get(
+                    "predicates", [])
+                for pr in preds:
+                    key = pr.get("key")
+                    op = pr.get("operation", pr.get("op"))
+                    val = pr.get("string_value", pr.get("stringValue"))
+                    if key not in ("name", "display_name") or op != "EQUALS":
+                        raise ValueError("fake supports EQUALS on name only")
+                    items = [o for o in items if o.get(key) == val]
+            except (ValueError, AttributeError) as e:
+                self.user_error(h, 3, "Failed to list pipeline versions: "
+                                "Invalid input error: failed to parse valid "
+                                "filter from %r: %s" % (flt, e), str(e))
+                return
+        out = {}
+        if items:
+            out = {"pipeline_versions": items, "total_size": len(items)}
+        h.reply_json(200, out)
+
+    def get_version(self, h, rest, query, req):
+        """GetPipelineVersion: looked up by the version id alone (the
+        pipeline id of the path is not compared)."""
+        vid = rest[3]
+        _, v = self.version_by_id(vid)
+        if v is None:
+            ext = "PipelineVersion %s not found" % vid
+            self.user_error(
+                h, 5, "Failed to get a pipeline version: Failed to get a "
+                "pipeline version with id %s: ResourceNotFoundError: %s"
+                % (vid, ext), ext)
+            return
+        h.reply_json(200, v["obj"])
+
     def create_run(self, h, rest, query, reqraw):
         obj, raw = reqraw
         run, err = canon(obj, RUN_FIELDS, raw)
@@ -304,9 +401,9 @@ class Kfp:
         vid = ref.get("pipeline_version_id", "") or \
             run.get("pipeline_version_id", "")
         pipeline = self.pipelines.get(pid) if pid else None
+        version = pipeline["versions"][-1] if pipeline else None
         if vid:
-            pipeline = next((p for p in self.pipelines.values()
-                             if p["version"] == vid), None)
+            pipeline, version = self.version_by_id(vid)
         chain = None
         if run.get("pipeline_spec"):
             pipeline = None
@@ -345,7 +442,8 @@ class Kfp:
         if pipeline is not None:
             out["pipeline_version_reference"] = {
                 "pipeline_id": pipeline["obj"]["pipeline_id"],
-                "pipeline_version_id": pipeline["version"]}
+                "pipeline_version_id":
+                    version["obj"]["pipeline_version_id"]}
         else:
             out["pipeline_spec"] = run["pipeline_spec"]
         rc = {}
@@ -364,6 +462,8 @@ class Kfp:
         out["state_history"] = [{"update_time": base.rfc3339(now),
                                  "state": "PENDING"}]
         outcome = pipeline["outcome"] if pipeline else "SUCCEEDED"
+        if version and version["outcome"]:
+            outcome = version["outcome"]
         params = cfg.get("parameters") or {}
         if params.get(self.args.outcome_param) in OUTCOMES:
             outcome = params[self.args.outcome_param]
@@ -406,6 +506,8 @@ def main(argv):
     p = base.common_args("fake Kubeflow Pipelines API server for tests")
     p.add_argument("--pipeline", action="append",
                    help="NAME[:SUCCEEDED|FAILED|CANCELED|SKIPPED]")
+    p.add_argument("--version", action="append",
+                   help="PIPELINE:VERSION[:OUTCOME], a newer version")
     p.add_argument("--outcome-param", default="outcome",
                    help="run parameter that selects a run's final state")
     p.add_argument("--gateway", choices=("v1", "v2"), default="v2",

@@ -93,6 +93,10 @@ def parse_fault_arg(text):
 class FakeServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops the connections of a burst
+    # (the client then retries its SYN after a second); Go servers listen
+    # with the system's somaxconn.
+    request_queue_size = 1024
 
     def __init__(self, handler, engine, args):
         super().__init__(("127.0.0.1", args.port), handler)

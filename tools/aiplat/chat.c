@@ -1,102 +1,15 @@
 /* aiplat chat and aiplat voice. */
-#include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 
 #define DEFAULT_TIMEOUT_MS 60000
-/* After the last chunk, how long the final reply may take to arrive. */
-#define FINAL_GRACE_MS 1000
 
 /* ---- chat: a streamed answer ---------------------------------------------
- * The request goes out with a reply inbox. Chunks (ChatChunk) arrive on
- * ai.chat.response.{id}, the final ChatResponse on the inbox (and possibly
- * on the response subject too). Both subscriptions feed one queue that the
- * main thread reads in arrival order. */
-
-typedef struct event {
-  struct event *next;
-  bool final; /* from the inbox */
-  bool no_responders;
-  uint8_t *data;
-  size_t len;
-} event;
-
-typedef struct stream {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  event *head, *tail;
-} stream;
-
-static void push(stream *s, aiplat_bus_msg *msg, bool final) {
-  event *e = calloc(1, sizeof *e);
-  if (!e) return;
-  e->final = final;
-  e->len = aiplat_bus_msg_len(msg);
-  const char *status = NULL;
-  if (final && e->len == 0 &&
-      aiplat_bus_msg_header(msg, "Status", &status) == AIPLAT_OK && status &&
-      strncmp(status, "503", 3) == 0)
-    e->no_responders = true;
-  aiplat_error_clear();
-  if (e->len && !(e->data = malloc(e->len))) {
-    free(e);
-    return;
-  }
-  if (e->len) memcpy(e->data, aiplat_bus_msg_data(msg), e->len);
-  pthread_mutex_lock(&s->mu);
-  if (s->tail)
-    s->tail->next = e;
-  else
-    s->head = e;
-  s->tail = e;
-  pthread_cond_signal(&s->cv);
-  pthread_mutex_unlock(&s->mu);
-}
-
-static void on_chunk(aiplat_bus_msg *msg, void *ud) {
-  push(ud, msg, false);
-}
-static void on_final(aiplat_bus_msg *msg, void *ud) {
-  push(ud, msg, true);
-}
-
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* The next event, or NULL when @deadline (monotonic ms) passes. */
-static event *next_event(stream *s, int64_t deadline) {
-  pthread_mutex_lock(&s->mu);
-  while (!s->head) {
-    int64_t left = deadline - now_ms();
-    if (left <= 0) break;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += left / 1000;
-    ts.tv_nsec += (left % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-    pthread_cond_timedwait(&s->cv, &s->mu, &ts);
-  }
-  event *e = s->head;
-  if (e) {
-    s->head = e->next;
-    if (!s->head) s->tail = NULL;
-  }
-  pthread_mutex_unlock(&s->mu);
-  return e;
-}
-
-static void free_event(event *e) {
-  if (!e) return;
-  free(e->data);
-  free(e);
-}
+ * The request goes out through the client (aiplat/client.h) with a stream:
+ * ChatChunk messages on ai.chat.response.{id} are printed as they come, in
+ * order, then the final ChatResponse ends the call. */
 
 typedef struct answer {
   char *printed; /* the deltas printed so far */
@@ -154,143 +67,91 @@ static aiplat_msg *chat_request(cli *c, const char *id) {
   return m;
 }
 
-/* Read the events until the answer is complete. */
-static int follow(cli *c, stream *s, const char *subject, int64_t timeout_ms) {
-  answer a = {0};
-  int64_t deadline = now_ms() + timeout_ms;
-  aiplat_msg *done_chunk = NULL;
-  int rc = -1;
-  while (rc < 0) {
-    event *e = next_event(s, deadline);
-    if (!e) {
-      if (done_chunk) { /* the chunks are complete; no final reply came */
-        if (c->json) {
-          cli_print_json(done_chunk, NULL);
-        } else {
-          fputs("\n", stdout);
-          cli_print_sources(done_chunk);
-        }
-        rc = CLI_OK;
-      } else {
-        if (a.any_delta && !c->json) fputs("\n", stdout);
-        rc = cli_fail(CLI_ENOREPLY, "no complete answer on %s within %lld ms",
-                      subject, (long long)timeout_ms);
-      }
-      break;
-    }
-    aiplat_msg *m = NULL;
-    if (e->no_responders) {
-      rc = cli_fail(CLI_ENOREPLY, "no service is listening on %s", subject);
-    } else if (!e->final && aiplat_msg_decode(&m, AIPLAT_MSG_CHAT_CHUNK,
-                                              e->data, e->len) == AIPLAT_OK) {
-      if (aiplat_msg_has(m, "error")) {
-        if (a.any_delta && !c->json) fputs("\n", stdout);
-        rc = cli_check_error(m, "chat");
-      } else {
-        const char *d = "";
-        aiplat_msg_get_string(m, "delta", &d);
-        print_delta(&a, d, c->json);
-        bool done = false;
-        aiplat_msg_get_bool(m, "done", &done);
-        if (done) {
-          aiplat_msg_destroy(done_chunk);
-          done_chunk = m;
-          m = NULL;
-          int64_t grace = now_ms() + FINAL_GRACE_MS;
-          if (grace < deadline) deadline = grace;
-        }
-      }
-    } else {
-      /* The final ChatResponse (on the inbox, or on the response subject). */
-      aiplat_error_clear();
-      if (aiplat_msg_decode(&m, AIPLAT_MSG_CHAT_RESPONSE, e->data, e->len) !=
-          AIPLAT_OK) {
-        char why[256];
-        aiplat_error_last(why, sizeof why);
-        if (e->final)
-          rc = cli_fail(CLI_ESERVICE, "the answer is not a ChatResponse: %s",
-                        why);
-        /* else: not ours to understand; ignore it */
-      } else if (aiplat_msg_has(m, "error")) {
-        if (a.any_delta && !c->json) fputs("\n", stdout);
-        rc = cli_check_error(m, "chat");
-      } else {
-        finish_text(&a, m, c->json);
-        if (c->json)
-          cli_print_json(m, NULL);
-        else
-          cli_print_sources(m);
-        rc = CLI_OK;
-      }
-    }
-    aiplat_msg_destroy(m);
-    free_event(e);
-  }
-  aiplat_msg_destroy(done_chunk);
-  free(a.printed);
-  return rc;
+typedef struct chat_state {
+  cli *c;
+  answer a;
+  aiplat_msg *done_chunk; /* the last chunk, once it came */
+} chat_state;
+
+/* On a thread of the bus, in order, while the main thread waits. */
+static bool on_chunk(aiplat_msg *chunk, void *ud) {
+  chat_state *cs = ud;
+  const char *d = "";
+  aiplat_msg_get_string(chunk, "delta", &d);
+  print_delta(&cs->a, d, cs->c->json);
+  bool done = false;
+  aiplat_msg_get_bool(chunk, "done", &done);
+  if (done && !cs->done_chunk) aiplat_msg_copy(&cs->done_chunk, chunk);
+  return true;
 }
 
 int cmd_chat(cli *c) {
   if (!*c->args[0]) return cli_usage("the question is empty");
-  char id[17], inbox[32];
+  char id[17];
   cli_new_id(id);
-  cli_new_inbox(inbox);
-  char *subject = NULL, *resp_subject = NULL;
+  char *subject = NULL;
   if (aiplat_subject_chat_user_message(&subject, c->user) != AIPLAT_OK)
     return cli_fail_last(AIPLAT_ERR_INVALID_ARGUMENT, "--user");
-  aiplat_subject_chat_response(&resp_subject, id);
+  int64_t timeout_ms = cli_timeout(c, DEFAULT_TIMEOUT_MS);
+  chat_state cs = {.c = c};
+  aiplat_msg *req = NULL, *resp = NULL;
+  aiplat_client_options *o = NULL;
   int rc = cli_connect(c);
-  stream s = {.head = NULL};
-  pthread_mutex_init(&s.mu, NULL);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&s.cv, &ca);
-  pthread_condattr_destroy(&ca);
-  aiplat_bus_sub *chunks = NULL, *final = NULL;
-  aiplat_msg *req = NULL;
-  uint8_t *body = NULL;
-  size_t len = 0;
-  if (rc == CLI_OK) {
-    aiplat_status st =
-        aiplat_bus_subscribe(c->bus, resp_subject, NULL, on_chunk, &s, &chunks);
-    if (st == AIPLAT_OK)
-      st = aiplat_bus_subscribe(c->bus, inbox, NULL, on_final, &s, &final);
-    /* Subscribed on the server before the request goes out. */
-    if (st == AIPLAT_OK) st = aiplat_bus_flush(c->bus, 5000);
-    if (st != AIPLAT_OK) rc = cli_fail_last(st, "cannot subscribe");
-  }
-  if (rc == CLI_OK && (!(req = chat_request(c, id)) ||
-                       aiplat_msg_encode(req, &body, &len) != AIPLAT_OK))
-    rc = cli_fail_last(AIPLAT_ERR_INVALID_ARGUMENT,
-                       "cannot build the ChatRequest");
+  if (rc == CLI_OK && !(req = chat_request(c, id)))
+    rc = cli_fail_last(AIPLAT_ERR_INVALID_ARGUMENT, "cannot build the ChatRequest");
   if (rc == CLI_OK) {
     /* When a stream captures the subject (a service in durable mode), the
-     * request id lets JetStream drop a second copy of the request. */
-    aiplat_headers *h = NULL;
-    aiplat_status st = aiplat_headers_create(&h);
-    if (st == AIPLAT_OK) st = aiplat_headers_set(h, "Nats-Msg-Id", id);
+     * request id (Nats-Msg-Id) lets JetStream drop a second copy. */
+    aiplat_status st = aiplat_client_options_create(&o);
+    if (st == AIPLAT_OK) st = aiplat_client_options_set_timeout_ms(o, timeout_ms);
+    if (st == AIPLAT_OK) st = aiplat_client_options_set_dedup(o, true);
     if (st == AIPLAT_OK)
-      st = aiplat_bus_publish_request(c->bus, subject, inbox, body, len, h);
-    aiplat_headers_destroy(h);
-    if (st != AIPLAT_OK) rc = cli_fail_last(st, "cannot send the request");
+      st = aiplat_client_options_set_stream(o, NULL, AIPLAT_MSG_CHAT_CHUNK, on_chunk, &cs);
+    if (st != AIPLAT_OK) rc = cli_fail_last(st, "bad request options");
   }
-  if (rc == CLI_OK)
-    rc = follow(c, &s, subject, cli_timeout(c, DEFAULT_TIMEOUT_MS));
-  aiplat_bus_sub_destroy(chunks);
-  aiplat_bus_sub_destroy(final);
-  for (event *e = s.head; e;) {
-    event *n = e->next;
-    free_event(e);
-    e = n;
+  if (rc == CLI_OK) {
+    aiplat_status st =
+        aiplat_client_request(c->client, subject, req, AIPLAT_MSG_CHAT_RESPONSE, o, &resp);
+    if (resp && st != AIPLAT_OK) { /* an error reply */
+      if (cs.a.any_delta && !c->json) fputs("\n", stdout);
+      rc = cli_check_error(resp, "chat");
+    } else if (st == AIPLAT_OK) {
+      finish_text(&cs.a, resp, c->json);
+      if (c->json)
+        cli_print_json(resp, NULL);
+      else
+        cli_print_sources(resp);
+    } else if (st == AIPLAT_ERR_TIMEOUT && cs.done_chunk) {
+      /* the chunks are complete; no final reply came */
+      if (c->json) {
+        cli_print_json(cs.done_chunk, NULL);
+      } else {
+        fputs("\n", stdout);
+        cli_print_sources(cs.done_chunk);
+      }
+    } else {
+      if (cs.a.any_delta && !c->json) fputs("\n", stdout);
+      char why[512];
+      aiplat_error_last(why, sizeof why);
+      if (st == AIPLAT_ERR_UNAVAILABLE)
+        rc = cli_fail(CLI_ENOREPLY, "no service is listening on %s", subject);
+      else if (st == AIPLAT_ERR_TIMEOUT)
+        rc = cli_fail(CLI_ENOREPLY, "no complete answer on %s within %lld ms", subject,
+                      (long long)timeout_ms);
+      else if (st == AIPLAT_ERR_DECODE)
+        rc = cli_fail(CLI_ESERVICE, "%s", why);
+      else if (st == AIPLAT_ERR_TOO_LARGE)
+        rc = cli_fail(CLI_EUSAGE, "the request cannot be sent: %s: send less", why);
+      else
+        rc = cli_fail(cli_code_for(st), "cannot send the request: %s", why);
+    }
   }
-  pthread_cond_destroy(&s.cv);
-  pthread_mutex_destroy(&s.mu);
-  aiplat_free(body);
+  aiplat_msg_destroy(cs.done_chunk);
+  free(cs.a.printed);
+  aiplat_client_options_destroy(o);
   aiplat_msg_destroy(req);
+  aiplat_msg_destroy(resp);
   aiplat_free(subject);
-  aiplat_free(resp_subject);
   return rc;
 }
 

@@ -66,6 +66,7 @@ typedef struct cli {
   /* the connection, made by cli_connect() */
   aiplat_config *cfg;
   aiplat_bus *bus;
+  aiplat_client *client; /* typed requests on bus */
 } cli;
 
 /* Print "aiplat: ..." on stderr (one line) and return @code. */
@@ -101,9 +102,6 @@ int cli_request(cli *c, const char *subject, aiplat_msg *m,
 /* When @reply carries an error, print it ("aiplat: <what>: CODE: message")
  * and return CLI_ESERVICE; else CLI_OK. */
 int cli_check_error(aiplat_msg *reply, const char *what);
-
-/* The name of an ErrorCode number ("INVALID_ARGUMENT"), static. */
-const char *cli_code_name(int64_t code);
 
 /* Print @m as one line of JSON on stdout (bytes fields cleared first when
  * @drop_bytes names one, NULL for none). */

@@ -82,10 +82,14 @@ int cli_connect(cli *c) {
   }
   st = aiplat_bus_connect(c->bus);
   if (st != AIPLAT_OK) return cli_fail_last(st, "cannot connect to NATS");
+  st = aiplat_client_create(&c->client, c->bus);
+  if (st != AIPLAT_OK) return cli_fail_last(st, "cannot make a client");
   return CLI_OK;
 }
 
 void cli_disconnect(cli *c) {
+  aiplat_client_destroy(c->client);
+  c->client = NULL;
   aiplat_bus_destroy(c->bus);
   aiplat_config_destroy(c->cfg);
   c->bus = NULL;
@@ -134,54 +138,29 @@ int cli_request(cli *c, const char *subject, aiplat_msg *m,
                 aiplat_msg_type reply_type, int64_t timeout_ms,
                 aiplat_msg **out) {
   *out = NULL;
-  uint8_t *body = NULL;
-  size_t len = 0;
-  aiplat_status st = aiplat_msg_encode(m, &body, &len);
-  if (st != AIPLAT_OK) return cli_fail_last(st, "cannot encode the request");
-  int64_t max = aiplat_bus_max_payload(c->bus);
-  if (max > 0 && (int64_t)len > max) {
-    aiplat_free(body);
-    return cli_fail(
-        CLI_EUSAGE,
-        "the request is %zu bytes, over the NATS server's max_payload of %lld "
-        "bytes: send less",
-        len, (long long)max);
+  aiplat_client_options *o = NULL;
+  aiplat_status st = aiplat_client_options_create(&o);
+  if (st == AIPLAT_OK) st = aiplat_client_options_set_timeout_ms(o, timeout_ms);
+  if (st != AIPLAT_OK) {
+    aiplat_client_options_destroy(o);
+    return cli_fail_last(st, "bad request options");
   }
-  aiplat_bus_msg *reply = NULL;
-  st = aiplat_bus_request(c->bus, subject, body, len, NULL, timeout_ms, &reply);
-  aiplat_free(body);
+  st = aiplat_client_request(c->client, subject, m, reply_type, o, out);
+  aiplat_client_options_destroy(o);
+  if (*out) return CLI_OK; /* answered: an error in it is cli_check_error()'s */
+  char why[512];
+  aiplat_error_last(why, sizeof why);
   if (st == AIPLAT_ERR_UNAVAILABLE)
     return cli_fail(CLI_ENOREPLY, "no service is listening on %s", subject);
   if (st == AIPLAT_ERR_TIMEOUT)
     return cli_fail(CLI_ENOREPLY, "no answer on %s within %lld ms", subject,
                     (long long)timeout_ms);
-  if (st != AIPLAT_OK) return cli_fail_last(st, "request failed");
-  st = aiplat_msg_decode(out, reply_type, aiplat_bus_msg_data(reply),
-                         aiplat_bus_msg_len(reply));
-  aiplat_bus_msg_destroy(reply);
-  if (st != AIPLAT_OK) {
-    char why[512];
-    aiplat_error_last(why, sizeof why);
+  if (st == AIPLAT_ERR_TOO_LARGE)
+    return cli_fail(CLI_EUSAGE, "the request cannot be sent: %s: send less", why);
+  if (st == AIPLAT_ERR_DECODE)
     return cli_fail(CLI_ESERVICE, "the answer on %s is not a %s: %s", subject,
                     aiplat_msg_type_name(reply_type), why);
-  }
-  return CLI_OK;
-}
-
-static const char *const CODE_NAMES[] = {
-    "UNSPECIFIED", "INVALID_ARGUMENT", "NO_MEMORY",
-    "CONFIG",      "NOT_FOUND",        "IO",
-    "TIMEOUT",     "CONNECTION",       "PROTOCOL",
-    "DECODE",      "TOO_LARGE",        "BAD_REQUEST",
-    "AUTH",        "RATE_LIMITED",     "SERVER",
-    "UNAVAILABLE", "CANCELLED",        "CLOSED",
-    "STATE",       "BUFFER_TOO_SMALL", "NOT_SUPPORTED",
-    "CORRUPT",     "EXISTS",           "INTERNAL"};
-
-const char *cli_code_name(int64_t code) {
-  if (code >= 0 && (size_t)code < sizeof CODE_NAMES / sizeof CODE_NAMES[0])
-    return CODE_NAMES[code];
-  return "INTERNAL";
+  return cli_fail(cli_code_for(st), "request failed: %s", why);
 }
 
 int cli_check_error(aiplat_msg *reply, const char *what) {
@@ -192,7 +171,8 @@ int cli_check_error(aiplat_msg *reply, const char *what) {
   const char *text = "";
   aiplat_msg_get_int64(err, "code", &code);
   aiplat_msg_get_string(err, "message", &text);
-  return cli_fail(CLI_ESERVICE, "%s: %s: %s", what, cli_code_name(code),
+  return cli_fail(CLI_ESERVICE, "%s: %s: %s", what,
+                  aiplat_status_name((aiplat_status)code),
                   *text ? text : "(no message)");
 }
 
