@@ -846,3 +846,98 @@ bool aip_otel_render_metrics(aip_buf *b) {
       (unsigned long long)s.dropped_export,
       (unsigned long long)s.export_retries, s.queued);
 }
+
+/* ---- spans of the library's own steps ------------------------------------ */
+
+aip_span *aip_otel_server_span(const aip_trace *t, const char *pattern,
+                               const char *subject) {
+  if (!t || !(t->flags & 1) || !aip_otel_enabled()) return NULL;
+  char name[256];
+  snprintf(name, sizeof name, "process %s", pattern ? pattern : "");
+  aip_span *s = aip_span_begin_trace(t, name, AIP_SPAN_SERVER);
+  aip_span_set_str(s, "messaging.system", "nats");
+  aip_span_set_str(s, "messaging.operation.name", "process");
+  aip_span_set_str(s, "messaging.operation.type", "process");
+  aip_span_set_str(s, "messaging.destination.name", subject);
+  aip_span_set_str(s, "messaging.destination.template", pattern);
+  return s;
+}
+
+void aip_otel_server_end(aip_span *s, aiplat_status st, const char *request_id) {
+  if (!s) return;
+  aip_span_set_str(s, "aiplat.request_id", request_id);
+  aip_span_set_status(s, st);
+  aip_span_end(s);
+}
+
+aip_span *aip_otel_http_begin(const char *method, const char *url) {
+  aip_span *s = aip_span_begin(method, AIP_SPAN_CLIENT);
+  aip_span_set_str(s, "http.request.method", method);
+  aip_span_set_url(s, url);
+  return s;
+}
+
+void aip_otel_http_end(aip_span *s, aiplat_status st, long http_status,
+                       int attempts) {
+  if (!s) return;
+  if (http_status > 0) aip_span_set_int(s, "http.response.status_code", http_status);
+  if (attempts > 1) aip_span_set_int(s, "http.request.resend_count", attempts - 1);
+  aip_span_set_status(s, st);
+  aip_span_end(s);
+}
+
+aip_span *aip_otel_nats_begin(const char *operation, const char *subject) {
+  if (!current.set) return NULL;
+  char name[256];
+  snprintf(name, sizeof name, "%s %s", operation, subject ? subject : "");
+  aip_span *s = aip_span_begin(name, AIP_SPAN_CLIENT);
+  aip_span_set_str(s, "messaging.system", "nats");
+  aip_span_set_str(s, "messaging.operation.name", operation);
+  aip_span_set_str(s, "messaging.operation.type", "send");
+  aip_span_set_str(s, "messaging.destination.name", subject);
+  return s;
+}
+
+void aip_otel_end(aip_span *s, aiplat_status st) {
+  if (!s) return;
+  aip_span_set_status(s, st);
+  aip_span_end(s);
+}
+
+aip_span *aip_otel_genai_begin(const char *operation, const char *model,
+                               const char *url) {
+  if (!current.set) return NULL;
+  char name[256];
+  snprintf(name, sizeof name, "%s %s", operation, model ? model : "");
+  aip_span *s = aip_span_begin(name, AIP_SPAN_CLIENT);
+  aip_span_set_str(s, "gen_ai.operation.name", operation);
+  aip_span_set_str(s, "gen_ai.provider.name", "openai");
+  aip_span_set_str(s, "gen_ai.request.model", model);
+  aip_span_set_url(s, url);
+  return s;
+}
+
+void aip_otel_genai_end(aip_span *s, aiplat_status st, const char *response_model,
+                        int64_t input_tokens, int64_t output_tokens,
+                        const char *finish_reason, int64_t first_token_ns) {
+  if (!s) return;
+  aip_span_set_str(s, "gen_ai.response.model", response_model);
+  if (input_tokens >= 0) aip_span_set_int(s, "gen_ai.usage.input_tokens", input_tokens);
+  if (output_tokens >= 0) aip_span_set_int(s, "gen_ai.usage.output_tokens", output_tokens);
+  if (finish_reason) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", finish_reason);
+    /* a string array in the conventions; one value here */
+    aip_span_set_str(s, "gen_ai.response.finish_reasons", buf);
+  }
+  if (first_token_ns > 0)
+    aip_span_set_double(s, "gen_ai.response.time_to_first_chunk",
+                        (double)first_token_ns / 1e9);
+  aip_span_set_status(s, st);
+  aip_span_end(s);
+}
+
+aip_span *aip_otel_step_begin(const char *name) {
+  if (!current.set) return NULL;
+  return aip_span_begin(name, AIP_SPAN_INTERNAL);
+}

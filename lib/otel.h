@@ -113,6 +113,33 @@ typedef struct aip_otel_stats {
 } aip_otel_stats;
 void aip_otel_get_stats(aip_otel_stats *out);
 
+/* ---- spans of the library's own steps -------------------------------------
+ * Each returns NULL when there is nothing to record; the ends accept NULL. */
+
+/* The server span of a request: @t is the request's trace (its span id is
+ * the span's), @pattern the endpoint's subject, @subject the message's. */
+aip_span *aip_otel_server_span(const aip_trace *t, const char *pattern,
+                               const char *subject);
+void aip_otel_server_end(aip_span *s, aiplat_status st, const char *request_id);
+/* An HTTP client call of the current span (HTTP client conventions). */
+aip_span *aip_otel_http_begin(const char *method, const char *url);
+void aip_otel_http_end(aip_span *s, aiplat_status st, long http_status,
+                       int attempts);
+/* A NATS request the library makes (messaging conventions). */
+aip_span *aip_otel_nats_begin(const char *operation, const char *subject);
+/* A model call (GenAI conventions): "chat", "embeddings", "rerank". */
+aip_span *aip_otel_genai_begin(const char *operation, const char *model,
+                               const char *url);
+/* Negative token counts, NULL strings and 0 times are left out. */
+void aip_otel_genai_end(aip_span *s, aiplat_status st,
+                        const char *response_model, int64_t input_tokens,
+                        int64_t output_tokens, const char *finish_reason,
+                        int64_t first_token_ns);
+/* An internal step of the current span (e.g. "retrieve", "search"). */
+aip_span *aip_otel_step_begin(const char *name);
+/* Set the status and end. */
+void aip_otel_end(aip_span *s, aiplat_status st);
+
 /* ---- the exporter (otel_export.c) ----------------------------------------- */
 
 /* Encode @n ended spans as an OTLP ExportTraceServiceRequest (protobuf)
