@@ -314,7 +314,9 @@ static void ten_answers(aiplat_bus *bus, const char *what) {
     int64_t ms = 0;
     aiplat_status st = ask(bus, NULL, &ms);
     ck_assert_msg(st == AIPLAT_OK, "%s: request %d: %s", what, i, aiplat_status_str(st));
-    ck_assert_msg(ms < 2500, "%s: request %d took %lld ms", what, i, (long long)ms);
+    /* under valgrind everything is slower than the collector */
+    ck_assert_msg(sp_under_valgrind() || ms < 2500, "%s: request %d took %lld ms", what, i,
+                  (long long)ms);
   }
 }
 
