@@ -380,6 +380,7 @@ static aip_span *span_new(const char *name, aip_span_kind kind) {
     return NULL;
   }
   s->kind = (uint8_t)kind;
+  aip_buf_reserve(&s->attrs, 384); /* the usual attributes, one allocation */
   s->start_unix_ns = unix_ns();
   s->start_mono_ns = aip_now_ns();
   return s;

@@ -62,9 +62,15 @@ const server = http.createServer((req, res) => {
     const m = mode();
     const log = { request: requests, mode: m, contentType: req.headers['content-type'],
                   auth: req.headers['x-test-auth'] || null, path: req.url };
-    fs.appendFileSync(path.join(dir, 'requests.jsonl'), JSON.stringify(log) + '\n');
+    if (m !== 'discard')
+      fs.appendFileSync(path.join(dir, 'requests.jsonl'), JSON.stringify(log) + '\n');
     if (m === '429' || m === '503') {
       res.writeHead(Number(m), { 'Retry-After': '1' });
+      res.end();
+      return;
+    }
+    if (m === 'discard') { // benchmarks: the collector's own work stays out
+      res.writeHead(200, { 'Content-Type': 'application/x-protobuf' });
       res.end();
       return;
     }
