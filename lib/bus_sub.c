@@ -256,11 +256,14 @@ aiplat_status aip_bus_subscribe_owned(aiplat_bus *bus, const char *subject,
 
 /* Record a fetch that reached the consumer (@why NULL) or failed, and log
  * when the subscription turns unable to fetch or able again: once per
- * change, not once per retry. */
-static void fetch_health(aiplat_bus_sub *sub, const char *why) {
+ * change, not once per retry. A failure is @sure when the consumer did not
+ * answer a probe after a fetch that waited out its expiry: no blip, but a
+ * consumer that cannot serve (no leader, lost): unable at once. */
+static void fetch_health(aiplat_bus_sub *sub, const char *why, bool sure) {
   pthread_mutex_lock(&sub->mu);
   bool was_ok = sub->fetch_failures < FETCH_FAILURES_UNREADY;
   if (why) {
+    if (sure) sub->fetch_failures = FETCH_FAILURES_UNREADY;
     if (sub->fetch_failures < FETCH_FAILURES_UNREADY) sub->fetch_failures++;
     snprintf(sub->fetch_why, sizeof sub->fetch_why, "%s", why);
   } else {
@@ -337,8 +340,9 @@ static void *fetch_main(void *arg) {
     jsErrCode jerr = 0;
     natsStatus s =
         natsSubscription_Fetch(&list, ns, want, FETCH_EXPIRES_MS, &jerr);
-    if (s == NATS_TIMEOUT) s = probe_consumer(sub, &jerr);
-    if (s == NATS_OK) fetch_health(sub, NULL);
+    bool probed = s == NATS_TIMEOUT;
+    if (probed) s = probe_consumer(sub, &jerr);
+    if (s == NATS_OK) fetch_health(sub, NULL, false);
     if (s == NATS_OK && list.Count == 0) continue;
     if (s == NATS_OK) {
       for (int i = 0; i < list.Count; i++) {
@@ -367,7 +371,7 @@ static void *fetch_main(void *arg) {
     pthread_mutex_unlock(&sub->mu);
     if (quiet) break;
     char why[sizeof sub->fetch_why];
-    fetch_health(sub, fetch_reason(sub, s, jerr, why, sizeof why));
+    fetch_health(sub, fetch_reason(sub, s, jerr, why, sizeof why), probed);
     struct timespec dl;
     deadline_in(&dl, FETCH_BACKOFF_MS);
     pthread_mutex_lock(&sub->mu);

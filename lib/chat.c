@@ -195,6 +195,7 @@ AIPLAT_API aiplat_status aiplat_chat_add_checks(aiplat_chat *c,
   if (!st && aip_chat_retriever_has_reranker(c->retriever))
     st = aiplat_health_add_cached_check(health, "reranker", reranker_check, c,
                                         interval_ms, CHECK_TIMEOUT_MS);
+  if (!st) aip_chat_attach_metrics(c->llm, c->retriever, aiplat_health_metrics(health));
   return st ? fail_last(c, st, "chat: ") : AIPLAT_OK;
 }
 

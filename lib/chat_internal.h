@@ -23,6 +23,10 @@ typedef struct aip_chat_retriever aip_chat_retriever;
 aiplat_status aip_chat_retriever_create(aip_chat_retriever **out,
                                         aiplat_config *cfg);
 void aip_chat_retriever_destroy(aip_chat_retriever *r);
+/* The pipeline's model clients and retrieval report to @m (the health
+ * server's registry: model_metrics.h). */
+void aip_chat_attach_metrics(aiplat_llm *llm, aip_chat_retriever *r,
+                             aiplat_metrics *m);
 /* The readiness probe of the embeddings server. */
 aiplat_status aip_chat_retriever_health(aip_chat_retriever *r);
 /* Whether RERANKER_URL gave a reranker, and its readiness probe. */

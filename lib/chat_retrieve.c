@@ -5,6 +5,7 @@
 
 #include "chat_internal.h"
 #include "config.h"
+#include "model_metrics.h"
 
 struct aip_chat_retriever {
   aiplat_embeddings *emb; /* also probed by the readiness check */
@@ -36,6 +37,12 @@ void aip_chat_retriever_destroy(aip_chat_retriever *r) {
   aiplat_reranker_destroy(r->rr);
   aiplat_embeddings_destroy(r->emb);
   free(r);
+}
+
+void aip_chat_attach_metrics(aiplat_llm *llm, aip_chat_retriever *r,
+                             aiplat_metrics *m) {
+  aip_model_metrics_attach(aip_llm_base(llm), m);
+  if (r) aip_rag_attach_metrics(r->rag, m);
 }
 
 aiplat_status aip_chat_retriever_health(aip_chat_retriever *r) {

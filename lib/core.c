@@ -77,6 +77,28 @@ AIPLAT_API const char *aiplat_status_str(aiplat_status status) {
   return "unknown status";
 }
 
+AIPLAT_API int aiplat_status_exit_code(aiplat_status status) {
+  switch (status) {
+    case AIPLAT_OK:
+      return AIPLAT_EXIT_OK;
+    case AIPLAT_ERR_CONFIG:
+    case AIPLAT_ERR_AUTH:
+      return AIPLAT_EXIT_CONFIG;
+    case AIPLAT_ERR_CONNECTION:
+    case AIPLAT_ERR_TIMEOUT:
+    case AIPLAT_ERR_UNAVAILABLE:
+    case AIPLAT_ERR_CLOSED:
+      return AIPLAT_EXIT_UNAVAILABLE;
+    case AIPLAT_ERR_INVALID_ARGUMENT:
+    case AIPLAT_ERR_TOO_LARGE:
+      return AIPLAT_EXIT_USAGE;
+    case AIPLAT_ERR_IO:
+      return AIPLAT_EXIT_IO;
+    default:
+      return AIPLAT_EXIT_FAILURE;
+  }
+}
+
 /* ---- error detail ------------------------------------------------------ */
 
 static _Thread_local aiplat_status tls_code;

@@ -100,6 +100,10 @@ AIPLAT_API aiplat_status aiplat_embeddings_last_error(aiplat_embeddings *c, char
   return aip_model_api_last_error(c ? &c->base : NULL, buf, buflen);
 }
 
+aip_model_base *aip_embeddings_base(aiplat_embeddings *c) { /* model_metrics.h */
+  return c ? &c->base : NULL;
+}
+
 AIPLAT_API aiplat_status
 aiplat_embeddings_set_expected_dimension(aiplat_embeddings *c, size_t dim) {
   if (!c)
@@ -436,9 +440,13 @@ aiplat_embeddings_embed(aiplat_embeddings *c, const char *const *texts,
                   "embeddings: out of memory");
     goto out;
   }
+  aip_model_obs obs;
+  aip_model_obs_begin(&obs, &c->base, model);
   for (size_t first = 0; first < count && st == AIPLAT_OK; first += batch)
     st = embed_batch(&j, model, texts, first,
                      count - first < batch ? count - first : batch);
+  aip_model_obs_tokens(&obs, j.res ? j.res->prompt_tokens : -1, -1);
+  aip_model_obs_end(&obs, st);
   if (st == AIPLAT_OK) {
     *out = j.res;
     j.res = NULL;
@@ -507,6 +515,8 @@ static void embed_answer(aip_model_call *m) {
     res = a->j.res;
     a->j.res = NULL;
   }
+  aip_model_obs_tokens(&m->obs, res ? res->prompt_tokens : -1, -1);
+  aip_model_call_end(m, st);
   a->done(st, msg, res, a->ud);
   embed_async_free(a);
 }

@@ -118,6 +118,10 @@ AIPLAT_API aiplat_status aiplat_llm_last_error(aiplat_llm *c, char *buf, size_t 
   return aip_model_api_last_error(c ? &c->base : NULL, buf, buflen);
 }
 
+aip_model_base *aip_llm_base(aiplat_llm *c) { /* model_metrics.h */
+  return c ? &c->base : NULL;
+}
+
 AIPLAT_API aiplat_status aiplat_llm_set_stream_idle_timeout_ms(aiplat_llm *c,
                                                                int64_t ms) {
   if (!c)
@@ -498,12 +502,15 @@ AIPLAT_API aiplat_status aiplat_llm_complete(aiplat_llm *c,
   json_t *root = NULL;
   aip_span *sp = llm_span(c, r);
   aip_otel_ctx prev = aip_otel_enter(sp);
+  aip_model_obs obs;
+  aip_model_obs_begin(&obs, &c->base, r->model);
   st = aip_http_post_json(c->base.http, &c->base.err, "/v1/chat/completions",
                           body, &root, NULL);
   aip_otel_restore(prev);
   json_decref(body);
   if (st == AIPLAT_OK) st = aip_llm_parse_completion(&c->base.err, root, out);
   llm_span_end(sp, st, *out, 0);
+  aip_model_obs_end_llm(&obs, st, *out);
   json_decref(root);
   return st;
 }
@@ -524,6 +531,7 @@ typedef struct stream_ctx {
   aip_buf json;     /* the JSON document in json_mode */
   aip_span *span;   /* GenAI span, NULL when not traced */
   int64_t first_ns; /* time to the first piece of text */
+  aip_model_obs obs;
 } stream_ctx;
 
 /* The whole type: "message\0x" is another type than "message". */
@@ -575,6 +583,7 @@ static bool on_event(const aip_sse_event *ev, void *ud) {
       const char *t = json_string_value(content);
       size_t n = json_string_length(content);
       if (s->span && !s->first_ns) s->first_ns = aip_span_elapsed_ns(s->span);
+      aip_model_obs_first(&s->obs);
       if (!aip_buf_append(&s->res->text, t, n)) {
         s->st = aip_fail(s->err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
         go_on = false;
@@ -720,11 +729,13 @@ AIPLAT_API aiplat_status aiplat_llm_stream(aiplat_llm *c,
   aip_http_resp resp = {0};
   s.span = llm_span(c, r);
   aip_otel_ctx prev = aip_otel_enter(s.span);
+  aip_model_obs_begin(&s.obs, &c->base, r->model);
   st = aip_http_do(c->base.http, &c->base.err, &req, &resp);
   aip_otel_restore(prev);
   aip_http_resp_free(&resp);
   if (st == AIPLAT_OK) st = stream_finish(&s);
   llm_span_end(s.span, st, s.res, s.first_ns);
+  aip_model_obs_end_llm(&s.obs, st, s.res);
   stream_end(&s, out);
   free(text);
   return st;
@@ -764,6 +775,7 @@ static void async_llm_done(aiplat_status st, aip_http_resp *resp, aip_err *err,
   }
   aiplat_llm_result *res = NULL;
   llm_span_end(s->span, st, s->res, s->first_ns);
+  aip_model_obs_end_llm(&s->obs, st, s->res);
   stream_end(s, &res);
   a->done(st, msg, res, a->ud);
   aip_err_destroy(&a->err);
@@ -812,12 +824,14 @@ static aiplat_status start_async(aiplat_llm *c, const aiplat_llm_request *r,
                       .call = call};
   aip_span *sp = a->s.span = llm_span(c, r);
   aip_otel_ctx prev = aip_otel_enter(sp);
+  aip_model_obs_begin(&a->s.obs, &c->base, r->model);
   st = aip_http_start(c->base.http, &c->base.err, &req, async_llm_done, a,
                       NULL);
   aip_otel_restore(prev);
   free(text);
   if (st != AIPLAT_OK) {
     llm_span_end(sp, st, NULL, 0);
+    aip_model_obs_end(&a->s.obs, st);
     async_llm_free(a);
     return st;
   }

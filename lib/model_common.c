@@ -52,6 +52,7 @@ fail:
 }
 
 void aip_model_base_destroy(aip_model_base *b) {
+  aip_model_metrics_detach(b);
   aip_http_free(b->http);
   b->http = NULL;
   free(b->model);
@@ -187,9 +188,20 @@ void aip_model_call_init(aip_model_call *m, aip_model_base *b,
   aip_err_init(&m->err);
   atomic_init(&m->pending, 0);
   m->task.fn = run_answer;
+  aip_model_obs_begin(&m->obs, b, NULL);
+}
+
+void aip_model_call_end(aip_model_call *m, aiplat_status st) {
+  aip_model_obs_end(&m->obs, st);
 }
 
 void aip_model_call_destroy(aip_model_call *m) {
+  /* a call that failed to start: counted as the failure it returned, or
+   * not at all when it was refused before anything was sent */
+  if (m->st != AIPLAT_OK)
+    aip_model_obs_end(&m->obs, m->st);
+  else
+    aip_model_obs_abandon(&m->obs);
   aip_http_resp_free(&m->resp);
   aip_err_destroy(&m->err);
 }
@@ -233,7 +245,7 @@ aiplat_status aip_model_call_start(aip_model_call *m, aip_err *err,
   /* `running` is set before the request can make progress, for sinks */
   aiplat_status st =
       aip_http_start(m->base->http, err, &r, on_request_done, m, &m->running);
-  if (st != AIPLAT_OK) return st;
+  if (st != AIPLAT_OK) return m->st = st;
   aip_call_bind(m->call, m->running); /* takes the reference over */
   arrive(m);
   return AIPLAT_OK;

@@ -11,15 +11,17 @@
 #include "http.h"
 #include "internal.h"
 #include "loop.h"
+#include "model_metrics.h"
 
-typedef struct aip_model_base {
+struct aip_model_base {
   aip_err err;
   aip_http *http;
   pthread_mutex_t mu; /* model and the client's own settings */
   char *model;
   const char *component;
   bool global_ref;
-} aip_model_base;
+  _Atomic(aip_model_families *) metrics; /* NULL: not attached */
+};
 
 /* Take a global reference, make the HTTP layer and read the settings.
  * @model_var may be NULL (no model setting). On failure everything is
@@ -88,11 +90,16 @@ struct aip_model_call {
    * the aiplat_call, so a callback may destroy that object */
   atomic_int pending;
   aip_task task;
+  aip_model_obs obs; /* begun by init; ended by aip_model_call_end() or,
+                        for a call that never started, by destroy */
 };
 
 void aip_model_call_init(aip_model_call *m, aip_model_base *b,
                          aiplat_call *call, aip_model_answer_fn on_answer);
 void aip_model_call_destroy(aip_model_call *m);
+/* The call's outcome, for its metrics: call once before the completion
+ * callback. */
+void aip_model_call_end(aip_model_call *m, aiplat_status st);
 /* Start @req (copied) with the deadline of the aiplat_call. On AIPLAT_OK
  * on_answer will run once for it, and @m must not be touched by the
  * caller afterwards (another thread may own it already); on failure

@@ -837,3 +837,22 @@ AIPLAT_API aiplat_status aiplat_pipeline_status(aiplat_pipeline *p,
   *phase_out = w.phase;
   return st;
 }
+
+aiplat_status aip_pipe_limit_http(aiplat_pipeline *p, int64_t timeout_ms,
+                                  int max_retries) {
+  for (int i = 0; i < 2; i++) {
+    aip_http *h = p->eng[i].base.http;
+    if (!h) continue;
+    aip_http_settings set;
+    aip_http_get_settings(h, &set);
+    if (timeout_ms > 0 && (set.timeout_ms <= 0 || set.timeout_ms > timeout_ms))
+      set.timeout_ms = timeout_ms;
+    if (timeout_ms > 0 &&
+        (set.connect_timeout_ms <= 0 || set.connect_timeout_ms > timeout_ms))
+      set.connect_timeout_ms = timeout_ms;
+    if (max_retries >= 0) set.max_retries = max_retries;
+    aiplat_status st = aip_http_set_settings(h, &p->err, &set);
+    if (st != AIPLAT_OK) return st;
+  }
+  return AIPLAT_OK;
+}

@@ -118,4 +118,12 @@ bool aip_pipe_error_message(const char *body, size_t len, char *out,
 /* The status for an HTTP error status of these servers. */
 aiplat_status aip_pipe_status_for_http(long http_status);
 
+/* ---- handles ------------------------------------------------------------- */
+
+/* Bound every call of @p's engines (pipeline.c): at most @timeout_ms a
+ * call (connection included), at most @max_retries retries (-1: keep).
+ * Before any call. */
+aiplat_status aip_pipe_limit_http(aiplat_pipeline *p, int64_t timeout_ms,
+                                  int max_retries);
+
 #endif

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "chunk.h"
+#include "model_metrics.h"
 #include "rag_internal.h"
 #include "utf8.h"
 #include "vstore.h"
@@ -49,6 +50,7 @@ struct aiplat_rag {
   bool warned_missing;
   uint32_t ensured_dim;
   settings s;
+  _Atomic(aip_retrieval_metrics *) metrics; /* model_metrics.h */
 };
 
 typedef struct item {
@@ -229,6 +231,7 @@ AIPLAT_API void aiplat_rag_destroy(aiplat_rag *rag) {
   }
   free(rag->model);
   free(rag->path);
+  aip_retrieval_metrics_free(atomic_load(&rag->metrics));
   pthread_mutex_destroy(&rag->ingest_mu);
   pthread_mutex_destroy(&rag->mu);
   aip_err_destroy(&rag->err);
@@ -484,9 +487,26 @@ fail:
   return st;
 }
 
+/* query() observed in the retrieval metrics, when attached. */
+static aiplat_status observed_query(aiplat_rag *rag, const char *question,
+                                    size_t top_k, const char *source,
+                                    aiplat_rag_results **out) {
+  aip_retrieval_metrics *m = rag ? atomic_load(&rag->metrics) : NULL;
+  int64_t start = aip_retrieval_start(m);
+  aiplat_status st = query(rag, question, top_k, source, out);
+  aip_retrieval_observe(m, start, st, out ? *out : NULL);
+  return st;
+}
+
+void aip_rag_attach_metrics(aiplat_rag *rag, aiplat_metrics *m) {
+  if (rag)
+    aip_retrieval_attach(&rag->metrics, rag->emb, rag->rr, m,
+                         aiplat_rag_store_backend(rag));
+}
+
 AIPLAT_API aiplat_status aiplat_rag_query(aiplat_rag *rag, const char *question,
                                           aiplat_rag_results **out) {
-  return query(rag, question, 0, NULL, out);
+  return observed_query(rag, question, 0, NULL, out);
 }
 
 AIPLAT_API aiplat_status aiplat_rag_query_filtered(aiplat_rag *rag,
@@ -494,7 +514,7 @@ AIPLAT_API aiplat_status aiplat_rag_query_filtered(aiplat_rag *rag,
                                                    size_t top_k,
                                                    const char *source,
                                                    aiplat_rag_results **out) {
-  return query(rag, question, top_k, source, out);
+  return observed_query(rag, question, top_k, source, out);
 }
 
 /* ---- results ---------------------------------------------------------------

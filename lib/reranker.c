@@ -111,6 +111,10 @@ AIPLAT_API aiplat_status aiplat_reranker_last_error(aiplat_reranker *c, char *bu
   return aip_model_api_last_error(c ? &c->base : NULL, buf, buflen);
 }
 
+aip_model_base *aip_reranker_base(aiplat_reranker *c) { /* model_metrics.h */
+  return c ? &c->base : NULL;
+}
+
 AIPLAT_API aiplat_status aiplat_reranker_set_api(aiplat_reranker *c,
                                                  aiplat_reranker_api api) {
   if (!c)
@@ -422,6 +426,8 @@ AIPLAT_API aiplat_status aiplat_reranker_rerank(aiplat_reranker *c,
   if (st != AIPLAT_OK) return st;
   rr_input in = {0};
   st = input_init(c, &c->base.err, &in, query, documents, count, top_n);
+  aip_model_obs obs;
+  aip_model_obs_begin(&obs, &c->base, NULL);
   if (st == AIPLAT_OK) {
     rr_plan p;
     plan_start(c, &p);
@@ -432,6 +438,7 @@ AIPLAT_API aiplat_status aiplat_reranker_rerank(aiplat_reranker *c,
     }
     plan_keep(c, &p, st);
   }
+  aip_model_obs_end(&obs, st);
   input_free(&in);
   return st;
 }
@@ -483,6 +490,7 @@ static void rerank_answer(aip_model_call *m) {
   aip_model_call_message(m, st, msg, sizeof msg);
   aiplat_reranker_result *res = st == AIPLAT_OK ? a->res : NULL;
   if (res) a->res = NULL;
+  aip_model_call_end(m, st);
   a->done(st, msg, res, a->ud);
   rerank_async_free(a);
 }

@@ -40,7 +40,7 @@
  * JS_FLUSH_TIMEOUT_MS; each attempt at recording the completion, looking
  * it up or confirming the ack waits at most JS_STEP_TIMEOUT_MS, and failed
  * attempts are retried, JS_RETRY_MIN_MS doubling to JS_RETRY_MAX_MS apart,
- * for at most JS_SETTLE_BUDGET_MS (and never past the ack wait). While a
+ * for at most JS_SETTLE_BUDGET_MS. While a
  * stream or bucket elects a new leader, its requests time out or find no
  * responder: short attempts retried keep one request from holding its
  * worker for long, and settle it as soon as the leader is back. */
@@ -48,7 +48,7 @@
 #define JS_STEP_TIMEOUT_MS 1000
 #define JS_RETRY_MIN_MS 50
 #define JS_RETRY_MAX_MS 1000
-#define JS_SETTLE_BUDGET_MS 10000
+#define JS_SETTLE_BUDGET_MS 30000
 /* The least time a completion is remembered (more when the redelivery
  * window is longer). */
 #define COMPLETIONS_TTL_MIN_MS (3600 * INT64_C(1000))
@@ -662,7 +662,12 @@ static void sleep_ms(int64_t ms) {
  * AIPLAT_ERR_NOT_FOUND when not (or when it cannot be told: no bucket, an
  * id that cannot be a key), another failure when the bucket did not answer
  * (a leader election): the request is then put back rather than risk a
- * second answer, except at its last delivery, which is handled. */
+ * second answer, except at its last delivery, which is handled.
+ * AIPLAT_ERR_STATE for the first redelivery of a request not recorded yet:
+ * the instance that answered it may still be recording its completion (it
+ * retries while a leader is elected, and the redelivery comes as soon as
+ * the new leader is there), so it is put back once, briefly, and looked up
+ * again. */
 static aiplat_status answered_before(aiplat_request *req) {
   aiplat_kv *kv = req->ep->svc->completions;
   char key[256];
@@ -671,12 +676,13 @@ static aiplat_status answered_before(aiplat_request *req) {
   size_t len = 0;
   aiplat_status st = aiplat_kv_get(kv, key, &data, &len);
   aiplat_free(data);
-  if (st == AIPLAT_OK || st == AIPLAT_ERR_NOT_FOUND) {
-    aiplat_error_clear();
-    return st;
-  }
   uint64_t n = 1;
   aiplat_bus_msg_delivery_count(req->msg, &n);
+  if (st == AIPLAT_OK || st == AIPLAT_ERR_NOT_FOUND) {
+    aiplat_error_clear();
+    if (st == AIPLAT_ERR_NOT_FOUND && n == 2) return AIPLAT_ERR_STATE;
+    return st;
+  }
   if (n >= JS_MAX_DELIVER) {
     aiplat_error_clear();
     return AIPLAT_ERR_NOT_FOUND;
@@ -684,15 +690,13 @@ static aiplat_status answered_before(aiplat_request *req) {
   return AIPLAT_ERR_UNAVAILABLE;
 }
 
-/* The time left to settle @req: JS_SETTLE_BUDGET_MS from now, and not past
- * the ack wait (REQUEST_TIMEOUT from its start), after which the request
- * is delivered again anyway. */
+/* The time left to settle @req: JS_SETTLE_BUDGET_MS from now. Past the
+ * ack wait the request is delivered again, but a completion recorded late
+ * still keeps that copy from being answered again (answered_before() puts
+ * a first redelivery back once to give this time). */
 static int64_t settle_deadline_ns(aiplat_request *req) {
-  int64_t now = aip_now_ns();
-  int64_t budget = now + JS_SETTLE_BUDGET_MS * INT64_C(1000000);
-  int64_t ack_wait = req->t0 + req->ep->svc->request_timeout_ms * INT64_C(1000000);
-  int64_t until = budget < ack_wait ? budget : ack_wait;
-  return until > now ? until : now;
+  (void)req;
+  return aip_now_ns() + JS_SETTLE_BUDGET_MS * INT64_C(1000000);
 }
 
 /* Sleep before the next attempt: *@pause_ms (then doubled up to
@@ -972,6 +976,10 @@ static void handle(endpoint *ep, aiplat_bus_msg *msg) {
       atomic_store(&req->answered, true); /* acked, not handled again */
       aip_log_kv(AIPLAT_LOG_INFO, "request answered before; acknowledged without handling it again",
                  "endpoint", ep->name, NULL);
+    } else if (st == AIPLAT_ERR_STATE) {
+      aiplat_request_fail(req, AIPLAT_ERR_UNAVAILABLE,
+                          "delivered again and not recorded as answered yet; put back once "
+                          "while an earlier delivery may still record its answer");
     } else {
       aiplat_request_fail(req, st, "cannot tell whether the request was answered before "
                                    "(the completions bucket does not answer); put back");

@@ -2,143 +2,26 @@
  * ai.stt.transcribe and ai.tts.synthesize, each on one model client shared
  * by every request: the handler checks the request and starts the call on
  * the execution core with the request's own options and deadline; the
- * call's completion replies. A readiness probe, which requests kick when
- * the server looks down, runs on a thread of its own. */
-#include <errno.h>
-#include <pthread.h>
+ * call's completion replies. The readiness probe (lib/probe.h) re-checks
+ * at once when a request finds the server down. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "aiplat/stt.h"
 #include "aiplat/tts.h"
 #include "aiplat/voice.h"
 #include "audio_format.h"
+#include "model_metrics.h"
 #include "call_internal.h"
+#include "probe.h"
 
 #define PROBE_INTERVAL_MS 10000
 #define PROBE_TIMEOUT_MS 3000
-/* A short gap after each probe, so that a burst of kicks costs one probe. */
-#define PROBE_MIN_GAP_MS 200
 /* Longest text synthesised, in characters (OpenAI's speech API limit). */
 #define TTS_MAX_TEXT_CHARS 4096
 /* Room left in a reply for the protobuf framing and the headers. */
 #define REPLY_OVERHEAD 1024
-
-/* ---- the readiness probe ---------------------------------------------------
- * A thread runs the server's health probe every PROBE_INTERVAL_MS, and soon
- * after a kick; the readiness check reports its latest result at once. */
-
-typedef struct probe {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  pthread_t thread;
-  bool (*fn)(char *msg, size_t len, void *ud);
-  void (*cancel)(void *ud);
-  void *ud;
-  bool started, stop, kicked, checked, ok;
-  char msg[AIPLAT_HEALTH_MESSAGE_MAX];
-} probe;
-
-static void deadline_after(struct timespec *ts, int64_t ms) {
-  clock_gettime(CLOCK_MONOTONIC, ts);
-  ts->tv_sec += ms / 1000;
-  ts->tv_nsec += (ms % 1000) * 1000000L;
-  if (ts->tv_nsec >= 1000000000L) ts->tv_sec++, ts->tv_nsec -= 1000000000L;
-}
-
-static void *probe_main(void *arg) {
-  probe *p = arg;
-  pthread_mutex_lock(&p->mu);
-  while (!p->stop) {
-    p->kicked = false;
-    pthread_mutex_unlock(&p->mu);
-    char msg[AIPLAT_HEALTH_MESSAGE_MAX] = "";
-    bool ok = p->fn(msg, sizeof msg, p->ud);
-    aiplat_error_clear();
-    pthread_mutex_lock(&p->mu);
-    if (ok != p->ok || !p->checked)
-      aiplat_log(ok ? AIPLAT_LOG_INFO : AIPLAT_LOG_WARNING,
-                 ok ? "backend ready" : "backend not ready");
-    p->ok = ok;
-    p->checked = true;
-    snprintf(p->msg, sizeof p->msg, "%s", msg);
-    struct timespec ts;
-    deadline_after(&ts, PROBE_MIN_GAP_MS);
-    while (!p->stop &&
-           pthread_cond_timedwait(&p->cv, &p->mu, &ts) != ETIMEDOUT) {
-    }
-    deadline_after(&ts, PROBE_INTERVAL_MS - PROBE_MIN_GAP_MS);
-    while (!p->stop && !p->kicked &&
-           pthread_cond_timedwait(&p->cv, &p->mu, &ts) != ETIMEDOUT) {
-    }
-  }
-  pthread_mutex_unlock(&p->mu);
-  return NULL;
-}
-
-static void probe_init(probe *p, bool (*fn)(char *, size_t, void *),
-                       void (*cancel)(void *), void *ud) {
-  p->fn = fn;
-  p->cancel = cancel;
-  p->ud = ud;
-  snprintf(p->msg, sizeof p->msg, "not checked yet");
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&p->cv, &ca);
-  pthread_condattr_destroy(&ca);
-  pthread_mutex_init(&p->mu, NULL);
-}
-
-static aiplat_status probe_start(probe *p) {
-  pthread_mutex_lock(&p->mu);
-  bool again = p->started;
-  p->started = !again && pthread_create(&p->thread, NULL, probe_main, p) == 0;
-  bool ok = p->started;
-  pthread_mutex_unlock(&p->mu);
-  if (again) return aip_fail(NULL, AIPLAT_ERR_EXISTS, "the probe already runs");
-  return ok ? AIPLAT_OK
-            : aip_fail(NULL, AIPLAT_ERR_INTERNAL,
-                       "cannot start the probe's thread");
-}
-
-/* Probe again soon when @st says the server may be down, or when it
- * answered while marked down. */
-static void probe_note(probe *p, aiplat_status st) {
-  bool suspect = st == AIPLAT_ERR_CONNECTION || st == AIPLAT_ERR_TIMEOUT ||
-                 st == AIPLAT_ERR_UNAVAILABLE || st == AIPLAT_ERR_SERVER;
-  pthread_mutex_lock(&p->mu);
-  if (p->started && suspect == p->ok) {
-    p->kicked = true;
-    pthread_cond_broadcast(&p->cv);
-  }
-  pthread_mutex_unlock(&p->mu);
-}
-
-static bool probe_check(char *msg, size_t msglen, void *user_data) {
-  probe *p = user_data;
-  pthread_mutex_lock(&p->mu);
-  bool ok = p->checked && p->ok;
-  snprintf(msg, msglen, "%s", p->msg);
-  pthread_mutex_unlock(&p->mu);
-  return ok;
-}
-
-static void probe_stop(probe *p) {
-  pthread_mutex_lock(&p->mu);
-  p->stop = true;
-  bool started = p->started;
-  pthread_cond_broadcast(&p->cv);
-  pthread_mutex_unlock(&p->mu);
-  if (started) {
-    if (p->cancel) p->cancel(p->ud);
-    pthread_join(p->thread, NULL);
-  }
-  pthread_cond_destroy(&p->cv);
-  pthread_mutex_destroy(&p->mu);
-}
 
 /* A request handed over to the execution core: its call, cancelled when
  * the service stops past its grace period. */
@@ -193,7 +76,7 @@ static aiplat_status past_deadline(aiplat_request *req, char *why,
 
 struct aiplat_stt_endpoint {
   aiplat_stt *client; /* every request's */
-  probe probe;
+  aip_probe *probe;
   aiplat_stt *probe_client;
   aiplat_stt_format default_format;
 };
@@ -246,8 +129,10 @@ AIPLAT_API aiplat_status aiplat_stt_endpoint_create(aiplat_stt_endpoint **out,
   if (!st && !ep) st = aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
   if (ep) {
     ep->default_format = def;
-    probe_init(&ep->probe, stt_probe, stt_cancel_probe, ep);
   }
+  if (!st)
+    st = aip_probe_create(&ep->probe, stt_probe, stt_cancel_probe, ep,
+                          PROBE_INTERVAL_MS);
   if (!st) st = aiplat_stt_create(&ep->client, cfg);
   if (!st) st = aiplat_stt_create(&ep->probe_client, cfg);
   if (!st) {
@@ -265,7 +150,7 @@ AIPLAT_API aiplat_status aiplat_stt_endpoint_create(aiplat_stt_endpoint **out,
 
 AIPLAT_API void aiplat_stt_endpoint_destroy(aiplat_stt_endpoint *ep) {
   if (!ep) return;
-  probe_stop(&ep->probe);
+  aip_probe_destroy(ep->probe);
   aiplat_stt_destroy(ep->client);
   aiplat_stt_destroy(ep->probe_client);
   free(ep);
@@ -276,8 +161,8 @@ AIPLAT_API aiplat_status aiplat_stt_endpoint_add_checks(aiplat_stt_endpoint *ep,
   if (!ep || !health)
     return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
                     "stt: NULL endpoint or health");
-  aiplat_status st = probe_start(&ep->probe);
-  if (!st) st = aiplat_health_add_check(health, "stt", probe_check, &ep->probe);
+  aiplat_status st = aip_probe_add_check(ep->probe, health, "stt");
+  if (!st) aip_model_metrics_attach(aip_stt_base(ep->client), aiplat_health_metrics(health));
   return st;
 }
 
@@ -317,7 +202,7 @@ static void stt_done(aiplat_status st, const char *message,
                      aiplat_stt_result *r, void *ud) {
   speech_call *k = ud;
   aiplat_stt_endpoint *ep = k->ep;
-  probe_note(&ep->probe, st);
+  aip_probe_note(ep->probe, st);
   if (!st) st = stt_reply(k->req, r, k->lang);
   aiplat_stt_result_destroy(r);
   speech_call_finish(k, st, message);
@@ -407,7 +292,7 @@ AIPLAT_API aiplat_status aiplat_stt_handle_request(aiplat_request *req,
 
 struct aiplat_tts_endpoint {
   aiplat_tts *client; /* every request's */
-  probe probe;
+  aip_probe *probe;
   aiplat_tts *probe_client;
   aiplat_bus *bus;
   char default_format[8];
@@ -449,8 +334,10 @@ AIPLAT_API aiplat_status aiplat_tts_endpoint_create(aiplat_tts_endpoint **out,
   if (ep) {
     snprintf(ep->default_format, sizeof ep->default_format, "%s", fmt);
     ep->default_speed = speed;
-    probe_init(&ep->probe, tts_probe, tts_cancel_probe, ep);
   }
+  if (!st)
+    st = aip_probe_create(&ep->probe, tts_probe, tts_cancel_probe, ep,
+                          PROBE_INTERVAL_MS);
   if (!st) st = aiplat_tts_create(&ep->client, cfg);
   if (!st) st = aiplat_tts_create(&ep->probe_client, cfg);
   if (!st) {
@@ -468,7 +355,7 @@ AIPLAT_API aiplat_status aiplat_tts_endpoint_create(aiplat_tts_endpoint **out,
 
 AIPLAT_API void aiplat_tts_endpoint_destroy(aiplat_tts_endpoint *ep) {
   if (!ep) return;
-  probe_stop(&ep->probe);
+  aip_probe_destroy(ep->probe);
   aiplat_tts_destroy(ep->client);
   aiplat_tts_destroy(ep->probe_client);
   free(ep);
@@ -487,8 +374,8 @@ AIPLAT_API aiplat_status aiplat_tts_endpoint_add_checks(aiplat_tts_endpoint *ep,
   if (!ep || !health)
     return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT,
                     "tts: NULL endpoint or health");
-  aiplat_status st = probe_start(&ep->probe);
-  if (!st) st = aiplat_health_add_check(health, "tts", probe_check, &ep->probe);
+  aiplat_status st = aip_probe_add_check(ep->probe, health, "tts");
+  if (!st) aip_model_metrics_attach(aip_tts_base(ep->client), aiplat_health_metrics(health));
   return st;
 }
 
@@ -563,7 +450,7 @@ static void tts_done(aiplat_status st, const char *message, void *audio,
                      size_t len, const char *ctype, void *ud) {
   speech_call *k = ud;
   aiplat_tts_endpoint *ep = k->ep;
-  probe_note(&ep->probe, st);
+  aip_probe_note(ep->probe, st);
   if (!st) st = tts_reply(ep, k->req, audio, len, ctype);
   aiplat_free(audio);
   speech_call_finish(k, st, message);

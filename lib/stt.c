@@ -144,6 +144,10 @@ AIPLAT_API aiplat_status aiplat_stt_last_error(aiplat_stt *c, char *buf, size_t 
   return aip_model_api_last_error(c ? &c->base : NULL, buf, buflen);
 }
 
+aip_model_base *aip_stt_base(aiplat_stt *c) { /* model_metrics.h */
+  return c ? &c->base : NULL;
+}
+
 AIPLAT_API aiplat_status aiplat_stt_set_api(aiplat_stt *c, aiplat_stt_api api) {
   if (!c)
     return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "stt: NULL client");
@@ -512,8 +516,13 @@ AIPLAT_API aiplat_status aiplat_stt_transcribe(aiplat_stt *c, const void *audio,
     st = aip_fail(&c->base.err, AIPLAT_ERR_NO_MEMORY, "stt: out of memory");
     goto out;
   }
+  aip_model_obs obs;
+  aip_model_obs_begin(&obs, &c->base, NULL);
+  aip_model_obs_bytes(&obs, audio, len); /* WAV: its length, if need be */
   st = aip_http_do(c->base.http, &c->base.err, &q.req, &resp);
   if (st == AIPLAT_OK) st = parse_answer(&c->base.err, &resp, q.f, r);
+  aip_model_obs_audio(&obs, st == AIPLAT_OK ? aiplat_stt_result_duration(r) : -1);
+  aip_model_obs_end(&obs, st);
   if (st == AIPLAT_OK) {
     *out = r;
     r = NULL;
@@ -552,6 +561,8 @@ static void stt_answer(aip_model_call *m) {
   }
   char msg[AIP_ERRMSG_MAX];
   aip_model_call_message(m, st, msg, sizeof msg);
+  aip_model_obs_audio(&m->obs, r ? aiplat_stt_result_duration(r) : -1);
+  aip_model_call_end(m, st);
   a->done(st, msg, r, a->ud);
   aip_model_call_destroy(m);
   free(a);
@@ -572,6 +583,7 @@ AIPLAT_API aiplat_status aiplat_stt_transcribe_async(
   aip_model_call_init(&a->m, &c->base, call, stt_answer);
   a->done = done;
   a->ud = user_data;
+  aip_model_obs_bytes(&a->m.obs, audio, len); /* WAV: its length */
   stt_req q = {0};
   aiplat_status st = req_build(c, &c->base.err, &q, audio, len, mime_type,
                                options ? options->language : NULL,

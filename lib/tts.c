@@ -130,6 +130,10 @@ AIPLAT_API aiplat_status aiplat_tts_last_error(aiplat_tts *c, char *buf, size_t 
   return aip_model_api_last_error(c ? &c->base : NULL, buf, buflen);
 }
 
+aip_model_base *aip_tts_base(aiplat_tts *c) { /* model_metrics.h */
+  return c ? &c->base : NULL;
+}
+
 AIPLAT_API aiplat_status aiplat_tts_set_stream_idle_timeout_ms(aiplat_tts *c,
                                                                int64_t ms) {
   if (!c)
@@ -247,6 +251,7 @@ typedef struct tts_ctx {
   aip_buf json_body;
   size_t total;
   char *format; /* asked for */
+  aip_model_obs *obs; /* the call's metrics, or NULL */
 } tts_ctx;
 
 static aiplat_status on_audio(const char *data, size_t len, void *ud) {
@@ -266,6 +271,7 @@ static aiplat_status on_audio(const char *data, size_t len, void *ud) {
       st = aip_fail(x->err, AIPLAT_ERR_NO_MEMORY, "tts: out of memory");
   } else {
     x->total += len;
+    if (x->obs) aip_model_obs_bytes(x->obs, data, len);
     if (x->fn) {
       if (!x->fn(data, len, x->ud))
         st = aip_fail(x->err, AIPLAT_ERR_CANCELLED,
@@ -369,9 +375,14 @@ static aiplat_status run(aiplat_tts *c, const char *text, const char *voice_arg,
   char *body_text = make_body(c, x, text, voice_arg, NULL, 0, &st);
   if (!body_text) return st;
   aip_http_req req = make_req(body_text, x);
+  aip_model_obs obs;
+  aip_model_obs_begin(&obs, &c->base, NULL);
+  x->obs = &obs;
   st = aip_http_do(c->base.http, &c->base.err, &req, &x->resp);
   if (st == AIPLAT_OK)
     st = finish_answer(x, x->resp.content_type, content_type);
+  aip_model_obs_end(&obs, st);
+  x->obs = NULL;
   free(body_text);
   return st;
 }
@@ -455,6 +466,7 @@ static void tts_answer(aip_model_call *m) {
   }
   char msg[AIP_ERRMSG_MAX];
   aip_model_call_message(m, st, msg, sizeof msg);
+  aip_model_call_end(m, st);
   a->done(st, msg, audio, len, ctype, a->ud);
   free(ctype);
   tts_async_free(a);
@@ -478,6 +490,7 @@ AIPLAT_API aiplat_status aiplat_tts_synthesize_async(
   tts_ctx *x = &a->x;
   x->err = &c->base.err; /* while starting, on the caller's thread */
   x->m = &a->m;
+  x->obs = &a->m.obs;
   x->fn = fn;
   x->ud = user_data;
   aiplat_status st;

@@ -8,6 +8,7 @@
 #include "aiplat/voice.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "call_internal.h"
 #include "chat_internal.h"
 #include "message_internal.h"
+#include "model_metrics.h"
 
 #define PROBE_TIMEOUT_MS 5000
 
@@ -75,11 +77,17 @@ static aiplat_status start_threads(aiplat_voice *v, aiplat_config *cfg) {
   if (st) return st;
   if (!(v->threads = calloc((size_t)n, sizeof *v->threads)))
     return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "voice: out of memory");
+  /* The workers never take signals meant for the process. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   for (; v->n_threads < (size_t)n; v->n_threads++)
-    if (pthread_create(&v->threads[v->n_threads], NULL, answer_main, v) != 0)
-      return aip_fail(NULL, AIPLAT_ERR_INTERNAL,
-                      "voice: cannot start a thread");
-  return AIPLAT_OK;
+    if (pthread_create(&v->threads[v->n_threads], NULL, answer_main, v) != 0) {
+      st = aip_fail(NULL, AIPLAT_ERR_INTERNAL, "voice: cannot start a thread");
+      break;
+    }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return st;
 }
 
 /* The answer is spoken in TTS_FORMAT: one of the formats tts-module takes. */
@@ -175,6 +183,7 @@ AIPLAT_API aiplat_status aiplat_voice_add_checks(aiplat_voice *v,
   if (!st)
     st = aiplat_health_add_cached_check(health, "tts", tts_check, v,
                                         interval_ms, PROBE_TIMEOUT_MS);
+  aip_voice_attach_metrics(v->stt, v->tts, aiplat_health_metrics(health));
   return st;
 }
 

@@ -76,7 +76,28 @@ RULES = {
     "service": "a Service does not select the app's pods on port 8080",
     "structure": "the app tree, a kustomization or a reference is incomplete",
     "dockerfile": "a Dockerfile breaks the container rules",
+    "monitor": "a ServiceMonitor/PodMonitor does not scrape the app's /metrics",
+    "otel": "the OTEL_* settings are not off by default or not well formed",
+    "dashboard": "a Grafana dashboard is malformed or queries unknown metrics",
 }
+
+# The OpenTelemetry SDK's standard variables the services read
+# (docs/metrics.md); known to every app.
+OTEL_VARS = {"OTEL_SDK_DISABLED", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES",
+             "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_SAMPLER",
+             "OTEL_TRACES_SAMPLER_ARG"}
+OTEL_SAMPLERS = {"always_on", "always_off", "traceidratio", "parentbased_always_on",
+                 "parentbased_always_off", "parentbased_traceidratio"}
+# A collector Service in the cluster: http(s)://NAME.NAMESPACE.svc.cluster.local:PORT
+OTEL_ENDPOINT_RE = re.compile(r"^https?://[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9-]+"
+                              r"\.svc\.cluster\.local:\d{1,5}/?$")
+MONITOR_API = "monitoring.coreos.com/v1"
+# What the platform's dashboard must show: each family in some query.
+DASHBOARD_NEEDS = ("aiplat_requests_total", "aiplat_request_errors_total",
+                   "aiplat_request_duration_seconds",
+                   "aiplat_model_time_to_first_token_seconds",
+                   "aiplat_model_output_tokens_total", "aiplat_requests_in_flight",
+                   "aiplat_nats_reconnects_total")
 
 
 class Report:
@@ -107,6 +128,18 @@ class Context:
         self.debian_build_deps = self._read_configure_deps(
             os.path.join(src, "configure.ac"))
         self.dist_prefix = self._read_dist_prefix(os.path.join(src, "configure.ac"))
+        self.metric_names = self._read_metric_names(os.path.join(src, "lib"))
+
+    @staticmethod
+    def _read_metric_names(libdir):
+        """Every aiplat_* family name the library registers (string literals
+        in lib/*.c), and the process_* names it renders."""
+        names = set()
+        for f in sorted(os.listdir(libdir)):
+            if f.endswith(".c"):
+                with open(os.path.join(libdir, f), encoding="utf-8") as fh:
+                    names |= set(re.findall(r'"((?:aiplat|process)_[a-z0-9_]+)"', fh.read()))
+        return names
 
     @staticmethod
     def _read_table(path):
@@ -163,7 +196,7 @@ class Context:
         return f"{m.group(1)}-{m.group(2)}/" if m else "libaiplat-0.0.0/"
 
     def known_env(self, name, app):
-        if name in self.table:
+        if name in self.table or name in OTEL_VARS:
             return True
         if name.endswith("_FILE") and name[:-5] in self.table:
             return True  # lib/config.c reads NAME_FILE for every NAME
@@ -592,6 +625,92 @@ def check_configmap(ctx, app, doc, path, report):
             report.err("config", at, f"{key}: value {value!r} must be a string (quote it)")
         if key in SEED_URLS and value != SEED_URLS[key]:
             report.err("config", at, f"{key}={value!r}; the platform's is {SEED_URLS[key]!r}")
+    check_otel(app, data, at, report)
+
+
+def check_otel(app, data, at, report):
+    """The OTEL_* settings of a ConfigMap: off by default, well formed."""
+    if not any(k in OTEL_VARS for k in data):
+        return
+    if data.get("OTEL_SDK_DISABLED") != "true":
+        report.err("otel", at, f"OTEL_SDK_DISABLED must be \"true\" (tracing is off until a "
+                               f"collector runs), got {data.get('OTEL_SDK_DISABLED')!r}")
+    name = data.get("OTEL_SERVICE_NAME")
+    if app.name and name != app.name:
+        report.err("otel", at, f"OTEL_SERVICE_NAME is {name!r}, the app is {app.name!r}")
+    endpoint = data.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if not isinstance(endpoint, str) or not OTEL_ENDPOINT_RE.match(endpoint):
+        report.err("otel", at, f"OTEL_EXPORTER_OTLP_ENDPOINT={endpoint!r} is not a collector "
+                               f"Service URL (http://NAME.NAMESPACE.svc.cluster.local:PORT)")
+    sampler = data.get("OTEL_TRACES_SAMPLER")
+    if sampler is not None and sampler not in OTEL_SAMPLERS:
+        report.err("otel", at, f"OTEL_TRACES_SAMPLER={sampler!r} is not one of "
+                               f"{', '.join(sorted(OTEL_SAMPLERS))}")
+    arg = data.get("OTEL_TRACES_SAMPLER_ARG")
+    if arg is not None:
+        try:
+            ok = 0.0 <= float(arg) <= 1.0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            report.err("otel", at, f"OTEL_TRACES_SAMPLER_ARG={arg!r} is not a ratio in [0, 1]")
+    attrs = data.get("OTEL_RESOURCE_ATTRIBUTES")
+    if attrs is not None and not re.match(r"^[^=,\s]+=[^,]*(,[^=,\s]+=[^,]*)*$", str(attrs)):
+        report.err("otel", at, f"OTEL_RESOURCE_ATTRIBUTES={attrs!r} is not key=value,...")
+
+
+def check_monitor(app, doc, path, report):
+    """A ServiceMonitor scrapes /metrics through the app's Service on its
+    8080 port; a PodMonitor through the pods' 8080 container port."""
+    at = where(path, doc)
+    kind = doc.get("kind")
+    if str(doc.get("apiVersion")) != MONITOR_API:
+        report.err("monitor", at, f"apiVersion {doc.get('apiVersion')!r}; expected {MONITOR_API}")
+    spec = doc.get("spec") or {}
+    selector = get(spec, "selector", "matchLabels") or {}
+    if kind == "ServiceMonitor":
+        targets = [(get(d, "metadata", "labels") or {},
+                    {p.get("name") for p in get(d, "spec", "ports") or []
+                     if isinstance(p, dict) and p.get("port") == HEALTH_PORT})
+                   for d, _ in app.of_kind("Service")]
+        key = "endpoints"
+    else:
+        targets = [(get(d, "spec", "template", "metadata", "labels") or {},
+                    {p.get("name") for c in get(d, "spec", "template", "spec", "containers") or []
+                     for p in c.get("ports") or []
+                     if isinstance(p, dict) and p.get("containerPort") == HEALTH_PORT})
+                   for d, _ in app.of_kind("Deployment")]
+        key = "podMetricsEndpoints"
+    matched = [ports for labels, ports in targets
+               if selector and all(labels.get(k) == v for k, v in selector.items())]
+    if not matched:
+        report.err("monitor", at, f"selector {selector!r} matches no "
+                                  f"{'Service' if kind == 'ServiceMonitor' else 'pod'} of the app")
+    ns = get(spec, "namespaceSelector", "matchNames")
+    if ns is not None and ns != [NAMESPACE]:
+        report.err("monitor", at, f"namespaceSelector.matchNames must be [{NAMESPACE}], got {ns!r}")
+    endpoints = spec.get(key) or []
+    if not endpoints:
+        report.err("monitor", at, f"no {key}")
+    port_names = set().union(*matched) if matched else set()
+    for e in endpoints:
+        if not isinstance(e, dict):
+            report.err("monitor", at, f"malformed endpoint {e!r}")
+            continue
+        if matched and e.get("port") not in port_names:
+            report.err("monitor", at, f"endpoint port {e.get('port')!r} is not the named "
+                                      f"{HEALTH_PORT} port ({', '.join(sorted(map(str, port_names)))})")
+        if e.get("path", "/metrics") != "/metrics":
+            report.err("monitor", at, f"endpoint path {e.get('path')!r}; the services serve /metrics")
+        interval = parse_duration(e.get("interval"))
+        if interval is None or not 5 <= interval <= 300:
+            report.err("monitor", at, f"endpoint interval {e.get('interval')!r} must be a "
+                                      f"duration from 5s to 5m")
+        timeout = e.get("scrapeTimeout")
+        if timeout is not None and (parse_duration(timeout) is None or interval is None
+                                    or parse_duration(timeout) > interval):
+            report.err("monitor", at, f"scrapeTimeout {timeout!r} is not a duration within "
+                                      f"the interval")
 
 
 def check_service(app, doc, path, report):
@@ -642,6 +761,8 @@ def check_app_objects(ctx, app, report):
                 check_configmap(ctx, app, doc, path, report)
             elif kind == "Service":
                 check_service(app, doc, path, report)
+            elif kind in ("ServiceMonitor", "PodMonitor"):
+                check_monitor(app, doc, path, report)
     return uids
 
 
@@ -652,6 +773,121 @@ def classify(app, docs, path):
             app.flux.append((doc, path, raw))
         else:
             app.objects.append((doc, path, raw))
+
+
+# ---------------------------------------------------------------- dashboards
+
+def promql_problem(expr):
+    """Why a query cannot be PromQL at a glance (brackets, quotes), or None.
+    promtool parses it fully where it is installed (check_dashboard_promql)."""
+    pairs, stack, quote = {")": "(", "]": "[", "}": "{"}, [], None
+    for ch in expr:
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "\"'`":
+            quote = ch
+        elif ch in "([{":
+            stack.append(ch)
+        elif ch in pairs:
+            if not stack or stack.pop() != pairs[ch]:
+                return f"unbalanced {ch!r}"
+    if quote or stack:
+        return "unclosed " + (quote or stack[-1])
+    return None
+
+
+def dashboard_exprs(doc):
+    for p in doc.get("panels") or []:
+        for t in (p.get("targets") or []) if isinstance(p, dict) else []:
+            if isinstance(t, dict):
+                yield p, t
+
+
+def check_dashboard(ctx, path, report):
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        report.err("dashboard", path, f"not JSON: {e}")
+        return
+    if not isinstance(doc, dict):
+        report.err("dashboard", path, "not a JSON object")
+        return
+    for key in ("uid", "title"):
+        if not isinstance(doc.get(key), str) or not doc[key]:
+            report.err("dashboard", path, f"no {key}")
+    names = [v.get("name") for v in get(doc, "templating", "list", default=[]) or []
+             if isinstance(v, dict)]
+    if "datasource" not in names:
+        report.err("dashboard", path, "no datasource variable (the data source is chosen "
+                                      "on import, never a fixed uid)")
+    panels = doc.get("panels")
+    if not isinstance(panels, list) or not panels:
+        report.err("dashboard", path, "no panels")
+        return
+    ids = [p.get("id") for p in panels if isinstance(p, dict)]
+    if len(ids) != len(set(ids)) or len(ids) != len(panels):
+        report.err("dashboard", path, "panel ids are missing or repeated")
+    used = set()
+    for p in panels:
+        at = f"{path}: panel {p.get('id')} {p.get('title')!r}" if isinstance(p, dict) else path
+        if not isinstance(p, dict) or not p.get("title") or not isinstance(p.get("gridPos"), dict):
+            report.err("dashboard", at, "a panel needs a title and a gridPos")
+            continue
+        if get(p, "datasource", "uid") != "${datasource}":
+            report.err("dashboard", at, "datasource uid must be ${datasource}")
+        targets = p.get("targets") or []
+        if not targets:
+            report.err("dashboard", at, "no targets")
+        for t in targets:
+            expr = t.get("expr") if isinstance(t, dict) else None
+            if not isinstance(expr, str) or not expr.strip():
+                report.err("dashboard", at, "a target has no expr")
+                continue
+            problem = promql_problem(expr)
+            if problem:
+                report.err("dashboard", at, f"{problem} in {expr!r}")
+            for m in re.findall(r"\b((?:aiplat|process)_[a-z0-9_]+)", expr):
+                base = re.sub(r"_(bucket|sum|count)$", "", m)
+                used.add(base)
+                if m not in ctx.metric_names and base not in ctx.metric_names:
+                    report.err("dashboard", at, f"{m} is not a metric the library exports "
+                                                f"(lib/*.c)")
+    for need in DASHBOARD_NEEDS:
+        if need not in used:
+            report.err("dashboard", path, f"no panel queries {need}")
+
+
+def check_grafana(ctx, deploy, report):
+    gdir = os.path.join(deploy, "grafana")
+    files = sorted(f for f in os.listdir(gdir) if f.endswith(".json")) \
+        if os.path.isdir(gdir) else []
+    if not files:
+        report.err("structure", gdir, "no Grafana dashboard (*.json)")
+        return
+    for f in files:
+        check_dashboard(ctx, os.path.join(gdir, f), report)
+    kfile = os.path.join(gdir, "kustomization.yaml")
+    if not os.path.exists(kfile):
+        report.err("structure", kfile, "missing (the dashboards' ConfigMap)")
+        return
+    run_yamllint(ctx, kfile, report)
+    listed = [x for doc, _ in load_docs_plain(kfile, report)
+              for g in doc.get("configMapGenerator") or [] for x in g.get("files") or []]
+    for f in files:
+        if f not in listed:
+            report.err("structure", kfile, f"its configMapGenerator does not list {f}")
+
+
+def load_docs_plain(path, report):
+    """YAML documents that are not Kubernetes objects (a kustomization)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [(d, None) for d in yaml.safe_load_all(f) if isinstance(d, dict)]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        report.err("parse", path, str(e).replace("\n", " "))
+        return []
 
 
 # ---------------------------------------------------------------- Dockerfiles
@@ -788,6 +1024,8 @@ def check_files(ctx, paths, report):
     for path in paths:
         if path.endswith("Dockerfile"):
             check_dockerfile(ctx, path, None, report)
+        elif path.endswith(".json"):
+            check_dashboard(ctx, path, report)
         else:
             groups.setdefault(os.path.dirname(os.path.abspath(path)), []).append(path)
     for group in groups.values():
@@ -887,6 +1125,9 @@ def check_tree(ctx, deploy, report):
             all_ids.setdefault(key, p)
         if not app.of_kind("Deployment"):
             report.err("structure", appdir, "no Deployment")
+        if not app.of_kind("ServiceMonitor") and not app.of_kind("PodMonitor"):
+            report.err("structure", appdir, "no ServiceMonitor or PodMonitor (Prometheus "
+                                            "would not scrape /metrics)")
         uids = check_app_objects(ctx, app, report)
         dockerfile = os.path.join(deploy, "docker", f"{name}.Dockerfile")
         if not os.path.exists(dockerfile):
@@ -896,6 +1137,7 @@ def check_tree(ctx, deploy, report):
             if image_uid is not None and uids and uids != {image_uid}:
                 report.err("security", dockerfile, f"the image runs as {image_uid}, the pod "
                                                    f"as {sorted(uids)}")
+    check_grafana(ctx, deploy, report)
     # Every Dockerfile belongs to an app.
     docker_dir = os.path.join(deploy, "docker")
     if os.path.isdir(docker_dir):
@@ -907,6 +1149,10 @@ def check_tree(ctx, deploy, report):
 def expected_rules(path):
     """The rules a bad fixture must be rejected for: its '# expect:' line."""
     target = os.path.join(path, "EXPECT") if os.path.isdir(path) else path
+    if target.endswith(".json"):  # no comments in JSON: the description says it
+        with open(target, encoding="utf-8") as f:
+            m = re.search(r'"description":\s*"# expect:\s*([^"#]+?)(?: - [^"]*)?"', f.read())
+        return {r.strip() for r in m.group(1).split(",") if r.strip()} if m else set()
     with open(target, encoding="utf-8") as f:
         for line in f:
             m = re.match(r"^#\s*expect:\s*(.+)$", line.strip())

@@ -732,7 +732,7 @@ START_TEST(bad_configuration_exits_with_one_line) {
       char line[1024];
       /* HEALTH_PORT is checked by the service framework (its own line). */
       int rc = run_once(bins[b], env, NULL, line, sizeof line);
-      ck_assert_msg(rc == 2, "%s with %s: exit %d (%s)", bins[b], bad[i].env,
+      ck_assert_msg(rc == 4, "%s with %s: exit %d (%s)", bins[b], bad[i].env,
                     rc, line);
       ck_assert_msg(strstr(line, bad[i].var) != NULL, "%s: '%s' lacks %s",
                     bins[b], line, bad[i].var);

@@ -355,11 +355,13 @@ static void run_burst(aiplat_bus *bus, const char *subject,
     ck_assert_int_eq(aiplat_headers_create(&h), AIPLAT_OK);
     aiplat_headers_set(h, "Aiplat-Request-Id", id);
     aiplat_headers_set(h, "Nats-Msg-Id", id);
-    for (int64_t t0 = now_ms(); !acked[i] && now_ms() - t0 < 20000;) {
+    char why[256] = "";
+    for (int64_t t0 = now_ms(); !acked[i] && now_ms() - t0 < 30000;) {
       acked[i] = aiplat_bus_js_publish(bus, subject, id, strlen(id), h,
                                        NULL) == AIPLAT_OK;
-      if (!acked[i]) aiplat_error_clear(), sleep_ms(100);
+      if (!acked[i]) aiplat_error_last(why, sizeof why), sleep_ms(100);
     }
+    if (!acked[i]) fprintf(stderr, "cluster: %s not stored: %s\n", id, why);
     aiplat_headers_destroy(h);
   }
   for (int64_t t0 = now_ms(); now_ms() - t0 < 30000;) {
@@ -416,8 +418,24 @@ static aiplat_bus *client_of(int i) {
 typedef struct leader_kill {
   ready_watch *watch;
   int victim;
+  int held; /* a second node, stopped for HOLD_MS after the kill */
+  pthread_t resumer;
+  bool resumer_started;
   int64_t killed_at;
 } leader_kill;
+
+/* How long the outage lasts at least: a second node is stopped (SIGSTOP)
+ * right after the leader's node is killed, so no quorum is left and no
+ * leader can be elected until it resumes. Longer than readiness needs to
+ * notice (a fetch's expiry plus a probe: 4 s), so /ready must say 503. */
+#define HOLD_MS 7000
+
+static void *resume_main(void *ud) {
+  leader_kill *k = ud;
+  sleep_ms(HOLD_MS);
+  kill(th_nats_pid(nodes[k->held]), SIGCONT);
+  return NULL;
+}
 
 static void kill_leader(void *ud) {
   leader_kill *k = ud;
@@ -425,6 +443,9 @@ static void kill_leader(void *ud) {
   kill(th_nats_pid(nodes[k->victim]), SIGKILL);
   th_nats_kill(nodes[k->victim]); /* reaps it */
   k->killed_at = now_ms();
+  kill(th_nats_pid(nodes[k->held]), SIGSTOP);
+  k->resumer_started = pthread_create(&k->resumer, NULL, resume_main, k) == 0;
+  if (!k->resumer_started) kill(th_nats_pid(nodes[k->held]), SIGCONT);
 }
 
 START_TEST(requests_survive_the_stream_leaders_node) {
@@ -442,6 +463,7 @@ START_TEST(requests_survive_the_stream_leaders_node) {
   leader_kill k = {.watch = &w,
                    .victim = align_leaders(admin, "CHAOS", "chaos-worker")};
   ck_assert_int_ge(k.victim, 0);
+  k.held = (k.victim + 2) % NODES;
   /* The publisher and the collector stay on a node that survives. */
   aiplat_bus *bus = client_of((k.victim + 1) % NODES);
   aiplat_bus_sub *collector = NULL;
@@ -472,11 +494,12 @@ START_TEST(requests_survive_the_stream_leaders_node) {
   }
   atomic_store(&w.stop, true);
   pthread_join(w.thread, NULL);
+  if (k.resumer_started) pthread_join(k.resumer, NULL);
   fprintf(stderr,
-          "cluster: leader's node killed: %d of %d requests stored, %d lost, "
+          "cluster: leader's node killed (and quorum held off for %d ms): %d of %d requests stored, %d lost, "
           "%d answered twice; /ready 503 (%s/%s), 200 again %lld ms "
           "after the kill (recovery); reason: %s\n",
-          stored, BURST, lost, twice, w.saw_503[0] ? "yes" : "no",
+          HOLD_MS, stored, BURST, lost, twice, w.saw_503[0] ? "yes" : "no",
           w.saw_503[1] ? "yes" : "no",
           (long long)(ready_at > 0 ? ready_at - k.killed_at : -1), w.reason);
   ck_assert_int_eq(stored, BURST);

@@ -18,6 +18,27 @@ START_TEST(status_strings_are_static_and_distinct) {
 }
 END_TEST
 
+START_TEST(exit_codes_are_pinned_and_mapped) {
+  /* One convention for every program (docs/exit-status.md). */
+  ck_assert_int_eq(AIPLAT_EXIT_OK, 0);
+  ck_assert_int_eq(AIPLAT_EXIT_FAILURE, 1);
+  ck_assert_int_eq(AIPLAT_EXIT_USAGE, 2);
+  ck_assert_int_eq(AIPLAT_EXIT_UNAVAILABLE, 3);
+  ck_assert_int_eq(AIPLAT_EXIT_CONFIG, 4);
+  ck_assert_int_eq(AIPLAT_EXIT_IO, 5);
+  ck_assert_int_eq(aiplat_status_exit_code(AIPLAT_OK), 0);
+  ck_assert_int_eq(aiplat_status_exit_code(AIPLAT_ERR_CONFIG), 4);
+  ck_assert_int_eq(aiplat_status_exit_code(AIPLAT_ERR_AUTH), 4);
+  ck_assert_int_eq(aiplat_status_exit_code(AIPLAT_ERR_CONNECTION), 3);
+  ck_assert_int_eq(aiplat_status_exit_code(AIPLAT_ERR_TIMEOUT), 3);
+  ck_assert_int_eq(aiplat_status_exit_code(AIPLAT_ERR_UNAVAILABLE), 3);
+  ck_assert_int_eq(aiplat_status_exit_code(AIPLAT_ERR_INVALID_ARGUMENT), 2);
+  ck_assert_int_eq(aiplat_status_exit_code(AIPLAT_ERR_IO), 5);
+  ck_assert_int_eq(aiplat_status_exit_code(AIPLAT_ERR_SERVER), 1);
+  ck_assert_int_eq(aiplat_status_exit_code((aiplat_status)9999), 1);
+}
+END_TEST
+
 START_TEST(status_values_are_pinned) {
   /* These numbers are ABI: a change here is a break. */
   ck_assert_int_eq(AIPLAT_OK, 0);
@@ -98,6 +119,7 @@ Suite *make_suite(void) {
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, status_strings_are_static_and_distinct);
   tcase_add_test(tc, status_values_are_pinned);
+  tcase_add_test(tc, exit_codes_are_pinned_and_mapped);
   tcase_add_test(tc, error_last_is_per_thread_and_truncates);
   tcase_add_test(tc, error_last_does_not_cross_threads);
   tcase_add_test(tc, version_matches_macros);

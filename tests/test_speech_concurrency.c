@@ -435,7 +435,7 @@ START_TEST(voice_refuses_a_tts_format_tts_module_refuses) {
     int st = sp_wait_exit(&p, 20000);
     if (st == -1) sp_stop(&p, SIGKILL, 5000);
     char *out = sp_read_log(&p);
-    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 2,
+    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 4,
                   "%s with TTS_FORMAT=midi: status %d (%s)", bins[i], st, out);
     ck_assert_msg(out && strstr(out, "TTS_FORMAT"), "%s: %s", bins[i], out);
     free(out);

@@ -78,6 +78,42 @@ AIPLAT_API const char *aiplat_status_str(aiplat_status status);
 AIPLAT_API const char *aiplat_status_name(aiplat_status status);
 
 /**
+ * Exit statuses of the platform's programs: the five services
+ * (chat-handler, voice-assistant, pipeline-bridge, stt-module, tts-module),
+ * `aiplat` and `aiplat-rag` (docs/exit-status.md). A script can rely on
+ * them; the numbers are pinned like the status codes.
+ */
+typedef enum aiplat_exit_code {
+  /** done; a service stopped by SIGTERM or SIGINT after a clean drain */
+  AIPLAT_EXIT_OK = 0,
+  /** failed: a service or a backend answered with an error, a run failed,
+   *  a running service could not shut down cleanly */
+  AIPLAT_EXIT_FAILURE = 1,
+  /** usage: an unknown option or argument, a missing or bad argument */
+  AIPLAT_EXIT_USAGE = 2,
+  /** unavailable: no NATS server, no responder, no answer in time, a
+   *  backend that cannot be reached */
+  AIPLAT_EXIT_UNAVAILABLE = 3,
+  /** configuration: a setting is missing or invalid, or credentials were
+   *  refused */
+  AIPLAT_EXIT_CONFIG = 4,
+  /** I/O: a file could not be read or written, an address not bound */
+  AIPLAT_EXIT_IO = 5
+} aiplat_exit_code;
+
+/**
+ * The exit status for a program that ends because of @p status:
+ * ::AIPLAT_EXIT_OK for ::AIPLAT_OK; ::AIPLAT_EXIT_CONFIG for
+ * ::AIPLAT_ERR_CONFIG and ::AIPLAT_ERR_AUTH; ::AIPLAT_EXIT_UNAVAILABLE for
+ * ::AIPLAT_ERR_CONNECTION, ::AIPLAT_ERR_TIMEOUT, ::AIPLAT_ERR_UNAVAILABLE
+ * and ::AIPLAT_ERR_CLOSED; ::AIPLAT_EXIT_USAGE for
+ * ::AIPLAT_ERR_INVALID_ARGUMENT and ::AIPLAT_ERR_TOO_LARGE (an argument
+ * the program was given); ::AIPLAT_EXIT_IO for ::AIPLAT_ERR_IO;
+ * ::AIPLAT_EXIT_FAILURE for every other status.
+ */
+AIPLAT_API int aiplat_status_exit_code(aiplat_status status);
+
+/**
  * The last failure on the calling thread.
  *
  * Copies the detail message of the most recent failure of any libaiplat

@@ -46,9 +46,12 @@
 #ifndef AIPLAT_PIPELINE_H
 #define AIPLAT_PIPELINE_H
 
+#include "bus.h"
 #include "call.h"
 #include "common.h"
 #include "config.h"
+#include "health.h"
+#include "service.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -278,6 +281,120 @@ AIPLAT_API aiplat_status aiplat_pipeline_engine_parse(
 /** Copy the detail of the handle's last failure into @p buf. */
 AIPLAT_API aiplat_status aiplat_pipeline_last_error(aiplat_pipeline *p,
                                                     char *buf, size_t buflen);
+
+/* ---- the pipeline-bridge endpoint ----------------------------------------
+ *
+ * What pipeline-bridge runs (docs/decisions/0017-bridges-and-cli.md): the
+ * service is configuration, one endpoint handle, two endpoints and `run`:
+ *
+ *   aiplat_pipeline_endpoint_create(&ep, cfg);
+ *   aiplat_service_add_endpoint(svc, "trigger",
+ *       aiplat_subject_pipeline_trigger(), NULL,
+ *       AIPLAT_MSG_PIPELINE_TRIGGER, AIPLAT_MSG_PIPELINE_STATUS,
+ *       aiplat_pipeline_handle_trigger, ep);
+ *   aiplat_service_add_endpoint(svc, "query",
+ *       aiplat_subject_pipeline_query(), NULL,
+ *       AIPLAT_MSG_PIPELINE_STATUS, AIPLAT_MSG_PIPELINE_STATUS,
+ *       aiplat_pipeline_handle_query, ep);
+ *   aiplat_pipeline_endpoint_set_bus(ep, aiplat_service_bus(svc));
+ *   aiplat_pipeline_endpoint_add_checks(ep, aiplat_service_health(svc));
+ *   aiplat_service_run(svc);
+ *   aiplat_pipeline_endpoint_close(ep);   // before the bus goes
+ *   aiplat_service_destroy(svc);
+ *   aiplat_pipeline_endpoint_destroy(ep);
+ *
+ * Thread: the handlers check a request on the thread that calls them (a
+ * delivery thread), hand it over with aiplat_request_defer() and return;
+ * the engine calls run on the library's event loop thread, bounded by the
+ * request's deadline and cancelled when the service stops past its grace
+ * period, and their completions reply. The run watcher is a thread of the
+ * endpoint; the readiness probes a thread each. */
+
+/** The pipeline-bridge endpoint: the engines, the run watcher, probes. */
+typedef struct aiplat_pipeline_endpoint aiplat_pipeline_endpoint;
+
+/**
+ * Create the pipeline-bridge endpoint from @p cfg (NULL: the environment):
+ * a pipeline handle (the settings of aiplat_pipeline_create()), of which
+ * at least one engine must be configured (`ARGO_URL` or `KUBEFLOW_URL`),
+ * and the run watcher, which polls every watched run each
+ * `PIPELINE_POLL_INTERVAL` (above 0; default 5 s), each poll bounded by
+ * `HTTP_TIMEOUT` and at most 10 s. Values are copied; @p cfg may be
+ * destroyed afterwards. No request is sent. Errors: ::AIPLAT_ERR_CONFIG
+ * naming the variable (detail in the thread's last error). Free with
+ * aiplat_pipeline_endpoint_destroy().
+ */
+AIPLAT_API aiplat_status aiplat_pipeline_endpoint_create(
+    aiplat_pipeline_endpoint **out, aiplat_config *cfg);
+
+/**
+ * Give the endpoint the NATS connection its PipelineStatus events go out
+ * on (`ai.pipeline.status.{runId}`; borrowed: it must stay valid until
+ * aiplat_pipeline_endpoint_close()). Without one, events are logged and
+ * dropped. Thread: any.
+ */
+AIPLAT_API aiplat_status aiplat_pipeline_endpoint_set_bus(
+    aiplat_pipeline_endpoint *ep, aiplat_bus *bus);
+
+/**
+ * Register the readiness checks `argo` and `kubeflow` (each configured
+ * engine's) on @p health: reading a run that does not exist proves the
+ * engine answers and takes the token. The probe runs on a thread of its
+ * own every 10 s (3 s timeout, no retries), and again at once (at most
+ * every 200 ms) when a request finds the engine unreachable, or reachable
+ * while marked down. The checks never block. Once per endpoint
+ * (::AIPLAT_ERR_EXISTS). The endpoint must outlive @p health's checks.
+ */
+AIPLAT_API aiplat_status aiplat_pipeline_endpoint_add_checks(
+    aiplat_pipeline_endpoint *ep, aiplat_health *health);
+
+/**
+ * Stop following runs: polls in flight are cancelled and waited for, the
+ * runs still watched are logged, and no event is published afterwards, so
+ * that the bus may be destroyed. Queries of runs the endpoint knows still
+ * answer. Call it after aiplat_service_run() returns. Idempotent; NULL is
+ * a no-op.
+ */
+AIPLAT_API void aiplat_pipeline_endpoint_close(aiplat_pipeline_endpoint *ep);
+
+/**
+ * Close (aiplat_pipeline_endpoint_close()), stop the probes and free. No
+ * request may be running on the endpoint, and the health handle holding
+ * its checks must be destroyed first. NULL is a no-op.
+ */
+AIPLAT_API void aiplat_pipeline_endpoint_destroy(aiplat_pipeline_endpoint *ep);
+
+/**
+ * The trigger endpoint: an ::aiplat_handler_fn for request type
+ * ::AIPLAT_MSG_PIPELINE_TRIGGER and reply type ::AIPLAT_MSG_PIPELINE_STATUS
+ * (`ai.pipeline.trigger`); @p user_data is the ::aiplat_pipeline_endpoint.
+ * Checks: `engine` `argo` or `kubeflow` and configured
+ * (::AIPLAT_ERR_NOT_SUPPORTED), `pipeline` not empty and, for Argo, a valid
+ * subject token (::AIPLAT_ERR_INVALID_ARGUMENT), at most 256
+ * `parameters` (::AIPLAT_ERR_TOO_LARGE), fewer than 256 runs watched
+ * (::AIPLAT_ERR_UNAVAILABLE). Then an Argo WorkflowTemplate is submitted
+ * or a Kubeflow run created (of `pipeline_version`, else the latest), in
+ * `namespace` (else `ARGO_NAMESPACE`). The reply is a PipelineStatus with
+ * the run id; the run's first event follows on
+ * `ai.pipeline.status.{runId}`, then one per phase change until a
+ * terminal phase (`terminal` set; a run lost to NOT_FOUND or AUTH, or to
+ * 10 minutes of failed polls, ends with `error` set). Engine failures are
+ * the reply's `error` (NOT_FOUND, AUTH, ... with the engine's message).
+ */
+AIPLAT_API aiplat_status aiplat_pipeline_handle_trigger(aiplat_request *req,
+                                                        void *user_data);
+
+/**
+ * The query endpoint: an ::aiplat_handler_fn for request and reply type
+ * ::AIPLAT_MSG_PIPELINE_STATUS (`ai.pipeline.query`); @p user_data is the
+ * ::aiplat_pipeline_endpoint. The request's `run_id` (not empty) and
+ * optional `engine` name the run; a run this endpoint started (watched,
+ * or among the last 256 finished) is answered from memory, any other is
+ * asked of the engines (the one named, else each configured one in turn).
+ * No such run is ::AIPLAT_ERR_NOT_FOUND.
+ */
+AIPLAT_API aiplat_status aiplat_pipeline_handle_query(aiplat_request *req,
+                                                      void *user_data);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,8 @@
 /* chat-handler: answers ChatRequests on ai.chat.user.*.message with
  * retrieval-augmented generation, streamed or whole, keeping multi-turn
  * history (docs/decisions/0016-chat-and-voice-services.md). All the logic
- * is the library's chat pipeline (aiplat/chat.h); this is its service. */
+ * is the library's chat pipeline (aiplat/chat.h); this is its service.
+ * Start-up and exit statuses: docs/exit-status.md. */
 #include <aiplat/aiplat.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,70 +30,72 @@ static const char usage[] =
     "  WORKERS, REQUEST_TIMEOUT, SHUTDOWN_GRACE, LOG_LEVEL\n"
     "Every setting: README.md, \"Configuration\".\n";
 
-/* One line on stderr with the thread's last error; the exit status. */
-static int die(const char *what, int code) {
+/* One line on stderr with the thread's last error; its exit status
+ * (docs/exit-status.md). */
+static int die(void) {
   char err[512];
-  aiplat_error_last(err, sizeof err);
-  fprintf(stderr, NAME ": %s%s\n", what, err);
-  return code;
+  aiplat_status st = aiplat_error_last(err, sizeof err);
+  for (char *p = err; *p; p++)
+    if ((unsigned char)*p < 0x20) *p = ' ';
+  fprintf(stderr, NAME ": %s\n", *err ? err : aiplat_status_str(st));
+  return st ? aiplat_status_exit_code(st) : AIPLAT_EXIT_FAILURE;
+}
+
+/* Serve until SIGTERM or SIGINT: 0, or 1 when the shutdown was not clean. */
+static int serve(aiplat_service *svc) {
+  if (aiplat_service_run(svc) == AIPLAT_OK) return AIPLAT_EXIT_OK;
+  char err[512];
+  aiplat_service_last_error(svc, err, sizeof err);
+  fprintf(stderr, NAME ": %s\n", err);
+  return AIPLAT_EXIT_FAILURE;
 }
 
 int main(int argc, char **argv) {
   if (argc > 1) {
-    if (!strcmp(argv[1], "--version")) {
-      printf(NAME " %s\n", aiplat_version_string());
-      return 0;
-    }
-    fputs(usage, strcmp(argv[1], "--help") ? stderr : stdout);
-    return strcmp(argv[1], "--help") ? 2 : 0;
+    const char *a = argv[1];
+    if (!strcmp(a, "--version") || !strcmp(a, "-V"))
+      return printf(NAME " %s\n", aiplat_version_string()) < 0;
+    bool help = !strcmp(a, "--help") || !strcmp(a, "-h");
+    fputs(usage, help ? stdout : stderr);
+    return help ? AIPLAT_EXIT_OK : AIPLAT_EXIT_USAGE;
   }
   aiplat_config *cfg = NULL;
   aiplat_chat *chat = NULL;
   aiplat_service *svc = NULL;
-  const char *stream = NULL;
+  const char *stream = NULL, *name = NULL;
   int64_t interval = 0;
-  if (aiplat_config_create(&cfg) != AIPLAT_OK) return die("", 2);
-  int rc = 2;
-  if (aiplat_config_validate(cfg) != AIPLAT_OK ||
-      aiplat_config_get_duration_ms(cfg, "READY_CHECK_INTERVAL", &interval) !=
-          AIPLAT_OK ||
-      aiplat_config_get_string(cfg, "CHAT_STREAM", &stream) != AIPLAT_OK) {
-    rc = die("", 2);
-    goto out;
+  aiplat_status st = aiplat_config_create(&cfg);
+  if (!st) st = aiplat_config_validate(cfg);
+  if (!st) st = aiplat_config_get_string(cfg, "SERVICE_NAME", &name);
+  if (!st) st = aiplat_config_get_string(cfg, "CHAT_STREAM", &stream);
+  if (!st)
+    st = aiplat_config_get_duration_ms(cfg, "READY_CHECK_INTERVAL", &interval);
+  int rc = -1;
+  if (!st && interval < 10) { /* the probes' shortest interval */
+    fputs(NAME ": config: READY_CHECK_INTERVAL must be at least 10ms\n", stderr);
+    rc = AIPLAT_EXIT_CONFIG;
+    st = AIPLAT_ERR_CONFIG;
   }
-  if (interval < 10) {
-    fprintf(stderr,
-            NAME ": config: READY_CHECK_INTERVAL must be at least 10ms\n");
-    goto out;
-  }
-  if (aiplat_chat_create(&chat, cfg) != AIPLAT_OK ||
-      aiplat_service_create(&svc, cfg, NAME, aiplat_version_string(),
-                            "Chat with retrieval-augmented generation") !=
-          AIPLAT_OK) {
-    rc = die("", 2);
-    goto out;
-  }
-  aiplat_status st;
-  if (stream && *stream)
+  if (!st) st = aiplat_chat_create(&chat, cfg);
+  if (!st)
+    st = aiplat_service_create(&svc, cfg, name && *name ? name : NAME,
+                               aiplat_version_string(),
+                               "Chat with retrieval-augmented generation");
+  if (!st && stream && *stream)
     st = aiplat_service_add_js_endpoint(
         svc, "chat", stream, NAME, aiplat_subject_chat_user_message_filter(),
         AIPLAT_MSG_CHAT_REQUEST, AIPLAT_MSG_CHAT_RESPONSE,
         aiplat_chat_handle_request, chat);
-  else
+  else if (!st)
     st = aiplat_service_add_endpoint(
         svc, "chat", aiplat_subject_chat_user_message_filter(), NAME,
         AIPLAT_MSG_CHAT_REQUEST, AIPLAT_MSG_CHAT_RESPONSE,
         aiplat_chat_handle_request, chat);
-  if (st == AIPLAT_OK) st = aiplat_chat_set_bus(chat, aiplat_service_bus(svc));
-  if (st == AIPLAT_OK)
+  if (!st) st = aiplat_chat_set_bus(chat, aiplat_service_bus(svc));
+  if (!st)
     st = aiplat_chat_add_checks(chat, aiplat_service_health(svc), interval);
-  if (st != AIPLAT_OK) {
-    rc = die("", 2);
-    goto out;
-  }
-  rc = 0;
-  if (aiplat_service_run(svc) != AIPLAT_OK) rc = die("", 1); /* until SIGTERM */
-out:
+  if (!st) st = aiplat_service_start(svc); /* NATS, the health port */
+  if (rc < 0) rc = st ? die() : serve(svc); /* until SIGTERM */
   aiplat_service_destroy(svc); /* first: its health checks use the pipeline */
   aiplat_chat_destroy(chat);
   aiplat_config_destroy(cfg);

@@ -7,10 +7,10 @@
  * REQUEST_TIMEOUT, SHUTDOWN_GRACE, STT_URL, STT_MODEL, STT_API_KEY,
  * STT_API, STT_LANGUAGE, STT_RESPONSE_FORMAT, HTTP_*.
  * All the request handling is the library's (aiplat/voice.h); this is
- * its service. */
+ * its service. Start-up and exit statuses: docs/exit-status.md. */
+#include <aiplat/aiplat.h>
 #include <stdio.h>
-
-#include "svcutil.h"
+#include <string.h>
 
 #define NAME "stt-module"
 
@@ -33,36 +33,60 @@ static const char HELP[] =
     "                              /metrics\n"
     "  WORKERS, REQUEST_TIMEOUT, SHUTDOWN_GRACE, LOG_LEVEL\n"
     "A wrong setting stops the program at start with one line naming it\n"
-    "(exit status 2); SIGTERM or SIGINT shut it down gracefully.\n";
+    "(exit status 4); SIGTERM or SIGINT shut it down gracefully.\n";
+
+/* One line on stderr with the thread's last error; its exit status
+ * (docs/exit-status.md). */
+static int die(void) {
+  char err[512];
+  aiplat_status st = aiplat_error_last(err, sizeof err);
+  for (char *p = err; *p; p++)
+    if ((unsigned char)*p < 0x20) *p = ' ';
+  fprintf(stderr, NAME ": %s\n", *err ? err : aiplat_status_str(st));
+  return st ? aiplat_status_exit_code(st) : AIPLAT_EXIT_FAILURE;
+}
+
+/* Serve until SIGTERM or SIGINT: 0, or 1 when the shutdown was not clean. */
+static int serve(aiplat_service *svc) {
+  if (aiplat_service_run(svc) == AIPLAT_OK) return AIPLAT_EXIT_OK;
+  char err[512];
+  aiplat_service_last_error(svc, err, sizeof err);
+  fprintf(stderr, NAME ": %s\n", err);
+  return AIPLAT_EXIT_FAILURE;
+}
 
 int main(int argc, char **argv) {
-  int rc =
-      svcu_args(argc, argv, NAME,
-                "NATS request/reply bridge to a speech-to-text server.", HELP);
-  if (rc >= 0) return rc;
-  svcu_block_signals();
-  aiplat_config *cfg = svcu_config(NAME);
-  if (!cfg) return SVCU_EXIT_CONFIG;
+  if (argc > 1) {
+    const char *a = argv[1];
+    if (!strcmp(a, "--version") || !strcmp(a, "-V"))
+      return printf(NAME " %s\n", aiplat_version_string()) < 0;
+    bool help = !strcmp(a, "--help") || !strcmp(a, "-h");
+    fprintf(help ? stdout : stderr,
+            "Usage: " NAME " [--help] [--version]\n"
+            "NATS request/reply bridge to a speech-to-text server.\n\n%s",
+            HELP);
+    return help ? AIPLAT_EXIT_OK : AIPLAT_EXIT_USAGE;
+  }
+  aiplat_config *cfg = NULL;
   aiplat_stt_endpoint *ep = NULL;
   aiplat_service *svc = NULL;
-  if (aiplat_stt_endpoint_create(&ep, cfg) != AIPLAT_OK ||
-      aiplat_service_create(&svc, cfg, svcu_service_name(cfg, NAME),
-                            AIPLAT_VERSION_STRING,
-                            "speech-to-text bridge") != AIPLAT_OK) {
-    svcu_last_error_line(NAME);
-    rc = SVCU_EXIT_CONFIG;
-  }
-  if (rc < 0 &&
-      (aiplat_service_add_endpoint(
-           svc, "transcribe", aiplat_subject_stt_transcribe(), NULL,
-           AIPLAT_MSG_TRANSCRIBE_REQUEST, AIPLAT_MSG_TRANSCRIBE_RESPONSE,
-           aiplat_stt_handle_request, ep) != AIPLAT_OK ||
-       aiplat_stt_endpoint_add_checks(ep, aiplat_service_health(svc)) !=
-           AIPLAT_OK))
-    rc = SVCU_EXIT_FAILURE;
-  if (rc == SVCU_EXIT_FAILURE) svcu_last_error_line(NAME);
-  if (rc < 0) rc = svcu_run(svc, NAME); /* until SIGTERM */
-  aiplat_service_destroy(svc);          /* first: its readiness check uses ep */
+  const char *name = NULL; /* SERVICE_NAME, else NAME */
+  aiplat_status st = aiplat_config_create(&cfg);
+  if (!st) st = aiplat_config_validate(cfg);
+  if (!st) st = aiplat_config_get_string(cfg, "SERVICE_NAME", &name);
+  if (!st) st = aiplat_stt_endpoint_create(&ep, cfg);
+  if (!st)
+    st = aiplat_service_create(&svc, cfg, name && *name ? name : NAME,
+                               aiplat_version_string(), "speech-to-text bridge");
+  if (!st)
+    st = aiplat_service_add_endpoint(svc, "transcribe", aiplat_subject_stt_transcribe(), NULL,
+                                     AIPLAT_MSG_TRANSCRIBE_REQUEST,
+                                     AIPLAT_MSG_TRANSCRIBE_RESPONSE,
+                                     aiplat_stt_handle_request, ep);
+  if (!st) st = aiplat_stt_endpoint_add_checks(ep, aiplat_service_health(svc));
+  if (!st) st = aiplat_service_start(svc); /* NATS, the health port */
+  int rc = st ? die() : serve(svc);        /* until SIGTERM */
+  aiplat_service_destroy(svc); /* first: its readiness check uses ep */
   aiplat_stt_endpoint_destroy(ep);
   aiplat_config_destroy(cfg);
   return rc;

@@ -3,7 +3,8 @@
  * text-to-speech; the VoiceResponse goes to the reply subject and to
  * ai.voice.response.{requestId}
  * (docs/decisions/0016-chat-and-voice-services.md). All the logic is the
- * library's voice pipeline (aiplat/voice.h); this is its service. */
+ * library's voice pipeline (aiplat/voice.h); this is its service.
+ * Start-up and exit statuses: docs/exit-status.md. */
 #include <aiplat/aiplat.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,42 +29,54 @@ static const char usage[] =
     "  HEALTH_PORT, WORKERS, REQUEST_TIMEOUT, SHUTDOWN_GRACE, LOG_LEVEL\n"
     "Every setting: README.md, \"Configuration\".\n";
 
-/* One line on stderr with the thread's last error; the exit status. */
-static int die(int code) {
+/* One line on stderr with the thread's last error; its exit status
+ * (docs/exit-status.md). */
+static int die(void) {
   char err[512];
-  aiplat_error_last(err, sizeof err);
+  aiplat_status st = aiplat_error_last(err, sizeof err);
+  for (char *p = err; *p; p++)
+    if ((unsigned char)*p < 0x20) *p = ' ';
+  fprintf(stderr, NAME ": %s\n", *err ? err : aiplat_status_str(st));
+  return st ? aiplat_status_exit_code(st) : AIPLAT_EXIT_FAILURE;
+}
+
+/* Serve until SIGTERM or SIGINT: 0, or 1 when the shutdown was not clean. */
+static int serve(aiplat_service *svc) {
+  if (aiplat_service_run(svc) == AIPLAT_OK) return AIPLAT_EXIT_OK;
+  char err[512];
+  aiplat_service_last_error(svc, err, sizeof err);
   fprintf(stderr, NAME ": %s\n", err);
-  return code;
+  return AIPLAT_EXIT_FAILURE;
 }
 
 int main(int argc, char **argv) {
   if (argc > 1) {
-    bool help = !strcmp(argv[1], "--help");
-    if (!strcmp(argv[1], "--version"))
+    const char *a = argv[1];
+    if (!strcmp(a, "--version") || !strcmp(a, "-V"))
       return printf(NAME " %s\n", aiplat_version_string()) < 0;
+    bool help = !strcmp(a, "--help") || !strcmp(a, "-h");
     fputs(usage, help ? stdout : stderr);
-    return help ? 0 : 2;
+    return help ? AIPLAT_EXIT_OK : AIPLAT_EXIT_USAGE;
   }
   aiplat_config *cfg = NULL;
   aiplat_service *svc = NULL;
   aiplat_voice *voice = NULL;
+  const char *name = NULL;
   int64_t iv = 0;
-  int rc = 2;
-  if (aiplat_config_create(&cfg) != AIPLAT_OK) return die(2);
-  if (aiplat_config_validate(cfg) != AIPLAT_OK ||
-      aiplat_config_get_duration_ms(cfg, "READY_CHECK_INTERVAL", &iv) !=
-          AIPLAT_OK) {
-    rc = die(2);
-    goto out;
+  aiplat_status st = aiplat_config_create(&cfg);
+  if (!st) st = aiplat_config_validate(cfg);
+  if (!st) st = aiplat_config_get_string(cfg, "SERVICE_NAME", &name);
+  if (!st) st = aiplat_config_get_duration_ms(cfg, "READY_CHECK_INTERVAL", &iv);
+  int rc = -1;
+  if (!st && iv < 10) { /* the probes' shortest interval */
+    fputs(NAME ": config: READY_CHECK_INTERVAL must be at least 10ms\n", stderr);
+    rc = AIPLAT_EXIT_CONFIG;
+    st = AIPLAT_ERR_CONFIG;
   }
-  if (iv < 10) {
-    fprintf(stderr,
-            NAME ": config: READY_CHECK_INTERVAL must be at least 10ms\n");
-    goto out;
-  }
-  aiplat_status st = aiplat_voice_create(&voice, cfg);
+  if (!st) st = aiplat_voice_create(&voice, cfg);
   if (!st)
-    st = aiplat_service_create(&svc, cfg, NAME, aiplat_version_string(),
+    st = aiplat_service_create(&svc, cfg, name && *name ? name : NAME,
+                               aiplat_version_string(),
                                "Spoken questions answered with speech");
   if (!st)
     st = aiplat_service_add_endpoint(
@@ -72,13 +85,8 @@ int main(int argc, char **argv) {
         aiplat_voice_handle_request, voice);
   if (!st) st = aiplat_voice_set_bus(voice, aiplat_service_bus(svc));
   if (!st) st = aiplat_voice_add_checks(voice, aiplat_service_health(svc), iv);
-  if (st) {
-    rc = die(2);
-    goto out;
-  }
-  rc = 0;
-  if (aiplat_service_run(svc) != AIPLAT_OK) rc = die(1); /* until SIGTERM */
-out:
+  if (!st) st = aiplat_service_start(svc); /* NATS, the health port */
+  if (rc < 0) rc = st ? die() : serve(svc); /* until SIGTERM */
   aiplat_service_destroy(svc); /* first: its health checks use the pipeline */
   aiplat_voice_destroy(voice);
   aiplat_config_destroy(cfg);

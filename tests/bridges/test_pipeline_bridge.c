@@ -647,18 +647,27 @@ START_TEST(many_triggers_against_a_slow_engine) {
 }
 END_TEST
 
-static void expect_config_line(const char *const *env, const char *var) {
+/* The bridge stops at start with one line naming @var and exit status
+ * @code (docs/exit-status.md). */
+static void expect_exit_line(const char *const *env, const char *const *argv,
+                             int code, const char *var) {
   tb_proc p;
   ck_assert(
-      tb_spawn(&p, "services/pipeline-bridge/pipeline-bridge", env, NULL));
+      tb_spawn(&p, "services/pipeline-bridge/pipeline-bridge", env, argv));
   int st = tb_wait_exit(&p, 20000);
   char *log = tb_log(&p);
-  ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 2,
-                "status %d: %s", st, log);
-  ck_assert_msg(tb_lines(log) == 1, "not one line: %s", log);
-  ck_assert_msg(strstr(log, var) != NULL, "does not name %s: %s", var, log);
+  ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == code,
+                "status %d, not exit %d: %s", st, code, log);
+  if (code == 4) /* nothing else was started: the one line alone */
+    ck_assert_msg(tb_lines(log) == 1, "not one line: %s", log);
+  if (var)
+    ck_assert_msg(strstr(log, var) != NULL, "does not name %s: %s", var, log);
   free(log);
   tb_stop(&p, SIGKILL, 1000);
+}
+
+static void expect_config_line(const char *const *env, const char *var) {
+  expect_exit_line(env, NULL, 4, var);
 }
 
 START_TEST(bad_configuration_is_one_line) {
@@ -678,6 +687,22 @@ START_TEST(bad_configuration_is_one_line) {
 }
 END_TEST
 
+/* The one start-up convention: a bad command line is 2, no NATS server at
+ * start 3 (unavailable), an address the health server cannot bind 5. */
+START_TEST(start_up_exit_statuses) {
+  expect_exit_line((const char *[]){env_nats, env_argo, NULL},
+                   (const char *[]){"--port", "9", NULL}, 2, NULL);
+  expect_exit_line((const char *[]){"NATS_URL=nats://127.0.0.1:1", env_argo,
+                                    "NATS_CONNECT_TIMEOUT=1s",
+                                    "NATS_MAX_RECONNECTS=0", "HEALTH_PORT=0",
+                                    NULL},
+                   NULL, 3, "nats");
+  expect_exit_line((const char *[]){env_nats, env_argo, "HEALTH_BIND=192.0.2.1",
+                                    "HEALTH_PORT=1", NULL},
+                   NULL, 5, "health");
+}
+END_TEST
+
 Suite *make_suite(void) {
   Suite *s = suite_create("pipeline-bridge");
   TCase *tc = tcase_create("bridge");
@@ -693,6 +718,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, bad_token_is_refused_and_not_ready);
   tcase_add_test(tc, watch_limit_and_shutdown_while_watching);
   tcase_add_test(tc, bad_configuration_is_one_line);
+  tcase_add_test(tc, start_up_exit_statuses);
   suite_add_tcase(s, tc);
   return s;
 }

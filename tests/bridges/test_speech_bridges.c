@@ -549,7 +549,7 @@ static void expect_config_line(const char *rel, const char *setting,
   ck_assert(tb_spawn(&p, rel, env, NULL));
   int st = tb_wait_exit(&p, 20000);
   char *log = tb_log(&p);
-  ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 2,
+  ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 4,
                 "%s with %s: status %d", rel, setting, st);
   ck_assert_msg(tb_lines(log) == 1, "%s with %s: not one line: %s", rel,
                 setting, log);

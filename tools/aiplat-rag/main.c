@@ -14,11 +14,11 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+/* The platform's exit statuses (aiplat/common.h, docs/exit-status.md). */
 enum {
-  EXIT_USAGE = 1,   /* bad command line */
-  EXIT_CONFIG = 2,  /* bad or missing configuration */
-  EXIT_BACKEND = 3, /* embeddings server, vector store or reranker failed */
-  EXIT_INPUT = 4    /* some input files could not be ingested */
+  EXIT_USAGE = AIPLAT_EXIT_USAGE,   /* bad command line */
+  EXIT_CONFIG = AIPLAT_EXIT_CONFIG, /* bad or missing configuration */
+  EXIT_INPUT = AIPLAT_EXIT_IO       /* some input files could not be ingested */
 };
 
 static const char USAGE[] =
@@ -62,14 +62,15 @@ static const char USAGE[] =
     "MILVUS_COLLECTION, MILVUS_DB, MILVUS_TOKEN, MILVUS_TLS, RAG_TOP_K,\n"
     "RAG_CANDIDATES, RAG_MIN_SCORE, RAG_CONTEXT_CHARS, HTTP_*, LOG_LEVEL.\n"
     "\n"
-    "Exit status:\n"
+    "Exit status (the platform's one convention):\n"
     "  0  success\n"
-    "  1  usage: unknown command or option, missing or bad argument\n"
-    "  2  configuration: a setting is missing or invalid\n"
-    "  3  backend failure: the embeddings server, the vector store or the\n"
-    "     reranker failed or could not be reached\n"
-    "  4  ingest: some inputs could not be read or are not UTF-8 text (the\n"
-    "     others were ingested)\n";
+    "  1  failed: the embeddings server, the vector store or the reranker\n"
+    "     answered with an error\n"
+    "  2  usage: unknown command or option, missing or bad argument\n"
+    "  3  unavailable: one of them could not be reached or timed out\n"
+    "  4  configuration: a setting is missing or invalid\n"
+    "  5  I/O: some inputs could not be read or are not UTF-8 text (the\n"
+    "     others were ingested), or the store file could not be read\n";
 
 typedef struct opts {
   size_t top_k, context_chars, chunk_chars, overlap;
@@ -99,19 +100,6 @@ static bool parse_size(const char *s, size_t *out) {
   return true;
 }
 
-static int exit_for(aiplat_status st) {
-  switch (st) {
-    case AIPLAT_OK:
-      return 0;
-    case AIPLAT_ERR_CONFIG:
-      return EXIT_CONFIG;
-    case AIPLAT_ERR_INVALID_ARGUMENT:
-      return EXIT_USAGE;
-    default:
-      return EXIT_BACKEND;
-  }
-}
-
 static int fail(aiplat_rag *rag, aiplat_status st) {
   char msg[512];
   if (rag)
@@ -120,7 +108,7 @@ static int fail(aiplat_rag *rag, aiplat_status st) {
     aiplat_error_last(msg, sizeof msg);
   fprintf(stderr, "aiplat-rag: %s (%s)\n", msg[0] ? msg : "failed",
           aiplat_status_str(st));
-  return exit_for(st);
+  return aiplat_status_exit_code(st);
 }
 
 /* ---- output -----------------------------------------------------------------

@@ -9,14 +9,15 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Exit codes a script can rely on (docs/decisions/0017-bridges-and-cli.md). */
+/* Exit codes a script can rely on: the platform's one convention
+ * (aiplat_exit_code in aiplat/common.h, docs/exit-status.md). */
 enum {
-  CLI_OK = 0,       /* done */
-  CLI_ESERVICE = 1, /* the service answered with an error, or the run failed */
-  CLI_EUSAGE = 2,   /* bad arguments, or an input the bus cannot carry */
-  CLI_ENOREPLY = 3, /* no NATS server, no responder, or no answer in time */
-  CLI_ECONFIG = 4,  /* a bad setting (NATS_URL, credentials, ...) */
-  CLI_EIO = 5       /* a file could not be read or written */
+  CLI_OK = AIPLAT_EXIT_OK,                /* done */
+  CLI_ESERVICE = AIPLAT_EXIT_FAILURE,     /* an error reply, a failed run */
+  CLI_EUSAGE = AIPLAT_EXIT_USAGE,         /* bad arguments, input too large */
+  CLI_ENOREPLY = AIPLAT_EXIT_UNAVAILABLE, /* no server, responder or answer */
+  CLI_ECONFIG = AIPLAT_EXIT_CONFIG,       /* a bad setting, refused creds */
+  CLI_EIO = AIPLAT_EXIT_IO                /* a file not read or written */
 };
 
 /* Which options a subcommand accepts (a bit each). */

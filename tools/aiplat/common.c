@@ -36,27 +36,7 @@ int cli_usage(const char *fmt, ...) {
   return CLI_EUSAGE;
 }
 
-int cli_code_for(aiplat_status st) {
-  switch (st) {
-    case AIPLAT_OK:
-      return CLI_OK;
-    case AIPLAT_ERR_CONFIG:
-    case AIPLAT_ERR_AUTH:
-      return CLI_ECONFIG;
-    case AIPLAT_ERR_UNAVAILABLE:
-    case AIPLAT_ERR_TIMEOUT:
-    case AIPLAT_ERR_CONNECTION:
-    case AIPLAT_ERR_CLOSED:
-      return CLI_ENOREPLY;
-    case AIPLAT_ERR_INVALID_ARGUMENT:
-    case AIPLAT_ERR_TOO_LARGE:
-      return CLI_EUSAGE;
-    case AIPLAT_ERR_IO:
-      return CLI_EIO;
-    default:
-      return CLI_ESERVICE;
-  }
-}
+int cli_code_for(aiplat_status st) { return aiplat_status_exit_code(st); }
 
 int cli_fail_last(aiplat_status st, const char *what) {
   char why[512];

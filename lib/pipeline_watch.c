@@ -1,55 +1,48 @@
-/* The watcher of pipeline-bridge: one thread schedules the polls of the
+/* The run watcher of the pipeline endpoint: one thread schedules the polls of the
  * watched runs; each poll is an asynchronous status call whose completion
  * (on the library's event loop thread) applies the answer and publishes a
  * PipelineStatus event on ai.pipeline.status.{runId} at each change, until
  * a terminal phase (or the run is lost). Polls of different runs overlap,
  * so one slow engine does not hold up the others; a run is never polled
  * twice at once. */
-#include "watch.h"
+#include "pipeline_watch.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "aiplat/log.h"
+#include "aiplat/subject.h"
+#include "internal.h"
+
 typedef struct slot {
   bool used, active; /* active: being watched; else remembered (finished) */
   bool polling;      /* a status call is in flight */
-  pb_run_state s;
+  aip_prun s;
   int64_t next_poll;     /* monotonic ms */
   int64_t failing_since; /* monotonic ms of the first failed poll in a row, 0 */
   uint64_t finished_seq; /* order of finishing, to forget the oldest first */
 } slot;
 
-struct pb_watch {
+struct aip_pwatch {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   pthread_t thread;
   aiplat_pipeline *poller;
   aiplat_bus *bus;
   int64_t interval_ms;
-  bool stop;
+  bool stop, stopped;
   size_t active, reserved;
   size_t polls; /* status calls in flight */
   uint64_t seq;
-  slot slots[PB_MAX_WATCHED + PB_MAX_REMEMBERED];
+  slot slots[AIP_PWATCH_MAX_WATCHED + AIP_PWATCH_MAX_REMEMBERED];
 };
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t pb_wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-aiplat_msg *pb_status_msg(const pb_run_state *s) {
+aiplat_msg *aip_prun_msg(const aip_prun *s) {
   aiplat_msg *m = NULL;
   if (aiplat_msg_create(&m, AIPLAT_MSG_PIPELINE_STATUS) != AIPLAT_OK)
     return NULL;
@@ -84,16 +77,18 @@ aiplat_msg *pb_status_msg(const pb_run_state *s) {
   return m;
 }
 
-/* Publish the event of @s (called without the lock held). */
-static void publish(pb_watch *w, const pb_run_state *s) {
+/* Publish the event of @s on @bus. */
+static void publish_on(aiplat_bus *bus, const aip_prun *s) {
   char *subject = NULL;
-  aiplat_msg *m = pb_status_msg(s);
+  aiplat_msg *m = aip_prun_msg(s);
   uint8_t *body = NULL;
   size_t len = 0;
   aiplat_status st = aiplat_subject_pipeline_status(&subject, s->run_id);
   if (st == AIPLAT_OK && m) st = aiplat_msg_encode(m, &body, &len);
+  if (st == AIPLAT_OK && m && !bus)
+    st = aip_fail(NULL, AIPLAT_ERR_STATE, "the endpoint has no bus");
   if (st == AIPLAT_OK && m)
-    st = aiplat_bus_publish(w->bus, subject, body, len, NULL);
+    st = aiplat_bus_publish(bus, subject, body, len, NULL);
   if (st != AIPLAT_OK || !m) {
     char why[256];
     aiplat_error_last(why, sizeof why);
@@ -111,9 +106,19 @@ static void publish(pb_watch *w, const pb_run_state *s) {
   aiplat_msg_destroy(m);
 }
 
+/* Publish the event of @s (called without the lock held; the bus is read
+ * under it, and nothing is published once the watcher stopped). */
+static void publish(aip_pwatch *w, const aip_prun *s) {
+  pthread_mutex_lock(&w->mu);
+  aiplat_bus *bus = w->stopped ? NULL : w->bus;
+  bool stopped = w->stopped;
+  pthread_mutex_unlock(&w->mu);
+  if (!stopped) publish_on(bus, s);
+}
+
 /* A finished run moves from watched to remembered; the oldest remembered
  * run is forgotten when there is no room. Lock held. */
-static void finish(pb_watch *w, slot *sl) {
+static void finish(aip_pwatch *w, slot *sl) {
   sl->active = false;
   sl->finished_seq = ++w->seq;
   w->active--;
@@ -125,25 +130,25 @@ static void finish(pb_watch *w, slot *sl) {
     remembered++;
     if (!oldest || o->finished_seq < oldest->finished_seq) oldest = o;
   }
-  if (remembered > PB_MAX_REMEMBERED && oldest) oldest->used = false;
+  if (remembered > AIP_PWATCH_MAX_REMEMBERED && oldest) oldest->used = false;
 }
 
 /* One status call in flight. */
 typedef struct poll_call {
-  pb_watch *w;
+  aip_pwatch *w;
   size_t i;
   char run_id[AIPLAT_PIPELINE_MAX_RUN_ID + 1];
 } poll_call;
 
 /* Apply a poll's answer to slot @i (lock held); true when the run's event
  * is to be published (copied into @out). */
-static bool apply(pb_watch *w, size_t i, const char *run_id, aiplat_status st,
+static bool apply(aip_pwatch *w, size_t i, const char *run_id, aiplat_status st,
                   const char *why, aiplat_pipeline_phase phase,
-                  const char *msg, pb_run_state *out) {
+                  const char *msg, aip_prun *out) {
   slot *sl = &w->slots[i];
   if (!sl->used || !sl->active || strcmp(sl->s.run_id, run_id) != 0)
     return false;
-  int64_t now = mono_ms();
+  int64_t now = aip_now_ms();
   sl->next_poll = now + w->interval_ms;
   if (st == AIPLAT_ERR_CANCELLED) return false; /* stopping */
   bool changed = false;
@@ -153,7 +158,7 @@ static bool apply(pb_watch *w, size_t i, const char *run_id, aiplat_status st,
       changed = phase != sl->s.phase;
       sl->s.phase = phase;
       snprintf(sl->s.message, sizeof sl->s.message, "%s", msg);
-      if (changed) sl->s.updated_ms = pb_wall_ms();
+      if (changed) sl->s.updated_ms = aip_wall_ms();
     }
     if (aiplat_pipeline_phase_is_terminal(phase)) {
       sl->s.terminal = true;
@@ -165,12 +170,12 @@ static bool apply(pb_watch *w, size_t i, const char *run_id, aiplat_status st,
                      st == AIPLAT_ERR_INVALID_ARGUMENT ||
                      st == AIPLAT_ERR_CONFIG;
     if (!sl->failing_since) sl->failing_since = now;
-    if (permanent || now - sl->failing_since >= PB_GIVE_UP_MS) {
+    if (permanent || now - sl->failing_since >= AIP_PWATCH_GIVE_UP_MS) {
       sl->s.error = st;
       snprintf(sl->s.error_message, sizeof sl->s.error_message,
-               "the run was lost: %.*s", PB_MESSAGE_MAX - 32, why);
+               "the run was lost: %.*s", AIP_PWATCH_MESSAGE_MAX - 32, why);
       sl->s.terminal = true;
-      sl->s.updated_ms = sl->s.finished_ms = pb_wall_ms();
+      sl->s.updated_ms = sl->s.finished_ms = aip_wall_ms();
       changed = true;
     }
     const char *k[] = {"run_id", "error"}, *v[] = {run_id, why};
@@ -187,15 +192,15 @@ static bool apply(pb_watch *w, size_t i, const char *run_id, aiplat_status st,
 static void on_polled(aiplat_status st, const char *why,
                       aiplat_pipeline_phase phase, const char *msg, void *ud) {
   poll_call *pc = ud;
-  pb_watch *w = pc->w;
-  pb_run_state out;
+  aip_pwatch *w = pc->w;
+  aip_prun out;
   pthread_mutex_lock(&w->mu);
   bool changed = apply(w, pc->i, pc->run_id, st, why, phase, msg, &out);
   w->slots[pc->i].polling = false;
   pthread_mutex_unlock(&w->mu);
   if (changed) publish(w, &out);
   free(pc);
-  /* the last touch of @w: pb_watch_stop() frees it once no poll is left */
+  /* the last touch of @w: aip_pwatch_stop() frees it once no poll is left */
   pthread_mutex_lock(&w->mu);
   w->polls--;
   pthread_cond_broadcast(&w->cv);
@@ -203,11 +208,11 @@ static void on_polled(aiplat_status st, const char *why,
 }
 
 /* Start the poll of slot @i (lock not held; the slot is marked polling). */
-static void start_poll(pb_watch *w, size_t i, const pb_run_state *snap) {
+static void start_poll(aip_pwatch *w, size_t i, const aip_prun *snap) {
   poll_call *pc = calloc(1, sizeof *pc);
   aiplat_pipeline_options *o = NULL;
   aiplat_status st = AIPLAT_ERR_NO_MEMORY;
-  char why[PB_MESSAGE_MAX] = "out of memory";
+  char why[AIP_PWATCH_MESSAGE_MAX] = "out of memory";
   if (pc) {
     pc->w = w;
     pc->i = i;
@@ -236,10 +241,10 @@ static void start_poll(pb_watch *w, size_t i, const pb_run_state *snap) {
 }
 
 static void *watch_main(void *arg) {
-  pb_watch *w = arg;
+  aip_pwatch *w = arg;
   pthread_mutex_lock(&w->mu);
   while (!w->stop) {
-    int64_t now = mono_ms(), next = now + 60000;
+    int64_t now = aip_now_ms(), next = now + 60000;
     size_t due = SIZE_MAX;
     for (size_t i = 0; i < sizeof w->slots / sizeof w->slots[0]; i++) {
       slot *sl = &w->slots[i];
@@ -251,7 +256,7 @@ static void *watch_main(void *arg) {
       if (sl->next_poll < next) next = sl->next_poll;
     }
     if (due != SIZE_MAX) {
-      pb_run_state snap = w->slots[due].s;
+      aip_prun snap = w->slots[due].s;
       w->slots[due].polling = true;
       w->polls++;
       pthread_mutex_unlock(&w->mu);
@@ -271,12 +276,10 @@ static void *watch_main(void *arg) {
   return NULL;
 }
 
-pb_watch *pb_watch_start(aiplat_pipeline *poller, aiplat_bus *bus,
-                         int64_t interval_ms) {
-  pb_watch *w = calloc(1, sizeof *w);
+aip_pwatch *aip_pwatch_start(aiplat_pipeline *poller, int64_t interval_ms) {
+  aip_pwatch *w = calloc(1, sizeof *w);
   if (!w) return NULL;
   w->poller = poller;
-  w->bus = bus;
   w->interval_ms = interval_ms > 0 ? interval_ms : 1;
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -284,7 +287,13 @@ pb_watch *pb_watch_start(aiplat_pipeline *poller, aiplat_bus *bus,
   pthread_cond_init(&w->cv, &ca);
   pthread_condattr_destroy(&ca);
   pthread_mutex_init(&w->mu, NULL);
-  if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
+  /* The watcher never takes signals meant for the process. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int rc = pthread_create(&w->thread, NULL, watch_main, w);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc != 0) {
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
     free(w);
@@ -293,21 +302,27 @@ pb_watch *pb_watch_start(aiplat_pipeline *poller, aiplat_bus *bus,
   return w;
 }
 
-bool pb_watch_reserve(pb_watch *w) {
+void aip_pwatch_set_bus(aip_pwatch *w, aiplat_bus *bus) {
   pthread_mutex_lock(&w->mu);
-  bool ok = w->active + w->reserved < PB_MAX_WATCHED;
+  w->bus = bus;
+  pthread_mutex_unlock(&w->mu);
+}
+
+bool aip_pwatch_reserve(aip_pwatch *w) {
+  pthread_mutex_lock(&w->mu);
+  bool ok = w->active + w->reserved < AIP_PWATCH_MAX_WATCHED;
   if (ok) w->reserved++;
   pthread_mutex_unlock(&w->mu);
   return ok;
 }
 
-void pb_watch_unreserve(pb_watch *w) {
+void aip_pwatch_unreserve(aip_pwatch *w) {
   pthread_mutex_lock(&w->mu);
   if (w->reserved) w->reserved--;
   pthread_mutex_unlock(&w->mu);
 }
 
-void pb_watch_add(pb_watch *w, const pb_run_state *s) {
+void aip_pwatch_add(aip_pwatch *w, const aip_prun *s) {
   pthread_mutex_lock(&w->mu);
   if (w->reserved) w->reserved--;
   slot *free_slot = NULL, *oldest = NULL;
@@ -327,17 +342,17 @@ void pb_watch_add(pb_watch *w, const pb_run_state *s) {
     memset(sl, 0, sizeof *sl);
     sl->used = sl->active = true;
     sl->s = *s;
-    sl->next_poll = mono_ms() + w->interval_ms;
+    sl->next_poll = aip_now_ms() + w->interval_ms;
     w->active++;
     pthread_cond_signal(&w->cv);
   }
   /* Under the lock, so the watcher's first change cannot overtake it. */
-  publish(w, s);
+  if (!w->stopped) publish_on(w->bus, s);
   pthread_mutex_unlock(&w->mu);
 }
 
-bool pb_watch_find(pb_watch *w, const char *run_id,
-                   aiplat_pipeline_engine engine, pb_run_state *out) {
+bool aip_pwatch_find(aip_pwatch *w, const char *run_id,
+                   aiplat_pipeline_engine engine, aip_prun *out) {
   bool found = false;
   pthread_mutex_lock(&w->mu);
   for (size_t i = 0; i < sizeof w->slots / sizeof w->slots[0] && !found; i++) {
@@ -352,17 +367,19 @@ bool pb_watch_find(pb_watch *w, const char *run_id,
   return found;
 }
 
-void pb_watch_stop(pb_watch *w) {
+void aip_pwatch_stop(aip_pwatch *w) {
   if (!w) return;
   pthread_mutex_lock(&w->mu);
+  bool again = w->stop;
   w->stop = true;
   pthread_cond_broadcast(&w->cv);
   pthread_mutex_unlock(&w->mu);
+  if (again) return;
   pthread_join(w->thread, NULL); /* no poll starts after this */
   aiplat_pipeline_close(w->poller); /* the polls in flight end now */
   pthread_mutex_lock(&w->mu);
   while (w->polls > 0) pthread_cond_wait(&w->cv, &w->mu);
-  pthread_mutex_unlock(&w->mu);
+  w->stopped = true;
   for (size_t i = 0; i < sizeof w->slots / sizeof w->slots[0]; i++) {
     slot *sl = &w->slots[i];
     if (!sl->used || !sl->active) continue;
@@ -371,6 +388,12 @@ void pb_watch_stop(pb_watch *w) {
     aiplat_log_fields(AIPLAT_LOG_WARNING,
                       "stopped watching a run that has not ended", k, v, 2);
   }
+  pthread_mutex_unlock(&w->mu);
+}
+
+void aip_pwatch_destroy(aip_pwatch *w) {
+  if (!w) return;
+  aip_pwatch_stop(w);
   pthread_cond_destroy(&w->cv);
   pthread_mutex_destroy(&w->mu);
   free(w);
