@@ -12,6 +12,7 @@
 
 #include "bus_internal.h"
 #include "subject_internal.h"
+#include "otel.h"
 
 /* The bus whose event callback runs on this thread, if any. */
 static _Thread_local aiplat_bus *tls_event_bus;
@@ -878,7 +879,7 @@ AIPLAT_API aiplat_status aiplat_bus_publish_request(
   return publish(bus, subject, reply, data, len, headers);
 }
 
-AIPLAT_API aiplat_status aiplat_bus_request(
+static aiplat_status bus_request(
     aiplat_bus *bus, const char *subject, const void *data, size_t len,
     const aiplat_headers *headers, int64_t timeout_ms, aiplat_bus_msg **reply) {
   if (!bus)
@@ -913,6 +914,16 @@ AIPLAT_API aiplat_status aiplat_bus_request(
                     (long long)timeout_ms);
   if (s != NATS_OK) return aip_bus_fail_nats(&bus->err, s, 0, "bus: request");
   return aip_bus_msg_wrap(reply, bus, NULL, rm);
+}
+
+/* A client span around each request the library makes (tracing on). */
+AIPLAT_API aiplat_status aiplat_bus_request(
+    aiplat_bus *bus, const char *subject, const void *data, size_t len,
+    const aiplat_headers *headers, int64_t timeout_ms, aiplat_bus_msg **reply) {
+  aip_span *sp = aip_otel_nats_begin("request", subject);
+  aiplat_status st = bus_request(bus, subject, data, len, headers, timeout_ms, reply);
+  aip_otel_end(sp, st);
+  return st;
 }
 
 AIPLAT_API aiplat_status aiplat_bus_flush(aiplat_bus *bus, int64_t timeout_ms) {

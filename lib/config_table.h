@@ -84,6 +84,23 @@
   X(JS_COMPLETIONS_BUCKET, "aiplat-completions", STR, 0, "JetStream Key-Value bucket recording the durable requests answered, so that a redelivery is not answered twice") \
   X(JS_COMPLETIONS_REPLICAS, "0", INT, 0, "replicas of the completions bucket when a service creates it (1 to 5; 0: those of the endpoint's stream); an existing bucket is used as it is") \
   X(CHAT_STREAM, NULL, STR, 0, "JetStream stream chat-handler takes requests from (durable; answers only on ai.chat.response.{requestId}); unset: core NATS request/reply") \
+  X(OTEL_SDK_DISABLED, "false", BOOL, 0, "true turns tracing off whatever else is set") \
+  X(OTEL_TRACES_EXPORTER, "otlp", STR, 0, "otlp, or none to export no spans") \
+  X(OTEL_SERVICE_NAME, NULL, STR, 0, "service.name of the exported spans (default: service.name of OTEL_RESOURCE_ATTRIBUTES, then SERVICE_NAME)") \
+  X(OTEL_RESOURCE_ATTRIBUTES, NULL, STR, 0, "resource attributes of the spans, key=value pairs separated by commas (values percent-encoded)") \
+  X(OTEL_EXPORTER_OTLP_ENDPOINT, NULL, URL, 0, "OTLP/HTTP collector base URL (spans go to /v1/traces under it); unset with the next one: no tracing") \
+  X(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, NULL, URL, 0, "OTLP/HTTP traces URL, used as it is (wins over OTEL_EXPORTER_OTLP_ENDPOINT)") \
+  X(OTEL_EXPORTER_OTLP_HEADERS, NULL, STR, 1, "headers sent with every export, key=value pairs separated by commas (values percent-encoded)") \
+  X(OTEL_EXPORTER_OTLP_TRACES_HEADERS, NULL, STR, 1, "headers sent with trace exports, added to OTEL_EXPORTER_OTLP_HEADERS") \
+  X(OTEL_EXPORTER_OTLP_TIMEOUT, "10000", INT, 0, "timeout of one export request, in milliseconds") \
+  X(OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, NULL, INT, 0, "timeout of one trace export request in milliseconds (default: OTEL_EXPORTER_OTLP_TIMEOUT)") \
+  X(OTEL_EXPORTER_OTLP_PROTOCOL, "http/protobuf", STR, 0, "OTLP transport; http/protobuf is the one built in") \
+  X(OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, NULL, STR, 0, "OTLP transport of traces (default: OTEL_EXPORTER_OTLP_PROTOCOL)") \
+  X(OTEL_TRACES_SAMPLER, "parentbased_always_on", STR, 0, "always_on, always_off, traceidratio, or parentbased_ with one of them") \
+  X(OTEL_TRACES_SAMPLER_ARG, NULL, STR, 0, "sampling ratio in [0, 1] of the traceidratio samplers (default 1.0)") \
+  X(OTEL_BSP_SCHEDULE_DELAY, "5000", INT, 0, "longest wait before queued spans are exported, in milliseconds") \
+  X(OTEL_BSP_MAX_QUEUE_SIZE, "2048", INT, 0, "spans queued for export at most; more are dropped and counted") \
+  X(OTEL_BSP_MAX_EXPORT_BATCH_SIZE, "512", INT, 0, "spans sent in one export request at most") \
   X(ARGO_URL, NULL, URL, 0, "Argo Workflows server, e.g. https://argo-server:2746") \
   X(ARGO_NAMESPACE, "ai-ml", STR, 0, "namespace of Argo WorkflowTemplates") \
   X(ARGO_TOKEN, NULL, STR, 1, "bearer token for the Argo server") \

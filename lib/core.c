@@ -9,6 +9,7 @@
 
 #include "internal.h"
 #include "loop.h"
+#include "otel.h"
 
 static const char *const status_text[] = {
     [AIPLAT_OK] = "success",
@@ -195,12 +196,21 @@ out:
 }
 
 void aip_global_unref(void) {
+  /* The last handle goes: queued spans are sent first (bounded by the
+   * export timeout), without the lock, which completions may need. */
+  pthread_mutex_lock(&global_mu);
+  bool last = global_refs == 1;
+  pthread_mutex_unlock(&global_mu);
+  if (last) aip_otel_flush(-1);
   pthread_mutex_lock(&global_mu);
   if (global_refs > 0 && --global_refs == 0) {
     /* The execution core goes with the last handle (not from its own
      * thread: a completion that destroys the last handle leaves it to the
      * next aiplat_cleanup or the process's exit). */
-    if (!aip_loop_on_thread()) aip_loop_shutdown();
+    if (!aip_loop_on_thread()) {
+      aip_otel_detach();
+      aip_loop_shutdown();
+    }
     curl_global_cleanup();
     /* Release nats.c's library-wide threads and memory too, so that a
      * program that balanced its init/cleanup leaves nothing behind. */

@@ -20,6 +20,7 @@
 
 #include "internal.h"
 #include "metrics.h"
+#include "otel.h"
 
 /* One polling thread answers every connection (the ADR says why). The port
  * holds up to HEALTH_MAX_CONNECTIONS at once, fewer when the descriptor
@@ -444,7 +445,8 @@ static enum MHD_Result serve_ready(aiplat_health *h, struct MHD_Connection *c) {
 static enum MHD_Result serve_metrics(aiplat_health *h,
                                      struct MHD_Connection *c) {
   aip_buf b = {0};
-  if (!aip_metrics_render_buf(h->metrics, &b)) aip_buf_free(&b);
+  if (!aip_metrics_render_buf(h->metrics, &b) || !aip_otel_render_metrics(&b))
+    aip_buf_free(&b);
   return respond(c, MHD_HTTP_OK, CT_METRICS, &b);
 }
 

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "call_internal.h"
 #include "loop.h"
+#include "otel.h"
 
 #define ERROR_BODY_MAX 65536
 #define HEALTH_TIMEOUT_MAX_MS 10000
@@ -324,6 +325,7 @@ struct aip_http_call {
   int64_t last_activity_ms;
   bool cancelled, idle_expired;
   char errbuf[CURL_ERROR_SIZE];
+  aip_span *span; /* the client span, NULL when not traced */
 };
 
 static size_t on_header(char *b, size_t sz, size_t n, void *ud) {
@@ -419,6 +421,9 @@ static bool set_request(call *c, CURL *e, struct curl_slist **hdrs,
   } while (0)
   ADD_HEADER("Expect:"); /* no 100-continue round trip for big bodies */
   if (c->auth) ADD_HEADER(c->auth);
+  char tp[16 + AIP_TRACEPARENT_LEN] = "traceparent: ";
+  aip_span_traceparent(c->span, tp + 13, sizeof tp - 13);
+  if (c->span) ADD_HEADER(tp);
   if (r->accept) {
     char *a = aip_sprintf("Accept: %s", r->accept);
     if (!a) goto nomem;
@@ -676,6 +681,7 @@ static void finish(call *c, aiplat_status st) {
   unlink_call(c);
   /* Untied before the completion, which may destroy the call object. */
   if (c->req->call) aip_call_unbind(c->req->call);
+  aip_otel_http_end(c->span, st, c->resp->status, c->resp->attempts);
   c->done(st, c->resp, c->err, c->done_ud);
   call_release(c);
 }
@@ -978,6 +984,7 @@ aiplat_status aip_http_start(aip_http *h, aip_err *err, const aip_http_req *req,
     c->deadline_ms = req->deadline_ms;
   c->max_retries =
       req->max_retries >= 0 ? req->max_retries : c->set.max_retries;
+  c->span = aip_otel_http_begin(c->method, c->display);
   link_call(c);
   if (out) *out = c; /* before the call can make progress */
   if (req->call) { /* tied before it can make progress, too */
@@ -989,6 +996,7 @@ aiplat_status aip_http_start(aip_http *h, aip_err *err, const aip_http_req *req,
     if (out) *out = NULL;
     if (req->call) aip_call_unbind(req->call);
     unlink_call(c);
+    aip_otel_http_end(c->span, st, 0, 0);
     atomic_store(&c->refs, 1);
     call_release(c);
     return aip_fail(err, st, "%s: the execution core is not running",

@@ -10,6 +10,7 @@
 #include "call_internal.h"
 #include "model_common.h"
 #include "model_parse.h"
+#include "otel.h"
 #include "sse.h"
 
 #define LLM_EVENT_MAX ((size_t)1 << 20)
@@ -370,6 +371,32 @@ static aiplat_status body_error(aip_err *err, json_t *root, const char *where) {
   return aip_fail(err, st, "llm: %s: %s", where, msg);
 }
 
+/* ---- tracing ----------------------------------------------------------------
+ */
+
+/* A GenAI client span for a chat completion, the current span of the
+ * calling thread while the HTTP call starts (so that it is the parent). */
+static aip_span *llm_span(aiplat_llm *c, const aiplat_llm_request *r) {
+  if (!aip_otel_enabled()) return NULL;
+  pthread_mutex_lock(&c->base.mu);
+  char *model = aip_strdup(r->model ? r->model : c->base.model);
+  pthread_mutex_unlock(&c->base.mu);
+  char *root = aip_http_root_url(c->base.http);
+  aip_span *sp = aip_otel_genai_begin("chat", model, root);
+  free(model);
+  free(root);
+  return sp;
+}
+
+static void llm_span_end(aip_span *sp, aiplat_status st,
+                         const aiplat_llm_result *res, int64_t first_ns) {
+  if (!sp) return;
+  aip_otel_genai_end(sp, st, res ? res->model : NULL,
+                     res ? res->prompt_tokens : -1,
+                     res ? res->completion_tokens : -1,
+                     res ? res->finish_reason : NULL, first_ns);
+}
+
 /* ---- building the body ------------------------------------------------------
  */
 
@@ -473,12 +500,16 @@ AIPLAT_API aiplat_status aiplat_llm_complete(aiplat_llm *c,
   json_t *body = build_body(c, r, false, &st);
   if (!body) return st;
   json_t *root = NULL;
+  aip_span *sp = llm_span(c, r);
+  aip_otel_ctx prev = aip_otel_enter(sp);
   aip_model_obs obs;
   aip_model_obs_begin(&obs, &c->base, r->model);
   st = aip_http_post_json(c->base.http, &c->base.err, "/v1/chat/completions",
                           body, &root, NULL);
+  aip_otel_restore(prev);
   json_decref(body);
   if (st == AIPLAT_OK) st = aip_llm_parse_completion(&c->base.err, root, out);
+  llm_span_end(sp, st, *out, 0);
   aip_model_obs_end_llm(&obs, st, *out);
   json_decref(root);
   return st;
@@ -498,6 +529,8 @@ typedef struct stream_ctx {
   bool json_mode;   /* the server answered one JSON document, not SSE */
   bool started;     /* first non-blank byte seen */
   aip_buf json;     /* the JSON document in json_mode */
+  aip_span *span;   /* GenAI span, NULL when not traced */
+  int64_t first_ns; /* time to the first piece of text */
   aip_model_obs obs;
 } stream_ctx;
 
@@ -549,6 +582,7 @@ static bool on_event(const aip_sse_event *ev, void *ud) {
     if (json_is_string(content) && json_string_length(content) > 0) {
       const char *t = json_string_value(content);
       size_t n = json_string_length(content);
+      if (s->span && !s->first_ns) s->first_ns = aip_span_elapsed_ns(s->span);
       aip_model_obs_first(&s->obs);
       if (!aip_buf_append(&s->res->text, t, n)) {
         s->st = aip_fail(s->err, AIPLAT_ERR_NO_MEMORY, "llm: out of memory");
@@ -693,10 +727,14 @@ AIPLAT_API aiplat_status aiplat_llm_stream(aiplat_llm *c,
                       .sink_ud = &s,
                       .max_retries = -1};
   aip_http_resp resp = {0};
+  s.span = llm_span(c, r);
+  aip_otel_ctx prev = aip_otel_enter(s.span);
   aip_model_obs_begin(&s.obs, &c->base, r->model);
   st = aip_http_do(c->base.http, &c->base.err, &req, &resp);
+  aip_otel_restore(prev);
   aip_http_resp_free(&resp);
   if (st == AIPLAT_OK) st = stream_finish(&s);
+  llm_span_end(s.span, st, s.res, s.first_ns);
   aip_model_obs_end_llm(&s.obs, st, s.res);
   stream_end(&s, out);
   free(text);
@@ -736,6 +774,7 @@ static void async_llm_done(aiplat_status st, aip_http_resp *resp, aip_err *err,
     aip_err_copy(err, msg, sizeof msg);
   }
   aiplat_llm_result *res = NULL;
+  llm_span_end(s->span, st, s->res, s->first_ns);
   aip_model_obs_end_llm(&s->obs, st, s->res);
   stream_end(s, &res);
   a->done(st, msg, res, a->ud);
@@ -783,11 +822,15 @@ static aiplat_status start_async(aiplat_llm *c, const aiplat_llm_request *r,
                       .max_retries = -1,
                       .deadline_ms = aip_call_deadline_ms(call),
                       .call = call};
+  aip_span *sp = a->s.span = llm_span(c, r);
+  aip_otel_ctx prev = aip_otel_enter(sp);
   aip_model_obs_begin(&a->s.obs, &c->base, r->model);
   st = aip_http_start(c->base.http, &c->base.err, &req, async_llm_done, a,
                       NULL);
+  aip_otel_restore(prev);
   free(text);
   if (st != AIPLAT_OK) {
+    llm_span_end(sp, st, NULL, 0);
     aip_model_obs_end(&a->s.obs, st);
     async_llm_free(a);
     return st;

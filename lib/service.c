@@ -25,6 +25,7 @@
 #include "message_internal.h"
 #include "metrics.h"
 #include "micro.h"
+#include "otel.h"
 #include "trace.h"
 
 /* Bounds every deadline the framework computes in nanoseconds. */
@@ -115,6 +116,7 @@ struct aiplat_request {
   char *request_id;
   aip_trace trace;
   char traceparent[AIP_TRACEPARENT_LEN + 1];
+  aip_span *span; /* the server span, NULL when not traced */
   int64_t deadline_ns;
   int64_t t0;
   atomic_bool answered;   /* a reply or an error reply went out */
@@ -833,6 +835,7 @@ static void finalize_now(aiplat_request *req) {
     pthread_mutex_unlock(&svc->mu);
   }
   int64_t elapsed = aip_now_ns() - req->t0;
+  aip_otel_server_end(req->span, st, req->request_id);
   aip_endpoint_end(&ep->metrics, st, elapsed);
   pthread_mutex_lock(&ep->mu);
   ep->num_requests++;
@@ -950,6 +953,7 @@ static void handle(endpoint *ep, aiplat_bus_msg *msg) {
   req->deadline_ns = deadline_of(req, t0);
   aip_trace_continue(aiplat_request_header(req, "traceparent"), &req->trace);
   aip_trace_format(&req->trace, req->traceparent, sizeof req->traceparent);
+  req->span = aip_otel_server_span(&req->trace, ep->subject, aiplat_bus_msg_subject(msg));
   aip_endpoint_begin(&ep->metrics);
 
   aiplat_status st = AIPLAT_OK;
@@ -961,6 +965,7 @@ static void handle(endpoint *ep, aiplat_bus_msg *msg) {
   }
   set_request_id(req);
   aiplat_log_set_thread_context(req->request_id, req->trace.trace_id);
+  aip_otel_ctx otel_prev = aip_otel_enter_trace(&req->trace);
   if (st != AIPLAT_OK) {
     aiplat_request_fail(req, st, why);
   } else if (aip_now_ns() >= req->deadline_ns) {
@@ -994,6 +999,7 @@ static void handle(endpoint *ep, aiplat_bus_msg *msg) {
     }
   }
   aiplat_log_set_thread_context(NULL, NULL);
+  aip_otel_restore(otel_prev);
   request_unref(req);
 }
 

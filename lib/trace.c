@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "otel.h"
 
 /* Ids need to be unique, not secret: a per-thread xoshiro256** generator
  * seeded once from getrandom() avoids a system call per request. */
@@ -120,12 +121,15 @@ static void hex_random(char *dst, size_t nbytes) {
 }
 
 void aip_trace_continue(const char *parent, aip_trace *out) {
-  if (!aip_trace_parse(parent, out)) {
+  bool has_parent = aip_trace_parse(parent, out);
+  if (!has_parent) {
     hex_random(out->trace_id, 16);
     out->parent_span_id[0] = '\0';
     out->flags = 0x01; /* sampled: the platform records what it starts */
   }
   hex_random(out->span_id, 8);
+  /* The sampler's decision travels on in the flags (sampled bit). */
+  out->flags = aip_otel_sample(out, has_parent);
 }
 
 void aip_trace_format(const aip_trace *t, char *buf, size_t buflen) {
