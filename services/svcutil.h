@@ -1,4 +1,5 @@
-/* What the bridge services (stt-module, tts-module, pipeline-bridge) share,
+/* What the service programs share (the bridges all of it, chat-handler and
+ * voice-assistant the --help text),
  * on the public API only: command-line handling, start-up (signals,
  * configuration, the one-line error), a pool of model clients and a
  * backend readiness probe. Not part of the library. */
@@ -9,15 +10,37 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Exit statuses of the service programs. */
 enum { SVCU_EXIT_OK = 0, SVCU_EXIT_FAILURE = 1, SVCU_EXIT_CONFIG = 2 };
 
+/* What --help prints after the "Usage:" line: @summary (one line), @about
+ * (paragraphs of lines under 80 columns, each ending in a newline), then
+ * "Environment:" with one definition per name of @settings (NULL-terminated,
+ * each a setting of the library's table): the name, then its description
+ * and default from aiplat_config_setting_description() and
+ * aiplat_config_setting_default(), so the text cannot drift from the
+ * library. The layout is the one help2man turns into one tagged paragraph
+ * per setting in the ENVIRONMENT section of the manual page. */
+typedef struct svcu_help {
+  const char *summary;
+  const char *about;
+  const char *const *settings;
+} svcu_help;
+
+/* The settings every service reads, for the end of svcu_help.settings. */
+#define SVCU_COMMON_SETTINGS                                                \
+  "NATS_URL", "NATS_CREDS", "NATS_USER", "NATS_PASSWORD", "NATS_TOKEN",     \
+      "NATS_TLS_CA", "HEALTH_PORT", "HEALTH_BIND", "WORKERS",               \
+      "MAX_IN_FLIGHT", "REQUEST_TIMEOUT", "SHUTDOWN_GRACE", "LOG_LEVEL"
+
+/* Print the --help text of @name to @out. */
+void svcu_print_help(FILE *out, const char *name, const svcu_help *help);
+
 /* --help / --version. Returns -1 when the program should go on, else the
- * exit status (0 after --help or --version, 2 for an unknown argument).
- * @help is the text after the "Usage:" line. */
-int svcu_args(int argc, char **argv, const char *name, const char *summary,
-              const char *help);
+ * exit status (0 after --help or --version, 2 for an unknown argument). */
+int svcu_args(int argc, char **argv, const char *name, const svcu_help *help);
 
 /* Block SIGINT and SIGTERM in the calling thread, so that every thread
  * started afterwards inherits the mask and only aiplat_service_run() takes

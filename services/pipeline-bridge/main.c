@@ -38,7 +38,7 @@ typedef struct bridge {
   const char *argo_ns;
 } bridge;
 
-static const char HELP[] =
+static const char ABOUT[] =
     "Starts pipeline runs for NATS requests and follows them:\n"
     "  ai.pipeline.trigger       a PipelineTrigger (engine argo or kubeflow,\n"
     "                            pipeline, namespace, parameters) submits an\n"
@@ -51,21 +51,27 @@ static const char HELP[] =
     "                            terminal phase (terminal = true)\n"
     "  ai.pipeline.query         a PipelineStatus with run_id (and engine)\n"
     "                            is answered with the run's state\n"
+    "\n"
     "Error replies: NOT_SUPPORTED (unknown or unconfigured engine),\n"
     "NOT_FOUND (no such template, pipeline or run: the engine's message),\n"
     "AUTH (token refused), UNAVAILABLE (256 runs watched already), ...\n"
+    "/ready checks NATS and each configured engine; at least one of ARGO_URL\n"
+    "and KUBEFLOW_URL must be set.\n"
     "\n"
-    "Configuration (environment only; NAME_FILE reads a secret from a file):\n"
-    "  NATS_URL, NATS_* ........... the NATS connection\n"
-    "  ARGO_URL, ARGO_NAMESPACE (ai-ml), ARGO_TOKEN\n"
-    "  KUBEFLOW_URL, KUBEFLOW_TOKEN  at least one engine's URL must be set\n"
-    "  PIPELINE_POLL_INTERVAL (5s)  between status polls of a run\n"
-    "  HTTP_* ...................... timeouts, retries, CA file\n"
-    "  HEALTH_PORT (8080) .......... /health, /ready (NATS and each\n"
-    "                                configured engine), /metrics\n"
-    "  WORKERS, REQUEST_TIMEOUT, SHUTDOWN_GRACE, LOG_LEVEL\n"
-    "A wrong setting stops the program at start with one line naming it\n"
-    "(exit status 2); SIGTERM or SIGINT shut it down gracefully.\n";
+    "Configured by the environment only: the settings below (NAME_FILE\n"
+    "instead of NAME reads a secret from a file). A wrong setting stops the\n"
+    "program at start with one line naming it (exit status 2); SIGTERM or\n"
+    "SIGINT shut it down gracefully.\n";
+
+static const char *const SETTINGS[] = {
+    "ARGO_URL", "ARGO_NAMESPACE", "ARGO_TOKEN", "KUBEFLOW_URL",
+    "KUBEFLOW_TOKEN", "PIPELINE_POLL_INTERVAL", "HTTP_CONNECT_TIMEOUT",
+    "HTTP_TIMEOUT", "HTTP_MAX_RETRIES", "HTTP_CA_FILE", "SERVICE_NAME",
+    SVCU_COMMON_SETTINGS, NULL};
+
+static const svcu_help HELP = {
+    "Starts Argo Workflows and Kubeflow Pipelines runs for NATS requests.",
+    ABOUT, SETTINGS};
 
 /* Copy at most @n - 1 bytes of UTF-8 @src, never cutting a character. */
 static void copy_utf8(char *dst, size_t n, const char *src) {
@@ -330,10 +336,7 @@ static int setup(bridge *b, aiplat_config *cfg, int64_t *interval_ms) {
 }
 
 int main(int argc, char **argv) {
-  int rc = svcu_args(
-      argc, argv, NAME,
-      "Starts Argo Workflows and Kubeflow Pipelines runs for NATS requests.",
-      HELP);
+  int rc = svcu_args(argc, argv, NAME, &HELP);
   if (rc >= 0) return rc;
   svcu_block_signals();
   aiplat_config *cfg = svcu_config(NAME);
