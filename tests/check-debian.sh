@@ -130,6 +130,10 @@ for h in aiplat.h common.h version.h; do
   [ -f "$root/usr/include/aiplat/$h" ] || fail "libaiplat-dev lacks usr/include/aiplat/$h"
 done
 find "$root" -name '*.la' -o -name '*.a' -o -name internal.h | grep -q . && fail "private files packaged" || true
+for p in aiplat aiplat_bus aiplat_config aiplat_bus_create; do
+  [ -f "$root/usr/share/man/man3/$p.3.gz" ] || fail "libaiplat-dev lacks the manual page $p(3)"
+done
+ok "libaiplat-dev: $(ls "$root/usr/share/man/man3" 2>/dev/null | wc -l) API manual pages (aiplat(3) ...)"
 
 export PKG_CONFIG_SYSROOT_DIR="$root"
 export PKG_CONFIG_LIBDIR="$root/usr/lib/$ma/pkgconfig:/usr/lib/$ma/pkgconfig:/usr/lib/pkgconfig:/usr/share/pkgconfig"
