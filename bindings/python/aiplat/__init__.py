@@ -54,6 +54,9 @@ from .models import (
 from .rag import RAG, IngestOutcome, Passage
 from .service import Request, Service
 
+# The version of these bindings: the libaiplat release they come with.
+__version__ = "0.1.0"
+
 
 def version():
     """The run-time library version, "MAJOR.MINOR.PATCH"."""
