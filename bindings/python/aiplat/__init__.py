@@ -58,16 +58,16 @@ from .service import Request, Service
 __version__ = "0.1.0"
 
 
-def version():
+def version() -> str:
     """The run-time library version, "MAJOR.MINOR.PATCH"."""
     return _clib.aiplat_version_string().decode()
 
 
-def version_number():
+def version_number() -> int:
     return _clib.aiplat_version_number()
 
 
-def library_path():
+def library_path() -> str:
     """The libaiplat file or soname that was loaded."""
     return _clib.path
 
