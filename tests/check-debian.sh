@@ -82,8 +82,11 @@ ok "packages built in ${build_secs}s"
 installed_programs=$(ls "$tree/debian/tmp/usr/bin" 2>/dev/null || true)
 changes="$tmp/libaiplat_${version}_${arch}.changes"
 [ -f "$changes" ] || { echo "check-debian: no $changes" >&2; exit 1; }
-deb() { echo "$tmp/${1}_${version}_${arch}.deb"; }
-for p in "$libpkg" libaiplat-dev aiplat-services aiplat-dev-tools; do
+deb() {
+  if [ -f "$tmp/${1}_${version}_all.deb" ]; then echo "$tmp/${1}_${version}_all.deb"
+  else echo "$tmp/${1}_${version}_${arch}.deb"; fi
+}
+for p in "$libpkg" libaiplat-dev aiplat-services aiplat-dev-tools python3-aiplat; do
   [ -f "$(deb "$p")" ] || fail "package $p not built"
 done
 
