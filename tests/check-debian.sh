@@ -82,8 +82,11 @@ ok "packages built in ${build_secs}s"
 installed_programs=$(ls "$tree/debian/tmp/usr/bin" 2>/dev/null || true)
 changes="$tmp/libaiplat_${version}_${arch}.changes"
 [ -f "$changes" ] || { echo "check-debian: no $changes" >&2; exit 1; }
-deb() { echo "$tmp/${1}_${version}_${arch}.deb"; }
-for p in "$libpkg" libaiplat-dev aiplat-services aiplat-dev-tools; do
+deb() {
+  if [ -f "$tmp/${1}_${version}_all.deb" ]; then echo "$tmp/${1}_${version}_all.deb"
+  else echo "$tmp/${1}_${version}_${arch}.deb"; fi
+}
+for p in "$libpkg" libaiplat-dev aiplat-services aiplat-dev-tools python3-aiplat; do
   [ -f "$(deb "$p")" ] || fail "package $p not built"
 done
 
@@ -105,6 +108,7 @@ dpkg -x "$(deb libaiplat-dev)" "$root"
 # The library's settings with their defaults (lib/config_table.h).
 sed -n 's/.*X(\([A-Z0-9_]*\), *NULL.*/\1=/p; s/.*X(\([A-Z0-9_]*\), *"\([^"]*\)".*/\1=\2/p' \
   "$tree/lib/config_table.h" > "$tmp/defaults"
+cp "$tree/debian/tests/python3-aiplat" "$tmp/python3-aiplat.test"
 # From here on nothing may come from the source or build tree.
 rm -rf "$tree"
 so="$root/usr/lib/$ma/libaiplat.so.$sover"
@@ -130,6 +134,10 @@ for h in aiplat.h common.h version.h; do
   [ -f "$root/usr/include/aiplat/$h" ] || fail "libaiplat-dev lacks usr/include/aiplat/$h"
 done
 find "$root" -name '*.la' -o -name '*.a' -o -name internal.h | grep -q . && fail "private files packaged" || true
+for p in aiplat aiplat_bus aiplat_config aiplat_bus_create; do
+  [ -f "$root/usr/share/man/man3/$p.3.gz" ] || fail "libaiplat-dev lacks the manual page $p(3)"
+done
+ok "libaiplat-dev: $(ls "$root/usr/share/man/man3" 2>/dev/null | wc -l) API manual pages (aiplat(3) ...)"
 
 export PKG_CONFIG_SYSROOT_DIR="$root"
 export PKG_CONFIG_LIBDIR="$root/usr/lib/$ma/pkgconfig:/usr/lib/$ma/pkgconfig:/usr/lib/pkgconfig:/usr/share/pkgconfig"
@@ -200,6 +208,27 @@ for ex in $(find "$root/usr/share/doc/libaiplat-dev/examples" -name '*.cpp' 2>/d
     && ok "example ${ex##*/examples/} compiles as C++17" || { cat "$tmp/cc.log" >&2; fail "example ${ex##*/examples/}"; }
 done
 unset PKG_CONFIG_SYSROOT_DIR PKG_CONFIG_LIBDIR
+
+# python3-aiplat: the module in dist-packages, and its autopkgtest (the
+# round trip through nats-server) run against the unpacked root.
+pyroot="$tmp/pyroot"; mkdir "$pyroot"
+dpkg -x "$(deb "$libpkg")" "$pyroot"; dpkg -x "$(deb python3-aiplat)" "$pyroot"
+site="$pyroot/usr/lib/python3/dist-packages"
+[ -f "$site/aiplat/__init__.py" ] && [ -f "$site/aiplat/py.typed" ] \
+  && ok "python3-aiplat: $(ls "$site/aiplat" | grep -c '\.py$') modules in usr/lib/python3/dist-packages/aiplat" \
+  || fail "python3-aiplat lacks usr/lib/python3/dist-packages/aiplat"
+ls -d "$site"/aiplat-*.dist-info >/dev/null 2>&1 || fail "python3-aiplat has no dist-info"
+dpkg-deb -f "$(deb python3-aiplat)" Depends | grep -q "$libpkg" || fail "python3-aiplat does not depend on $libpkg"
+if command -v nats-server >/dev/null 2>&1; then
+  if (cd "$tmp" && AUTOPKGTEST_TMP="$tmp/pyrt" AIPLAT_TEST_SITE="$site" AIPLAT_EXPECT_PREFIX="$site/" \
+      LD_LIBRARY_PATH="$pyroot/usr/lib/$ma" sh "$tmp/python3-aiplat.test") > "$tmp/py.log" 2>&1; then
+    ok "autopkgtest python3-aiplat: $(tail -n 1 "$tmp/py.log" | sed "s|$pyroot|<root>|g")"
+  else
+    cat "$tmp/py.log" >&2; fail "autopkgtest python3-aiplat against the unpacked packages"
+  fi
+else
+  echo "note: no nats-server: the python3-aiplat autopkgtest is left out"
+fi
 
 # ---- 4. services and tools -------------------------------------------------
 svc="$tmp/svc"; tools="$tmp/tools"

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The Python bindings (bindings/python/aiplat, ctypes) against the in-tree
-# library, with the standard library's unittest: tests/python/test_*.py.
+# library: tests/python/test_*.py, with pytest or the standard library's
+# unittest.
 # They start their own nats-server (and the local model backend when it
 # was built) and run the C example programs examples/requester and
 # examples/echo_service against Python services and requesters.
@@ -28,5 +29,11 @@ if ldd "$lib" 2>/dev/null | grep -q libasan; then
   LD_PRELOAD=$(${CC:-cc} -print-file-name=libasan.so)
   ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
   export LD_PRELOAD ASAN_OPTIONS
+fi
+# pytest when there is one (its settings: bindings/python/pyproject.toml),
+# else the standard library's runner: the tests are unittest cases.
+if "$py" -c 'import pytest' 2>/dev/null; then
+  exec "$py" -m pytest -c "$src/bindings/python/pyproject.toml" --rootdir "$src/bindings/python" \
+    -p no:cacheprovider -v "$src/tests/python"
 fi
 exec "$py" -m unittest discover -s "$src/tests/python" -t "$src/tests/python" -p 'test_*.py' -v

@@ -7,28 +7,34 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../svchelp.h"
+
 #define NAME "chat-handler"
 
-static const char usage[] =
-    "Usage: " NAME
-    " [--help | --version]\n"
-    "\n"
+static const char ABOUT[] =
     "Answers ChatRequest messages on ai.chat.user.*.message (queue group\n" NAME
     "): optional retrieval from the knowledge base, then the LLM, then\n"
     "a ChatResponse to the reply subject and ai.chat.response.{requestId};\n"
-    "with stream set, ChatChunk messages first. Configured by the\n"
-    "environment only, among others:\n"
-    "  NATS_URL             NATS server (nats://localhost:4222)\n"
-    "  VLLM_URL, LLM_MODEL  chat completions server and model\n"
-    "  EMBEDDINGS_URL       embeddings server (retrieval)\n"
-    "  VECTOR_STORE_PATH    local vector store (or MILVUS_HOST for Milvus)\n"
-    "  RAG_TOP_K, RAG_CONTEXT_CHARS, SYSTEM_PROMPT\n"
-    "  CHAT_HISTORY_TURNS, CHAT_HISTORY_TTL, CHAT_HISTORY_BUCKET\n"
-    "  CHAT_STREAM          take requests durably from this JetStream stream\n"
-    "  READY_CHECK_INTERVAL interval of the model servers' readiness probes\n"
-    "  HEALTH_PORT          /health, /ready, /metrics (8080)\n"
-    "  WORKERS, REQUEST_TIMEOUT, SHUTDOWN_GRACE, LOG_LEVEL\n"
-    "Every setting: README.md, \"Configuration\".\n";
+    "with stream set, ChatChunk messages first. With CHAT_STREAM set, the\n"
+    "requests are taken durably from that JetStream stream instead.\n"
+    "\n"
+    "Configured by the environment only: the settings below (NAME_FILE\n"
+    "instead of NAME reads a secret from a file); every setting is in\n"
+    "README.md, \"Configuration\". A wrong setting stops the program at\n"
+    "start with one line naming it (exit status 4).\n";
+
+static const char *const SETTINGS[] = {
+    "VLLM_URL", "LLM_MODEL", "LLM_API_KEY", "LLM_MAX_TOKENS",
+    "LLM_TEMPERATURE", "LLM_TIMEOUT", "EMBEDDINGS_URL", "EMBEDDINGS_MODEL",
+    "RERANKER_URL", "VECTOR_STORE", "VECTOR_STORE_PATH", "MILVUS_HOST",
+    "MILVUS_PORT", "MILVUS_COLLECTION", "RAG_TOP_K", "RAG_CANDIDATES",
+    "RAG_MIN_SCORE", "RAG_CONTEXT_CHARS", "SYSTEM_PROMPT",
+    "CHAT_HISTORY_TURNS", "CHAT_HISTORY_TTL", "CHAT_HISTORY_BUCKET",
+    "CHAT_STREAM", "READY_CHECK_INTERVAL", SVCU_COMMON_SETTINGS, NULL};
+
+static const svcu_help HELP = {
+    "Text chat service: ChatRequest, optional retrieval, LLM, ChatResponse.",
+    ABOUT, SETTINGS};
 
 /* One line on stderr with the thread's last error; its exit status
  * (docs/exit-status.md). */
@@ -51,14 +57,8 @@ static int serve(aiplat_service *svc) {
 }
 
 int main(int argc, char **argv) {
-  if (argc > 1) {
-    const char *a = argv[1];
-    if (!strcmp(a, "--version") || !strcmp(a, "-V"))
-      return printf(NAME " %s\n", aiplat_version_string()) < 0;
-    bool help = !strcmp(a, "--help") || !strcmp(a, "-h");
-    fputs(usage, help ? stdout : stderr);
-    return help ? AIPLAT_EXIT_OK : AIPLAT_EXIT_USAGE;
-  }
+  int rc0 = svcu_args(argc, argv, NAME, &HELP);
+  if (rc0 >= 0) return rc0;
   aiplat_config *cfg = NULL;
   aiplat_chat *chat = NULL;
   aiplat_service *svc = NULL;

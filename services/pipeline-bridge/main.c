@@ -12,38 +12,44 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../svchelp.h"
+
 #define NAME "pipeline-bridge"
 
-static const char HELP[] =
+static const char ABOUT[] =
     "Starts pipeline runs for NATS requests and follows them:\n"
     "  ai.pipeline.trigger       a PipelineTrigger (engine argo or kubeflow,\n"
-    "                            pipeline, pipeline_version, namespace,\n"
-    "                            parameters) submits an Argo WorkflowTemplate\n"
-    "                            or creates a Kubeflow run (of the named\n"
-    "                            version, else the latest; Argo templates\n"
-    "                            have no versions); the reply is a\n"
-    "                            PipelineStatus with the run id\n"
+    "                            pipeline, namespace, parameters) submits an\n"
+    "                            Argo WorkflowTemplate or creates a Kubeflow\n"
+    "                            run; the reply is a PipelineStatus with the\n"
+    "                            run id\n"
     "  ai.pipeline.status.RUN    PipelineStatus events: the first at the\n"
     "                            trigger, then one per phase change (polled\n"
     "                            every PIPELINE_POLL_INTERVAL) until a\n"
     "                            terminal phase (terminal = true)\n"
     "  ai.pipeline.query         a PipelineStatus with run_id (and engine)\n"
     "                            is answered with the run's state\n"
+    "\n"
     "Error replies: NOT_SUPPORTED (unknown or unconfigured engine),\n"
     "NOT_FOUND (no such template, pipeline or run: the engine's message),\n"
     "AUTH (token refused), UNAVAILABLE (256 runs watched already), ...\n"
+    "/ready checks NATS and each configured engine; at least one of ARGO_URL\n"
+    "and KUBEFLOW_URL must be set.\n"
     "\n"
-    "Configuration (environment only; NAME_FILE reads a secret from a file):\n"
-    "  NATS_URL, NATS_* ........... the NATS connection\n"
-    "  ARGO_URL, ARGO_NAMESPACE (ai-ml), ARGO_TOKEN\n"
-    "  KUBEFLOW_URL, KUBEFLOW_TOKEN  at least one engine's URL must be set\n"
-    "  PIPELINE_POLL_INTERVAL (5s)  between status polls of a run\n"
-    "  HTTP_* ...................... timeouts, retries, CA file\n"
-    "  HEALTH_PORT (8080) .......... /health, /ready (NATS and each\n"
-    "                                configured engine), /metrics\n"
-    "  WORKERS, REQUEST_TIMEOUT, SHUTDOWN_GRACE, LOG_LEVEL\n"
-    "A wrong setting stops the program at start with one line naming it\n"
-    "(exit status 4); SIGTERM or SIGINT shut it down gracefully.\n";
+    "Configured by the environment only: the settings below (NAME_FILE\n"
+    "instead of NAME reads a secret from a file). A wrong setting stops the\n"
+    "program at start with one line naming it (exit status 4); SIGTERM or\n"
+    "SIGINT shut it down gracefully.\n";
+
+static const char *const SETTINGS[] = {
+    "ARGO_URL", "ARGO_NAMESPACE", "ARGO_TOKEN", "KUBEFLOW_URL",
+    "KUBEFLOW_TOKEN", "PIPELINE_POLL_INTERVAL", "HTTP_CONNECT_TIMEOUT",
+    "HTTP_TIMEOUT", "HTTP_MAX_RETRIES", "HTTP_CA_FILE", "SERVICE_NAME",
+    SVCU_COMMON_SETTINGS, NULL};
+
+static const svcu_help HELP = {
+    "Starts Argo Workflows and Kubeflow Pipelines runs for NATS requests.",
+    ABOUT, SETTINGS};
 
 /* One line on stderr with the thread's last error; its exit status
  * (docs/exit-status.md). */
@@ -66,18 +72,8 @@ static int serve(aiplat_service *svc) {
 }
 
 int main(int argc, char **argv) {
-  if (argc > 1) {
-    const char *a = argv[1];
-    if (!strcmp(a, "--version") || !strcmp(a, "-V"))
-      return printf(NAME " %s\n", aiplat_version_string()) < 0;
-    bool help = !strcmp(a, "--help") || !strcmp(a, "-h");
-    fprintf(help ? stdout : stderr,
-            "Usage: " NAME " [--help] [--version]\n"
-            "Starts Argo Workflows and Kubeflow Pipelines runs for NATS "
-            "requests.\n\n%s",
-            HELP);
-    return help ? AIPLAT_EXIT_OK : AIPLAT_EXIT_USAGE;
-  }
+  int rc0 = svcu_args(argc, argv, NAME, &HELP);
+  if (rc0 >= 0) return rc0;
   aiplat_config *cfg = NULL;
   aiplat_pipeline_endpoint *ep = NULL;
   aiplat_service *svc = NULL;

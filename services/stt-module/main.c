@@ -12,28 +12,32 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../svchelp.h"
+
 #define NAME "stt-module"
 
-static const char HELP[] =
+static const char ABOUT[] =
     "Bridges NATS to a speech-to-text server: a TranscribeRequest on\n"
     "ai.stt.transcribe is sent to STT_URL (POST /v1/audio/transcriptions, or\n"
     "/inference with STT_API=whispercpp) and answered with a\n"
     "TranscribeResponse (text, language, duration, segments), or with its\n"
     "error set when the audio is empty, of a format the server refuses, or\n"
     "the server fails. Replicas share the subject through the queue group\n"
-    "stt-module.\n"
+    "stt-module. /ready checks NATS and the STT server.\n"
     "\n"
-    "Configuration (environment only; NAME_FILE reads a secret from a file):\n"
-    "  NATS_URL, NATS_* ......... the NATS connection\n"
-    "  STT_URL ................... speech-to-text server "
-    "(http://localhost:8000)\n"
-    "  STT_MODEL, STT_API_KEY, STT_API (openai|whispercpp), STT_LANGUAGE,\n"
-    "  STT_RESPONSE_FORMAT (json|verbose_json|text), HTTP_* ... the client\n"
-    "  HEALTH_PORT (8080) ........ /health, /ready (NATS and the STT server),\n"
-    "                              /metrics\n"
-    "  WORKERS, REQUEST_TIMEOUT, SHUTDOWN_GRACE, LOG_LEVEL\n"
-    "A wrong setting stops the program at start with one line naming it\n"
-    "(exit status 4); SIGTERM or SIGINT shut it down gracefully.\n";
+    "Configured by the environment only: the settings below (NAME_FILE\n"
+    "instead of NAME reads a secret from a file). A wrong setting stops the\n"
+    "program at start with one line naming it (exit status 4); SIGTERM or\n"
+    "SIGINT shut it down gracefully.\n";
+
+static const char *const SETTINGS[] = {
+    "STT_URL", "STT_MODEL", "STT_API_KEY", "STT_API", "STT_LANGUAGE",
+    "STT_RESPONSE_FORMAT", "HTTP_CONNECT_TIMEOUT", "HTTP_TIMEOUT",
+    "HTTP_MAX_RETRIES", "HTTP_CA_FILE", "SERVICE_NAME", SVCU_COMMON_SETTINGS,
+    NULL};
+
+static const svcu_help HELP = {
+    "NATS request/reply bridge to a speech-to-text server.", ABOUT, SETTINGS};
 
 /* One line on stderr with the thread's last error; its exit status
  * (docs/exit-status.md). */
@@ -56,17 +60,8 @@ static int serve(aiplat_service *svc) {
 }
 
 int main(int argc, char **argv) {
-  if (argc > 1) {
-    const char *a = argv[1];
-    if (!strcmp(a, "--version") || !strcmp(a, "-V"))
-      return printf(NAME " %s\n", aiplat_version_string()) < 0;
-    bool help = !strcmp(a, "--help") || !strcmp(a, "-h");
-    fprintf(help ? stdout : stderr,
-            "Usage: " NAME " [--help] [--version]\n"
-            "NATS request/reply bridge to a speech-to-text server.\n\n%s",
-            HELP);
-    return help ? AIPLAT_EXIT_OK : AIPLAT_EXIT_USAGE;
-  }
+  int rc0 = svcu_args(argc, argv, NAME, &HELP);
+  if (rc0 >= 0) return rc0;
   aiplat_config *cfg = NULL;
   aiplat_stt_endpoint *ep = NULL;
   aiplat_service *svc = NULL;

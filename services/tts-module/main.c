@@ -12,29 +12,33 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../svchelp.h"
+
 #define NAME "tts-module"
 
-static const char HELP[] =
+static const char ABOUT[] =
     "Bridges NATS to a text-to-speech server: a SynthesizeRequest on\n"
-    "ai.tts.synthesize is sent to TTS_URL (POST /v1/audio/speech) and "
-    "answered\n"
-    "with a SynthesizeResponse (audio, content_type), or with its error set\n"
-    "when the text is empty or longer than 4096 characters, the voice,\n"
-    "format or speed is refused, the audio would not fit in one NATS message\n"
-    "(TOO_LARGE), or the server fails. Replicas share the subject through\n"
-    "the queue group tts-module.\n"
+    "ai.tts.synthesize is sent to TTS_URL (POST /v1/audio/speech) and\n"
+    "answered with a SynthesizeResponse (audio, content_type), or with its\n"
+    "error set when the text is empty or longer than 4096 characters, the\n"
+    "voice, format or speed is refused, the audio would not fit in one NATS\n"
+    "message (TOO_LARGE), or the server fails. Replicas share the subject\n"
+    "through the queue group tts-module. /ready checks NATS and the TTS\n"
+    "server. TTS_VOICE, TTS_FORMAT and TTS_SPEED are the defaults of a\n"
+    "request that does not name its own.\n"
     "\n"
-    "Configuration (environment only; NAME_FILE reads a secret from a file):\n"
-    "  NATS_URL, NATS_* ......... the NATS connection\n"
-    "  TTS_URL ................... text-to-speech server "
-    "(http://localhost:8000)\n"
-    "  TTS_MODEL, TTS_VOICE, TTS_API_KEY, TTS_FORMAT, TTS_SPEED, HTTP_*\n"
-    "                              the client and the defaults of a request\n"
-    "  HEALTH_PORT (8080) ........ /health, /ready (NATS and the TTS server),\n"
-    "                              /metrics\n"
-    "  WORKERS, REQUEST_TIMEOUT, SHUTDOWN_GRACE, LOG_LEVEL\n"
-    "A wrong setting stops the program at start with one line naming it\n"
-    "(exit status 4); SIGTERM or SIGINT shut it down gracefully.\n";
+    "Configured by the environment only: the settings below (NAME_FILE\n"
+    "instead of NAME reads a secret from a file). A wrong setting stops the\n"
+    "program at start with one line naming it (exit status 4); SIGTERM or\n"
+    "SIGINT shut it down gracefully.\n";
+
+static const char *const SETTINGS[] = {
+    "TTS_URL", "TTS_MODEL", "TTS_VOICE", "TTS_API_KEY", "TTS_FORMAT",
+    "TTS_SPEED", "HTTP_CONNECT_TIMEOUT", "HTTP_TIMEOUT", "HTTP_MAX_RETRIES",
+    "HTTP_CA_FILE", "SERVICE_NAME", SVCU_COMMON_SETTINGS, NULL};
+
+static const svcu_help HELP = {
+    "NATS request/reply bridge to a text-to-speech server.", ABOUT, SETTINGS};
 
 /* One line on stderr with the thread's last error; its exit status
  * (docs/exit-status.md). */
@@ -57,17 +61,8 @@ static int serve(aiplat_service *svc) {
 }
 
 int main(int argc, char **argv) {
-  if (argc > 1) {
-    const char *a = argv[1];
-    if (!strcmp(a, "--version") || !strcmp(a, "-V"))
-      return printf(NAME " %s\n", aiplat_version_string()) < 0;
-    bool help = !strcmp(a, "--help") || !strcmp(a, "-h");
-    fprintf(help ? stdout : stderr,
-            "Usage: " NAME " [--help] [--version]\n"
-            "NATS request/reply bridge to a text-to-speech server.\n\n%s",
-            HELP);
-    return help ? AIPLAT_EXIT_OK : AIPLAT_EXIT_USAGE;
-  }
+  int rc0 = svcu_args(argc, argv, NAME, &HELP);
+  if (rc0 >= 0) return rc0;
   aiplat_config *cfg = NULL;
   aiplat_tts_endpoint *ep = NULL;
   aiplat_service *svc = NULL;

@@ -9,25 +9,34 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../svchelp.h"
+
 #define NAME "voice-assistant"
 
-static const char usage[] =
-    "Usage: " NAME
-    " [--help | --version]\n"
-    "\n"
+static const char ABOUT[] =
     "Answers VoiceRequest messages on ai.voice.user.*.request (queue "
     "group\n" NAME
     "): the audio is transcribed, answered by the chat pipeline\n"
     "(retrieval + LLM) and the answer spoken; the VoiceResponse goes to the\n"
-    "reply subject and ai.voice.response.{requestId}. Configured by the\n"
-    "environment only, among others:\n"
-    "  NATS_URL                    NATS server (nats://localhost:4222)\n"
-    "  STT_URL, STT_MODEL, STT_LANGUAGE   speech-to-text server\n"
-    "  TTS_URL, TTS_MODEL, TTS_VOICE      text-to-speech server\n"
-    "  VLLM_URL, LLM_MODEL, EMBEDDINGS_URL, VECTOR_STORE_PATH, RAG_TOP_K\n"
-    "  CHAT_HISTORY_TURNS, SYSTEM_PROMPT, READY_CHECK_INTERVAL\n"
-    "  HEALTH_PORT, WORKERS, REQUEST_TIMEOUT, SHUTDOWN_GRACE, LOG_LEVEL\n"
-    "Every setting: README.md, \"Configuration\".\n";
+    "reply subject and ai.voice.response.{requestId}.\n"
+    "\n"
+    "Configured by the environment only: the settings below (NAME_FILE\n"
+    "instead of NAME reads a secret from a file); every setting is in\n"
+    "README.md, \"Configuration\". A wrong setting stops the program at\n"
+    "start with one line naming it (exit status 4).\n";
+
+static const char *const SETTINGS[] = {
+    "STT_URL", "STT_MODEL", "STT_API_KEY", "STT_API", "STT_LANGUAGE",
+    "TTS_URL", "TTS_MODEL", "TTS_VOICE", "TTS_API_KEY", "TTS_FORMAT",
+    "TTS_SPEED", "VLLM_URL", "LLM_MODEL", "LLM_API_KEY", "LLM_MAX_TOKENS",
+    "LLM_TIMEOUT", "EMBEDDINGS_URL", "EMBEDDINGS_MODEL", "RERANKER_URL",
+    "VECTOR_STORE", "VECTOR_STORE_PATH", "MILVUS_HOST", "RAG_TOP_K",
+    "RAG_CONTEXT_CHARS", "SYSTEM_PROMPT", "CHAT_HISTORY_TURNS",
+    "READY_CHECK_INTERVAL", SVCU_COMMON_SETTINGS, NULL};
+
+static const svcu_help HELP = {
+    "Voice service: speech to text, retrieval, LLM, text to speech.", ABOUT,
+    SETTINGS};
 
 /* One line on stderr with the thread's last error; its exit status
  * (docs/exit-status.md). */
@@ -50,14 +59,8 @@ static int serve(aiplat_service *svc) {
 }
 
 int main(int argc, char **argv) {
-  if (argc > 1) {
-    const char *a = argv[1];
-    if (!strcmp(a, "--version") || !strcmp(a, "-V"))
-      return printf(NAME " %s\n", aiplat_version_string()) < 0;
-    bool help = !strcmp(a, "--help") || !strcmp(a, "-h");
-    fputs(usage, help ? stdout : stderr);
-    return help ? AIPLAT_EXIT_OK : AIPLAT_EXIT_USAGE;
-  }
+  int rc0 = svcu_args(argc, argv, NAME, &HELP);
+  if (rc0 >= 0) return rc0;
   aiplat_config *cfg = NULL;
   aiplat_service *svc = NULL;
   aiplat_voice *voice = NULL;

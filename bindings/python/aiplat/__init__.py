@@ -54,17 +54,20 @@ from .models import (
 from .rag import RAG, IngestOutcome, Passage
 from .service import Request, Service
 
+# The version of these bindings: the libaiplat release they come with.
+__version__ = "0.1.0"
 
-def version():
+
+def version() -> str:
     """The run-time library version, "MAJOR.MINOR.PATCH"."""
     return _clib.aiplat_version_string().decode()
 
 
-def version_number():
+def version_number() -> int:
     return _clib.aiplat_version_number()
 
 
-def library_path():
+def library_path() -> str:
     """The libaiplat file or soname that was loaded."""
     return _clib.path
 

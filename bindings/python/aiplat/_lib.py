@@ -11,14 +11,18 @@ public headers: the number of parameters and which are pointers.
 Library lookup (first found wins):
 
 1. ``AIPLAT_LIBRARY``: a path or a soname given to the dynamic loader;
-2. ``ctypes.util.find_library("aiplat")``: an installed libaiplat;
-3. ``lib/.libs/libaiplat.so.0`` under ``AIPLAT_BUILD_DIR`` (an uninstalled
+2. ``libaiplat.so.0``, the soname these prototypes are written for, as the
+   dynamic loader finds it (the Debian package libaiplat0, ``make install``
+   followed by ldconfig, or ``LD_LIBRARY_PATH``);
+3. ``ctypes.util.find_library("aiplat")``: another installed libaiplat;
+4. ``lib/.libs/libaiplat.so.0`` under ``AIPLAT_BUILD_DIR`` (an uninstalled
    build tree, as ``make check`` has).
 """
 
 import ctypes
 import ctypes.util
 import os
+from collections.abc import Mapping
 from ctypes import (
     CFUNCTYPE,
     POINTER,
@@ -430,15 +434,20 @@ PROTOTYPES.update(RAG_PROTOTYPES)
 OPTIONAL = set(RAG_PROTOTYPES)
 
 
-def candidates(environ=None):
+# The library's SONAME: the ABI the table above describes.
+SONAME = "libaiplat.so.0"
+
+
+def candidates(environ: Mapping[str, str] | None = None) -> list[str]:
     """The library names tried, in order (for the loader and its test)."""
     env = os.environ if environ is None else environ
     out = []
     explicit = env.get("AIPLAT_LIBRARY")
     if explicit:
         return [explicit]  # an explicit choice is never second-guessed
+    out.append(SONAME)
     found = ctypes.util.find_library("aiplat")
-    if found:
+    if found and found != SONAME:
         out.append(found)
     build = env.get("AIPLAT_BUILD_DIR")
     if build:

@@ -43,7 +43,7 @@ class Status(enum.IntEnum):
     INTERNAL = 23
 
 
-def status_str(status):
+def status_str(status: int) -> str:
     """The library's static text for a status code."""
     return lib.aiplat_status_str(int(status)).decode()
 
@@ -57,7 +57,7 @@ class AiplatError(Exception):
 
     status = Status.INTERNAL
 
-    def __init__(self, status, message=""):
+    def __init__(self, status: int, message: str = "") -> None:
         try:
             status = Status(status)
         except ValueError:
@@ -172,20 +172,20 @@ _BY_STATUS = {
 }
 
 
-def error_for(status, message=""):
+def error_for(status: int, message: str = "") -> "AiplatError":
     """The exception for a status and message (not raised)."""
     cls = _BY_STATUS.get(status, AiplatError)
     return cls(status, message)
 
 
-def last_error():
+def last_error() -> tuple[int, str]:
     """(status, message) of the calling thread's last failure."""
     buf = ctypes.create_string_buffer(_ERRBUF)
     st = lib.aiplat_error_last(buf, _ERRBUF)
     return st, buf.value.decode("utf-8", "replace")
 
 
-def clear_error():
+def clear_error() -> None:
     """Forget the calling thread's last failure."""
     lib.aiplat_error_clear()
 
