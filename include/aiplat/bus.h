@@ -29,8 +29,9 @@
  *    NATS client's delivery thread of the subscription, JetStream
  *    subscriptions a fetch thread of libaiplat.
  *  - The event callback runs on the NATS client's single internal callback
- *    thread; it must return quickly and must not call aiplat_bus_close()
- *    or aiplat_bus_destroy().
+ *    thread; it must return quickly and must not call aiplat_bus_close(),
+ *    aiplat_bus_drain() (::AIPLAT_ERR_STATE there) or aiplat_bus_destroy()
+ *    (ignored there, with an error logged).
  *  - A callback may publish, request, ack, and destroy its own
  *    subscription; it must not unsubscribe or drain its own subscription
  *    (::AIPLAT_ERR_STATE), since those wait for the callback to return.
@@ -152,7 +153,8 @@ AIPLAT_API aiplat_status aiplat_bus_set_retry_on_failed_connect(aiplat_bus *bus,
  * (each attempt bounded by `NATS_CONNECT_TIMEOUT`).
  * Errors: ::AIPLAT_ERR_AUTH (credentials refused), ::AIPLAT_ERR_CONNECTION
  * (no server reachable), ::AIPLAT_ERR_CONFIG (e.g. unreadable TLS or creds
- * file), ::AIPLAT_ERR_STATE (already connected or closed).
+ * file), ::AIPLAT_ERR_STATE (already connected or connecting),
+ * ::AIPLAT_ERR_CLOSED (closed before or while connecting).
  */
 AIPLAT_API aiplat_status aiplat_bus_connect(aiplat_bus *bus);
 
@@ -275,7 +277,8 @@ AIPLAT_API aiplat_status aiplat_bus_flush(aiplat_bus *bus, int64_t timeout_ms);
  * Drain then close: stop receiving, let callbacks finish the messages
  * already received, flush what was published, close. Blocks up to
  * @p timeout_ms (> 0); ::AIPLAT_ERR_TIMEOUT if not done by then (the
- * connection is then closed anyway).
+ * connection is then closed anyway). ::AIPLAT_ERR_STATE from the event
+ * callback.
  */
 AIPLAT_API aiplat_status aiplat_bus_drain(aiplat_bus *bus, int64_t timeout_ms);
 

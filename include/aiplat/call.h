@@ -12,7 +12,9 @@
  *
  * Lifetime: the caller owns the object; it must outlive the call it was
  * given to (destroy it in or after the completion callback). It may be
- * reused for another call after the completion callback has run.
+ * reused for another call after the completion callback has run; its
+ * deadline and its cancellation stay: once cancelled, every later call
+ * given the object ends with ::AIPLAT_ERR_CANCELLED.
  * Thread safety: every function may be called from any thread.
  */
 #ifndef AIPLAT_CALL_H
@@ -42,7 +44,10 @@ AIPLAT_API aiplat_status aiplat_call_set_timeout_ms(aiplat_call *call,
  */
 AIPLAT_API aiplat_status aiplat_call_set_deadline_unix_ms(aiplat_call *call,
                                                           int64_t unix_ms);
-/** Stop the running call, or the next one started with this object. */
+/**
+ * Stop the running call, and every call started with this object later
+ * (the cancellation cannot be undone).
+ */
 AIPLAT_API void aiplat_call_cancel(aiplat_call *call);
 /** True once aiplat_call_cancel() was called. */
 AIPLAT_API bool aiplat_call_cancelled(const aiplat_call *call);

@@ -8,7 +8,8 @@
  *
  *  1. check the request: `message` not blank; `user_id` and
  *     `conversation_id`, when given, valid subject tokens (see
- *     aiplat/subject.h), a conversation id at most 128 bytes; the overrides
+ *     aiplat/subject.h), a conversation id at most 64 bytes (and, with
+ *     history on, a user id at most 120 bytes); the overrides
  *     in range (`model` not empty, `temperature` 0..2, `max_tokens` >= 1,
  *     `top_k` 1..100);
  *  2. when `conversation_id` is set and history is on: read the last
@@ -96,9 +97,10 @@ AIPLAT_API aiplat_status aiplat_chat_set_system_prompt(aiplat_chat *chat,
                                                        const char *prompt);
 
 /**
- * Give the pipeline a NATS connection (borrowed: it must outlive the
- * pipeline, and be connected before the first answer), normally the
- * service's (aiplat_service_bus()). It keeps conversation history in the
+ * Give the pipeline a NATS connection (borrowed: it must stay valid while
+ * answers run, and be connected before the first answer; the pipeline may
+ * be destroyed after it), normally the service's (aiplat_service_bus()).
+ * It keeps conversation history in the
  * JetStream Key-Value bucket `CHAT_HISTORY_BUCKET`, opened (or created
  * with a time to live of `CHAT_HISTORY_TTL`) at the first answer that
  * needs it, and aiplat_chat_handle_request() publishes on it. Without a
@@ -171,9 +173,16 @@ AIPLAT_API aiplat_status aiplat_chat_answer(aiplat_chat *chat,
  *   subject: a bad request (::AIPLAT_ERR_INVALID_ARGUMENT), a model server
  *   down (::AIPLAT_ERR_CONNECTION, ::AIPLAT_ERR_UNAVAILABLE), ...
  * - On a JetStream endpoint the handler tells the server every second of
- *   a long answer that it is still working (aiplat_request_in_progress());
- *   a request delivered again after a crash is answered again from `seq` 0.
- * Runs on the service's worker thread.
+ *   a long streamed answer that it is still working
+ *   (aiplat_request_in_progress()); a request delivered again after a
+ *   crash is answered again from `seq` 0.
+ *
+ * The checks, the history read and the retrieval run on the calling thread
+ * (a delivery thread of the service); then the request is deferred and the
+ * handler returns: the LLM call runs on the library's event loop thread,
+ * where the chunks are published, the history saved and the answer sent.
+ * The pipeline must outlive the requests in flight: destroy the service
+ * before it.
  */
 AIPLAT_API aiplat_status aiplat_chat_handle_request(aiplat_request *req,
                                                     void *user_data);

@@ -121,7 +121,9 @@ AIPLAT_API aiplat_status aiplat_client_options_set_call(
 /**
  * The request id (a subject token: letters, digits, '-', '_'; at most 128
  * bytes). Default: the request message's `request_id` field when it has
- * one, else a new random id, which is also written into that field.
+ * one, else a new random id. Whichever is used is written into the request
+ * message's `request_id` field when its type has one (the call changes
+ * the message).
  */
 AIPLAT_API aiplat_status aiplat_client_options_set_request_id(
     aiplat_client_options *o, const char *id);
@@ -157,8 +159,12 @@ AIPLAT_API aiplat_status aiplat_client_options_set_stream(
  * ::AIPLAT_ERR_TOO_LARGE (over the server's max_payload),
  * ::AIPLAT_ERR_UNAVAILABLE (nobody listens), ::AIPLAT_ERR_TIMEOUT,
  * ::AIPLAT_ERR_DECODE (the reply is not a @p reply_type),
- * ::AIPLAT_ERR_CANCELLED, ::AIPLAT_ERR_STATE (not connected).
- * Not from a callback of this client.
+ * ::AIPLAT_ERR_CANCELLED, ::AIPLAT_ERR_STATE (not connected),
+ * ::AIPLAT_ERR_CLOSED (the client was destroyed, or the bus closed).
+ * Not from a callback of this client, nor on the library's event loop
+ * thread (a completion of an asynchronous model call, say): the call's
+ * timeout and cancellation run on that thread, so a reply that never
+ * comes would be waited for forever.
  */
 AIPLAT_API aiplat_status aiplat_client_request(
     aiplat_client *client, const char *subject, aiplat_msg *request,
@@ -169,7 +175,9 @@ AIPLAT_API aiplat_status aiplat_client_request(
  * As aiplat_client_request(), without waiting: @p done runs once when the
  * call ends. A call that cannot start returns its error and @p done is not
  * called; once this returns ::AIPLAT_OK, @p done will be called.
- * @p request and @p opts may be destroyed as soon as this returns.
+ * @p request (whose `request_id` is set, see
+ * aiplat_client_options_set_request_id()) and @p opts may be destroyed as
+ * soon as this returns.
  */
 AIPLAT_API aiplat_status aiplat_client_request_async(
     aiplat_client *client, const char *subject, aiplat_msg *request,

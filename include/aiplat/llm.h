@@ -18,8 +18,12 @@
  * (JSON of the wrong shape, a stream cut short), ::AIPLAT_ERR_TOO_LARGE,
  * ::AIPLAT_ERR_CANCELLED. The message carries the server's own words.
  *
- * Thread: a client may be shared by threads; each call runs on the calling
- * thread. A request object must not be changed while a call uses it.
+ * Thread: a client may be shared by threads. Every call is a transfer on
+ * the library's event loop thread: a blocking call waits for it on the
+ * calling thread, which also runs its stream callback (and fails with
+ * ::AIPLAT_ERR_INTERNAL on the loop thread itself); an asynchronous call's
+ * callbacks run on the loop thread. A request object must not be changed
+ * while a blocking call uses it (the asynchronous forms copy it).
  */
 #ifndef AIPLAT_LLM_H
 #define AIPLAT_LLM_H

@@ -60,8 +60,10 @@ typedef struct aiplat_request aiplat_request;
  * or fail with aiplat_request_fail() and return its status. Returning a
  * non-OK status without calling aiplat_request_fail() fails the request
  * with that status and the calling thread's last error message.
- * Runs on a delivery thread; @p req lives until the handler returns, or
- * until aiplat_request_complete() after aiplat_request_defer().
+ * Runs on one of the endpoint's delivery threads (for a JetStream endpoint,
+ * a subscription's fetch thread of the library); it must not destroy the
+ * service. @p req lives until the handler returns, or until
+ * aiplat_request_complete() after aiplat_request_defer().
  */
 typedef aiplat_status (*aiplat_handler_fn)(aiplat_request *req,
                                            void *user_data);
@@ -69,10 +71,13 @@ typedef aiplat_status (*aiplat_handler_fn)(aiplat_request *req,
 /**
  * Create a service. @p name is `[A-Za-z0-9_-]+` (it names the micro
  * service and the default queue group), @p version is SemVer, @p
- * description free text (all copied). @p cfg is borrowed and must outlive
- * the service. Reads `WORKERS`, `REQUEST_TIMEOUT`, `SHUTDOWN_GRACE`, the
- * `NATS_*` and `HEALTH_*` settings; an invalid one is ::AIPLAT_ERR_CONFIG
- * with a message naming it.
+ * description free text (all copied). @p cfg (not NULL) is borrowed and
+ * must outlive the service: aiplat_service_start() reads it again (the
+ * `JS_*` settings of JetStream endpoints). Reads `WORKERS`,
+ * `MAX_IN_FLIGHT`, `REQUEST_TIMEOUT`, `SHUTDOWN_GRACE`, the `NATS_*` and
+ * `HEALTH_*` settings; an invalid one is ::AIPLAT_ERR_CONFIG with a
+ * message naming it. A NULL @p cfg, an invalid @p name or @p version is
+ * ::AIPLAT_ERR_INVALID_ARGUMENT.
  */
 AIPLAT_API aiplat_status aiplat_service_create(aiplat_service **out,
                                                aiplat_config *cfg,
@@ -80,7 +85,14 @@ AIPLAT_API aiplat_status aiplat_service_create(aiplat_service **out,
                                                const char *version,
                                                const char *description);
 
-/** Stop (if running) and release the service. NULL is a no-op. */
+/**
+ * Stop (if running: the graceful shutdown of aiplat_service_run()) and
+ * release the service. Deferred requests still not complete are cancelled
+ * (their ::aiplat_request_cancel_fn runs on this thread) and waited for up
+ * to 2 s. Whatever the handlers use (their user_data) must outlive this
+ * call. Not from a handler or another callback of the service. NULL is a
+ * no-op.
+ */
 AIPLAT_API void aiplat_service_destroy(aiplat_service *svc);
 
 /** Copy the detail of the service's last failure into @p buf. */
@@ -171,7 +183,10 @@ AIPLAT_API aiplat_status aiplat_service_start(aiplat_service *svc);
  * aiplat_service_set_handle_signals()) or aiplat_service_stop(), then shut
  * down gracefully: readiness goes 503, subscriptions stop taking new
  * messages, in-flight requests finish within the grace period, the
- * connection drains. ::AIPLAT_OK when everything finished in time.
+ * connection drains. ::AIPLAT_OK when everything finished in time,
+ * ::AIPLAT_ERR_TIMEOUT when requests were still running past the grace
+ * period, ::AIPLAT_ERR_STATE when the service was stopped before, or the
+ * error of aiplat_service_start().
  */
 AIPLAT_API aiplat_status aiplat_service_run(aiplat_service *svc);
 
@@ -190,7 +205,7 @@ AIPLAT_API aiplat_config *aiplat_service_config(aiplat_service *svc);
 /** The instance id announced by the micro protocol; borrowed. */
 AIPLAT_API const char *aiplat_service_id(aiplat_service *svc);
 
-/** The subject the request arrived on; borrowed for the handler call. */
+/** The subject the request arrived on; borrowed while @p req is valid. */
 AIPLAT_API const char *aiplat_request_subject(aiplat_request *req);
 /** The name of the endpoint that received the request. */
 AIPLAT_API const char *aiplat_request_endpoint(aiplat_request *req);
@@ -233,6 +248,8 @@ AIPLAT_API aiplat_status aiplat_request_respond_bytes(aiplat_request *req,
  * Fail the request: send the error reply now (reply type with `error`,
  * micro error headers) and return @p code, so a handler writes
  * `return aiplat_request_fail(req, AIPLAT_ERR_BAD_REQUEST, "empty message");`.
+ * ::AIPLAT_OK as @p code is taken as ::AIPLAT_ERR_INTERNAL; after a reply
+ * or failure was sent nothing is sent and ::AIPLAT_ERR_STATE is returned.
  */
 AIPLAT_API aiplat_status aiplat_request_fail(aiplat_request *req,
                                              aiplat_status code,
@@ -261,18 +278,20 @@ AIPLAT_API aiplat_status aiplat_request_defer(aiplat_request *req);
  * Finish a deferred request, once, from any thread: with @p status
  * ::AIPLAT_OK after its reply was sent; with an error status the error
  * reply is sent now unless one was (JetStream: nak or term as for a
- * handler's return). @p req is invalid afterwards.
+ * handler's return). @p req is invalid afterwards. ::AIPLAT_ERR_STATE
+ * (and nothing done) for a request that was not deferred.
  */
 AIPLAT_API aiplat_status aiplat_request_complete(aiplat_request *req,
                                                  aiplat_status status,
                                                  const char *message);
 
 /**
- * Called when the service stops past its grace period while a deferred
- * request is still running: stop the work (e.g. cancel the backend call)
- * so that it completes soon with an error. Runs on the stopping thread
- * with a service lock held: it must not block or complete the request
- * itself.
+ * Called when the service stops past its grace period, or is destroyed,
+ * while a deferred request is still running: stop the work (e.g. cancel
+ * the backend call) so that it completes soon with an error. Runs on the
+ * thread stopping (or destroying) the service with a service lock held: it
+ * must not block, complete the request itself or set its cancel callback
+ * (both take that lock).
  */
 typedef void (*aiplat_request_cancel_fn)(aiplat_request *req, void *user_data);
 
