@@ -281,23 +281,20 @@ static aiplat_status check_request(aiplat_chat *c, answer_ctx *a) {
   return AIPLAT_OK;
 }
 
-/* Steps 2-4: history, retrieval, the LLM request's messages. */
-static aiplat_status build_prompt(aiplat_chat *c, answer_ctx *a) {
+/* Step 2: the conversation's earlier turns. */
+static aiplat_status load_history(aiplat_chat *c, answer_ctx *a) {
+  if (!c->history || !*a->conversation_id) return AIPLAT_OK;
+  a->history_key = aip_chat_history_key(a->user_id, a->conversation_id);
+  if (!a->history_key)
+    return aip_fail(&c->err, AIPLAT_ERR_NO_MEMORY, "chat: out of memory");
+  aiplat_status st =
+      aip_chat_history_load(c->history, a->history_key, &a->turns, &a->n_turns);
+  return st ? fail_last(c, st, "chat: ") : AIPLAT_OK;
+}
+
+/* Step 4: the LLM request's messages (after the retrieval, step 3). */
+static aiplat_status add_messages(aiplat_chat *c, answer_ctx *a) {
   aiplat_status st;
-  if (c->history && *a->conversation_id) {
-    a->history_key = aip_chat_history_key(a->user_id, a->conversation_id);
-    if (!a->history_key)
-      return aip_fail(&c->err, AIPLAT_ERR_NO_MEMORY, "chat: out of memory");
-    st = aip_chat_history_load(c->history, a->history_key, &a->turns,
-                               &a->n_turns);
-    if (st) return fail_last(c, st, "chat: ");
-  }
-  if (a->enable_rag) {
-    st = aip_chat_retrieve(c->retriever, a->message, (int)a->top_k,
-                           (size_t)c->context_chars, &a->passages,
-                           &a->n_passages, &a->context);
-    if (st) return fail_last(c, st, "retrieval: ");
-  }
   char *system =
       a->n_passages
           ? aip_sprintf("%s\n\nContext:\n%s", c->prompt, a->context)
@@ -316,6 +313,19 @@ static aiplat_status build_prompt(aiplat_chat *c, answer_ctx *a) {
   }
   if (!st) st = aiplat_llm_request_add_message(a->llm_req, "user", a->message);
   return st ? fail_last(c, st, "chat: ") : AIPLAT_OK;
+}
+
+/* Steps 2-4, blocking: history, retrieval, the LLM request's messages. */
+static aiplat_status build_prompt(aiplat_chat *c, answer_ctx *a) {
+  aiplat_status st = load_history(c, a);
+  if (st) return st;
+  if (a->enable_rag) {
+    st = aip_chat_retrieve(c->retriever, a->message, (int)a->top_k,
+                           (size_t)c->context_chars, &a->passages,
+                           &a->n_passages, &a->context);
+    if (st) return fail_last(c, st, "retrieval: ");
+  }
+  return add_messages(c, a);
 }
 
 /* Step 5: the ChatResponse. */
@@ -407,13 +417,16 @@ aiplat_bus *aip_chat_bus(aiplat_chat *c) {
 
 /* ---- the asynchronous answer ---------------------------------------------
  *
- * The request checks, the history and the retrieval run on the caller's
- * thread; the LLM call runs on the execution core, and the end (history
- * saved, the ChatResponse built) on its loop thread. */
+ * The request checks and the history run on the caller's thread; the
+ * retrieval's steps (embed, search, rerank) and the LLM call run on the
+ * execution core one after the other, all bounded and cancelled by the
+ * request's aiplat_call, and the end (history saved, the ChatResponse
+ * built) on its loop thread. */
 
 typedef struct async_answer {
   aiplat_chat *c;
   answer_ctx a;
+  aiplat_call *call;
   aip_chat_done_fn done;
   aiplat_chat_delta_fn delta;
   void *ud; /* of done and delta */
@@ -465,6 +478,42 @@ static void on_llm_done(aiplat_status st, const char *message,
   free(x);
 }
 
+/* Step 4 and the LLM call. On failure the thread's record has the detail
+ * and nothing runs. */
+static aiplat_status start_llm(async_answer *x) {
+  aiplat_chat *c = x->c;
+  answer_ctx *a = &x->a;
+  aiplat_status st = add_messages(c, a);
+  if (st) return st;
+  st = x->delta ? aiplat_llm_stream_async(c->llm, a->llm_req, x->call,
+                                          on_llm_delta, on_llm_done, x)
+                : aiplat_llm_complete_async(c->llm, a->llm_req, x->call,
+                                            on_llm_done, x);
+  return st ? fail_last(c, st, "") : AIPLAT_OK;
+}
+
+/* The end of the retrieval, on the loop thread: the LLM call next. */
+static void on_retrieved(aiplat_status st, const char *why,
+                         aip_chat_passage *passages, size_t n, char *context,
+                         void *ud) {
+  async_answer *x = ud;
+  answer_ctx *a = &x->a;
+  char msg[AIP_ERRMSG_MAX];
+  if (st) {
+    snprintf(msg, sizeof msg, "retrieval: %s", why);
+    aip_fail(&x->c->err, st, "%s", msg);
+  } else {
+    a->passages = passages;
+    a->n_passages = n;
+    a->context = context;
+    if ((st = start_llm(x)) == AIPLAT_OK) return; /* on_llm_done owns x */
+    aiplat_error_last(msg, sizeof msg);
+  }
+  x->done(st, msg, NULL, x->ud);
+  answer_ctx_free(a);
+  free(x);
+}
+
 aiplat_status aip_chat_answer_async(aiplat_chat *c, aiplat_msg *request,
                                     aiplat_call *call,
                                     aiplat_chat_delta_fn fn,
@@ -476,6 +525,7 @@ aiplat_status aip_chat_answer_async(aiplat_chat *c, aiplat_msg *request,
     return AIPLAT_ERR_NO_MEMORY;
   }
   x->c = c;
+  x->call = call;
   x->done = done;
   x->delta = fn;
   x->ud = user_data;
@@ -484,16 +534,17 @@ aiplat_status aip_chat_answer_async(aiplat_chat *c, aiplat_msg *request,
   aiplat_status st = aiplat_llm_request_create(&a->llm_req);
   if (st) st = fail_last(c, st, "chat: ");
   if (!st) st = check_request(c, a);
-  if (!st) st = build_prompt(c, a);
-  if (!st) {
-    st = fn ? aiplat_llm_stream_async(c->llm, a->llm_req, call, on_llm_delta,
-                                      on_llm_done, x)
-            : aiplat_llm_complete_async(c->llm, a->llm_req, call, on_llm_done,
-                                        x);
-    if (st) st = fail_last(c, st, "");
-    else return AIPLAT_OK; /* on_llm_done owns x now */
+  if (!st) st = load_history(c, a);
+  if (!st && a->enable_rag) {
+    st = aip_chat_retrieve_async(c->retriever, a->message, (int)a->top_k,
+                                 (size_t)c->context_chars, call, on_retrieved,
+                                 x);
+    if (!st) return AIPLAT_OK; /* on_retrieved owns x now */
+    st = fail_last(c, st, "retrieval: ");
+  } else if (!st) {
+    if ((st = start_llm(x)) == AIPLAT_OK) return AIPLAT_OK; /* on_llm_done */
   }
-  aiplat_chat_last_error(c, why, whylen);
+  aiplat_error_last(why, whylen);
   answer_ctx_free(a);
   free(x);
   return st;

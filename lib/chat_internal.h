@@ -40,6 +40,19 @@ aiplat_status aip_chat_retrieve(aip_chat_retriever *r, const char *query,
                                 int top_k, size_t budget,
                                 aip_chat_passage **passages, size_t *n,
                                 char **context);
+/* The end of aip_chat_retrieve_async(), on the execution core's thread:
+ * the passages and the context (the callee's: aip_chat_passages_free(),
+ * free()), or the failure in @why ("rag: <the part>: ..."). */
+typedef void (*aip_chat_retrieved_fn)(aiplat_status st, const char *why,
+                                      aip_chat_passage *passages, size_t n,
+                                      char *context, void *ud);
+/* aip_chat_retrieve() without waiting (aiplat_rag_query_async): @call
+ * bounds and cancels every step. On AIPLAT_OK @done runs once; on failure
+ * never, and the thread's record has the detail. */
+aiplat_status aip_chat_retrieve_async(aip_chat_retriever *r, const char *query,
+                                      int top_k, size_t budget,
+                                      aiplat_call *call,
+                                      aip_chat_retrieved_fn done, void *ud);
 void aip_chat_passages_free(aip_chat_passage *p, size_t n);
 
 /* ---- history ------------------------------------------------------------ */
@@ -70,9 +83,10 @@ void aip_chat_turns_free(aip_chat_turn *t, size_t n);
  * @response (the callee's, NULL on failure) or @why. */
 typedef void (*aip_chat_done_fn)(aiplat_status st, const char *why,
                                  aiplat_msg *response, void *ud);
-/* aiplat_chat_answer() with the LLM call on the execution core. Returns
- * at once after the checks, history and retrieval (on this thread);
- * @done runs once unless this returns an error (the detail in @why).
+/* aiplat_chat_answer() with the retrieval and the LLM call on the
+ * execution core, both bounded and cancelled by @call. Returns at once
+ * after the checks and the history (on this thread); @done runs once
+ * unless this returns an error (the detail in @why).
  * @request must live until @done. */
 aiplat_status aip_chat_answer_async(aiplat_chat *c, aiplat_msg *request,
                                     aiplat_call *call,

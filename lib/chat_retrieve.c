@@ -1,5 +1,6 @@
 /* Retrieval for the chat pipeline, through the RAG API (aiplat/rag.h): the
  * question's passages and their numbered context. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,24 +67,13 @@ void aip_chat_passages_free(aip_chat_passage *p, size_t n) {
   free(p);
 }
 
-aiplat_status aip_chat_retrieve(aip_chat_retriever *r, const char *query,
-                                int top_k, size_t budget,
-                                aip_chat_passage **passages, size_t *n,
-                                char **context) {
-  *passages = NULL;
-  *n = 0;
-  *context = NULL;
-  aiplat_rag_results *res = NULL;
+/* The passages and their context from query results (not destroyed). */
+static aiplat_status convert(aiplat_rag_results *res, size_t budget,
+                             aip_chat_passage **passages, size_t *n,
+                             char **context) {
   char *ctx = NULL;
-  aiplat_status st =
-      aiplat_rag_query_filtered(r->rag, query, (size_t)top_k, NULL, &res);
-  if (!st) st = aiplat_rag_results_context(res, budget, &ctx);
-  if (st) {
-    char why[AIP_ERRMSG_MAX];
-    aiplat_rag_last_error(r->rag, why, sizeof why);
-    aiplat_rag_results_destroy(res);
-    return aip_fail(NULL, st, "%s", why);
-  }
+  aiplat_status st = aiplat_rag_results_context(res, budget, &ctx);
+  if (st) return st; /* the detail is in the thread's record */
   size_t k = aiplat_rag_results_count(res);
   aip_chat_passage *p = calloc(k ? k : 1, sizeof *p);
   bool ok = p && (*context = strdup(ctx));
@@ -95,7 +85,6 @@ aiplat_status aip_chat_retrieve(aip_chat_retriever *r, const char *query,
     ok = p[i].id && p[i].text && p[i].source;
   }
   aiplat_free(ctx);
-  aiplat_rag_results_destroy(res);
   if (!ok) {
     aip_chat_passages_free(p, k);
     free(*context);
@@ -104,5 +93,68 @@ aiplat_status aip_chat_retrieve(aip_chat_retriever *r, const char *query,
   }
   *passages = p;
   *n = k;
+  return AIPLAT_OK;
+}
+
+aiplat_status aip_chat_retrieve(aip_chat_retriever *r, const char *query,
+                                int top_k, size_t budget,
+                                aip_chat_passage **passages, size_t *n,
+                                char **context) {
+  *passages = NULL;
+  *n = 0;
+  *context = NULL;
+  aiplat_rag_results *res = NULL;
+  aiplat_status st =
+      aiplat_rag_query_filtered(r->rag, query, (size_t)top_k, NULL, &res);
+  if (st) {
+    char why[AIP_ERRMSG_MAX];
+    aiplat_rag_last_error(r->rag, why, sizeof why);
+    return aip_fail(NULL, st, "%s", why);
+  }
+  st = convert(res, budget, passages, n, context);
+  aiplat_rag_results_destroy(res);
+  return st;
+}
+
+typedef struct retrieval {
+  size_t budget;
+  aip_chat_retrieved_fn done;
+  void *ud;
+} retrieval;
+
+static void on_results(aiplat_status st, const char *message,
+                       aiplat_rag_results *res, void *ud) {
+  retrieval *x = ud;
+  aip_chat_passage *p = NULL;
+  size_t n = 0;
+  char *context = NULL;
+  char why[AIP_ERRMSG_MAX] = "";
+  if (st) {
+    snprintf(why, sizeof why, "%s", message);
+  } else if ((st = convert(res, x->budget, &p, &n, &context))) {
+    aiplat_error_last(why, sizeof why);
+  }
+  aiplat_rag_results_destroy(res);
+  x->done(st, why, p, n, context, x->ud);
+  free(x);
+}
+
+aiplat_status aip_chat_retrieve_async(aip_chat_retriever *r, const char *query,
+                                      int top_k, size_t budget,
+                                      aiplat_call *call,
+                                      aip_chat_retrieved_fn done, void *ud) {
+  retrieval *x = calloc(1, sizeof *x);
+  if (!x) return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "retrieval: out of memory");
+  x->budget = budget;
+  x->done = done;
+  x->ud = ud;
+  aiplat_status st = aiplat_rag_query_async(r->rag, query, (size_t)top_k, NULL,
+                                            call, on_results, x);
+  if (st) {
+    char why[AIP_ERRMSG_MAX];
+    aiplat_rag_last_error(r->rag, why, sizeof why);
+    free(x);
+    return aip_fail(NULL, st, "%s", why);
+  }
   return AIPLAT_OK;
 }

@@ -7,12 +7,14 @@
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "chunk.h"
+#include "loop.h"
 #include "model_metrics.h"
 #include "rag_internal.h"
 #include "utf8.h"
@@ -399,12 +401,152 @@ static aiplat_rag_results *empty_results(void) {
   return calloc(1, sizeof(aiplat_rag_results));
 }
 
-static aiplat_status query(aiplat_rag *rag, const char *question, size_t top_k,
-                           const char *source, aiplat_rag_results **out) {
-  NEED_RAG(rag);
-  if (!out)
-    return aip_fail(&rag->err, AIPLAT_ERR_INVALID_ARGUMENT, "rag: NULL out");
-  *out = NULL;
+/* One asynchronous query: embed the question, search the store, rerank;
+ * each step starts from the end of the one before, on the loop thread. */
+typedef struct rquery {
+  aiplat_rag *rag;
+  aiplat_call *call; /* the caller's, may be NULL */
+  char *question, *source;
+  size_t k, fetch;
+  double min_score;
+  bool rerank;
+  aip_vstore *vs;
+  aiplat_embeddings_result *er;
+  aiplat_rag_results *r;
+  size_t nhits;
+  aiplat_rag_done_fn done;
+  void *ud;
+  aip_retrieval_metrics *metrics; /* when attached (model_metrics.h) */
+  int64_t observed_from;
+  aip_task task; /* nothing to search: the end, posted to the loop */
+} rquery;
+
+static void rquery_free(rquery *q) {
+  aiplat_embeddings_result_destroy(q->er);
+  aiplat_rag_results_destroy(q->r);
+  free(q->question);
+  free(q->source);
+  free(q);
+}
+
+/* Call the user back with the results, or the failure of @doing. */
+static void rquery_end(rquery *q, aiplat_status st, const char *doing,
+                       const char *detail) {
+  char msg[AIP_ERRMSG_MAX] = "";
+  aiplat_rag_results *r = NULL;
+  if (st)
+    snprintf(msg, sizeof msg, "rag: %s: %s", doing,
+             detail && *detail ? detail : aiplat_status_str(st));
+  else {
+    r = q->r;
+    q->r = NULL;
+  }
+  aip_retrieval_observe(q->metrics, q->observed_from, st, r);
+  q->done(st, msg, r, q->ud);
+  rquery_free(q);
+}
+
+static void rquery_posted(aip_task *t) {
+  rquery *q = (rquery *)(void *)((char *)t - offsetof(rquery, task));
+  rquery_end(q, AIPLAT_OK, NULL, NULL);
+}
+
+/* The hits in rank order: the reranker's (@rres) or the store's. */
+static void rquery_select(rquery *q, aiplat_reranker_result *rres) {
+  aiplat_rag_results *r = q->r;
+  if (rres) {
+    r->reranked = true;
+    size_t nr = aiplat_reranker_result_count(rres);
+    for (size_t i = 0; i < nr && r->n < q->k; i++) {
+      size_t idx = aiplat_reranker_result_index(rres, i);
+      double sc = aiplat_reranker_result_score(rres, i);
+      if (idx >= q->nhits || !(sc >= q->min_score)) continue;
+      r->items[r->n++] = (item){&r->hits[idx], sc, r->hits[idx].score};
+    }
+    return;
+  }
+  for (size_t i = 0; i < q->nhits && r->n < q->k; i++)
+    if (r->hits[i].score >= q->min_score)
+      r->items[r->n++] = (item){&r->hits[i], r->hits[i].score, r->hits[i].score};
+}
+
+static void on_reranked(aiplat_status st, const char *message,
+                        aiplat_reranker_result *rres, void *ud) {
+  rquery *q = ud;
+  if (st) {
+    rquery_end(q, st, "reranking", message);
+    return;
+  }
+  rquery_select(q, rres);
+  aiplat_reranker_result_destroy(rres);
+  rquery_end(q, AIPLAT_OK, NULL, NULL);
+}
+
+static void on_searched(aiplat_status st, const char *message, aip_vhit *hits,
+                        size_t n, void *ud) {
+  rquery *q = ud;
+  q->r->hits = hits;
+  q->nhits = n;
+  if (st) {
+    rquery_end(q, st, "searching the store", message);
+    return;
+  }
+  if (n && !(q->r->items = calloc(n, sizeof *q->r->items))) {
+    rquery_end(q, AIPLAT_ERR_NO_MEMORY, "searching the store", "out of memory");
+    return;
+  }
+  if (!q->rerank || !n) {
+    rquery_select(q, NULL);
+    rquery_end(q, AIPLAT_OK, NULL, NULL);
+    return;
+  }
+  const char **docs = malloc(n * sizeof *docs);
+  if (!docs) {
+    rquery_end(q, AIPLAT_ERR_NO_MEMORY, "reranking", "out of memory");
+    return;
+  }
+  for (size_t i = 0; i < n; i++) docs[i] = hits[i].text;
+  st = aiplat_reranker_rerank_async(q->rag->rr, q->question, docs, n, n,
+                                    q->call, on_reranked, q);
+  free(docs); /* copied by the reranker */
+  if (st) {
+    char msg[AIP_ERRMSG_MAX];
+    aiplat_reranker_last_error(q->rag->rr, msg, sizeof msg);
+    rquery_end(q, st, "reranking", msg);
+  }
+}
+
+static void on_embedded(aiplat_status st, const char *message,
+                        aiplat_embeddings_result *er, void *ud) {
+  rquery *q = ud;
+  q->er = er;
+  if (st) {
+    rquery_end(q, st, "embedding the question", message);
+    return;
+  }
+  size_t dim = aiplat_embeddings_result_dimension(er);
+  if (dim == 0 || dim > AIP_VSTORE_MAX_DIM) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "the embeddings have %zu dimensions (1..%u)",
+             dim, AIP_VSTORE_MAX_DIM);
+    rquery_end(q, AIPLAT_ERR_PROTOCOL, "embedding the question", msg);
+    return;
+  }
+  aip_vfilter f = {AIP_VMATCH_EXACT, q->source};
+  st = aip_vstore_search_async(q->vs, NULL, aiplat_embeddings_result_vector(er, 0),
+                               (uint32_t)dim, q->fetch, q->source ? &f : NULL,
+                               q->call, on_searched, q);
+  if (st) {
+    char msg[AIP_ERRMSG_MAX];
+    aiplat_error_last(msg, sizeof msg);
+    rquery_end(q, st, "searching the store", msg);
+  }
+}
+
+static aiplat_status query_start(aiplat_rag *rag, const char *question,
+                                 size_t top_k, const char *source,
+                                 aiplat_call *call, aiplat_rag_done_fn done,
+                                 void *ud) {
   if (!question)
     return aip_fail(&rag->err, AIPLAT_ERR_INVALID_ARGUMENT, "rag: no question");
   size_t qlen = strlen(question);
@@ -423,78 +565,109 @@ static aiplat_status query(aiplat_rag *rag, const char *question, size_t top_k,
   if (k > MAX_K)
     return aip_fail(&rag->err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "rag: top k %zu is over %u", k, MAX_K);
-  bool rerank = s.rerank && rag->rr;
-  size_t fetch = rerank && s.candidates > k ? s.candidates : k;
-
   aip_vstore *vs = NULL;
   if ((st = reader(rag, &vs))) return st;
-  aiplat_rag_results *r = empty_results();
-  if (!r)
+  rquery *q = calloc(1, sizeof *q);
+  if (!q || !(q->question = aip_strdup(question)) ||
+      (source && !(q->source = aip_strdup(source))) ||
+      !(q->r = empty_results())) {
+    if (q) rquery_free(q);
     return aip_fail(&rag->err, AIPLAT_ERR_NO_MEMORY, "rag: out of memory");
-  if (!vs) { /* no store yet */
-    *out = r;
+  }
+  q->rag = rag;
+  q->call = call;
+  q->k = k;
+  q->rerank = s.rerank && rag->rr;
+  q->fetch = q->rerank && s.candidates > k ? s.candidates : k;
+  q->min_score = s.min_score;
+  q->vs = vs;
+  q->done = done;
+  q->ud = ud;
+  q->metrics = atomic_load(&rag->metrics);
+  q->observed_from = aip_retrieval_start(q->metrics);
+  if (!vs) { /* no store yet: nothing found, reported on the loop */
+    q->task.fn = rquery_posted;
+    if ((st = aip_loop_post(&q->task))) {
+      rquery_free(q);
+      return aip_fail(&rag->err, st, "rag: the execution core is not running");
+    }
     return AIPLAT_OK;
   }
-  aiplat_embeddings_result *er = NULL;
-  aiplat_reranker_result *rres = NULL;
-  size_t nh = 0;
-  if ((st = embed(rag, &question, 1, "embedding the question", &er))) goto fail;
-  aip_vfilter f = {AIP_VMATCH_EXACT, source};
-  st = aip_vstore_search(vs, aiplat_embeddings_result_vector(er, 0),
-                         (uint32_t)aiplat_embeddings_result_dimension(er),
-                         fetch, source ? &f : NULL, &r->hits, &nh);
+  const char *texts[1] = {q->question};
+  st = aiplat_embeddings_embed_async(rag->emb, texts, 1, call, on_embedded, q);
   if (st) {
-    st = store_fail(rag, vs, st, "searching the store");
-    goto fail;
+    char msg[AIP_ERRMSG_MAX];
+    aiplat_embeddings_last_error(rag->emb, msg, sizeof msg);
+    rquery_free(q);
+    return part_fail(rag, st, "embedding the question", msg);
   }
-  if (nh && !(r->items = calloc(nh, sizeof *r->items))) goto nomem;
-  if (rerank && nh) {
-    const char **docs = malloc(nh * sizeof *docs);
-    if (!docs) goto nomem;
-    for (size_t i = 0; i < nh; i++) docs[i] = r->hits[i].text;
-    st = aiplat_reranker_rerank(rag->rr, question, docs, nh, nh, &rres);
-    free(docs);
-    if (st) {
-      char msg[AIP_ERRMSG_MAX];
-      aiplat_reranker_last_error(rag->rr, msg, sizeof msg);
-      st = part_fail(rag, st, "reranking", msg);
-      goto fail;
-    }
-    r->reranked = true;
-    size_t nr = aiplat_reranker_result_count(rres);
-    for (size_t i = 0; i < nr && r->n < k; i++) {
-      size_t idx = aiplat_reranker_result_index(rres, i);
-      double sc = aiplat_reranker_result_score(rres, i);
-      if (idx >= nh || !(sc >= s.min_score)) continue;
-      r->items[r->n++] = (item){&r->hits[idx], sc, r->hits[idx].score};
-    }
-  } else {
-    for (size_t i = 0; i < nh && r->n < k; i++)
-      if (r->hits[i].score >= s.min_score)
-        r->items[r->n++] =
-            (item){&r->hits[i], r->hits[i].score, r->hits[i].score};
-  }
-  aiplat_reranker_result_destroy(rres);
-  aiplat_embeddings_result_destroy(er);
-  *out = r;
   return AIPLAT_OK;
-nomem:
-  st = aip_fail(&rag->err, AIPLAT_ERR_NO_MEMORY, "rag: out of memory");
-fail:
-  aiplat_reranker_result_destroy(rres);
-  aiplat_embeddings_result_destroy(er);
-  aiplat_rag_results_destroy(r);
-  return st;
 }
 
-/* query() observed in the retrieval metrics, when attached. */
-static aiplat_status observed_query(aiplat_rag *rag, const char *question,
-                                    size_t top_k, const char *source,
-                                    aiplat_rag_results **out) {
-  aip_retrieval_metrics *m = rag ? atomic_load(&rag->metrics) : NULL;
-  int64_t start = aip_retrieval_start(m);
-  aiplat_status st = query(rag, question, top_k, source, out);
-  aip_retrieval_observe(m, start, st, out ? *out : NULL);
+AIPLAT_API aiplat_status aiplat_rag_query_async(aiplat_rag *rag,
+                                                const char *question,
+                                                size_t top_k,
+                                                const char *source,
+                                                aiplat_call *call,
+                                                aiplat_rag_done_fn done,
+                                                void *user_data) {
+  NEED_RAG(rag);
+  if (!done)
+    return aip_fail(&rag->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "rag: no completion callback");
+  return query_start(rag, question, top_k, source, call, done, user_data);
+}
+
+/* ---- the blocking query: the asynchronous one, waited for ---------------- */
+
+typedef struct query_wait {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool ended;
+  aiplat_status st;
+  char msg[AIP_ERRMSG_MAX];
+  aiplat_rag_results *r;
+} query_wait;
+
+static void query_ended(aiplat_status st, const char *message,
+                        aiplat_rag_results *r, void *ud) {
+  query_wait *w = ud;
+  pthread_mutex_lock(&w->mu);
+  w->st = st;
+  snprintf(w->msg, sizeof w->msg, "%s", message);
+  w->r = r;
+  w->ended = true;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+}
+
+static aiplat_status query(aiplat_rag *rag, const char *question, size_t top_k,
+                           const char *source, aiplat_rag_results **out) {
+  NEED_RAG(rag);
+  if (!out)
+    return aip_fail(&rag->err, AIPLAT_ERR_INVALID_ARGUMENT, "rag: NULL out");
+  *out = NULL;
+  if (aip_loop_on_thread())
+    return aip_fail(&rag->err, AIPLAT_ERR_INTERNAL,
+                    "rag: a blocking query cannot run on the event loop "
+                    "thread (use aiplat_rag_query_async)");
+  query_wait w = {.ended = false};
+  pthread_mutex_init(&w.mu, NULL);
+  pthread_cond_init(&w.cv, NULL);
+  aiplat_status st =
+      query_start(rag, question, top_k, source, NULL, query_ended, &w);
+  if (!st) {
+    pthread_mutex_lock(&w.mu);
+    while (!w.ended) pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    st = w.st;
+    if (st)
+      aip_fail(&rag->err, st, "%s", w.msg);
+    else
+      *out = w.r;
+  }
+  pthread_cond_destroy(&w.cv);
+  pthread_mutex_destroy(&w.mu);
   return st;
 }
 
@@ -506,7 +679,7 @@ void aip_rag_attach_metrics(aiplat_rag *rag, aiplat_metrics *m) {
 
 AIPLAT_API aiplat_status aiplat_rag_query(aiplat_rag *rag, const char *question,
                                           aiplat_rag_results **out) {
-  return observed_query(rag, question, 0, NULL, out);
+  return query(rag, question, 0, NULL, out);
 }
 
 AIPLAT_API aiplat_status aiplat_rag_query_filtered(aiplat_rag *rag,
@@ -514,7 +687,7 @@ AIPLAT_API aiplat_status aiplat_rag_query_filtered(aiplat_rag *rag,
                                                    size_t top_k,
                                                    const char *source,
                                                    aiplat_rag_results **out) {
-  return observed_query(rag, question, top_k, source, out);
+  return query(rag, question, top_k, source, out);
 }
 
 /* ---- results ---------------------------------------------------------------

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "call_internal.h"
 #include "utf8.h"
 #include "vstore.h"
 
@@ -237,6 +238,45 @@ aiplat_status aip_vstore_search(aip_vstore *vs, const float *query,
                     "vstore: limit %zu is outside 1..%u", limit,
                     AIP_VSTORE_MAX_LIMIT);
   return vs->ops->search(vs, query, dim, limit, filter, hits, n);
+}
+
+aiplat_status aip_vstore_search_async(aip_vstore *vs, aip_err *err,
+                                      const float *query, uint32_t dim,
+                                      size_t limit, const aip_vfilter *filter,
+                                      aiplat_call *call,
+                                      aip_vstore_search_done done, void *ud) {
+  NEED_HANDLE(vs);
+  if (!done)
+    return aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "vstore: search needs a completion callback");
+  aiplat_status st = check_dim(err, dim);
+  if (st || (st = check_vector(err, "query", query, dim)) ||
+      (st = check_filter(err, filter, false)))
+    return st;
+  if (limit == 0 || limit > AIP_VSTORE_MAX_LIMIT)
+    return aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "vstore: limit %zu is outside 1..%u", limit,
+                    AIP_VSTORE_MAX_LIMIT);
+  if (aiplat_call_cancelled(call))
+    return aip_fail(err, AIPLAT_ERR_CANCELLED,
+                    "vstore: search: cancelled before it started");
+  int64_t deadline = aip_call_deadline_ms(call);
+  if (deadline != 0 && deadline <= aip_now_ms())
+    return aip_fail(err, AIPLAT_ERR_TIMEOUT,
+                    "vstore: search: timed out: the call's deadline passed "
+                    "before it started");
+  if (vs->ops->search_async)
+    return vs->ops->search_async(vs, err, query, dim, limit, filter, call,
+                                 done, ud);
+  /* No network (the local store): search now, on this thread. */
+  aip_vhit *hits = NULL;
+  size_t n = 0;
+  char msg[AIP_ERRMSG_MAX] = "";
+  st = vs->ops->search(vs, query, dim, limit, filter, &hits, &n);
+  if (st) aiplat_error_last(msg, sizeof msg);
+  done(st, msg, st ? NULL : hits, st ? 0 : n, ud);
+  if (st) free(hits);
+  return AIPLAT_OK;
 }
 
 aiplat_status aip_vstore_delete_source(aip_vstore *vs,

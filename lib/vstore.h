@@ -16,6 +16,7 @@
 #ifndef AIPLAT_VSTORE_INTERNAL_H
 #define AIPLAT_VSTORE_INTERNAL_H
 
+#include "aiplat/call.h"
 #include "internal.h"
 
 /* Limits shared by every backend, so that changing backend never changes
@@ -94,6 +95,32 @@ aiplat_status aip_vstore_search(aip_vstore *vs, const float *query,
                                 uint32_t dim, size_t limit,
                                 const aip_vfilter *filter, aip_vhit **hits,
                                 size_t *n);
+
+/* The end of an asynchronous search: as aip_vstore_search(), with the
+ * detail of a failure in @message (borrowed for the callback; "" on
+ * success). @hits (NULL when @n is 0) is the callee's: free(). */
+typedef void (*aip_vstore_search_done)(aiplat_status st, const char *message,
+                                       aip_vhit *hits, size_t n, void *ud);
+
+/* aip_vstore_search() without waiting. The arguments are checked and
+ * copied before it returns. On AIPLAT_OK @done runs exactly once; on
+ * failure it never runs and @err (may be NULL: the thread's record only)
+ * has the detail. @call (may be NULL) bounds the search with its deadline
+ * and stops it when cancelled; a call already cancelled or past its
+ * deadline fails here (CANCELLED, TIMEOUT).
+ *
+ * Which thread runs @done depends on the backend:
+ *  - Milvus: the execution core's loop thread (the requests run there);
+ *  - the local store (no network, a scan of memory): the calling thread,
+ *    before this returns. Called on the loop thread (as the RAG query's
+ *    steps are), the scan runs there: a search of the local store costs
+ *    the loop about the time of one scan (docs/decisions/0020).
+ * The handle's own record (aip_vstore_last_error) is not touched. */
+aiplat_status aip_vstore_search_async(aip_vstore *vs, aip_err *err,
+                                      const float *query, uint32_t dim,
+                                      size_t limit, const aip_vfilter *filter,
+                                      aiplat_call *call,
+                                      aip_vstore_search_done done, void *ud);
 
 /* Delete every record whose source matches `filter` (EXACT or PREFIX; an
  * empty prefix is refused: it would delete everything). *deleted (may be
@@ -213,6 +240,12 @@ typedef struct aip_vstore_ops {
   aiplat_status (*search)(aip_vstore *vs, const float *query, uint32_t dim,
                           size_t limit, const aip_vfilter *filter,
                           aip_vhit **hits, size_t *n);
+  /* NULL: aip_vstore_search_async() runs `search` inline. Arguments are
+   * checked; @err as in aip_vstore_search_async(). */
+  aiplat_status (*search_async)(aip_vstore *vs, aip_err *err,
+                                const float *query, uint32_t dim, size_t limit,
+                                const aip_vfilter *filter, aiplat_call *call,
+                                aip_vstore_search_done done, void *ud);
   aiplat_status (*delete_source)(aip_vstore *vs, const aip_vfilter *filter,
                                  int64_t *deleted);
   aiplat_status (*count)(aip_vstore *vs, uint64_t *out);

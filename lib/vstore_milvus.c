@@ -22,13 +22,16 @@
 #include <ctype.h>
 #include <jansson.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
+#include "call_internal.h"
 #include "http.h"
+#include "model_common.h"
 #include "vstore_milvus.h"
 
 /* Rows per upsert request, and a soft cap on the request body. */
@@ -43,6 +46,9 @@ static const char API[] = "/v2/vectordb";
 typedef struct vmilvus {
   aip_vstore base;
   aip_http *http;
+  /* The HTTP layer as the asynchronous requests see it (aip_model_call
+   * uses its http and component only). */
+  aip_model_base calls;
   char *url;        /* base URL, for messages */
   char *collection; /* MILVUS_COLLECTION */
   char *db;         /* MILVUS_DB, NULL for the default database */
@@ -236,9 +242,9 @@ static int64_t backoff(const vmilvus *m, int n) {
 
 /* A transport-level failure (no answer, or an HTTP error status): refine
  * the HTTP layer's message where Milvus has something to say. */
-static aiplat_status transport_failure(vmilvus *m, const char *what,
-                                       const char *path, aiplat_status st,
-                                       aip_http_resp *resp) {
+static aiplat_status transport_failure(vmilvus *m, aip_err *err,
+                                       const char *what, const char *path,
+                                       aiplat_status st, aip_http_resp *resp) {
   if (resp->status == 401 || resp->status == 403) {
     char msg[MSG_MAX] = "";
     long code = 0;
@@ -255,13 +261,13 @@ static aiplat_status transport_failure(vmilvus *m, const char *what,
     json_decref(j);
     char codebuf[40] = "";
     if (code) snprintf(codebuf, sizeof codebuf, ", Milvus code %ld", code);
-    return aip_fail(&m->base.err, AIPLAT_ERR_AUTH,
+    return aip_fail(err, AIPLAT_ERR_AUTH,
                     "milvus: %s: authentication failed (HTTP %ld%s%s%s); "
                     "check MILVUS_TOKEN",
                     what, resp->status, codebuf, msg[0] ? ": " : "", msg);
   }
   if (resp->status == 404 || resp->status == 405)
-    return aip_fail(&m->base.err, AIPLAT_ERR_NOT_SUPPORTED,
+    return aip_fail(err, AIPLAT_ERR_NOT_SUPPORTED,
                     "milvus: %s: %s%s answered HTTP %ld: no Milvus RESTful "
                     "API v2 there (Milvus 2.4 or later on its port, 19530 by "
                     "default)",
@@ -316,6 +322,53 @@ aiplat_status aip_milvus_answer(aip_err *err, const char *what,
       *code, tries);
 }
 
+/* The outcome of one request (@st and @resp from the HTTP layer, the
+ * detail of a transport failure already in @err): Milvus's code read into
+ * @res, its message into @msg. Shared by the blocking and the asynchronous
+ * requests. */
+static aiplat_status settle(vmilvus *m, aip_err *err, const char *what,
+                            const char *path, aiplat_status st,
+                            aip_http_resp *resp, int attempt, mresult *res,
+                            char *msg, size_t msglen) {
+  res->root = NULL;
+  res->code = -1;
+  if (msg && msglen) msg[0] = '\0';
+  if (st != AIPLAT_OK) return transport_failure(m, err, what, path, st, resp);
+  return aip_milvus_answer(err, what, resp->status, resp->body.data,
+                           resp->body.len, attempt, &res->root, &res->code, msg,
+                           msglen);
+}
+
+/* After a failed attempt: the wait before the next one, or -1 when the
+ * failure stands (not a busy code, or no retry left). */
+static int64_t retry_wait(vmilvus *m, aiplat_status st, const mresult *res,
+                          int attempt, const char *what, const char *msg) {
+  if (st == AIPLAT_OK || !retryable_code(res->code) ||
+      attempt >= m->max_retries)
+    return -1;
+  int64_t wait = backoff(m, attempt);
+  if (aip_log_enabled(AIPLAT_LOG_WARNING)) {
+    char cs[24], ws[24], as[16];
+    snprintf(cs, sizeof cs, "%ld", res->code);
+    snprintf(ws, sizeof ws, "%lld", (long long)wait);
+    snprintf(as, sizeof as, "%d", attempt + 1);
+    aip_log_kv(AIPLAT_LOG_WARNING, "milvus busy, retrying", "operation", what,
+               "code", cs, "message", msg, "attempt", as, "wait_ms", ws,
+               (const char *)NULL);
+  }
+  return wait;
+}
+
+static aip_http_req post_req(const char *full, const aip_buf *body) {
+  return (aip_http_req){.method = "POST",
+                        .path = full,
+                        .content_type = "application/json",
+                        .body = body->data,
+                        .body_len = body->len,
+                        .accept = "application/json",
+                        .max_retries = -1};
+}
+
 /* POST @body (JSON text) to API + @path. On success (Milvus code 0/200)
  * res->root holds the answer. On failure the status and message are set
  * (res->code keeps Milvus's code, or -1); res->root stays NULL. */
@@ -326,38 +379,15 @@ static aiplat_status call(vmilvus *m, const char *what, const char *path,
   char full[64];
   snprintf(full, sizeof full, "%s%s", API, path);
   for (int attempt = 0;; attempt++) {
-    aip_http_req req = {.method = "POST",
-                        .path = full,
-                        .content_type = "application/json",
-                        .body = body->data,
-                        .body_len = body->len,
-                        .accept = "application/json",
-                        .max_retries = -1};
+    aip_http_req req = post_req(full, body);
     aip_http_resp resp = {0};
     aiplat_status st = aip_http_do(m->http, &m->base.err, &req, &resp);
-    if (st != AIPLAT_OK) {
-      st = transport_failure(m, what, full, st, &resp);
-      aip_http_resp_free(&resp);
-      return st;
-    }
     char msg[MSG_MAX];
-    st = aip_milvus_answer(&m->base.err, what, resp.status, resp.body.data,
-                           resp.body.len, attempt, &res->root, &res->code, msg,
-                           sizeof msg);
+    st = settle(m, &m->base.err, what, full, st, &resp, attempt, res, msg,
+                sizeof msg);
     aip_http_resp_free(&resp);
-    if (st == AIPLAT_OK || !retryable_code(res->code) ||
-        attempt >= m->max_retries)
-      return st;
-    int64_t wait = backoff(m, attempt);
-    if (aip_log_enabled(AIPLAT_LOG_WARNING)) {
-      char cs[24], ws[24], as[16];
-      snprintf(cs, sizeof cs, "%ld", res->code);
-      snprintf(ws, sizeof ws, "%lld", (long long)wait);
-      snprintf(as, sizeof as, "%d", attempt + 1);
-      aip_log_kv(AIPLAT_LOG_WARNING, "milvus busy, retrying", "operation", what,
-                 "code", cs, "message", msg, "attempt", as, "wait_ms", ws,
-                 (const char *)NULL);
-    }
+    int64_t wait = retry_wait(m, st, res, attempt, what, msg);
+    if (wait < 0) return st;
     sleep_ms(wait);
   }
 }
@@ -593,11 +623,16 @@ static aiplat_status create(vmilvus *m, uint32_t dim) {
   return st;
 }
 
-static aiplat_status dim_mismatch(vmilvus *m, uint32_t have, uint32_t dim) {
-  return aip_fail(&m->base.err, AIPLAT_ERR_INVALID_ARGUMENT,
+static aiplat_status dim_mismatch_err(vmilvus *m, aip_err *err, uint32_t have,
+                                     uint32_t dim) {
+  return aip_fail(err, AIPLAT_ERR_INVALID_ARGUMENT,
                   "vstore: dimension mismatch: Milvus collection %s holds "
                   "%u-dimensional vectors, this call has %u",
                   m->collection, have, dim);
+}
+
+static aiplat_status dim_mismatch(vmilvus *m, uint32_t have, uint32_t dim) {
+  return dim_mismatch_err(m, &m->base.err, have, dim);
 }
 
 static aiplat_status m_ensure(aip_vstore *vs, uint32_t dim,
@@ -1061,20 +1096,15 @@ aiplat_status aip_milvus_read_hits(aip_err *err, json_t *root, size_t limit,
   return parse_hits(err, rows, limit, hits, n);
 }
 
-static aiplat_status m_search(aip_vstore *vs, const float *query_vec,
-                              uint32_t dim, size_t limit,
-                              const aip_vfilter *filter, aip_vhit **hits,
-                              size_t *n) {
-  vmilvus *m = (vmilvus *)vs;
-  bool missing;
-  aiplat_status st = match_dim(m, dim, false, &missing);
-  if (missing) return AIPLAT_OK; /* no collection: no hits */
-  if (st) return st;
-  aip_buf b = {0};
-  bool ok = body_start(m, &b) && aip_buf_puts(&b, ",\"data\":[[");
+/* The search request's body. */
+static aiplat_status search_body(vmilvus *m, aip_err *err,
+                                 const float *query_vec, uint32_t dim,
+                                 size_t limit, const aip_vfilter *filter,
+                                 aip_buf *b) {
+  bool ok = body_start(m, b) && aip_buf_puts(b, ",\"data\":[[");
   for (uint32_t i = 0; ok && i < dim; i++)
-    ok = aip_buf_printf(&b, i ? ",%.9g" : "%.9g", (double)query_vec[i]);
-  ok = ok && aip_buf_printf(&b,
+    ok = aip_buf_printf(b, i ? ",%.9g" : "%.9g", (double)query_vec[i]);
+  ok = ok && aip_buf_printf(b,
                             "]],\"annsField\":\"vector\",\"limit\":%zu,"
                             "\"outputFields\":[\"text\",\"source\","
                             "\"metadata\"],\"searchParams\":{\"metricType\":"
@@ -1082,36 +1112,264 @@ static aiplat_status m_search(aip_vstore *vs, const float *query_vec,
                             limit);
   if (ok && filter && filter->match != AIP_VMATCH_ANY) {
     char *expr = NULL;
-    aiplat_status fst = aip_milvus_filter(&m->base.err, "source", filter->match,
-                                          filter->source, &expr);
-    if (fst || !expr) {
-      aip_buf_free(&b);
-      return fst ? fst : oom(&m->base.err);
-    }
-    ok = aip_buf_puts(&b, ",\"filter\":\"") &&
-         aip_buf_json_escape(&b, expr, strlen(expr)) && aip_buf_putc(&b, '"');
+    aiplat_status fst =
+        aip_milvus_filter(err, "source", filter->match, filter->source, &expr);
+    if (fst || !expr) return fst ? fst : oom(err);
+    ok = aip_buf_puts(b, ",\"filter\":\"") &&
+         aip_buf_json_escape(b, expr, strlen(expr)) && aip_buf_putc(b, '"');
     free(expr);
   }
-  if (!ok || !aip_buf_putc(&b, '}')) {
-    aip_buf_free(&b);
-    return oom(&m->base.err);
+  if (!ok || !aip_buf_putc(b, '}')) return oom(err);
+  return AIPLAT_OK;
+}
+
+/* ---- the asynchronous search ------------------------------------------------
+ *
+ * The blocking search's steps, each request on the execution core:
+ * describe the collection when its dimension is not known, search, and
+ * when Milvus says the collection is not loaded, load it and search once
+ * more. Milvus's busy codes are retried after a backoff on a loop timer,
+ * within the call's deadline. Everything after the start runs on the loop
+ * thread. */
+
+enum { PH_DESCRIBE, PH_SEARCH, PH_LOAD };
+
+typedef struct msearch {
+  aip_model_call mc; /* the request in flight; its err is this search's */
+  vmilvus *m;
+  aip_buf search, plain; /* the search body; the collection alone */
+  uint32_t dim;
+  size_t limit;
+  int phase, attempt;
+  bool reloaded;
+  aip_timer wait;
+  aip_vstore_search_done done;
+  void *ud;
+} msearch;
+
+static const char *phase_what(int phase) {
+  return phase == PH_DESCRIBE ? "describe collection"
+         : phase == PH_LOAD   ? "load collection"
+                              : "search";
+}
+
+static const char *phase_path(int phase) {
+  return phase == PH_DESCRIBE ? "/v2/vectordb/collections/describe"
+         : phase == PH_LOAD   ? "/v2/vectordb/collections/load"
+                              : "/v2/vectordb/entities/search";
+}
+
+static void msearch_free(msearch *s) {
+  aip_model_call_destroy(&s->mc);
+  aip_buf_free(&s->search);
+  aip_buf_free(&s->plain);
+  free(s);
+}
+
+static void msearch_end(msearch *s, aiplat_status st, aip_vhit *hits,
+                        size_t n) {
+  char msg[AIP_ERRMSG_MAX] = "";
+  if (st) aip_err_copy(&s->mc.err, msg, sizeof msg);
+  s->done(st, msg, hits, n, s->ud);
+  msearch_free(s);
+}
+
+/* Send the request of the current phase. @err: the caller's record at the
+ * start, the search's own later. */
+static aiplat_status msearch_send(msearch *s, aip_err *err) {
+  aip_http_req req =
+      post_req(phase_path(s->phase), s->phase == PH_SEARCH ? &s->search
+                                                           : &s->plain);
+  return aip_model_call_start(&s->mc, err, &req);
+}
+
+/* Loop thread: go on with the next request, or end with its failure. */
+static void msearch_next(msearch *s) {
+  aiplat_status st = msearch_send(s, &s->mc.err);
+  if (st) msearch_end(s, st, NULL, 0);
+}
+
+static void msearch_waited(aip_timer *t) {
+  msearch *s = (msearch *)(void *)((char *)t - offsetof(msearch, wait));
+  msearch_next(s);
+}
+
+static void msearch_phase(msearch *s, int phase) {
+  s->phase = phase;
+  s->attempt = 0;
+  msearch_next(s);
+}
+
+/* The answer to the describe: the collection's dimension. */
+static void msearch_described(msearch *s, aiplat_status st, mresult *r) {
+  vmilvus *m = s->m;
+  if (st == AIPLAT_ERR_NOT_FOUND && r->code == 100) {
+    remember_dim(m, 0, false);
+    msearch_end(s, AIPLAT_OK, NULL, 0); /* no collection: no hits */
+    return;
   }
-  mresult r = {NULL, -1};
-  st = call(m, "search", "/entities/search", &b, &r);
-  if (st == AIPLAT_ERR_STATE && r.code == 101) {
+  if (st) {
+    msearch_end(s, st, NULL, 0);
+    return;
+  }
+  json_t *data = json_object_get(r->root, "data");
+  uint32_t have = 0;
+  if (!json_is_object(data))
+    st = protocol(&s->mc.err, "describe collection", "no \"data\"");
+  else
+    have = vector_dim(data);
+  json_decref(r->root);
+  if (!st) remember_dim(m, have, false);
+  /* No dimension found (not a collection of ours): Milvus decides. */
+  if (!st && have && have != s->dim)
+    st = dim_mismatch_err(m, &s->mc.err, have, s->dim);
+  if (st)
+    msearch_end(s, st, NULL, 0);
+  else
+    msearch_phase(s, PH_SEARCH);
+}
+
+static void msearch_searched(msearch *s, aiplat_status st, mresult *r) {
+  vmilvus *m = s->m;
+  if (st == AIPLAT_ERR_STATE && r->code == 101 && !s->reloaded) {
     /* Released behind our back (or never loaded): load once, retry. */
     aip_log_kv(AIPLAT_LOG_WARNING, "milvus collection not loaded, loading",
                "collection", m->collection, (const char *)NULL);
-    if ((st = load(m)) == AIPLAT_OK)
-      st = call(m, "search", "/entities/search", &b, &r);
+    s->reloaded = true;
+    msearch_phase(s, PH_LOAD);
+    return;
   }
-  aip_buf_free(&b);
-  if (st) forget_dim_after(m, st, r.code);
-  if (st == AIPLAT_ERR_NOT_FOUND && r.code == 100)
-    return AIPLAT_OK; /* dropped meanwhile: no hits */
-  if (st) return st;
-  st = aip_milvus_read_hits(&m->base.err, r.root, limit, hits, n);
-  json_decref(r.root);
+  if (st) forget_dim_after(m, st, r->code);
+  if (st == AIPLAT_ERR_NOT_FOUND && r->code == 100) {
+    msearch_end(s, AIPLAT_OK, NULL, 0); /* dropped meanwhile: no hits */
+    return;
+  }
+  aip_vhit *hits = NULL;
+  size_t n = 0;
+  if (!st) {
+    st = aip_milvus_read_hits(&s->mc.err, r->root, s->limit, &hits, &n);
+    json_decref(r->root);
+  }
+  msearch_end(s, st, hits, n);
+}
+
+static void msearch_answer(aip_model_call *mc) {
+  msearch *s = (msearch *)(void *)mc;
+  vmilvus *m = s->m;
+  const char *what = phase_what(s->phase);
+  mresult r;
+  char msg[MSG_MAX];
+  aiplat_status st = settle(m, &mc->err, what, phase_path(s->phase), mc->st,
+                            &mc->resp, s->attempt, &r, msg, sizeof msg);
+  aip_http_resp_free(&mc->resp);
+  memset(&mc->resp, 0, sizeof mc->resp);
+  int64_t wait = retry_wait(m, st, &r, s->attempt, what, msg);
+  int64_t deadline = aip_call_deadline_ms(mc->call);
+  if (wait >= 0 && (deadline <= 0 || aip_now_ms() + wait < deadline)) {
+    s->attempt++;
+    aip_timer_start(&s->wait, aip_now_ns() + wait * 1000000);
+    return;
+  }
+  switch (s->phase) {
+    case PH_DESCRIBE:
+      msearch_described(s, st, &r);
+      break;
+    case PH_LOAD:
+      json_decref(r.root);
+      if (st)
+        msearch_end(s, st, NULL, 0);
+      else
+        msearch_phase(s, PH_SEARCH);
+      break;
+    default:
+      msearch_searched(s, st, &r);
+  }
+}
+
+static aiplat_status m_search_async(aip_vstore *vs, aip_err *err,
+                                    const float *query_vec, uint32_t dim,
+                                    size_t limit, const aip_vfilter *filter,
+                                    aiplat_call *call,
+                                    aip_vstore_search_done done, void *ud) {
+  vmilvus *m = (vmilvus *)vs;
+  msearch *s = calloc(1, sizeof *s);
+  if (!s) return oom(err);
+  aip_model_call_init(&s->mc, &m->calls, call, msearch_answer);
+  s->m = m;
+  s->dim = dim;
+  s->limit = limit;
+  s->done = done;
+  s->ud = ud;
+  s->wait.fn = msearch_waited;
+  aiplat_status st =
+      search_body(m, err, query_vec, dim, limit, filter, &s->search);
+  if (!st && (!body_start(m, &s->plain) || !aip_buf_putc(&s->plain, '}')))
+    st = oom(err);
+  if (st) {
+    msearch_free(s);
+    return st;
+  }
+  pthread_mutex_lock(&m->mu);
+  bool known = m->dim == dim;
+  pthread_mutex_unlock(&m->mu);
+  s->phase = known ? PH_SEARCH : PH_DESCRIBE;
+  if ((st = msearch_send(s, err))) msearch_free(s);
+  return st;
+}
+
+/* ---- the blocking search: the asynchronous one, waited for ---------------- */
+
+typedef struct msearch_wait {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool ended;
+  aiplat_status st;
+  char msg[AIP_ERRMSG_MAX];
+  aip_vhit *hits;
+  size_t n;
+} msearch_wait;
+
+static void msearch_waited_for(aiplat_status st, const char *message,
+                               aip_vhit *hits, size_t n, void *ud) {
+  msearch_wait *w = ud;
+  pthread_mutex_lock(&w->mu);
+  w->st = st;
+  snprintf(w->msg, sizeof w->msg, "%s", message);
+  w->hits = hits;
+  w->n = n;
+  w->ended = true;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+}
+
+static aiplat_status m_search(aip_vstore *vs, const float *query_vec,
+                              uint32_t dim, size_t limit,
+                              const aip_vfilter *filter, aip_vhit **hits,
+                              size_t *n) {
+  vmilvus *m = (vmilvus *)vs;
+  if (aip_loop_on_thread())
+    return aip_fail(&m->base.err, AIPLAT_ERR_INTERNAL,
+                    "milvus: a blocking search cannot run on the event loop "
+                    "thread (use the asynchronous form)");
+  msearch_wait w = {.ended = false};
+  pthread_mutex_init(&w.mu, NULL);
+  pthread_cond_init(&w.cv, NULL);
+  aiplat_status st = m_search_async(vs, &m->base.err, query_vec, dim, limit,
+                                    filter, NULL, msearch_waited_for, &w);
+  if (!st) {
+    pthread_mutex_lock(&w.mu);
+    while (!w.ended) pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    st = w.st;
+    if (st) {
+      aip_fail(&m->base.err, st, "%s", w.msg);
+    } else {
+      *hits = w.hits;
+      *n = w.n;
+    }
+  }
+  pthread_cond_destroy(&w.cv);
+  pthread_mutex_destroy(&w.mu);
   return st;
 }
 
@@ -1135,6 +1393,7 @@ static const aip_vstore_ops milvus_ops = {
     .ensure = m_ensure,
     .insert = m_insert,
     .search = m_search,
+    .search_async = m_search_async,
     .delete_source = m_delete,
     .count = m_count,
     .source_ids = m_source_ids,
@@ -1289,6 +1548,8 @@ aiplat_status aip_vstore_milvus_open(aip_vstore **out, aiplat_config *cfg) {
   }
   m->base.ops = &milvus_ops;
   aip_err_init(&m->base.err);
+  m->calls.http = m->http;
+  m->calls.component = "milvus";
   pthread_mutex_init(&m->mu, NULL);
   if ((st = configure(m, cfg))) {
     m_close(&m->base);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "chat_testutil.h"
+#include "harness/backend_harness.h"
 #include "harness/nats_harness.h"
 #include "harness/testutil.h"
 #include "svc_proc.h"
@@ -131,13 +132,14 @@ static void on_reply(aiplat_bus_msg *m, void *ud) {
   aiplat_msg_destroy(r);
 }
 
-static void send_many(aiplat_bus *bus, int n, const char *tag, aiplat_headers *h, bool stream) {
+static void send_many_rag(aiplat_bus *bus, int n, const char *tag, aiplat_headers *h,
+                          bool stream, bool rag) {
   for (int i = 0; i < n; i++) {
     char rid[48], inbox[64];
     snprintf(rid, sizeof rid, "%s-%d", tag, i);
     snprintf(inbox, sizeof inbox, "test.inbox.%s.%d", tag, i);
     ct_chat c = ct_chat_init("load", "What does the platform use for messaging?", rid);
-    c.enable_rag = false;
+    c.enable_rag = rag;
     c.stream = stream;
     size_t len = 0;
     uint8_t *buf = ct_chat_bytes(&c, &len);
@@ -147,6 +149,10 @@ static void send_many(aiplat_bus *bus, int n, const char *tag, aiplat_headers *h
     aiplat_free(buf);
   }
   ck_assert_int_eq(aiplat_bus_flush(bus, 10000), AIPLAT_OK);
+}
+
+static void send_many(aiplat_bus *bus, int n, const char *tag, aiplat_headers *h, bool stream) {
+  send_many_rag(bus, n, tag, h, stream, false);
 }
 
 START_TEST(a_thousand_requests_at_once_with_constant_threads) {
@@ -267,6 +273,90 @@ START_TEST(sigterm_answers_every_request_in_flight) {
 }
 END_TEST
 
+/* Retrieval on, against a Milvus whose every search takes a second: the
+ * requests wait for it together on the execution core, not one after the
+ * other on the two delivery threads. */
+START_TEST(slow_retrieval_does_not_hold_the_delivery_threads) {
+  int n = sp_under_valgrind() ? 16 : 64;
+  const int delay_ms = 1000;
+  th_server *mv = th_milvus_fake_start();
+  ck_assert_msg(mv != NULL, "the Milvus fake did not start");
+  char port[16];
+  snprintf(port, sizeof port, "%d", th_server_port(mv));
+  /* A knowledge base of one document, embedded by the same backend. */
+  aiplat_config *cfg = NULL;
+  ck_assert_int_eq(aiplat_config_create(&cfg), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "EMBEDDINGS_URL", bk_url), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "VECTOR_STORE", "milvus"), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "MILVUS_HOST", "127.0.0.1"), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "MILVUS_PORT", port), AIPLAT_OK);
+  aiplat_rag *rag = NULL;
+  ck_assert_int_eq(aiplat_rag_create(&rag, cfg), AIPLAT_OK);
+  aiplat_config_destroy(cfg);
+  const char *doc = "The platform uses NATS for messaging between its services.";
+  ck_assert_int_eq(aiplat_rag_ingest(rag, "messaging.md", doc, strlen(doc), NULL, NULL, NULL),
+                   AIPLAT_OK);
+  aiplat_rag_destroy(rag);
+
+  static char e_nats[128], e_url[128], e_emb[128], e_port[32];
+  snprintf(e_nats, sizeof e_nats, "NATS_URL=%s", th_nats_url(nats));
+  snprintf(e_url, sizeof e_url, "VLLM_URL=%s", bk_url);
+  snprintf(e_emb, sizeof e_emb, "EMBEDDINGS_URL=%s", bk_url);
+  snprintf(e_port, sizeof e_port, "MILVUS_PORT=%s", port);
+  const char *env[] = {e_nats, e_url, e_emb, "VECTOR_STORE=milvus", "MILVUS_HOST=127.0.0.1",
+                       e_port, "WORKERS=2", "REQUEST_TIMEOUT=60s", "LOG_LEVEL=INFO", NULL};
+  char log[160];
+  snprintf(log, sizeof log, "%s/rag.log", dir);
+  sp_proc chat;
+  ck_assert(sp_start(&chat, chat_bin, env, log, NULL));
+  ck_assert_msg(sp_wait_started(&chat, 20000), "chat-handler did not start (%s)", log);
+
+  aiplat_bus *bus = ct_bus(th_nats_url(nats));
+  tally t = {0};
+  aiplat_bus_sub *sub = NULL;
+  ck_assert_int_eq(aiplat_bus_subscribe(bus, "test.inbox.rag.>", NULL, on_reply, &t, &sub),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_bus_flush(bus, 5000), AIPLAT_OK);
+  /* One request first, so every lazily made thread exists. */
+  send_many_rag(bus, 1, "rag", NULL, false, true);
+  for (int i = 0; i < 600 && atomic_load(&t.ok) + atomic_load(&t.errors) < 1; i++)
+    usleep(50000);
+  ck_assert_msg(atomic_load(&t.ok) == 1, "the first request failed: %s", t.first_error);
+  int before = threads_of(chat.pid);
+  ck_assert_int_gt(before, 0);
+  atomic_store(&t.ok, 0);
+  char fault[200];
+  snprintf(fault, sizeof fault,
+           "{\"fault\":{\"path\":\"/v2/vectordb/entities/search\",\"kind\":\"slow\","
+           "\"delay_ms\":%d,\"count\":%d}}",
+           delay_ms, n);
+  ck_assert_int_eq(th_http(th_server_port(mv), "POST", "/fake/control", fault, NULL, 5000), 200);
+  int64_t t0 = now_ms();
+  send_many_rag(bus, n, "rag", NULL, false, true);
+  int peak = before;
+  int64_t until = now_ms() + (sp_under_valgrind() ? 240000 : 60000);
+  while (atomic_load(&t.ok) + atomic_load(&t.errors) < n && now_ms() < until) {
+    int th = threads_of(chat.pid);
+    if (th > peak) peak = th;
+    usleep(20000);
+  }
+  int64_t took = now_ms() - t0;
+  ck_assert_msg(atomic_load(&t.ok) == n, "%d of %d answered, %d errors (first: %s)",
+                atomic_load(&t.ok), n, atomic_load(&t.errors), t.first_error);
+  ck_assert_msg(peak == before, "threads: %d before, %d with %d requests in flight", before,
+                peak, n);
+  /* Two delivery threads waiting for each search would need n / 2 s. */
+  int64_t bound = sp_under_valgrind() ? 6 * delay_ms : 5 * delay_ms;
+  ck_assert_msg(took < bound, "%d requests with a %d ms search took %lld ms", n, delay_ms,
+                (long long)took);
+  aiplat_bus_sub_destroy(sub);
+  aiplat_bus_destroy(bus);
+  int st = sp_stop(&chat, SIGTERM, 30000);
+  ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+  th_server_stop(mv);
+}
+END_TEST
+
 Suite *make_suite(void) {
   Suite *s = suite_create("chat_concurrency");
   TCase *tc = tcase_create("core");
@@ -275,6 +365,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, a_thousand_requests_at_once_with_constant_threads);
   tcase_add_test(tc, a_deadline_mid_stream_closes_the_backend_connection);
   tcase_add_test(tc, sigterm_answers_every_request_in_flight);
+  tcase_add_test(tc, slow_retrieval_does_not_hold_the_delivery_threads);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "aiplat/aiplat.h"
@@ -651,6 +652,239 @@ START_TEST(shared_by_threads) {
 }
 END_TEST
 
+/* ---- the asynchronous query -------------------------------------------------
+ */
+
+typedef struct got {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int calls;
+  aiplat_status st;
+  char msg[512];
+  aiplat_rag_results *r;
+  pthread_t thread;
+} got;
+
+static void got_init(got *g) {
+  memset(g, 0, sizeof *g);
+  pthread_mutex_init(&g->mu, NULL);
+  pthread_cond_init(&g->cv, NULL);
+}
+
+static void got_free(got *g) {
+  aiplat_rag_results_destroy(g->r);
+  pthread_cond_destroy(&g->cv);
+  pthread_mutex_destroy(&g->mu);
+}
+
+static void on_query(aiplat_status st, const char *message,
+                     aiplat_rag_results *r, void *ud) {
+  got *g = ud;
+  pthread_mutex_lock(&g->mu);
+  g->calls++;
+  g->st = st;
+  snprintf(g->msg, sizeof g->msg, "%s", message);
+  g->r = r;
+  g->thread = pthread_self();
+  pthread_cond_signal(&g->cv);
+  pthread_mutex_unlock(&g->mu);
+}
+
+/* Wait for the completion (at most 20 s); a second one would be seen by
+ * the count staying 1. */
+static void wait_done(got *g) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 20;
+  pthread_mutex_lock(&g->mu);
+  while (g->calls == 0 &&
+         pthread_cond_timedwait(&g->cv, &g->mu, &until) == 0) {
+  }
+  int calls = g->calls;
+  pthread_mutex_unlock(&g->mu);
+  ck_assert_int_eq(calls, 1);
+  ck_assert_msg(!pthread_equal(g->thread, pthread_self()),
+                "the completion ran on the caller's thread");
+}
+
+/* Query through the asynchronous form and wait. */
+static aiplat_status ask_async(aiplat_rag *rag, const char *q, size_t k,
+                               const char *source, aiplat_call *call, got *g) {
+  got_init(g);
+  aiplat_status st = aiplat_rag_query_async(rag, q, k, source, call, on_query, g);
+  ck_assert_msg(st == AIPLAT_OK, "start: %s", err_of(rag));
+  wait_done(g);
+  usleep(20000);
+  ck_assert_int_eq(g->calls, 1);
+  return g->st;
+}
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void check_async_answers(aiplat_rag *rag, bool reranked) {
+  for (size_t i = 0; i < sizeof QA / sizeof QA[0]; i++) {
+    got g;
+    ck_assert_msg(ask_async(rag, QA[i].q, 0, NULL, NULL, &g) == AIPLAT_OK,
+                  "%s: %s", QA[i].q, g.msg);
+    ck_assert_str_eq(g.msg, "");
+    ck_assert_uint_ge(aiplat_rag_results_count(g.r), 1);
+    ck_assert_str_eq(aiplat_rag_results_source(g.r, 0), QA[i].source);
+    ck_assert_ptr_nonnull(strstr(aiplat_rag_results_text(g.r, 0), QA[i].fact));
+    ck_assert_int_eq(aiplat_rag_results_reranked(g.r), reranked);
+    got_free(&g);
+  }
+}
+
+START_TEST(async_query_local_store) {
+  /* Before the store exists: nothing found, still on the loop thread. */
+  aiplat_rag *rag = make(B, true, false);
+  got g;
+  ck_assert_int_eq(ask_async(rag, QA[0].q, 0, NULL, NULL, &g), AIPLAT_OK);
+  ck_assert_uint_eq(aiplat_rag_results_count(g.r), 0);
+  got_free(&g);
+  ingest_all(rag, AIPLAT_RAG_INGEST_NEW);
+  check_async_answers(rag, true);
+  ck_assert_int_eq(aiplat_rag_set_rerank(rag, false), AIPLAT_OK);
+  check_async_answers(rag, false);
+  /* Per-call options: one passage, from one source. */
+  ck_assert_int_eq(ask_async(rag, QA[1].q, 1, "backups.md", NULL, &g),
+                   AIPLAT_OK);
+  ck_assert_uint_eq(aiplat_rag_results_count(g.r), 1);
+  ck_assert_str_eq(aiplat_rag_results_source(g.r, 0), "backups.md");
+  got_free(&g);
+  /* Bad input is refused at the start, and nothing is called back. */
+  ck_assert_int_eq(aiplat_rag_query_async(rag, "  ", 0, NULL, NULL, on_query,
+                                          &g),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(err_of(rag), "empty"));
+  ck_assert_int_eq(aiplat_rag_query_async(rag, QA[0].q, 0, NULL, NULL, NULL,
+                                          NULL),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(aiplat_rag_query_async(NULL, QA[0].q, 0, NULL, NULL,
+                                          on_query, &g),
+                   AIPLAT_ERR_INVALID_ARGUMENT);
+  /* A call cancelled before it starts: CANCELLED, nothing sent. */
+  aiplat_call *call = NULL;
+  ck_assert_int_eq(aiplat_call_create(&call), AIPLAT_OK);
+  aiplat_call_cancel(call);
+  ck_assert_int_eq(ask_async(rag, QA[0].q, 0, NULL, call, &g),
+                   AIPLAT_ERR_CANCELLED);
+  ck_assert_ptr_null(g.r);
+  ck_assert_ptr_nonnull(strstr(g.msg, "rag: embedding the question: "));
+  got_free(&g);
+  aiplat_call_destroy(call);
+  aiplat_rag_destroy(rag);
+
+  /* The embeddings server does not answer: the part is named. */
+  aiplat_config *cfg = config(B, false, false);
+  ck_assert_int_eq(
+      aiplat_config_set(cfg, "EMBEDDINGS_URL", "http://127.0.0.1:1"),
+      AIPLAT_OK);
+  ck_assert_int_eq(aiplat_rag_create(&rag, cfg), AIPLAT_OK);
+  aiplat_config_destroy(cfg);
+  ck_assert_int_eq(ask_async(rag, QA[0].q, 0, NULL, NULL, &g),
+                   AIPLAT_ERR_CONNECTION);
+  ck_assert_ptr_nonnull(
+      strstr(g.msg, "rag: embedding the question: embeddings:"));
+  got_free(&g);
+  aiplat_rag_destroy(rag);
+}
+END_TEST
+
+static void milvus_fault(const char *kind, int delay_ms) {
+  char body[256];
+  snprintf(body, sizeof body,
+           "{\"fault\":{\"path\":\"/v2/vectordb/entities/search\",\"kind\":"
+           "\"%s\",\"delay_ms\":%d}}",
+           kind, delay_ms);
+  ck_assert_int_eq(
+      th_http(th_server_port(M), "POST", "/fake/control", body, NULL, 5000),
+      200);
+}
+
+START_TEST(async_query_milvus_and_its_faults) {
+  th_http(th_server_port(M), "POST", "/fake/control", "{\"reset\":true}", NULL,
+          5000);
+  aiplat_rag *rag = make(B, true, true);
+  ingest_all(rag, AIPLAT_RAG_INGEST_NEW);
+  check_async_answers(rag, true);
+  got g;
+  /* HTTP 500 from Milvus. */
+  milvus_fault("http500", 0);
+  ck_assert_int_eq(ask_async(rag, QA[0].q, 0, NULL, NULL, &g),
+                   AIPLAT_ERR_SERVER);
+  ck_assert_msg(strstr(g.msg, "rag: searching the store: milvus:") &&
+                    strstr(g.msg, "500"),
+                "%s", g.msg);
+  ck_assert_ptr_null(g.r);
+  got_free(&g);
+  /* An answer that is not JSON. */
+  milvus_fault("garbage", 0);
+  ck_assert_int_eq(ask_async(rag, QA[0].q, 0, NULL, NULL, &g),
+                   AIPLAT_ERR_DECODE);
+  ck_assert_msg(strstr(g.msg, "rag: searching the store: milvus: search:") &&
+                    strstr(g.msg, "not JSON"),
+                "%s", g.msg);
+  got_free(&g);
+  /* Milvus's own error inside HTTP 200. */
+  ck_assert_int_eq(
+      th_http(th_server_port(M), "POST", "/fake/control",
+              "{\"fault\":{\"path\":\"/v2/vectordb/entities/search\",\"kind\":"
+              "\"code\",\"code\":65535,\"message\":\"segcore failure\"}}",
+              NULL, 5000),
+      200);
+  ck_assert_int_eq(ask_async(rag, QA[0].q, 0, NULL, NULL, &g),
+                   AIPLAT_ERR_SERVER);
+  ck_assert_ptr_nonnull(strstr(g.msg, "segcore failure"));
+  got_free(&g);
+  /* A search slower than the call's deadline: TIMEOUT at the deadline. */
+  aiplat_call *call = NULL;
+  ck_assert_int_eq(aiplat_call_create(&call), AIPLAT_OK);
+  milvus_fault("slow", 3000);
+  ck_assert_int_eq(aiplat_call_set_timeout_ms(call, 800), AIPLAT_OK);
+  int64_t t0 = mono_ms();
+  ck_assert_int_eq(ask_async(rag, QA[0].q, 0, NULL, call, &g),
+                   AIPLAT_ERR_TIMEOUT);
+  int64_t took = mono_ms() - t0;
+  ck_assert_msg(took < 2500, "TIMEOUT after %lld ms", (long long)took);
+  ck_assert_ptr_nonnull(strstr(g.msg, "rag: searching the store: "));
+  got_free(&g);
+  aiplat_call_destroy(call);
+  /* Cancelled while Milvus is searching: CANCELLED at once. */
+  ck_assert_int_eq(aiplat_call_create(&call), AIPLAT_OK);
+  milvus_fault("slow", 3000);
+  got_init(&g);
+  t0 = mono_ms();
+  ck_assert_int_eq(
+      aiplat_rag_query_async(rag, QA[0].q, 0, NULL, call, on_query, &g),
+      AIPLAT_OK);
+  /* the question's embedding takes a moment: wait until the search is on */
+  usleep(500000);
+  pthread_mutex_lock(&g.mu);
+  int early = g.calls;
+  pthread_mutex_unlock(&g.mu);
+  ck_assert_int_eq(early, 0);
+  aiplat_call_cancel(call);
+  wait_done(&g);
+  took = mono_ms() - t0;
+  ck_assert_int_eq(g.st, AIPLAT_ERR_CANCELLED);
+  ck_assert_msg(took < 2500, "CANCELLED after %lld ms", (long long)took);
+  ck_assert_ptr_nonnull(strstr(g.msg, "rag: searching the store: "));
+  got_free(&g);
+  aiplat_call_destroy(call);
+  /* The handle goes on working, through both forms. */
+  check_async_answers(rag, true);
+  check_answers(rag, true);
+  aiplat_rag_destroy(rag);
+  th_http(th_server_port(M), "POST", "/fake/control", "{\"reset\":true}", NULL,
+          5000);
+}
+END_TEST
+
 Suite *make_suite(void) {
   Suite *s = suite_create("rag");
   TCase *tc = tcase_create("rag");
@@ -667,6 +901,8 @@ Suite *make_suite(void) {
   tcase_add_test(tc, readers_and_the_writer);
   tcase_add_test(tc, made_from_parts);
   tcase_add_test(tc, shared_by_threads);
+  tcase_add_test(tc, async_query_local_store);
+  tcase_add_test(tc, async_query_milvus_and_its_faults);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -64,6 +64,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "call.h"
 #include "common.h"
 #include "config.h"
 #include "embeddings.h"
@@ -170,6 +171,46 @@ AIPLAT_API aiplat_status aiplat_rag_query_filtered(aiplat_rag *rag,
                                                    size_t top_k,
                                                    const char *source,
                                                    aiplat_rag_results **out);
+
+/**
+ * Completion of aiplat_rag_query_async(). Runs once, on the library's
+ * event loop thread, and must not block (no blocking library call there:
+ * they fail with ::AIPLAT_ERR_INTERNAL). @p message (borrowed for the
+ * callback) explains a failure as aiplat_rag_last_error() would, naming
+ * the part that failed ("rag: searching the store: milvus: ..."); "" on
+ * success. @p results is the caller's on success (possibly empty; free
+ * with aiplat_rag_results_destroy()), NULL on failure.
+ */
+typedef void (*aiplat_rag_done_fn)(aiplat_status status, const char *message,
+                                   aiplat_rag_results *results,
+                                   void *user_data);
+
+/**
+ * aiplat_rag_query_filtered() without waiting: returns at once, and
+ * @p done gets the passages on the event loop thread, with @p user_data.
+ * @p top_k (0: the handle's) and @p source (NULL: every source) apply to
+ * this call only. The question is checked and copied before this returns,
+ * and the settings are read then. The steps (embed the question, search
+ * the store, rerank) run one after the other on the library's execution
+ * core; no thread waits for a server. A local store is searched on the
+ * event loop thread itself (a scan of memory, no I/O).
+ *
+ * @p call (may be NULL) carries the deadline and the cancel switch for the
+ * whole query: each step is bounded by its deadline (with each client's
+ * own timeout, the sooner wins), and aiplat_call_cancel() stops the step
+ * in progress (its connection closes) so that @p done runs with
+ * ::AIPLAT_ERR_CANCELLED; a Milvus retry waiting out a busy answer ends
+ * when its wait does. It must outlive the query (destroy it in or after
+ * @p done). @p rag must outlive the query too. On an error return nothing
+ * is called back and aiplat_rag_last_error() has the detail.
+ */
+AIPLAT_API aiplat_status aiplat_rag_query_async(aiplat_rag *rag,
+                                                const char *question,
+                                                size_t top_k,
+                                                const char *source,
+                                                aiplat_call *call,
+                                                aiplat_rag_done_fn done,
+                                                void *user_data);
 
 /**
  * Query and format the context in one call, with the handle's budget. On

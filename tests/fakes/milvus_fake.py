@@ -842,6 +842,9 @@ def main():
     ap.add_argument("--token", default=os.environ.get("MILVUS_FAKE_TOKEN"))
     args = ap.parse_args()
     STATE.token = args.token
+    # A listen backlog for many clients connecting at once (the default, 5,
+    # drops connections that then wait a second or more for a SYN retry).
+    ThreadingHTTPServer.request_queue_size = 512
     srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     srv.daemon_threads = True
     tmp = args.port_file + ".tmp"
