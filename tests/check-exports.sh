@@ -1,6 +1,10 @@
 #!/bin/sh
 # The library's dynamic symbols must be exactly the public API: the functions
-# declared with AIPLAT_API in include/aiplat/*.h, each with a doc comment.
+# declared with AIPLAT_API in include/aiplat/*.h, each with a doc comment
+# directly above it. The API tiers (docs/decisions/0004-abi-and-versioning.md):
+# each doc comment has one `@since X.Y` line; a function marked
+# `@experimental` is exported in the version node AIPLAT_EXPERIMENTAL, any
+# other in AIPLAT_X.Y, the node of its @since release (lib/libaiplat.vers).
 set -eu
 src=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
 build=${top_builddir:-$src}
@@ -23,7 +27,8 @@ fi
 nm -D --defined-only "$so" | awk '$2 != "A" { sub(/@.*/, "", $3); print $3 }' \
   | sort -u > "$tmp/exported"
 if ! diff -u "$tmp/declared" "$tmp/exported" > "$tmp/diff"; then
-  echo "check-exports: exported symbols differ from the declared API (- declared only, + exported only):" >&2
+  echo "check-exports: exported symbols differ from the declared API (- declared only, + exported only;" >&2
+  echo "  a new function is exported by naming it in lib/libaiplat.vers, in the node of its @since release):" >&2
   cat "$tmp/diff" >&2
   exit 1
 fi
@@ -42,9 +47,48 @@ if grep -n 'aiplat_##' "$src"/lib/*.c "$src"/lib/*.h >&2; then
   echo "check-exports: a macro pastes tokens into public names" >&2
   exit 1
 fi
-# Every exported symbol carries the version node.
-if nm -D --defined-only "$so" | awk '$2 != "A"' | grep -v '@@AIPLAT_1.0$' >&2; then
-  echo "check-exports: symbols outside the AIPLAT_1.0 version node" >&2
+# Tiers. The doc comment of each declaration: "name since experimental".
+awk '
+  FNR == 1 { incomment = 0; doc = "" }
+  /^[ \t]*\/\*\*/ { incomment = 1; doc = "" }
+  incomment { doc = doc "\n" $0 }
+  incomment && /\*\/[ \t]*$/ { incomment = 0; last = doc; next }
+  /^AIPLAT_API/ {
+    name = $0; sub(/\(.*/, "", name); sub(/.*[ *]/, "", name)
+    n = split(last, l, "\n"); since = ""; nsince = 0; ex = "no"
+    for (i = 1; i <= n; i++) {
+      if (l[i] ~ /^ \* @since /) { nsince++; since = l[i]; sub(/^ \* @since /, "", since) }
+      if (l[i] ~ /^ \* @experimental[ \t]*$/) ex = "yes"
+    }
+    if (nsince != 1 || since !~ /^[0-9]+\.[0-9]+$/) since = "BAD(" nsince ")"
+    print name, since, ex, FILENAME
+    last = ""
+  }
+  !incomment && !/^[ \t]*$/ && !/^AIPLAT_API/ { last = "" }
+' "$src"/include/aiplat/*.h | sort > "$tmp/tiers"
+bad=$(awk '$2 ~ /^BAD/ { print $4 ": " $1 ": " ($2 == "BAD(0)" ? "no @since line" : "not one \"@since X.Y\" line") }' "$tmp/tiers")
+if [ -n "$bad" ]; then
+  echo "check-exports: each public declaration needs one '@since X.Y' line in its doc comment (the release that first ships it):" >&2
+  echo "$bad" >&2
   exit 1
 fi
-echo "check-exports: $(wc -l < "$tmp/exported") symbols, all declared and documented"
+# The node each symbol is exported in, from the library itself.
+nm -D --defined-only "$so" | awk '$2 != "A" { split($3, p, "@@"); print p[1], p[2] }' \
+  | sort > "$tmp/nodes"
+join "$tmp/tiers" "$tmp/nodes" | awk '
+  { want = ($3 == "yes") ? "AIPLAT_EXPERIMENTAL" : "AIPLAT_" $2
+    if ($5 == "") print $4 ": " $1 ": not versioned (no default version node)"
+    else if ($5 != want) {
+      if ($3 == "yes") why = "marked @experimental"
+      else if ($5 == "AIPLAT_EXPERIMENTAL") why = "not marked @experimental"
+      else why = "@since " $2
+      print $4 ": " $1 ": exported in " $5 ", " why ": belongs in " want
+    } }' > "$tmp/misplaced"
+if [ -s "$tmp/misplaced" ]; then
+  echo "check-exports: version nodes disagree with the doc comments (lib/libaiplat.vers; a function added after a release goes into a new node AIPLAT_X.Y with @since X.Y):" >&2
+  cat "$tmp/misplaced" >&2
+  exit 1
+fi
+nexp=$(awk '$3 == "yes"' "$tmp/tiers" | wc -l)
+echo "check-exports: $(wc -l < "$tmp/exported") symbols, all declared and documented;" \
+  "$(($(wc -l < "$tmp/exported") - nexp)) stable in $(awk '$3 == "no" { print "AIPLAT_" $2 }' "$tmp/tiers" | sort -u | tr '\n' ' ')and $nexp in AIPLAT_EXPERIMENTAL"

@@ -118,6 +118,7 @@ typedef void (*aiplat_bus_msg_fn)(aiplat_bus_msg *msg, void *user_data);
  * @p cfg may be destroyed afterwards.
  * Errors: ::AIPLAT_ERR_CONFIG naming the variable (a secret's value is never
  * repeated); the detail is in aiplat_error_last().
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_create(aiplat_bus **out,
                                            aiplat_config *cfg);
@@ -125,6 +126,7 @@ AIPLAT_API aiplat_status aiplat_bus_create(aiplat_bus **out,
 /**
  * Set the event callback (NULL removes it). Only before
  * aiplat_bus_connect(); ::AIPLAT_ERR_STATE afterwards.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_set_event_callback(aiplat_bus *bus,
                                                        aiplat_bus_event_fn fn,
@@ -134,6 +136,7 @@ AIPLAT_API aiplat_status aiplat_bus_set_event_callback(aiplat_bus *bus,
  * Send each publish at once (true) or let the client gather writes for up
  * to about 1 ms (false). The default is `NATS_SEND_ASAP` (true: see ADR
  * 0006 for the measurements). Only before aiplat_bus_connect().
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_set_send_asap(aiplat_bus *bus,
                                                   bool send_asap);
@@ -144,6 +147,7 @@ AIPLAT_API aiplat_status aiplat_bus_set_send_asap(aiplat_bus *bus,
  * in the background with the reconnect settings (true); the
  * ::AIPLAT_BUS_EVENT_CONNECTED event tells when it succeeds. Publishes made
  * meanwhile are buffered (8 MB). Only before aiplat_bus_connect().
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_set_retry_on_failed_connect(aiplat_bus *bus,
                                                                 bool retry);
@@ -155,21 +159,32 @@ AIPLAT_API aiplat_status aiplat_bus_set_retry_on_failed_connect(aiplat_bus *bus,
  * (no server reachable), ::AIPLAT_ERR_CONFIG (e.g. unreadable TLS or creds
  * file), ::AIPLAT_ERR_STATE (already connected or connecting),
  * ::AIPLAT_ERR_CLOSED (closed before or while connecting).
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_connect(aiplat_bus *bus);
 
-/** True when the connection is up now (false while reconnecting). */
+/**
+ * True when the connection is up now (false while reconnecting).
+ * @since 1.0
+ */
 AIPLAT_API bool aiplat_bus_is_connected(aiplat_bus *bus);
 
-/** Number of successful reconnections since connect (for metrics). */
+/**
+ * Number of successful reconnections since connect (for metrics).
+ * @since 1.0
+ */
 AIPLAT_API uint64_t aiplat_bus_reconnect_count(aiplat_bus *bus);
 
-/** Number of asynchronous errors (slow consumers, ...) since connect. */
+/**
+ * Number of asynchronous errors (slow consumers, ...) since connect.
+ * @since 1.0
+ */
 AIPLAT_API uint64_t aiplat_bus_async_error_count(aiplat_bus *bus);
 
 /**
  * Largest payload (data plus encoded headers) the connected server accepts,
  * in bytes; 0 when not connected yet.
+ * @since 1.0
  */
 AIPLAT_API int64_t aiplat_bus_max_payload(aiplat_bus *bus);
 
@@ -177,22 +192,35 @@ AIPLAT_API int64_t aiplat_bus_max_payload(aiplat_bus *bus);
  * Close the connection: pending requests, flushes and drains return
  * ::AIPLAT_ERR_CLOSED, subscriptions stop. The handle stays valid until
  * destroyed. Idempotent.
+ * @since 1.0
  */
 AIPLAT_API void aiplat_bus_close(aiplat_bus *bus);
 
-/** Close (if needed) and release the bus. NULL is a no-op. */
+/**
+ * Close (if needed) and release the bus. NULL is a no-op.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_bus_destroy(aiplat_bus *bus);
 
-/** Copy the detail of the bus's last failure into @p buf; returns its code. */
+/**
+ * Copy the detail of the bus's last failure into @p buf; returns its code.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_bus_last_error(aiplat_bus *bus, char *buf,
                                                size_t buflen);
 
 /* ---- headers ------------------------------------------------------------ */
 
-/** Create an empty header set; release with aiplat_headers_destroy(). */
+/**
+ * Create an empty header set; release with aiplat_headers_destroy().
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_headers_create(aiplat_headers **out);
 
-/** Release a header set. NULL is a no-op. */
+/**
+ * Release a header set. NULL is a no-op.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_headers_destroy(aiplat_headers *h);
 
 /**
@@ -201,33 +229,50 @@ AIPLAT_API void aiplat_headers_destroy(aiplat_headers *h);
  * values up to 4096 bytes without CR, LF or NUL (no header injection).
  * ::AIPLAT_ERR_INVALID_ARGUMENT otherwise; ::AIPLAT_ERR_STATE on a read-only
  * set from aiplat_bus_msg_headers().
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_headers_set(aiplat_headers *h, const char *key,
                                             const char *value);
 
-/** Append a value to @p key (both copied); rules as aiplat_headers_set(). */
+/**
+ * Append a value to @p key (both copied); rules as aiplat_headers_set().
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_headers_add(aiplat_headers *h, const char *key,
                                             const char *value);
 
 /**
  * The first value of @p key, borrowed until the set changes or is
  * destroyed. ::AIPLAT_ERR_NOT_FOUND when absent.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_headers_get(const aiplat_headers *h,
                                             const char *key,
                                             const char **value);
 
-/** Number of (key, value) pairs; a key with two values counts twice. */
+/**
+ * Number of (key, value) pairs; a key with two values counts twice.
+ * @since 1.0
+ */
 AIPLAT_API size_t aiplat_headers_count(const aiplat_headers *h);
 
-/** Key of pair @p i, or NULL past the end; borrowed as for get. */
+/**
+ * Key of pair @p i, or NULL past the end; borrowed as for get.
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_headers_key_at(const aiplat_headers *h, size_t i);
 
-/** Value of pair @p i, or NULL past the end; borrowed as for get. */
+/**
+ * Value of pair @p i, or NULL past the end; borrowed as for get.
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_headers_value_at(const aiplat_headers *h,
                                                size_t i);
 
-/** Copy the detail of the set's last failure into @p buf. */
+/**
+ * Copy the detail of the set's last failure into @p buf.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_headers_last_error(aiplat_headers *h, char *buf,
                                                    size_t buflen);
 
@@ -240,6 +285,7 @@ AIPLAT_API aiplat_status aiplat_headers_last_error(aiplat_headers *h, char *buf,
  * ::AIPLAT_ERR_TOO_LARGE (over the server's max_payload, named in the
  * detail), ::AIPLAT_ERR_CLOSED, ::AIPLAT_ERR_UNAVAILABLE (reconnect buffer
  * full), ::AIPLAT_ERR_STATE (not connected yet).
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_publish(aiplat_bus *bus,
                                             const char *subject,
@@ -250,6 +296,7 @@ AIPLAT_API aiplat_status aiplat_bus_publish(aiplat_bus *bus,
  * Publish with a reply subject, for replies gathered by a subscription the
  * caller made (e.g. streamed answers). Same rules and errors as
  * aiplat_bus_publish(); @p reply is checked like a subject.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_publish_request(
     aiplat_bus *bus, const char *subject, const char *reply, const void *data,
@@ -262,6 +309,7 @@ AIPLAT_API aiplat_status aiplat_bus_publish_request(
  * Errors: ::AIPLAT_ERR_UNAVAILABLE (no subscriber on @p subject; returned
  * at once), ::AIPLAT_ERR_TIMEOUT, ::AIPLAT_ERR_TOO_LARGE, and those of
  * aiplat_bus_publish().
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_request(
     aiplat_bus *bus, const char *subject, const void *data, size_t len,
@@ -270,6 +318,7 @@ AIPLAT_API aiplat_status aiplat_bus_request(
 /**
  * Wait until the server has processed everything published so far
  * (a PING/PONG round trip), up to @p timeout_ms (> 0).
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_flush(aiplat_bus *bus, int64_t timeout_ms);
 
@@ -279,29 +328,41 @@ AIPLAT_API aiplat_status aiplat_bus_flush(aiplat_bus *bus, int64_t timeout_ms);
  * @p timeout_ms (> 0); ::AIPLAT_ERR_TIMEOUT if not done by then (the
  * connection is then closed anyway). ::AIPLAT_ERR_STATE from the event
  * callback.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_drain(aiplat_bus *bus, int64_t timeout_ms);
 
 /* ---- received messages -------------------------------------------------- */
 
-/** The subject the message was published on; borrowed from the message. */
+/**
+ * The subject the message was published on; borrowed from the message.
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_bus_msg_subject(const aiplat_bus_msg *msg);
 
-/** The reply subject, or NULL when there is none; borrowed. */
+/**
+ * The reply subject, or NULL when there is none; borrowed.
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_bus_msg_reply(const aiplat_bus_msg *msg);
 
 /**
  * The payload, borrowed from the message; followed by a NUL byte that is not
  * counted in aiplat_bus_msg_len(), so text payloads can be read as strings.
+ * @since 1.0
  */
 AIPLAT_API const void *aiplat_bus_msg_data(const aiplat_bus_msg *msg);
 
-/** The payload's length in bytes. */
+/**
+ * The payload's length in bytes.
+ * @since 1.0
+ */
 AIPLAT_API size_t aiplat_bus_msg_len(const aiplat_bus_msg *msg);
 
 /**
  * The first value of header @p key, borrowed from the message.
  * ::AIPLAT_ERR_NOT_FOUND when absent.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_msg_header(aiplat_bus_msg *msg,
                                                const char *key,
@@ -310,6 +371,7 @@ AIPLAT_API aiplat_status aiplat_bus_msg_header(aiplat_bus_msg *msg,
 /**
  * All headers of the message as a read-only set (empty when there are
  * none), borrowed from the message: do not destroy or modify it.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_msg_headers(aiplat_bus_msg *msg,
                                                 const aiplat_headers **out);
@@ -319,6 +381,7 @@ AIPLAT_API aiplat_status aiplat_bus_msg_headers(aiplat_bus_msg *msg,
  * ::AIPLAT_ERR_STATE when the message has no reply subject, or is a
  * JetStream message (whose reply subject is its acknowledgement: use the
  * ack functions). Other errors as aiplat_bus_publish().
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_msg_respond(aiplat_bus_msg *msg,
                                                 const void *data, size_t len,
@@ -327,17 +390,27 @@ AIPLAT_API aiplat_status aiplat_bus_msg_respond(aiplat_bus_msg *msg,
 /**
  * Take a reference: the message stays valid after the callback returns,
  * until a matching aiplat_bus_msg_destroy(). Returns @p msg.
+ * @since 1.0
  */
 AIPLAT_API aiplat_bus_msg *aiplat_bus_msg_retain(aiplat_bus_msg *msg);
 
-/** Drop a reference; the last one releases the message. NULL is a no-op. */
+/**
+ * Drop a reference; the last one releases the message. NULL is a no-op.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_bus_msg_destroy(aiplat_bus_msg *msg);
 
-/** Copy the detail of the message's last failure into @p buf. */
+/**
+ * Copy the detail of the message's last failure into @p buf.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_bus_msg_last_error(aiplat_bus_msg *msg,
                                                    char *buf, size_t buflen);
 
-/** True when the message came from a JetStream consumer (it can be acked). */
+/**
+ * True when the message came from a JetStream consumer (it can be acked).
+ * @since 1.0
+ */
 AIPLAT_API bool aiplat_bus_msg_is_jetstream(const aiplat_bus_msg *msg);
 
 /**
@@ -346,35 +419,48 @@ AIPLAT_API bool aiplat_bus_msg_is_jetstream(const aiplat_bus_msg *msg);
  * ::AIPLAT_ERR_STATE for a plain message or one already acked, naked or
  * terminated. A JetStream message released without any of ack, nak or term
  * is delivered again once its ack wait has passed.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_msg_ack(aiplat_bus_msg *msg);
 
 /**
  * Acknowledge and wait up to @p timeout_ms for the server to confirm it.
  * Errors as aiplat_bus_msg_ack(), plus ::AIPLAT_ERR_TIMEOUT.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_msg_ack_sync(aiplat_bus_msg *msg,
                                                  int64_t timeout_ms);
 
-/** Negative ack: deliver again as soon as possible. Errors as ack. */
+/**
+ * Negative ack: deliver again as soon as possible. Errors as ack.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_bus_msg_nak(aiplat_bus_msg *msg);
 
-/** Negative ack: deliver again after @p delay_ms (>= 0). Errors as ack. */
+/**
+ * Negative ack: deliver again after @p delay_ms (>= 0). Errors as ack.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_bus_msg_nak_with_delay(aiplat_bus_msg *msg,
                                                        int64_t delay_ms);
 
-/** Give up on the message: never deliver it again. Errors as ack. */
+/**
+ * Give up on the message: never deliver it again. Errors as ack.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_bus_msg_term(aiplat_bus_msg *msg);
 
 /**
  * Still working on it: restart the message's ack wait on the server.
  * May be sent several times before the final ack, nak or term.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_msg_in_progress(aiplat_bus_msg *msg);
 
 /**
  * How many times this JetStream message has been delivered, 1 for the
  * first delivery. ::AIPLAT_ERR_STATE for a plain message.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_msg_delivery_count(aiplat_bus_msg *msg,
                                                        uint64_t *out);
@@ -390,6 +476,7 @@ AIPLAT_API aiplat_status aiplat_bus_msg_delivery_count(aiplat_bus_msg *msg,
  * @param timestamp_ns when the message was stored, ns since the epoch (UTC)
  * ::AIPLAT_ERR_STATE for a plain message; ::AIPLAT_ERR_PROTOCOL when the
  * metadata is malformed.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_msg_js_metadata(
     aiplat_bus_msg *msg, const char **stream, const char **consumer,
@@ -410,6 +497,7 @@ AIPLAT_API aiplat_status aiplat_bus_msg_js_metadata(
  * ::AIPLAT_BUS_EVENT_ERROR is raised (and logged).
  * Errors: ::AIPLAT_ERR_INVALID_ARGUMENT (bad subject or queue name),
  * ::AIPLAT_ERR_CLOSED, ::AIPLAT_ERR_STATE (not connected yet).
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_subscribe(
     aiplat_bus *bus, const char *subject, const char *queue,
@@ -420,6 +508,7 @@ AIPLAT_API aiplat_status aiplat_bus_subscribe(
  * Returns when no callback of this subscription runs any more.
  * Idempotent. ::AIPLAT_ERR_STATE when called from the subscription's own
  * callback.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_sub_unsubscribe(aiplat_bus_sub *sub);
 
@@ -429,6 +518,7 @@ AIPLAT_API aiplat_status aiplat_bus_sub_unsubscribe(aiplat_bus_sub *sub);
  * ::AIPLAT_ERR_TIMEOUT and the rest is dropped. For a JetStream
  * subscription, no more messages are fetched and messages not fetched stay
  * on the server. ::AIPLAT_ERR_STATE from the subscription's own callback.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_sub_drain(aiplat_bus_sub *sub,
                                               int64_t timeout_ms);
@@ -436,6 +526,7 @@ AIPLAT_API aiplat_status aiplat_bus_sub_drain(aiplat_bus_sub *sub,
 /**
  * Messages dropped because the callback did not keep up (plain
  * subscriptions); 0 for JetStream subscriptions, which never drop.
+ * @since 1.0
  */
 AIPLAT_API uint64_t aiplat_bus_sub_dropped_count(aiplat_bus_sub *sub);
 
@@ -443,10 +534,14 @@ AIPLAT_API uint64_t aiplat_bus_sub_dropped_count(aiplat_bus_sub *sub);
  * Unsubscribe (if needed) and release. May be called from the
  * subscription's own callback: the release then completes when the
  * callback returns. NULL is a no-op.
+ * @since 1.0
  */
 AIPLAT_API void aiplat_bus_sub_destroy(aiplat_bus_sub *sub);
 
-/** Copy the detail of the subscription's last failure into @p buf. */
+/**
+ * Copy the detail of the subscription's last failure into @p buf.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_bus_sub_last_error(aiplat_bus_sub *sub,
                                                    char *buf, size_t buflen);
 
@@ -475,12 +570,16 @@ typedef enum aiplat_bus_retention {
  * ::AIPLAT_ERR_BAD_REQUEST (refused by the server, e.g. subjects
  * overlapping another stream), ::AIPLAT_ERR_NOT_SUPPORTED (JetStream not
  * enabled), ::AIPLAT_ERR_TIMEOUT.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_stream_ensure(
     aiplat_bus *bus, const char *name, const char *const *subjects,
     size_t n_subjects, int64_t max_age_ms, aiplat_bus_retention retention);
 
-/** Delete stream @p name and its messages. ::AIPLAT_ERR_NOT_FOUND if absent. */
+/**
+ * Delete stream @p name and its messages. ::AIPLAT_ERR_NOT_FOUND if absent.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_bus_stream_delete(aiplat_bus *bus,
                                                   const char *name);
 
@@ -489,6 +588,7 @@ AIPLAT_API aiplat_status aiplat_bus_stream_delete(aiplat_bus *bus,
  * @param seq receives the stream sequence (may be NULL)
  * Errors: ::AIPLAT_ERR_NOT_FOUND (no stream captures @p subject), and those
  * of aiplat_bus_publish(), ::AIPLAT_ERR_TIMEOUT.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_js_publish(aiplat_bus *bus,
                                                const char *subject,
@@ -516,6 +616,7 @@ AIPLAT_API aiplat_status aiplat_bus_js_publish(aiplat_bus *bus,
  * @param max_in_flight  fetched messages held at once (1..65536)
  * Errors: ::AIPLAT_ERR_NOT_FOUND (no such stream),
  * ::AIPLAT_ERR_INVALID_ARGUMENT, ::AIPLAT_ERR_BAD_REQUEST.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_bus_js_subscribe(
     aiplat_bus *bus, const char *stream, const char *durable,
@@ -533,6 +634,7 @@ AIPLAT_API aiplat_status aiplat_bus_js_subscribe(
  * @param history values kept per key, 1..64 (used only when creating)
  * Errors: ::AIPLAT_ERR_INVALID_ARGUMENT (bucket name: 1-64 bytes of A-Z,
  * a-z, 0-9, '_', '-'), ::AIPLAT_ERR_NOT_SUPPORTED (JetStream not enabled).
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_kv_open(aiplat_kv **out, aiplat_bus *bus,
                                         const char *bucket, int64_t ttl_ms,
@@ -544,6 +646,7 @@ AIPLAT_API aiplat_status aiplat_kv_open(aiplat_kv **out, aiplat_bus *bus,
  * with '.', no empty level.
  * @param revision receives the new revision (may be NULL)
  * Errors: ::AIPLAT_ERR_INVALID_ARGUMENT, ::AIPLAT_ERR_TOO_LARGE.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_kv_put(aiplat_kv *kv, const char *key,
                                        const void *data, size_t len,
@@ -554,17 +657,27 @@ AIPLAT_API aiplat_status aiplat_kv_put(aiplat_kv *kv, const char *key,
  * @param data receives a copy, followed by a NUL byte not counted in
  *             @p len; release with aiplat_free()
  * ::AIPLAT_ERR_NOT_FOUND when the key is absent, deleted or expired.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_kv_get(aiplat_kv *kv, const char *key,
                                        void **data, size_t *len);
 
-/** Delete @p key (later gets return ::AIPLAT_ERR_NOT_FOUND). */
+/**
+ * Delete @p key (later gets return ::AIPLAT_ERR_NOT_FOUND).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_kv_delete(aiplat_kv *kv, const char *key);
 
-/** Release the handle (the bucket stays on the server). NULL is a no-op. */
+/**
+ * Release the handle (the bucket stays on the server). NULL is a no-op.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_kv_destroy(aiplat_kv *kv);
 
-/** Copy the detail of the handle's last failure into @p buf. */
+/**
+ * Copy the detail of the handle's last failure into @p buf.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_kv_last_error(aiplat_kv *kv, char *buf,
                                               size_t buflen);
 

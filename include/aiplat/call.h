@@ -30,26 +30,40 @@ extern "C" {
 
 typedef struct aiplat_call aiplat_call;
 
-/** A call object with no deadline of its own. */
+/**
+ * A call object with no deadline of its own.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_call_create(aiplat_call **out);
-/** Accepts NULL. Must not be destroyed while its call runs. */
+/**
+ * Accepts NULL. Must not be destroyed while its call runs.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_call_destroy(aiplat_call *call);
-/** The call ends at the latest @p ms milliseconds from now (> 0). */
+/**
+ * The call ends at the latest @p ms milliseconds from now (> 0).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_call_set_timeout_ms(aiplat_call *call,
                                                     int64_t ms);
 /**
  * The call ends at the latest at @p unix_ms (milliseconds since the Unix
  * epoch, e.g. a request's `Aiplat-Deadline`); a time already past makes
  * the call fail with ::AIPLAT_ERR_TIMEOUT.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_call_set_deadline_unix_ms(aiplat_call *call,
                                                           int64_t unix_ms);
 /**
  * Stop the running call, and every call started with this object later
  * (the cancellation cannot be undone).
+ * @since 1.0
  */
 AIPLAT_API void aiplat_call_cancel(aiplat_call *call);
-/** True once aiplat_call_cancel() was called. */
+/**
+ * True once aiplat_call_cancel() was called.
+ * @since 1.0
+ */
 AIPLAT_API bool aiplat_call_cancelled(const aiplat_call *call);
 
 #ifdef __cplusplus

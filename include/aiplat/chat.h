@@ -78,20 +78,32 @@ typedef bool (*aiplat_chat_delta_fn)(const char *delta, size_t len,
  * servers run; a local store that does not exist yet finds nothing.
  * Errors: ::AIPLAT_ERR_CONFIG naming the variable. Free with
  * aiplat_chat_destroy().
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_chat_create(aiplat_chat **out,
                                             aiplat_config *cfg);
 
-/** Destroy a pipeline; no answer may be running on it. NULL is a no-op. */
+/**
+ * Destroy a pipeline; no answer may be running on it. NULL is a no-op.
+ * @since 1.0
+ * @experimental
+ */
 AIPLAT_API void aiplat_chat_destroy(aiplat_chat *chat);
 
-/** Copy the detail of the pipeline's last failure into @p buf. */
+/**
+ * Copy the detail of the pipeline's last failure into @p buf.
+ * @since 1.0
+ * @experimental
+ */
 AIPLAT_API aiplat_status aiplat_chat_last_error(aiplat_chat *chat, char *buf,
                                                 size_t buflen);
 
 /**
  * Replace the system prompt (copied, UTF-8, not empty). Thread: before
  * answers run.
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_chat_set_system_prompt(aiplat_chat *chat,
                                                        const char *prompt);
@@ -106,6 +118,8 @@ AIPLAT_API aiplat_status aiplat_chat_set_system_prompt(aiplat_chat *chat,
  * needs it, and aiplat_chat_handle_request() publishes on it. Without a
  * bus, or with `CHAT_HISTORY_TURNS` 0, every request is a single turn.
  * NULL removes the bus. Thread: before answers run.
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_chat_set_bus(aiplat_chat *chat,
                                              aiplat_bus *bus);
@@ -118,6 +132,8 @@ AIPLAT_API aiplat_status aiplat_chat_set_bus(aiplat_chat *chat,
  * failing when a probe takes over 5 s). @p interval_ms: 10 .. 86400000.
  * The pipeline must outlive @p health's checks: destroy the health handle
  * (or the service owning it) first.
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_chat_add_checks(aiplat_chat *chat,
                                                 aiplat_health *health,
@@ -138,6 +154,8 @@ AIPLAT_API aiplat_status aiplat_chat_add_checks(aiplat_chat *chat,
  * ::AIPLAT_ERR_UNAVAILABLE when the history cannot be read,
  * ::AIPLAT_ERR_CANCELLED when @p fn stopped the stream. A history that
  * cannot be written after the answer is logged, not failed.
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_chat_answer(aiplat_chat *chat,
                                             aiplat_msg *request,
@@ -183,6 +201,8 @@ AIPLAT_API aiplat_status aiplat_chat_answer(aiplat_chat *chat,
  * where the chunks are published, the history saved and the answer sent.
  * The pipeline must outlive the requests in flight: destroy the service
  * before it.
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_chat_handle_request(aiplat_request *req,
                                                     void *user_data);

@@ -87,6 +87,7 @@ typedef void (*aiplat_client_done_fn)(aiplat_status status,
 /**
  * A client on @p bus (connected or not yet). Default timeout 30 s.
  * Errors: ::AIPLAT_ERR_INVALID_ARGUMENT, ::AIPLAT_ERR_NO_MEMORY.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_client_create(aiplat_client **out,
                                               aiplat_bus *bus);
@@ -94,20 +95,36 @@ AIPLAT_API aiplat_status aiplat_client_create(aiplat_client **out,
  * Ends the calls still running (::AIPLAT_ERR_CLOSED), waits for their
  * callbacks, unsubscribes. Accepts NULL. Not from a callback of this
  * client.
+ * @since 1.0
  */
 AIPLAT_API void aiplat_client_destroy(aiplat_client *client);
-/** The timeout of calls whose options set none (1 ms .. 7 days). */
+/**
+ * The timeout of calls whose options set none (1 ms .. 7 days).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_client_set_timeout_ms(aiplat_client *client,
                                                       int64_t ms);
-/** The calls in flight now. */
+/**
+ * The calls in flight now.
+ * @since 1.0
+ */
 AIPLAT_API size_t aiplat_client_in_flight(aiplat_client *client);
 
-/** Per-call options; all optional. Free with aiplat_client_options_destroy(). */
+/**
+ * Per-call options; all optional. Free with aiplat_client_options_destroy().
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_client_options_create(
     aiplat_client_options **out);
-/** Accepts NULL. */
+/**
+ * Accepts NULL.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_client_options_destroy(aiplat_client_options *o);
-/** The call ends at the latest @p ms from its start (1 ms .. 7 days). */
+/**
+ * The call ends at the latest @p ms from its start (1 ms .. 7 days).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_client_options_set_timeout_ms(
     aiplat_client_options *o, int64_t ms);
 /**
@@ -115,6 +132,7 @@ AIPLAT_API aiplat_status aiplat_client_options_set_timeout_ms(
  * sooner of it and the timeout wins) is sent as #AIPLAT_HEADER_DEADLINE,
  * and aiplat_call_cancel() ends the call with ::AIPLAT_ERR_CANCELLED.
  * Borrowed: @p call must outlive the calls started with these options.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_client_options_set_call(
     aiplat_client_options *o, aiplat_call *call);
@@ -124,16 +142,26 @@ AIPLAT_API aiplat_status aiplat_client_options_set_call(
  * one, else a new random id. Whichever is used is written into the request
  * message's `request_id` field when its type has one (the call changes
  * the message).
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_client_options_set_request_id(
     aiplat_client_options *o, const char *id);
-/** The trace context to continue (a `traceparent` value; checked). */
+/**
+ * The trace context to continue (a `traceparent` value; checked).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_client_options_set_traceparent(
     aiplat_client_options *o, const char *traceparent);
-/** One more header (the protocol's own names are refused: set them above). */
+/**
+ * One more header (the protocol's own names are refused: set them above).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_client_options_add_header(
     aiplat_client_options *o, const char *key, const char *value);
-/** Send #AIPLAT_HEADER_MSG_ID = the request id (JetStream deduplication). */
+/**
+ * Send #AIPLAT_HEADER_MSG_ID = the request id (JetStream deduplication).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_client_options_set_dedup(
     aiplat_client_options *o, bool on);
 /**
@@ -142,6 +170,7 @@ AIPLAT_API aiplat_status aiplat_client_options_set_dedup(
  * @p fn in order; the final reply (of the call's reply type, on the same
  * subject or the reply subject) ends the call after them. A ChatRequest
  * sent this way should have `stream` set.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_client_options_set_stream(
     aiplat_client_options *o, const char *subject, aiplat_msg_type chunk_type,
@@ -165,6 +194,7 @@ AIPLAT_API aiplat_status aiplat_client_options_set_stream(
  * thread (a completion of an asynchronous model call, say): the call's
  * timeout and cancellation run on that thread, so a reply that never
  * comes would be waited for forever.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_client_request(
     aiplat_client *client, const char *subject, aiplat_msg *request,
@@ -178,6 +208,7 @@ AIPLAT_API aiplat_status aiplat_client_request(
  * @p request (whose `request_id` is set, see
  * aiplat_client_options_set_request_id()) and @p opts may be destroyed as
  * soon as this returns.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_client_request_async(
     aiplat_client *client, const char *subject, aiplat_msg *request,

@@ -67,13 +67,17 @@ typedef enum aiplat_status {
   AIPLAT_ERR_INTERNAL = 23         /**< a bug in libaiplat or a dependency */
 } aiplat_status;
 
-/** Static English text for a status code; never NULL, never freed. */
+/**
+ * Static English text for a status code; never NULL, never freed.
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_status_str(aiplat_status status);
 /**
  * The name of @p status as in the protocol's ErrorCode without its prefix
  * ("INVALID_ARGUMENT", "TIMEOUT"; "OK" for ::AIPLAT_OK, "UNKNOWN" for a
  * number that is not a status): static. The statuses and the protocol's
  * error codes share their numbers, so this names a reply's `error.code`.
+ * @since 1.0
  */
 AIPLAT_API const char *aiplat_status_name(aiplat_status status);
 
@@ -110,6 +114,7 @@ typedef enum aiplat_exit_code {
  * ::AIPLAT_ERR_INVALID_ARGUMENT and ::AIPLAT_ERR_TOO_LARGE (an argument
  * the program was given); ::AIPLAT_EXIT_IO for ::AIPLAT_ERR_IO;
  * ::AIPLAT_EXIT_FAILURE for every other status.
+ * @since 1.0
  */
 AIPLAT_API int aiplat_status_exit_code(aiplat_status status);
 
@@ -122,19 +127,32 @@ AIPLAT_API int aiplat_status_exit_code(aiplat_status status);
  * empty string when no call on this thread has failed since the last
  * aiplat_error_clear(). @p buf may be NULL when @p buflen is 0.
  * Thread: any; the record is per thread.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_error_last(char *buf, size_t buflen);
 
-/** Forget the calling thread's last failure. */
+/**
+ * Forget the calling thread's last failure.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_error_clear(void);
 
-/** Release a buffer the library allocated for the caller. NULL is a no-op. */
+/**
+ * Release a buffer the library allocated for the caller. NULL is a no-op.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_free(void *ptr);
 
-/** The run-time library version, "MAJOR.MINOR.PATCH"; static. */
+/**
+ * The run-time library version, "MAJOR.MINOR.PATCH"; static.
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_version_string(void);
 
-/** The run-time library version as (major << 16) | (minor << 8) | patch. */
+/**
+ * The run-time library version as (major << 16) | (minor << 8) | patch.
+ * @since 1.0
+ */
 AIPLAT_API uint32_t aiplat_version_number(void);
 
 /**
@@ -146,10 +164,14 @@ AIPLAT_API uint32_t aiplat_version_number(void);
  * themselves when the program has not, so calling it is only needed to
  * control when the global work happens.
  * Thread: safe to call from any thread.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_init(void);
 
-/** Drop one reference taken by aiplat_init(); the last one releases. */
+/**
+ * Drop one reference taken by aiplat_init(); the last one releases.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_cleanup(void);
 
 #ifdef __cplusplus

@@ -83,6 +83,7 @@ typedef bool (*aiplat_health_check_fn)(char *msg, size_t msglen,
  * @return ::AIPLAT_ERR_CONFIG naming the variable when a setting is invalid,
  * ::AIPLAT_ERR_INVALID_ARGUMENT when @p out is NULL, ::AIPLAT_ERR_NO_MEMORY.
  * Free with aiplat_health_destroy().
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_health_create(aiplat_health **out,
                                               aiplat_config *cfg);
@@ -92,6 +93,7 @@ AIPLAT_API aiplat_status aiplat_health_create(aiplat_health **out,
  * that is running to return), and free the handle with its registry.
  * Pointers to metric families of the registry become invalid. NULL is a
  * no-op.
+ * @since 1.0
  */
 AIPLAT_API void aiplat_health_destroy(aiplat_health *h);
 
@@ -105,6 +107,7 @@ AIPLAT_API void aiplat_health_destroy(aiplat_health *h);
  * "health: cannot listen on 127.0.0.1:8080: Address already in use") when
  * the address cannot be bound, ::AIPLAT_ERR_STATE when already started.
  * A stopped server may be started again.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_health_start(aiplat_health *h);
 
@@ -113,12 +116,14 @@ AIPLAT_API aiplat_status aiplat_health_start(aiplat_health *h);
  * released, and the server's thread has ended when this returns.
  * Registered checks and metrics are kept. Stopping a server that does not
  * run is a no-op returning ::AIPLAT_OK.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_health_stop(aiplat_health *h);
 
 /**
  * The TCP port the server listens on (the system's choice when
  * `HEALTH_PORT` is 0), or 0 when it is not running or @p h is NULL.
+ * @since 1.0
  */
 AIPLAT_API int aiplat_health_port(aiplat_health *h);
 
@@ -133,6 +138,7 @@ AIPLAT_API int aiplat_health_port(aiplat_health *h);
  * ::AIPLAT_ERR_EXISTS when the name is taken, ::AIPLAT_ERR_INTERNAL when the
  * checks' thread cannot be started (with the first such check). A check that
  * takes more than 100 ms is reported once in the log.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_health_add_check(aiplat_health *h,
                                                  const char *name,
@@ -151,6 +157,7 @@ AIPLAT_API aiplat_status aiplat_health_add_check(aiplat_health *h,
  * @param timeout_ms  1 .. 86400000
  * Other parameters and errors as aiplat_health_add_check(); a thread that
  * cannot be started gives ::AIPLAT_ERR_INTERNAL.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_health_add_cached_check(
     aiplat_health *h, const char *name, aiplat_health_check_fn fn,
@@ -163,6 +170,7 @@ AIPLAT_API aiplat_status aiplat_health_add_cached_check(
  * begins to drain on SIGTERM.
  * @return ::AIPLAT_ERR_NO_MEMORY when @p reason cannot be copied (the gate
  * is set all the same).
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_health_set_ready(aiplat_health *h, bool ready,
                                                  const char *reason);
@@ -175,6 +183,7 @@ AIPLAT_API aiplat_status aiplat_health_set_ready(aiplat_health *h, bool ready,
  * deadlock detected by a watchdog). @p reason is copied (NULL for none).
  * @return ::AIPLAT_ERR_NO_MEMORY when @p reason cannot be copied (the
  * state is set all the same).
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_health_set_live(aiplat_health *h, bool live,
                                                 const char *reason);
@@ -182,10 +191,14 @@ AIPLAT_API aiplat_status aiplat_health_set_live(aiplat_health *h, bool live,
 /**
  * The handle's metrics registry, rendered at `/metrics`. Borrowed: valid
  * until aiplat_health_destroy(). NULL when @p h is NULL.
+ * @since 1.0
  */
 AIPLAT_API aiplat_metrics *aiplat_health_metrics(aiplat_health *h);
 
-/** Copy the detail of the handle's last failure into @p buf. */
+/**
+ * Copy the detail of the handle's last failure into @p buf.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_health_last_error(aiplat_health *h, char *buf,
                                                   size_t buflen);
 
@@ -195,12 +208,14 @@ AIPLAT_API aiplat_status aiplat_health_last_error(aiplat_health *h, char *buf,
  * Create a registry of one's own (a health handle already has one). It
  * renders the process metrics (`process_*`) besides its families.
  * Free with aiplat_metrics_destroy().
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_metrics_create(aiplat_metrics **out);
 
 /**
  * Free a registry made by aiplat_metrics_create() with all its families.
  * Must not be given the registry of a health handle. NULL is a no-op.
+ * @since 1.0
  */
 AIPLAT_API void aiplat_metrics_destroy(aiplat_metrics *m);
 
@@ -218,12 +233,16 @@ AIPLAT_API void aiplat_metrics_destroy(aiplat_metrics *m);
  * would collide with a histogram's `_bucket`, `_sum`, `_count` lines) is
  * ::AIPLAT_ERR_EXISTS. A family without labels shows its 0 right away.
  * At most 1000 families per registry (::AIPLAT_ERR_TOO_LARGE).
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_metrics_counter(
     aiplat_metrics *m, const char *name, const char *help,
     const char *const *label_names, size_t nlabels, aiplat_metric **out);
 
-/** Register a gauge family (a value that goes up and down); as counter. */
+/**
+ * Register a gauge family (a value that goes up and down); as counter.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_metrics_gauge(
     aiplat_metrics *m, const char *name, const char *help,
     const char *const *label_names, size_t nlabels, aiplat_metric **out);
@@ -235,6 +254,7 @@ AIPLAT_API aiplat_status aiplat_metrics_gauge(
  *                 the latency defaults in seconds (0.005, 0.01, 0.025, 0.05,
  *                 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
  * The label name `le` is reserved.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_metrics_histogram(
     aiplat_metrics *m, const char *name, const char *help,
@@ -250,12 +270,16 @@ AIPLAT_API aiplat_status aiplat_metrics_histogram(
  * @return ::AIPLAT_ERR_INVALID_ARGUMENT for a wrong count, a NaN or a
  * negative counter delta, ::AIPLAT_ERR_STATE for a histogram family.
  * Thread: any; lock-free once the series exists.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_metric_add(aiplat_metric *metric,
                                            const char *const *label_values,
                                            size_t nvalues, double delta);
 
-/** Set a gauge series to @p value; as aiplat_metric_add(). */
+/**
+ * Set a gauge series to @p value; as aiplat_metric_add().
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_metric_set(aiplat_metric *metric,
                                            const char *const *label_values,
                                            size_t nvalues, double value);
@@ -263,6 +287,7 @@ AIPLAT_API aiplat_status aiplat_metric_set(aiplat_metric *metric,
 /**
  * Record one observation @p value (not NaN) in a histogram series; as
  * aiplat_metric_add(), ::AIPLAT_ERR_STATE for other types.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_metric_observe(aiplat_metric *metric,
                                                const char *const *label_values,
@@ -273,11 +298,15 @@ AIPLAT_API aiplat_status aiplat_metric_observe(aiplat_metric *metric,
  * serves with `Content-Type: text/plain; version=0.0.4; charset=utf-8`).
  * @param out receives a NUL-terminated buffer; free it with aiplat_free()
  * @param len receives its length without the NUL (may be NULL)
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_metrics_render(aiplat_metrics *m, char **out,
                                                size_t *len);
 
-/** Copy the detail of the registry's last failure into @p buf. */
+/**
+ * Copy the detail of the registry's last failure into @p buf.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_metrics_last_error(aiplat_metrics *m, char *buf,
                                                    size_t buflen);
 

@@ -62,39 +62,65 @@ typedef bool (*aiplat_llm_token_fn)(const char *delta, size_t len,
  * `LLM_MAX_TOKENS`, `LLM_TEMPERATURE` and the `HTTP_*` settings.
  * ::AIPLAT_ERR_CONFIG names the variable at fault. No request is sent.
  * Free with aiplat_llm_destroy().
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_llm_create(aiplat_llm **out, aiplat_config *cfg);
 
-/** Destroy a client; no call may be running on it. NULL is a no-op. */
+/**
+ * Destroy a client; no call may be running on it. NULL is a no-op.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_llm_destroy(aiplat_llm *c);
 
-/** Set the server URL (copied); `http(s)://host[:port][/prefix][/v1]`. */
+/**
+ * Set the server URL (copied); `http(s)://host[:port][/prefix][/v1]`.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_llm_set_url(aiplat_llm *c, const char *url);
 
-/** Set the default model name (copied). */
+/**
+ * Set the default model name (copied).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_llm_set_model(aiplat_llm *c, const char *model);
 
-/** Set the bearer token (copied; never logged). NULL or "" removes it. */
+/**
+ * Set the bearer token (copied; never logged). NULL or "" removes it.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_llm_set_api_key(aiplat_llm *c, const char *key);
 
-/** Total time one call may take, retries and waits included (> 0). */
+/**
+ * Total time one call may take, retries and waits included (> 0).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_llm_set_timeout_ms(aiplat_llm *c, int64_t ms);
 
-/** Time one connection attempt may take (> 0). */
+/**
+ * Time one connection attempt may take (> 0).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_llm_set_connect_timeout_ms(aiplat_llm *c,
                                                            int64_t ms);
 
-/** Longest silence inside a stream before ::AIPLAT_ERR_TIMEOUT; 0: none. */
+/**
+ * Longest silence inside a stream before ::AIPLAT_ERR_TIMEOUT; 0: none.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_llm_set_stream_idle_timeout_ms(aiplat_llm *c,
                                                                int64_t ms);
 
-/** Extra attempts on retryable failures, 0 to 100. */
+/**
+ * Extra attempts on retryable failures, 0 to 100.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_llm_set_max_retries(aiplat_llm *c, int retries);
 
 /**
  * Readiness probe: `GET /health`, or `GET /v1/models` when the server has
  * no /health (Ollama). ::AIPLAT_OK when it answers 2xx; no retries; at
  * most 10 s.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_llm_health(aiplat_llm *c);
 
@@ -102,10 +128,14 @@ AIPLAT_API aiplat_status aiplat_llm_health(aiplat_llm *c);
  * Stop every call on @p c in progress now (also a wait between retries);
  * they return ::AIPLAT_ERR_CANCELLED promptly. Later calls are not
  * affected. Thread: any, typically not the one running the call.
+ * @since 1.0
  */
 AIPLAT_API void aiplat_llm_cancel(aiplat_llm *c);
 
-/** Copy the detail of the client's last failure into @p buf. */
+/**
+ * Copy the detail of the client's last failure into @p buf.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_llm_last_error(aiplat_llm *c, char *buf,
                                                size_t buflen);
 
@@ -113,6 +143,7 @@ AIPLAT_API aiplat_status aiplat_llm_last_error(aiplat_llm *c, char *buf,
  * Send a completion request and wait for the whole answer.
  * On success *@p out is a new result (aiplat_llm_result_destroy()); on
  * failure it is NULL.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_llm_complete(aiplat_llm *c,
                                              const aiplat_llm_request *req,
@@ -127,6 +158,7 @@ AIPLAT_API aiplat_status aiplat_llm_complete(aiplat_llm *c,
  * *@p out is set whenever the request was sent, on failure too, and holds
  * the text received so far; destroy it in every case (NULL otherwise).
  * @p out may be NULL when the result is not wanted.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_llm_stream(aiplat_llm *c,
                                            const aiplat_llm_request *req,
@@ -134,77 +166,135 @@ AIPLAT_API aiplat_status aiplat_llm_stream(aiplat_llm *c,
                                            void *user_data,
                                            aiplat_llm_result **out);
 
-/** Create an empty request. Free with aiplat_llm_request_destroy(). */
+/**
+ * Create an empty request. Free with aiplat_llm_request_destroy().
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_llm_request_create(aiplat_llm_request **out);
 
-/** Destroy a request. NULL is a no-op. */
+/**
+ * Destroy a request. NULL is a no-op.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_llm_request_destroy(aiplat_llm_request *req);
 
 /**
  * Append a message (both strings copied). @p role is a lowercase word
  * such as `system`, `user`, `assistant` or `tool`; @p content is UTF-8
  * (::AIPLAT_ERR_INVALID_ARGUMENT otherwise).
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_llm_request_add_message(aiplat_llm_request *req,
                                                         const char *role,
                                                         const char *content);
 
-/** Remove every message (the parameters stay). */
+/**
+ * Remove every message (the parameters stay).
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_llm_request_clear_messages(aiplat_llm_request *req);
 
-/** Number of messages appended. */
+/**
+ * Number of messages appended.
+ * @since 1.0
+ */
 AIPLAT_API size_t aiplat_llm_request_message_count(const aiplat_llm_request *req);
 
-/** Use @p model (copied) instead of the client's; NULL restores it. */
+/**
+ * Use @p model (copied) instead of the client's; NULL restores it.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_llm_request_set_model(aiplat_llm_request *req,
                                                       const char *model);
 
-/** `max_tokens`, >= 1; 0 restores the client's default (`LLM_MAX_TOKENS`). */
+/**
+ * `max_tokens`, >= 1; 0 restores the client's default (`LLM_MAX_TOKENS`).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_llm_request_set_max_tokens(aiplat_llm_request *req,
                                                            int32_t max_tokens);
 
-/** `temperature` in [0, 2]; a negative value restores the default. */
+/**
+ * `temperature` in [0, 2]; a negative value restores the default.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_llm_request_set_temperature(aiplat_llm_request *req,
                                                             double temperature);
 
-/** `top_p` in (0, 1]; a negative value leaves it to the server. */
+/**
+ * `top_p` in (0, 1]; a negative value leaves it to the server.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_llm_request_set_top_p(aiplat_llm_request *req,
                                                       double top_p);
 
-/** Append a stop sequence (copied, non-empty UTF-8). */
+/**
+ * Append a stop sequence (copied, non-empty UTF-8).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_llm_request_add_stop(aiplat_llm_request *req,
                                                      const char *stop);
 
-/** Send `seed` for reproducible sampling. */
+/**
+ * Send `seed` for reproducible sampling.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_llm_request_set_seed(aiplat_llm_request *req,
                                                      int64_t seed);
 
-/** Copy the detail of the request's last failure into @p buf. */
+/**
+ * Copy the detail of the request's last failure into @p buf.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_llm_request_last_error(aiplat_llm_request *req,
                                                        char *buf, size_t buflen);
 
-/** Destroy a result. NULL is a no-op. */
+/**
+ * Destroy a result. NULL is a no-op.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_llm_result_destroy(aiplat_llm_result *r);
 
-/** The generated text, NUL-terminated, never NULL; borrowed from @p r. */
+/**
+ * The generated text, NUL-terminated, never NULL; borrowed from @p r.
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_llm_result_text(const aiplat_llm_result *r);
 
-/** Length of the text in bytes. */
+/**
+ * Length of the text in bytes.
+ * @since 1.0
+ */
 AIPLAT_API size_t aiplat_llm_result_text_len(const aiplat_llm_result *r);
 
-/** `stop`, `length`, ... or NULL when the server gave none; borrowed. */
+/**
+ * `stop`, `length`, ... or NULL when the server gave none; borrowed.
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_llm_result_finish_reason(const aiplat_llm_result *r);
 
-/** The model that answered, or NULL; borrowed. */
+/**
+ * The model that answered, or NULL; borrowed.
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_llm_result_model(const aiplat_llm_result *r);
 
-/** `usage.prompt_tokens`, or -1 when the server did not say. */
+/**
+ * `usage.prompt_tokens`, or -1 when the server did not say.
+ * @since 1.0
+ */
 AIPLAT_API int64_t aiplat_llm_result_prompt_tokens(const aiplat_llm_result *r);
 
-/** `usage.completion_tokens`, or -1 when the server did not say. */
+/**
+ * `usage.completion_tokens`, or -1 when the server did not say.
+ * @since 1.0
+ */
 AIPLAT_API int64_t aiplat_llm_result_completion_tokens(const aiplat_llm_result *r);
 
-/** `usage.total_tokens`, or -1 when the server did not say. */
+/**
+ * `usage.total_tokens`, or -1 when the server did not say.
+ * @since 1.0
+ */
 AIPLAT_API int64_t aiplat_llm_result_total_tokens(const aiplat_llm_result *r);
 
 /* ---- asynchronous forms ---------------------------------------------- */
@@ -226,6 +316,7 @@ typedef void (*aiplat_llm_done_fn)(aiplat_status status, const char *message,
  * loop thread, with @p user_data. @p call (may be NULL) carries the
  * deadline and the cancel switch and must outlive the call. @p r is copied
  * before this returns. On an error return nothing is called back.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_llm_stream_async(aiplat_llm *c,
                                                  const aiplat_llm_request *r,
@@ -234,7 +325,10 @@ AIPLAT_API aiplat_status aiplat_llm_stream_async(aiplat_llm *c,
                                                  aiplat_llm_done_fn done,
                                                  void *user_data);
 
-/** aiplat_llm_complete() without waiting; as aiplat_llm_stream_async(). */
+/**
+ * aiplat_llm_complete() without waiting; as aiplat_llm_stream_async().
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_llm_complete_async(aiplat_llm *c,
                                                    const aiplat_llm_request *r,
                                                    aiplat_call *call,

@@ -46,35 +46,50 @@ typedef enum aiplat_log_level {
 typedef void (*aiplat_log_fn)(aiplat_log_level level, const char *record,
                               size_t len, void *user_data);
 
-/** Set the minimum level written. Overrides `LOG_LEVEL`. */
+/**
+ * Set the minimum level written. Overrides `LOG_LEVEL`.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_log_set_level(aiplat_log_level level);
 
 /**
  * Forget aiplat_log_set_level(): the level is read from `LOG_LEVEL` again
  * when the next record is written (`INFO` when it is unset or invalid).
+ * @since 1.0
  */
 AIPLAT_API void aiplat_log_reset_level(void);
 
-/** The current minimum level. */
+/**
+ * The current minimum level.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_log_level aiplat_log_get_level(void);
 
 /**
  * Parse a level name (`DEBUG`, `INFO`, `WARNING`, `WARN`, `ERROR`, any case)
  * into @p out. ::AIPLAT_ERR_CONFIG for anything else.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_log_level_parse(const char *name,
                                                 aiplat_log_level *out);
 
-/** Set the `service` field of every record (copied). NULL clears it. */
+/**
+ * Set the `service` field of every record (copied). NULL clears it.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_log_set_service(const char *service);
 
 /**
  * Send records to @p fn instead of stderr; NULL restores stderr.
  * The switch is atomic with respect to records being written.
+ * @since 1.0
  */
 AIPLAT_API void aiplat_log_set_callback(aiplat_log_fn fn, void *user_data);
 
-/** Write one record with no extra fields. */
+/**
+ * Write one record with no extra fields.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_log(aiplat_log_level level, const char *message);
 
 /**
@@ -82,6 +97,7 @@ AIPLAT_API void aiplat_log(aiplat_log_level level, const char *message);
  * i < @p n_fields. A NULL value is written as JSON null. Keys are copied
  * into the record verbatim after JSON escaping; reserved names (`ts`,
  * `level`, `service`, `msg`) are prefixed with `field.`.
+ * @since 1.0
  */
 AIPLAT_API void aiplat_log_fields(aiplat_log_level level, const char *message,
                                   const char *const *keys,
@@ -91,11 +107,15 @@ AIPLAT_API void aiplat_log_fields(aiplat_log_level level, const char *message,
  * Attach request context to every record logged on the calling thread
  * until cleared: `request_id` and `trace_id` fields. NULL clears each.
  * The service framework sets these around each handler call.
+ * @since 1.0
  */
 AIPLAT_API void aiplat_log_set_thread_context(const char *request_id,
                                               const char *trace_id);
 
-/** True when a key's value would be redacted in a record. */
+/**
+ * True when a key's value would be redacted in a record.
+ * @since 1.0
+ */
 AIPLAT_API bool aiplat_log_key_is_secret(const char *key);
 
 #ifdef __cplusplus

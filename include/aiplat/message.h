@@ -113,6 +113,7 @@ typedef enum aiplat_msg_json_flags {
  * Ownership: the caller owns @p *out; free it with aiplat_msg_destroy().
  * Errors: ::AIPLAT_ERR_INVALID_ARGUMENT (NULL @p out, unknown type),
  * ::AIPLAT_ERR_NO_MEMORY.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_msg_create(aiplat_msg **out,
                                            aiplat_msg_type type);
@@ -121,6 +122,7 @@ AIPLAT_API aiplat_status aiplat_msg_create(aiplat_msg **out,
  * Create an empty message of the type named @p type_name: its full name
  * ("aiplat.messages.v1.ChatRequest") or its short name ("ChatRequest").
  * Errors: ::AIPLAT_ERR_NOT_FOUND for a name that is not a v1 type.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_msg_create_by_name(aiplat_msg **out,
                                                    const char *type_name);
@@ -129,12 +131,14 @@ AIPLAT_API aiplat_status aiplat_msg_create_by_name(aiplat_msg **out,
  * Destroy a top-level message with all its children; every pointer
  * borrowed from it becomes invalid. NULL is a no-op, and so is a child
  * handle (children are released with their top-level message).
+ * @since 1.0
  */
 AIPLAT_API void aiplat_msg_destroy(aiplat_msg *m);
 
 /**
  * A deep copy of @p m (top-level or child) as a new top-level message,
  * including fields unknown to this version. Free it with aiplat_msg_destroy().
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_msg_copy(aiplat_msg **out, aiplat_msg *m);
 
@@ -142,31 +146,43 @@ AIPLAT_API aiplat_status aiplat_msg_copy(aiplat_msg **out, aiplat_msg *m);
  * Copy the detail of the last failure on @p m (or a child) into @p buf
  * (NUL-terminated, truncated to @p buflen - 1) and return its status;
  * ::AIPLAT_OK and "" when nothing failed.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_msg_last_error(aiplat_msg *m, char *buf,
                                                size_t buflen);
 
 /* ---- types and introspection --------------------------------------------- */
 
-/** The type of @p m; ::AIPLAT_MSG_INVALID for NULL. */
+/**
+ * The type of @p m; ::AIPLAT_MSG_INVALID for NULL.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_msg_type aiplat_msg_get_type(aiplat_msg *m);
 
 /** The full protobuf name of @p type ("aiplat.messages.v1.ChatRequest");
- *  static; NULL for a number that is not a type. */
+ *  static; NULL for a number that is not a type.
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_msg_type_name(aiplat_msg_type type);
 
 /**
  * The type whose full or short name is @p name.
  * Errors: ::AIPLAT_ERR_NOT_FOUND (and @p *out = ::AIPLAT_MSG_INVALID).
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_msg_type_by_name(const char *name,
                                                  aiplat_msg_type *out);
 
-/** The number of fields of @p type (0 for an invalid type). */
+/**
+ * The number of fields of @p type (0 for an invalid type).
+ * @since 1.0
+ */
 AIPLAT_API size_t aiplat_msg_type_field_count(aiplat_msg_type type);
 
 /** The name of field @p index (0-based, in field-number order) of @p type;
- *  static; NULL when out of range. */
+ *  static; NULL when out of range.
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_msg_type_field_name(aiplat_msg_type type,
                                                   size_t index);
 
@@ -176,6 +192,7 @@ AIPLAT_API const char *aiplat_msg_type_field_name(aiplat_msg_type type,
  * for a map); @p message_type: for ::AIPLAT_FIELD_MESSAGE, the type of the
  * child, else ::AIPLAT_MSG_INVALID; @p number: the field number.
  * Errors: ::AIPLAT_ERR_INVALID_ARGUMENT (no such type or field).
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_msg_field_info(
     aiplat_msg_type type, const char *field, aiplat_field_kind *kind,
@@ -190,12 +207,14 @@ AIPLAT_API aiplat_status aiplat_msg_field_info(
  * differs from its default, which is what gets encoded. For repeated and
  * map fields: whether they have elements. False also for an unknown field
  * name, which is recorded as ::AIPLAT_ERR_INVALID_ARGUMENT in @p m.
+ * @since 1.0
  */
 AIPLAT_API bool aiplat_msg_has(aiplat_msg *m, const char *field);
 
 /**
  * Make @p field absent: the default value, no element. Borrowed strings,
  * bytes and child handles taken from the field become invalid.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_msg_clear_field(aiplat_msg *m,
                                                 const char *field);
@@ -205,6 +224,7 @@ AIPLAT_API aiplat_status aiplat_msg_clear_field(aiplat_msg *m,
 /**
  * Read a string field: @p *out is its UTF-8 text, never NULL ("" when
  * absent). Borrowed (see the file comment).
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_msg_get_string(aiplat_msg *m, const char *field,
                                                const char **out);
@@ -213,24 +233,30 @@ AIPLAT_API aiplat_status aiplat_msg_get_string(aiplat_msg *m, const char *field,
  * Set a string field to a copy of @p value (NUL-terminated).
  * Errors: ::AIPLAT_ERR_INVALID_ARGUMENT for NULL or invalid UTF-8 (the wire
  * format requires UTF-8; other implementations reject the message).
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_msg_set_string(aiplat_msg *m, const char *field,
                                                const char *value);
 
 /**
  * Read a bytes field: @p *data (borrowed, NULL when empty) and @p *len.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_msg_get_bytes(aiplat_msg *m, const char *field,
                                               const uint8_t **data,
                                               size_t *len);
 
-/** Set a bytes field to a copy of @p len bytes at @p data (NULL if 0). */
+/**
+ * Set a bytes field to a copy of @p len bytes at @p data (NULL if 0).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_msg_set_bytes(aiplat_msg *m, const char *field,
                                               const uint8_t *data, size_t len);
 
 /**
  * Read an integer or enum field. A uint64 field whose value exceeds
  * INT64_MAX fails with ::AIPLAT_ERR_INVALID_ARGUMENT (use get_uint64).
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_msg_get_int64(aiplat_msg *m, const char *field,
                                               int64_t *out);
@@ -240,31 +266,50 @@ AIPLAT_API aiplat_status aiplat_msg_get_int64(aiplat_msg *m, const char *field,
  * (int32: -2^31..2^31-1, unsigned: >= 0, ...), else
  * ::AIPLAT_ERR_INVALID_ARGUMENT. Enum fields accept any int32 (numbers a
  * newer schema may define).
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_msg_set_int64(aiplat_msg *m, const char *field,
                                               int64_t value);
 
-/** Read an unsigned field (or a signed one holding a value >= 0). */
+/**
+ * Read an unsigned field (or a signed one holding a value >= 0).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_msg_get_uint64(aiplat_msg *m, const char *field,
                                                uint64_t *out);
 
-/** Set an unsigned or signed integer field; the value must fit. */
+/**
+ * Set an unsigned or signed integer field; the value must fit.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_msg_set_uint64(aiplat_msg *m, const char *field,
                                                uint64_t value);
 
-/** Read a double or float field. */
+/**
+ * Read a double or float field.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_msg_get_double(aiplat_msg *m, const char *field,
                                                double *out);
 
-/** Set a double or float field (NaN and infinities are allowed). */
+/**
+ * Set a double or float field (NaN and infinities are allowed).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_msg_set_double(aiplat_msg *m, const char *field,
                                                double value);
 
-/** Read a bool field (`enable_rag` reads true when absent). */
+/**
+ * Read a bool field (`enable_rag` reads true when absent).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_msg_get_bool(aiplat_msg *m, const char *field,
                                              bool *out);
 
-/** Set a bool field; `enable_rag` becomes present even when false. */
+/**
+ * Set a bool field; `enable_rag` becomes present even when false.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_msg_set_bool(aiplat_msg *m, const char *field,
                                              bool value);
 
@@ -274,6 +319,7 @@ AIPLAT_API aiplat_status aiplat_msg_set_bool(aiplat_msg *m, const char *field,
  * The child message in single message field @p field, or @p *child = NULL
  * when it is absent (the call does not create it). Borrowed: valid until
  * the field is cleared or the top-level message destroyed; never destroy it.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_msg_get_message(aiplat_msg *m,
                                                 const char *field,
@@ -282,6 +328,7 @@ AIPLAT_API aiplat_status aiplat_msg_get_message(aiplat_msg *m,
 /**
  * The child message in @p field, created empty (and so made present) when
  * absent. Borrowed, as aiplat_msg_get_message().
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_msg_mutable_message(aiplat_msg *m,
                                                     const char *field,
@@ -289,7 +336,10 @@ AIPLAT_API aiplat_status aiplat_msg_mutable_message(aiplat_msg *m,
 
 /* ---- repeated messages and maps ------------------------------------------ */
 
-/** The number of elements of a repeated or map field. */
+/**
+ * The number of elements of a repeated or map field.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_msg_count(aiplat_msg *m, const char *field,
                                           size_t *out);
 
@@ -298,44 +348,60 @@ AIPLAT_API aiplat_status aiplat_msg_count(aiplat_msg *m, const char *field,
  * removed, the field is cleared or the top-level message destroyed (adding
  * elements does not invalidate it).
  * Errors: ::AIPLAT_ERR_NOT_FOUND when @p index >= the count.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_msg_get_item(aiplat_msg *m, const char *field,
                                              size_t index, aiplat_msg **child);
 
 /** Append an empty element to a repeated message field; @p *child is it,
- *  borrowed. */
+ *  borrowed.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_msg_add_item(aiplat_msg *m, const char *field,
                                              aiplat_msg **child);
 
 /** Remove element @p index of a repeated message field; later elements move
- *  down by one and their handles stay valid. */
+ *  down by one and their handles stay valid.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_msg_remove_item(aiplat_msg *m,
                                                 const char *field,
                                                 size_t index);
 
 /** The key of entry @p index (0-based, in insertion or wire order) of a
- *  map field; borrowed. ::AIPLAT_ERR_NOT_FOUND when out of range. */
+ *  map field; borrowed. ::AIPLAT_ERR_NOT_FOUND when out of range.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_msg_map_key(aiplat_msg *m, const char *field,
                                             size_t index, const char **key);
 
-/** The value of entry @p index of a map field; borrowed. */
+/**
+ * The value of entry @p index of a map field; borrowed.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_msg_map_value(aiplat_msg *m, const char *field,
                                               size_t index, const char **value);
 
 /**
  * The value for @p key in a map field; borrowed.
  * Errors: ::AIPLAT_ERR_NOT_FOUND (and @p *value = NULL) when there is none.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_msg_map_get(aiplat_msg *m, const char *field,
                                             const char *key,
                                             const char **value);
 
 /** Set @p key to @p value in a map field (both copied, both UTF-8);
- *  replaces an existing entry in place, else appends. */
+ *  replaces an existing entry in place, else appends.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_msg_map_set(aiplat_msg *m, const char *field,
                                             const char *key, const char *value);
 
-/** Remove @p key from a map field. ::AIPLAT_ERR_NOT_FOUND when absent. */
+/**
+ * Remove @p key from a map field. ::AIPLAT_ERR_NOT_FOUND when absent.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_msg_map_remove(aiplat_msg *m, const char *field,
                                                const char *key);
 
@@ -346,11 +412,15 @@ AIPLAT_API aiplat_status aiplat_msg_map_remove(aiplat_msg *m, const char *field,
  * field-number order, then fields unknown to this version as they arrived.
  * @p *out is allocated (even for an empty message, @p *len = 0) and freed
  * with aiplat_free().
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_msg_encode(aiplat_msg *m, uint8_t **out,
                                            size_t *len);
 
-/** The number of bytes aiplat_msg_encode() would produce. */
+/**
+ * The number of bytes aiplat_msg_encode() would produce.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_msg_encoded_size(aiplat_msg *m, size_t *out);
 
 /**
@@ -365,13 +435,16 @@ AIPLAT_API aiplat_status aiplat_msg_encoded_size(aiplat_msg *m, size_t *out);
  * @p type: truncated, a malformed varint or tag, a field with the wrong wire
  * type, a length past the end, a string that is not UTF-8 or contains a NUL
  * byte, protobuf groups.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_msg_decode(aiplat_msg **out,
                                            aiplat_msg_type type,
                                            const uint8_t *data, size_t len);
 
 /** aiplat_msg_decode() with an explicit size limit @p max_size (bytes, at
- *  least 1; above 2^31 - 1 the protobuf limit applies). */
+ *  least 1; above 2^31 - 1 the protobuf limit applies).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_msg_decode_max(aiplat_msg **out,
                                                aiplat_msg_type type,
                                                const uint8_t *data, size_t len,
@@ -387,11 +460,14 @@ AIPLAT_API aiplat_status aiplat_msg_decode_max(aiplat_msg **out,
  * JSON numbers, NaN and infinities are "NaN", "Infinity", "-Infinity".
  * Protobuf JSON parsers in other languages read it. @p *out is
  * NUL-terminated, freed with aiplat_free().
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_msg_to_json(aiplat_msg *m, char **out);
 
 /** aiplat_msg_to_json() with ::aiplat_msg_json_flags. With
- *  ::AIPLAT_MSG_JSON_ELIDE_BYTES the output is for people, not parsers. */
+ *  ::AIPLAT_MSG_JSON_ELIDE_BYTES the output is for people, not parsers.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_msg_to_json_flags(aiplat_msg *m, uint32_t flags,
                                                   char **out);
 
@@ -404,6 +480,7 @@ AIPLAT_API aiplat_status aiplat_msg_to_json_flags(aiplat_msg *m, uint32_t flags,
  * Errors: ::AIPLAT_ERR_DECODE (not JSON, an unknown field, a value of the
  * wrong type or out of range; the message names the field),
  * ::AIPLAT_ERR_TOO_LARGE (over 2 * ::AIPLAT_MSG_MAX_SIZE bytes).
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_msg_from_json(aiplat_msg **out,
                                               aiplat_msg_type type,

@@ -100,6 +100,7 @@ typedef enum aiplat_pipeline_phase {
  * invalid setting that is present (a malformed ARGO_URL, an unreadable
  * ARGO_TOKEN_FILE) is ::AIPLAT_ERR_CONFIG naming the variable. @p cfg is
  * only read during the call. Free the handle with aiplat_pipeline_destroy().
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_pipeline_create(aiplat_pipeline **out,
                                                 aiplat_config *cfg);
@@ -108,13 +109,20 @@ AIPLAT_API aiplat_status aiplat_pipeline_create(aiplat_pipeline **out,
  * Stop every request of the handle in progress, now and later: they
  * return ::AIPLAT_ERR_CANCELLED. Any thread; the handle stays valid until
  * destroyed. NULL is a no-op.
+ * @since 1.0
  */
 AIPLAT_API void aiplat_pipeline_close(aiplat_pipeline *p);
 
-/** Destroy a handle (no call may be in progress on it). NULL is a no-op. */
+/**
+ * Destroy a handle (no call may be in progress on it). NULL is a no-op.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_pipeline_destroy(aiplat_pipeline *p);
 
-/** True when @p engine's URL is configured in this handle. */
+/**
+ * True when @p engine's URL is configured in this handle.
+ * @since 1.0
+ */
 AIPLAT_API bool aiplat_pipeline_engine_configured(
     aiplat_pipeline *p, aiplat_pipeline_engine engine);
 
@@ -134,6 +142,7 @@ AIPLAT_API bool aiplat_pipeline_engine_configured(
  * The submit request is sent once, never retried: a retry after an
  * answer that was lost could start the run twice. (For Kubeflow the
  * pipeline lookup before it is a read, retried like one.)
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_pipeline_submit(
     aiplat_pipeline *p, aiplat_pipeline_engine engine, const char *pipeline,
@@ -148,6 +157,7 @@ AIPLAT_API aiplat_status aiplat_pipeline_submit(
  * gets the phase. When @p msg is not NULL, the engine's message about the
  * run (why it failed, mostly; often empty) is copied there, always
  * NUL-terminated and cut at @p msglen - 1 bytes.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_pipeline_status(
     aiplat_pipeline *p, aiplat_pipeline_engine engine, const char *run_id,
@@ -159,11 +169,16 @@ AIPLAT_API aiplat_status aiplat_pipeline_status(
 typedef struct aiplat_pipeline_options aiplat_pipeline_options;
 
 /** Options that keep every default (ARGO_NAMESPACE, the latest version).
- * Free with aiplat_pipeline_options_destroy(). */
+ * Free with aiplat_pipeline_options_destroy().
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_pipeline_options_create(
     aiplat_pipeline_options **out);
 
-/** Destroy options. NULL is a no-op. */
+/**
+ * Destroy options. NULL is a no-op.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_pipeline_options_destroy(
     aiplat_pipeline_options *options);
 
@@ -172,6 +187,7 @@ AIPLAT_API void aiplat_pipeline_options_destroy(
  * Kubeflow's namespace the pipeline is looked up in. Must be a Kubernetes
  * DNS label (else ::AIPLAT_ERR_INVALID_ARGUMENT); NULL or "" restores the
  * default (ARGO_NAMESPACE; none for Kubeflow).
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_pipeline_options_set_namespace(
     aiplat_pipeline_options *options, const char *ns);
@@ -184,6 +200,7 @@ AIPLAT_API aiplat_status aiplat_pipeline_options_set_namespace(
  * with a version is ::AIPLAT_ERR_INVALID_ARGUMENT and nothing is sent
  * (name the versioned template itself as the pipeline). Status calls
  * ignore it.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_pipeline_options_set_version(
     aiplat_pipeline_options *options, const char *version);
@@ -213,6 +230,7 @@ typedef void (*aiplat_pipeline_submit_done_fn)(aiplat_status status,
  * or timed out after it was sent, the run may have started all the same.
  * On an error return nothing is called back and the handle's last error
  * has the detail.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_pipeline_submit_async(
     aiplat_pipeline *p, aiplat_pipeline_engine engine, const char *pipeline,
@@ -240,19 +258,29 @@ typedef void (*aiplat_pipeline_status_done_fn)(aiplat_status status,
  * @p options (may be NULL: ARGO_NAMESPACE; ignored for Kubeflow). @p call
  * (may be NULL) carries the deadline and the cancel switch and must
  * outlive the call. On an error return nothing is called back.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_pipeline_status_async(
     aiplat_pipeline *p, aiplat_pipeline_engine engine, const char *run_id,
     const aiplat_pipeline_options *options, aiplat_call *call,
     aiplat_pipeline_status_done_fn done, void *user_data);
 
-/** True for the phases a run never leaves (SUCCEEDED to SKIPPED). */
+/**
+ * True for the phases a run never leaves (SUCCEEDED to SKIPPED).
+ * @since 1.0
+ */
 AIPLAT_API bool aiplat_pipeline_phase_is_terminal(aiplat_pipeline_phase phase);
 
-/** "pending", "running", ... ("unknown" for values out of range); static. */
+/**
+ * "pending", "running", ... ("unknown" for values out of range); static.
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_pipeline_phase_str(aiplat_pipeline_phase phase);
 
-/** "argo" or "kubeflow" (NULL for values out of range); static. */
+/**
+ * "argo" or "kubeflow" (NULL for values out of range); static.
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_pipeline_engine_str(
     aiplat_pipeline_engine engine);
 
@@ -263,6 +291,7 @@ AIPLAT_API const char *aiplat_pipeline_engine_str(
  * "Cancelled"; Kubeflow's ERROR is "FAILED", UNKNOWN
  * "RUNTIME_STATE_UNSPECIFIED", Argo's UNKNOWN ""). Static; NULL for an
  * unknown engine.
+ * @since 1.0
  */
 AIPLAT_API const char *aiplat_pipeline_phase_engine_str(
     aiplat_pipeline_engine engine, aiplat_pipeline_phase phase);
@@ -273,12 +302,16 @@ AIPLAT_API const char *aiplat_pipeline_phase_engine_str(
  * Parse an engine name as a PipelineTrigger carries it: "argo" or
  * "kubeflow" (also "kfp"), any case. Anything else is
  * ::AIPLAT_ERR_INVALID_ARGUMENT.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_pipeline_engine_parse(
     const char *name, aiplat_pipeline_engine *out);
 /* clang-format on */
 
-/** Copy the detail of the handle's last failure into @p buf. */
+/**
+ * Copy the detail of the handle's last failure into @p buf.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_pipeline_last_error(aiplat_pipeline *p,
                                                     char *buf, size_t buflen);
 
@@ -323,6 +356,8 @@ typedef struct aiplat_pipeline_endpoint aiplat_pipeline_endpoint;
  * destroyed afterwards. No request is sent. Errors: ::AIPLAT_ERR_CONFIG
  * naming the variable (detail in the thread's last error). Free with
  * aiplat_pipeline_endpoint_destroy().
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_pipeline_endpoint_create(
     aiplat_pipeline_endpoint **out, aiplat_config *cfg);
@@ -332,6 +367,8 @@ AIPLAT_API aiplat_status aiplat_pipeline_endpoint_create(
  * on (`ai.pipeline.status.{runId}`; borrowed: it must stay valid until
  * aiplat_pipeline_endpoint_close()). Without one, events are logged and
  * dropped. Thread: any.
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_pipeline_endpoint_set_bus(
     aiplat_pipeline_endpoint *ep, aiplat_bus *bus);
@@ -344,6 +381,8 @@ AIPLAT_API aiplat_status aiplat_pipeline_endpoint_set_bus(
  * every 200 ms) when a request finds the engine unreachable, or reachable
  * while marked down. The checks never block. Once per endpoint
  * (::AIPLAT_ERR_EXISTS). The endpoint must outlive @p health's checks.
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_pipeline_endpoint_add_checks(
     aiplat_pipeline_endpoint *ep, aiplat_health *health);
@@ -354,6 +393,8 @@ AIPLAT_API aiplat_status aiplat_pipeline_endpoint_add_checks(
  * that the bus may be destroyed. Queries of runs the endpoint knows still
  * answer. Call it after aiplat_service_run() returns. Idempotent; NULL is
  * a no-op.
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API void aiplat_pipeline_endpoint_close(aiplat_pipeline_endpoint *ep);
 
@@ -361,6 +402,8 @@ AIPLAT_API void aiplat_pipeline_endpoint_close(aiplat_pipeline_endpoint *ep);
  * Close (aiplat_pipeline_endpoint_close()), stop the probes and free. No
  * request may be running on the endpoint, and the health handle holding
  * its checks must be destroyed first. NULL is a no-op.
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API void aiplat_pipeline_endpoint_destroy(aiplat_pipeline_endpoint *ep);
 
@@ -380,6 +423,8 @@ AIPLAT_API void aiplat_pipeline_endpoint_destroy(aiplat_pipeline_endpoint *ep);
  * terminal phase (`terminal` set; a run lost to NOT_FOUND or AUTH, or to
  * 10 minutes of failed polls, ends with `error` set). Engine failures are
  * the reply's `error` (NOT_FOUND, AUTH, ... with the engine's message).
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_pipeline_handle_trigger(aiplat_request *req,
                                                         void *user_data);
@@ -392,6 +437,8 @@ AIPLAT_API aiplat_status aiplat_pipeline_handle_trigger(aiplat_request *req,
  * or among the last 256 finished) is answered from memory, any other is
  * asked of the engines (the one named, else each configured one in turn).
  * No such run is ::AIPLAT_ERR_NOT_FOUND.
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_pipeline_handle_query(aiplat_request *req,
                                                       void *user_data);

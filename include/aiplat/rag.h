@@ -96,6 +96,7 @@ typedef enum aiplat_rag_ingest_outcome {
  * `RAG_CANDIDATES`, `RAG_MIN_SCORE`, `RAG_CONTEXT_CHARS`. Nothing is sent
  * to a server yet. A bad setting is ::AIPLAT_ERR_CONFIG naming it. Free
  * with aiplat_rag_destroy().
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_rag_create(aiplat_rag **out,
                                            aiplat_config *cfg);
@@ -106,38 +107,60 @@ AIPLAT_API aiplat_status aiplat_rag_create(aiplat_rag **out,
  * outlive the handle and are not destroyed with it. The store and the
  * `RAG_*` settings come from @p cfg (NULL: the environment) as in
  * aiplat_rag_create(); `EMBEDDINGS_MODEL` from it enters the passage ids.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_rag_create_with(aiplat_rag **out,
                                                 aiplat_config *cfg,
                                                 aiplat_embeddings *embeddings,
                                                 aiplat_reranker *reranker);
 
-/** Destroy a handle; no call may be running on it. NULL is a no-op. */
+/**
+ * Destroy a handle; no call may be running on it. NULL is a no-op.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_rag_destroy(aiplat_rag *rag);
 
-/** Copy the detail of the handle's last failure into @p buf. */
+/**
+ * Copy the detail of the handle's last failure into @p buf.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_rag_last_error(aiplat_rag *rag, char *buf,
                                                size_t buflen);
 
-/** The store's backend: "local" or "milvus" (static text; "" for NULL). */
+/**
+ * The store's backend: "local" or "milvus" (static text; "" for NULL).
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_rag_store_backend(const aiplat_rag *rag);
 
-/** True when the handle has a reranker and reranking is on. */
+/**
+ * True when the handle has a reranker and reranking is on.
+ * @since 1.0
+ */
 AIPLAT_API bool aiplat_rag_reranks(aiplat_rag *rag);
 
-/** Passages a query returns, 1 to 16383 (`RAG_TOP_K`). */
+/**
+ * Passages a query returns, 1 to 16383 (`RAG_TOP_K`).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_rag_set_top_k(aiplat_rag *rag, size_t k);
 
 /** Candidates fetched from the store before reranking, 1 to 16383
- * (`RAG_CANDIDATES`); a query fetches at least its k. */
+ * (`RAG_CANDIDATES`); a query fetches at least its k.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_rag_set_candidates(aiplat_rag *rag, size_t n);
 
 /** The lowest score a returned passage may have (`RAG_MIN_SCORE`); a
- * finite number. */
+ * finite number.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_rag_set_min_score(aiplat_rag *rag, double min);
 
 /** The context budget in bytes of UTF-8, 16 to 16777216
- * (`RAG_CONTEXT_CHARS`). */
+ * (`RAG_CONTEXT_CHARS`).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_rag_set_context_chars(aiplat_rag *rag,
                                                       size_t chars);
 
@@ -145,19 +168,24 @@ AIPLAT_API aiplat_status aiplat_rag_set_context_chars(aiplat_rag *rag,
  * default 800) with about @p overlap bytes shared by consecutive passages
  * of a paragraph (less than half of @p chunk_chars, default 100).
  * Changing them changes the passages, so the next ingest of a source
- * replaces it. */
+ * replaces it.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_rag_set_chunking(aiplat_rag *rag,
                                                  size_t chunk_chars,
                                                  size_t overlap);
 
 /** Turn reranking off or back on (on needs a reranker:
- * ::AIPLAT_ERR_STATE otherwise). */
+ * ::AIPLAT_ERR_STATE otherwise).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_rag_set_rerank(aiplat_rag *rag, bool enabled);
 
 /**
  * The passages that best answer @p question (UTF-8, not empty), with the
  * handle's settings. On success *@p out is a new result list (possibly
  * empty), freed with aiplat_rag_results_destroy(); NULL on failure.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_rag_query(aiplat_rag *rag, const char *question,
                                           aiplat_rag_results **out);
@@ -165,6 +193,7 @@ AIPLAT_API aiplat_status aiplat_rag_query(aiplat_rag *rag, const char *question,
 /**
  * As aiplat_rag_query() with per-call overrides: @p top_k passages (0: the
  * handle's), only from @p source (exact match; NULL: every source).
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_rag_query_filtered(aiplat_rag *rag,
                                                    const char *question,
@@ -203,6 +232,7 @@ typedef void (*aiplat_rag_done_fn)(aiplat_status status, const char *message,
  * when its wait does. It must outlive the query (destroy it in or after
  * @p done). @p rag must outlive the query too. On an error return nothing
  * is called back and aiplat_rag_last_error() has the detail.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_rag_query_async(aiplat_rag *rag,
                                                 const char *question,
@@ -216,41 +246,68 @@ AIPLAT_API aiplat_status aiplat_rag_query_async(aiplat_rag *rag,
  * Query and format the context in one call, with the handle's budget. On
  * success *@p out is a NUL-terminated string ("" when nothing was found),
  * freed with aiplat_free().
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_rag_context(aiplat_rag *rag,
                                             const char *question, char **out);
 
-/** Destroy a result list. NULL is a no-op. */
+/**
+ * Destroy a result list. NULL is a no-op.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_rag_results_destroy(aiplat_rag_results *r);
 
-/** Number of passages (0 for NULL). */
+/**
+ * Number of passages (0 for NULL).
+ * @since 1.0
+ */
 AIPLAT_API size_t aiplat_rag_results_count(const aiplat_rag_results *r);
 
-/** True when a reranker ordered these results (then scores are its). */
+/**
+ * True when a reranker ordered these results (then scores are its).
+ * @since 1.0
+ */
 AIPLAT_API bool aiplat_rag_results_reranked(const aiplat_rag_results *r);
 
 /** Passage @p i's id, or NULL when @p i >= count. Borrowed: valid until
- * the list is destroyed (as are text, source and metadata). */
+ * the list is destroyed (as are text, source and metadata).
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_rag_results_id(const aiplat_rag_results *r,
                                              size_t i);
 
-/** Passage @p i's text, or NULL when @p i >= count. */
+/**
+ * Passage @p i's text, or NULL when @p i >= count.
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_rag_results_text(const aiplat_rag_results *r,
                                                size_t i);
 
-/** Passage @p i's source (a file name, a URL), or NULL when out of range. */
+/**
+ * Passage @p i's source (a file name, a URL), or NULL when out of range.
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_rag_results_source(const aiplat_rag_results *r,
                                                  size_t i);
 
-/** Passage @p i's metadata as a JSON object ("{}" when none), or NULL. */
+/**
+ * Passage @p i's metadata as a JSON object ("{}" when none), or NULL.
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_rag_results_metadata(const aiplat_rag_results *r,
                                                    size_t i);
 
-/** Passage @p i's score (see the file comment); 0 when out of range. */
+/**
+ * Passage @p i's score (see the file comment); 0 when out of range.
+ * @since 1.0
+ */
 AIPLAT_API double aiplat_rag_results_score(const aiplat_rag_results *r,
                                            size_t i);
 
-/** Passage @p i's cosine similarity to the question; 0 when out of range. */
+/**
+ * Passage @p i's cosine similarity to the question; 0 when out of range.
+ * @since 1.0
+ */
 AIPLAT_API double aiplat_rag_results_vector_score(const aiplat_rag_results *r,
                                                   size_t i);
 
@@ -258,6 +315,7 @@ AIPLAT_API double aiplat_rag_results_vector_score(const aiplat_rag_results *r,
  * Format the results as prompt context within @p max_chars bytes (16 to
  * 16777216; see the file comment). On success *@p out is a NUL-terminated
  * string ("" for no results), freed with aiplat_free().
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_rag_results_context(const aiplat_rag_results *r,
                                                     size_t max_chars,
@@ -272,6 +330,7 @@ AIPLAT_API aiplat_status aiplat_rag_results_context(const aiplat_rag_results *r,
  * passages, @p outcome (may be NULL) what was done. Takes the local
  * store's writer lock on first use (::AIPLAT_ERR_UNAVAILABLE while another
  * process holds it).
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_rag_ingest(aiplat_rag *rag, const char *source,
                                            const char *text, size_t len,
@@ -286,6 +345,7 @@ AIPLAT_API aiplat_status aiplat_rag_ingest(aiplat_rag *rag, const char *source,
  * (`# Title`) becomes the metadata {"title": "Title"}. A file that is not
  * UTF-8 text (NUL bytes, invalid sequences) is ::AIPLAT_ERR_INVALID_ARGUMENT;
  * a missing one ::AIPLAT_ERR_NOT_FOUND.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_rag_ingest_file(
     aiplat_rag *rag, const char *path, const char *source, size_t *chunks,
@@ -293,11 +353,16 @@ AIPLAT_API aiplat_status aiplat_rag_ingest_file(
 /* clang-format on */
 
 /** Remove every passage of @p source (exact match). Removing a source
- * that is not stored succeeds. */
+ * that is not stored succeeds.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_rag_delete_source(aiplat_rag *rag,
                                                   const char *source);
 
-/** The number of passages in the store. */
+/**
+ * The number of passages in the store.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_rag_count(aiplat_rag *rag, uint64_t *out);
 
 #ifdef __cplusplus

@@ -48,51 +48,88 @@ typedef enum aiplat_reranker_api {
  * (required: unset is ::AIPLAT_ERR_CONFIG), `RERANKER_MODEL`,
  * `RERANKER_API_KEY`, `RERANKER_API` (`auto`, `cohere`, `tei`), `HTTP_*`.
  * Free with aiplat_reranker_destroy().
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_reranker_create(aiplat_reranker **out,
                                                 aiplat_config *cfg);
 
-/** Destroy a client; no call may be running on it. NULL is a no-op. */
+/**
+ * Destroy a client; no call may be running on it. NULL is a no-op.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_reranker_destroy(aiplat_reranker *c);
 
-/** Set the server URL (copied), with or without a trailing `/v1`. */
+/**
+ * Set the server URL (copied), with or without a trailing `/v1`.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_reranker_set_url(aiplat_reranker *c,
                                                  const char *url);
 
-/** Set the model name (copied; not sent to text-embeddings-inference). */
+/**
+ * Set the model name (copied; not sent to text-embeddings-inference).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_reranker_set_model(aiplat_reranker *c,
                                                    const char *model);
 
-/** Set the bearer token (copied; never logged). NULL or "" removes it. */
+/**
+ * Set the bearer token (copied; never logged). NULL or "" removes it.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_reranker_set_api_key(aiplat_reranker *c,
                                                      const char *key);
 
-/** Total time one call may take, retries and waits included (> 0). */
+/**
+ * Total time one call may take, retries and waits included (> 0).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_reranker_set_timeout_ms(aiplat_reranker *c,
                                                         int64_t ms);
 
-/** Time one connection attempt may take (> 0). */
+/**
+ * Time one connection attempt may take (> 0).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_reranker_set_connect_timeout_ms(
     aiplat_reranker *c, int64_t ms);
 
-/** Extra attempts on retryable failures, 0 to 100. */
+/**
+ * Extra attempts on retryable failures, 0 to 100.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_reranker_set_max_retries(aiplat_reranker *c,
                                                          int retries);
 
-/** Choose the API; AUTO forgets what an earlier call found out. */
+/**
+ * Choose the API; AUTO forgets what an earlier call found out.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_reranker_set_api(aiplat_reranker *c,
                                                  aiplat_reranker_api api);
 
-/** The API in use: the one set, or the one AUTO found (AUTO before). */
+/**
+ * The API in use: the one set, or the one AUTO found (AUTO before).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_reranker_api aiplat_reranker_get_api(aiplat_reranker *c);
 
-/** Readiness probe: `GET /health`, else `GET /v1/models`; no retries. */
+/**
+ * Readiness probe: `GET /health`, else `GET /v1/models`; no retries.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_reranker_health(aiplat_reranker *c);
 
-/** Stop every call on @p c in progress now. Thread: any. */
+/**
+ * Stop every call on @p c in progress now. Thread: any.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_reranker_cancel(aiplat_reranker *c);
 
-/** Copy the detail of the client's last failure into @p buf. */
+/**
+ * Copy the detail of the client's last failure into @p buf.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_reranker_last_error(aiplat_reranker *c,
                                                     char *buf, size_t buflen);
 
@@ -100,6 +137,7 @@ AIPLAT_API aiplat_status aiplat_reranker_last_error(aiplat_reranker *c,
  * Score @p count documents (UTF-8, read not kept) against @p query.
  * @p top_n 0 keeps every document. On success *@p out is a new result
  * (aiplat_reranker_result_destroy()); NULL on failure.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_reranker_rerank(aiplat_reranker *c,
                                                 const char *query,
@@ -107,17 +145,29 @@ AIPLAT_API aiplat_status aiplat_reranker_rerank(aiplat_reranker *c,
                                                 size_t count, size_t top_n,
                                                 aiplat_reranker_result **out);
 
-/** Destroy a result. NULL is a no-op. */
+/**
+ * Destroy a result. NULL is a no-op.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_reranker_result_destroy(aiplat_reranker_result *r);
 
-/** Number of scored documents (<= top_n when it was set). */
+/**
+ * Number of scored documents (<= top_n when it was set).
+ * @since 1.0
+ */
 AIPLAT_API size_t aiplat_reranker_result_count(const aiplat_reranker_result *r);
 
-/** Input position of the @p i-th best document (i < count), else SIZE_MAX. */
+/**
+ * Input position of the @p i-th best document (i < count), else SIZE_MAX.
+ * @since 1.0
+ */
 AIPLAT_API size_t aiplat_reranker_result_index(const aiplat_reranker_result *r,
                                                size_t i);
 
-/** Score of the @p i-th best document (i < count), else 0. */
+/**
+ * Score of the @p i-th best document (i < count), else 0.
+ * @since 1.0
+ */
 AIPLAT_API double aiplat_reranker_result_score(const aiplat_reranker_result *r,
                                                size_t i);
 
@@ -143,6 +193,7 @@ typedef void (*aiplat_reranker_done_fn)(aiplat_status status,
  * made one after the other, as in the blocking form. @p call (may be
  * NULL) carries the deadline and the cancel switch and must outlive the
  * call. On an error return nothing is called back.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_reranker_rerank_async(
     aiplat_reranker *c, const char *query, const char *const *documents,

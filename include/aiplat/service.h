@@ -78,6 +78,7 @@ typedef aiplat_status (*aiplat_handler_fn)(aiplat_request *req,
  * `HEALTH_*` settings; an invalid one is ::AIPLAT_ERR_CONFIG with a
  * message naming it. A NULL @p cfg, an invalid @p name or @p version is
  * ::AIPLAT_ERR_INVALID_ARGUMENT.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_service_create(aiplat_service **out,
                                                aiplat_config *cfg,
@@ -92,14 +93,21 @@ AIPLAT_API aiplat_status aiplat_service_create(aiplat_service **out,
  * to 2 s. Whatever the handlers use (their user_data) must outlive this
  * call. Not from a handler or another callback of the service. NULL is a
  * no-op.
+ * @since 1.0
  */
 AIPLAT_API void aiplat_service_destroy(aiplat_service *svc);
 
-/** Copy the detail of the service's last failure into @p buf. */
+/**
+ * Copy the detail of the service's last failure into @p buf.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_service_last_error(aiplat_service *svc,
                                                    char *buf, size_t buflen);
 
-/** Worker threads (1..1024), before start. Overrides `WORKERS`. */
+/**
+ * Worker threads (1..1024), before start. Overrides `WORKERS`.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_service_set_workers(aiplat_service *svc,
                                                     unsigned workers);
 
@@ -108,16 +116,22 @@ AIPLAT_API aiplat_status aiplat_service_set_workers(aiplat_service *svc,
  * 4096; 1..65536), before start. A core request beyond it gets an
  * immediate ::AIPLAT_ERR_UNAVAILABLE error reply naming the overload; a
  * JetStream endpoint fetches only what it has room for.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_service_set_max_in_flight(aiplat_service *svc,
                                                           int max);
 
 /** Deadline of one request, from its arrival (> 0, at most 7 days),
- *  before start. */
+ *  before start.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_service_set_request_timeout_ms(
     aiplat_service *svc, int64_t timeout_ms);
 
-/** Time in-flight requests get to finish at shutdown (>= 0). */
+/**
+ * Time in-flight requests get to finish at shutdown (>= 0).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_service_set_shutdown_grace_ms(
     aiplat_service *svc, int64_t grace_ms);
 
@@ -127,6 +141,7 @@ AIPLAT_API aiplat_status aiplat_service_set_shutdown_grace_ms(
  * thread, so call it from the main thread before creating other threads.
  * Embedders that own signal handling (an FFI host) set false and call
  * aiplat_service_stop() themselves.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_service_set_handle_signals(aiplat_service *svc,
                                                            bool handle);
@@ -141,6 +156,7 @@ AIPLAT_API aiplat_status aiplat_service_set_handle_signals(aiplat_service *svc,
  *                    ::AIPLAT_MSG_INVALID to hand the raw bytes over
  * @param reply_type  type of replies (used for error replies), or
  *                    ::AIPLAT_MSG_INVALID for raw replies
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_service_add_endpoint(
     aiplat_service *svc, const char *name, const char *subject,
@@ -157,6 +173,7 @@ AIPLAT_API aiplat_status aiplat_service_add_endpoint(
  * @p subject, else aiplat_service_start() fails with ::AIPLAT_ERR_CONFIG
  * naming the stream and both subjects. A missing @p stream is created:
  * @p subject, work-queue retention, no age limit, on file, one replica.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_service_add_js_endpoint(
     aiplat_service *svc, const char *name, const char *stream,
@@ -166,6 +183,7 @@ AIPLAT_API aiplat_status aiplat_service_add_js_endpoint(
 /**
  * Add a readiness check (see aiplat_health_add_check()); "nats" (the
  * connection is up) is always registered. Before or after start.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_service_add_check(aiplat_service *svc,
                                                   const char *name,
@@ -175,6 +193,7 @@ AIPLAT_API aiplat_status aiplat_service_add_check(aiplat_service *svc,
 /**
  * Connect to NATS, start the health server, subscribe the endpoints and
  * the micro protocol subjects. Returns once the service takes requests.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_service_start(aiplat_service *svc);
 
@@ -187,59 +206,105 @@ AIPLAT_API aiplat_status aiplat_service_start(aiplat_service *svc);
  * ::AIPLAT_ERR_TIMEOUT when requests were still running past the grace
  * period, ::AIPLAT_ERR_STATE when the service was stopped before, or the
  * error of aiplat_service_start().
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_service_run(aiplat_service *svc);
 
 /**
  * Ask a running service to shut down; aiplat_service_run() returns after
  * the graceful shutdown. Any thread; idempotent.
+ * @since 1.0
  */
 AIPLAT_API void aiplat_service_stop(aiplat_service *svc);
 
-/** The service's bus (connected after start); borrowed. */
+/**
+ * The service's bus (connected after start); borrowed.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_bus *aiplat_service_bus(aiplat_service *svc);
-/** The service's health server; borrowed. */
+/**
+ * The service's health server; borrowed.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_health *aiplat_service_health(aiplat_service *svc);
-/** The service's configuration (the one given to create); borrowed. */
+/**
+ * The service's configuration (the one given to create); borrowed.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_config *aiplat_service_config(aiplat_service *svc);
-/** The instance id announced by the micro protocol; borrowed. */
+/**
+ * The instance id announced by the micro protocol; borrowed.
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_service_id(aiplat_service *svc);
 
-/** The subject the request arrived on; borrowed while @p req is valid. */
+/**
+ * The subject the request arrived on; borrowed while @p req is valid.
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_request_subject(aiplat_request *req);
-/** The name of the endpoint that received the request. */
+/**
+ * The name of the endpoint that received the request.
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_request_endpoint(aiplat_request *req);
-/** The raw payload; borrowed. @p len may be NULL. */
+/**
+ * The raw payload; borrowed. @p len may be NULL.
+ * @since 1.0
+ */
 AIPLAT_API const uint8_t *aiplat_request_data(aiplat_request *req,
                                               size_t *len);
-/** A header value (first one), or NULL; borrowed. */
+/**
+ * A header value (first one), or NULL; borrowed.
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_request_header(aiplat_request *req,
                                              const char *key);
-/** The decoded request (NULL for raw endpoints); borrowed. */
+/**
+ * The decoded request (NULL for raw endpoints); borrowed.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_msg *aiplat_request_message(aiplat_request *req);
 /**
  * The request id: the message's `request_id` field when it has one,
  * else the `Aiplat-Request-Id` header, else a generated one. Borrowed.
+ * @since 1.0
  */
 AIPLAT_API const char *aiplat_request_id(aiplat_request *req);
-/** The W3C trace id (32 hex), continued from `traceparent` or new. */
+/**
+ * The W3C trace id (32 hex), continued from `traceparent` or new.
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_request_trace_id(aiplat_request *req);
-/** The `traceparent` value for calls made on behalf of this request. */
+/**
+ * The `traceparent` value for calls made on behalf of this request.
+ * @since 1.0
+ */
 AIPLAT_API const char *aiplat_request_traceparent(aiplat_request *req);
-/** Milliseconds left before the request's deadline (<= 0: passed). */
+/**
+ * Milliseconds left before the request's deadline (<= 0: passed).
+ * @since 1.0
+ */
 AIPLAT_API int64_t aiplat_request_time_left_ms(aiplat_request *req);
-/** True when the request has a reply subject (someone waits for it). */
+/**
+ * True when the request has a reply subject (someone waits for it).
+ * @since 1.0
+ */
 AIPLAT_API bool aiplat_request_has_reply(aiplat_request *req);
 
 /**
  * Reply with @p reply (encoded; not taken). Adds `traceparent`. Once per
  * request; ::AIPLAT_ERR_STATE after a reply or failure was sent. Without a
  * reply subject this records success and sends nothing.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_request_respond(aiplat_request *req,
                                                 aiplat_msg *reply);
 
-/** Reply with raw bytes (copied); otherwise as aiplat_request_respond(). */
+/**
+ * Reply with raw bytes (copied); otherwise as aiplat_request_respond().
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_request_respond_bytes(aiplat_request *req,
                                                       const void *data,
                                                       size_t len);
@@ -250,6 +315,7 @@ AIPLAT_API aiplat_status aiplat_request_respond_bytes(aiplat_request *req,
  * `return aiplat_request_fail(req, AIPLAT_ERR_BAD_REQUEST, "empty message");`.
  * ::AIPLAT_OK as @p code is taken as ::AIPLAT_ERR_INTERNAL; after a reply
  * or failure was sent nothing is sent and ::AIPLAT_ERR_STATE is returned.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_request_fail(aiplat_request *req,
                                              aiplat_status code,
@@ -258,6 +324,7 @@ AIPLAT_API aiplat_status aiplat_request_fail(aiplat_request *req,
 /**
  * Publish @p msg (encoded) on @p subject on behalf of the request, with
  * its `traceparent` (e.g. streamed chunks to `ai.chat.response.{id}`).
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_request_publish(aiplat_request *req,
                                                 const char *subject,
@@ -271,6 +338,7 @@ AIPLAT_API aiplat_status aiplat_request_publish(aiplat_request *req,
  * the handler's return value is ignored and the handler must not touch
  * @p req again. Counts against the service's MAX_IN_FLIGHT until complete.
  * ::AIPLAT_ERR_STATE when called twice.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_request_defer(aiplat_request *req);
 
@@ -280,6 +348,7 @@ AIPLAT_API aiplat_status aiplat_request_defer(aiplat_request *req);
  * reply is sent now unless one was (JetStream: nak or term as for a
  * handler's return). @p req is invalid afterwards. ::AIPLAT_ERR_STATE
  * (and nothing done) for a request that was not deferred.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_request_complete(aiplat_request *req,
                                                  aiplat_status status,
@@ -295,11 +364,17 @@ AIPLAT_API aiplat_status aiplat_request_complete(aiplat_request *req,
  */
 typedef void (*aiplat_request_cancel_fn)(aiplat_request *req, void *user_data);
 
-/** Set (or clear, with NULL) the request's cancel callback. */
+/**
+ * Set (or clear, with NULL) the request's cancel callback.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_request_set_cancel_callback(
     aiplat_request *req, aiplat_request_cancel_fn fn, void *user_data);
 
-/** JetStream: tell the server the request is still being worked on. */
+/**
+ * JetStream: tell the server the request is still being worked on.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_request_in_progress(aiplat_request *req);
 
 #ifdef __cplusplus

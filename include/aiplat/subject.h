@@ -39,12 +39,16 @@ extern "C" {
  * ::AIPLAT_OK when valid; ::AIPLAT_ERR_INVALID_ARGUMENT with the reason
  * (empty, too long, a dot, a wildcard, whitespace, a control byte, not
  * UTF-8) otherwise. The message never repeats the token's bytes.
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_subject_token_check(const char *token);
 
 /**
  * Check a subject to publish on: valid tokens, no wildcard.
  * ::AIPLAT_ERR_INVALID_ARGUMENT with the position of the bad token.
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_subject_validate(const char *subject);
 
@@ -52,6 +56,8 @@ AIPLAT_API aiplat_status aiplat_subject_validate(const char *subject);
  * Check a subscription filter: like aiplat_subject_validate(), but a whole
  * token may be `*` (one level) and the last token may be `>` (one or more
  * levels). `*` or `>` inside a longer token is refused.
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_subject_validate_filter(const char *subject);
 
@@ -59,6 +65,8 @@ AIPLAT_API aiplat_status aiplat_subject_validate_filter(const char *subject);
  * Join @p n tokens with dots into a new subject. Every token is checked as
  * by aiplat_subject_token_check(); nothing is written to @p out on failure.
  * @param out receives the subject, to be released with aiplat_free()
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_subject_join(char **out,
                                              const char *const *tokens,
@@ -67,57 +75,97 @@ AIPLAT_API aiplat_status aiplat_subject_join(char **out,
 /**
  * Build `ai.{domain}.{scope}.{action}`; each part is checked as a token.
  * @param out receives the subject, released with aiplat_free()
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_subject_build(char **out, const char *domain,
                                               const char *scope,
                                               const char *action);
 
-/** Build `ai.chat.user.{user_id}.message`; released with aiplat_free(). */
+/**
+ * Build `ai.chat.user.{user_id}.message`; released with aiplat_free().
+ * @since 1.0
+ * @experimental
+ */
 AIPLAT_API aiplat_status aiplat_subject_chat_user_message(char **out,
                                                           const char *user_id);
 
-/** Build `ai.chat.response.{request_id}`; released with aiplat_free(). */
+/**
+ * Build `ai.chat.response.{request_id}`; released with aiplat_free().
+ * @since 1.0
+ * @experimental
+ */
 AIPLAT_API aiplat_status aiplat_subject_chat_response(char **out,
                                                       const char *request_id);
 
-/** Build `ai.voice.user.{user_id}.request`; released with aiplat_free(). */
+/**
+ * Build `ai.voice.user.{user_id}.request`; released with aiplat_free().
+ * @since 1.0
+ * @experimental
+ */
 AIPLAT_API aiplat_status aiplat_subject_voice_user_request(char **out,
                                                            const char *user_id);
 
-/** Build `ai.voice.response.{request_id}`; released with aiplat_free(). */
+/**
+ * Build `ai.voice.response.{request_id}`; released with aiplat_free().
+ * @since 1.0
+ * @experimental
+ */
 AIPLAT_API aiplat_status aiplat_subject_voice_response(char **out,
                                                        const char *request_id);
 
-/** Build `ai.pipeline.status.{run_id}`; released with aiplat_free(). */
+/**
+ * Build `ai.pipeline.status.{run_id}`; released with aiplat_free().
+ * @since 1.0
+ * @experimental
+ */
 AIPLAT_API aiplat_status aiplat_subject_pipeline_status(char **out,
                                                         const char *run_id);
 
-/** The subject `ai.pipeline.trigger`. Static; never NULL, never freed. */
+/**
+ * The subject `ai.pipeline.trigger`. Static; never NULL, never freed.
+ * @since 1.0
+ * @experimental
+ */
 AIPLAT_API const char *aiplat_subject_pipeline_trigger(void);
 
 /**
  * The subject `ai.pipeline.query`: ask pipeline-bridge for the state of a
  * run (request PipelineStatus with `run_id`, reply PipelineStatus;
  * docs/decisions/0017-bridges-and-cli.md). Static; never NULL, never freed.
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API const char *aiplat_subject_pipeline_query(void);
 
 /**
  * The subject `ai.stt.transcribe` of stt-module (TranscribeRequest →
  * TranscribeResponse, request/reply; ADR 0017). Static; never NULL.
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API const char *aiplat_subject_stt_transcribe(void);
 
 /**
  * The subject `ai.tts.synthesize` of tts-module (SynthesizeRequest →
  * SynthesizeResponse, request/reply; ADR 0017). Static; never NULL.
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API const char *aiplat_subject_tts_synthesize(void);
 
-/** The filter `ai.chat.user.*.message` (every user's chat). Static. */
+/**
+ * The filter `ai.chat.user.*.message` (every user's chat). Static.
+ * @since 1.0
+ * @experimental
+ */
 AIPLAT_API const char *aiplat_subject_chat_user_message_filter(void);
 
-/** The filter `ai.voice.user.*.request` (every user's voice). Static. */
+/**
+ * The filter `ai.voice.user.*.request` (every user's voice). Static.
+ * @since 1.0
+ * @experimental
+ */
 AIPLAT_API const char *aiplat_subject_voice_user_request_filter(void);
 
 /**
@@ -126,6 +174,8 @@ AIPLAT_API const char *aiplat_subject_voice_user_request_filter(void);
  * ::AIPLAT_ERR_NOT_FOUND when the subject has fewer tokens;
  * ::AIPLAT_ERR_INVALID_ARGUMENT when @p subject is not a valid subject.
  * @param out receives the token, released with aiplat_free()
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_subject_token_at(char **out,
                                                  const char *subject,

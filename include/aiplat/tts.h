@@ -43,51 +43,94 @@ typedef bool (*aiplat_tts_chunk_fn)(const void *data, size_t len,
  * Create a client from @p cfg (NULL: the environment): `TTS_URL`,
  * `TTS_MODEL`, `TTS_VOICE`, `TTS_API_KEY`, `TTS_FORMAT`, `TTS_SPEED`,
  * `HTTP_*`. Free with aiplat_tts_destroy().
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_tts_create(aiplat_tts **out, aiplat_config *cfg);
 
-/** Destroy a client; no call may be running on it. NULL is a no-op. */
+/**
+ * Destroy a client; no call may be running on it. NULL is a no-op.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_tts_destroy(aiplat_tts *c);
 
-/** Set the server URL (copied), with or without a trailing `/v1`. */
+/**
+ * Set the server URL (copied), with or without a trailing `/v1`.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_tts_set_url(aiplat_tts *c, const char *url);
 
-/** Set the model name (copied). */
+/**
+ * Set the model name (copied).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_tts_set_model(aiplat_tts *c, const char *model);
 
-/** Set the bearer token (copied; never logged). NULL or "" removes it. */
+/**
+ * Set the bearer token (copied; never logged). NULL or "" removes it.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_tts_set_api_key(aiplat_tts *c, const char *key);
 
-/** Total time one call may take, retries and waits included (> 0). */
+/**
+ * Total time one call may take, retries and waits included (> 0).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_tts_set_timeout_ms(aiplat_tts *c, int64_t ms);
 
-/** Time one connection attempt may take (> 0). */
+/**
+ * Time one connection attempt may take (> 0).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_tts_set_connect_timeout_ms(aiplat_tts *c,
                                                            int64_t ms);
 
-/** Longest silence inside a streamed answer; 0: none. */
+/**
+ * Longest silence inside a streamed answer; 0: none.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_tts_set_stream_idle_timeout_ms(aiplat_tts *c,
                                                                int64_t ms);
 
-/** Extra attempts on retryable failures, 0 to 100. */
+/**
+ * Extra attempts on retryable failures, 0 to 100.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_tts_set_max_retries(aiplat_tts *c, int retries);
 
-/** Default voice (copied, non-empty). */
+/**
+ * Default voice (copied, non-empty).
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_tts_set_voice(aiplat_tts *c, const char *voice);
 
-/** Audio format asked for: `wav`, `mp3`, `opus`, `aac`, `flac`, `pcm`. */
+/**
+ * Audio format asked for: `wav`, `mp3`, `opus`, `aac`, `flac`, `pcm`.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_tts_set_format(aiplat_tts *c, const char *format);
 
-/** Speech speed in [0.25, 4.0]. */
+/**
+ * Speech speed in [0.25, 4.0].
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_tts_set_speed(aiplat_tts *c, double speed);
 
-/** Readiness probe: `GET /health`, else `GET /v1/models`; no retries. */
+/**
+ * Readiness probe: `GET /health`, else `GET /v1/models`; no retries.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_tts_health(aiplat_tts *c);
 
-/** Stop every call on @p c in progress now. Thread: any. */
+/**
+ * Stop every call on @p c in progress now. Thread: any.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_tts_cancel(aiplat_tts *c);
 
-/** Copy the detail of the client's last failure into @p buf. */
+/**
+ * Copy the detail of the client's last failure into @p buf.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_tts_last_error(aiplat_tts *c, char *buf,
                                                size_t buflen);
 
@@ -97,6 +140,7 @@ AIPLAT_API aiplat_status aiplat_tts_last_error(aiplat_tts *c, char *buf,
  * *@p len bytes and *@p content_type (free with aiplat_free(); may be
  * passed as NULL when not wanted) the server's type, or `audio/<format>`
  * when it sent none. All outputs are NULL/0 on failure.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_tts_synthesize(aiplat_tts *c, const char *text,
                                                const char *voice, void **audio,
@@ -106,6 +150,7 @@ AIPLAT_API aiplat_status aiplat_tts_synthesize(aiplat_tts *c, const char *text,
  * Like aiplat_tts_synthesize(), but the audio goes to @p fn as it
  * arrives instead of being collected. *@p content_type (may be NULL) is set
  * on success as above.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_tts_synthesize_stream(aiplat_tts *c,
                                                       const char *text,
@@ -125,21 +170,35 @@ AIPLAT_API aiplat_status aiplat_tts_synthesize_stream(aiplat_tts *c,
 typedef struct aiplat_tts_options aiplat_tts_options;
 
 /** Options that keep every setting of the client. Free with
- * aiplat_tts_options_destroy(). */
+ * aiplat_tts_options_destroy().
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_tts_options_create(aiplat_tts_options **out);
 
-/** Destroy options. NULL is a no-op. */
+/**
+ * Destroy options. NULL is a no-op.
+ * @since 1.0
+ */
 AIPLAT_API void aiplat_tts_options_destroy(aiplat_tts_options *options);
 
-/** Voice of this call (copied, non-empty); NULL restores the client's. */
+/**
+ * Voice of this call (copied, non-empty); NULL restores the client's.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_tts_options_set_voice(
     aiplat_tts_options *options, const char *voice);
 
-/** Format of this call (`wav`, `mp3`, ...); NULL restores the client's. */
+/**
+ * Format of this call (`wav`, `mp3`, ...); NULL restores the client's.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_tts_options_set_format(
     aiplat_tts_options *options, const char *format);
 
-/** Speed of this call in [0.25, 4.0]; 0 restores the client's. */
+/**
+ * Speed of this call in [0.25, 4.0]; 0 restores the client's.
+ * @since 1.0
+ */
 AIPLAT_API aiplat_status aiplat_tts_options_set_speed(
     aiplat_tts_options *options, double speed);
 
@@ -170,6 +229,7 @@ typedef void (*aiplat_tts_done_fn)(aiplat_status status, const char *message,
  * returns. @p call (may be NULL) carries the deadline and the cancel
  * switch and must outlive the call. On an error return nothing is called
  * back.
+ * @since 1.0
  */
 AIPLAT_API aiplat_status aiplat_tts_synthesize_async(
     aiplat_tts *c, const char *text, const aiplat_tts_options *options,

@@ -64,17 +64,25 @@ typedef struct aiplat_voice aiplat_voice;
  * request is sent. Errors: ::AIPLAT_ERR_CONFIG naming the
  * variable (detail in the thread's last error). Free with
  * aiplat_voice_destroy().
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_voice_create(aiplat_voice **out,
                                              aiplat_config *cfg);
 
-/** Destroy a pipeline; no request may be running on it. NULL is a no-op. */
+/**
+ * Destroy a pipeline; no request may be running on it. NULL is a no-op.
+ * @since 1.0
+ * @experimental
+ */
 AIPLAT_API void aiplat_voice_destroy(aiplat_voice *voice);
 
 /**
  * Copy the detail of the pipeline's last failure (a handled request's
  * error) into @p buf. Thread: any; with requests running at once it is one
  * of theirs.
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_voice_last_error(aiplat_voice *voice, char *buf,
                                                  size_t buflen);
@@ -83,6 +91,8 @@ AIPLAT_API aiplat_status aiplat_voice_last_error(aiplat_voice *voice, char *buf,
  * Give the chat pipeline inside a NATS connection for conversation
  * history (borrowed; see aiplat_chat_set_bus()). NULL removes it.
  * Thread: before requests run.
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_voice_set_bus(aiplat_voice *voice,
                                               aiplat_bus *bus);
@@ -94,6 +104,8 @@ AIPLAT_API aiplat_status aiplat_voice_set_bus(aiplat_voice *voice,
  * @p interval_ms (10 .. 86400000) on a thread of its own, failing when a
  * probe takes over 5 s. The pipeline must outlive @p health's checks:
  * destroy the health handle (or the service owning it) first.
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_voice_add_checks(aiplat_voice *voice,
                                                  aiplat_health *health,
@@ -130,6 +142,8 @@ AIPLAT_API aiplat_status aiplat_voice_add_checks(aiplat_voice *voice,
  * pipeline). Every step is bounded by the request's deadline
  * (::AIPLAT_ERR_TIMEOUT) and cancelled when the service stops past its
  * grace period.
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_voice_handle_request(aiplat_request *req,
                                                      void *user_data);
@@ -146,6 +160,8 @@ typedef struct aiplat_stt_endpoint aiplat_stt_endpoint;
  * No request is sent. Errors: ::AIPLAT_ERR_CONFIG naming the variable
  * (detail in the thread's last error). Free with
  * aiplat_stt_endpoint_destroy().
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_stt_endpoint_create(aiplat_stt_endpoint **out,
                                                     aiplat_config *cfg);
@@ -154,6 +170,8 @@ AIPLAT_API aiplat_status aiplat_stt_endpoint_create(aiplat_stt_endpoint **out,
  * Stop the readiness probe and destroy the endpoint; no request may be
  * running on it, and the health handle holding its check must be
  * destroyed first. NULL is a no-op.
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API void aiplat_stt_endpoint_destroy(aiplat_stt_endpoint *ep);
 
@@ -163,6 +181,8 @@ AIPLAT_API void aiplat_stt_endpoint_destroy(aiplat_stt_endpoint *ep);
  * and again within a fraction of a second after a request found the
  * server unreachable (or reachable again while marked down). The check
  * itself never blocks. Once per endpoint.
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_stt_endpoint_add_checks(aiplat_stt_endpoint *ep,
                                                         aiplat_health *health);
@@ -181,6 +201,8 @@ AIPLAT_API aiplat_status aiplat_stt_endpoint_add_checks(aiplat_stt_endpoint *ep,
  * the client's status and words. The checks run on the calling thread;
  * the call runs on the library's event loop thread, whose completion
  * replies (the request is deferred).
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_stt_handle_request(aiplat_request *req,
                                                    void *user_data);
@@ -196,11 +218,17 @@ typedef struct aiplat_tts_endpoint aiplat_tts_endpoint;
  * a request. Values are
  * copied. No request is sent. Errors: ::AIPLAT_ERR_CONFIG naming the
  * variable. Free with aiplat_tts_endpoint_destroy().
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_tts_endpoint_create(aiplat_tts_endpoint **out,
                                                     aiplat_config *cfg);
 
-/** As aiplat_stt_endpoint_destroy(). NULL is a no-op. */
+/**
+ * As aiplat_stt_endpoint_destroy(). NULL is a no-op.
+ * @since 1.0
+ * @experimental
+ */
 AIPLAT_API void aiplat_tts_endpoint_destroy(aiplat_tts_endpoint *ep);
 
 /**
@@ -209,11 +237,17 @@ AIPLAT_API void aiplat_tts_endpoint_destroy(aiplat_tts_endpoint *ep);
  * server's max_payload is refused with a reason instead of a failed
  * publish. Without one, the size is not checked. Thread: before requests
  * run.
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_tts_endpoint_set_bus(aiplat_tts_endpoint *ep,
                                                      aiplat_bus *bus);
 
-/** Register the readiness check `tts`, as aiplat_stt_endpoint_add_checks(). */
+/**
+ * Register the readiness check `tts`, as aiplat_stt_endpoint_add_checks().
+ * @since 1.0
+ * @experimental
+ */
 AIPLAT_API aiplat_status aiplat_tts_endpoint_add_checks(aiplat_tts_endpoint *ep,
                                                         aiplat_health *health);
 
@@ -229,6 +263,8 @@ AIPLAT_API aiplat_status aiplat_tts_endpoint_add_checks(aiplat_tts_endpoint *ep,
  * content type; audio over the bus's max_payload is ::AIPLAT_ERR_TOO_LARGE.
  * The checks run on the calling thread; the call runs on the library's
  * event loop thread, whose completion replies (the request is deferred).
+ * @since 1.0
+ * @experimental
  */
 AIPLAT_API aiplat_status aiplat_tts_handle_request(aiplat_request *req,
                                                    void *user_data);
