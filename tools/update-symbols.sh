@@ -5,7 +5,7 @@
 # from configure.ac (the release that will first ship them; refused when
 # that version is already tagged). A symbol that
 # disappeared is reported and the file is left alone: that is an ABI break,
-# which `make abi-check` explains.
+# which `make abi-check` explains, unless the symbol was experimental.
 # Usage: tools/update-symbols.sh [path/to/libaiplat.so]   (default build/)
 set -eu
 cd "$(dirname "$0")/.."
@@ -27,6 +27,13 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 if [ -f "$file" ]; then cp "$file" "$tmp/in"; else
   printf '%s %s #MINVER#\n* Build-Depends-Package: libaiplat-dev\n' "$soname" "$pkg" > "$tmp/in"
 fi
+# An experimental function (version node AIPLAT_EXPERIMENTAL, ADR 0004) may
+# go in any release: its line goes with it, and it is not an ABI break.
+nm -D --defined-only "$lib" | awk '{ n = $3; if ($2 == "A") n = n "@" n; sub(/@@/, "@", n); print n }' | sort -u > "$tmp/exported"
+awk -v list="$tmp/exported" 'BEGIN { while ((getline l < list) > 0) have[l] = 1 }
+  $1 ~ /@AIPLAT_EXPERIMENTAL$/ && !($1 in have) { print "update-symbols: experimental " $1 " is gone: dropped" > "/dev/stderr"; next }
+  { print }' "$tmp/in" > "$tmp/in.kept"
+mv "$tmp/in.kept" "$tmp/in"
 # dpkg-gensymbols wants the library inside a package tree.
 mkdir -p "$tmp/pkg/usr/lib"
 cp "$(readlink -f "$lib")" "$tmp/pkg/usr/lib/"
