@@ -8,7 +8,8 @@
 #   - a stable function is marked @experimental;
 #   - a function is declared but not named in lib/libaiplat.vers (here: a
 #     declaration the library does not export);
-# and pass on the headers as they are.
+# and pass on the headers as they are. Then README.md's list of what is
+# stable and what is experimental must match the headers.
 set -eu
 src=$(cd "${top_srcdir:-$(dirname "$0")/..}" && pwd)
 build=$(cd "${top_builddir:-$src}" && pwd)
@@ -66,5 +67,41 @@ case_ "declared, not in the version script" fail \
  * @since 1.1\
  */\
 AIPLAT_API void aiplat_tiers_probe(void);' common.h "-aiplat_tiers_probe"
+# The README's list of the tiers is the headers' (section "API stability"):
+# each header is named there, and the experimental table names exactly the
+# functions marked @experimental (a whole header, or names and name*
+# patterns).
+sect=$(sed -n '/^## API stability$/,/^## /p' "$src/README.md")
+[ -n "$sect" ] || { echo "FAIL: README.md has no section 'API stability'" >&2; exit 1; }
+fns_of() { grep -h '^AIPLAT_API' "$src/include/aiplat/$1" | sed -n 's/.*[ *]\(aiplat_[A-Za-z0-9_]*\)(.*/\1/p'; }
+for h in "$src"/include/aiplat/*.h; do
+  x=${h##*/}
+  [ "$x" = aiplat.h ] && continue
+  printf '%s\n' "$sect" | grep -q "\`aiplat/$x\`" || { echo "FAIL: README 'API stability' does not name aiplat/$x" >&2; fails=$((fails + 1)); }
+done
+printf '%s\n' "$sect" | sed -n '/^\*\*Experimental\*\*/,/^Types/p' | grep '^| `aiplat/' > "$tmp/rows" || true
+: > "$tmp/listed"
+while IFS= read -r row; do
+  x=$(printf '%s\n' "$row" | sed -n 's/^| `aiplat\/\([^`]*\)`.*/\1/p')
+  if printf '%s\n' "$row" | grep -q '| every function'; then
+    fns_of "$x" >> "$tmp/listed"
+  else
+    for pat in $(printf '%s\n' "$row" | grep -o '`aiplat_[A-Za-z0-9_*]*`' | tr -d '`'); do
+      fns_of "$x" | while read -r f; do
+        # shellcheck disable=SC2254
+        case $f in $pat) echo "$f" ;; esac
+      done >> "$tmp/listed"
+    done
+  fi
+done < "$tmp/rows"
+sort -u "$tmp/listed" -o "$tmp/listed"
+awk '/^ \* @experimental/ { e = 1 } /^AIPLAT_API/ { if (e) print; e = 0 } /^\/\*\*/ { e = 0 }' \
+  "$src"/include/aiplat/*.h | sed -n 's/.*[ *]\(aiplat_[A-Za-z0-9_]*\)(.*/\1/p' | sort -u > "$tmp/marked"
+if ! diff -u "$tmp/listed" "$tmp/marked" > "$tmp/readme.diff"; then
+  echo "FAIL: README's experimental list and the @experimental functions differ (- README only, + headers only):" >&2
+  sed 's/^/    /' "$tmp/readme.diff" >&2; fails=$((fails + 1))
+else
+  echo "ok: README's experimental list names the $(wc -l < "$tmp/marked") @experimental functions"
+fi
 [ "$fails" -eq 0 ] || { echo "check-api-tiers: $fails case(s) wrong" >&2; exit 1; }
 echo "check-api-tiers: check-exports fails every tier mistake tried"
