@@ -2,8 +2,12 @@
 # The ABI guard can fail (docs/decisions/0013-debian-packaging-and-abi.md).
 # In a throwaway copy of the tree, built with -g, `make abi-check` against
 # the stored baseline abi/<SONAME>.abi:
-#   - passes on the tree as it is, and with a function added and an
-#     enumerator appended;
+#   - passes on the tree as it is, and with a function added in a new
+#     version node (AIPLAT_1.1) and an enumerator appended;
+#   - fails with a function added to the node the baseline records
+#     (AIPLAT_1.0 is closed);
+#   - passes, listing them, an experimental function changed and one
+#     removed (version node AIPLAT_EXPERIMENTAL, outside the promise);
 #   - passes with a member added to a private struct (behind a handle);
 #   - fails with a function removed, a parameter type changed, a parameter
 #     added, a return type changed, a callback type changed, an
@@ -65,11 +69,40 @@ edit() { file=$1; shift; for e in "$@"; do sed -i -e "$e" "$s/$file"; done; }
 
 expect pass "unchanged tree"
 
-edit include/aiplat/common.h 's|^AIPLAT_API void aiplat_cleanup(void);|&\n/** Probe. */\nAIPLAT_API int aiplat_abi_probe_added(void);|' \
+edit include/aiplat/common.h 's|^AIPLAT_API void aiplat_cleanup(void);|&\n/** Probe.\n * @since 1.1\n */\nAIPLAT_API int aiplat_abi_probe_added(void);|' \
   's|AIPLAT_ERR_INTERNAL = 23 |AIPLAT_ERR_INTERNAL = 23, AIPLAT_ERR_ABI_PROBE = 24 |'
 printf '\nAIPLAT_API int aiplat_abi_probe_added(void) { return 1; }\n' >> "$s/lib/core.c"
+printf '\nAIPLAT_1.1 {\n  global:\n    aiplat_abi_probe_added;\n} AIPLAT_1.0;\n' >> "$s/lib/libaiplat.vers"
 grep -q AIPLAT_ERR_ABI_PROBE "$s/include/aiplat/common.h" || { echo "check-abi: enum edit did not apply" >&2; exit 1; }
-expect pass "function added, enumerator appended"
+expect pass "function added in AIPLAT_1.1, enumerator appended"
+grep -q 'added: .*aiplat_abi_probe_added' "$log" \
+  || { echo "FAIL: the added function is not listed" >&2; sed 's/^/    /' "$log" >&2; fails=$((fails + 1)); }
+restore
+
+# A released node is closed: the same function in AIPLAT_1.0 fails.
+edit include/aiplat/common.h 's|^AIPLAT_API void aiplat_cleanup(void);|&\n/** Probe.\n * @since 1.0\n */\nAIPLAT_API int aiplat_abi_probe_added(void);|'
+printf '\nAIPLAT_API int aiplat_abi_probe_added(void) { return 1; }\n' >> "$s/lib/core.c"
+edit lib/libaiplat.vers 's|^    aiplat_cleanup;|&\n    aiplat_abi_probe_added;|'
+grep -q 'aiplat_abi_probe_added;' "$s/lib/libaiplat.vers" || { echo "check-abi: version script edit did not apply" >&2; exit 1; }
+expect fail "function added to the released node AIPLAT_1.0"
+grep -q 'aiplat_abi_probe_added in AIPLAT_1.0' "$log" \
+  || { echo "FAIL: the message does not name the function and its node" >&2; sed 's/^/    /' "$log" >&2; fails=$((fails + 1)); }
+restore
+
+# The experimental tier may change: a parameter type and a removal pass,
+# and are listed.
+edit include/aiplat/subject.h 's/aiplat_subject_token_check(const char \*token)/aiplat_subject_token_check(const char *token, int strict)/'
+edit lib/subject.c 's/^AIPLAT_API aiplat_status aiplat_subject_token_check(const char \*token)/AIPLAT_API aiplat_status aiplat_subject_token_check(const char *token, int strict)/'
+for f in $(grep -rl 'aiplat_subject_token_check(' "$s/lib" | grep -v '/subject[.]c$'); do
+  sed -i 's/aiplat_subject_token_check(\([^,()]*\))/aiplat_subject_token_check(\1, 0)/g' "$f"
+done
+sed -i 's/aiplat_subject_token_check(\([^,()]*\))/aiplat_subject_token_check(\1, 0)/g' "$s/lib/subject.c"
+edit include/aiplat/voice.h '/aiplat_voice_last_error(/,/;/d'
+edit lib/libaiplat.vers '/aiplat_voice_last_error;/d'
+grep -q 'int strict' "$s/lib/subject.c" || { echo "check-abi: experimental edit did not apply" >&2; exit 1; }
+expect pass "experimental function changed and one removed"
+grep -q 'experimental interfaces changed' "$log" && grep -q 'aiplat_voice_last_error' "$log" \
+  || { echo "FAIL: the experimental changes are not listed" >&2; sed 's/^/    /' "$log" >&2; fails=$((fails + 1)); }
 restore
 
 # The structs behind the opaque handles are private: their layout may change.
@@ -81,7 +114,8 @@ restore
 # Removed: the declaration and the export go; the library's own callers use
 # a renamed internal function.
 edit include/aiplat/common.h '/aiplat_error_clear(void);/d'
-for f in $(grep -rl 'aiplat_error_clear' "$s/lib"); do
+edit lib/libaiplat.vers '/^    aiplat_error_clear;/d'
+for f in $(grep -rl 'aiplat_error_clear' "$s/lib" --include='*.[ch]'); do
   sed -i -e 's/^AIPLAT_API void aiplat_error_clear(void)/void aip_probe_error_clear(void)/' \
     -e 's/aiplat_error_clear()/aip_probe_error_clear()/' -e '1i void aip_probe_error_clear(void);' "$f"
 done

@@ -12,7 +12,11 @@
 # check: the library is compared with DIR/<its SONAME>.abi by abidiff.
 #   Added functions and appended enumerators pass. A removed function, a
 #   changed signature (parameter or return type, arity) or a changed
-#   enumerator value fails. When no baseline exists for the library's SONAME
+#   enumerator value fails. Functions in the version node AIPLAT_EXPERIMENTAL
+#   are outside the promise (ADR 0004): their changes are listed, not
+#   judged. A stable function added to a node the baseline already records
+#   fails: a released node is closed, new functions go into a new node
+#   AIPLAT_X.Y. When no baseline exists for the library's SONAME
 #   but one exists for another SONAME, the SONAME was changed on purpose:
 #   the differences are shown and the check passes. No baseline at all fails.
 # baseline: writes DIR/<SONAME>.abi. It refuses to overwrite a baseline the
@@ -86,15 +90,35 @@ verdict() {
   else echo compatible
   fi
 }
-# Compare a baseline with the library: added symbols and harmless changes
-# (appended enumerators) are not reported, everything else is.
+# The experimental tier (ADR 0004): its functions may change or go.
+cat > "$tmp/experimental.supp" <<'EOF'
+[suppress_function]
+  symbol_version = AIPLAT_EXPERIMENTAL
+EOF
+# Compare a baseline with the library: added symbols, harmless changes
+# (appended enumerators) and the experimental tier are not reported,
+# everything else is. The experimental tier's own changes land in
+# $tmp/experimental.
 compare() {
   set +e
   # shellcheck disable=SC2086
-  "$ABIDIFF" --no-added-syms $HD2 "$1" "$lib" > "$tmp/report" 2>&1
+  "$ABIDIFF" --no-added-syms --suppressions "$tmp/experimental.supp" $HD2 "$1" "$lib" > "$tmp/report" 2>&1
   rc=$?
+  # shellcheck disable=SC2086
+  "$ABIDIFF" --no-added-syms $HD2 "$1" "$lib" 2>/dev/null \
+    | grep -E "^ +\[[A-Z]\] .*@@?AIPLAT_EXPERIMENTAL\}" > "$tmp/experimental" || true
   set -e
   verdict "$rc"
+}
+# Stable functions added to a node the baseline already has (a released
+# node is closed): "name node" lines.
+closed_node_additions() {
+  sed -n "s/.*<elf-symbol name='\([^']*\)' version='\([^']*\)'.*type='func-type'.*/\1 \2/p" "$1" | sort > "$tmp/base.syms"
+  awk '{ print $2 }' "$tmp/base.syms" | grep -v '^AIPLAT_EXPERIMENTAL$' | sort -u > "$tmp/base.nodes"
+  LC_ALL=C nm -D --defined-only "$lib" | awk '$2 == "T" { split($3, p, "@@"); print p[1], p[2] }' | sort > "$tmp/lib.syms"
+  comm -13 "$tmp/base.syms" "$tmp/lib.syms" | awk -v nodes="$tmp/base.nodes" '
+    BEGIN { while ((getline n < nodes) > 0) closed[n] = 1 }
+    ($2 in closed) { print }'
 }
 arch_of() {
   sed -n "1,3s/.*<abi-corpus [^>]*architecture='\([^']*\)'.*/\1/p" "$1" | head -n 1
@@ -126,6 +150,19 @@ check)
     exit 0
   fi
   v=$(compare "$target")
+  if [ -s "$tmp/experimental" ]; then
+    echo "$me: experimental interfaces changed (AIPLAT_EXPERIMENTAL, outside the ABI promise):"
+    sed 's/^ */  /' "$tmp/experimental"
+  fi
+  if [ "$v" = compatible ]; then
+    late=$(closed_node_additions "$target")
+    if [ -n "$late" ]; then
+      echo "$me: functions added to a version node that $target already records:" >&2
+      printf '%s\n' "$late" | sed 's/^\([^ ]*\) \(.*\)/  \1 in \2/' >&2
+      echo "$me: a released node is closed: put a new function in the node of the next release (AIPLAT_X.Y in lib/libaiplat.vers, @since X.Y)" >&2
+      exit 1
+    fi
+  fi
   case $v in
   compatible)
     # Additions are fine; say what they are so a reviewer sees them.
