@@ -272,13 +272,15 @@ AIPLAT_API aiplat_status aiplat_pipeline_status_async(
 AIPLAT_API bool aiplat_pipeline_phase_is_terminal(aiplat_pipeline_phase phase);
 
 /**
- * "pending", "running", ... ("unknown" for values out of range); static.
+ * The name of a phase: "pending", "running", ... ("unknown" for values
+ * out of range); static.
  * @since 1.0
  */
 AIPLAT_API const char *aiplat_pipeline_phase_str(aiplat_pipeline_phase phase);
 
 /**
- * "argo" or "kubeflow" (NULL for values out of range); static.
+ * The name of an engine: "argo" or "kubeflow" (NULL for values out of
+ * range); static.
  * @since 1.0
  */
 AIPLAT_API const char *aiplat_pipeline_engine_str(
