@@ -102,6 +102,7 @@ edit lib/libaiplat.vers '/aiplat_voice_last_error;/d'
 grep -q 'int strict' "$s/lib/subject.c" || { echo "check-abi: experimental edit did not apply" >&2; exit 1; }
 expect pass "experimental function changed and one removed"
 grep -q 'experimental interfaces changed' "$log" && grep -q 'aiplat_voice_last_error' "$log" \
+  && grep -q 'aiplat_subject_token_check' "$log" \
   || { echo "FAIL: the experimental changes are not listed" >&2; sed 's/^/    /' "$log" >&2; fails=$((fails + 1)); }
 restore
 

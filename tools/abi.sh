@@ -106,7 +106,10 @@ compare() {
   rc=$?
   # shellcheck disable=SC2086
   "$ABIDIFF" --no-added-syms $HD2 "$1" "$lib" 2>/dev/null \
-    | grep -E "^ +\[[A-Z]\] .*@@?AIPLAT_EXPERIMENTAL\}" > "$tmp/experimental" || true
+    | grep -E '^ +\[[A-Z]\] ' > "$tmp/all-changes" || true
+  # What only the suppression hid: the experimental tier's changes.
+  grep -E '^ +\[[A-Z]\] ' "$tmp/report" > "$tmp/stable-changes" || true
+  grep -vxFf "$tmp/stable-changes" "$tmp/all-changes" > "$tmp/experimental" || true
   set -e
   verdict "$rc"
 }
