@@ -46,12 +46,6 @@ def data(value: Buffer | None) -> tuple[bytes | None, int]:
     return value, len(value)
 
 
-@overload
-def dec(value: None) -> None: ...
-@overload
-def dec(value: bytes) -> str: ...
-@overload
-def dec(value: bytes | None) -> str | None: ...
 def dec(value: bytes | None) -> str | None:
     """A C string returned by the library (bytes or None) as str."""
     if value is None:

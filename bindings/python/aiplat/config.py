@@ -123,7 +123,7 @@ def settings() -> list[tuple[str, str | None, str]]:
     """The table of known settings: a list of (name, default, description)."""
     out = []
     for i in range(lib.aiplat_config_setting_count()):
-        out.append((dec(lib.aiplat_config_setting_name(i)),
+        out.append((text(lib.aiplat_config_setting_name(i)),
                     dec(lib.aiplat_config_setting_default(i)),
-                    dec(lib.aiplat_config_setting_description(i))))
+                    text(lib.aiplat_config_setting_description(i))))
     return out
