@@ -322,7 +322,8 @@ class Bus(Closing):
     def __init__(self, config: Config | None = None) -> None:
         self._ptr = ctypes.c_void_p()
         self._thunks: list[Any] = []  # every callback thunk, alive until close()
-        self._children: list[Subscription | KeyValue] = []  # subscriptions and KV handles, closed first
+        # Subscriptions and KV handles, closed first.
+        self._children: list[Subscription | KeyValue] = []
         self._lock = threading.Lock()
         check(lib.aiplat_bus_create(ctypes.byref(self._ptr),
                                     config.handle if config is not None else None))

@@ -12,7 +12,7 @@ A message belongs to one thread at a time.
 import ctypes
 import enum
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from ._lib import lib
