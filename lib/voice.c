@@ -214,11 +214,11 @@ static void finish(voice_call *k, aiplat_status st);
 static void on_heard(aiplat_status st, const char *message,
                      aiplat_stt_result *result, void *ud);
 
-/* The client refusing the audio (unrecognised bytes) is a bad request, as
- * the server's refusal is. */
+/* The transcription failed. Audio the client cannot recognise is
+ * INVALID_ARGUMENT, as stt-module answers it (one rule, audio_format.h);
+ * the server's refusal stays BAD_REQUEST. */
 static aiplat_status heard_fail(voice_call *k, aiplat_status st,
                                 const char *why) {
-  if (st == AIPLAT_ERR_INVALID_ARGUMENT) st = AIPLAT_ERR_BAD_REQUEST;
   return step_fail(k, st, "speech-to-text: ", why);
 }
 
