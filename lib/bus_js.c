@@ -734,7 +734,7 @@ static aiplat_status akv_after_setup(akv_call *k, char *why, size_t whylen) {
  * thread. */
 static void akv_next(akv_call *k) {
   akv_op *op = k->op;
-  char why[AIP_ERRMSG_MAX];
+  char why[AIP_ERRMSG_MAX] = "";
   if (k->st != AIPLAT_OK) {
     akv_op_end(op, k->st, k->why, NULL, 0, 0);
     return;
