@@ -14,6 +14,9 @@
 #include "subject_internal.h"
 #include "otel.h"
 
+/* Spins of nats.c's mutexes before they sleep (see aiplat_bus_create). */
+#define NATS_LOCK_SPIN 0
+
 /* The bus whose event callback runs on this thread, if any. */
 static _Thread_local aiplat_bus *tls_event_bus;
 
@@ -609,6 +612,13 @@ AIPLAT_API aiplat_status aiplat_bus_create(aiplat_bus **out,
     if ((st = aiplat_config_create(&own)) != AIPLAT_OK) goto fail;
     cfg = own;
   }
+  /* nats.c spins up to 2,000 times on a contended mutex before it sleeps:
+   * on a few shared cores the spinning burns the time the lock holder
+   * needs (a subscription's lock is taken by the reader for every message
+   * and by the delivery thread for every message). The count is
+   * process-wide and fixed by the first open: when the process opened
+   * nats.c before, its choice stands. */
+  (void)nats_Open(NATS_LOCK_SPIN);
   if (natsOptions_Create(&bus->opts) != NATS_OK) {
     st = aip_bus_fail_nats(NULL, NATS_NO_MEMORY, 0, "bus: natsOptions_Create");
     goto fail;

@@ -24,7 +24,7 @@
   X(HEALTH_BIND, "0.0.0.0", STR, 0, "IPv4 or IPv6 literal the health server binds to (:: for both families)") \
   X(NATS_SEND_ASAP, "true", BOOL, 0, "send each NATS publish at once instead of batching writes for ~1 ms") \
   X(NATS_RETRY_ON_FAILED_CONNECT, "false", BOOL, 0, "keep trying in the background when no NATS server answers at start") \
-  X(WORKERS, "4", INT, 0, "handler worker threads per service") \
+  X(WORKERS, "1", INT, 0, "delivery threads per endpoint; more only for handlers that block") \
   X(MAX_IN_FLIGHT, "4096", INT, 0, "requests one service process works on at once; more get an overload reply") \
   X(REQUEST_TIMEOUT, "60s", DUR, 0, "deadline of one request inside a service") \
   X(SHUTDOWN_GRACE, "20s", DUR, 0, "time in-flight requests get to finish on SIGTERM") \

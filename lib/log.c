@@ -19,8 +19,18 @@ static void *sink_ud;
 static char *service_name;
 static pthread_mutex_t stderr_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static _Thread_local char *ctx_request_id;
-static _Thread_local char *ctx_trace_id;
+/* A thread's log context, copied in: values up to CTX_INLINE - 1 bytes
+ * (request ids, trace ids) into the thread's own buffer, so that setting
+ * and clearing it around every request allocates nothing; longer ones on
+ * the heap. */
+#define CTX_INLINE 80
+typedef struct ctx_str {
+  char *p; /* NULL, inline or heap */
+  char inline_buf[CTX_INLINE];
+} ctx_str;
+
+static _Thread_local ctx_str ctx_request_id;
+static _Thread_local ctx_str ctx_trace_id;
 static _Thread_local bool in_sink; /* drop records logged from the callback */
 
 AIPLAT_API aiplat_status aiplat_log_level_parse(const char *name,
@@ -99,12 +109,23 @@ AIPLAT_API void aiplat_log_set_callback(aiplat_log_fn fn, void *user_data) {
   pthread_rwlock_unlock(&sink_lock);
 }
 
+static void ctx_set(ctx_str *c, const char *value) {
+  if (c->p != c->inline_buf) free(c->p);
+  c->p = NULL;
+  if (!value) return;
+  size_t n = strlen(value);
+  if (n < sizeof c->inline_buf) {
+    memcpy(c->inline_buf, value, n + 1);
+    c->p = c->inline_buf;
+  } else {
+    c->p = aip_strdup(value); /* NULL when out of memory: no context */
+  }
+}
+
 AIPLAT_API void aiplat_log_set_thread_context(const char *request_id,
                                               const char *trace_id) {
-  free(ctx_request_id);
-  free(ctx_trace_id);
-  ctx_request_id = aip_strdup(request_id);
-  ctx_trace_id = aip_strdup(trace_id);
+  ctx_set(&ctx_request_id, request_id);
+  ctx_set(&ctx_trace_id, trace_id);
 }
 
 static bool contains_ci(const char *hay, const char *needle) {
@@ -164,14 +185,14 @@ static void emit(aiplat_log_level level, const char *msg,
   aip_buf_puts(&b, ",\"msg\":\"");
   if (msg) aip_buf_json_escape(&b, msg, strlen(msg));
   aip_buf_putc(&b, '"');
-  if (ctx_request_id) {
+  if (ctx_request_id.p) {
     aip_buf_puts(&b, ",\"request_id\":\"");
-    aip_buf_json_escape(&b, ctx_request_id, strlen(ctx_request_id));
+    aip_buf_json_escape(&b, ctx_request_id.p, strlen(ctx_request_id.p));
     aip_buf_putc(&b, '"');
   }
-  if (ctx_trace_id) {
+  if (ctx_trace_id.p) {
     aip_buf_puts(&b, ",\"trace_id\":\"");
-    aip_buf_json_escape(&b, ctx_trace_id, strlen(ctx_trace_id));
+    aip_buf_json_escape(&b, ctx_trace_id.p, strlen(ctx_trace_id.p));
     aip_buf_putc(&b, '"');
   }
   for (size_t i = 0; i < n; i++)

@@ -16,6 +16,7 @@
 #include "chunk.h"
 #include "loop.h"
 #include "model_metrics.h"
+#include "otel.h"
 #include "rag_internal.h"
 #include "utf8.h"
 #include "vstore.h"
@@ -418,10 +419,28 @@ typedef struct rquery {
   void *ud;
   aip_retrieval_metrics *metrics; /* when attached (model_metrics.h) */
   int64_t observed_from;
+  aip_span *span, *step; /* "retrieve" and its current step (otel.h) */
   aip_task task; /* nothing to search: the end, posted to the loop */
 } rquery;
 
+/* Start step @name (a child of the query's span) and make it the thread's
+ * current span while the step's call starts, so that the call's own spans
+ * are its children; restore with aip_otel_restore(). */
+static aip_otel_ctx step_enter(rquery *q, const char *name) {
+  aip_otel_ctx prev = aip_otel_enter(q->span);
+  q->step = aip_otel_step_begin(name);
+  aip_otel_enter(q->step);
+  return prev;
+}
+
+static void step_end(rquery *q, aiplat_status st) {
+  aip_otel_end(q->step, st);
+  q->step = NULL;
+}
+
 static void rquery_free(rquery *q) {
+  step_end(q, AIPLAT_ERR_CANCELLED);
+  aip_otel_end(q->span, AIPLAT_ERR_CANCELLED);
   aiplat_embeddings_result_destroy(q->er);
   aiplat_rag_results_destroy(q->r);
   free(q->question);
@@ -442,6 +461,10 @@ static void rquery_end(rquery *q, aiplat_status st, const char *doing,
     q->r = NULL;
   }
   aip_retrieval_observe(q->metrics, q->observed_from, st, r);
+  step_end(q, st);
+  if (q->span) aip_span_set_int(q->span, "aiplat.retrieval.hits", r ? (int64_t)r->n : 0);
+  aip_otel_end(q->span, st);
+  q->span = NULL;
   q->done(st, msg, r, q->ud);
   rquery_free(q);
 }
@@ -473,6 +496,7 @@ static void rquery_select(rquery *q, aiplat_reranker_result *rres) {
 static void on_reranked(aiplat_status st, const char *message,
                         aiplat_reranker_result *rres, void *ud) {
   rquery *q = ud;
+  step_end(q, st);
   if (st) {
     rquery_end(q, st, "reranking", message);
     return;
@@ -485,6 +509,7 @@ static void on_reranked(aiplat_status st, const char *message,
 static void on_searched(aiplat_status st, const char *message, aip_vhit *hits,
                         size_t n, void *ud) {
   rquery *q = ud;
+  step_end(q, st);
   q->r->hits = hits;
   q->nhits = n;
   if (st) {
@@ -506,8 +531,10 @@ static void on_searched(aiplat_status st, const char *message, aip_vhit *hits,
     return;
   }
   for (size_t i = 0; i < n; i++) docs[i] = hits[i].text;
+  aip_otel_ctx prev = step_enter(q, "rerank");
   st = aiplat_reranker_rerank_async(q->rag->rr, q->question, docs, n, n,
                                     q->call, on_reranked, q);
+  aip_otel_restore(prev);
   free(docs); /* copied by the reranker */
   if (st) {
     char msg[AIP_ERRMSG_MAX];
@@ -519,6 +546,7 @@ static void on_searched(aiplat_status st, const char *message, aip_vhit *hits,
 static void on_embedded(aiplat_status st, const char *message,
                         aiplat_embeddings_result *er, void *ud) {
   rquery *q = ud;
+  step_end(q, st);
   q->er = er;
   if (st) {
     rquery_end(q, st, "embedding the question", message);
@@ -533,9 +561,11 @@ static void on_embedded(aiplat_status st, const char *message,
     return;
   }
   aip_vfilter f = {AIP_VMATCH_EXACT, q->source};
+  aip_otel_ctx prev = step_enter(q, "search");
   st = aip_vstore_search_async(q->vs, NULL, aiplat_embeddings_result_vector(er, 0),
                                (uint32_t)dim, q->fetch, q->source ? &f : NULL,
                                q->call, on_searched, q);
+  aip_otel_restore(prev);
   if (st) {
     char msg[AIP_ERRMSG_MAX];
     aiplat_error_last(msg, sizeof msg);
@@ -585,6 +615,7 @@ static aiplat_status query_start(aiplat_rag *rag, const char *question,
   q->ud = ud;
   q->metrics = atomic_load(&rag->metrics);
   q->observed_from = aip_retrieval_start(q->metrics);
+  q->span = aip_otel_step_begin("retrieve"); /* a child of the caller's span */
   if (!vs) { /* no store yet: nothing found, reported on the loop */
     q->task.fn = rquery_posted;
     if ((st = aip_loop_post(&q->task))) {
@@ -594,7 +625,9 @@ static aiplat_status query_start(aiplat_rag *rag, const char *question,
     return AIPLAT_OK;
   }
   const char *texts[1] = {q->question};
+  aip_otel_ctx prev = step_enter(q, "embed");
   st = aiplat_embeddings_embed_async(rag->emb, texts, 1, call, on_embedded, q);
+  aip_otel_restore(prev);
   if (st) {
     char msg[AIP_ERRMSG_MAX];
     aiplat_embeddings_last_error(rag->emb, msg, sizeof msg);

@@ -299,7 +299,10 @@ static void *watch_main(void *arg) {
     for (int i = 0; i < w->n && atomic_load(&w->armed); i++) {
       long code = http_get(w->ports[i], "/ready", body);
       atomic_store(&w->last[i], code);
-      if (code == 503 && !atomic_exchange(&w->saw_503[i], true) && i == 0)
+      if (code == 503) atomic_store(&w->saw_503[i], true);
+      /* the first 503 that names the consumer (another may name NATS while
+       * an instance reconnects) */
+      if (code == 503 && !w->reason[0] && strstr(body, "jetstream.work"))
         snprintf(w->reason, sizeof w->reason, "%s", body);
       if (code == 200 && atomic_load(&w->saw_503[i]) && !atomic_load(&w->back_at[i]))
         atomic_store(&w->back_at[i], now_ms());

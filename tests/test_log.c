@@ -134,6 +134,30 @@ START_TEST(thread_context_fields) {
 }
 END_TEST
 
+/* Context values of any length, replaced in any order, are logged whole:
+ * short and long ids alternate, and one set to the other's value. */
+START_TEST(thread_context_any_length) {
+  char longid[300];
+  memset(longid, 'x', sizeof longid - 1);
+  longid[sizeof longid - 1] = '\0';
+  const char *ids[] = {"short", longid, longid + 220, "s", longid + 1, NULL};
+  for (size_t i = 0; ids[i]; i++) {
+    aiplat_log_set_thread_context(ids[i], ids[i]);
+    aiplat_log(AIPLAT_LOG_INFO, "ctx");
+    json_t *j = parse_last();
+    ck_assert_str_eq(json_string_value(json_object_get(j, "request_id")), ids[i]);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "trace_id")), ids[i]);
+    json_decref(j);
+  }
+  aiplat_log_set_thread_context(longid, NULL);
+  aiplat_log(AIPLAT_LOG_INFO, "half");
+  json_t *j = parse_last();
+  ck_assert_str_eq(json_string_value(json_object_get(j, "request_id")), longid);
+  ck_assert_ptr_null(json_object_get(j, "trace_id"));
+  json_decref(j);
+}
+END_TEST
+
 START_TEST(level_from_environment) {
   TH_SETENV("LOG_LEVEL", "error");
   aiplat_log_reset_level();
@@ -164,6 +188,7 @@ Suite *make_suite(void) {
   tcase_add_test(tc, level_filter);
   tcase_add_test(tc, level_names);
   tcase_add_test(tc, thread_context_fields);
+  tcase_add_test(tc, thread_context_any_length);
   tcase_add_test(tc, level_from_environment);
   suite_add_tcase(s, tc);
   return s;

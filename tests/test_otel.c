@@ -23,6 +23,8 @@
 
 #define TID "4bf92f3577b34da6a3ce929d0e0e4736"
 #define PSID "00f067aa0ba902b7"
+/* the trace of the retrieval test */
+#define TID_RAG "5c0a2f3577b34da6a3ce929d0e0e4737"
 
 static th_nats *nats;
 static bkc_proc B;
@@ -138,9 +140,11 @@ static void start_chat(sp_proc *p, const char *log, const char *endpoint,
 }
 
 /* Ask one question; the reply's status, the time it took in *ms. */
+static bool ask_with_rag; /* retrieval on for the next ask() */
+
 static aiplat_status ask(aiplat_bus *bus, const char *traceparent, int64_t *ms) {
   ct_chat c = ct_chat_init("otel-user", "What is the platform?", NULL);
-  c.enable_rag = 0;
+  c.enable_rag = ask_with_rag ? 1 : 0;
   c.stream = true;
   size_t len = 0;
   uint8_t *buf = ct_chat_bytes(&c, &len);
@@ -168,8 +172,8 @@ static aiplat_status ask(aiplat_bus *bus, const char *traceparent, int64_t *ms) 
   return st;
 }
 
-/* The spans of trace TID the collector decoded so far (new array). */
-static json_t *spans_of_trace(void) {
+/* The spans of trace @tid the collector decoded so far (new array). */
+static json_t *spans_of(const char *tid_wanted) {
   char p[128];
   snprintf(p, sizeof p, "%s/spans.jsonl", dir);
   json_t *out = json_array();
@@ -179,13 +183,15 @@ static json_t *spans_of_trace(void) {
   while (fgets(line, sizeof line, f)) {
     json_t *s = json_loads(line, 0, NULL);
     const char *tid = json_string_value(json_object_get(s, "traceId"));
-    if (tid && strcmp(tid, TID) == 0)
+    if (tid && strcmp(tid, tid_wanted) == 0)
       json_array_append(out, s);
     json_decref(s);
   }
   fclose(f);
   return out;
 }
+
+static json_t *spans_of_trace(void) { return spans_of(TID); }
 
 static json_t *find_span(json_t *spans, const char *name_prefix, int kind) {
   size_t i;
@@ -296,6 +302,72 @@ START_TEST(chat_request_yields_one_trace_with_the_expected_tree) {
 }
 END_TEST
 
+/* Retrieval's steps are spans of the request: "retrieve" under the server
+ * span, "embed" and "search" under it, the embeddings call's own spans
+ * under "embed". */
+START_TEST(retrieval_steps_are_spans_of_the_request) {
+  /* a passage to find, ingested before chat-handler opens the store */
+  aiplat_config *cfg = NULL;
+  char store[160];
+  snprintf(store, sizeof store, "%s/kb.aipvs", dir);
+  ck_assert_int_eq(aiplat_config_create(&cfg), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "EMBEDDINGS_URL", B.base), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "VECTOR_STORE", "local"), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_config_set(cfg, "VECTOR_STORE_PATH", store), AIPLAT_OK);
+  aiplat_rag *rag = NULL;
+  ck_assert_int_eq(aiplat_rag_create(&rag, cfg), AIPLAT_OK);
+  const char *text = "The platform answers questions with retrieval and a language model.";
+  ck_assert_int_eq(aiplat_rag_ingest(rag, "platform.md", text, strlen(text), NULL, NULL, NULL),
+                   AIPLAT_OK);
+  aiplat_rag_destroy(rag);
+  aiplat_config_destroy(cfg);
+
+  sp_proc chat;
+  const char *extra[] = {"OTEL_BSP_SCHEDULE_DELAY=100", NULL};
+  char endpoint[64];
+  snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", collector_port);
+  start_chat(&chat, "chat-rag-trace.log", endpoint, extra);
+  aiplat_bus *bus = ct_bus(th_nats_url(nats));
+  ck_assert_ptr_nonnull(bus);
+  ask_with_rag = true;
+  aiplat_status st = ask(bus, "00-" TID_RAG "-" PSID "-01", NULL);
+  ask_with_rag = false;
+  ck_assert_int_eq(st, AIPLAT_OK);
+
+  json_t *spans = NULL, *server = NULL, *retrieve = NULL, *embed = NULL, *search = NULL;
+  for (int i = 0; i < 100 && !(server && retrieve && embed && search); i++) {
+    json_decref(spans);
+    spans = spans_of(TID_RAG);
+    server = find_span(spans, "process ", 2);
+    retrieve = find_span(spans, "retrieve", 1);
+    embed = find_span(spans, "embed", 1);
+    search = find_span(spans, "search", 1);
+    if (!(server && retrieve && embed && search)) usleep(100000);
+  }
+  ck_assert_msg(server && retrieve && embed && search, "spans of the trace: %s",
+                json_dumps(spans, JSON_COMPACT));
+  ck_assert_str_eq(sfield(retrieve, "parentSpanId"), sfield(server, "spanId"));
+  ck_assert_str_eq(sfield(embed, "parentSpanId"), sfield(retrieve, "spanId"));
+  ck_assert_str_eq(sfield(search, "parentSpanId"), sfield(retrieve, "spanId"));
+  json_t *hits = attr(retrieve, "aiplat.retrieval.hits");
+  ck_assert_msg(json_integer_value(hits) >= 1 || json_real_value(hits) >= 1 ||
+                    (json_is_string(hits) && atoll(json_string_value(hits)) >= 1),
+                "no hits on the retrieve span: %s", json_dumps(retrieve, JSON_COMPACT));
+  /* the embeddings call is under its step */
+  size_t i;
+  json_t *s;
+  bool under_embed = false;
+  json_array_foreach(spans, i, s) {
+    if (strcmp(sfield(s, "parentSpanId") ? sfield(s, "parentSpanId") : "", sfield(embed, "spanId")) == 0)
+      under_embed = true;
+  }
+  ck_assert_msg(under_embed, "no span under the embed step: %s", json_dumps(spans, JSON_COMPACT));
+  json_decref(spans);
+  aiplat_bus_destroy(bus);
+  ck_assert_int_eq(sp_stop(&chat, SIGTERM, 20000), 0);
+}
+END_TEST
+
 /* A metric's value from a /metrics text (-1 when absent). */
 static double metric(const char *text, const char *series) {
   const char *p = text;
@@ -374,6 +446,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_unchecked_fixture(tc, up, down);
   tcase_add_test(tc, chat_request_yields_one_trace_with_the_expected_tree);
+  tcase_add_test(tc, retrieval_steps_are_spans_of_the_request);
   tcase_add_test(tc, collector_down_slow_or_refusing_changes_nothing_for_callers);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

@@ -28,8 +28,8 @@
  * micro protocol headers `Nats-Service-Error` and `Nats-Service-Error-Code`.
  *
  * Threading: handlers run on the endpoint's delivery threads (`WORKERS`
- * subscriptions per endpoint, default 4, each with its own thread); several
- * handlers run at once, each with its own request. A handler that waits on
+ * subscriptions per endpoint, default 1, each with its own thread); handlers
+ * of several endpoints or workers run at once. A handler that waits on
  * a backend should not block: it hands the request over with
  * aiplat_request_defer() and finishes it from the completion of an
  * asynchronous client call (on the library's event loop thread), so that
