@@ -697,7 +697,7 @@ static void sleep_ms(int64_t ms) {
  * the instance that answered it may still be recording its completion (it
  * retries while a leader is elected, and the redelivery comes as soon as
  * the new leader is there), so it is put back once, briefly, and looked up
- * again. */
+ * again, unless it is the last delivery. */
 static aiplat_status answered_before(aiplat_request *req) {
   aiplat_kv *kv = req->ep->svc->completions;
   char key[256];
@@ -710,7 +710,9 @@ static aiplat_status answered_before(aiplat_request *req) {
   aiplat_bus_msg_delivery_count(req->msg, &n);
   if (st == AIPLAT_OK || st == AIPLAT_ERR_NOT_FOUND) {
     aiplat_error_clear();
-    if (st == AIPLAT_ERR_NOT_FOUND && n == 2) return AIPLAT_ERR_STATE;
+    /* Not at the last delivery, which is handled (a limit of 2). */
+    if (st == AIPLAT_ERR_NOT_FOUND && n == 2 && n < (uint64_t)req->ep->max_deliver)
+      return AIPLAT_ERR_STATE;
     return st;
   }
   if (n >= (uint64_t)req->ep->max_deliver) {
