@@ -49,6 +49,41 @@ aiplat_status aip_kv_open(aiplat_kv **out, aiplat_bus *bus, const char *bucket,
                           int64_t ttl_ms, int history, int replicas,
                           int64_t timeout_ms);
 
+/* ---- asynchronous Key-Value (the request/reply form of JetStream KV) --- */
+
+/* A bucket reached without blocking: a get is a JetStream direct get
+ * ($JS.API.DIRECT.GET.KV_<bucket>), a put a publish to $KV.<bucket>.<key>
+ * whose reply is the stream's acknowledgement. The replies of every call
+ * come on one wildcard inbox subscription; deadlines are timers on the
+ * execution core's loop (lib/loop.h). Creating the handle sends nothing;
+ * a get or put that finds no bucket creates it (file storage, one replica,
+ * @ttl_ms max age or none, @history values per key, direct get allowed)
+ * and tries once more. */
+typedef struct aip_akv aip_akv;
+
+/* The end of a call, on the loop thread: AIPLAT_OK with, for a get, the
+ * value in @data (@len bytes, NUL-terminated, the callee's: free()) and
+ * its revision; else @why (borrowed for the call). A get of a key never
+ * written, deleted, purged or expired ends with AIPLAT_ERR_NOT_FOUND. */
+typedef void (*aip_akv_fn)(aiplat_status st, const char *why, void *data,
+                           size_t len, uint64_t revision, void *ud);
+
+/* No server round trip. @bucket is checked (the rules of aiplat_kv_open). */
+aiplat_status aip_akv_create(aip_akv **out, aiplat_bus *bus,
+                             const char *bucket, int64_t ttl_ms, int history);
+/* Ends every call still running with AIPLAT_ERR_CLOSED (on the loop thread)
+ * and waits for them. Not on the loop thread. NULL is a no-op. */
+void aip_akv_destroy(aip_akv *kv);
+/* Start a get or a put bounded by @deadline_ms (aip_now_ms() clock; 0:
+ * five seconds). On AIPLAT_OK @done runs once, later, on the loop thread; on
+ * failure (bad key, value too large, not connected, handle closing) never,
+ * and the thread's record has the detail. @data is copied. Any thread. */
+aiplat_status aip_akv_get(aip_akv *kv, const char *key, int64_t deadline_ms,
+                          aip_akv_fn done, void *ud);
+aiplat_status aip_akv_put(aip_akv *kv, const char *key, const void *data,
+                          size_t len, int64_t deadline_ms, aip_akv_fn done,
+                          void *ud);
+
 /* Subscribe like aiplat_bus_subscribe(), but @fn receives OWNERSHIP of each
  * message: it must call aiplat_bus_msg_destroy() once done, from any thread
  * (typically after a worker answered or acked it). This lets a worker pool

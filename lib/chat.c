@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "call_internal.h"
 #include "chat_internal.h"
 #include "config.h"
 #include "utf8.h"
@@ -417,11 +418,11 @@ aiplat_bus *aip_chat_bus(aiplat_chat *c) {
 
 /* ---- the asynchronous answer ---------------------------------------------
  *
- * The request checks and the history run on the caller's thread; the
- * retrieval's steps (embed, search, rerank) and the LLM call run on the
- * execution core one after the other, all bounded and cancelled by the
- * request's aiplat_call, and the end (history saved, the ChatResponse
- * built) on its loop thread. */
+ * The request checks run on the caller's thread; the history's load, the
+ * retrieval's steps (embed, search, rerank), the LLM call and the history's
+ * save run on the execution core one after the other, all bounded by the
+ * request's aiplat_call (the model calls are cancelled by it too), and the
+ * end (the ChatResponse built) on its loop thread. Nothing waits. */
 
 typedef struct async_answer {
   aiplat_chat *c;
@@ -446,36 +447,57 @@ static void answer_ctx_free(answer_ctx *a) {
   free(a->history_key);
 }
 
+static void async_free(async_answer *x) {
+  answer_ctx_free(&x->a);
+  free(x);
+}
+
+/* The end: the ChatResponse. */
+static void respond(async_answer *x) {
+  char why[AIP_ERRMSG_MAX] = "";
+  aiplat_msg *response = NULL;
+  aiplat_status st = build_response(x->c, &x->a, &response);
+  if (st != AIPLAT_OK) aiplat_error_last(why, sizeof why);
+  x->done(st, why, response, x->ud);
+  async_free(x);
+}
+
+static void history_not_saved(const char *why) {
+  aip_log_kv(AIPLAT_LOG_WARNING, "conversation history not saved", "error",
+             why, NULL);
+  aiplat_error_clear();
+}
+
+/* The turn stored, on the loop thread (a failure is only logged). */
+static void on_saved(aiplat_status st, const char *why, void *ud) {
+  if (st) history_not_saved(why);
+  respond(ud);
+}
+
 static void on_llm_done(aiplat_status st, const char *message,
                         aiplat_llm_result *result, void *ud) {
   async_answer *x = ud;
-  aiplat_chat *c = x->c;
   answer_ctx *a = &x->a;
   a->result = result;
-  char why[AIP_ERRMSG_MAX] = "";
-  aiplat_msg *response = NULL;
   if (st != AIPLAT_OK) {
-    snprintf(why, sizeof why, "%s", message);
-  } else {
-    if (a->history_key) {
-      aiplat_status hs =
-          aip_chat_history_save(c->history, a->history_key, a->turns,
-                                a->n_turns, a->message,
-                                aiplat_llm_result_text(a->result));
-      if (hs != AIPLAT_OK) {
-        char w[AIP_ERRMSG_MAX];
-        aiplat_error_last(w, sizeof w);
-        aip_log_kv(AIPLAT_LOG_WARNING, "conversation history not saved",
-                   "error", w, NULL);
-        aiplat_error_clear();
-      }
-    }
-    st = build_response(c, a, &response);
-    if (st != AIPLAT_OK) aiplat_error_last(why, sizeof why);
+    x->done(st, message, NULL, x->ud);
+    async_free(x);
+    return;
   }
-  x->done(st, why, response, x->ud);
-  answer_ctx_free(a);
-  free(x);
+  if (!a->history_key) {
+    respond(x);
+    return;
+  }
+  st = aip_chat_history_save_async(
+      x->c->history, a->history_key, a->turns, a->n_turns, a->message,
+      aiplat_llm_result_text(a->result), aip_call_deadline_ms(x->call),
+      on_saved, x);
+  if (st) {
+    char why[AIP_ERRMSG_MAX];
+    aiplat_error_last(why, sizeof why);
+    history_not_saved(why);
+    respond(x);
+  }
 }
 
 /* Step 4 and the LLM call. On failure the thread's record has the detail
@@ -510,8 +532,37 @@ static void on_retrieved(aiplat_status st, const char *why,
     aiplat_error_last(msg, sizeof msg);
   }
   x->done(st, msg, NULL, x->ud);
-  answer_ctx_free(a);
-  free(x);
+  async_free(x);
+}
+
+/* Step 3 (the retrieval, when asked for) or straight to step 4. On failure
+ * the thread's record has the detail and nothing runs. */
+static aiplat_status start_prompt(async_answer *x) {
+  aiplat_chat *c = x->c;
+  answer_ctx *a = &x->a;
+  if (!a->enable_rag) return start_llm(x);
+  aiplat_status st = aip_chat_retrieve_async(
+      c->retriever, a->message, (int)a->top_k, (size_t)c->context_chars,
+      x->call, on_retrieved, x);
+  return st ? fail_last(c, st, "retrieval: ") : AIPLAT_OK;
+}
+
+/* The earlier turns, on the loop thread: the prompt next. */
+static void on_history(aiplat_status st, const char *why,
+                       aip_chat_turn *turns, size_t n, void *ud) {
+  async_answer *x = ud;
+  char msg[AIP_ERRMSG_MAX];
+  x->a.turns = turns;
+  x->a.n_turns = n;
+  if (st) {
+    snprintf(msg, sizeof msg, "chat: %s", why);
+    aip_fail(&x->c->err, st, "%s", msg);
+  } else {
+    if ((st = start_prompt(x)) == AIPLAT_OK) return; /* the next step owns x */
+    aiplat_error_last(msg, sizeof msg);
+  }
+  x->done(st, msg, NULL, x->ud);
+  async_free(x);
 }
 
 aiplat_status aip_chat_answer_async(aiplat_chat *c, aiplat_msg *request,
@@ -534,18 +585,19 @@ aiplat_status aip_chat_answer_async(aiplat_chat *c, aiplat_msg *request,
   aiplat_status st = aiplat_llm_request_create(&a->llm_req);
   if (st) st = fail_last(c, st, "chat: ");
   if (!st) st = check_request(c, a);
-  if (!st) st = load_history(c, a);
-  if (!st && a->enable_rag) {
-    st = aip_chat_retrieve_async(c->retriever, a->message, (int)a->top_k,
-                                 (size_t)c->context_chars, call, on_retrieved,
-                                 x);
-    if (!st) return AIPLAT_OK; /* on_retrieved owns x now */
-    st = fail_last(c, st, "retrieval: ");
+  if (!st && c->history && *a->conversation_id) {
+    a->history_key = aip_chat_history_key(a->user_id, a->conversation_id);
+    st = a->history_key
+             ? aip_chat_history_load_async(c->history, a->history_key,
+                                           aip_call_deadline_ms(call),
+                                           on_history, x)
+             : aip_fail(&c->err, AIPLAT_ERR_NO_MEMORY, "chat: out of memory");
+    if (!st) return AIPLAT_OK; /* on_history owns x now */
+    if (a->history_key) st = fail_last(c, st, "chat: ");
   } else if (!st) {
-    if ((st = start_llm(x)) == AIPLAT_OK) return AIPLAT_OK; /* on_llm_done */
+    if ((st = start_prompt(x)) == AIPLAT_OK) return AIPLAT_OK;
   }
   aiplat_error_last(why, whylen);
-  answer_ctx_free(a);
-  free(x);
+  async_free(x);
   return st;
 }

@@ -70,7 +70,31 @@ void aip_chat_history_destroy(aip_chat_history *h);
 /* The Key-Value key of a conversation: base64url(user or "") "."
  * base64url(conversation), malloc'd; NULL when out of memory. */
 char *aip_chat_history_key(const char *user_id, const char *conversation_id);
-/* The turns stored under `key`, oldest first (none when absent). */
+/* The end of an asynchronous load, on the execution core's loop thread:
+ * the turns (the callee's: aip_chat_turns_free()) or the failure in @why
+ * ("history: cannot read: ..."). */
+typedef void (*aip_chat_loaded_fn)(aiplat_status st, const char *why,
+                                   aip_chat_turn *turns, size_t n, void *ud);
+/* The end of an asynchronous save, on the loop thread. */
+typedef void (*aip_chat_saved_fn)(aiplat_status st, const char *why, void *ud);
+/* Load without blocking, bounded by @deadline_ms (aip_now_ms() clock, 0:
+ * the Key-Value default). On AIPLAT_OK @done runs once; on failure never,
+ * and the thread's record has the detail. The bucket is created when
+ * missing. */
+aiplat_status aip_chat_history_load_async(aip_chat_history *h, const char *key,
+                                          int64_t deadline_ms,
+                                          aip_chat_loaded_fn done, void *ud);
+/* Append a turn to `turns` and store the last max_turns of them, without
+ * blocking (@turns and the strings are copied before this returns). */
+aiplat_status aip_chat_history_save_async(aip_chat_history *h, const char *key,
+                                          const aip_chat_turn *turns, size_t n,
+                                          const char *user,
+                                          const char *assistant,
+                                          int64_t deadline_ms,
+                                          aip_chat_saved_fn done, void *ud);
+/* The blocking forms (not on the loop thread), bounded by the thread's
+ * request deadline. The turns stored under `key`, oldest first (none when
+ * absent). */
 aiplat_status aip_chat_history_load(aip_chat_history *h, const char *key,
                                     aip_chat_turn **turns, size_t *n);
 /* Append a turn to `turns` and store the last max_turns of them. */

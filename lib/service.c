@@ -87,7 +87,6 @@ struct aiplat_service {
   aiplat_health *health;
   aiplat_bus_sub *micro_subs[MICRO_VERBS * 3];
   size_t n_micro;
-  struct micro_closures *micro; /* {svc, verb} per verb, for on_micro */
   int64_t started_wall_ms;
   bool started, shut_down;
   atomic_bool stop_requested;
@@ -284,7 +283,7 @@ AIPLAT_API void aiplat_service_destroy(aiplat_service *svc) {
   for (size_t i = 0; i < svc->n_micro; i++) aiplat_bus_sub_destroy(svc->micro_subs[i]);
   for (size_t i = 0; i < svc->n_eps; i++) endpoint_free(svc->eps[i]);
   free(svc->eps);
-  free(svc->micro);
+
   aiplat_kv_destroy(svc->completions);
   aiplat_bus_destroy(svc->bus);
   aiplat_health_destroy(svc->health);
@@ -1142,9 +1141,20 @@ static aip_micro_endpoint *snapshot(aiplat_service *svc) {
   return eps;
 }
 
+/* The verb of a micro protocol subject ($SRV.<VERB>[.name[.id]]), or -1. */
+static int micro_verb(const char *subject) {
+  if (strncmp(subject, "$SRV.", 5) != 0) return -1;
+  const char *v = subject + 5;
+  size_t n = strcspn(v, ".");
+  for (int i = 0; i < MICRO_VERBS; i++)
+    if (strlen(verb_names[i]) == n && strncmp(v, verb_names[i], n) == 0) return i;
+  return -1;
+}
+
 static void on_micro(aiplat_bus_msg *msg, void *closure) {
-  aiplat_service *svc = ((void **)closure)[0];
-  int verb = (int)(intptr_t)((void **)closure)[1];
+  aiplat_service *svc = closure;
+  int verb = micro_verb(aiplat_bus_msg_subject(msg));
+  if (verb < 0) return; /* another verb of the protocol: not ours */
   aip_micro_identity id = {svc->name, svc->id, svc->version, svc->description};
   char *body = NULL;
   aip_micro_endpoint *eps = NULL;
@@ -1258,32 +1268,21 @@ static void on_bus_event(aiplat_bus *bus, aiplat_bus_event event, aiplat_status 
   if (event == AIPLAT_BUS_EVENT_DISCONNECTED) aip_metrics_nats_disconnected(m);
 }
 
-/* closures for the micro subscriptions: {svc, verb} pairs */
-typedef struct micro_closure {
-  void *pair[2];
-} micro_closure;
-
-static aiplat_status subscribe_micro(aiplat_service *svc, micro_closure *mc) {
-  for (int v = 0; v < MICRO_VERBS; v++) {
-    mc[v].pair[0] = svc;
-    mc[v].pair[1] = (void *)(intptr_t)v;
-    char subj[3][256];
-    snprintf(subj[0], sizeof subj[0], "$SRV.%s", verb_names[v]);
-    snprintf(subj[1], sizeof subj[1], "$SRV.%s.%s", verb_names[v], svc->name);
-    snprintf(subj[2], sizeof subj[2], "$SRV.%s.%s.%s", verb_names[v], svc->name, svc->id);
-    for (int k = 0; k < 3; k++) {
-      aiplat_status st = aiplat_bus_subscribe(svc->bus, subj[k], NULL, on_micro, mc[v].pair,
-                                              &svc->micro_subs[svc->n_micro]);
-      if (st != AIPLAT_OK) return st;
-      svc->n_micro++;
-    }
+/* The micro protocol's subjects, the verb a wildcard: three subscriptions
+ * (so three delivery threads in nats.c) serve every verb. */
+static aiplat_status subscribe_micro(aiplat_service *svc) {
+  char subj[3][256];
+  snprintf(subj[0], sizeof subj[0], "$SRV.*");
+  snprintf(subj[1], sizeof subj[1], "$SRV.*.%s", svc->name);
+  snprintf(subj[2], sizeof subj[2], "$SRV.*.%s.%s", svc->name, svc->id);
+  for (int k = 0; k < 3; k++) {
+    aiplat_status st = aiplat_bus_subscribe(svc->bus, subj[k], NULL, on_micro, svc,
+                                            &svc->micro_subs[svc->n_micro]);
+    if (st != AIPLAT_OK) return st;
+    svc->n_micro++;
   }
   return AIPLAT_OK;
 }
-
-struct micro_closures {
-  micro_closure c[MICRO_VERBS];
-};
 
 AIPLAT_API aiplat_status aiplat_service_start(aiplat_service *svc) {
   if (!svc) return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "service: NULL handle");
@@ -1341,13 +1340,7 @@ AIPLAT_API aiplat_status aiplat_service_start(aiplat_service *svc) {
     if (svc->eps[i]->js) st = aiplat_health_add_check(svc->health, check, js_check, svc->eps[i]);
   }
   if (st != AIPLAT_OK) goto fail;
-  struct micro_closures *mc = calloc(1, sizeof *mc);
-  if (!mc) {
-    st = aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "service: out of memory");
-    goto fail;
-  }
-  svc->micro = mc;
-  st = subscribe_micro(svc, mc->c);
+  st = subscribe_micro(svc);
   if (st != AIPLAT_OK) goto fail;
   if (aiplat_bus_flush(svc->bus, 5000) != AIPLAT_OK) aiplat_error_clear();
   svc->started_wall_ms = aip_wall_ms();

@@ -2,13 +2,11 @@
  * answered by the chat pipeline and spoken. Each step reads and fills one
  * voice_call and starts the next from its completion: the handler checks
  * the request and starts the transcription; the model calls run on the
- * execution core; the part of the answer that may still block (the
- * conversation history, retrieval) runs on the pipeline's own threads, so
- * neither a delivery thread nor the loop thread waits on a server. */
+ * execution core, and so do the chat pipeline's steps (history, retrieval,
+ * LLM): the answer starts on the loop thread once the transcript is there,
+ * and neither a delivery thread nor the loop thread waits on a server. */
 #include "aiplat/voice.h"
 
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,13 +30,6 @@ struct aiplat_voice {
   aiplat_stt *stt;
   aiplat_tts *tts;
   aip_err err;
-  /* The threads that start answers, and their queue. */
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  voice_call *head, *tail;
-  bool stop;
-  pthread_t *threads;
-  size_t n_threads;
 };
 
 /* One request on its way through the steps; lives until it completes. */
@@ -47,7 +38,6 @@ struct voice_call {
   aiplat_request *req;
   aiplat_msg *in;
   aiplat_call *call; /* the request's deadline; cancelled at shutdown */
-  voice_call *next;  /* in the queue of answers to start */
   char *subject;     /* ai.voice.response.{request_id}, or NULL */
   char *user;        /* the user of the subject */
   aiplat_stt_result *heard;
@@ -65,29 +55,6 @@ static aiplat_status step_fail(voice_call *k, aiplat_status code,
   k->code = code;
   snprintf(k->why, sizeof k->why, "%s%s", prefix, why);
   return code;
-}
-
-static void *answer_main(void *arg);
-
-/* WORKERS threads start answers (as many as delivery threads would have
- * run them at once before). */
-static aiplat_status start_threads(aiplat_voice *v, aiplat_config *cfg) {
-  int64_t n = 4;
-  aiplat_status st = aiplat_config_get_int(cfg, "WORKERS", 1, 1024, &n);
-  if (st) return st;
-  if (!(v->threads = calloc((size_t)n, sizeof *v->threads)))
-    return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "voice: out of memory");
-  /* The workers never take signals meant for the process. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  for (; v->n_threads < (size_t)n; v->n_threads++)
-    if (pthread_create(&v->threads[v->n_threads], NULL, answer_main, v) != 0) {
-      st = aip_fail(NULL, AIPLAT_ERR_INTERNAL, "voice: cannot start a thread");
-      break;
-    }
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  return st;
 }
 
 /* The answer is spoken in TTS_FORMAT: one of the formats tts-module takes. */
@@ -108,8 +75,6 @@ AIPLAT_API aiplat_status aiplat_voice_create(aiplat_voice **out,
   aiplat_voice *v = calloc(1, sizeof *v);
   if (!v) return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "voice: out of memory");
   aip_err_init(&v->err);
-  pthread_mutex_init(&v->mu, NULL);
-  pthread_cond_init(&v->cv, NULL);
   aiplat_config *own = NULL;
   aiplat_status st = cfg ? AIPLAT_OK : aiplat_config_create(&own);
   if (own) cfg = own;
@@ -117,7 +82,6 @@ AIPLAT_API aiplat_status aiplat_voice_create(aiplat_voice **out,
   if (!st) st = aiplat_chat_create(&v->chat, cfg);
   if (!st) st = aiplat_stt_create(&v->stt, cfg);
   if (!st) st = aiplat_tts_create(&v->tts, cfg);
-  if (!st) st = start_threads(v, cfg);
   aiplat_config_destroy(own);
   if (st) {
     aiplat_voice_destroy(v);
@@ -129,17 +93,9 @@ AIPLAT_API aiplat_status aiplat_voice_create(aiplat_voice **out,
 
 AIPLAT_API void aiplat_voice_destroy(aiplat_voice *v) {
   if (!v) return;
-  pthread_mutex_lock(&v->mu);
-  v->stop = true;
-  pthread_cond_broadcast(&v->cv);
-  pthread_mutex_unlock(&v->mu);
-  for (size_t i = 0; i < v->n_threads; i++) pthread_join(v->threads[i], NULL);
-  free(v->threads);
   aiplat_chat_destroy(v->chat);
   aiplat_stt_destroy(v->stt);
   aiplat_tts_destroy(v->tts);
-  pthread_cond_destroy(&v->cv);
-  pthread_mutex_destroy(&v->mu);
   aip_err_destroy(&v->err);
   free(v);
 }
@@ -214,11 +170,11 @@ static void finish(voice_call *k, aiplat_status st);
 static void on_heard(aiplat_status st, const char *message,
                      aiplat_stt_result *result, void *ud);
 
-/* The client refusing the audio (unrecognised bytes) is a bad request, as
- * the server's refusal is. */
+/* The transcription failed. Audio the client cannot recognise is
+ * INVALID_ARGUMENT, as stt-module answers it (one rule, audio_format.h);
+ * the server's refusal stays BAD_REQUEST. */
 static aiplat_status heard_fail(voice_call *k, aiplat_status st,
                                 const char *why) {
-  if (st == AIPLAT_ERR_INVALID_ARGUMENT) st = AIPLAT_ERR_BAD_REQUEST;
   return step_fail(k, st, "speech-to-text: ", why);
 }
 
@@ -280,12 +236,12 @@ static aiplat_status chat_request(voice_call *k) {
   return AIPLAT_OK;
 }
 
-/* The transcript, on the loop thread: hand the answer to the pipeline's
- * threads. */
+static void step_answer(voice_call *k);
+
+/* The transcript, on the loop thread: start the answer. */
 static void on_heard(aiplat_status st, const char *message,
                      aiplat_stt_result *result, void *ud) {
   voice_call *k = ud;
-  aiplat_voice *v = k->v;
   k->heard = result;
   if (st) {
     finish(k, heard_fail(k, st, message));
@@ -301,22 +257,15 @@ static void on_heard(aiplat_status st, const char *message,
     finish(k, st);
     return;
   }
-  pthread_mutex_lock(&v->mu);
-  if (v->tail)
-    v->tail->next = k;
-  else
-    v->head = k;
-  v->tail = k;
-  pthread_cond_signal(&v->cv);
-  pthread_mutex_unlock(&v->mu);
+  step_answer(k);
 }
 
 static void on_answer(aiplat_status st, const char *why, aiplat_msg *resp,
                       void *ud);
 
-/* Start the chat pipeline's answer, on a thread of the pipeline: the
- * history and the retrieval may block (bounded by the request's deadline);
- * the LLM call runs on the execution core and on_answer continues. */
+/* Start the chat pipeline's answer, on the loop thread: its steps run on
+ * the execution core, bounded by the request's deadline, and on_answer
+ * continues. */
 static void step_answer(voice_call *k) {
   char why[AIP_ERRMSG_MAX];
   if (aiplat_call_cancelled(k->call)) {
@@ -330,23 +279,6 @@ static void step_answer(voice_call *k) {
   aip_thread_deadline_set(0);
   aiplat_error_clear();
   if (st) finish(k, step_fail(k, st, "", why));
-}
-
-static void *answer_main(void *arg) {
-  aiplat_voice *v = arg;
-  pthread_mutex_lock(&v->mu);
-  for (;;) {
-    while (!v->head && !v->stop) pthread_cond_wait(&v->cv, &v->mu);
-    if (!v->head) break;
-    voice_call *k = v->head;
-    v->head = k->next;
-    if (!v->head) v->tail = NULL;
-    pthread_mutex_unlock(&v->mu);
-    step_answer(k);
-    pthread_mutex_lock(&v->mu);
-  }
-  pthread_mutex_unlock(&v->mu);
-  return NULL;
 }
 
 /* The answer without its citation marks ("[2]"), for speaking. */

@@ -4,6 +4,7 @@
  * the backend transfer (the backend sees its client go) and the caller gets
  * TIMEOUT; SIGTERM with requests in flight answers every one. */
 #include <aiplat/aiplat.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chat_internal.h"
 #include "chat_testutil.h"
 #include "harness/backend_harness.h"
 #include "harness/nats_harness.h"
@@ -192,6 +194,83 @@ START_TEST(a_thousand_requests_at_once_with_constant_threads) {
 }
 END_TEST
 
+/* Each request with a conversation of its own: the history is read and
+ * written on the execution core, with no thread added. */
+START_TEST(requests_with_history_at_once_with_constant_threads) {
+  int n = sp_under_valgrind() ? 50 : 200;
+  sp_proc chat;
+  start_chat(&chat, "history", "CHAT_HISTORY_TURNS=2");
+  aiplat_bus *bus = ct_bus(th_nats_url(nats));
+  tally t = {0};
+  aiplat_bus_sub *sub = NULL;
+  ck_assert_int_eq(aiplat_bus_subscribe(bus, "test.inbox.hist.>", NULL, on_reply, &t, &sub),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_bus_flush(bus, 5000), AIPLAT_OK);
+  int before = 0, peak = 0;
+  /* Round 0 first, so every lazily made thread (and the bucket) exists;
+   * round 1 continues the same conversations. */
+  for (int round = 0; round < 3; round++) {
+    int count = round == 0 ? 1 : n;
+    atomic_store(&t.ok, 0);
+    for (int i = 0; i < count; i++) {
+      char rid[48], inbox[64], conv[32];
+      snprintf(rid, sizeof rid, "hist-%d-%d", round, i);
+      snprintf(inbox, sizeof inbox, "test.inbox.hist.%d.%d", round, i);
+      snprintf(conv, sizeof conv, "conv-%d", i);
+      ct_chat c = ct_chat_init("load", "What does the platform use for messaging?", rid);
+      c.enable_rag = false;
+      c.conversation_id = conv;
+      size_t len = 0;
+      uint8_t *buf = ct_chat_bytes(&c, &len);
+      ck_assert_int_eq(aiplat_bus_publish_request(bus, "ai.chat.user.load.message", inbox,
+                                                  buf, len, NULL),
+                       AIPLAT_OK);
+      aiplat_free(buf);
+    }
+    ck_assert_int_eq(aiplat_bus_flush(bus, 10000), AIPLAT_OK);
+    if (round == 0) {
+      for (int i = 0; i < 600 && atomic_load(&t.ok) + atomic_load(&t.errors) < 1; i++)
+        usleep(50000);
+      ck_assert_msg(atomic_load(&t.ok) == 1, "the first request failed: %s", t.first_error);
+      before = peak = threads_of(chat.pid);
+      ck_assert_int_gt(before, 0);
+      continue;
+    }
+    int64_t until = now_ms() + (sp_under_valgrind() ? 240000 : 60000);
+    while (atomic_load(&t.ok) + atomic_load(&t.errors) < n && now_ms() < until) {
+      int th = threads_of(chat.pid);
+      if (th > peak) peak = th;
+      usleep(20000);
+    }
+    ck_assert_msg(atomic_load(&t.ok) == n, "round %d: %d of %d answered, %d errors (first: %s)",
+                  round, atomic_load(&t.ok), n, atomic_load(&t.errors), t.first_error);
+  }
+  ck_assert_msg(peak == before, "threads: %d before, %d with %d requests in flight", before,
+                peak, n);
+  /* Every conversation holds its two turns. */
+  aiplat_kv *kv = NULL;
+  ck_assert_int_eq(aiplat_kv_open(&kv, bus, "chat-history", 0, 1), AIPLAT_OK);
+  for (int i = 0; i < n; i += n / 10) {
+    char conv[32];
+    snprintf(conv, sizeof conv, "conv-%d", i);
+    char *key = aip_chat_history_key("load", conv);
+    void *val = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(aiplat_kv_get(kv, key, &val, &len), AIPLAT_OK);
+    json_t *j = json_loadb(val, len, 0, NULL);
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "turns")), 2);
+    json_decref(j);
+    aiplat_free(val);
+    free(key);
+  }
+  aiplat_kv_destroy(kv);
+  aiplat_bus_sub_destroy(sub);
+  aiplat_bus_destroy(bus);
+  int st = sp_stop(&chat, SIGTERM, 30000);
+  ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+}
+END_TEST
+
 /* How many requests the backend logged as ended before their answer was
  * whole (the client went away, or the write to it failed). */
 static int backend_client_aborts(sp_proc *b) {
@@ -363,6 +442,7 @@ Suite *make_suite(void) {
   tcase_set_timeout(tc, 300);
   tcase_add_unchecked_fixture(tc, up, down);
   tcase_add_test(tc, a_thousand_requests_at_once_with_constant_threads);
+  tcase_add_test(tc, requests_with_history_at_once_with_constant_threads);
   tcase_add_test(tc, a_deadline_mid_stream_closes_the_backend_connection);
   tcase_add_test(tc, sigterm_answers_every_request_in_flight);
   tcase_add_test(tc, slow_retrieval_does_not_hold_the_delivery_threads);

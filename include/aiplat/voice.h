@@ -109,8 +109,9 @@ AIPLAT_API aiplat_status aiplat_voice_add_checks(aiplat_voice *voice,
  *    valid subject token); the user of the subject is a valid token and
  *    equals `user_id` when that is set; the audio rules of the file
  *    comment (all ::AIPLAT_ERR_INVALID_ARGUMENT);
- * 2. transcribe: the STT server's refusal of the audio, or bytes the
- *    client cannot recognise, are ::AIPLAT_ERR_BAD_REQUEST prefixed
+ * 2. transcribe: the STT server's refusal of the audio is
+ *    ::AIPLAT_ERR_BAD_REQUEST and bytes the client cannot recognise
+ *    ::AIPLAT_ERR_INVALID_ARGUMENT (as stt-module answers them), prefixed
  *    "speech-to-text: "; a blank transcript is ::AIPLAT_ERR_BAD_REQUEST
  *    "no speech was recognised in the audio";
  * 3. answer: a ChatRequest (the transcript, the user, `conversation_id`,

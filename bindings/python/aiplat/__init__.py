@@ -34,6 +34,7 @@ from .errors import (
     clear_error,
     error_for,
     last_error,
+    status_name,
     status_str,
 )
 from .log import Level
@@ -60,16 +61,19 @@ __version__ = "0.1.0"
 
 def version() -> str:
     """The run-time library version, "MAJOR.MINOR.PATCH"."""
-    return _clib.aiplat_version_string().decode()
+    text: bytes = _clib.aiplat_version_string()
+    return text.decode()
 
 
 def version_number() -> int:
-    return _clib.aiplat_version_number()
+    number: int = _clib.aiplat_version_number()
+    return number
 
 
 def library_path() -> str:
     """The libaiplat file or soname that was loaded."""
-    return _clib.path
+    path: str = _clib.path
+    return path
 
 
 __all__ = [n for n in dir() if not n.startswith("_")]

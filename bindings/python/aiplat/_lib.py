@@ -23,6 +23,7 @@ import ctypes
 import ctypes.util
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 from ctypes import (
     CFUNCTYPE,
     POINTER,
@@ -56,13 +57,15 @@ B = c_bool
 
 # Callback types (the typedefs of the headers). Every callback runs on a
 # thread the library chooses; ctypes takes the GIL around the Python code.
-LOG_FN = CFUNCTYPE(None, c_int, c_void_p, c_size_t, c_void_p)
-BUS_MSG_FN = CFUNCTYPE(None, c_void_p, c_void_p)
-BUS_EVENT_FN = CFUNCTYPE(None, c_void_p, c_int, c_int, c_char_p, c_void_p)
-HANDLER_FN = CFUNCTYPE(c_int, c_void_p, c_void_p)
-HEALTH_CHECK_FN = CFUNCTYPE(c_bool, POINTER(c_char), c_size_t, c_void_p)
-LLM_TOKEN_FN = CFUNCTYPE(c_bool, c_void_p, c_size_t, c_void_p)
-TTS_CHUNK_FN = CFUNCTYPE(c_bool, c_void_p, c_size_t, c_void_p)
+# Typed Any: typeshed's CFUNCTYPE does not allow the no-argument call that
+# makes a NULL function pointer.
+LOG_FN: Any = CFUNCTYPE(None, c_int, c_void_p, c_size_t, c_void_p)
+BUS_MSG_FN: Any = CFUNCTYPE(None, c_void_p, c_void_p)
+BUS_EVENT_FN: Any = CFUNCTYPE(None, c_void_p, c_int, c_int, c_char_p, c_void_p)
+HANDLER_FN: Any = CFUNCTYPE(c_int, c_void_p, c_void_p)
+HEALTH_CHECK_FN: Any = CFUNCTYPE(c_bool, POINTER(c_char), c_size_t, c_void_p)
+LLM_TOKEN_FN: Any = CFUNCTYPE(c_bool, c_void_p, c_size_t, c_void_p)
+TTS_CHUNK_FN: Any = CFUNCTYPE(c_bool, c_void_p, c_size_t, c_void_p)
 
 STRV = POINTER(c_char_p)  # const char *const * (an array of strings)
 
@@ -70,6 +73,7 @@ STRV = POINTER(c_char_p)  # const char *const * (an array of strings)
 PROTOTYPES = {
     # common.h
     "aiplat_status_str": (c_char_p, [ST]),
+    "aiplat_status_name": (c_char_p, [ST]),
     "aiplat_error_last": (ST, [BUF, SZ]),
     "aiplat_error_clear": (None, []),
     "aiplat_free": (None, [c_void_p]),
@@ -441,7 +445,7 @@ SONAME = "libaiplat.so.0"
 def candidates(environ: Mapping[str, str] | None = None) -> list[str]:
     """The library names tried, in order (for the loader and its test)."""
     env = os.environ if environ is None else environ
-    out = []
+    out: list[str] = []
     explicit = env.get("AIPLAT_LIBRARY")
     if explicit:
         return [explicit]  # an explicit choice is never second-guessed
@@ -462,9 +466,9 @@ class LibraryNotFound(OSError):
 class _Lib:
     """The loaded library, exposing only the declared functions."""
 
-    def __init__(self, cdll, path):
+    def __init__(self, cdll: ctypes.CDLL, path: str) -> None:
         self.path = path
-        self.missing = []
+        self.missing: list[str] = []
         for name, (restype, argtypes) in PROTOTYPES.items():
             try:
                 fn = getattr(cdll, name)
@@ -479,13 +483,17 @@ class _Lib:
             fn.argtypes = argtypes
             setattr(self, name, fn)
 
-    def has(self, name):
+    def has(self, name: str) -> bool:
         return name in self.__dict__
 
+    if TYPE_CHECKING:
+        # The functions are set per name from PROTOTYPES at load time.
+        def __getattr__(self, name: str) -> Any: ...
 
-def load(environ=None):
+
+def load(environ: Mapping[str, str] | None = None) -> _Lib:
     """Load libaiplat (see the module comment) and declare every function."""
-    tried = []
+    tried: list[str] = []
     for name in candidates(environ):
         try:
             # CDLL (not PyDLL): the GIL is released during every call, so

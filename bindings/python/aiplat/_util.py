@@ -1,11 +1,22 @@
 """Conversions shared by the modules: Python strings and buffers to C."""
 
 import ctypes
+from collections.abc import Iterable
+from typing import Any, Self, overload
 
 from ._lib import lib
 
+# What the wrappers accept as text for a ``const char *``.
+Text = str | bytes | bytearray | memoryview
+# What they accept as a payload for ``const void *, size_t``.
+Buffer = str | bytes | bytearray | memoryview
 
-def enc(value, what="string"):
+
+@overload
+def enc(value: None, what: str = ...) -> None: ...
+@overload
+def enc(value: Text, what: str = ...) -> bytes: ...
+def enc(value: Text | None, what: str = "string") -> bytes | None:
     """A str (UTF-8) or bytes as NUL-terminated bytes for a ``const char *``.
 
     ``None`` stays ``None`` (NULL). A NUL inside is refused: C would stop
@@ -24,7 +35,7 @@ def enc(value, what="string"):
     return value
 
 
-def data(value):
+def data(value: Buffer | None) -> tuple[bytes | None, int]:
     """Bytes-like payload as (bytes, length) for ``const void *, size_t``."""
     if value is None:
         return None, 0
@@ -35,14 +46,20 @@ def data(value):
     return value, len(value)
 
 
-def dec(value):
+def dec(value: bytes | None) -> str | None:
     """A C string returned by the library (bytes or None) as str."""
     if value is None:
         return None
     return value.decode("utf-8", "replace")
 
 
-def strv(values, what="strings"):
+def text(value: bytes | None) -> str:
+    """As :func:`dec` for a string the library always returns on success
+    ("" for NULL)."""
+    return "" if value is None else value.decode("utf-8", "replace")
+
+
+def strv(values: Iterable[Text | None], what: str = "strings") -> tuple[Any, int]:
     """A list of strings as a ``const char *const *`` array (kept alive by
     the returned object while the call runs)."""
     items = [enc(v, what) for v in values]
@@ -50,7 +67,13 @@ def strv(values, what="strings"):
     return arr, len(items)
 
 
-def take_string(ptr):
+def take_text(ptr: ctypes.c_void_p | int | None) -> str:
+    """As :func:`take_string` for a string a successful call always
+    returns ("" for NULL)."""
+    return take_string(ptr) or ""
+
+
+def take_string(ptr: ctypes.c_void_p | int | None) -> str | None:
     """Copy a library-allocated NUL-terminated string and aiplat_free() it."""
     if not ptr:
         return None
@@ -60,7 +83,7 @@ def take_string(ptr):
         lib.aiplat_free(ptr)
 
 
-def take_bytes(ptr, length):
+def take_bytes(ptr: ctypes.c_void_p | int | None, length: int) -> bytes:
     """Copy a library-allocated buffer and aiplat_free() it."""
     try:
         return ctypes.string_at(ptr, length) if ptr and length else b""
@@ -71,13 +94,16 @@ def take_bytes(ptr, length):
 class Closing:
     """Context manager and finaliser for a handle released by ``close()``."""
 
-    def __enter__(self):
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __del__(self):
+    def __del__(self) -> None:
         try:
             self.close()
         except Exception:

@@ -13,10 +13,14 @@ import ctypes
 import enum
 import sys
 import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Self
 
 from ._lib import BUS_EVENT_FN, BUS_MSG_FN, lib
-from ._util import Closing, data, dec, enc, strv, take_bytes
-from .errors import Status, check
+from ._util import Buffer, Closing, Text, data, dec, enc, strv, take_bytes, text
+from .config import Config
+from .errors import HandleError, Status, check
+from .message import Msg
 
 
 class Event(enum.IntEnum):
@@ -34,13 +38,19 @@ class Retention(enum.IntEnum):
     INTEREST = 2
 
 
-def _pairs(headers):
+# Headers as a mapping (a value may be a list of values) or (key, value) pairs.
+Headers = Mapping[str, Text | Sequence[Text]] | Iterable[tuple[str, Text]]
+
+
+def _pairs(headers: Headers | None) -> list[tuple[str, Text]]:
     """Headers as a list of (key, value): from a dict (a value may be a
     list of values) or an iterable of pairs."""
     if headers is None:
         return []
-    items = headers.items() if hasattr(headers, "items") else headers
-    out = []
+    items: Iterable[tuple[str, Any]] = (
+        headers.items() if isinstance(headers, Mapping) else headers
+    )
+    out: list[tuple[str, Text]] = []
     for key, value in items:
         if isinstance(value, (list, tuple)):
             out.extend((key, v) for v in value)
@@ -52,7 +62,7 @@ def _pairs(headers):
 class _CHeaders:
     """A temporary ``aiplat_headers`` built from Python headers."""
 
-    def __init__(self, headers):
+    def __init__(self, headers: Headers | None) -> None:
         self.ptr = ctypes.c_void_p()
         pairs = _pairs(headers)
         if not pairs:
@@ -67,23 +77,23 @@ class _CHeaders:
             self.close()
             raise
 
-    def close(self):
+    def close(self) -> None:
         if self.ptr:
             lib.aiplat_headers_destroy(self.ptr)
             self.ptr = ctypes.c_void_p()
 
-    def __enter__(self):
+    def __enter__(self) -> ctypes.c_void_p | None:
         return self.ptr if self.ptr else None
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def _read_headers(hptr):
+def _read_headers(hptr: ctypes.c_void_p) -> list[tuple[str, str]]:
     out = []
     for i in range(lib.aiplat_headers_count(hptr)):
-        out.append((dec(lib.aiplat_headers_key_at(hptr, i)),
-                    dec(lib.aiplat_headers_value_at(hptr, i))))
+        out.append((text(lib.aiplat_headers_key_at(hptr, i)),
+                    text(lib.aiplat_headers_value_at(hptr, i))))
     return out
 
 
@@ -93,11 +103,17 @@ class BusMessage:
     :meth:`respond` need the live C message (inside the callback, or
     after :meth:`retain`)."""
 
-    def __init__(self, ptr, live):
-        self._ptr = ctypes.c_void_p(ptr)
+    subject: str
+    reply: str | None
+    data: bytes
+    headers: list[tuple[str, str]]
+    is_jetstream: bool
+
+    def __init__(self, ptr: ctypes.c_void_p | int | None, live: bool) -> None:
+        self._ptr = ptr if isinstance(ptr, ctypes.c_void_p) else ctypes.c_void_p(ptr)
         self._live = live
         self._retained = False
-        self.subject = dec(lib.aiplat_bus_msg_subject(self._ptr))
+        self.subject = text(lib.aiplat_bus_msg_subject(self._ptr))
         self.reply = dec(lib.aiplat_bus_msg_reply(self._ptr))
         n = lib.aiplat_bus_msg_len(self._ptr)
         p = lib.aiplat_bus_msg_data(self._ptr)
@@ -107,7 +123,7 @@ class BusMessage:
         self.headers = _read_headers(hp)
         self.is_jetstream = bool(lib.aiplat_bus_msg_is_jetstream(self._ptr))
 
-    def header(self, key, default=None):
+    def header(self, key: str, default: str | None = None) -> str | None:
         """The first value of ``key`` (case-sensitive), or ``default``."""
         for k, v in self.headers:
             if k == key:
@@ -115,25 +131,25 @@ class BusMessage:
         return default
 
     @property
-    def text(self):
+    def text(self) -> str:
         return self.data.decode("utf-8", "replace")
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<BusMessage %s %d bytes>" % (self.subject, len(self.data))
 
     # ---- live operations -----------------------------------------------------
 
     @property
-    def handle(self):
+    def handle(self) -> ctypes.c_void_p:
         if not self._ptr:
             raise ValueError("bus message: no longer valid (retain() it inside the callback "
                              "to answer or ack it later)")
         return self._ptr
 
-    def _err(self):
+    def _err(self) -> HandleError:
         return (lib.aiplat_bus_msg_last_error, self._ptr)
 
-    def retain(self):
+    def retain(self) -> Self:
         """Keep the C message after the callback returns (to respond or ack
         later, from any thread); release it with :meth:`release`."""
         if not self._retained:
@@ -141,59 +157,59 @@ class BusMessage:
             self._retained = True
         return self
 
-    def release(self):
+    def release(self) -> None:
         if self._retained and self._ptr:
             lib.aiplat_bus_msg_destroy(self._ptr)
         self._retained = False
         self._ptr = ctypes.c_void_p()
 
-    def _end_callback(self):
+    def _end_callback(self) -> None:
         if not self._retained:
             self._ptr = ctypes.c_void_p()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
-    def __del__(self):
+    def __del__(self) -> None:
         try:
             self.release()
         except Exception:
             pass
 
-    def respond(self, payload, headers=None):
+    def respond(self, payload: Buffer, headers: Headers | None = None) -> None:
         """Publish a reply on the message's reply subject."""
         buf, n = data(payload)
         with _CHeaders(headers) as h:
             check(lib.aiplat_bus_msg_respond(self.handle, buf, n, h), self._err())
 
-    def ack(self, sync_timeout_ms=None):
+    def ack(self, sync_timeout_ms: int | None = None) -> None:
         if sync_timeout_ms is None:
             check(lib.aiplat_bus_msg_ack(self.handle), self._err())
         else:
             check(lib.aiplat_bus_msg_ack_sync(self.handle, sync_timeout_ms), self._err())
 
-    def nak(self, delay_ms=None):
+    def nak(self, delay_ms: int | None = None) -> None:
         if delay_ms is None:
             check(lib.aiplat_bus_msg_nak(self.handle), self._err())
         else:
             check(lib.aiplat_bus_msg_nak_with_delay(self.handle, delay_ms), self._err())
 
-    def term(self):
+    def term(self) -> None:
         check(lib.aiplat_bus_msg_term(self.handle), self._err())
 
-    def in_progress(self):
+    def in_progress(self) -> None:
         check(lib.aiplat_bus_msg_in_progress(self.handle), self._err())
 
-    def delivery_count(self):
+    def delivery_count(self) -> int:
         out = ctypes.c_uint64()
         check(lib.aiplat_bus_msg_delivery_count(self.handle, ctypes.byref(out)), self._err())
         return out.value
 
 
-def _report(where):
+def _report(where: str) -> None:
     """Print an exception raised by a Python callback (it must not unwind
     into C)."""
     try:
@@ -206,63 +222,64 @@ def _report(where):
 class Subscription:
     """A subscription; close it (or the bus) to stop it."""
 
-    def __init__(self, bus, ptr, subject):
+    def __init__(self, bus: "Bus", ptr: ctypes.c_void_p, subject: str) -> None:
         self._bus = bus
         self._ptr = ptr
         self.subject = subject
 
-    def _err(self):
+    def _err(self) -> HandleError:
         return (lib.aiplat_bus_sub_last_error, self._ptr)
 
     @property
-    def handle(self):
+    def handle(self) -> ctypes.c_void_p:
         if not self._ptr:
             raise ValueError("subscription: closed")
         return self._ptr
 
-    def unsubscribe(self):
+    def unsubscribe(self) -> None:
         """Stop now; returns when no callback of it runs any more (so not
         from its own callback: StateError)."""
         check(lib.aiplat_bus_sub_unsubscribe(self.handle), self._err())
 
-    def drain(self, timeout_ms=5000):
+    def drain(self, timeout_ms: int = 5000) -> None:
         check(lib.aiplat_bus_sub_drain(self.handle, timeout_ms), self._err())
 
     @property
-    def dropped_count(self):
-        return lib.aiplat_bus_sub_dropped_count(self.handle)
+    def dropped_count(self) -> int:
+        count: int = lib.aiplat_bus_sub_dropped_count(self.handle)
+        return count
 
-    def close(self):
+    def close(self) -> None:
         """Unsubscribe and release (allowed from its own callback)."""
         if self._ptr:
             lib.aiplat_bus_sub_destroy(self._ptr)
             self._ptr = ctypes.c_void_p()
             self._bus._forget(self)
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
 class KeyValue:
     """A JetStream Key-Value bucket."""
 
-    def __init__(self, bus, ptr):
+    def __init__(self, bus: "Bus", ptr: ctypes.c_void_p) -> None:
         self._bus = bus
         self._ptr = ptr
 
-    def _err(self):
+    def _err(self) -> HandleError:
         return (lib.aiplat_kv_last_error, self._ptr)
 
     @property
-    def handle(self):
+    def handle(self) -> ctypes.c_void_p:
         if not self._ptr:
             raise ValueError("kv: closed")
         return self._ptr
 
-    def put(self, key, value):
+    def put(self, key: str, value: Buffer) -> int:
         """Store ``value``; returns the new revision."""
         buf, n = data(value)
         rev = ctypes.c_uint64()
@@ -270,7 +287,7 @@ class KeyValue:
               self._err())
         return rev.value
 
-    def get(self, key, default=None):
+    def get(self, key: str, default: bytes | None = None) -> bytes | None:
         """The latest value (bytes), or ``default`` when absent."""
         out, n = ctypes.c_void_p(), ctypes.c_size_t()
         st = lib.aiplat_kv_get(self.handle, enc(key, "key"), ctypes.byref(out), ctypes.byref(n))
@@ -279,19 +296,19 @@ class KeyValue:
         check(st, self._err())
         return take_bytes(out, n.value)
 
-    def delete(self, key):
+    def delete(self, key: str) -> None:
         check(lib.aiplat_kv_delete(self.handle, enc(key, "key")), self._err())
 
-    def close(self):
+    def close(self) -> None:
         if self._ptr:
             lib.aiplat_kv_destroy(self._ptr)
             self._ptr = ctypes.c_void_p()
             self._bus._forget(self)
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -302,52 +319,58 @@ class Bus(Closing):
     ``Bus(cfg).connect()``; use as a context manager or call :meth:`close`.
     """
 
-    def __init__(self, config=None):
+    def __init__(self, config: Config | None = None) -> None:
         self._ptr = ctypes.c_void_p()
-        self._thunks = []  # every callback thunk, alive until close()
-        self._children = []  # subscriptions and KV handles, closed first
+        self._thunks: list[Any] = []  # every callback thunk, alive until close()
+        # Subscriptions and KV handles, closed first.
+        self._children: list[Subscription | KeyValue] = []
         self._lock = threading.Lock()
         check(lib.aiplat_bus_create(ctypes.byref(self._ptr),
                                     config.handle if config is not None else None))
 
     @property
-    def handle(self):
+    def handle(self) -> ctypes.c_void_p:
         if not self._ptr:
             raise ValueError("bus: closed")
         return self._ptr
 
-    def _err(self):
+    def _err(self) -> HandleError:
         return (lib.aiplat_bus_last_error, self._ptr)
 
-    def _keep(self, thunk):
+    def _keep(self, thunk: Any) -> None:
         with self._lock:
             self._thunks.append(thunk)
 
-    def _forget(self, child):
+    def _forget(self, child: "Subscription | KeyValue") -> None:
         with self._lock:
             if child in self._children:
                 self._children.remove(child)
 
     # ---- connection ----------------------------------------------------------
 
-    def set_event_callback(self, fn):
+    def set_event_callback(
+        self, fn: Callable[[Event | int, Status | int, str], object] | None
+    ) -> None:
         """``fn(event, status, detail)`` for connection events, on the NATS
         client's callback thread; before connect()."""
         if fn is None:
             check(lib.aiplat_bus_set_event_callback(self.handle, BUS_EVENT_FN(), None), self._err())
             return
+        callback = fn
 
-        def trampoline(bus, event, status, detail, user_data):
+        def trampoline(
+            bus: int | None, event: int, status: int, detail: bytes | None, user_data: int | None
+        ) -> None:
             try:
                 try:
-                    ev = Event(event)
+                    ev: Event | int = Event(event)
                 except ValueError:
                     ev = event
                 try:
-                    st = Status(status)
+                    st: Status | int = Status(status)
                 except ValueError:
                     st = status
-                fn(ev, st, dec(detail) or "")
+                callback(ev, st, dec(detail) or "")
             except BaseException:
                 _report("bus event callback")
 
@@ -355,35 +378,37 @@ class Bus(Closing):
         self._keep(thunk)
         check(lib.aiplat_bus_set_event_callback(self.handle, thunk, None), self._err())
 
-    def set_send_asap(self, on):
+    def set_send_asap(self, on: bool) -> None:
         check(lib.aiplat_bus_set_send_asap(self.handle, bool(on)), self._err())
 
-    def set_retry_on_failed_connect(self, on):
+    def set_retry_on_failed_connect(self, on: bool) -> None:
         check(lib.aiplat_bus_set_retry_on_failed_connect(self.handle, bool(on)), self._err())
 
-    def connect(self):
+    def connect(self) -> Self:
         check(lib.aiplat_bus_connect(self.handle), self._err())
         return self
 
     @property
-    def is_connected(self):
+    def is_connected(self) -> bool:
         return bool(lib.aiplat_bus_is_connected(self.handle))
 
     @property
-    def max_payload(self):
-        return lib.aiplat_bus_max_payload(self.handle)
+    def max_payload(self) -> int:
+        size: int = lib.aiplat_bus_max_payload(self.handle)
+        return size
 
     @property
-    def reconnect_count(self):
-        return lib.aiplat_bus_reconnect_count(self.handle)
+    def reconnect_count(self) -> int:
+        count: int = lib.aiplat_bus_reconnect_count(self.handle)
+        return count
 
-    def flush(self, timeout_ms=5000):
+    def flush(self, timeout_ms: int = 5000) -> None:
         check(lib.aiplat_bus_flush(self.handle, timeout_ms), self._err())
 
-    def drain(self, timeout_ms=5000):
+    def drain(self, timeout_ms: int = 5000) -> None:
         check(lib.aiplat_bus_drain(self.handle, timeout_ms), self._err())
 
-    def close(self):
+    def close(self) -> None:
         """Close subscriptions and KV handles, then the connection, and
         release everything. Idempotent."""
         with self._lock:
@@ -398,10 +423,15 @@ class Bus(Closing):
 
     # ---- publish and request -------------------------------------------------
 
-    def publish(self, subject, payload=b"", headers=None, reply=None):
+    def publish(
+        self,
+        subject: str,
+        payload: "Buffer | Msg" = b"",
+        headers: Headers | None = None,
+        reply: str | None = None,
+    ) -> None:
         """Publish bytes (a str is sent as UTF-8, a Msg encoded)."""
-        payload = _payload(payload)
-        buf, n = data(payload)
+        buf, n = data(_payload(payload))
         with _CHeaders(headers) as h:
             if reply is None:
                 st = lib.aiplat_bus_publish(self.handle, enc(subject, "subject"), buf, n, h)
@@ -410,18 +440,23 @@ class Bus(Closing):
                                                     enc(reply, "reply"), buf, n, h)
             check(st, self._err())
 
-    def request(self, subject, payload=b"", headers=None, timeout_ms=5000):
+    def request(
+        self,
+        subject: str,
+        payload: "Buffer | Msg" = b"",
+        headers: Headers | None = None,
+        timeout_ms: int = 5000,
+    ) -> BusMessage:
         """Send a request and wait for the first reply (a BusMessage).
         UnavailableError when nobody listens, TimeoutError after
         ``timeout_ms``."""
-        payload = _payload(payload)
-        buf, n = data(payload)
+        buf, n = data(_payload(payload))
         out = ctypes.c_void_p()
         with _CHeaders(headers) as h:
             check(lib.aiplat_bus_request(self.handle, enc(subject, "subject"), buf, n, h,
                                          timeout_ms, ctypes.byref(out)), self._err())
         try:
-            msg = BusMessage(out.value, live=False)
+            msg = BusMessage(out, live=False)
             msg._ptr = ctypes.c_void_p()  # a copy: the C reply is released below
             return msg
         finally:
@@ -429,8 +464,8 @@ class Bus(Closing):
 
     # ---- subscriptions -------------------------------------------------------
 
-    def _msg_thunk(self, fn, where):
-        def trampoline(msg_ptr, user_data):
+    def _msg_thunk(self, fn: Callable[[BusMessage], object], where: str) -> Any:
+        def trampoline(msg_ptr: int | None, user_data: int | None) -> None:
             try:
                 msg = BusMessage(msg_ptr, live=True)
             except BaseException:
@@ -447,7 +482,9 @@ class Bus(Closing):
         self._keep(thunk)
         return thunk
 
-    def subscribe(self, subject, callback, queue=None):
+    def subscribe(
+        self, subject: str, callback: Callable[[BusMessage], object], queue: str | None = None
+    ) -> Subscription:
         """Call ``callback(msg)`` for each message on ``subject``
         (wildcards allowed), optionally in a queue group. Runs on the
         subscription's delivery thread."""
@@ -462,26 +499,41 @@ class Bus(Closing):
 
     # ---- JetStream -----------------------------------------------------------
 
-    def stream_ensure(self, name, subjects, max_age_ms=0, retention=Retention.LIMITS):
+    def stream_ensure(
+        self,
+        name: str,
+        subjects: Iterable[str],
+        max_age_ms: int = 0,
+        retention: Retention | int = Retention.LIMITS,
+    ) -> None:
         arr, n = strv(subjects, "subject")
         check(lib.aiplat_bus_stream_ensure(self.handle, enc(name, "stream"), arr, n,
                                            max_age_ms, int(retention)), self._err())
 
-    def stream_delete(self, name):
+    def stream_delete(self, name: str) -> None:
         check(lib.aiplat_bus_stream_delete(self.handle, enc(name, "stream")), self._err())
 
-    def js_publish(self, subject, payload=b"", headers=None):
+    def js_publish(
+        self, subject: str, payload: "Buffer | Msg" = b"", headers: Headers | None = None
+    ) -> int:
         """Publish to a stream; returns the stream sequence."""
-        payload = _payload(payload)
-        buf, n = data(payload)
+        buf, n = data(_payload(payload))
         seq = ctypes.c_uint64()
         with _CHeaders(headers) as h:
             check(lib.aiplat_bus_js_publish(self.handle, enc(subject, "subject"), buf, n, h,
                                             ctypes.byref(seq)), self._err())
         return seq.value
 
-    def js_subscribe(self, stream, durable, callback, filter_subject=None,
-                     ack_wait_ms=30000, max_deliver=-1, max_in_flight=64):
+    def js_subscribe(
+        self,
+        stream: str,
+        durable: str,
+        callback: Callable[[BusMessage], object],
+        filter_subject: str | None = None,
+        ack_wait_ms: int = 30000,
+        max_deliver: int = -1,
+        max_in_flight: int = 64,
+    ) -> Subscription:
         """Consume through a durable pull consumer; ``callback(msg)`` must
         ack, nak or term each message (or retain it and do so later)."""
         thunk = self._msg_thunk(callback, "JetStream callback for %s" % durable)
@@ -496,7 +548,7 @@ class Bus(Closing):
             self._children.append(sub)
         return sub
 
-    def kv(self, bucket, ttl_ms=0, history=1):
+    def kv(self, bucket: str, ttl_ms: int = 0, history: int = 1) -> KeyValue:
         """Open (or create) a Key-Value bucket."""
         out = ctypes.c_void_p()
         check(lib.aiplat_kv_open(ctypes.byref(out), self.handle, enc(bucket, "bucket"),
@@ -507,8 +559,7 @@ class Bus(Closing):
         return kv
 
 
-def _payload(payload):
-    encode = getattr(payload, "encode", None)
-    if encode is not None and not isinstance(payload, str):
-        return encode()  # a Msg
-    return payload
+def _payload(payload: "Buffer | Msg") -> Buffer:
+    if isinstance(payload, (str, bytes, bytearray, memoryview)):
+        return payload
+    return payload.encode()  # a Msg

@@ -5,8 +5,8 @@ import ctypes
 from collections.abc import Mapping
 
 from ._lib import lib
-from ._util import Closing, dec, enc
-from .errors import check
+from ._util import Closing, dec, enc, text
+from .errors import HandleError, check
 
 
 class Config(Closing):
@@ -29,7 +29,7 @@ class Config(Closing):
             raise ValueError("config: closed")
         return self._ptr
 
-    def _err(self):
+    def _err(self) -> HandleError:
         return (lib.aiplat_config_last_error, self._ptr)
 
     def close(self) -> None:
@@ -46,6 +46,9 @@ class Config(Closing):
             value = "true" if value else "false"
         elif isinstance(value, (int, float)):
             value = str(value)
+        elif value is not None and not isinstance(value, (str, bytes)):
+            raise TypeError("value must be str, bytes, bool or a number, not %s"
+                            % type(value).__name__)
         check(lib.aiplat_config_set(self.handle, enc(name, "name"), enc(value, "value")),
               self._err())
 
@@ -64,7 +67,7 @@ class Config(Closing):
         out = ctypes.c_char_p()
         check(lib.aiplat_config_require(self.handle, enc(name, "name"), ctypes.byref(out)),
               self._err())
-        return dec(out.value)
+        return text(out.value)
 
     def get_int(self, name: str, min: int = -(2**63), max: int = 2**63 - 1) -> int:  # noqa: A002
         out = ctypes.c_int64()
@@ -96,7 +99,7 @@ class Config(Closing):
         out = ctypes.c_char_p()
         check(lib.aiplat_config_get_url(self.handle, enc(name, "name"), ctypes.byref(out)),
               self._err())
-        return dec(out.value)
+        return text(out.value)
 
     def validate(self) -> None:
         """Check every known setting that has a value; raise the first
@@ -120,7 +123,7 @@ def settings() -> list[tuple[str, str | None, str]]:
     """The table of known settings: a list of (name, default, description)."""
     out = []
     for i in range(lib.aiplat_config_setting_count()):
-        out.append((dec(lib.aiplat_config_setting_name(i)),
+        out.append((text(lib.aiplat_config_setting_name(i)),
                     dec(lib.aiplat_config_setting_default(i)),
-                    dec(lib.aiplat_config_setting_description(i))))
+                    text(lib.aiplat_config_setting_description(i))))
     return out

@@ -6,8 +6,11 @@ and the library's detail message (``aiplat_error_last()``, read on the same
 thread right after the failing call, so it is the message of that call).
 """
 
+import builtins
 import ctypes
 import enum
+from collections.abc import Callable
+from typing import Any
 
 from ._lib import lib
 
@@ -45,7 +48,16 @@ class Status(enum.IntEnum):
 
 def status_str(status: int) -> str:
     """The library's static text for a status code."""
-    return lib.aiplat_status_str(int(status)).decode()
+    text: bytes = lib.aiplat_status_str(int(status))
+    return text.decode()
+
+
+def status_name(status: int) -> str:
+    """The library's name of a status code, as the protocol's ErrorCode
+    names it without its prefix: ``"TIMEOUT"``, ``"OK"``, ``"UNKNOWN"`` for
+    a number that is not a status."""
+    name: bytes = lib.aiplat_status_name(int(status))
+    return name.decode()
 
 
 class AiplatError(Exception):
@@ -55,17 +67,16 @@ class AiplatError(Exception):
     this package), ``message`` the library's detail text.
     """
 
-    status = Status.INTERNAL
+    status: Status | int = Status.INTERNAL
+    message: str
 
     def __init__(self, status: int, message: str = "") -> None:
         try:
-            status = Status(status)
+            self.status = Status(status)
         except ValueError:
-            pass
-        self.status = status
+            self.status = status
         self.message = message or status_str(status)
-        name = status.name if isinstance(status, Status) else str(status)
-        super().__init__("%s: %s" % (name, self.message))
+        super().__init__("%s: %s" % (status_name(status), self.message))
 
 
 class InvalidArgumentError(AiplatError, ValueError):
@@ -88,7 +99,7 @@ class IOFailedError(AiplatError, OSError):
     pass
 
 
-class TimeoutError(AiplatError, TimeoutError):  # noqa: A001 (also the builtin)
+class TimeoutError(AiplatError, builtins.TimeoutError):  # noqa: A001 (also the builtin)
     pass
 
 
@@ -148,7 +159,7 @@ class InternalError(AiplatError):
     pass
 
 
-_BY_STATUS = {
+_BY_STATUS: dict[int, type[AiplatError]] = {
     Status.INVALID_ARGUMENT: InvalidArgumentError,
     Status.NO_MEMORY: NoMemoryError,
     Status.CONFIG: ConfigError,
@@ -172,7 +183,7 @@ _BY_STATUS = {
 }
 
 
-def error_for(status: int, message: str = "") -> "AiplatError":
+def error_for(status: int, message: str = "") -> AiplatError:
     """The exception for a status and message (not raised)."""
     cls = _BY_STATUS.get(status, AiplatError)
     return cls(status, message)
@@ -181,7 +192,7 @@ def error_for(status: int, message: str = "") -> "AiplatError":
 def last_error() -> tuple[int, str]:
     """(status, message) of the calling thread's last failure."""
     buf = ctypes.create_string_buffer(_ERRBUF)
-    st = lib.aiplat_error_last(buf, _ERRBUF)
+    st: int = lib.aiplat_error_last(buf, _ERRBUF)
     return st, buf.value.decode("utf-8", "replace")
 
 
@@ -190,7 +201,11 @@ def clear_error() -> None:
     lib.aiplat_error_clear()
 
 
-def check(status, handle_error=None):
+# A handle's ``*_last_error`` function and the handle, for :func:`check`.
+HandleError = tuple[Callable[..., int], Any]
+
+
+def check(status: int, handle_error: HandleError | None = None) -> None:
     """Raise for a non-OK status, with the library's detail message.
 
     ``handle_error`` is the handle's ``*_last_error`` function and handle,

@@ -12,10 +12,12 @@ A message belongs to one thread at a time.
 import ctypes
 import enum
 import json
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from ._lib import lib
-from ._util import Closing, data, dec, enc, take_bytes, take_string
-from .errors import check
+from ._util import Buffer, Closing, Text, data, dec, enc, take_bytes, take_text, text
+from .errors import HandleError, check
 
 
 class MsgType(enum.IntEnum):
@@ -58,7 +60,7 @@ JSON_PRETTY = 1
 JSON_ELIDE_BYTES = 2
 
 
-def type_of(value):
+def type_of(value: "MsgType | int | str") -> MsgType | int:
     """A MsgType from a MsgType, its number, or a full or short type name."""
     if isinstance(value, str):
         out = ctypes.c_int()
@@ -70,22 +72,25 @@ def type_of(value):
         return int(value)  # a type newer than this package
 
 
-def type_name(msg_type):
+def type_name(msg_type: "MsgType | int | str") -> str:
     """Full protobuf name, e.g. ``aiplat.messages.v1.ChatRequest``."""
-    return dec(lib.aiplat_msg_type_name(int(type_of(msg_type))))
+    return text(lib.aiplat_msg_type_name(int(type_of(msg_type))))
 
 
-def field_names(msg_type):
+def field_names(msg_type: "MsgType | int | str") -> list[str]:
     """The field names of a type, in field-number order."""
     t = int(type_of(msg_type))
-    return [dec(lib.aiplat_msg_type_field_name(t, i))
+    return [text(lib.aiplat_msg_type_field_name(t, i))
             for i in range(lib.aiplat_msg_type_field_count(t))]
 
 
-_info_cache = {}
+# (kind, repeated, child type, number) of a field.
+FieldInfo = tuple[FieldKind, bool, MsgType | int, int]
+
+_info_cache: dict[tuple[int, str], FieldInfo] = {}
 
 
-def field_info(msg_type, field):
+def field_info(msg_type: MsgType | int, field: str) -> FieldInfo:
     """(kind, repeated, child type, number) of a field."""
     key = (int(msg_type), field)
     hit = _info_cache.get(key)
@@ -100,6 +105,10 @@ def field_info(msg_type, field):
     return hit
 
 
+class _Owner(Protocol):
+    def _valid(self) -> bool: ...
+
+
 class Msg(Closing):
     """One message of the v1 schema.
 
@@ -109,16 +118,16 @@ class Msg(Closing):
     :meth:`get` / :meth:`set`.
     """
 
-    def __init__(self, msg_type, **fields):
+    def __init__(self, msg_type: MsgType | int | str, **fields: Any) -> None:
         self._ptr = ctypes.c_void_p()
-        self._owner = None  # None: we own _ptr
+        self._owner: _Owner | None = None  # None: we own _ptr
         check(lib.aiplat_msg_create(ctypes.byref(self._ptr), int(type_of(msg_type))))
         self._type = type_of(lib.aiplat_msg_get_type(self._ptr))
         for name, value in fields.items():
             self.set(name, value)
 
     @classmethod
-    def _adopt(cls, ptr, owner=None):
+    def _adopt(cls, ptr: ctypes.c_void_p | int, owner: _Owner | None = None) -> "Msg":
         """Wrap ``ptr``: owned when ``owner`` is None, else borrowed from
         ``owner`` (a Msg, or anything with a ``_valid()`` method)."""
         self = cls.__new__(cls)
@@ -129,54 +138,54 @@ class Msg(Closing):
 
     # ---- lifetime ----------------------------------------------------------
 
-    def _valid(self):
+    def _valid(self) -> bool:
         if not self._ptr:
             return False
         return self._owner is None or self._owner._valid()
 
     @property
-    def handle(self):
+    def handle(self) -> ctypes.c_void_p:
         """The raw ``aiplat_msg *`` (borrowed from this object)."""
         if not self._valid():
             raise ValueError("message: used after it was closed or its owner went away")
         return self._ptr
 
-    def close(self):
+    def close(self) -> None:
         """Destroy an owned message now (children become unusable); a
         borrowed one is only forgotten."""
         if self._ptr and self._owner is None:
             lib.aiplat_msg_destroy(self._ptr)
         self._ptr = ctypes.c_void_p()
 
-    def _err(self):
+    def _err(self) -> HandleError:
         return (lib.aiplat_msg_last_error, self._ptr)
 
     # ---- types ---------------------------------------------------------------
 
     @property
-    def type(self):
+    def type(self) -> MsgType | int:
         return self._type
 
     @property
-    def type_name(self):
+    def type_name(self) -> str:
         return type_name(self._type)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         if not self._valid():
             return "<Msg %s (closed)>" % getattr(self._type, "name", self._type)
         return "<Msg %s %s>" % (self.type_name, self.to_json(elide_bytes=True))
 
     # ---- generic access ------------------------------------------------------
 
-    def has(self, field):
+    def has(self, field: str) -> bool:
         """Whether the field is present (see aiplat_msg_has())."""
         field_info(self._type, field)  # unknown names raise
         return bool(lib.aiplat_msg_has(self.handle, enc(field, "field")))
 
-    def clear(self, field):
+    def clear(self, field: str) -> None:
         check(lib.aiplat_msg_clear_field(self.handle, enc(field, "field")), self._err())
 
-    def get(self, field):
+    def get(self, field: str) -> Any:
         """The value by the field's kind: str, bytes, int, float, bool; a
         child Msg or None; a list of child Msgs; a dict for a map."""
         kind, repeated, _, _ = field_info(self._type, field)
@@ -184,7 +193,7 @@ class Msg(Closing):
             return self.map(field)
         if kind == FieldKind.MESSAGE:
             return self.items(field) if repeated else self.message(field)
-        getter = {
+        getter: Any = {
             FieldKind.STRING: self.get_string,
             FieldKind.BYTES: self.get_bytes,
             FieldKind.INT: self.get_int,
@@ -195,7 +204,7 @@ class Msg(Closing):
         }[kind]
         return getter(field)
 
-    def set(self, field, value):
+    def set(self, field: str, value: Any) -> None:
         """Set a field from a Python value (see the class comment). ``None``
         clears it."""
         kind, repeated, _, _ = field_info(self._type, field)
@@ -212,6 +221,7 @@ class Msg(Closing):
         elif kind == FieldKind.MESSAGE:
             self.clear(field)
             child = self.message(field, create=True)
+            assert child is not None  # create=True makes it present
             if isinstance(value, Msg):
                 value = {k: value.get(k) for k in field_names(value.type) if value.has(k)}
             for k, v in dict(value).items():
@@ -236,73 +246,73 @@ class Msg(Closing):
 
     # ---- typed access --------------------------------------------------------
 
-    def get_string(self, field):
+    def get_string(self, field: str) -> str:
         out = ctypes.c_char_p()
         check(lib.aiplat_msg_get_string(self.handle, enc(field, "field"), ctypes.byref(out)),
               self._err())
         return dec(out.value) or ""
 
-    def set_string(self, field, value):
+    def set_string(self, field: str, value: Text) -> None:
         check(lib.aiplat_msg_set_string(self.handle, enc(field, "field"), enc(value, field)),
               self._err())
 
-    def get_bytes(self, field):
+    def get_bytes(self, field: str) -> bytes:
         ptr, n = ctypes.c_void_p(), ctypes.c_size_t()
         check(lib.aiplat_msg_get_bytes(self.handle, enc(field, "field"), ctypes.byref(ptr),
                                        ctypes.byref(n)), self._err())
         return ctypes.string_at(ptr, n.value) if ptr.value and n.value else b""
 
-    def set_bytes(self, field, value):
+    def set_bytes(self, field: str, value: Buffer) -> None:
         buf, n = data(value)
         check(lib.aiplat_msg_set_bytes(self.handle, enc(field, "field"), buf, n), self._err())
 
-    def get_int(self, field):
+    def get_int(self, field: str) -> int:
         out = ctypes.c_int64()
         check(lib.aiplat_msg_get_int64(self.handle, enc(field, "field"), ctypes.byref(out)),
               self._err())
         return out.value
 
-    def set_int(self, field, value):
-        value = int(value)
-        if not -(2**63) <= value < 2**63:
-            raise OverflowError("message: %s: %d does not fit int64" % (field, value))
-        check(lib.aiplat_msg_set_int64(self.handle, enc(field, "field"), value), self._err())
+    def set_int(self, field: str, value: int) -> None:
+        number = int(value)
+        if not -(2**63) <= number < 2**63:
+            raise OverflowError("message: %s: %d does not fit int64" % (field, number))
+        check(lib.aiplat_msg_set_int64(self.handle, enc(field, "field"), number), self._err())
 
-    def get_uint(self, field):
+    def get_uint(self, field: str) -> int:
         out = ctypes.c_uint64()
         check(lib.aiplat_msg_get_uint64(self.handle, enc(field, "field"), ctypes.byref(out)),
               self._err())
         return out.value
 
-    def set_uint(self, field, value):
-        value = int(value)
-        if not 0 <= value < 2**64:
-            raise OverflowError("message: %s: %d does not fit uint64" % (field, value))
-        check(lib.aiplat_msg_set_uint64(self.handle, enc(field, "field"), value), self._err())
+    def set_uint(self, field: str, value: int) -> None:
+        number = int(value)
+        if not 0 <= number < 2**64:
+            raise OverflowError("message: %s: %d does not fit uint64" % (field, number))
+        check(lib.aiplat_msg_set_uint64(self.handle, enc(field, "field"), number), self._err())
 
-    def get_float(self, field):
+    def get_float(self, field: str) -> float:
         out = ctypes.c_double()
         check(lib.aiplat_msg_get_double(self.handle, enc(field, "field"), ctypes.byref(out)),
               self._err())
         return out.value
 
-    def set_float(self, field, value):
+    def set_float(self, field: str, value: float) -> None:
         check(lib.aiplat_msg_set_double(self.handle, enc(field, "field"), float(value)),
               self._err())
 
-    def get_bool(self, field):
+    def get_bool(self, field: str) -> bool:
         out = ctypes.c_bool()
         check(lib.aiplat_msg_get_bool(self.handle, enc(field, "field"), ctypes.byref(out)),
               self._err())
         return out.value
 
-    def set_bool(self, field, value):
+    def set_bool(self, field: str, value: object) -> None:
         check(lib.aiplat_msg_set_bool(self.handle, enc(field, "field"), bool(value)),
               self._err())
 
     # ---- nested, repeated, maps ----------------------------------------------
 
-    def message(self, field, create=False):
+    def message(self, field: str, create: bool = False) -> "Msg | None":
         """The child message of a single message field (borrowed); None
         when absent, unless ``create`` makes it present."""
         out = ctypes.c_void_p()
@@ -310,23 +320,23 @@ class Msg(Closing):
         check(fn(self.handle, enc(field, "field"), ctypes.byref(out)), self._err())
         return Msg._adopt(out, self) if out.value else None
 
-    def count(self, field):
+    def count(self, field: str) -> int:
         out = ctypes.c_size_t()
         check(lib.aiplat_msg_count(self.handle, enc(field, "field"), ctypes.byref(out)),
               self._err())
         return out.value
 
-    def item(self, field, index):
+    def item(self, field: str, index: int) -> "Msg":
         out = ctypes.c_void_p()
         check(lib.aiplat_msg_get_item(self.handle, enc(field, "field"), index,
                                       ctypes.byref(out)), self._err())
         return Msg._adopt(out, self)
 
-    def items(self, field):
+    def items(self, field: str) -> list["Msg"]:
         """The elements of a repeated message field (borrowed)."""
         return [self.item(field, i) for i in range(self.count(field))]
 
-    def add(self, field, values=None):
+    def add(self, field: str, values: "Mapping[str, Any] | Msg | None" = None) -> "Msg":
         """Append an element (filled from a dict) and return it."""
         out = ctypes.c_void_p()
         check(lib.aiplat_msg_add_item(self.handle, enc(field, "field"), ctypes.byref(out)),
@@ -338,21 +348,21 @@ class Msg(Closing):
             child.set(k, v)
         return child
 
-    def remove(self, field, index):
+    def remove(self, field: str, index: int) -> None:
         check(lib.aiplat_msg_remove_item(self.handle, enc(field, "field"), index), self._err())
 
-    def map(self, field):
+    def map(self, field: str) -> dict[str, str]:
         """A map field as a dict (a copy)."""
-        out = {}
+        out: dict[str, str] = {}
         key, value = ctypes.c_char_p(), ctypes.c_char_p()
         f = enc(field, "field")
         for i in range(self.count(field)):
             check(lib.aiplat_msg_map_key(self.handle, f, i, ctypes.byref(key)), self._err())
             check(lib.aiplat_msg_map_value(self.handle, f, i, ctypes.byref(value)), self._err())
-            out[dec(key.value)] = dec(value.value)
+            out[text(key.value)] = text(value.value)
         return out
 
-    def map_get(self, field, key, default=None):
+    def map_get(self, field: str, key: str, default: str | None = None) -> str | None:
         out = ctypes.c_char_p()
         st = lib.aiplat_msg_map_get(self.handle, enc(field, "field"), enc(key, "key"),
                                     ctypes.byref(out))
@@ -361,30 +371,32 @@ class Msg(Closing):
         check(st, self._err())
         return dec(out.value)
 
-    def map_set(self, field, key, value):
+    def map_set(self, field: str, key: str, value: Text) -> None:
         check(lib.aiplat_msg_map_set(self.handle, enc(field, "field"), enc(key, "key"),
                                      enc(value, "value")), self._err())
 
-    def map_remove(self, field, key):
+    def map_remove(self, field: str, key: str) -> None:
         check(lib.aiplat_msg_map_remove(self.handle, enc(field, "field"), enc(key, "key")),
               self._err())
 
     # ---- wire format and JSON ------------------------------------------------
 
-    def encode(self):
+    def encode(self) -> bytes:
         """The protobuf wire bytes."""
         out, n = ctypes.c_void_p(), ctypes.c_size_t()
         check(lib.aiplat_msg_encode(self.handle, ctypes.byref(out), ctypes.byref(n)),
               self._err())
         return take_bytes(out, n.value)
 
-    def encoded_size(self):
+    def encoded_size(self) -> int:
         out = ctypes.c_size_t()
         check(lib.aiplat_msg_encoded_size(self.handle, ctypes.byref(out)), self._err())
         return out.value
 
     @classmethod
-    def decode(cls, msg_type, payload, max_size=None):
+    def decode(
+        cls, msg_type: MsgType | int | str, payload: Buffer, max_size: int | None = None
+    ) -> "Msg":
         """Decode wire bytes (at most 8 MiB unless ``max_size``); raises
         DecodeError or TooLargeError with the library's message."""
         out = ctypes.c_void_p()
@@ -396,26 +408,29 @@ class Msg(Closing):
             check(lib.aiplat_msg_decode_max(ctypes.byref(out), t, buf, n, max_size))
         return cls._adopt(out)
 
-    def to_json(self, pretty=False, elide_bytes=False):
+    def to_json(self, pretty: bool = False, elide_bytes: bool = False) -> str:
         """The protobuf JSON mapping, with .proto field names."""
         flags = (JSON_PRETTY if pretty else 0) | (JSON_ELIDE_BYTES if elide_bytes else 0)
         out = ctypes.c_void_p()
         check(lib.aiplat_msg_to_json_flags(self.handle, flags, ctypes.byref(out)), self._err())
-        return take_string(out)
+        return take_text(out)
 
-    def to_dict(self):
-        return json.loads(self.to_json())
+    def to_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.to_json())
+        return result
 
     @classmethod
-    def from_json(cls, msg_type, text):
-        if not isinstance(text, (str, bytes)):
-            text = json.dumps(text)
+    def from_json(
+        cls, msg_type: MsgType | int | str, text: str | bytes | Mapping[str, Any]
+    ) -> "Msg":
+        """Parse the protobuf JSON mapping (text, or a dict to serialise)."""
+        doc = text if isinstance(text, (str, bytes)) else json.dumps(text)
         out = ctypes.c_void_p()
         check(lib.aiplat_msg_from_json(ctypes.byref(out), int(type_of(msg_type)),
-                                       enc(text, "json")))
+                                       enc(doc, "json")))
         return cls._adopt(out)
 
-    def copy(self):
+    def copy(self) -> "Msg":
         """A deep copy, owned by the caller."""
         out = ctypes.c_void_p()
         check(lib.aiplat_msg_copy(ctypes.byref(out), self.handle), self._err())

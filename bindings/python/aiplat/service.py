@@ -27,11 +27,13 @@ import ctypes
 import signal
 import threading
 import traceback
+from collections.abc import Callable
+from typing import Any, Self
 
 from ._lib import HANDLER_FN, HEALTH_CHECK_FN, lib
-from ._util import Closing, data, dec, enc
+from ._util import Buffer, Closing, data, dec, enc, text
 from .config import Config
-from .errors import AiplatError, Status, check
+from .errors import AiplatError, HandleError, Status, check
 from .log import Level, log
 from .message import Msg, MsgType
 
@@ -39,42 +41,42 @@ from .message import Msg, MsgType
 class Request:
     """One request being handled; usable only during the handler call."""
 
-    def __init__(self, ptr):
+    def __init__(self, ptr: int | None) -> None:
         self._ptr = ctypes.c_void_p(ptr)
         self._active = True
         self._answered = False
-        self._message = None
+        self._message: Msg | None = None
 
-    def _valid(self):
+    def _valid(self) -> bool:
         return self._active
 
     @property
-    def handle(self):
+    def handle(self) -> ctypes.c_void_p:
         if not self._active:
             raise ValueError("request: used after its handler returned")
         return self._ptr
 
     @property
-    def subject(self):
-        return dec(lib.aiplat_request_subject(self.handle))
+    def subject(self) -> str:
+        return text(lib.aiplat_request_subject(self.handle))
 
     @property
-    def endpoint(self):
-        return dec(lib.aiplat_request_endpoint(self.handle))
+    def endpoint(self) -> str:
+        return text(lib.aiplat_request_endpoint(self.handle))
 
     @property
-    def data(self):
+    def data(self) -> bytes:
         """The raw payload (bytes)."""
         n = ctypes.c_size_t()
         p = lib.aiplat_request_data(self.handle, ctypes.byref(n))
         return ctypes.string_at(p, n.value) if p and n.value else b""
 
-    def header(self, key, default=None):
+    def header(self, key: str, default: str | None = None) -> str | None:
         v = lib.aiplat_request_header(self.handle, enc(key, "header key"))
         return default if v is None else dec(v)
 
     @property
-    def message(self):
+    def message(self) -> Msg | None:
         """The decoded request (a borrowed Msg), or None for raw endpoints."""
         if self._message is None:
             p = lib.aiplat_request_message(self.handle)
@@ -83,26 +85,27 @@ class Request:
         return self._message
 
     @property
-    def id(self):
+    def id(self) -> str | None:
         return dec(lib.aiplat_request_id(self.handle))
 
     @property
-    def trace_id(self):
+    def trace_id(self) -> str | None:
         return dec(lib.aiplat_request_trace_id(self.handle))
 
     @property
-    def traceparent(self):
+    def traceparent(self) -> str | None:
         return dec(lib.aiplat_request_traceparent(self.handle))
 
     @property
-    def time_left_ms(self):
-        return lib.aiplat_request_time_left_ms(self.handle)
+    def time_left_ms(self) -> int:
+        left: int = lib.aiplat_request_time_left_ms(self.handle)
+        return left
 
     @property
-    def has_reply(self):
+    def has_reply(self) -> bool:
         return bool(lib.aiplat_request_has_reply(self.handle))
 
-    def respond(self, reply):
+    def respond(self, reply: Msg | Buffer) -> None:
         """Reply with a Msg (encoded) or bytes/str (sent as they are)."""
         if isinstance(reply, Msg):
             st = lib.aiplat_request_respond(self.handle, reply.handle)
@@ -112,23 +115,28 @@ class Request:
         self._answered = True
         check(st)
 
-    def fail(self, status, message=""):
+    def fail(self, status: Status | int, message: str = "") -> None:
         """Send the error reply now (the reply type with ``error`` set)."""
         self._answered = True
         st = lib.aiplat_request_fail(self.handle, int(status), enc(message or None, "message"))
         if st != int(status):
             check(st)
 
-    def publish(self, subject, msg):
+    def publish(self, subject: str, msg: Msg) -> None:
         """Publish a Msg on behalf of the request (with its traceparent)."""
         check(lib.aiplat_request_publish(self.handle, enc(subject, "subject"), msg.handle))
 
-    def in_progress(self):
+    def in_progress(self) -> None:
         check(lib.aiplat_request_in_progress(self.handle))
 
 
-def _make_handler(fn, name):
-    def trampoline(req_ptr, user_data):
+# A handler: returns the reply (a Msg, bytes or str), or None when it
+# answered itself (or the endpoint has no reply).
+Handler = Callable[[Request], Msg | Buffer | None]
+
+
+def _make_handler(fn: Handler, name: str) -> Any:
+    def trampoline(req_ptr: int | None, user_data: int | None) -> int:
         req = Request(req_ptr)
         try:
             result = fn(req)
@@ -148,7 +156,7 @@ def _make_handler(fn, name):
     return HANDLER_FN(trampoline)
 
 
-def _fail(req, endpoint, exc):
+def _fail(req: Request, endpoint: str, exc: BaseException) -> int:
     if isinstance(exc, AiplatError):
         status, message = int(exc.status), exc.message
     else:
@@ -164,8 +172,12 @@ def _fail(req, endpoint, exc):
     return status or int(Status.INTERNAL)
 
 
-def _make_check(fn):
-    def trampoline(buf, size, user_data):
+# A readiness check: ok, or (ok, why not).
+Check = Callable[[], bool | tuple[bool, str]]
+
+
+def _make_check(fn: Check) -> Any:
+    def trampoline(buf: Any, size: int, user_data: int | None) -> bool:
         try:
             result = fn()
             ok, why = result if isinstance(result, tuple) else (result, "")
@@ -189,12 +201,20 @@ class Service(Closing):
     :class:`~aiplat.Config`, which must outlive the service) or from the
     environment."""
 
-    def __init__(self, name, version="0.0.0", description="", config=None, workers=None,
-                 request_timeout_ms=None, shutdown_grace_ms=None):
+    def __init__(
+        self,
+        name: str,
+        version: str = "0.0.0",
+        description: str = "",
+        config: Config | None = None,
+        workers: int | None = None,
+        request_timeout_ms: int | None = None,
+        shutdown_grace_ms: int | None = None,
+    ) -> None:
         self._own_config = config is None
         self._config = Config() if config is None else config
         self._ptr = ctypes.c_void_p()
-        self._thunks = []  # handler and check thunks, alive until close()
+        self._thunks: list[Any] = []  # handler and check thunks, alive until close()
         self._stop_event = threading.Event()
         self._state = "new"
         check(lib.aiplat_service_create(ctypes.byref(self._ptr), self._config.handle,
@@ -213,19 +233,26 @@ class Service(Closing):
                   self._err())
 
     @property
-    def handle(self):
+    def handle(self) -> ctypes.c_void_p:
         if not self._ptr:
             raise ValueError("service: closed")
         return self._ptr
 
-    def _err(self):
+    def _err(self) -> HandleError:
         return (lib.aiplat_service_last_error, self._ptr)
 
-    def endpoint(self, name, subject, request_type=MsgType.CHAT_REQUEST,
-                 reply_type=MsgType.CHAT_RESPONSE, handler=None, queue_group=None):
+    def endpoint(
+        self,
+        name: str,
+        subject: str,
+        request_type: MsgType | int = MsgType.CHAT_REQUEST,
+        reply_type: MsgType | int = MsgType.CHAT_RESPONSE,
+        handler: Handler | None = None,
+        queue_group: str | None = None,
+    ) -> Any:
         """Add a request/reply endpoint; usable as a decorator. Use
         ``MsgType.INVALID`` for raw bytes in or out."""
-        def add(fn):
+        def add(fn: Handler) -> Handler:
             thunk = _make_handler(fn, name)
             self._thunks.append(thunk)
             check(lib.aiplat_service_add_endpoint(
@@ -236,10 +263,18 @@ class Service(Closing):
 
         return add(handler) if handler is not None else add
 
-    def js_endpoint(self, name, stream, durable, subject, request_type, reply_type,
-                    handler=None):
+    def js_endpoint(
+        self,
+        name: str,
+        stream: str,
+        durable: str,
+        subject: str,
+        request_type: MsgType | int,
+        reply_type: MsgType | int,
+        handler: Handler | None = None,
+    ) -> Any:
         """Add a JetStream endpoint (durable consumer, acks by outcome)."""
-        def add(fn):
+        def add(fn: Handler) -> Handler:
             thunk = _make_handler(fn, name)
             self._thunks.append(thunk)
             check(lib.aiplat_service_add_js_endpoint(
@@ -250,7 +285,7 @@ class Service(Closing):
 
         return add(handler) if handler is not None else add
 
-    def add_check(self, name, fn):
+    def add_check(self, name: str, fn: Check) -> None:
         """A readiness check ``fn() -> bool or (bool, why)``, run on the
         health server's thread at every /ready: it must not block."""
         thunk = _make_check(fn)
@@ -258,13 +293,13 @@ class Service(Closing):
         check(lib.aiplat_service_add_check(self.handle, enc(name, "name"), thunk, None),
               self._err())
 
-    def start(self):
+    def start(self) -> Self:
         """Connect, start health, subscribe; returns once requests flow."""
         check(lib.aiplat_service_start(self.handle), self._err())
         self._state = "started"
         return self
 
-    def stop(self, wait=True):
+    def stop(self, wait: bool = True) -> None:
         """Shut down gracefully: stop taking requests, let in-flight ones
         finish within the grace period, drain. With ``wait`` (from any
         thread but a handler's) it returns when done."""
@@ -277,11 +312,11 @@ class Service(Closing):
             self._state = "stopped"
             check(st, self._err())
 
-    def run(self, install_signal_handlers=True):
+    def run(self, install_signal_handlers: bool = True) -> None:
         """Start (if needed) and serve until SIGTERM/SIGINT or stop()."""
         if self._state == "new":
             self.start()
-        previous = {}
+        previous: dict[signal.Signals, Any] = {}
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, lambda *_: self._stop_event.set())
@@ -295,15 +330,16 @@ class Service(Closing):
                 self.stop()
 
     @property
-    def id(self):
-        return dec(lib.aiplat_service_id(self.handle))
+    def id(self) -> str:
+        return text(lib.aiplat_service_id(self.handle))
 
     @property
-    def health_port(self):
+    def health_port(self) -> int:
         """The health server's port (useful with HEALTH_PORT=0)."""
-        return lib.aiplat_health_port(lib.aiplat_service_health(self.handle))
+        port: int = lib.aiplat_health_port(lib.aiplat_service_health(self.handle))
+        return port
 
-    def close(self):
+    def close(self) -> None:
         """Stop (if running) and release the service."""
         if self._ptr:
             if self._state == "started":

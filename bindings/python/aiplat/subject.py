@@ -3,17 +3,16 @@ user-supplied token can never add a level or a wildcard."""
 
 import ctypes
 from collections.abc import Callable
-from typing import Any
 
 from ._lib import lib
-from ._util import dec, enc, strv, take_string
+from ._util import enc, strv, take_string, take_text, text
 from .errors import check
 
 
-def _built(fn: Callable[..., int], *args: object) -> Any:
+def _built(fn: Callable[..., int], *args: object) -> str:
     out = ctypes.c_void_p()
     check(fn(ctypes.byref(out), *args))
-    return take_string(out)
+    return take_text(out)
 
 
 def check_token(token: str) -> None:
@@ -63,16 +62,18 @@ def pipeline_status(run_id: str) -> str:
 
 
 def pipeline_trigger() -> str:
-    return dec(lib.aiplat_subject_pipeline_trigger())
+    return text(lib.aiplat_subject_pipeline_trigger())
 
 
 def chat_user_message_filter() -> str:
-    return dec(lib.aiplat_subject_chat_user_message_filter())
+    return text(lib.aiplat_subject_chat_user_message_filter())
 
 
 def voice_user_request_filter() -> str:
-    return dec(lib.aiplat_subject_voice_user_request_filter())
+    return text(lib.aiplat_subject_voice_user_request_filter())
 
 
 def token_at(subject: str, index: int) -> str | None:
-    return _built(lib.aiplat_subject_token_at, enc(subject, "subject"), index)
+    out = ctypes.c_void_p()
+    check(lib.aiplat_subject_token_at(ctypes.byref(out), enc(subject, "subject"), index))
+    return take_string(out)
