@@ -31,13 +31,15 @@ jsCtx *aip_bus_js(aiplat_bus *bus);
  * else AIPLAT_ERR_CONFIG naming the stream, its subjects and @subject. When
  * there is no such stream, create it capturing @subject with @retention,
  * no age limit, on file, @replicas replicas (1..5); when another process
- * creates it first, bind to that one. When @have_replicas is not NULL it
+ * creates it first, bind to that one. With @bind_only a missing stream is
+ * AIPLAT_ERR_NOT_FOUND instead, and nothing is created. When @have_replicas is not NULL it
  * receives the replicas of the stream used. Failures are recorded as
  * "@what: ...". */
 aiplat_status aip_bus_stream_bind(aiplat_bus *bus, const char *what,
                                   const char *name, const char *subject,
                                   aiplat_bus_retention retention,
-                                  int replicas, int *have_replicas);
+                                  int replicas, bool bind_only,
+                                  int *have_replicas);
 
 /* aiplat_kv_open() with the replicas of a bucket it creates (1..5; an
  * existing bucket is used as it is) and, when @timeout_ms > 0, its own

@@ -12,6 +12,7 @@
 
 #include "bus_internal.h"
 #include "loop.h"
+#include "options_internal.h"
 #include "subject_internal.h"
 
 #define NAME_MAX_LEN 64
@@ -77,13 +78,36 @@ static aiplat_status stream_config(aip_err *e, const char *what,
 AIPLAT_API aiplat_status aiplat_bus_stream_ensure(
     aiplat_bus *bus, const char *name, const char *const *subjects,
     size_t n_subjects, int64_t max_age_ms, aiplat_bus_retention retention) {
+  /* Borrows the caller's subjects: the options are read, never kept. */
+  struct aiplat_stream_options o = {(char **)subjects, n_subjects, max_age_ms,
+                                    retention, 1, AIPLAT_BUS_STORAGE_FILE};
+  return aiplat_bus_stream_ensure_with(bus, name, &o);
+}
+
+AIPLAT_API aiplat_status aiplat_bus_stream_ensure_with(
+    aiplat_bus *bus, const char *name, const aiplat_stream_options *opts) {
   if (!bus)
     return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "bus: bus is NULL");
   aip_err *e = &bus->err;
+  if (!opts)
+    return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "bus: stream_ensure: options are NULL");
   jsStreamConfig sc;
-  aiplat_status st = stream_config(e, "bus: stream_ensure", name, subjects,
-                                   n_subjects, max_age_ms, retention, &sc);
+  aiplat_status st = stream_config(
+      e, "bus: stream_ensure", name, (const char *const *)opts->subjects,
+      opts->n_subjects, opts->max_age_ms, opts->retention, &sc);
   if (st) return st;
+  if (opts->replicas < 1 || opts->replicas > 5)
+    return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "bus: stream_ensure: replicas must be 1..5, not %d",
+                    opts->replicas);
+  sc.Replicas = opts->replicas;
+  if (opts->storage == AIPLAT_BUS_STORAGE_MEMORY)
+    sc.Storage = js_MemoryStorage;
+  else if (opts->storage != AIPLAT_BUS_STORAGE_FILE)
+    return aip_fail(e, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "bus: stream_ensure: unknown storage %d",
+                    (int)opts->storage);
   jsCtx *js = open_js(bus, e, "bus: stream_ensure");
   if (!js) return aip_err_copy(e, NULL, 0);
   jsErrCode jerr = 0;
@@ -169,7 +193,8 @@ static natsStatus stream_lookup(jsCtx *js, const char *name, jsStreamInfo **si,
 aiplat_status aip_bus_stream_bind(aiplat_bus *bus, const char *what,
                                   const char *name, const char *subject,
                                   aiplat_bus_retention retention,
-                                  int replicas, int *have_replicas) {
+                                  int replicas, bool bind_only,
+                                  int *have_replicas) {
   aip_err *e = &bus->err;
   if (have_replicas) *have_replicas = replicas;
   const char *subjects[] = {subject};
@@ -186,6 +211,11 @@ aiplat_status aip_bus_stream_bind(aiplat_bus *bus, const char *what,
   jsStreamInfo *si = NULL;
   jsErrCode jerr = 0;
   natsStatus s = stream_lookup(js, name, &si, &jerr);
+  if (s == NATS_NOT_FOUND && bind_only)
+    return aip_fail(e, AIPLAT_ERR_NOT_FOUND,
+                    "%s: no stream %s, and the endpoint only binds to one: "
+                    "create it first",
+                    what, name);
   if (s == NATS_NOT_FOUND) {
     char creating[192];
     snprintf(creating, sizeof creating, "%s: create stream %s", what, name);
@@ -303,7 +333,17 @@ struct aiplat_kv {
 AIPLAT_API aiplat_status aiplat_kv_open(aiplat_kv **out, aiplat_bus *bus,
                                         const char *bucket, int64_t ttl_ms,
                                         int history) {
-  return aip_kv_open(out, bus, bucket, ttl_ms, history, 1, 0);
+  struct aiplat_kv_options o = {ttl_ms, history, 1};
+  return aiplat_kv_open_with(out, bus, bucket, &o);
+}
+
+AIPLAT_API aiplat_status aiplat_kv_open_with(aiplat_kv **out, aiplat_bus *bus,
+                                             const char *bucket,
+                                             const aiplat_kv_options *opts) {
+  struct aiplat_kv_options o;
+  aip_kv_options_init(&o);
+  if (opts) o = *opts;
+  return aip_kv_open(out, bus, bucket, o.ttl_ms, o.history, o.replicas, 0);
 }
 
 aiplat_status aip_kv_open(aiplat_kv **out, aiplat_bus *bus, const char *bucket,

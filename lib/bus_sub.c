@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "bus_internal.h"
+#include "options_internal.h"
 #include "subject_internal.h"
 
 /* Expiry of one pull request: how long an idle consumer waits on the
@@ -23,6 +24,7 @@
 /* Pause after a fetch error before trying again. */
 #define FETCH_BACKOFF_MS 1000
 #define MAX_IN_FLIGHT 65536
+#define BACKOFF_MAX 32
 #define NAME_MAX_LEN 64
 /* Failures in a row after which a subscription cannot fetch: one alone is
  * a blip (a reconnection, a leader moving). */
@@ -401,17 +403,31 @@ static void *fetch_main(void *arg) {
 
 /* Create the durable pull consumer, or update it to these settings. */
 static aiplat_status ensure_consumer(aiplat_bus *bus, jsCtx *js,
-                                     const char *stream, const char *durable,
-                                     const char *filter, int64_t ack_wait_ms,
-                                     int64_t max_deliver) {
+                                     const char *stream,
+                                     const aiplat_consumer_options *o) {
+  const char *durable = o->durable;
   jsConsumerConfig cc;
   jsConsumerConfig_Init(&cc);
   cc.Durable = durable;
   cc.AckPolicy = js_AckExplicit;
   cc.DeliverPolicy = js_DeliverAll;
-  cc.AckWait = ack_wait_ms * 1000000;
-  cc.MaxDeliver = max_deliver;
-  cc.FilterSubject = filter;
+  cc.AckWait = o->ack_wait_ms * 1000000;
+  cc.MaxDeliver = o->max_deliver;
+  cc.FilterSubject = o->filter;
+  /* first, doubling up to max: the server uses the last one for every
+   * later delivery, and wants fewer than max_deliver of them. */
+  int64_t backoff[BACKOFF_MAX];
+  int n = 0;
+  for (int64_t d = o->backoff_first_ms; d > 0 && n < BACKOFF_MAX &&
+                                        n < o->max_deliver - 1;) {
+    backoff[n++] = d * 1000000;
+    if (d >= o->backoff_max_ms) break;
+    d = d * 2 < o->backoff_max_ms ? d * 2 : o->backoff_max_ms;
+  }
+  if (n > 0) {
+    cc.BackOff = backoff;
+    cc.BackOffLen = n;
+  }
   jsConsumerInfo *ci = NULL;
   jsErrCode jerr = 0;
   natsStatus s = js_AddConsumer(&ci, js, stream, &cc, NULL, &jerr);
@@ -433,16 +449,21 @@ static aiplat_status ensure_consumer(aiplat_bus *bus, jsCtx *js,
 }
 
 static aiplat_status js_subscribe(aiplat_bus *bus, const char *stream,
-                                  const char *durable, const char *filter,
-                                  int64_t ack_wait_ms, int64_t max_deliver,
-                                  int max_in_flight, aiplat_bus_msg_fn fn,
-                                  void *ud, bool owned, aiplat_bus_sub **out) {
+                                  const aiplat_consumer_options *o,
+                                  aiplat_bus_msg_fn fn, void *ud, bool owned,
+                                  aiplat_bus_sub **out) {
   if (!bus)
     return aip_fail(NULL, AIPLAT_ERR_INVALID_ARGUMENT, "bus: bus is NULL");
   if (!out || !fn)
     return aip_fail(&bus->err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "bus: js_subscribe: %s is NULL", out ? "callback" : "out");
   *out = NULL;
+  if (!o)
+    return aip_fail(&bus->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "bus: js_subscribe: options are NULL");
+  const char *durable = o->durable, *filter = o->filter;
+  int64_t ack_wait_ms = o->ack_wait_ms, max_deliver = o->max_deliver;
+  int max_in_flight = o->max_in_flight;
   aiplat_status st;
   if ((st = aip_name_check(&bus->err, "bus: js_subscribe: stream name", stream,
                            NAME_MAX_LEN)) ||
@@ -461,14 +482,17 @@ static aiplat_status js_subscribe(aiplat_bus *bus, const char *stream,
     return aip_fail(&bus->err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "bus: js_subscribe: max_in_flight must be 1..%d",
                     MAX_IN_FLIGHT);
+  if (o->backoff_first_ms > 0 && max_deliver < 2)
+    return aip_fail(&bus->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "bus: js_subscribe: a redelivery backoff needs a delivery "
+                    "limit of at least 2");
   natsConnection *nc = aip_bus_open_conn(bus, &bus->err, "bus: js_subscribe");
   if (!nc) return aip_err_copy(&bus->err, NULL, 0);
   jsCtx *js = aip_bus_js(bus);
   if (!js)
     return aip_fail(&bus->err, AIPLAT_ERR_NOT_SUPPORTED,
                     "bus: js_subscribe: no JetStream context");
-  if ((st = ensure_consumer(bus, js, stream, durable, filter, ack_wait_ms,
-                            max_deliver)))
+  if ((st = ensure_consumer(bus, js, stream, o)))
     return st;
 
   aiplat_bus_sub *sub = sub_new(bus, AIP_SUB_JS, durable, fn, ud, owned);
@@ -511,8 +535,17 @@ AIPLAT_API aiplat_status aiplat_bus_js_subscribe(
     const char *filter_subject, int64_t ack_wait_ms, int64_t max_deliver,
     int max_in_flight, aiplat_bus_msg_fn fn, void *user_data,
     aiplat_bus_sub **out) {
-  return js_subscribe(bus, stream, durable, filter_subject, ack_wait_ms,
-                      max_deliver, max_in_flight, fn, user_data, false, out);
+  /* Borrows the caller's strings: the options are read, never kept. */
+  struct aiplat_consumer_options o = {(char *)durable, (char *)filter_subject,
+                                      ack_wait_ms, max_deliver, 0, 0,
+                                      max_in_flight};
+  return aiplat_bus_js_subscribe_with(bus, stream, &o, fn, user_data, out);
+}
+
+AIPLAT_API aiplat_status aiplat_bus_js_subscribe_with(
+    aiplat_bus *bus, const char *stream, const aiplat_consumer_options *opts,
+    aiplat_bus_msg_fn fn, void *user_data, aiplat_bus_sub **out) {
+  return js_subscribe(bus, stream, opts, fn, user_data, false, out);
 }
 
 aiplat_status aip_bus_js_subscribe_owned(aiplat_bus *bus, const char *stream,
@@ -522,8 +555,10 @@ aiplat_status aip_bus_js_subscribe_owned(aiplat_bus *bus, const char *stream,
                                          int64_t max_deliver, int max_in_flight,
                                          aiplat_bus_msg_fn fn, void *closure,
                                          aiplat_bus_sub **out) {
-  return js_subscribe(bus, stream, durable, filter_subject, ack_wait_ms,
-                      max_deliver, max_in_flight, fn, closure, true, out);
+  struct aiplat_consumer_options o = {(char *)durable, (char *)filter_subject,
+                                      ack_wait_ms, max_deliver, 0, 0,
+                                      max_in_flight};
+  return js_subscribe(bus, stream, &o, fn, closure, true, out);
 }
 
 /* ---- stopping

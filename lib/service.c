@@ -25,6 +25,7 @@
 #include "message_internal.h"
 #include "metrics.h"
 #include "micro.h"
+#include "options_internal.h"
 #include "otel.h"
 #include "trace.h"
 
@@ -33,9 +34,6 @@
 
 #define LAST_ERROR_MAX 256
 #define MICRO_VERBS 3
-#define NAK_BASE_MS 1000
-#define NAK_MAX_MS 30000
-#define JS_MAX_DELIVER 5
 /* Settling a JetStream request: the flush of the answer waits at most
  * JS_FLUSH_TIMEOUT_MS; each attempt at recording the completion, looking
  * it up or confirming the ack waits at most JS_STEP_TIMEOUT_MS, and failed
@@ -58,7 +56,9 @@
 typedef struct endpoint {
   struct aiplat_service *svc;
   char *name, *subject, *queue, *stream, *durable;
-  bool js;
+  bool js, bind_only;
+  int max_deliver;                      /* JetStream settings */
+  int64_t nak_first_ms, nak_max_ms, ack_wait_ms; /* ack wait 0: timeout */
   aiplat_msg_type request_type, reply_type;
   aiplat_handler_fn fn;
   void *ud;
@@ -360,13 +360,13 @@ AIPLAT_API aiplat_status aiplat_service_set_handle_signals(aiplat_service *svc,
 }
 
 static aiplat_status add_endpoint(aiplat_service *svc, const char *name,
-                                  const char *subject, const char *queue,
-                                  const char *stream, const char *durable,
-                                  aiplat_msg_type request_type,
-                                  aiplat_msg_type reply_type,
+                                  const char *subject,
+                                  const aiplat_endpoint_options *o,
                                   aiplat_handler_fn fn, void *ud) {
   aiplat_status st = not_started(svc, "add_endpoint");
   if (st != AIPLAT_OK) return st;
+  const char *queue = o->queue, *stream = o->stream, *durable = o->durable;
+  aiplat_msg_type request_type = o->request_type, reply_type = o->reply_type;
   if (!aip_micro_name_valid(name))
     return aip_fail(&svc->err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "service: endpoint name must be letters, digits, '-' or '_'");
@@ -405,6 +405,11 @@ static aiplat_status add_endpoint(aiplat_service *svc, const char *name,
   ep->stream = stream ? strdup(stream) : NULL;
   ep->durable = durable ? strdup(durable) : NULL;
   ep->js = stream != NULL;
+  ep->bind_only = o->bind_only;
+  ep->max_deliver = o->max_deliver;
+  ep->nak_first_ms = o->nak_first_ms;
+  ep->nak_max_ms = o->nak_max_ms;
+  ep->ack_wait_ms = o->ack_wait_ms;
   ep->request_type = request_type;
   ep->reply_type = reply_type;
   ep->fn = fn;
@@ -418,12 +423,32 @@ static aiplat_status add_endpoint(aiplat_service *svc, const char *name,
   return AIPLAT_OK;
 }
 
+AIPLAT_API aiplat_status aiplat_service_add_endpoint_with(
+    aiplat_service *svc, const char *name, const char *subject,
+    const aiplat_endpoint_options *opts, aiplat_handler_fn handler,
+    void *user_data) {
+  struct aiplat_endpoint_options defaults;
+  if (!opts) {
+    aip_endpoint_options_init(&defaults);
+    opts = &defaults;
+  }
+  if (svc && (!opts->stream) != (!opts->durable))
+    return aip_fail(&svc->err, AIPLAT_ERR_INVALID_ARGUMENT,
+                    "service: a JetStream endpoint needs a stream and a durable name");
+  return add_endpoint(svc, name, subject, opts, handler, user_data);
+}
+
 AIPLAT_API aiplat_status aiplat_service_add_endpoint(
     aiplat_service *svc, const char *name, const char *subject,
     const char *queue_group, aiplat_msg_type request_type,
     aiplat_msg_type reply_type, aiplat_handler_fn handler, void *user_data) {
-  return add_endpoint(svc, name, subject, queue_group, NULL, NULL, request_type,
-                      reply_type, handler, user_data);
+  /* Borrows the caller's strings: the options are read, never kept. */
+  struct aiplat_endpoint_options o;
+  aip_endpoint_options_init(&o);
+  o.queue = (char *)queue_group;
+  o.request_type = request_type;
+  o.reply_type = reply_type;
+  return aiplat_service_add_endpoint_with(svc, name, subject, &o, handler, user_data);
 }
 
 AIPLAT_API aiplat_status aiplat_service_add_js_endpoint(
@@ -433,8 +458,13 @@ AIPLAT_API aiplat_status aiplat_service_add_js_endpoint(
   if (svc && (!stream || !*stream || !durable || !*durable))
     return aip_fail(&svc->err, AIPLAT_ERR_INVALID_ARGUMENT,
                     "service: a JetStream endpoint needs a stream and a durable name");
-  return add_endpoint(svc, name, subject, NULL, stream, durable, request_type,
-                      reply_type, handler, user_data);
+  struct aiplat_endpoint_options o;
+  aip_endpoint_options_init(&o);
+  o.stream = (char *)stream;
+  o.durable = (char *)durable;
+  o.request_type = request_type;
+  o.reply_type = reply_type;
+  return aiplat_service_add_endpoint_with(svc, name, subject, &o, handler, user_data);
 }
 
 AIPLAT_API aiplat_status aiplat_service_add_check(aiplat_service *svc,
@@ -666,7 +696,7 @@ static void sleep_ms(int64_t ms) {
  * the instance that answered it may still be recording its completion (it
  * retries while a leader is elected, and the redelivery comes as soon as
  * the new leader is there), so it is put back once, briefly, and looked up
- * again. */
+ * again, unless it is the last delivery. */
 static aiplat_status answered_before(aiplat_request *req) {
   aiplat_kv *kv = req->ep->svc->completions;
   char key[256];
@@ -679,10 +709,12 @@ static aiplat_status answered_before(aiplat_request *req) {
   aiplat_bus_msg_delivery_count(req->msg, &n);
   if (st == AIPLAT_OK || st == AIPLAT_ERR_NOT_FOUND) {
     aiplat_error_clear();
-    if (st == AIPLAT_ERR_NOT_FOUND && n == 2) return AIPLAT_ERR_STATE;
+    /* Not at the last delivery, which is handled (a limit of 2). */
+    if (st == AIPLAT_ERR_NOT_FOUND && n == 2 && n < (uint64_t)req->ep->max_deliver)
+      return AIPLAT_ERR_STATE;
     return st;
   }
-  if (n >= JS_MAX_DELIVER) {
+  if (n >= (uint64_t)req->ep->max_deliver) {
     aiplat_error_clear();
     return AIPLAT_ERR_NOT_FOUND;
   }
@@ -771,9 +803,9 @@ static void settle_js(aiplat_request *req, aiplat_status st) {
   } else if (transient(st)) {
     uint64_t n = 1;
     aiplat_bus_msg_delivery_count(m, &n);
-    int64_t delay = NAK_BASE_MS;
-    for (uint64_t i = 1; i < n && delay < NAK_MAX_MS; i++) delay *= 2;
-    aiplat_bus_msg_nak_with_delay(m, delay < NAK_MAX_MS ? delay : NAK_MAX_MS);
+    int64_t delay = req->ep->nak_first_ms, most = req->ep->nak_max_ms;
+    for (uint64_t i = 1; i < n && delay < most; i++) delay *= 2;
+    aiplat_bus_msg_nak_with_delay(m, delay < most ? delay : most);
   } else {
     aiplat_bus_msg_term(m);
   }
@@ -1152,6 +1184,11 @@ static bool nats_check(char *msg, size_t msglen, void *ud) {
   return up;
 }
 
+/* How long the server waits for an endpoint's ack. */
+static int64_t ack_wait(const endpoint *ep) {
+  return ep->ack_wait_ms > 0 ? ep->ack_wait_ms : ep->svc->request_timeout_ms;
+}
+
 /* The bucket of completions, when an endpoint takes requests from
  * JetStream: kept longer than a request can be delivered again. */
 static aiplat_status open_completions(aiplat_service *svc, int stream_replicas) {
@@ -1163,7 +1200,14 @@ static aiplat_status open_completions(aiplat_service *svc, int stream_replicas) 
   if (st != AIPLAT_OK) return st;
   /* The records must outlive a node as the requests do. */
   if (replicas == 0) replicas = stream_replicas;
-  int64_t window = (svc->request_timeout_ms + NAK_MAX_MS) * JS_MAX_DELIVER;
+  /* The longest any JetStream endpoint may deliver one request again. */
+  int64_t window = 0;
+  for (size_t i = 0; i < svc->n_eps; i++) {
+    endpoint *ep = svc->eps[i];
+    if (!ep->js) continue;
+    int64_t w = (ack_wait(ep) + ep->nak_max_ms) * ep->max_deliver;
+    if (w > window) window = w;
+  }
   int64_t ttl = window > COMPLETIONS_TTL_MIN_MS ? window : COMPLETIONS_TTL_MIN_MS;
   return aip_kv_open(&svc->completions, svc->bus, bucket, ttl, 1, (int)replicas,
                      JS_STEP_TIMEOUT_MS);
@@ -1188,7 +1232,8 @@ static aiplat_status start_js(aiplat_service *svc) {
     st = aiplat_config_get_int(svc->cfg, "JS_STREAM_REPLICAS", 1, 5, &replicas);
     if (st == AIPLAT_OK)
       st = aip_bus_stream_bind(svc->bus, what, ep->stream, ep->subject,
-                               AIPLAT_BUS_RETENTION_WORK_QUEUE, (int)replicas, &have);
+                               AIPLAT_BUS_RETENTION_WORK_QUEUE, (int)replicas,
+                               ep->bind_only, &have);
     if (have > most) most = have;
   }
   if (st != AIPLAT_OK || most == 0) return st;
@@ -1280,7 +1325,7 @@ AIPLAT_API aiplat_status aiplat_service_start(aiplat_service *svc) {
     for (unsigned w = 0; w < svc->workers && st == AIPLAT_OK; w++) {
       if (ep->js)
         st = aip_bus_js_subscribe_owned(svc->bus, ep->stream, ep->durable, ep->subject,
-                                        svc->request_timeout_ms, JS_MAX_DELIVER,
+                                        ack_wait(ep), ep->max_deliver,
                                         share > 0 ? share : 1, on_message, ep, &ep->subs[w]);
       else
         st = aip_bus_subscribe_owned(svc->bus, ep->subject, ep->queue, on_message, ep,

@@ -576,6 +576,87 @@ AIPLAT_API aiplat_status aiplat_bus_stream_ensure(
     aiplat_bus *bus, const char *name, const char *const *subjects,
     size_t n_subjects, int64_t max_age_ms, aiplat_bus_retention retention);
 
+/** Where a stream keeps its messages; numbers pinned. */
+typedef enum aiplat_bus_storage {
+  /** On disk (the default). */
+  AIPLAT_BUS_STORAGE_FILE = 0,
+  /** In memory: lost when the server stops. */
+  AIPLAT_BUS_STORAGE_MEMORY = 1
+} aiplat_bus_storage;
+
+/**
+ * Settings of a stream, given to aiplat_bus_stream_ensure_with(): an opaque
+ * object with typed setters. Read when that call starts (strings copied),
+ * so it may be changed, reused or destroyed right after. One thread at a
+ * time.
+ */
+typedef struct aiplat_stream_options aiplat_stream_options;
+
+/**
+ * Create stream options with the defaults: no subjects (they must be set),
+ * no age limit, ::AIPLAT_BUS_RETENTION_LIMITS, one replica, on file.
+ * Release with aiplat_stream_options_destroy().
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_stream_options_create(
+    aiplat_stream_options **out);
+
+/**
+ * Release stream options. NULL is a no-op.
+ * @since 1.0
+ */
+AIPLAT_API void aiplat_stream_options_destroy(aiplat_stream_options *opts);
+
+/**
+ * Subjects the stream captures (1..1024 of them, wildcards allowed; all
+ * copied, replacing earlier ones). ::AIPLAT_ERR_INVALID_ARGUMENT for an
+ * invalid count or subject.
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_stream_options_set_subjects(
+    aiplat_stream_options *opts, const char *const *subjects,
+    size_t n_subjects);
+
+/**
+ * Age after which messages are removed (>= 0; 0 for no limit).
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_stream_options_set_max_age_ms(
+    aiplat_stream_options *opts, int64_t max_age_ms);
+
+/**
+ * Retention (see ::aiplat_bus_retention).
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_stream_options_set_retention(
+    aiplat_stream_options *opts, aiplat_bus_retention retention);
+
+/**
+ * Replicas of the stream in a cluster (1..5).
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_stream_options_set_replicas(
+    aiplat_stream_options *opts, int replicas);
+
+/**
+ * Storage (see ::aiplat_bus_storage).
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_stream_options_set_storage(
+    aiplat_stream_options *opts, aiplat_bus_storage storage);
+
+/**
+ * Create stream @p name with the settings of @p opts, or update an
+ * existing one to them (idempotent), as aiplat_bus_stream_ensure() does;
+ * the server refuses to change retention or storage of an existing stream
+ * (::AIPLAT_ERR_BAD_REQUEST). @p opts is read during the call and not kept.
+ * Errors: those of aiplat_bus_stream_ensure(); ::AIPLAT_ERR_INVALID_ARGUMENT
+ * when @p opts is NULL or has no subjects.
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_bus_stream_ensure_with(
+    aiplat_bus *bus, const char *name, const aiplat_stream_options *opts);
+
 /**
  * Delete stream @p name and its messages. ::AIPLAT_ERR_NOT_FOUND if absent.
  * @since 1.0
@@ -624,6 +705,90 @@ AIPLAT_API aiplat_status aiplat_bus_js_subscribe(
     int max_in_flight, aiplat_bus_msg_fn fn, void *user_data,
     aiplat_bus_sub **out);
 
+/**
+ * Settings of a durable JetStream consumer, given to
+ * aiplat_bus_js_subscribe_with(): an opaque object with typed setters. Read
+ * when that call starts (strings copied), so it may be changed, reused or
+ * destroyed right after. One thread at a time.
+ */
+typedef struct aiplat_consumer_options aiplat_consumer_options;
+
+/**
+ * Create consumer options with the defaults: no durable name (it must be
+ * set), every subject of the stream, an ack wait of 30 s, no delivery limit,
+ * no redelivery backoff, 64 fetched messages in flight. Release with
+ * aiplat_consumer_options_destroy().
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_consumer_options_create(
+    aiplat_consumer_options **out);
+
+/**
+ * Release consumer options. NULL is a no-op.
+ * @since 1.0
+ */
+AIPLAT_API void aiplat_consumer_options_destroy(aiplat_consumer_options *opts);
+
+/**
+ * Durable consumer name (copied; 1-64 bytes of A-Z, a-z, 0-9, '_', '-').
+ * ::AIPLAT_ERR_INVALID_ARGUMENT otherwise.
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_consumer_options_set_durable(
+    aiplat_consumer_options *opts, const char *durable);
+
+/**
+ * Only messages on this subject (copied; wildcards allowed); NULL for every
+ * subject of the stream. ::AIPLAT_ERR_INVALID_ARGUMENT for a bad subject.
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_consumer_options_set_filter_subject(
+    aiplat_consumer_options *opts, const char *filter_subject);
+
+/**
+ * Time the server waits for an ack before delivering again (1 ms..7 days).
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_consumer_options_set_ack_wait_ms(
+    aiplat_consumer_options *opts, int64_t ack_wait_ms);
+
+/**
+ * Deliveries before the server gives up on a message; -1 for no limit.
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_consumer_options_set_max_deliver(
+    aiplat_consumer_options *opts, int64_t max_deliver);
+
+/**
+ * Redelivery delays after an ack wait expires: @p first_ms after the first
+ * delivery, doubling up to @p max_ms (1 <= first_ms <= max_ms <= 7 days);
+ * 0 and 0 to clear (redeliver after the ack wait). The server requires a
+ * delivery limit with a backoff: aiplat_bus_js_subscribe_with() refuses a
+ * backoff with no limit (::AIPLAT_ERR_INVALID_ARGUMENT).
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_consumer_options_set_backoff_ms(
+    aiplat_consumer_options *opts, int64_t first_ms, int64_t max_ms);
+
+/**
+ * Fetched messages held at once (1..65536), see aiplat_bus_js_subscribe().
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_consumer_options_set_max_in_flight(
+    aiplat_consumer_options *opts, int max_in_flight);
+
+/**
+ * Consume stream @p stream through the durable pull consumer that @p opts
+ * describes, created or updated to its settings, as
+ * aiplat_bus_js_subscribe() does. @p opts is read during the call and not
+ * kept. Errors: those of aiplat_bus_js_subscribe();
+ * ::AIPLAT_ERR_INVALID_ARGUMENT when @p opts is NULL or has no durable name.
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_bus_js_subscribe_with(
+    aiplat_bus *bus, const char *stream, const aiplat_consumer_options *opts,
+    aiplat_bus_msg_fn fn, void *user_data, aiplat_bus_sub **out);
+
 /* ---- Key-Value --------------------------------------------------------------
  */
 
@@ -639,6 +804,58 @@ AIPLAT_API aiplat_status aiplat_bus_js_subscribe(
 AIPLAT_API aiplat_status aiplat_kv_open(aiplat_kv **out, aiplat_bus *bus,
                                         const char *bucket, int64_t ttl_ms,
                                         int history);
+
+/**
+ * Settings of a Key-Value bucket, given to aiplat_kv_open_with(): an opaque
+ * object with typed setters. Read when that call starts, so it may be
+ * changed, reused or destroyed right after. One thread at a time.
+ */
+typedef struct aiplat_kv_options aiplat_kv_options;
+
+/**
+ * Create Key-Value options with the defaults: values never expire, one
+ * value kept per key, one replica. Release with aiplat_kv_options_destroy().
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_kv_options_create(aiplat_kv_options **out);
+
+/**
+ * Release Key-Value options. NULL is a no-op.
+ * @since 1.0
+ */
+AIPLAT_API void aiplat_kv_options_destroy(aiplat_kv_options *opts);
+
+/**
+ * Age after which a value expires (>= 0; 0 for never).
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_kv_options_set_ttl_ms(aiplat_kv_options *opts,
+                                                      int64_t ttl_ms);
+
+/**
+ * Values kept per key (1..64).
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_kv_options_set_history(aiplat_kv_options *opts,
+                                                       int history);
+
+/**
+ * Replicas of the bucket in a cluster (1..5).
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_kv_options_set_replicas(
+    aiplat_kv_options *opts, int replicas);
+
+/**
+ * Open bucket @p bucket, creating it with the settings of @p opts (NULL:
+ * the defaults) when it does not exist; an existing bucket is used as it
+ * is. @p opts is read during the call and not kept. Errors: those of
+ * aiplat_kv_open().
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_kv_open_with(aiplat_kv **out, aiplat_bus *bus,
+                                             const char *bucket,
+                                             const aiplat_kv_options *opts);
 
 /**
  * Store @p len bytes of @p data under @p key.

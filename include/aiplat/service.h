@@ -181,6 +181,114 @@ AIPLAT_API aiplat_status aiplat_service_add_js_endpoint(
     aiplat_msg_type reply_type, aiplat_handler_fn handler, void *user_data);
 
 /**
+ * Settings of an endpoint that will grow: an opaque object with typed
+ * setters, given to aiplat_service_add_endpoint_with(). Read when that call
+ * starts (strings are copied), so it may be changed, reused or destroyed
+ * right after. One thread at a time.
+ */
+typedef struct aiplat_endpoint_options aiplat_endpoint_options;
+
+/**
+ * Create endpoint options with the defaults: the service name as queue
+ * group, raw requests and replies (::AIPLAT_MSG_INVALID), a core NATS
+ * endpoint. JetStream settings (used once
+ * aiplat_endpoint_options_set_jetstream() was called): 5 deliveries, a nak
+ * delay of 1 s doubling up to 30 s, an ack wait equal to the service's
+ * request timeout, and a stream created when missing.
+ * Release with aiplat_endpoint_options_destroy().
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_endpoint_options_create(
+    aiplat_endpoint_options **out);
+
+/**
+ * Release endpoint options. NULL is a no-op.
+ * @since 1.0
+ */
+AIPLAT_API void aiplat_endpoint_options_destroy(aiplat_endpoint_options *opts);
+
+/**
+ * Queue group of a core endpoint (copied); NULL means the service name.
+ * ::AIPLAT_ERR_INVALID_ARGUMENT (with a message in aiplat_error_last())
+ * for a name that is not a valid subject.
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_endpoint_options_set_queue_group(
+    aiplat_endpoint_options *opts, const char *queue_group);
+
+/**
+ * Request and reply types: the payload is decoded to @p request_type, and
+ * error replies are @p reply_type; ::AIPLAT_MSG_INVALID for raw bytes.
+ * ::AIPLAT_ERR_INVALID_ARGUMENT for an unknown type.
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_endpoint_options_set_types(
+    aiplat_endpoint_options *opts, aiplat_msg_type request_type,
+    aiplat_msg_type reply_type);
+
+/**
+ * Make the endpoint a JetStream one: durable pull consumer @p durable on
+ * @p stream (both copied; 1-64 bytes of A-Z, a-z, 0-9, '_', '-'), as
+ * aiplat_service_add_js_endpoint() describes. The queue group is then
+ * unused. ::AIPLAT_ERR_INVALID_ARGUMENT for a missing or invalid name.
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_endpoint_options_set_jetstream(
+    aiplat_endpoint_options *opts, const char *stream, const char *durable);
+
+/**
+ * JetStream: deliveries of a request before the server gives up on it
+ * (1..1000, default 5); a request failing transiently that many times is
+ * dropped. ::AIPLAT_ERR_INVALID_ARGUMENT out of range.
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_endpoint_options_set_max_deliver(
+    aiplat_endpoint_options *opts, int max_deliver);
+
+/**
+ * JetStream: the delay before a request that failed transiently is
+ * delivered again: @p first_ms after the first delivery, doubling with each
+ * delivery up to @p max_ms (1 <= first_ms <= max_ms <= 1 hour; default
+ * 1000 and 30000). ::AIPLAT_ERR_INVALID_ARGUMENT otherwise.
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_endpoint_options_set_nak_backoff_ms(
+    aiplat_endpoint_options *opts, int64_t first_ms, int64_t max_ms);
+
+/**
+ * JetStream: how long the server waits for a request's ack before
+ * delivering it again (1 ms .. 7 days); 0, the default, means the service's
+ * request timeout at start. ::AIPLAT_ERR_INVALID_ARGUMENT otherwise.
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_endpoint_options_set_ack_wait_ms(
+    aiplat_endpoint_options *opts, int64_t ack_wait_ms);
+
+/**
+ * JetStream: with true, aiplat_service_start() only binds to the stream:
+ * it never creates (nor changes) it, and fails with ::AIPLAT_ERR_NOT_FOUND
+ * naming the stream when it is missing. Default false: a missing stream is
+ * created.
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_endpoint_options_set_bind_only(
+    aiplat_endpoint_options *opts, bool bind_only);
+
+/**
+ * Add an endpoint on @p subject (wildcards allowed) with the settings of
+ * @p opts (NULL: the defaults of aiplat_endpoint_options_create()), before
+ * start. @p name is the endpoint name for discovery and metrics,
+ * `[A-Za-z0-9_-]+`. @p opts is read during the call and not kept.
+ * Errors: ::AIPLAT_ERR_INVALID_ARGUMENT, ::AIPLAT_ERR_EXISTS (name taken),
+ * ::AIPLAT_ERR_STATE (after start).
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_service_add_endpoint_with(
+    aiplat_service *svc, const char *name, const char *subject,
+    const aiplat_endpoint_options *opts, aiplat_handler_fn handler,
+    void *user_data);
+
+/**
  * Add a readiness check (see aiplat_health_add_check()); "nats" (the
  * connection is up) is always registered. Before or after start.
  * @since 1.0
