@@ -111,6 +111,12 @@ aiplat_status aip_bus_js_subscribe_owned(aiplat_bus *bus, const char *stream,
  * @whylen bytes, NUL-terminated). A plain subscription always can. Any
  * thread; does not block. */
 bool aip_bus_sub_fetch_ok(aiplat_bus_sub *sub, char *why, size_t whylen);
+/* A JetStream message of @sub could not be settled (its ack or completion
+ * record found no leader): the subscription cannot serve until a fetch
+ * succeeds again, which readiness reports. A subscription at its capacity
+ * does not fetch, so only its settling tells. */
+void aip_bus_sub_settle_failed(aiplat_bus_sub *sub, const char *why);
+void aip_bus_msg_settle_failed(aiplat_bus_msg *m, const char *why);
 
 /* The natsMsg of a message, borrowed (NULL after aip_bus_msg_take_nats()).
  * Do not call natsMsg_Ack() and friends on it: nats.c 3.4.1 reaches the

@@ -639,3 +639,7 @@ AIPLAT_API aiplat_status aiplat_bus_msg_js_metadata(
   if (timestamp_ns) *timestamp_ns = msg->meta.timestamp_ns;
   return AIPLAT_OK;
 }
+
+void aip_bus_msg_settle_failed(aiplat_bus_msg *m, const char *why) {
+  if (m && m->is_js) aip_bus_sub_settle_failed(m->sub, why);
+}

@@ -315,6 +315,10 @@ static natsStatus probe_consumer(aiplat_bus_sub *sub, jsErrCode *jerr) {
   return s;
 }
 
+void aip_bus_sub_settle_failed(aiplat_bus_sub *sub, const char *why) {
+  if (sub && sub->kind == AIP_SUB_JS && why) fetch_health(sub, why, true);
+}
+
 bool aip_bus_sub_fetch_ok(aiplat_bus_sub *sub, char *why, size_t whylen) {
   if (!sub || sub->kind != AIP_SUB_JS) return true;
   pthread_mutex_lock(&sub->mu);

@@ -749,6 +749,9 @@ static void record_completion(aiplat_request *req, int64_t deadline_ns) {
   do {
     attempts++;
     if (aiplat_kv_put(svc->completions, key, "1", 1, NULL) == AIPLAT_OK) return;
+    if (attempts == 2)
+      aip_bus_msg_settle_failed(req->msg, "the completions bucket does not answer "
+                                          "(no leader, or it was lost)");
   } while (retry_pause(deadline_ns, &pause));
   char why[AIP_ERRMSG_MAX], n[16];
   aiplat_kv_last_error(svc->completions, why, sizeof why);
@@ -767,6 +770,9 @@ static void ack_confirmed(aiplat_request *req, int64_t deadline_ns) {
     int64_t left = (deadline_ns - aip_now_ns()) / 1000000;
     int64_t wait = left < JS_STEP_TIMEOUT_MS ? (left > 100 ? left : 100) : JS_STEP_TIMEOUT_MS;
     if (aiplat_bus_msg_ack_sync(req->msg, wait) == AIPLAT_OK) return;
+    if (attempts == 2) /* not a blip: the consumer has no leader */
+      aip_bus_msg_settle_failed(req->msg, "JetStream does not confirm acknowledgements "
+                                          "(no leader for the consumer, or it was lost)");
   } while (retry_pause(deadline_ns, &pause));
   char why[AIP_ERRMSG_MAX], n[16];
   aiplat_bus_msg_last_error(req->msg, why, sizeof why);

@@ -625,8 +625,18 @@ Suite *make_suite(void) {
   tcase_add_unchecked_fixture(tc, cluster_up, cluster_down);
   tcase_add_test(tc, binds_to_an_operators_r3_stream_unchanged);
   tcase_add_test(tc, an_answer_not_sent_is_delivered_again_and_answered_once);
-  tcase_add_test(tc, requests_survive_a_killed_service_instance);
-  tcase_add_test(tc, requests_survive_the_stream_leaders_node);
+  /* The failovers are timed against the cluster's elections and the ack
+   * wait: under valgrind (memcheck's 20-50x) they test the emulator, not
+   * the library, so they run outside it only; the same settling and
+   * readiness code runs under valgrind in the tests above and in
+   * test_service. */
+  const char *pre = getenv("LD_PRELOAD");
+  if (pre && strstr(pre, "vgpreload")) {
+    fprintf(stderr, "test_cluster: the two failover tests are skipped under valgrind\n");
+  } else {
+    tcase_add_test(tc, requests_survive_a_killed_service_instance);
+    tcase_add_test(tc, requests_survive_the_stream_leaders_node);
+  }
   suite_add_tcase(s, tc);
   return s;
 }
