@@ -24,6 +24,7 @@
 #include "call_internal.h"
 #include "internal.h"
 #include "loop.h"
+#include "otel.h"
 #include "trace.h"
 
 #define CLIENT_DEFAULT_TIMEOUT_MS 30000
@@ -85,6 +86,7 @@ struct ccall {
   bool finished;
   bool streaming;
   aiplat_msg *held; /* a final reply from the reply subject, held */
+  aip_span *span;   /* the request's client span (otel.h), or NULL */
   atomic_bool cancel_posted;
   atomic_bool grace_posted;
   aip_timer timer;
@@ -337,6 +339,8 @@ static void complete(ccall *k, aiplat_status st, const char *message, aiplat_msg
     aiplat_bus_sub_destroy(k->stream_sub);
     k->stream_sub = NULL;
   }
+  aip_otel_end(k->span, st);
+  k->span = NULL;
   k->done(st, message ? message : "", reply, k->ud);
   k->cleanup.fn = on_cleanup;
   if (aip_loop_post(&k->cleanup) != AIPLAT_OK) {
@@ -597,7 +601,8 @@ static aiplat_status pick_request_id(const aiplat_client_options *o, aiplat_msg 
 }
 
 static aiplat_status build_headers(const aiplat_client_options *o, const char *rid,
-                                   int64_t deadline_ms, aiplat_headers **out) {
+                                   int64_t deadline_ms, const aip_span *span,
+                                   aiplat_headers **out) {
   aiplat_headers *h = NULL;
   aiplat_status st = aiplat_headers_create(&h);
   if (st != AIPLAT_OK) return st;
@@ -606,10 +611,14 @@ static aiplat_status build_headers(const aiplat_client_options *o, const char *r
   int64_t unix_ms = aip_wall_ms() + (deadline_ms - aip_now_ms());
   snprintf(deadline, sizeof deadline, "%" PRId64, unix_ms > 0 ? unix_ms : 1);
   if (st == AIPLAT_OK) st = aiplat_headers_set(h, AIPLAT_HEADER_DEADLINE, deadline);
-  aip_trace t;
-  aip_trace_continue(o ? o->traceparent : NULL, &t);
-  char tp[AIP_TRACEPARENT_LEN + 1];
-  aip_trace_format(&t, tp, sizeof tp);
+  /* the request's span when it is traced, else a continued trace */
+  char tp[AIP_TRACEPARENT_LEN + 1] = "";
+  if (span) aip_span_traceparent(span, tp, sizeof tp);
+  if (!tp[0]) {
+    aip_trace t;
+    aip_trace_continue(o ? o->traceparent : NULL, &t);
+    aip_trace_format(&t, tp, sizeof tp);
+  }
   if (st == AIPLAT_OK) st = aiplat_headers_set(h, AIPLAT_HEADER_TRACEPARENT, tp);
   if (st == AIPLAT_OK && o && o->dedup) st = aiplat_headers_set(h, AIPLAT_HEADER_MSG_ID, rid);
   for (size_t i = 0; o && st == AIPLAT_OK && i < o->n_headers; i++)
@@ -651,19 +660,32 @@ AIPLAT_API aiplat_status aiplat_client_request_async(
   size_t len = 0;
   st = aiplat_msg_encode(request, &body, &len);
   if (st != AIPLAT_OK) return st;
+  /* A client span, a child of the caller's traceparent when given, else of
+   * the thread's current span (a handler's request). */
+  aip_span *span = NULL;
+  if (aip_otel_enabled()) {
+    aip_trace t;
+    bool given = o && o->traceparent && aip_trace_parse(o->traceparent, &t);
+    aip_otel_ctx prev = given ? aip_otel_enter_trace(&t) : (aip_otel_ctx){0};
+    span = aip_otel_nats_begin("request", subject);
+    if (given) aip_otel_restore(prev);
+  }
   aiplat_headers *h = NULL;
-  st = build_headers(o, rid, deadline, &h);
+  st = build_headers(o, rid, deadline, span, &h);
   if (st != AIPLAT_OK) {
+    aip_otel_end(span, st);
     aiplat_free(body);
     return st;
   }
 
   ccall *k = calloc(1, sizeof *k);
   if (!k) {
+    aip_otel_end(span, AIPLAT_ERR_NO_MEMORY);
     aiplat_free(body);
     aiplat_headers_destroy(h);
     return aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "client: out of memory");
   }
+  k->span = span;
   k->c = c;
   k->reply_type = reply_type;
   k->done = done;
@@ -681,6 +703,7 @@ AIPLAT_API aiplat_status aiplat_client_request_async(
               : aip_fail(NULL, AIPLAT_ERR_NO_MEMORY, "client: out of memory");
     free(ssub);
     if (st != AIPLAT_OK) {
+      aip_otel_end(k->span, st);
       free(k);
       aiplat_free(body);
       aiplat_headers_destroy(h);
@@ -700,6 +723,7 @@ AIPLAT_API aiplat_status aiplat_client_request_async(
   }
   pthread_mutex_unlock(&c->mu);
   if (st != AIPLAT_OK) {
+    aip_otel_end(k->span, st);
     aiplat_bus_sub_destroy(k->stream_sub);
     free(k);
     aiplat_free(body);
@@ -730,6 +754,8 @@ AIPLAT_API aiplat_status aiplat_client_request_async(
   bool mine = claim(k);
   pthread_mutex_unlock(&c->mu);
   if (!mine) return AIPLAT_OK;
+  aip_otel_end(k->span, st);
+  k->span = NULL;
   aip_call_unbind_hook(k->call);
   aiplat_bus_sub_destroy(k->stream_sub);
   k->stream_sub = NULL;

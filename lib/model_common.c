@@ -7,6 +7,7 @@
 
 #include "call_internal.h"
 #include "config.h"
+#include "otel.h"
 
 aiplat_status aip_model_base_init(aip_model_base *b, const char *component,
                                   aiplat_config *cfg, const char *url_var,
@@ -179,6 +180,31 @@ static void on_request_done(aiplat_status st, aip_http_resp *resp, aip_err *err,
   arrive(m);
 }
 
+/* The GenAI operation of a client kind, or NULL for servers that are not
+ * model servers (Milvus, the pipeline engines). */
+static const char *genai_operation(const char *component) {
+  static const char *const ops[][2] = {{"embeddings", "embeddings"},
+                                       {"reranker", "rerank"},
+                                       {"stt", "transcription"},
+                                       {"tts", "speech"}};
+  for (size_t i = 0; component && i < sizeof ops / sizeof ops[0]; i++)
+    if (strcmp(component, ops[i][0]) == 0) return ops[i][1];
+  return NULL;
+}
+
+/* A GenAI span for the call, a child of the calling thread's current span
+ * (none when tracing is off or nothing is traced). */
+static struct aip_span *genai_begin(aip_model_base *b) {
+  const char *op = genai_operation(b->component);
+  if (!op || !aip_otel_enabled()) return NULL;
+  char *model = aip_model_base_model(b);
+  char *root = aip_http_root_url(b->http);
+  aip_span *s = aip_otel_genai_begin(op, model, root);
+  free(model);
+  free(root);
+  return s;
+}
+
 void aip_model_call_init(aip_model_call *m, aip_model_base *b,
                          aiplat_call *call, aip_model_answer_fn on_answer) {
   memset(m, 0, sizeof *m);
@@ -189,9 +215,14 @@ void aip_model_call_init(aip_model_call *m, aip_model_base *b,
   atomic_init(&m->pending, 0);
   m->task.fn = run_answer;
   aip_model_obs_begin(&m->obs, b, NULL);
+  m->span = genai_begin(b);
 }
 
 void aip_model_call_end(aip_model_call *m, aiplat_status st) {
+  if (m->span) {
+    aip_otel_genai_end(m->span, st, NULL, m->obs.in_tokens_n, m->obs.out_tokens_n, NULL, 0);
+    m->span = NULL;
+  }
   aip_model_obs_end(&m->obs, st);
 }
 
@@ -202,6 +233,8 @@ void aip_model_call_destroy(aip_model_call *m) {
     aip_model_obs_end(&m->obs, m->st);
   else
     aip_model_obs_abandon(&m->obs);
+  aip_otel_end(m->span, m->st != AIPLAT_OK ? m->st : AIPLAT_ERR_CANCELLED);
+  m->span = NULL;
   aip_http_resp_free(&m->resp);
   aip_err_destroy(&m->err);
 }
@@ -243,8 +276,10 @@ aiplat_status aip_model_call_start(aip_model_call *m, aip_err *err,
                                m->base->component, r.method, r.path));
   atomic_store(&m->pending, 2);
   /* `running` is set before the request can make progress, for sinks */
+  aip_otel_ctx prev = aip_otel_enter(m->span); /* its HTTP span is a child */
   aiplat_status st =
       aip_http_start(m->base->http, err, &r, on_request_done, m, &m->running);
+  aip_otel_restore(prev);
   if (st != AIPLAT_OK) return m->st = st;
   aip_call_bind(m->call, m->running); /* takes the reference over */
   arrive(m);

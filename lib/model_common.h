@@ -92,6 +92,8 @@ struct aip_model_call {
   aip_task task;
   aip_model_obs obs; /* begun by init; ended by aip_model_call_end() or,
                         for a call that never started, by destroy */
+  struct aip_span *span; /* the model call's GenAI span (otel.h), or NULL;
+                            its requests' HTTP spans are its children */
 };
 
 void aip_model_call_init(aip_model_call *m, aip_model_base *b,

@@ -25,6 +25,8 @@
 #define PSID "00f067aa0ba902b7"
 /* the trace of the retrieval test */
 #define TID_RAG "5c0a2f3577b34da6a3ce929d0e0e4737"
+/* the trace of the client test */
+#define TID_CLIENT "6d1b2f3577b34da6a3ce929d0e0e4738"
 
 static th_nats *nats;
 static bkc_proc B;
@@ -95,15 +97,22 @@ static void start_collector(void) {
 
 static void up(void) {
   setenv("LOG_LEVEL", "WARNING", 1);
+  snprintf(dir, sizeof dir, "/tmp/aiplat-otel-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  set_mode("ok");
+  start_collector();
+  /* this process traces too (the client's requests), to the same
+   * collector: set before the library first reads the settings */
+  char endpoint[64];
+  snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", collector_port);
+  setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint, 1);
+  setenv("OTEL_BSP_SCHEDULE_DELAY", "100", 1);
+  setenv("OTEL_SERVICE_NAME", "otel-test-client", 1);
   nats = th_nats_start(NULL);
   ck_assert_ptr_nonnull(nats);
   ck_assert_msg(bkc_start(&B, NULL, false), "backend did not start");
   ck_assert_msg(bkc_wait_ready(&B, 60000), "backend not ready");
-  snprintf(dir, sizeof dir, "/tmp/aiplat-otel-XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(dir));
   sp_path("services/chat-handler/chat-handler", chat_bin, sizeof chat_bin);
-  set_mode("ok");
-  start_collector();
 }
 
 static void down(void) {
@@ -353,15 +362,75 @@ START_TEST(retrieval_steps_are_spans_of_the_request) {
   ck_assert_msg(json_integer_value(hits) >= 1 || json_real_value(hits) >= 1 ||
                     (json_is_string(hits) && atoll(json_string_value(hits)) >= 1),
                 "no hits on the retrieve span: %s", json_dumps(retrieve, JSON_COMPACT));
-  /* the embeddings call is under its step */
+  /* the embeddings call is a GenAI span under its step, with the HTTP
+   * request under it */
   size_t i;
-  json_t *s;
-  bool under_embed = false;
+  json_t *s, *emb_call = NULL, *emb_http = NULL;
   json_array_foreach(spans, i, s) {
-    if (strcmp(sfield(s, "parentSpanId") ? sfield(s, "parentSpanId") : "", sfield(embed, "spanId")) == 0)
-      under_embed = true;
+    const char *name = sfield(s, "name"), *parent = sfield(s, "parentSpanId");
+    if (name && parent && strncmp(name, "embeddings", 10) == 0 &&
+        strcmp(parent, sfield(embed, "spanId")) == 0)
+      emb_call = s;
   }
-  ck_assert_msg(under_embed, "no span under the embed step: %s", json_dumps(spans, JSON_COMPACT));
+  ck_assert_msg(emb_call, "no embeddings span under the embed step: %s",
+                json_dumps(spans, JSON_COMPACT));
+  ck_assert_str_eq(sattr(emb_call, "gen_ai.operation.name"), "embeddings");
+  json_array_foreach(spans, i, s) {
+    const char *name = sfield(s, "name"), *parent = sfield(s, "parentSpanId");
+    if (name && parent && strncmp(name, "POST", 4) == 0 &&
+        strcmp(parent, sfield(emb_call, "spanId")) == 0)
+      emb_http = s;
+  }
+  ck_assert_msg(emb_http, "no HTTP span under the embeddings call: %s",
+                json_dumps(spans, JSON_COMPACT));
+  json_decref(spans);
+  aiplat_bus_destroy(bus);
+  ck_assert_int_eq(sp_stop(&chat, SIGTERM, 20000), 0);
+}
+END_TEST
+
+/* A typed request through the client is a client span of the caller's
+ * trace, and the service's server span is its child. */
+START_TEST(client_request_is_a_span_of_the_callers_trace) {
+  sp_proc chat;
+  const char *extra[] = {"OTEL_BSP_SCHEDULE_DELAY=100", NULL};
+  char endpoint[64];
+  snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", collector_port);
+  start_chat(&chat, "chat-client-trace.log", endpoint, extra);
+  aiplat_bus *bus = ct_bus(th_nats_url(nats));
+  ck_assert_ptr_nonnull(bus);
+  aiplat_client *c = NULL;
+  aiplat_client_options *o = NULL;
+  ck_assert_int_eq(aiplat_client_create(&c, bus), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_client_options_create(&o), AIPLAT_OK);
+  ck_assert_int_eq(aiplat_client_options_set_traceparent(o, "00-" TID_CLIENT "-" PSID "-01"),
+                   AIPLAT_OK);
+  ck_assert_int_eq(aiplat_client_options_set_timeout_ms(o, 20000), AIPLAT_OK);
+  aiplat_msg *req = NULL, *rep = NULL;
+  ck_assert_int_eq(aiplat_msg_create(&req, AIPLAT_MSG_CHAT_REQUEST), AIPLAT_OK);
+  aiplat_msg_set_string(req, "user_id", "otel-user");
+  aiplat_msg_set_string(req, "message", "What is the platform?");
+  aiplat_msg_set_bool(req, "enable_rag", false);
+  ck_assert_int_eq(aiplat_client_request(c, "ai.chat.user.otel-user.message", req,
+                                         AIPLAT_MSG_CHAT_RESPONSE, o, &rep),
+                   AIPLAT_OK);
+  aiplat_msg_destroy(rep);
+  aiplat_msg_destroy(req);
+  aiplat_client_options_destroy(o);
+  aiplat_client_destroy(c);
+
+  json_t *spans = NULL, *client = NULL, *server = NULL;
+  for (int i = 0; i < 100 && !(client && server); i++) {
+    json_decref(spans);
+    spans = spans_of(TID_CLIENT);
+    client = find_span(spans, "request ai.chat.user.otel-user.message", 3);
+    server = find_span(spans, "process ", 2);
+    if (!(client && server)) usleep(100000);
+  }
+  ck_assert_msg(client && server, "spans of the trace: %s", json_dumps(spans, JSON_COMPACT));
+  ck_assert_str_eq(sfield(client, "parentSpanId"), PSID);
+  ck_assert_str_eq(sattr(client, "messaging.system"), "nats");
+  ck_assert_str_eq(sfield(server, "parentSpanId"), sfield(client, "spanId"));
   json_decref(spans);
   aiplat_bus_destroy(bus);
   ck_assert_int_eq(sp_stop(&chat, SIGTERM, 20000), 0);
@@ -447,6 +516,7 @@ int main(void) {
   tcase_add_unchecked_fixture(tc, up, down);
   tcase_add_test(tc, chat_request_yields_one_trace_with_the_expected_tree);
   tcase_add_test(tc, retrieval_steps_are_spans_of_the_request);
+  tcase_add_test(tc, client_request_is_a_span_of_the_callers_trace);
   tcase_add_test(tc, collector_down_slow_or_refusing_changes_nothing_for_callers);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
