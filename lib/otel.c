@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -744,9 +745,22 @@ static void kick_fn(aip_task *t) {
   process();
 }
 
+static _Atomic int64_t shutdown_deadline_ms; /* 0: none */
+
+void aip_otel_shutdown_by(int64_t deadline_ms) {
+  int64_t cur = atomic_load(&shutdown_deadline_ms);
+  if (cur == 0 || deadline_ms < cur) atomic_store(&shutdown_deadline_ms, deadline_ms);
+}
+
 void aip_otel_flush(int64_t timeout_ms) {
   if (!aip_otel_enabled() || aip_loop_on_thread()) return;
   if (timeout_ms < 0) timeout_ms = the.timeout_ms;
+  int64_t by = atomic_load(&shutdown_deadline_ms);
+  if (by != 0) {
+    int64_t left = by - aip_now_ms();
+    if (left < timeout_ms) timeout_ms = left > 0 ? left : 0;
+  }
+  if (timeout_ms == 0) return; /* nothing left to wait: what is queued is dropped */
   pthread_mutex_lock(&the.mu);
   if (the.count == 0 && !the.busy) {
     pthread_mutex_unlock(&the.mu);

@@ -96,6 +96,10 @@ void aip_otel_restore(aip_otel_ctx prev);
 /* Export what is queued and wait at most @timeout_ms (< 0: the export
  * timeout) for it to be sent. Not on the loop thread (returns at once). */
 void aip_otel_flush(int64_t timeout_ms);
+/* The process is shutting down and must be done by @deadline_ms (the
+ * aip_now_ms() clock): every later flush, the library's final one
+ * included, waits at most until then. */
+void aip_otel_shutdown_by(int64_t deadline_ms);
 /* The execution core is about to stop: stop the export in progress and its
  * timers (spans still queued are kept for a later loop). */
 void aip_otel_detach(void);

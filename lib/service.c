@@ -1422,6 +1422,12 @@ static void shutdown_service(aiplat_service *svc) {
     aiplat_error_clear();
   aiplat_bus_close(svc->bus);
   aiplat_health_stop(svc->health);
+  /* The spans of the last requests leave within what is left of the grace
+   * period (at least a moment); the library's final flush is bound by the
+   * same deadline, so a collector that is down does not stretch it. */
+  int64_t flush_by = deadline > aip_now_ms() + 200 ? deadline : aip_now_ms() + 200;
+  aip_otel_shutdown_by(flush_by);
+  aip_otel_flush(flush_by - aip_now_ms());
   if (!finished)
     aip_fail(&svc->err, AIPLAT_ERR_TIMEOUT,
              "service: requests still running after the %lld ms grace period",
