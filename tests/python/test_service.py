@@ -93,6 +93,38 @@ class ServiceTest(unittest.TestCase):
 
     # ---- Python requester, C service ------------------------------------------
 
+    def test_python_client_sends_typed_requests_to_the_c_echo_service(self):
+        env = dict(self.env(), HEALTH_PORT="0", HEALTH_BIND="127.0.0.1")
+        proc = subprocess.Popen([ECHO_SERVICE], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        try:
+            with aiplat.Client(self.bus) as client:
+                ping = Msg(MsgType.CHAT_REQUEST, user_id="py", message="ping")
+
+                def answered():
+                    try:
+                        return client.request("demo.echo", ping, MsgType.CHAT_RESPONSE,
+                                              timeout_ms=2000, request_id="py-client-1")
+                    except aiplat.UnavailableError:
+                        return None  # not subscribed yet
+
+                reply = support.wait_for(answered, 20, "echo_service to subscribe")
+                self.assertEqual(reply["text"], "ping")
+                self.assertEqual(reply["request_id"], "py-client-1")
+                # the reply's error is the exception, the reply rides along
+                empty = Msg(MsgType.CHAT_REQUEST, user_id="py", message="")
+                with self.assertRaises(aiplat.InvalidArgumentError) as cm:
+                    client.request("demo.echo", empty, MsgType.CHAT_RESPONSE, timeout_ms=5000)
+                self.assertIn("INVALID_ARGUMENT", str(cm.exception))
+                self.assertIsNotNone(cm.exception.reply)
+                with self.assertRaises(aiplat.UnavailableError):
+                    client.request("nobody.listens", ping, MsgType.CHAT_RESPONSE,
+                                   timeout_ms=2000)
+                self.assertEqual(client.in_flight, 0)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=20)
+
     def test_python_requester_talks_to_the_c_echo_service(self):
         env = dict(self.env(), HEALTH_PORT="0", HEALTH_BIND="127.0.0.1")
         proc = subprocess.Popen([ECHO_SERVICE], env=env, stdout=subprocess.DEVNULL,

@@ -9,6 +9,7 @@ docs/decisions/0018-ffi-bindings.md for threads, the GIL and lifetimes.
 from . import log, rag, subject
 from ._lib import lib as _clib
 from .bus import Bus, BusMessage, Event, KeyValue, Retention, Subscription
+from .client import Client
 from .config import Config, is_secret, parse_duration_ms, settings
 from .errors import (
     AiplatError,
