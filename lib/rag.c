@@ -1235,3 +1235,71 @@ AIPLAT_API aiplat_status aiplat_rag_count(aiplat_rag *rag, uint64_t *out) {
   st = aip_vstore_count(vs, out);
   return st ? store_fail(rag, vs, st, "counting the passages") : AIPLAT_OK;
 }
+
+/* ---- maintenance of the local store ----------------------------------------
+ */
+
+static aiplat_status local_only(aiplat_rag *rag, const char *what) {
+  if (rag->milvus)
+    return aip_fail(&rag->err, AIPLAT_ERR_NOT_SUPPORTED,
+                    "rag: %s: the store is Milvus, which manages its own files", what);
+  return AIPLAT_OK;
+}
+
+static uint64_t file_size(const char *path) {
+  struct stat sb;
+  return path && stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+}
+
+AIPLAT_API aiplat_status aiplat_rag_compact(aiplat_rag *rag, uint64_t *bytes_before,
+                                            uint64_t *bytes_after) {
+  NEED_RAG(rag);
+  aiplat_status st = local_only(rag, "compact");
+  if (st) return st;
+  if (bytes_before) *bytes_before = file_size(rag->path);
+  aip_vstore *vs = NULL;
+  if ((st = writer(rag, &vs))) return st;
+  st = aip_vstore_local_compact(vs);
+  if (st) return store_fail(rag, vs, st, "compacting the store");
+  if (bytes_after) *bytes_after = file_size(rag->path);
+  return AIPLAT_OK;
+}
+
+AIPLAT_API aiplat_status aiplat_rag_verify(aiplat_rag *rag, char **report) {
+  NEED_RAG(rag);
+  if (!report) return aip_fail(&rag->err, AIPLAT_ERR_INVALID_ARGUMENT, "rag: NULL report");
+  *report = NULL;
+  aiplat_status st = local_only(rag, "verify");
+  if (st) return st;
+  /* a fresh read-only open checks every committed record of the file as it
+   * is now, skipping (and counting) damage instead of stopping at it */
+  aip_vstore *vs = NULL;
+  st = aip_vstore_local_open(&vs, rag->path, AIP_VLOCAL_READONLY | AIP_VLOCAL_SALVAGE);
+  if (st) {
+    char msg[AIP_ERRMSG_MAX];
+    aiplat_error_last(msg, sizeof msg);
+    return part_fail(rag, st, "verifying the store", msg);
+  }
+  aip_vlocal_report r;
+  st = aip_vstore_local_report(vs, &r);
+  aip_vstore_close(vs);
+  if (st) return aip_fail(&rag->err, st, "rag: verifying the store: no report");
+  bool ok = r.torn_bytes == 0 && r.damaged_regions == 0 && r.bad_vectors == 0;
+  *report = aip_sprintf(
+      "{\"dimension\":%u,\"file_bytes\":%llu,\"committed_bytes\":%llu,"
+      "\"records\":%llu,\"live\":%llu,\"torn_bytes\":%llu,\"torn_records\":%llu,"
+      "\"damaged_regions\":%llu,\"damaged_bytes\":%llu,\"bad_vectors\":%llu,\"ok\":%s}",
+      r.dim, (unsigned long long)r.file_bytes, (unsigned long long)r.committed_bytes,
+      (unsigned long long)r.records, (unsigned long long)r.live,
+      (unsigned long long)r.torn_bytes, (unsigned long long)r.torn_records,
+      (unsigned long long)r.damaged_regions, (unsigned long long)r.damaged_bytes,
+      (unsigned long long)r.bad_vectors, ok ? "true" : "false");
+  if (!*report) return aip_fail(&rag->err, AIPLAT_ERR_NO_MEMORY, "rag: out of memory");
+  if (!ok)
+    return aip_fail(&rag->err, AIPLAT_ERR_CORRUPT,
+                    "rag: the store %s is damaged: %llu torn bytes, %llu damaged regions, "
+                    "%llu bad vectors (compact it to keep only what is whole)",
+                    rag->path, (unsigned long long)r.torn_bytes,
+                    (unsigned long long)r.damaged_regions, (unsigned long long)r.bad_vectors);
+  return AIPLAT_OK;
+}

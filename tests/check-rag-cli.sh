@@ -151,6 +151,30 @@ expect 0 "$tool" delete backups.md notes/kettle
 expect 0 "$tool" query --source backups.md "backups"
 has "no passages found" out
 
+# Verify, then compact: the deleted passages leave the file, what is
+# left is still found, and the file checks whole.
+expect 0 "$tool" verify
+has "ok               yes" out
+live_before=$(sed -n 's/^live  *\([0-9]*\)$/\1/p' "$tmp/out")
+size_before=$(stat -c %s "$tmp/kb.aipvs")
+expect 0 "$tool" compact
+size_after=$(stat -c %s "$tmp/kb.aipvs")
+[ "$size_after" -lt "$size_before" ] || fail "compact: $size_before bytes before, $size_after after"
+expect 0 "$tool" --json verify
+has '"ok": true' out
+expect 0 "$tool" verify
+[ "$(sed -n 's/^live  *\([0-9]*\)$/\1/p' "$tmp/out")" = "$live_before" ] || fail "compact changed the live passages"
+expect 0 "$tool" query "How often are Milvus backups taken?"
+expect 2 "$tool" compact extra
+# a damaged record: verify says so (1) and the file is left as it is
+cp "$tmp/kb.aipvs" "$tmp/damaged.aipvs"
+printf '\377\377\377\377' | dd of="$tmp/damaged.aipvs" bs=1 seek=$((size_after / 2)) conv=notrunc 2>/dev/null
+expect 1 env VECTOR_STORE_PATH="$tmp/damaged.aipvs" "$tool" verify
+has "ok               no" out
+# Milvus manages its own files
+expect 1 env VECTOR_STORE=milvus MILVUS_HOST=127.0.0.1 MILVUS_PORT=1 "$tool" compact
+has "Milvus" err
+
 # Backends that cannot be reached: 3; a store file that is not one: 1.
 expect 3 env EMBEDDINGS_URL=http://127.0.0.1:1 "$tool" query "How often are Milvus backups taken?"
 has "embedding the question" err

@@ -365,6 +365,34 @@ AIPLAT_API aiplat_status aiplat_rag_delete_source(aiplat_rag *rag,
  */
 AIPLAT_API aiplat_status aiplat_rag_count(aiplat_rag *rag, uint64_t *out);
 
+/**
+ * Rewrite the local store's file with only its live passages, so that
+ * deleted and replaced ones leave the file (a new file, synced, then
+ * renamed over the old one: a crash leaves one or the other, whole). Takes
+ * the store's writer lock (::AIPLAT_ERR_UNAVAILABLE while another process
+ * holds it). @p bytes_before and @p bytes_after (either may be NULL)
+ * receive the file's size. Milvus compacts its own segments:
+ * ::AIPLAT_ERR_NOT_SUPPORTED.
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_rag_compact(aiplat_rag *rag,
+                                            uint64_t *bytes_before,
+                                            uint64_t *bytes_after);
+
+/**
+ * Check the local store's file: every committed record is read and
+ * checked (checksums, vectors), without changing the file. @p report
+ * receives a JSON object (free with aiplat_free()): `dimension`,
+ * `file_bytes`, `committed_bytes`, `records`, `live`, `torn_bytes` (an
+ * incomplete tail), `torn_records`, `bad_vectors` (skipped), and `ok`.
+ * Returns ::AIPLAT_OK when the file is whole, ::AIPLAT_ERR_CORRUPT (with
+ * the report) when a record is damaged, a tail is torn or a vector is bad.
+ * A missing file is ::AIPLAT_ERR_NOT_FOUND; Milvus:
+ * ::AIPLAT_ERR_NOT_SUPPORTED.
+ * @since 1.0
+ */
+AIPLAT_API aiplat_status aiplat_rag_verify(aiplat_rag *rag, char **report);
+
 #ifdef __cplusplus
 }
 #endif

@@ -41,6 +41,12 @@ static const char USAGE[] =
     "  context QUESTION   print the numbered context an LLM prompt gets\n"
     "  delete SOURCE...   remove every passage of these sources\n"
     "  count              print the number of passages stored\n"
+    "  compact            rewrite the local store's file with only its\n"
+    "                     live passages: deleted and replaced ones leave\n"
+    "                     the file; prints its size before and after\n"
+    "  verify             check every record of the local store's file\n"
+    "                     without changing it; prints the report and exits\n"
+    "                     1 when something is damaged\n"
     "\n"
     "Options:\n"
     "  -k, --top-k N          passages a query returns (RAG_TOP_K)\n"
@@ -233,6 +239,48 @@ static int cmd_count(aiplat_rag *rag, const opts *o) {
                          aiplat_rag_store_backend(rag)));
   else
     printf("%llu\n", (unsigned long long)n);
+  return 0;
+}
+
+static int cmd_compact(aiplat_rag *rag, const opts *o) {
+  uint64_t before = 0, after = 0;
+  aiplat_status st = aiplat_rag_compact(rag, &before, &after);
+  if (st) return fail(rag, st);
+  if (o->json)
+    print_json(json_pack("{s:I,s:I}", "bytes_before", (json_int_t)before, "bytes_after",
+                         (json_int_t)after));
+  else
+    printf("%llu bytes before, %llu after\n", (unsigned long long)before,
+           (unsigned long long)after);
+  return 0;
+}
+
+static int cmd_verify(aiplat_rag *rag, const opts *o) {
+  char *report = NULL;
+  aiplat_status st = aiplat_rag_verify(rag, &report);
+  if (!report) return fail(rag, st);
+  json_t *j = json_loads(report, 0, NULL);
+  aiplat_free(report);
+  if (!j) return fail(rag, AIPLAT_ERR_INTERNAL);
+  if (o->json) {
+    print_json(j);
+  } else {
+    const char *key;
+    json_t *v;
+    json_object_foreach(j, key, v) {
+      if (json_is_boolean(v))
+        printf("%-16s %s\n", key, json_is_true(v) ? "yes" : "no");
+      else
+        printf("%-16s %lld\n", key, (long long)json_integer_value(v));
+    }
+    json_decref(j);
+  }
+  if (st) {
+    char msg[512];
+    aiplat_rag_last_error(rag, msg, sizeof msg);
+    fprintf(stderr, "aiplat-rag: %s\n", msg);
+    return 1;
+  }
   return 0;
 }
 
@@ -525,8 +573,8 @@ int main(int argc, char **argv) {
   if (q && !args[0][0]) return usage_error("%s: the question is empty", cmd);
   if (!strcmp(cmd, "ingest") || !strcmp(cmd, "delete")) {
     if (nargs < 1) return usage_error("%s needs at least one argument", cmd);
-  } else if (!strcmp(cmd, "count")) {
-    if (nargs) return usage_error("count takes no argument (%s)", args[0]);
+  } else if (!strcmp(cmd, "count") || !strcmp(cmd, "compact") || !strcmp(cmd, "verify")) {
+    if (nargs) return usage_error("%s takes no argument (%s)", cmd, args[0]);
   } else if (!q) {
     return usage_error("unknown command \"%s\"", cmd);
   }
@@ -566,6 +614,10 @@ int main(int argc, char **argv) {
     rc = cmd_context(rag, cfg, &o, args[0]);
   else if (!strcmp(cmd, "delete"))
     rc = cmd_delete(rag, &o, args, nargs);
+  else if (!strcmp(cmd, "compact"))
+    rc = cmd_compact(rag, &o);
+  else if (!strcmp(cmd, "verify"))
+    rc = cmd_verify(rag, &o);
   else
     rc = cmd_count(rag, &o);
   aiplat_rag_destroy(rag);
