@@ -100,7 +100,7 @@ static void on_request(aiplat_bus_msg *m, void *ud) {
       aiplat_msg_create(&ch, AIPLAT_MSG_CHAT_CHUNK);
       aiplat_msg_set_string(ch, "request_id", rid);
       aiplat_msg_set_uint64(ch, "seq", (uint64_t)i);
-      char d[8];
+      char d[16];
       snprintf(d, sizeof d, "w%d ", i);
       aiplat_msg_set_string(ch, "delta", d);
       if (i == 4) aiplat_msg_set_bool(ch, "done", true);
