@@ -14,6 +14,13 @@ src=$(cd "${top_srcdir:-$(dirname "$0")/..}" && pwd)
 build=$(cd "${top_builddir:-$src}" && pwd)
 libdir="$build/lib/.libs"
 [ -f "$libdir/libaiplat.so.0" ] || { echo "check-python-package: $libdir/libaiplat.so.0 not built" >&2; exit 1; }
+# An AddressSanitizer build: Python is not instrumented, so the runtime is
+# preloaded, and Python's own allocations are not leak-checked.
+if ldd "$libdir/libaiplat.so.0" 2>/dev/null | grep -q libasan; then
+  LD_PRELOAD=$(${CC:-cc} -print-file-name=libasan.so)
+  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+  export LD_PRELOAD ASAN_OPTIONS
+fi
 # The system's Python (its setuptools and wheel), not another one on PATH.
 py=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3 || echo python3)}
 "$py" -c 'import ensurepip, setuptools, wheel' 2>/dev/null || {
